@@ -1,0 +1,124 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/portcullis/portcullis.toml"), text)
+}
+
+const MINIMAL: &str = r#"
+hostname = "mail.example.org"
+[tls]
+cert = "fullchain.pem"
+key = "privkey.pem"
+"#;
+
+#[test]
+fn minimal_config_gets_safe_defaults_and_resolves_paths() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.hostname, "mail.example.org");
+    assert_eq!(c.data_dir, PathBuf::from("/etc/portcullis/data"));
+    assert_eq!(c.tls.cert, PathBuf::from("/etc/portcullis/fullchain.pem"));
+    assert_eq!(c.tls.min_version, TlsVersion::V1_2);
+    assert_eq!(c.tls.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(c.store.sqlite_path, PathBuf::from("/etc/portcullis/data/mail.db"));
+    assert_eq!(c.limits.max_message_size, 50 << 20);
+    assert_eq!(c.limits.max_recipients, 100);
+    assert_eq!(c.limits.smtp_idle_timeout, Duration::from_secs(300));
+    assert_eq!(c.limits.pop3_idle_timeout, Duration::from_secs(600));
+    assert!(c.listen.submissions.is_empty(), "a missing key means that listener is off");
+    assert!(!c.process.allow_root);
+}
+
+#[test]
+fn full_config_is_read() {
+    let c = parse(
+        r#"
+hostname = "Mail.Example.org"
+data_dir = "/var/lib/portcullis"
+[tls]
+cert = "/etc/ssl/chain.pem"
+key = "/etc/ssl/key.pem"
+min_version = "1.3"
+handshake_timeout = "5s"
+[listen]
+submissions = ["0.0.0.0:465", "[::]:465"]
+submission = ["0.0.0.0:587"]
+pop3s = ["127.0.0.1:995"]
+[store]
+url = "sqlite:/var/lib/portcullis/mail.db"
+default_quota = "unlimited"
+[limits]
+max_message_size = "10MiB"
+max_connections_per_ip = 5
+[process]
+user = "portcullis"
+shutdown_grace = "1m"
+[log]
+format = "text"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.hostname, "mail.example.org");
+    assert_eq!(c.tls.min_version, TlsVersion::V1_3);
+    assert_eq!(c.listen.submissions.len(), 2);
+    assert_eq!(c.store.sqlite_path, PathBuf::from("/var/lib/portcullis/mail.db"));
+    assert_eq!(c.store.default_quota, None);
+    assert_eq!(c.limits.max_message_size, 10 << 20);
+    assert_eq!(c.process.user.as_deref(), Some("portcullis"));
+    assert_eq!(c.log.format, LogFormat::Text);
+}
+
+fn error_of(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let e = error_of(&format!("{MINIMAL}\n[limits]\nmax_conections = 5\n"));
+    assert!(e.contains("max_conections"), "{e}");
+    let e = error_of(&format!("colour = \"blue\"\n{MINIMAL}"));
+    assert!(e.contains("colour"), "{e}");
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    for (extra, key) in [
+        ("[listen]\nsubmissions = [\"465\"]\n", "listen.submissions"),
+        ("[limits]\nmax_message_size = \"lots\"\n", "limits.max_message_size"),
+        ("[limits]\nsmtp_idle_timeout = \"soon\"\n", "limits.smtp_idle_timeout"),
+        ("[limits]\nmax_recipients = 0\n", "limits.max_recipients"),
+        ("[store]\nurl = \"mysql://x\"\n", "store.url"),
+        ("[process]\nuser = \"root\"\n", "process.user"),
+        ("[log]\nformat = \"xml\"\n", "log.format"),
+        ("[passwords]\nmin_length = 4\n", "passwords.min_length"),
+    ] {
+        let e = error_of(&format!("{MINIMAL}{extra}"));
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    let e = error_of(&MINIMAL.replace("[tls]", "[tls]\nmin_version = \"1.1\""));
+    assert!(e.contains("tls.min_version"), "{e}");
+}
+
+#[test]
+fn wrong_types_point_at_the_line() {
+    let e = error_of(&format!("{MINIMAL}[limits]\nmax_recipients = \"many\"\n"));
+    assert!(e.contains("max_recipients"), "{e}");
+}
+
+#[test]
+fn required_keys_are_named() {
+    assert!(error_of("[tls]\ncert=\"a\"\nkey=\"b\"\n").contains("hostname"));
+    assert!(error_of("hostname = \"a.b\"\n").contains("tls.cert"));
+    assert!(error_of("hostname = \"bad host\"\n[tls]\ncert=\"a\"\nkey=\"b\"\n").contains("hostname"));
+}
+
+#[test]
+fn load_reports_a_missing_file_with_its_path() {
+    let e = Config::load(Path::new("/nonexistent/portcullis.toml")).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/portcullis.toml"), "{e}");
+}
+
+#[test]
+fn relative_config_path_resolves_against_current_dir() {
+    let c = Config::parse(Path::new("portcullis.toml"), MINIMAL).unwrap();
+    assert_eq!(c.tls.cert, PathBuf::from("./fullchain.pem"));
+}

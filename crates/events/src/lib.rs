@@ -1,0 +1,268 @@
+//! One event stream (DESIGN §2). Every connection, handshake, authentication and delivery is
+//! reported as one typed [`Event`]; logs (and later metrics, anomaly detection and alerts) are
+//! consumers of the same stream, so what is logged and what is counted can never disagree.
+//!
+//! Emitting is synchronous and cheap: each [`Sink`] must not block (a log sink hands the line
+//! to a writer thread, a metric sink bumps a counter).
+#![forbid(unsafe_code)]
+
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+mod log;
+pub use log::{LogFormat, LogSink};
+
+/// Which gate a connection came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Listener {
+    /// SMTP submission, implicit TLS (465).
+    Submissions,
+    /// SMTP submission, STARTTLS required (587).
+    Submission,
+    /// POP3, implicit TLS (995).
+    Pop3s,
+    /// IMAP, implicit TLS (993).
+    Imaps,
+}
+
+impl Listener {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Listener::Submissions => "submissions",
+            Listener::Submission => "submission",
+            Listener::Pop3s => "pop3s",
+            Listener::Imaps => "imaps",
+        }
+    }
+}
+
+impl std::fmt::Display for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a connection was refused before any protocol or TLS work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefuseReason {
+    TooManyConnections,
+    TooManyConnectionsFromPeer,
+    ShuttingDown,
+}
+
+/// Everything observable. Field names are part of the operator interface (log lines are
+/// parsed by people's tooling): add fields, do not rename them.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    ServerStarted {
+        version: &'static str,
+    },
+    Listening {
+        listener: Listener,
+        addr: SocketAddr,
+    },
+    ServerStopping {
+        sessions: usize,
+    },
+    ServerStopped,
+    ConfigReloaded {
+        what: &'static str,
+        ok: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    ConnectionOpened {
+        conn: u64,
+        listener: Listener,
+        peer: SocketAddr,
+    },
+    ConnectionRefused {
+        listener: Listener,
+        peer: SocketAddr,
+        reason: RefuseReason,
+    },
+    ConnectionClosed {
+        conn: u64,
+        listener: Listener,
+        peer: SocketAddr,
+        duration_ms: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+        reason: CloseReason,
+    },
+    TlsEstablished {
+        conn: u64,
+        listener: Listener,
+        peer: SocketAddr,
+        version: String,
+        cipher: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sni: Option<String>,
+    },
+    TlsFailed {
+        conn: u64,
+        listener: Listener,
+        peer: SocketAddr,
+        reason: String,
+    },
+    AuthSucceeded {
+        conn: u64,
+        listener: Listener,
+        peer: SocketAddr,
+        account: String,
+        mechanism: &'static str,
+    },
+    AuthFailed {
+        conn: u64,
+        listener: Listener,
+        peer: SocketAddr,
+        /// The name the client tried (never the secret).
+        username: String,
+        mechanism: &'static str,
+    },
+    /// The client broke a protocol rule or limit (line too long, too many commands, ...).
+    ProtocolViolation {
+        conn: u64,
+        listener: Listener,
+        peer: SocketAddr,
+        what: String,
+    },
+    MessageAccepted {
+        conn: u64,
+        peer: SocketAddr,
+        account: String,
+        size: u64,
+        recipients: usize,
+    },
+    MessageRejected {
+        conn: u64,
+        peer: SocketAddr,
+        account: String,
+        size: u64,
+        reason: String,
+    },
+    /// Something went wrong on our side (store, I/O) that an operator must see.
+    InternalError {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conn: Option<u64>,
+        what: String,
+    },
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// The client said goodbye (QUIT/LOGOUT).
+    Quit,
+    /// The peer closed the connection.
+    PeerClosed,
+    /// The client was silent for longer than the protocol's timeout.
+    Timeout,
+    /// The TLS handshake did not complete.
+    TlsFailed,
+    /// The session broke a limit and was closed by us.
+    Limit,
+    /// The server is shutting down.
+    Shutdown,
+    /// A read or write failed.
+    IoError,
+}
+
+/// An event with the time it happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Record {
+    /// Milliseconds since the Unix epoch.
+    pub ts_ms: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// A consumer of the event stream.
+pub trait Sink: Send + Sync {
+    fn accept(&self, record: &Record);
+}
+
+/// The stream: cheap to clone, fans every event out to its sinks.
+#[derive(Clone, Default)]
+pub struct Events {
+    sinks: Arc<Vec<Arc<dyn Sink>>>,
+}
+
+impl Events {
+    pub fn new(sinks: Vec<Arc<dyn Sink>>) -> Self {
+        Events {
+            sinks: Arc::new(sinks),
+        }
+    }
+
+    /// A stream with no consumers (unit tests, admin CLI).
+    pub fn none() -> Self {
+        Events::default()
+    }
+
+    pub fn emit(&self, event: Event) {
+        if self.sinks.is_empty() {
+            return;
+        }
+        let ts_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let record = Record { ts_ms, event };
+        for sink in self.sinks.iter() {
+            sink.accept(&record);
+        }
+    }
+}
+
+/// A sink that keeps every record in memory, for tests.
+#[derive(Default)]
+pub struct MemorySink {
+    records: std::sync::Mutex<Vec<Record>>,
+}
+
+impl MemorySink {
+    pub fn records(&self) -> Vec<Record> {
+        self.records.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Sink for MemorySink {
+    fn accept(&self, record: &Record) {
+        if let Ok(mut records) = self.records.lock() {
+            records.push(record.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_serialise_flat_with_an_event_tag() {
+        let sink = Arc::new(MemorySink::default());
+        let events = Events::new(vec![sink.clone()]);
+        events.emit(Event::AuthFailed {
+            conn: 7,
+            listener: Listener::Submissions,
+            peer: "127.0.0.2:4000".parse().unwrap(),
+            username: "alice@example.org".into(),
+            mechanism: "PLAIN",
+        });
+        let records = sink.records();
+        assert_eq!(records.len(), 1);
+        let json: serde_json::Value = serde_json::to_value(&records[0]).unwrap();
+        assert_eq!(json["event"], "auth_failed");
+        assert_eq!(json["listener"], "submissions");
+        assert_eq!(json["peer"], "127.0.0.2:4000");
+        assert_eq!(json["username"], "alice@example.org");
+        assert!(json["ts_ms"].as_u64().unwrap() > 0);
+    }
+}

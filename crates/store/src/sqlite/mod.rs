@@ -1,0 +1,193 @@
+//! The embedded store: one SQLite file in WAL mode with `synchronous = FULL`, so a commit is
+//! on disk when it returns.
+//!
+//! All writes go through one writer thread that commits whatever has queued up while the
+//! previous commit was syncing in a single transaction (group commit), each job inside its own
+//! SAVEPOINT so that one failed delivery does not undo another. A job's caller is answered only
+//! after the transaction holding it has committed. Reads use a small pool of connections on
+//! tokio's blocking threads, and see the last committed state (WAL snapshots).
+
+mod ops;
+mod schema;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::StoreError;
+
+/// How long a connection waits for another process (the admin CLI) holding the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound on jobs committed together.
+const MAX_BATCH: usize = 256;
+/// Idle read connections kept open.
+const READ_POOL: usize = 8;
+
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    default_quota: Option<u64>,
+    writer: Mutex<Option<(mpsc::Sender<Job>, JoinHandle<()>)>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    maildrops: Arc<Mutex<HashSet<i64>>>,
+}
+
+fn open_connection(path: &Path, create: bool) -> Result<Connection, StoreError> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA trusted_schema = OFF;",
+    )?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// `default_quota` applies to accounts without their own (`None`: unlimited).
+    pub fn open(path: &Path, default_quota: Option<u64>) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let mut conn = open_connection(path, true)?;
+        schema::migrate(&mut conn)?;
+
+        let (tx, rx) = mpsc::channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("portcullis-store-writer".into())
+            .spawn(move || write_loop(conn, rx))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            default_quota,
+            writer: Mutex::new(Some((tx, handle))),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            maildrops: Arc::new(Mutex::new(HashSet::new())),
+        })
+    }
+
+    /// Runs `f` inside the writer's next transaction; resolves once that transaction is
+    /// durable (or with the error that stopped it).
+    async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |committed: Result<(), StoreError>| {
+                let _ = reply.send(match committed {
+                    Ok(()) => result,
+                    Err(e) => result.and(Err(E::from(e))),
+                });
+            })
+        });
+        let sent = match &*self.writer.lock().map_err(|_| StoreError::Backend("writer lock poisoned".into()))? {
+            Some((tx, _)) => tx.send(job).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(StoreError::Backend("the store is closed".into()).into());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Backend("the write transaction could not start".into()).into()))
+    }
+
+    /// Runs `f` on a pooled read connection on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().ok().and_then(|mut pool| pool.pop());
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&path, false)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut pool) = readers.lock() {
+                if pool.len() < READ_POOL {
+                    pool.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    /// Stops the writer after it has committed everything queued, and folds the WAL back into
+    /// the database file.
+    pub(crate) fn stop_writer(&self) {
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some((tx, handle)) = writer {
+            drop(tx);
+            let _ = handle.join();
+        }
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.clear();
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop_writer();
+    }
+}
+
+fn in_savepoint<T, E: From<StoreError>>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
+    conn.execute_batch("SAVEPOINT job").map_err(|e| E::from(StoreError::from(e)))?;
+    let result = f(conn);
+    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+    match conn.execute_batch(end) {
+        Ok(()) => result,
+        Err(e) => Err(E::from(StoreError::from(e))),
+    }
+}
+
+fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+            // Dropping the jobs answers their callers with an error.
+            continue;
+        }
+        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&conn)).collect();
+        let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for done in completions {
+            done(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
+        }
+    }
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+}

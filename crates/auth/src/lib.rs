@@ -4,7 +4,6 @@
 
 mod password;
 mod policy;
-pub mod sasl;
 
 pub use password::{generate_password, PasswordHasher};
 pub use policy::{check_password, PolicyError};

@@ -1,6 +1,7 @@
 //! SASL exchanges shared by SMTP, POP3 and IMAP: the protocols frame the lines (`334 `, `+ `),
 //! this decodes them. PLAIN (RFC 4616) and LOGIN (draft-murchison-sasl-login, for old SMTP
 //! clients).
+#![forbid(unsafe_code)]
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -29,7 +30,7 @@ impl Mechanism {
     }
 }
 
-/// What the client presented, for [`crate::Authenticator::verify`].
+/// What the client presented, to be checked by the authenticator.
 pub struct Credentials {
     pub authzid: String,
     pub username: String,

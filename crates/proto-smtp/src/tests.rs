@@ -1,0 +1,463 @@
+//! The session driven directly: a fake world answers its actions.
+
+use super::*;
+
+const ALICE: &str = "alice@example.org";
+const ALICE_PW: &[u8] = b"plinth-orbit-cactus-9";
+
+fn config(implicit_tls: bool) -> Config {
+    Config {
+        hostname: "mail.example.org".into(),
+        implicit_tls,
+        max_message_size: 1000,
+        max_recipients: 3,
+        max_line_length: 512,
+        max_commands: 100,
+        max_auth_failures: 3,
+        max_errors: 10,
+    }
+}
+
+struct Harness {
+    s: Session,
+    delivered: Vec<Envelope>,
+    facts: Vec<Fact>,
+    handshakes: usize,
+    closed: bool,
+    /// Answer for the next delivery.
+    delivery: DeliveryOutcome,
+}
+
+impl Harness {
+    fn new(implicit_tls: bool) -> Harness {
+        Harness::with(config(implicit_tls))
+    }
+
+    fn with(config: Config) -> Harness {
+        let peer = Peer { ip: "127.0.0.2".parse().unwrap(), session_id: "S1".into(), tls: None };
+        let mut h = Harness {
+            s: Session::with_clock(config, peer, || 1_764_291_600),
+            delivered: vec![],
+            facts: vec![],
+            handshakes: 0,
+            closed: false,
+            delivery: DeliveryOutcome::Stored,
+        };
+        let greeting = h.run();
+        assert_eq!(greeting, "220 mail.example.org ESMTP Portcullis\r\n");
+        h
+    }
+
+    /// Runs actions until the session wants input or closes; returns what it sent.
+    fn run(&mut self) -> String {
+        let mut out = Vec::new();
+        loop {
+            match self.s.next_action() {
+                Action::Read => break,
+                Action::Close => {
+                    self.closed = true;
+                    break;
+                }
+                Action::StartTls => {
+                    self.handshakes += 1;
+                    self.s.tls_established("TLSv1.3 TLS13_AES_128_GCM_SHA256".into());
+                }
+                Action::Authenticate { credentials, .. } => {
+                    let ok = credentials.username.eq_ignore_ascii_case(ALICE) && &credentials.password[..] == ALICE_PW;
+                    if credentials.username == "storefail@example.org" {
+                        self.s.auth_result(AuthOutcome::TemporaryFailure, None);
+                    } else if ok {
+                        let p = Principal { account: 1, address: ALICE.into() };
+                        self.s.auth_result(AuthOutcome::Success, Some(p));
+                    } else {
+                        self.s.auth_result(AuthOutcome::InvalidCredentials, None);
+                    }
+                }
+                Action::LookupRecipient { address } => {
+                    let outcome = match address.to_lowercase().as_str() {
+                        "alice@example.org" => RecipientOutcome::Local(1),
+                        "bob@example.org" => RecipientOutcome::Local(2),
+                        "carol@example.org" => RecipientOutcome::Local(3),
+                        "dave@example.org" => RecipientOutcome::Local(4),
+                        "full@example.org" => RecipientOutcome::MailboxFull,
+                        a if a.ends_with("@example.org") => RecipientOutcome::UnknownUser,
+                        _ => RecipientOutcome::NotLocal,
+                    };
+                    self.s.recipient_result(outcome);
+                }
+                Action::Deliver(envelope) => {
+                    self.delivered.push(envelope);
+                    self.s.delivery_result(self.delivery.clone());
+                }
+                Action::Report(fact) => self.facts.push(fact),
+            }
+            out.extend(self.s.take_output());
+        }
+        out.extend(self.s.take_output());
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn send(&mut self, input: &str) -> String {
+        self.send_bytes(input.as_bytes())
+    }
+
+    fn send_bytes(&mut self, input: &[u8]) -> String {
+        assert!(!self.closed, "sending to a closed session");
+        self.s.feed(input);
+        self.run()
+    }
+
+    /// Implicit TLS, EHLO, AUTH PLAIN as alice.
+    fn authenticated() -> Harness {
+        let mut h = Harness::new(true);
+        h.send("EHLO client.example\r\n");
+        assert!(h.send(&format!("AUTH PLAIN {}\r\n", plain(ALICE, ALICE_PW))).starts_with("235 2.7.0"));
+        h
+    }
+}
+
+fn plain(user: &str, password: &[u8]) -> String {
+    let mut raw = vec![0];
+    raw.extend_from_slice(user.as_bytes());
+    raw.push(0);
+    raw.extend_from_slice(password);
+    sasl::encode(&raw)
+}
+
+fn codes(replies: &str) -> Vec<&str> {
+    replies.lines().map(|l| &l[..l.len().min(3)]).collect()
+}
+
+#[test]
+fn submission_port_accepts_only_the_starttls_set_before_tls() {
+    let mut h = Harness::new(false);
+    let ehlo = h.send("EHLO client.example\r\n");
+    assert_eq!(ehlo, "250-mail.example.org\r\n250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n");
+    assert!(!ehlo.contains("AUTH"));
+    assert_eq!(h.send("NOOP\r\n"), "250 2.0.0 OK\r\n");
+    assert_eq!(h.send("RSET\r\n"), "250 2.0.0 OK\r\n");
+    assert_eq!(h.send("HELO client.example\r\n"), "250 mail.example.org\r\n");
+    for refused in [
+        "AUTH PLAIN AGFsaWNlQGV4YW1wbGUub3JnAHg=",
+        "AUTH LOGIN",
+        "MAIL FROM:<alice@example.org>",
+        "RCPT TO:<bob@example.org>",
+        "DATA",
+        "BDAT 5 LAST",
+        "VRFY alice",
+        "EXPN list",
+        "HELP",
+        "XYZZY",
+    ] {
+        assert_eq!(h.send(&format!("{refused}\r\n")), "530 5.7.0 Must issue a STARTTLS command first\r\n", "{refused}");
+    }
+    assert!(h.facts.iter().all(|f| matches!(f, Fact::CommandBeforeStartTls(_))));
+    assert_eq!(h.send("STARTTLS\r\n"), "220 2.0.0 Ready to start TLS\r\n");
+    assert_eq!(h.handshakes, 1);
+    let ehlo = h.send("EHLO client.example\r\n");
+    assert!(ehlo.ends_with("250 AUTH PLAIN LOGIN\r\n"), "{ehlo}");
+    assert!(!ehlo.contains("STARTTLS"));
+}
+
+#[test]
+fn plaintext_pipelined_after_starttls_is_never_executed() {
+    let mut h = Harness::new(false);
+    h.send("EHLO client.example\r\n");
+    let out = h.send(&format!("STARTTLS\r\nAUTH PLAIN {}\r\nMAIL FROM:<alice@example.org>\r\n", plain(ALICE, ALICE_PW)));
+    assert_eq!(out, "220 2.0.0 Ready to start TLS\r\n", "nothing after STARTTLS may be answered");
+    assert!(h.s.principal().is_none());
+    // After the handshake the client starts over.
+    assert_eq!(h.send("MAIL FROM:<alice@example.org>\r\n"), "503 5.5.1 Send EHLO first\r\n");
+}
+
+#[test]
+fn ehlo_under_tls_advertises_the_extensions() {
+    let mut h = Harness::new(true);
+    let ehlo = h.send("EHLO client.example\r\n");
+    assert_eq!(
+        ehlo,
+        "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
+         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 AUTH PLAIN LOGIN\r\n"
+    );
+    assert_eq!(h.send("STARTTLS\r\n"), "503 5.5.1 TLS is already active\r\n");
+}
+
+#[test]
+fn auth_plain_login_and_failures() {
+    let mut h = Harness::new(true);
+    assert_eq!(h.send(&format!("AUTH PLAIN {}\r\n", plain(ALICE, ALICE_PW))), "503 5.5.1 Send EHLO first\r\n");
+    h.send("EHLO c\r\n");
+    assert_eq!(h.send("AUTH CRAM-MD5\r\n"), "504 5.5.4 Unrecognized authentication mechanism\r\n");
+    assert_eq!(h.send("AUTH PLAIN\r\n"), "334 \r\n");
+    assert_eq!(h.send("*\r\n"), "501 5.0.0 Authentication cancelled\r\n");
+    assert_eq!(h.send(&format!("AUTH PLAIN {}\r\n", plain(ALICE, b"wrong"))), "535 5.7.8 Authentication credentials invalid\r\n");
+    assert_eq!(h.send("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
+    assert_eq!(h.send(&format!("{}\r\n", sasl::encode(ALICE.as_bytes()))), "334 UGFzc3dvcmQ6\r\n");
+    assert_eq!(h.send(&format!("{}\r\n", sasl::encode(ALICE_PW))), "235 2.7.0 Authentication successful\r\n");
+    assert_eq!(h.s.principal().map(|p| p.account), Some(1));
+    assert_eq!(h.send("AUTH PLAIN\r\n"), "503 5.5.1 Already authenticated\r\n");
+    assert!(!h.send("EHLO c\r\n").contains("AUTH"), "AUTH is not offered once authenticated");
+}
+
+#[test]
+fn auth_plain_without_initial_response_and_temporary_failure() {
+    let mut h = Harness::new(true);
+    h.send("EHLO c\r\n");
+    assert_eq!(h.send("AUTH PLAIN\r\n"), "334 \r\n");
+    assert_eq!(h.send(&format!("{}\r\n", plain(ALICE, ALICE_PW))), "235 2.7.0 Authentication successful\r\n");
+    let mut h = Harness::new(true);
+    h.send("EHLO c\r\n");
+    let out = h.send(&format!("AUTH PLAIN {}\r\n", plain("storefail@example.org", b"x")));
+    assert_eq!(out, "454 4.7.0 Temporary authentication failure, try again later\r\n");
+}
+
+#[test]
+fn too_many_auth_failures_close_the_connection() {
+    let mut h = Harness::new(true);
+    h.send("EHLO c\r\n");
+    assert_eq!(codes(&h.send(&format!("AUTH PLAIN {}\r\n", plain(ALICE, b"1")))), ["535"]);
+    assert_eq!(codes(&h.send("AUTH PLAIN !!notbase64!!\r\n")), ["535"], "garbage counts as a failure");
+    let out = h.send(&format!("AUTH PLAIN {}\r\n", plain(ALICE, b"3")));
+    assert_eq!(out, "421 4.7.0 Too many failed authentication attempts, closing connection\r\n");
+    assert!(h.closed);
+    assert_eq!(h.facts, vec![Fact::TooManyAuthFailures]);
+}
+
+#[test]
+fn sender_must_be_the_authenticated_account() {
+    let mut h = Harness::new(true);
+    h.send("EHLO c\r\n");
+    assert_eq!(h.send("MAIL FROM:<alice@example.org>\r\n"), "530 5.7.0 Authentication required\r\n");
+    let mut h = Harness::authenticated();
+    assert_eq!(
+        h.send("MAIL FROM:<bob@example.org>\r\n"),
+        "553 5.7.1 <bob@example.org>: Sender address is not yours (authenticated as alice@example.org)\r\n"
+    );
+    assert_eq!(codes(&h.send("MAIL FROM:<>\r\n")), ["553"]);
+    assert_eq!(h.send("MAIL FROM:<Alice@EXAMPLE.org>\r\n"), "250 2.1.0 Sender ok\r\n");
+    assert_eq!(h.send("MAIL FROM:<alice@example.org>\r\n"), "503 5.5.1 Sender already specified\r\n");
+}
+
+#[test]
+fn sender_parameters_are_checked() {
+    let mut h = Harness::authenticated();
+    assert_eq!(h.send("MAIL FROM:<alice@example.org> SIZE=1001\r\n"), "552 5.3.4 Message size exceeds the maximum of 1000 bytes\r\n");
+    assert_eq!(codes(&h.send("MAIL FROM:<alice@example.org> BODY=BINARYMIME\r\n")), ["555"]);
+    assert_eq!(codes(&h.send("MAIL FROM:<jörg@example.org>\r\n")), ["553"]);
+    assert!(h.send("MAIL FROM:<jörg@example.org>\r\n").contains("5.6.7"));
+    assert_eq!(h.send("MAIL FROM:<alice@example.org> SIZE=1000 BODY=8BITMIME SMTPUTF8\r\n"), "250 2.1.0 Sender ok\r\n");
+}
+
+#[test]
+fn recipients_local_unknown_remote_and_too_many() {
+    let mut h = Harness::authenticated();
+    assert_eq!(h.send("RCPT TO:<bob@example.org>\r\n"), "503 5.5.1 Need MAIL command first\r\n");
+    h.send("MAIL FROM:<alice@example.org>\r\n");
+    assert_eq!(h.send("RCPT TO:<bob@example.org>\r\n"), "250 2.1.5 Recipient ok\r\n");
+    assert_eq!(h.send("RCPT TO:<nobody@example.org>\r\n"), "550 5.1.1 <nobody@example.org>: Recipient address rejected: no such user here\r\n");
+    assert_eq!(
+        h.send("RCPT TO:<someone@elsewhere.net>\r\n"),
+        "550 5.7.1 <someone@elsewhere.net>: Relaying is not enabled on this server; only local recipients are accepted\r\n"
+    );
+    assert_eq!(h.send("RCPT TO:<full@example.org>\r\n"), "552 5.2.2 <full@example.org>: Mailbox full\r\n");
+    assert_eq!(codes(&h.send("RCPT TO:<carol@example.org>\r\nRCPT TO:<dave@example.org>\r\n")), ["250", "250"]);
+    assert_eq!(h.send("RCPT TO:<alice@example.org>\r\n"), "452 4.5.3 Too many recipients\r\n");
+    assert_eq!(codes(&h.send("RCPT TO:<bad address>\r\n")), ["553"]);
+}
+
+#[test]
+fn data_is_unstuffed_stamped_and_delivered() {
+    let mut h = Harness::authenticated();
+    assert_eq!(h.send("DATA\r\n"), "503 5.5.1 Need MAIL command first\r\n");
+    h.send("MAIL FROM:<alice@example.org>\r\n");
+    assert_eq!(h.send("DATA\r\n"), "554 5.5.1 No valid recipients\r\n");
+    h.send("RCPT TO:<bob@example.org>\r\n");
+    assert_eq!(h.send("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+    assert_eq!(h.send("Subject: hi\r\n\r\n..leading dot\r\n"), "");
+    assert_eq!(h.send("end\r\n.\r\n"), "250 2.0.0 Message stored as S1.1\r\n");
+    let m = &h.delivered[0];
+    assert_eq!(m.from, "alice@example.org");
+    assert_eq!(m.recipients, vec![("bob@example.org".to_string(), 2)]);
+    let text = String::from_utf8(m.data.clone()).unwrap();
+    assert!(text.starts_with("Received: from client.example ([127.0.0.2])\r\n\tby mail.example.org (Portcullis) with ESMTPSA id S1.1\r\n\tfor <bob@example.org>;"), "{text}");
+    assert!(text.contains("\r\nMessage-ID: <S1.1@mail.example.org>\r\n"));
+    assert!(text.ends_with("Subject: hi\r\n\r\n.leading dot\r\nend\r\n"), "{text}");
+    // The transaction is over; a new one starts clean.
+    assert_eq!(h.send("DATA\r\n"), "503 5.5.1 Need MAIL command first\r\n");
+}
+
+#[test]
+fn a_body_starting_with_a_dot_and_an_empty_body() {
+    let mut h = Harness::authenticated();
+    let out = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n..x\r\n.\r\n");
+    assert_eq!(codes(&out), ["250", "250", "354", "250"], "{out}");
+    assert!(h.delivered[0].data.ends_with(b"\r\n.x\r\n"));
+    let out = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n.\r\n");
+    assert_eq!(codes(&out), ["250", "250", "354", "250"], "{out}");
+    assert_eq!(h.delivered.len(), 2);
+}
+
+#[test]
+fn pipelined_transaction_in_one_packet_answers_in_order() {
+    let mut h = Harness::authenticated();
+    let out = h.send(
+        "MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nRCPT TO:<nobody@example.org>\r\n\
+         DATA\r\nSubject: x\r\n\r\nhello\r\n.\r\nNOOP\r\nQUIT\r\n",
+    );
+    assert_eq!(codes(&out), ["250", "250", "550", "354", "250", "250", "221"], "{out}");
+    assert!(h.closed);
+    assert_eq!(h.delivered[0].recipients.len(), 1);
+}
+
+#[test]
+fn an_oversize_message_is_refused_without_buffering_it() {
+    let mut h = Harness::authenticated();
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
+    let line = format!("{}\r\n", "x".repeat(98));
+    for _ in 0..100 {
+        assert_eq!(h.send(&line), "");
+    }
+    assert!(h.s.tx.body.len() <= 1000 + line.len(), "kept {} bytes", h.s.tx.body.len());
+    assert_eq!(h.send(".\r\n"), "552 5.3.4 Message exceeds the maximum size of 1000 bytes\r\n");
+    assert!(h.delivered.is_empty());
+    assert_eq!(h.facts, vec![Fact::MessageTooBig]);
+    assert_eq!(h.send("NOOP\r\n"), "250 2.0.0 OK\r\n");
+}
+
+#[test]
+fn bdat_chunks() {
+    let mut h = Harness::authenticated();
+    assert_eq!(h.send("BDAT 5\r\nhello"), "503 5.5.1 Need MAIL command first\r\n", "the chunk is read, then refused");
+    assert_eq!(h.send("NOOP\r\n"), "250 2.0.0 OK\r\n");
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n");
+    assert_eq!(h.send("BDAT 14\r\nSubject: x\r\n\r"), "");
+    assert_eq!(h.send("\n"), "250 2.0.0 14 octets received\r\n");
+    assert_eq!(h.send("DATA\r\n"), "503 5.5.1 DATA cannot follow BDAT\r\n");
+    assert_eq!(h.send("BDAT 7 LAST\r\n.body\r\n"), "250 2.0.0 Message stored as S1.1\r\n");
+    assert!(h.delivered[0].data.ends_with(b"Subject: x\r\n\r\n.body\r\n"), "no unstuffing in BDAT");
+
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n");
+    let out = h.send(&format!("BDAT 1001 LAST\r\n{}", "y".repeat(1001)));
+    assert_eq!(out, "552 5.3.4 Message exceeds the maximum size of 1000 bytes\r\n");
+    assert_eq!(h.send("BDAT 0 LAST\r\n"), "503 5.5.1 Need MAIL command first\r\n");
+}
+
+#[test]
+fn delivery_failures_are_reported_with_their_codes() {
+    let mut h = Harness::authenticated();
+    h.delivery = DeliveryOutcome::MailboxFull("bob@example.org".into());
+    let out = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nx\r\n.\r\n");
+    assert!(out.ends_with("552 5.2.2 <bob@example.org>: Mailbox full, message not stored\r\n"), "{out}");
+    h.delivery = DeliveryOutcome::TemporaryFailure;
+    let out = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nx\r\n.\r\n");
+    assert!(out.ends_with("451 4.3.0 Temporary storage failure, message not stored; try again later\r\n"), "{out}");
+}
+
+#[test]
+fn long_lines_garbage_and_limits() {
+    let mut h = Harness::authenticated();
+    assert_eq!(h.send(&format!("NOOP {}\r\n", "a".repeat(600))), "500 5.5.2 Line too long\r\n");
+    assert_eq!(h.send("NOOP\r\n"), "250 2.0.0 OK\r\n");
+    assert_eq!(codes(&h.send_bytes(b"\x00\xff\xfe garbage\r\n")), ["500"]);
+    assert_eq!(codes(&h.send_bytes(b"MAIL FROM:<\xff\xfe@example.org>\r\n")), ["553"]);
+    assert_eq!(codes(&h.send("\r\n")), ["500"]);
+    let mut h = Harness::authenticated();
+    let mut out = String::new();
+    for _ in 0..11 {
+        out = h.send("BOGUS\r\n");
+    }
+    assert_eq!(out, "500 5.5.2 Command unrecognized\r\n421 4.7.0 Too many errors, closing connection\r\n");
+    assert!(h.closed);
+    assert_eq!(h.facts, vec![Fact::TooManyErrors]);
+}
+
+#[test]
+fn command_count_is_bounded() {
+    let mut h = Harness::new(true);
+    let out = h.send(&"NOOP\r\n".repeat(101));
+    assert!(out.ends_with("250 2.0.0 OK\r\n421 4.7.0 Too many commands, closing connection\r\n"));
+    assert_eq!(codes(&out).len(), 101);
+    assert!(h.closed);
+}
+
+#[test]
+fn http_on_the_mail_port_is_dropped() {
+    let mut h = Harness::new(true);
+    assert_eq!(h.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "");
+    assert!(h.closed);
+    assert_eq!(h.facts, vec![Fact::HttpRequest]);
+}
+
+#[test]
+fn truncated_input_timeout_and_shutdown() {
+    let mut h = Harness::authenticated();
+    assert_eq!(h.send("MAIL FROM:<alice@exa"), "");
+    h.s.peer_closed();
+    assert_eq!(h.run(), "");
+    assert!(h.closed);
+
+    let mut h = Harness::authenticated();
+    h.s.timed_out();
+    assert_eq!(h.run(), "421 4.4.2 mail.example.org Error: timeout exceeded\r\n");
+    assert!(h.closed);
+
+    let mut h = Harness::new(false);
+    h.s.shutting_down();
+    assert!(h.run().starts_with("421 4.3.2"));
+}
+
+#[test]
+fn input_split_at_every_byte_gives_the_same_answers() {
+    let script = format!(
+        "EHLO c\r\nAUTH PLAIN {}\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nSubject: s\r\n\r\n..x\r\n.\r\nBDAT 3\r\nabcQUIT\r\n",
+        plain(ALICE, ALICE_PW)
+    );
+    let mut whole = Harness::new(true);
+    let expected = whole.send(&script);
+    let mut bytewise = Harness::new(true);
+    let mut got = String::new();
+    for b in script.as_bytes() {
+        if bytewise.closed {
+            break;
+        }
+        got.push_str(&bytewise.send_bytes(&[*b]));
+    }
+    assert_eq!(got, expected);
+    assert_eq!(bytewise.delivered[0].data, whole.delivered[0].data);
+}
+
+#[test]
+fn random_input_never_panics_or_grows_without_bound() {
+    // A deterministic xorshift stream of SMTP-ish tokens and noise.
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let tokens: &[&[u8]] = &[
+        b"EHLO x\r\n", b"STARTTLS\r\n", b"AUTH PLAIN\r\n", b"AUTH LOGIN\r\n", b"*\r\n", b"MAIL FROM:<alice@example.org>\r\n",
+        b"RCPT TO:<bob@example.org>\r\n", b"DATA\r\n", b".\r\n", b"BDAT 4\r\n", b"BDAT 2 LAST\r\n", b"\r\n", b"\x00", b"\xff",
+        b"RSET\r\n", b"..", b"\n", b"\r",
+    ];
+    for round in 0..300 {
+        let mut h = Harness::new(round % 2 == 0);
+        for _ in 0..200 {
+            if h.closed {
+                break;
+            }
+            let mut chunk = Vec::new();
+            for _ in 0..(next() % 6) {
+                if next() % 4 == 0 {
+                    chunk.extend((0..next() % 40).map(|_| next() as u8));
+                } else {
+                    chunk.extend_from_slice(tokens[(next() % tokens.len() as u64) as usize]);
+                }
+            }
+            h.send_bytes(&chunk);
+            assert!(h.s.input.buffered().len() <= 512 + chunk.len());
+            assert!(h.s.tx.body.len() <= 1000 + chunk.len());
+        }
+    }
+}

@@ -186,6 +186,9 @@ pub struct Record {
 /// A consumer of the event stream.
 pub trait Sink: Send + Sync {
     fn accept(&self, record: &Record);
+
+    /// Waits until everything accepted so far is out (before the process exits).
+    fn flush(&self) {}
 }
 
 /// The stream: cheap to clone, fans every event out to its sinks.
@@ -217,6 +220,12 @@ impl Events {
         let record = Record { ts_ms, event };
         for sink in self.sinks.iter() {
             sink.accept(&record);
+        }
+    }
+
+    pub fn flush(&self) {
+        for sink in self.sinks.iter() {
+            sink.flush();
         }
     }
 }

@@ -16,24 +16,37 @@ pub enum LogFormat {
     Text,
 }
 
+enum Msg {
+    Line(String),
+    /// Answered once every line queued before it is written.
+    Flush(SyncSender<()>),
+}
+
 pub struct LogSink {
     format: LogFormat,
-    tx: SyncSender<String>,
+    tx: SyncSender<Msg>,
     dropped: AtomicU64,
 }
 
 impl LogSink {
     /// A sink writing to `out` (stdout in the server) on a background thread.
     pub fn spawn(format: LogFormat, mut out: Box<dyn Write + Send>) -> Self {
-        let (tx, rx) = sync_channel::<String>(QUEUE);
+        let (tx, rx) = sync_channel::<Msg>(QUEUE);
         std::thread::Builder::new()
             .name("portcullis-log".into())
             .spawn(move || {
-                for line in rx {
-                    // A failing log target must not take the server down; there is nowhere
-                    // better to report it.
-                    let _ = out.write_all(line.as_bytes());
-                    let _ = out.flush();
+                for msg in rx {
+                    match msg {
+                        // A failing log target must not take the server down; there is
+                        // nowhere better to report it.
+                        Msg::Line(line) => {
+                            let _ = out.write_all(line.as_bytes());
+                            let _ = out.flush();
+                        }
+                        Msg::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
                 }
             })
             .expect("spawning the log thread");
@@ -62,13 +75,20 @@ impl Sink for LogSink {
                 LogFormat::Json => format!("{{\"event\":\"log_dropped\",\"ts_ms\":{},\"count\":{dropped}}}\n", record.ts_ms),
                 LogFormat::Text => format!("log_dropped count={dropped}\n"),
             };
-            let _ = self.tx.try_send(note);
+            let _ = self.tx.try_send(Msg::Line(note));
         }
-        match self.tx.try_send(self.render(record)) {
+        match self.tx.try_send(Msg::Line(self.render(record))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    fn flush(&self) {
+        let (done, wait) = sync_channel(1);
+        if self.tx.send(Msg::Flush(done)).is_ok() {
+            let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
         }
     }
 }

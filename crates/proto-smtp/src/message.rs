@@ -22,6 +22,7 @@ pub struct Received<'a> {
     pub peer_ip: IpAddr,
     pub hostname: &'a str,
     pub id: &'a str,
+    /// Ours ("TLSv1.3 TLS13_AES_256_GCM_SHA384"), written as is.
     pub tls: Option<&'a str>,
     /// Only a single recipient is named, so that Bcc recipients stay hidden.
     pub single_recipient: Option<&'a str>,
@@ -36,7 +37,7 @@ pub fn prepare(body: &[u8], received: &Received<'_>) -> Vec<u8> {
     out.extend_from_slice(format!("Received: from {} ([{}])\r\n", clean(received.helo), received.peer_ip).as_bytes());
     out.extend_from_slice(format!("\tby {} (Portcullis) with ESMTPSA id {}", received.hostname, received.id).as_bytes());
     if let Some(tls) = received.tls {
-        out.extend_from_slice(format!("\r\n\t(using {})", clean(tls)).as_bytes());
+        out.extend_from_slice(format!("\r\n\t(using {tls})").as_bytes());
     }
     if let Some(rcpt) = received.single_recipient {
         out.extend_from_slice(format!("\r\n\tfor <{}>", clean(rcpt)).as_bytes());
@@ -117,7 +118,7 @@ mod tests {
     #[test]
     fn adds_trace_date_and_message_id_when_missing() {
         let out = String::from_utf8(prepare(b"Subject: hi\r\n\r\nbody\r\n", &received())).unwrap();
-        assert!(out.starts_with("Received: from client__evil___X-Injected:_1 ([127.0.0.2])\r\n\tby mail.example.org (Portcullis) with ESMTPSA id abc.1\r\n\t(using TLSv1.3_TLS13_AES_256_GCM_SHA384)\r\n\tfor <bob@example.org>;\r\n\tFri, 28 Nov 2025 01:00:00 +0000\r\n"), "{out}");
+        assert!(out.starts_with("Received: from client__evil___X-Injected:_1 ([127.0.0.2])\r\n\tby mail.example.org (Portcullis) with ESMTPSA id abc.1\r\n\t(using TLSv1.3 TLS13_AES_256_GCM_SHA384)\r\n\tfor <bob@example.org>;\r\n\tFri, 28 Nov 2025 01:00:00 +0000\r\n"), "{out}");
         assert!(out.contains("\r\nDate: Fri, 28 Nov 2025 01:00:00 +0000\r\n"), "{out}");
         assert!(out.contains("\r\nMessage-ID: <abc.1@mail.example.org>\r\n"), "{out}");
         assert!(out.ends_with("Subject: hi\r\n\r\nbody\r\n"));

@@ -1,0 +1,164 @@
+//! `portcullis domain …` and `portcullis account …`: work on the store directly (SQLite lets
+//! them run beside a live server), as the service user when started as root.
+
+use std::io::BufRead;
+
+use portcullis_auth::{check_password, generate_password, PasswordHasher};
+use portcullis_config::{format_size, parse_size, Config};
+use portcullis_store::{normalize_address, Quota, SqliteStore, Store, StoreError};
+use zeroize::Zeroizing;
+
+use crate::{AccountAction, DomainAction, Failure};
+
+pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a single-threaded runtime")
+        .block_on(future)
+}
+
+/// Opens the store as the service user, so that files it creates stay the server's.
+fn open(config: &Config) -> Result<SqliteStore, Failure> {
+    let service_user_exists = config
+        .process
+        .user
+        .as_deref()
+        .is_some_and(|u| nix::unistd::User::from_name(u).ok().flatten().is_some());
+    if service_user_exists {
+        portcullis_server::process::drop_privileges(config).map_err(Failure)?;
+    }
+    SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)
+        .map_err(|e| Failure(format!("cannot open the store {}: {e}", config.store.sqlite_path.display())))
+}
+
+/// Store errors, said the way an operator can act on.
+fn explain(e: StoreError) -> Failure {
+    Failure(match e {
+        StoreError::NoSuchDomain(d) => format!("the domain {d} does not exist; add it first with `portcullis domain add {d}`"),
+        StoreError::DomainExists(d) => format!("the domain {d} already exists"),
+        StoreError::DomainInUse(d) => format!("the domain {d} still has accounts; remove them first (see `portcullis account list`)"),
+        StoreError::NoSuchAccount(a) => format!("there is no account {a} (see `portcullis account list`)"),
+        StoreError::AccountExists(a) => format!("the account {a} already exists; use `portcullis account passwd {a}` to change its password"),
+        StoreError::InvalidAddress(a) => format!("\"{a}\" is not a valid address; use the form user@example.org"),
+        StoreError::InvalidDomain(d) => format!("\"{d}\" is not a valid domain name"),
+        StoreError::Backend(detail) => format!("the store failed: {detail}"),
+    })
+}
+
+pub fn domain(config: &Config, action: DomainAction) -> Result<(), Failure> {
+    let store = open(config)?;
+    block_on(async {
+        match action {
+            DomainAction::Add { domain } => {
+                store.add_domain(&domain).await.map_err(explain)?;
+                println!("Added domain {}.", domain.to_ascii_lowercase());
+            }
+            DomainAction::Remove { domain } => {
+                store.remove_domain(&domain).await.map_err(explain)?;
+                println!("Removed domain {}.", domain.to_ascii_lowercase());
+            }
+            DomainAction::List => {
+                for domain in store.domains().await.map_err(explain)? {
+                    println!("{domain}");
+                }
+            }
+        }
+        store.close();
+        Ok(())
+    })
+}
+
+pub fn account(config: &Config, action: AccountAction) -> Result<(), Failure> {
+    let store = open(config)?;
+    block_on(async {
+        match action {
+            AccountAction::Add { user, password_stdin, quota } => {
+                let address = address(&user)?;
+                let quota = match quota {
+                    Some(q) => parse_quota(&q)?,
+                    None => Quota::Default,
+                };
+                let (password, generated) = new_password(config, &address, password_stdin)?;
+                let hash = hash(config, &password)?;
+                store.add_account(&address, &hash, quota).await.map_err(explain)?;
+                println!("Added account {address}.");
+                if generated {
+                    println!("Password (shown only this once): {}", password.as_str());
+                }
+            }
+            AccountAction::Remove { user } => {
+                let address = address(&user)?;
+                store.remove_account(&address).await.map_err(explain)?;
+                println!("Removed account {address} and all of its mail.");
+            }
+            AccountAction::List => {
+                let accounts = store.accounts().await.map_err(explain)?;
+                println!("{:<40} {:>10} {:>10} {:>9}  created", "account", "used", "quota", "messages");
+                for a in accounts {
+                    let quota = match a.quota {
+                        Quota::Default => match config.store.default_quota {
+                            Some(q) => format!("{} (default)", format_size(q)),
+                            None => "unlimited (default)".into(),
+                        },
+                        Quota::Unlimited => "unlimited".into(),
+                        Quota::Bytes(q) => format_size(q),
+                    };
+                    let created = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(a.created.max(0) as u64));
+                    println!("{:<40} {:>10} {:>10} {:>9}  {created}", a.address, a.used, quota, a.messages);
+                }
+            }
+            AccountAction::Passwd { user, password_stdin } => {
+                let address = address(&user)?;
+                if store.credentials(&address).await.map_err(explain)?.is_none() {
+                    return Err(explain(StoreError::NoSuchAccount(address)));
+                }
+                let (password, generated) = new_password(config, &address, password_stdin)?;
+                store.set_password_hash(&address, &hash(config, &password)?).await.map_err(explain)?;
+                println!("Changed the password of {address}.");
+                if generated {
+                    println!("Password (shown only this once): {}", password.as_str());
+                }
+            }
+            AccountAction::Quota { user, size } => {
+                let address = address(&user)?;
+                let quota = match size.as_str() {
+                    "default" => Quota::Default,
+                    other => parse_quota(other)?,
+                };
+                store.set_quota(&address, quota).await.map_err(explain)?;
+                println!("Set the quota of {address}.");
+            }
+        }
+        store.close();
+        Ok(())
+    })
+}
+
+fn address(user: &str) -> Result<String, Failure> {
+    normalize_address(user).ok_or_else(|| explain(StoreError::InvalidAddress(user.to_string())))
+}
+
+fn parse_quota(text: &str) -> Result<Quota, Failure> {
+    if text.eq_ignore_ascii_case("unlimited") {
+        return Ok(Quota::Unlimited);
+    }
+    parse_size(text).map(Quota::Bytes).map_err(|e| Failure(format!("--quota: {e}")))
+}
+
+/// The password from stdin (checked against the policy), or a generated one.
+fn new_password(config: &Config, address: &str, from_stdin: bool) -> Result<(Zeroizing<String>, bool), Failure> {
+    if !from_stdin {
+        return Ok((Zeroizing::new(generate_password()), true));
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+    let local = address.split('@').next().unwrap_or("");
+    check_password(&password, &config.passwords, &[address, local]).map_err(|e| Failure(format!("{e}; choose another")))?;
+    Ok((password, false))
+}
+
+fn hash(config: &Config, password: &str) -> Result<String, Failure> {
+    Ok(PasswordHasher::new(&config.passwords)?.hash(password.as_bytes())?)
+}

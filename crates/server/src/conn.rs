@@ -1,0 +1,248 @@
+//! What every connection shares: the server state, accepting, admission, the TLS handshake,
+//! reads with timeouts, and the events that frame a session.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis_auth::{AuthError, Authenticator, Principal};
+use portcullis_sasl::Credentials;
+use portcullis_config::Config;
+use portcullis_events::{CloseReason, Event, Events, Listener, RefuseReason};
+use portcullis_guard::Guard;
+use portcullis_store::Store;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::net::Stream;
+use crate::tls::{self, Tls};
+use crate::{pop3, smtp};
+
+/// Refusals answered politely at once (a refused SMTP client deserves a 421, not a reset);
+/// beyond this many in flight, refused connections are just closed.
+const MAX_POLITE_REFUSALS: usize = 64;
+const READ_BUFFER: usize = 16 * 1024;
+
+pub struct Shared {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub auth: Authenticator,
+    pub events: Events,
+    pub guard: Guard,
+    pub tls: Tls,
+    pub tasks: TaskTracker,
+    /// Cancelled on SIGTERM: listeners stop accepting.
+    pub stop_accepting: CancellationToken,
+    /// Cancelled when the shutdown grace period is over: sessions say goodbye and close.
+    pub close_sessions: CancellationToken,
+    next_conn: AtomicU64,
+    polite_refusals: Semaphore,
+}
+
+impl Shared {
+    pub fn new(config: Config, store: Arc<dyn Store>, auth: Authenticator, events: Events, tls: Tls) -> Shared {
+        let guard = Guard::new(portcullis_guard::Limits {
+            max_connections: config.limits.max_connections,
+            max_connections_per_source: config.limits.max_connections_per_ip,
+        });
+        Shared {
+            config,
+            store,
+            auth,
+            events,
+            guard,
+            tls,
+            tasks: TaskTracker::new(),
+            stop_accepting: CancellationToken::new(),
+            close_sessions: CancellationToken::new(),
+            next_conn: AtomicU64::new(1),
+            polite_refusals: Semaphore::new(MAX_POLITE_REFUSALS),
+        }
+    }
+}
+
+/// One client connection, as the events describe it.
+pub struct Conn {
+    pub id: u64,
+    pub listener: Listener,
+    pub peer: SocketAddr,
+    started: Instant,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    buf: Box<[u8]>,
+}
+
+pub enum Input {
+    Data(usize),
+    Closed,
+    Timeout,
+    Shutdown,
+    Failed,
+}
+
+impl Conn {
+    /// Unique per connection: "c" + connection number + random, for Received/Message-ID.
+    pub fn session_id(&self) -> String {
+        format!("{:x}{:08x}", self.id, rand::random::<u32>())
+    }
+
+    /// Reads what is there, waiting at most `idle`.
+    pub async fn read(&mut self, stream: &mut Stream, idle: Duration, shutdown: &CancellationToken) -> Input {
+        tokio::select! {
+            read = tokio::time::timeout(idle, stream.read(&mut self.buf)) => match read {
+                Err(_) => Input::Timeout,
+                Ok(Ok(0)) => Input::Closed,
+                Ok(Ok(n)) => {
+                    self.bytes_in += n as u64;
+                    Input::Data(n)
+                }
+                Ok(Err(_)) => Input::Failed,
+            },
+            _ = shutdown.cancelled() => Input::Shutdown,
+        }
+    }
+
+    pub fn received(&self, n: usize) -> &[u8] {
+        &self.buf[..n]
+    }
+
+    pub async fn send(&mut self, stream: &mut Stream, data: &[u8]) -> std::io::Result<()> {
+        self.bytes_out += data.len() as u64;
+        stream.send(data).await
+    }
+
+    /// The server side of a TLS handshake, bounded by `tls.handshake_timeout`.
+    pub async fn handshake(&self, shared: &Shared, tcp: TcpStream) -> Result<Stream, ()> {
+        let timeout = shared.config.tls.handshake_timeout;
+        let failed = |reason: String| Event::TlsFailed { conn: self.id, listener: self.listener, peer: self.peer, reason };
+        match tokio::time::timeout(timeout, shared.tls.acceptor().accept(tcp)).await {
+            Ok(Ok(tls)) => {
+                let (version, cipher) = tls::describe(tls.get_ref().1);
+                let sni = tls.get_ref().1.server_name().map(str::to_string);
+                shared.events.emit(Event::TlsEstablished { conn: self.id, listener: self.listener, peer: self.peer, version, cipher, sni });
+                Ok(Stream::Tls(Box::new(tls)))
+            }
+            Ok(Err(e)) => {
+                shared.events.emit(failed(e.to_string()));
+                Err(())
+            }
+            Err(_) => {
+                shared.events.emit(failed(format!("handshake not completed within {}s", timeout.as_secs())));
+                Err(())
+            }
+        }
+    }
+}
+
+/// Checks credentials and reports the outcome as an event, the same way for every protocol
+/// and mechanism. Never logs the secret.
+pub async fn authenticate(shared: &Shared, conn: &Conn, mechanism: &'static str, credentials: Credentials) -> Result<Principal, AuthError> {
+    let username = credentials.username.clone();
+    let result = shared.auth.verify(&credentials.authzid, &credentials.username, credentials.password).await;
+    let (listener, peer, conn) = (conn.listener, conn.peer, conn.id);
+    shared.events.emit(match &result {
+        Ok(principal) => Event::AuthSucceeded { conn, listener, peer, account: principal.address.clone(), mechanism },
+        Err(AuthError::InvalidCredentials) => Event::AuthFailed { conn, listener, peer, username, mechanism },
+        Err(AuthError::Unavailable) => Event::InternalError { conn: Some(conn), what: "authentication backend unavailable".into() },
+    });
+    result
+}
+
+/// "TLSv1.3 TLS13_AES_256_GCM_SHA384" for the SMTP Received header.
+pub fn tls_summary(stream: &Stream) -> Option<String> {
+    stream.tls_connection().map(|c| {
+        let (version, cipher) = tls::describe(c);
+        format!("{version} {cipher}")
+    })
+}
+
+pub async fn accept_loop(shared: Arc<Shared>, listener: Listener, socket: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = socket.accept() => accepted,
+            _ = shared.stop_accepting.cancelled() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: say so, back off, keep serving.
+                shared.events.emit(Event::InternalError { conn: None, what: format!("accept on {listener} failed: {e}") });
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        match shared.guard.admit(peer.ip()) {
+            Ok(admission) => {
+                let shared2 = shared.clone();
+                shared.tasks.spawn(async move {
+                    let _admission = admission;
+                    serve_connection(&shared2, listener, tcp, peer).await;
+                });
+            }
+            Err(reason) => refuse(&shared, listener, tcp, peer, reason),
+        }
+    }
+}
+
+async fn serve_connection(shared: &Shared, listener: Listener, tcp: TcpStream, peer: SocketAddr) {
+    let mut conn = Conn {
+        id: shared.next_conn.fetch_add(1, Ordering::Relaxed),
+        listener,
+        peer,
+        started: Instant::now(),
+        bytes_in: 0,
+        bytes_out: 0,
+        buf: vec![0; READ_BUFFER].into_boxed_slice(),
+    };
+    shared.events.emit(Event::ConnectionOpened { conn: conn.id, listener, peer });
+    let reason = match listener {
+        Listener::Submissions => smtp::run(shared, &mut conn, tcp, true).await,
+        Listener::Submission => smtp::run(shared, &mut conn, tcp, false).await,
+        Listener::Pop3s => pop3::run(shared, &mut conn, tcp).await,
+        Listener::Imaps => CloseReason::Limit,
+    };
+    shared.events.emit(Event::ConnectionClosed {
+        conn: conn.id,
+        listener,
+        peer,
+        duration_ms: conn.started.elapsed().as_millis() as u64,
+        bytes_in: conn.bytes_in,
+        bytes_out: conn.bytes_out,
+        reason,
+    });
+}
+
+/// Over a connection limit: tell the client in its own protocol (over TLS where the port
+/// demands it), then close. Bounded: past [`MAX_POLITE_REFUSALS`] in flight, just close.
+fn refuse(shared: &Arc<Shared>, listener: Listener, tcp: TcpStream, peer: SocketAddr, reason: RefuseReason) {
+    shared.events.emit(Event::ConnectionRefused { listener, peer, reason });
+    let Ok(permit) = shared.polite_refusals.try_acquire() else { return };
+    permit.forget();
+    let shared = shared.clone();
+    shared.clone().tasks.spawn(async move {
+        let line: &[u8] = match (listener, reason) {
+            (Listener::Pop3s, _) => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+            (_, RefuseReason::TooManyConnectionsFromPeer) => b"421 4.7.0 Too many connections from your address, try again later\r\n",
+            _ => b"421 4.3.2 Too many connections, try again later\r\n",
+        };
+        let deadline = shared.config.tls.handshake_timeout;
+        let _ = tokio::time::timeout(deadline, async {
+            let mut stream = match listener {
+                Listener::Submission => Stream::Plain(tcp),
+                _ => match shared.tls.acceptor().accept(tcp).await {
+                    Ok(tls) => Stream::Tls(Box::new(tls)),
+                    Err(_) => return,
+                },
+            };
+            let _ = stream.send(line).await;
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        })
+        .await;
+        shared.polite_refusals.add_permits(1);
+    });
+}

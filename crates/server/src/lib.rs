@@ -1,0 +1,162 @@
+//! The running server: listeners for every configured gate, TLS, the protocol drivers, signal
+//! handling and an orderly shutdown.
+#![forbid(unsafe_code)]
+
+mod conn;
+mod net;
+mod pop3;
+pub mod process;
+mod smtp;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_auth::{Authenticator, PasswordHasher};
+use portcullis_config::{Config, LogFormat};
+use portcullis_events::{Event, Events, Listener, LogSink};
+use portcullis_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use conn::Shared;
+
+/// After the grace period, how long sessions get to say goodbye before the process exits.
+const FINAL_CLOSE: Duration = Duration::from_secs(5);
+
+/// Runs the server in the foreground until SIGTERM or SIGINT.
+///
+/// Order matters: the certificate is read and the ports are bound while still privileged;
+/// then root is dropped; only then do threads start and the network is read.
+pub fn serve(config: Config) -> Result<(), String> {
+    if !config.listen.imaps.is_empty() {
+        return Err("listen.imaps: this version has no IMAP server yet; remove the key".into());
+    }
+    if !config.listen.admin.is_empty() {
+        return Err("listen.admin: this version has no admin listener yet; remove the key".into());
+    }
+    let tls = tls::load(&config.tls.cert, &config.tls.key, config.tls.min_version)?;
+    let mut bound = Vec::new();
+    for (listener, addrs) in [
+        (Listener::Submissions, &config.listen.submissions),
+        (Listener::Submission, &config.listen.submission),
+        (Listener::Pop3s, &config.listen.pop3s),
+    ] {
+        for addr in addrs {
+            let socket = net::bind(*addr).map_err(|e| format!("listen.{listener}: cannot listen on {addr}: {e}"))?;
+            bound.push((listener, socket));
+        }
+    }
+    if bound.is_empty() {
+        return Err(format!(
+            "{}: no listener is configured; set listen.submissions, listen.submission or listen.pop3s",
+            config.path.display()
+        ));
+    }
+    process::drop_privileges(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("portcullis")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(run(config, tls::Tls::new(tls), bound))
+}
+
+fn log_sink(format: LogFormat) -> LogSink {
+    let format = match format {
+        LogFormat::Json => portcullis_events::LogFormat::Json,
+        LogFormat::Text => portcullis_events::LogFormat::Text,
+    };
+    LogSink::spawn(format, Box::new(std::io::stdout()))
+}
+
+async fn run(config: Config, tls: tls::Tls, bound: Vec<(Listener, std::net::TcpListener)>) -> Result<(), String> {
+    let events = Events::new(vec![Arc::new(log_sink(config.log.format))]);
+    let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)
+        .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let auth = Authenticator::new(store.clone(), PasswordHasher::new(&config.passwords)?)?;
+    let shared = Arc::new(Shared::new(config, store.clone(), auth, events.clone(), tls));
+
+    let mut signals = Signals::new()?;
+    events.emit(Event::ServerStarted { version: env!("CARGO_PKG_VERSION") });
+    for (listener, socket) in bound {
+        let socket = TcpListener::from_std(socket).map_err(|e| format!("listen.{listener}: {e}"))?;
+        if let Ok(addr) = socket.local_addr() {
+            events.emit(Event::Listening { listener, addr });
+        }
+        shared.tasks.spawn(conn::accept_loop(shared.clone(), listener, socket));
+    }
+
+    loop {
+        match signals.next().await {
+            Signal::Reload => reload(&shared),
+            Signal::Stop => break,
+        }
+    }
+
+    // Drain: stop accepting, let sessions finish within the grace period, then close the rest.
+    shared.stop_accepting.cancel();
+    events.emit(Event::ServerStopping { sessions: shared.guard.active() });
+    shared.tasks.close();
+    let grace = shared.config.process.shutdown_grace;
+    tokio::select! {
+        _ = shared.tasks.wait() => {}
+        _ = tokio::time::sleep(grace) => {
+            shared.close_sessions.cancel();
+            let _ = tokio::time::timeout(FINAL_CLOSE, shared.tasks.wait()).await;
+        }
+        // A second signal means "now".
+        _ = signals.next() => shared.close_sessions.cancel(),
+    }
+    let _ = tokio::time::timeout(FINAL_CLOSE, shared.tasks.wait()).await;
+    let closing = store.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    events.emit(Event::ServerStopped);
+    events.flush();
+    Ok(())
+}
+
+/// SIGHUP: re-read the certificate and key. Established sessions keep what they negotiated;
+/// on failure the old certificate stays in service.
+fn reload(shared: &Shared) {
+    let tls = &shared.config.tls;
+    let (ok, error) = match tls::load(&tls.cert, &tls.key, tls.min_version) {
+        Ok(config) => {
+            shared.tls.replace(config);
+            (true, None)
+        }
+        Err(e) => (false, Some(e)),
+    };
+    shared.events.emit(Event::ConfigReloaded { what: "tls", ok, error });
+}
+
+enum Signal {
+    Reload,
+    Stop,
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, String> {
+        let install = |kind| signal(kind).map_err(|e| format!("cannot install signal handlers: {e}"));
+        Ok(Signals {
+            term: install(SignalKind::terminate())?,
+            int: install(SignalKind::interrupt())?,
+            hup: install(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop,
+            _ = self.int.recv() => Signal::Stop,
+            _ = self.hup.recv() => Signal::Reload,
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The SMTP driver: runs a [`portcullis_proto_smtp::Session`] over a socket, answering its
+//! actions with TLS, the authenticator and the store.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use portcullis_auth::AuthError;
+use portcullis_events::{CloseReason, Event};
+use portcullis_proto_smtp::{
+    Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome, Session,
+};
+use portcullis_store::{Delivery, DeliveryError};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::conn::{authenticate, tls_summary, Conn, Input, Shared};
+use crate::net::Stream;
+
+/// Refused commands tolerated per connection.
+const MAX_ERRORS: u32 = 20;
+
+pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls: bool) -> CloseReason {
+    let mut stream = if implicit_tls {
+        match conn.handshake(shared, tcp).await {
+            Ok(stream) => stream,
+            Err(()) => return CloseReason::TlsFailed,
+        }
+    } else {
+        Stream::Plain(tcp)
+    };
+    let limits = &shared.config.limits;
+    let config = Config {
+        hostname: shared.config.hostname.clone(),
+        implicit_tls,
+        max_message_size: limits.max_message_size,
+        max_recipients: limits.max_recipients,
+        max_line_length: limits.max_line_length,
+        max_commands: limits.max_commands,
+        max_auth_failures: limits.max_auth_failures,
+        max_errors: MAX_ERRORS,
+    };
+    let peer = Peer { ip: conn.peer.ip(), session_id: conn.session_id(), tls: tls_summary(&stream) };
+    let mut session = Session::new(config, peer);
+    let mut reason = CloseReason::Quit;
+
+    loop {
+        let action = session.next_action();
+        if matches!(action, Action::Read | Action::StartTls | Action::Close) {
+            let output = session.take_output();
+            if conn.send(&mut stream, &output).await.is_err() {
+                return CloseReason::IoError;
+            }
+        }
+        match action {
+            Action::Read => match conn.read(&mut stream, limits.smtp_idle_timeout, &shared.close_sessions).await {
+                Input::Data(n) => session.feed(conn.received(n)),
+                Input::Closed => {
+                    reason = CloseReason::PeerClosed;
+                    session.peer_closed();
+                }
+                Input::Timeout => {
+                    reason = CloseReason::Timeout;
+                    session.timed_out();
+                }
+                Input::Shutdown => {
+                    reason = CloseReason::Shutdown;
+                    session.shutting_down();
+                }
+                Input::Failed => return CloseReason::IoError,
+            },
+            Action::Close => {
+                let _ = stream.shutdown().await;
+                return reason;
+            }
+            Action::StartTls => {
+                stream = match stream {
+                    Stream::Plain(tcp) => match conn.handshake(shared, tcp).await {
+                        Ok(tls) => tls,
+                        Err(()) => return CloseReason::TlsFailed,
+                    },
+                    tls => tls,
+                };
+                session.tls_established(tls_summary(&stream).unwrap_or_default());
+            }
+            Action::Authenticate { mechanism, credentials } => {
+                match authenticate(shared, conn, mechanism.name(), credentials).await {
+                    Ok(p) => {
+                        let principal = Principal { account: p.account, address: p.address };
+                        session.auth_result(AuthOutcome::Success, Some(principal));
+                    }
+                    Err(AuthError::InvalidCredentials) => session.auth_result(AuthOutcome::InvalidCredentials, None),
+                    Err(AuthError::Unavailable) => session.auth_result(AuthOutcome::TemporaryFailure, None),
+                }
+            }
+            Action::LookupRecipient { address } => {
+                let outcome = lookup_recipient(shared, &address).await;
+                session.recipient_result(outcome);
+            }
+            Action::Deliver(envelope) => {
+                let account = session.principal().map(|p| p.address.clone()).unwrap_or_default();
+                let outcome = deliver(shared, conn, &account, envelope).await;
+                session.delivery_result(outcome);
+            }
+            Action::Report(fact) => {
+                if matches!(fact, Fact::TooManyCommands | Fact::TooManyErrors | Fact::TooManyAuthFailures | Fact::HttpRequest) {
+                    reason = CloseReason::Limit;
+                }
+                shared.events.emit(Event::ProtocolViolation {
+                    conn: conn.id,
+                    listener: conn.listener,
+                    peer: conn.peer,
+                    what: describe(&fact),
+                });
+            }
+        }
+    }
+}
+
+fn describe(fact: &Fact) -> String {
+    match fact {
+        Fact::LineTooLong => "line too long".into(),
+        Fact::TooManyCommands => "too many commands".into(),
+        Fact::TooManyErrors => "too many errors".into(),
+        Fact::TooManyAuthFailures => "too many authentication failures".into(),
+        Fact::CommandBeforeStartTls(command) => format!("{command} before STARTTLS"),
+        Fact::MessageTooBig => "message too big".into(),
+        Fact::HttpRequest => "HTTP request on a mail port".into(),
+    }
+}
+
+async fn lookup_recipient(shared: &Shared, address: &str) -> RecipientOutcome {
+    match shared.store.account(address).await {
+        Ok(Some(account)) if !account.has_room_for(1) => RecipientOutcome::MailboxFull,
+        Ok(Some(account)) => RecipientOutcome::Local(account.id),
+        Ok(None) => {
+            let domain = address.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+            match shared.store.is_local_domain(domain).await {
+                Ok(true) => RecipientOutcome::UnknownUser,
+                Ok(false) => RecipientOutcome::NotLocal,
+                Err(_) => RecipientOutcome::TemporaryFailure,
+            }
+        }
+        Err(e) => {
+            shared.events.emit(Event::InternalError { conn: None, what: format!("recipient lookup failed: {e}") });
+            RecipientOutcome::TemporaryFailure
+        }
+    }
+}
+
+async fn deliver(shared: &Shared, conn: &Conn, account: &str, envelope: Envelope) -> DeliveryOutcome {
+    let size = envelope.data.len() as u64;
+    let recipients = envelope.recipients.len();
+    let delivery = Delivery {
+        recipients: envelope.recipients.iter().map(|(_, id)| *id).collect(),
+        raw: envelope.data,
+        internal_date: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+    };
+    let rejected = |reason: String| Event::MessageRejected { conn: conn.id, peer: conn.peer, account: account.to_string(), size, reason };
+    match shared.store.deliver(delivery).await {
+        Ok(()) => {
+            shared.events.emit(Event::MessageAccepted { conn: conn.id, peer: conn.peer, account: account.to_string(), size, recipients });
+            DeliveryOutcome::Stored
+        }
+        Err(DeliveryError::QuotaExceeded(who)) => {
+            shared.events.emit(rejected(format!("mailbox of {who} is full")));
+            DeliveryOutcome::MailboxFull(who)
+        }
+        Err(DeliveryError::Store(e)) => {
+            shared.events.emit(Event::InternalError { conn: Some(conn.id), what: format!("delivery failed: {e}") });
+            shared.events.emit(rejected("storage failure".into()));
+            DeliveryOutcome::TemporaryFailure
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! A real Portcullis process on ephemeral loopback ports, with a temp data dir, a certificate
+//! generated for the test, cheap password hashing, and a tiny client for its protocols.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+pub const HOSTNAME: &str = "mail.example.test";
+pub const DOMAIN: &str = "example.test";
+pub const ALICE: &str = "alice@example.test";
+pub const BOB: &str = "bob@example.test";
+pub const PASSWORD: &str = "plinth-orbit-cactus-9";
+
+pub fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+/// Extra lines for the config sections.
+#[derive(Default, Clone)]
+pub struct Settings {
+    pub tls: Vec<String>,
+    pub limits: Vec<String>,
+    pub process: Vec<String>,
+    pub store: Vec<String>,
+}
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+    pub addrs: HashMap<String, SocketAddr>,
+    cert: CertificateDer<'static>,
+}
+
+pub fn write_cert(dir: &Path) -> CertificateDer<'static> {
+    let key = rcgen::generate_simple_self_signed(vec![HOSTNAME.to_string(), "localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), key.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.signing_key.serialize_pem()).unwrap();
+    key.cert.der().clone()
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        TestServer::start_with(Settings::default())
+    }
+
+    /// A server with alice and bob in example.test.
+    pub fn start_with(settings: Settings) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        if is_root() {
+            // The server drops to nobody, who must be able to walk into the temp dir.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let cert = write_cert(dir.path());
+        let config_path = dir.path().join("portcullis.toml");
+        std::fs::write(&config_path, config_text(&settings)).unwrap();
+        let mut server = TestServer { dir, config_path, child: None, lines: Arc::default(), addrs: HashMap::new(), cert };
+        server.cli_ok(&["domain", "add", DOMAIN], None);
+        for user in [ALICE, BOB] {
+            server.cli_ok(&["account", "add", user, "--password-stdin"], Some(PASSWORD));
+        }
+        server.launch();
+        server
+    }
+
+    /// Starts (or restarts) the server process and waits for its listeners.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none());
+        let before = self.events().iter().filter(|e| e["event"] == "listening").count();
+        let mut child = Command::new(BIN)
+            .args(["--config", self.config_path.to_str().unwrap(), "serve"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = self.lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            let listening: Vec<_> = self.events().into_iter().filter(|e| e["event"] == "listening").skip(before).collect();
+            if listening.len() >= 3 {
+                self.addrs = listening
+                    .iter()
+                    .map(|e| (e["listener"].as_str().unwrap().to_string(), e["addr"].as_str().unwrap().parse().unwrap()))
+                    .collect();
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                let mut err = String::new();
+                self.child.take().unwrap().stderr.unwrap().read_to_string(&mut err).unwrap();
+                panic!("the server exited ({status}) at start: {err}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the server did not start: {:?}", self.lines.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.as_ref().expect("running").id() as i32)
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(self.pid(), signal).unwrap();
+    }
+
+    /// SIGTERM, then wait for the exit; returns its status and stderr.
+    pub fn stop(&mut self) -> (std::process::ExitStatus, String) {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit(Duration::from_secs(20))
+    }
+
+    pub fn wait_exit(&mut self, limit: Duration) -> (std::process::ExitStatus, String) {
+        let started = Instant::now();
+        let child = self.child.as_mut().expect("running");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                let mut child = self.child.take().unwrap();
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                // Let the stdout reader catch up.
+                std::thread::sleep(Duration::from_millis(100));
+                return (status, err);
+            }
+            assert!(started.elapsed() < limit, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Every JSON event logged so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        self.lines.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// Waits until an event matching `pred` shows up.
+    pub fn wait_event(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
+                return e;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "event never came: {:?}", self.lines.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            writeln!(input, "{text}").unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn cli_ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.cli(args, stdin);
+        assert!(out.status.success(), "portcullis {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn addr(&self, listener: &str) -> SocketAddr {
+        self.addrs[listener]
+    }
+
+    pub fn cert_path(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
+    }
+
+    pub fn client_config(&self, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
+        client_config(&self.cert, versions)
+    }
+
+    /// A client connection to an implicit-TLS listener.
+    pub fn connect_tls(&self, listener: &str) -> Client {
+        Client::plain(TcpStream::connect(self.addr(listener)).unwrap()).upgrade(self.client_config(rustls::ALL_VERSIONS))
+    }
+
+    /// A plain connection from another loopback address (127.0.0.x stands in for other clients).
+    pub fn connect_from(&self, source: &str, listener: &str) -> Client {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let source: SocketAddr = format!("{source}:0").parse().unwrap();
+        socket.bind(&source.into()).unwrap();
+        socket.connect(&self.addr(listener).into()).unwrap();
+        Client::plain(socket.into())
+    }
+
+    pub fn connect_plain(&self, listener: &str) -> Client {
+        Client::plain(TcpStream::connect(self.addr(listener)).unwrap())
+    }
+
+    /// Submits a message over 465 as alice.
+    pub fn submit(&self, to: &str, message: &str) -> String {
+        let mut c = self.connect_tls("submissions");
+        c.reply();
+        c.cmd("EHLO test.client");
+        assert!(c.cmd(&format!("AUTH PLAIN {}", plain(ALICE, PASSWORD))).starts_with("235"));
+        c.cmd(&format!("MAIL FROM:<{ALICE}>"));
+        assert!(c.cmd(&format!("RCPT TO:<{to}>")).starts_with("250"));
+        assert!(c.cmd("DATA").starts_with("354"));
+        c.send(&format!("{message}\r\n."));
+        let reply = c.reply();
+        c.cmd("QUIT");
+        reply
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGKILL);
+            self.kill();
+        }
+    }
+}
+
+fn config_text(s: &Settings) -> String {
+    let user = if is_root() { "user = \"nobody\"\n" } else { "" };
+    format!(
+        "hostname = \"{HOSTNAME}\"\ndata_dir = \"data\"\n\
+         [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{}\n\
+         [listen]\nsubmissions = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n\
+         [passwords]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n\
+         [store]\n{}\n\
+         [limits]\n{}\n\
+         [process]\n{user}shutdown_grace = \"3s\"\n{}\n\
+         [log]\nformat = \"json\"\n",
+        s.tls.join("\n"),
+        s.store.join("\n"),
+        s.limits.join("\n"),
+        s.process.join("\n"),
+    )
+}
+
+pub fn client_config(cert: &CertificateDer<'static>, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    Arc::new(
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(versions)
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+pub fn plain(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"))
+}
+
+pub trait Io: Read + Write + Send {}
+impl<T: Read + Write + Send> Io for T {}
+
+/// A line-oriented client for SMTP and POP3 over plain TCP or TLS.
+pub struct Client {
+    tcp: Option<TcpStream>,
+    io: Box<dyn Io>,
+    buf: Vec<u8>,
+}
+
+impl Client {
+    pub fn plain(tcp: TcpStream) -> Client {
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        Client { io: Box::new(tcp.try_clone().unwrap()), tcp: Some(tcp), buf: Vec::new() }
+    }
+
+    /// Starts TLS on the connection (after STARTTLS, or at once for implicit TLS).
+    pub fn upgrade(self, config: Arc<ClientConfig>) -> Client {
+        self.handshake(config).expect("TLS handshake")
+    }
+
+    /// Runs the TLS handshake to completion, reporting its failure.
+    pub fn handshake(mut self, config: Arc<ClientConfig>) -> std::io::Result<Client> {
+        let mut tcp = self.tcp.take().expect("a plain connection");
+        let mut conn = ClientConnection::new(config, ServerName::try_from(HOSTNAME).unwrap()).unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp)?;
+        }
+        Ok(Client { tcp: None, io: Box::new(StreamOwned::new(conn, tcp)), buf: Vec::new() })
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\r\n").as_bytes());
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.io.write_all(bytes).unwrap();
+        self.io.flush().unwrap();
+    }
+
+    /// One line, without CRLF; "" at EOF.
+    pub fn line(&mut self) -> String {
+        self.try_line().unwrap_or_default()
+    }
+
+    pub fn try_line(&mut self) -> std::io::Result<String> {
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                return Ok(String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string());
+            }
+            let mut chunk = [0u8; 8192];
+            let n = self.io.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(std::mem::take(&mut self.buf).into_iter().map(char::from).collect());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// A whole SMTP reply (all continuation lines), joined by "\n".
+    pub fn reply(&mut self) -> String {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            let last = line.len() < 4 || line.as_bytes()[3] != b'-';
+            lines.push(line);
+            if last {
+                return lines.join("\n");
+            }
+        }
+    }
+
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(line);
+        self.reply()
+    }
+
+    /// A POP3 multi-line response body (after the status line), un-dot-stuffed.
+    pub fn multiline(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line();
+            if line == "." {
+                return lines;
+            }
+            lines.push(line.strip_prefix('.').map(str::to_string).filter(|_| line.starts_with("..")).unwrap_or(line));
+        }
+    }
+
+    /// Everything until the server closes the connection (lossy text).
+    pub fn rest(&mut self) -> String {
+        let mut all = std::mem::take(&mut self.buf);
+        let _ = self.io.read_to_end(&mut all);
+        String::from_utf8_lossy(&all).into_owned()
+    }
+
+    /// True once the server has closed the connection.
+    pub fn closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.io.read(&mut byte), Ok(0) | Err(_))
+    }
+}

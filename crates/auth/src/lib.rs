@@ -46,20 +46,23 @@ impl Authenticator {
     pub fn new(store: Arc<dyn Store>, hasher: PasswordHasher) -> Result<Self, String> {
         let decoy = hasher.hash(generate_password().as_bytes())?;
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Ok(Authenticator {
-            store,
-            hasher: Arc::new(hasher),
-            decoy: decoy.into(),
-            permits: Semaphore::new(cpus),
-        })
+        Ok(Authenticator { store, hasher: Arc::new(hasher), decoy: decoy.into(), permits: Semaphore::new(cpus) })
     }
 
     /// SASL semantics (RFC 4422): `authzid` may be empty or equal to `username`; acting as
     /// another user is not supported.
-    pub async fn verify(&self, authzid: &str, username: &str, password: Zeroizing<Vec<u8>>) -> Result<Principal, AuthError> {
+    pub async fn verify(
+        &self,
+        authzid: &str,
+        username: &str,
+        password: Zeroizing<Vec<u8>>,
+    ) -> Result<Principal, AuthError> {
         let credentials = self.store.credentials(username).await.map_err(|_| AuthError::Unavailable)?;
         let (hash, principal) = match &credentials {
-            Some(c) => (Arc::<str>::from(c.password_hash.as_str()), Some(Principal { account: c.account, address: c.address.clone() })),
+            Some(c) => (
+                Arc::<str>::from(c.password_hash.as_str()),
+                Some(Principal { account: c.account, address: c.address.clone() }),
+            ),
             None => (self.decoy.clone(), None),
         };
         let _permit = self.permits.acquire().await.map_err(|_| AuthError::Unavailable)?;

@@ -12,16 +12,17 @@ pub enum PolicyError {
 }
 
 /// `user_inputs` (the address, its parts) count as known to an attacker.
-pub fn check_password(password: &str, config: &portcullis_config::Passwords, user_inputs: &[&str]) -> Result<(), PolicyError> {
+pub fn check_password(
+    password: &str,
+    config: &portcullis_config::Passwords,
+    user_inputs: &[&str],
+) -> Result<(), PolicyError> {
     if password.chars().count() < config.min_length {
         return Err(PolicyError::TooShort(config.min_length));
     }
     let estimate = zxcvbn(password, user_inputs);
     if (estimate.score() as u8) < config.min_strength {
-        let hint = estimate
-            .feedback()
-            .and_then(|f| f.warning().map(|w| format!(": {w}")))
-            .unwrap_or_default();
+        let hint = estimate.feedback().and_then(|f| f.warning().map(|w| format!(": {w}"))).unwrap_or_default();
         return Err(PolicyError::TooWeak(hint));
     }
     Ok(())

@@ -125,11 +125,7 @@ struct Check<'a> {
 
 impl Check<'_> {
     fn invalid(&self, key: &'static str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            path: self.path.to_path_buf(),
-            key,
-            message: message.into(),
-        }
+        ConfigError::Invalid { path: self.path.to_path_buf(), key, message: message.into() }
     }
 
     fn file(&self, text: &str) -> PathBuf {
@@ -153,7 +149,12 @@ impl Check<'_> {
         }
     }
 
-    fn positive<T: PartialOrd + Default + Copy>(&self, key: &'static str, value: Option<T>, default: T) -> Result<T, ConfigError> {
+    fn positive<T: PartialOrd + Default + Copy>(
+        &self,
+        key: &'static str,
+        value: Option<T>,
+        default: T,
+    ) -> Result<T, ConfigError> {
         let v = value.unwrap_or(default);
         if v <= T::default() {
             return Err(self.invalid(key, "must be at least 1"));
@@ -180,9 +181,9 @@ impl Root {
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
         let c = Check { path, base };
 
-        let hostname = self
-            .hostname
-            .ok_or_else(|| c.invalid("hostname", "is required (the name clients connect to, e.g. \"mail.example.org\")"))?;
+        let hostname = self.hostname.ok_or_else(|| {
+            c.invalid("hostname", "is required (the name clients connect to, e.g. \"mail.example.org\")")
+        })?;
         if !is_hostname(&hostname) {
             return Err(c.invalid("hostname", format!("\"{hostname}\" is not a valid host name")));
         }
@@ -192,13 +193,22 @@ impl Root {
         let min_version = match tls.min_version.as_deref().unwrap_or(defaults::MIN_VERSION) {
             "1.2" => TlsVersion::V1_2,
             "1.3" => TlsVersion::V1_3,
-            other => return Err(c.invalid("tls.min_version", format!("must be \"1.2\" or \"1.3\", not \"{other}\" (older versions are never offered)"))),
+            other => {
+                return Err(c.invalid(
+                    "tls.min_version",
+                    format!("must be \"1.2\" or \"1.3\", not \"{other}\" (older versions are never offered)"),
+                ))
+            }
         };
         let tls = Tls {
             cert: c.file(&tls.cert.ok_or_else(|| c.invalid("tls.cert", "is required (a PEM certificate chain)"))?),
             key: c.file(&tls.key.ok_or_else(|| c.invalid("tls.key", "is required (a PEM private key)"))?),
             min_version,
-            handshake_timeout: c.duration("tls.handshake_timeout", tls.handshake_timeout, defaults::HANDSHAKE_TIMEOUT)?,
+            handshake_timeout: c.duration(
+                "tls.handshake_timeout",
+                tls.handshake_timeout,
+                defaults::HANDSHAKE_TIMEOUT,
+            )?,
         };
 
         let listen = self.listen.unwrap_or_default();
@@ -215,7 +225,12 @@ impl Root {
             None => data_dir.join("mail.db"),
             Some(url) => match url.strip_prefix("sqlite:") {
                 Some(file) if !file.is_empty() => c.file(file.trim_start_matches("//")),
-                _ => return Err(c.invalid("store.url", format!("\"{url}\" is not supported; use \"sqlite:PATH\" (PostgreSQL comes later)"))),
+                _ => {
+                    return Err(c.invalid(
+                        "store.url",
+                        format!("\"{url}\" is not supported; use \"sqlite:PATH\" (PostgreSQL comes later)"),
+                    ))
+                }
             },
         };
         let default_quota = match store.default_quota {
@@ -227,14 +242,30 @@ impl Root {
         let l = self.limits.unwrap_or_default();
         let limits = Limits {
             max_connections: c.positive("limits.max_connections", l.max_connections, defaults::MAX_CONNECTIONS)?,
-            max_connections_per_ip: c.positive("limits.max_connections_per_ip", l.max_connections_per_ip, defaults::MAX_CONNECTIONS_PER_IP)?,
+            max_connections_per_ip: c.positive(
+                "limits.max_connections_per_ip",
+                l.max_connections_per_ip,
+                defaults::MAX_CONNECTIONS_PER_IP,
+            )?,
             max_message_size: c.size("limits.max_message_size", l.max_message_size, defaults::MAX_MESSAGE_SIZE)?,
             max_recipients: c.positive("limits.max_recipients", l.max_recipients, defaults::MAX_RECIPIENTS)?,
             max_line_length: l.max_line_length.unwrap_or(defaults::MAX_LINE_LENGTH),
             max_commands: c.positive("limits.max_commands", l.max_commands, defaults::MAX_COMMANDS)?,
-            max_auth_failures: c.positive("limits.max_auth_failures", l.max_auth_failures, defaults::MAX_AUTH_FAILURES)?,
-            smtp_idle_timeout: c.duration("limits.smtp_idle_timeout", l.smtp_idle_timeout, defaults::SMTP_IDLE_TIMEOUT)?,
-            pop3_idle_timeout: c.duration("limits.pop3_idle_timeout", l.pop3_idle_timeout, defaults::POP3_IDLE_TIMEOUT)?,
+            max_auth_failures: c.positive(
+                "limits.max_auth_failures",
+                l.max_auth_failures,
+                defaults::MAX_AUTH_FAILURES,
+            )?,
+            smtp_idle_timeout: c.duration(
+                "limits.smtp_idle_timeout",
+                l.smtp_idle_timeout,
+                defaults::SMTP_IDLE_TIMEOUT,
+            )?,
+            pop3_idle_timeout: c.duration(
+                "limits.pop3_idle_timeout",
+                l.pop3_idle_timeout,
+                defaults::POP3_IDLE_TIMEOUT,
+            )?,
         };
         if limits.max_line_length < 512 {
             return Err(c.invalid("limits.max_line_length", "must be at least 512 (RFC 5321 §4.5.3.1.4)"));
@@ -257,8 +288,12 @@ impl Root {
         if passwords.min_length < 8 {
             return Err(c.invalid("passwords.min_length", "must be at least 8"));
         }
-        if passwords.argon2_memory_kib < 8 * passwords.argon2_parallelism.max(1) || passwords.argon2_memory_kib > 4 * 1024 * 1024 {
-            return Err(c.invalid("passwords.argon2_memory_kib", "must be between 8 x argon2_parallelism and 4194304 (4 GiB)"));
+        if passwords.argon2_memory_kib < 8 * passwords.argon2_parallelism.max(1)
+            || passwords.argon2_memory_kib > 4 * 1024 * 1024
+        {
+            return Err(
+                c.invalid("passwords.argon2_memory_kib", "must be between 8 x argon2_parallelism and 4194304 (4 GiB)")
+            );
         }
         if passwords.min_strength > 4 {
             return Err(c.invalid("passwords.min_strength", "must be between 0 and 4 (zxcvbn scores)"));
@@ -278,7 +313,10 @@ impl Root {
             shutdown_grace: c.duration("process.shutdown_grace", pr.shutdown_grace, defaults::SHUTDOWN_GRACE)?,
         };
         if process.user.as_deref() == Some("root") {
-            return Err(c.invalid("process.user", "must not be root; set process.allow_root = true to keep root (not recommended)"));
+            return Err(c.invalid(
+                "process.user",
+                "must not be root; set process.allow_root = true to keep root (not recommended)",
+            ));
         }
 
         let log = Log {

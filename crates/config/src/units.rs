@@ -8,9 +8,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(digits_end);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("\"{text}\" is not a size (try \"50MiB\")"))?;
+    let number: u64 = number.parse().map_err(|_| format!("\"{text}\" is not a size (try \"50MiB\")"))?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
@@ -23,15 +21,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "tib" => 1 << 40,
         other => return Err(format!("unknown size unit \"{other}\" (use B, KiB, MiB, GiB, TiB)")),
     };
-    number
-        .checked_mul(factor)
-        .ok_or_else(|| format!("\"{text}\" is too large"))
+    number.checked_mul(factor).ok_or_else(|| format!("\"{text}\" is too large"))
 }
 
 /// The shortest exact binary rendering: 52428800 -> "50MiB".
 pub fn format_size(bytes: u64) -> String {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

@@ -199,9 +199,7 @@ pub struct Events {
 
 impl Events {
     pub fn new(sinks: Vec<Arc<dyn Sink>>) -> Self {
-        Events {
-            sinks: Arc::new(sinks),
-        }
+        Events { sinks: Arc::new(sinks) }
     }
 
     /// A stream with no consumers (unit tests, admin CLI).
@@ -213,10 +211,7 @@ impl Events {
         if self.sinks.is_empty() {
             return;
         }
-        let ts_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let ts_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let record = Record { ts_ms, event };
         for sink in self.sinks.iter() {
             sink.accept(&record);

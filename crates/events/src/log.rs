@@ -50,11 +50,7 @@ impl LogSink {
                 }
             })
             .expect("spawning the log thread");
-        LogSink {
-            format,
-            tx,
-            dropped: AtomicU64::new(0),
-        }
+        LogSink { format, tx, dropped: AtomicU64::new(0) }
     }
 
     fn render(&self, record: &Record) -> String {
@@ -72,7 +68,9 @@ impl Sink for LogSink {
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             let note = match self.format {
-                LogFormat::Json => format!("{{\"event\":\"log_dropped\",\"ts_ms\":{},\"count\":{dropped}}}\n", record.ts_ms),
+                LogFormat::Json => {
+                    format!("{{\"event\":\"log_dropped\",\"ts_ms\":{},\"count\":{dropped}}}\n", record.ts_ms)
+                }
                 LogFormat::Text => format!("log_dropped count={dropped}\n"),
             };
             let _ = self.tx.try_send(Msg::Line(note));
@@ -124,11 +122,7 @@ mod tests {
     fn text_lines_are_readable() {
         let record = Record {
             ts_ms: 0,
-            event: Event::ConfigReloaded {
-                what: "tls",
-                ok: false,
-                error: Some("no such file".into()),
-            },
+            event: Event::ConfigReloaded { what: "tls", ok: false, error: Some("no such file".into()) },
         };
         assert_eq!(
             render_text(&record),

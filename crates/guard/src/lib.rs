@@ -79,10 +79,7 @@ impl Drop for Admission {
 
 impl Guard {
     pub fn new(limits: Limits) -> Guard {
-        Guard {
-            limits,
-            counts: Arc::new(Mutex::new(Counts { total: 0, per_source: HashMap::new() })),
-        }
+        Guard { limits, counts: Arc::new(Mutex::new(Counts { total: 0, per_source: HashMap::new() })) }
     }
 
     /// Decides whether a new connection from `ip` may proceed.

@@ -24,11 +24,7 @@ pub enum Line {
 impl LineBuffer {
     /// `max_line` counts the terminator.
     pub fn new(max_line: usize) -> Self {
-        LineBuffer {
-            buf: Vec::new(),
-            max_line,
-            skipping: false,
-        }
+        LineBuffer { buf: Vec::new(), max_line, skipping: false }
     }
 
     pub fn push(&mut self, data: &[u8]) {

@@ -20,11 +20,8 @@ pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
 
 /// Opens the store as the service user, so that files it creates stay the server's.
 fn open(config: &Config) -> Result<SqliteStore, Failure> {
-    let service_user_exists = config
-        .process
-        .user
-        .as_deref()
-        .is_some_and(|u| nix::unistd::User::from_name(u).ok().flatten().is_some());
+    let service_user_exists =
+        config.process.user.as_deref().is_some_and(|u| nix::unistd::User::from_name(u).ok().flatten().is_some());
     if service_user_exists {
         portcullis_server::process::drop_privileges(config).map_err(Failure)?;
     }
@@ -35,11 +32,17 @@ fn open(config: &Config) -> Result<SqliteStore, Failure> {
 /// Store errors, said the way an operator can act on.
 fn explain(e: StoreError) -> Failure {
     Failure(match e {
-        StoreError::NoSuchDomain(d) => format!("the domain {d} does not exist; add it first with `portcullis domain add {d}`"),
+        StoreError::NoSuchDomain(d) => {
+            format!("the domain {d} does not exist; add it first with `portcullis domain add {d}`")
+        }
         StoreError::DomainExists(d) => format!("the domain {d} already exists"),
-        StoreError::DomainInUse(d) => format!("the domain {d} still has accounts; remove them first (see `portcullis account list`)"),
+        StoreError::DomainInUse(d) => {
+            format!("the domain {d} still has accounts; remove them first (see `portcullis account list`)")
+        }
         StoreError::NoSuchAccount(a) => format!("there is no account {a} (see `portcullis account list`)"),
-        StoreError::AccountExists(a) => format!("the account {a} already exists; use `portcullis account passwd {a}` to change its password"),
+        StoreError::AccountExists(a) => {
+            format!("the account {a} already exists; use `portcullis account passwd {a}` to change its password")
+        }
         StoreError::InvalidAddress(a) => format!("\"{a}\" is not a valid address; use the form user@example.org"),
         StoreError::InvalidDomain(d) => format!("\"{d}\" is not a valid domain name"),
         StoreError::Backend(detail) => format!("the store failed: {detail}"),
@@ -104,7 +107,9 @@ pub fn account(config: &Config, action: AccountAction) -> Result<(), Failure> {
                         Quota::Unlimited => "unlimited".into(),
                         Quota::Bytes(q) => format_size(q),
                     };
-                    let created = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(a.created.max(0) as u64));
+                    let created = humantime::format_rfc3339_seconds(
+                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(a.created.max(0) as u64),
+                    );
                     println!("{:<40} {:>10} {:>10} {:>9}  {created}", a.address, a.used, quota, a.messages);
                 }
             }
@@ -155,7 +160,8 @@ fn new_password(config: &Config, address: &str, from_stdin: bool) -> Result<(Zer
     std::io::stdin().lock().read_line(&mut line)?;
     let password = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
     let local = address.split('@').next().unwrap_or("");
-    check_password(&password, &config.passwords, &[address, local]).map_err(|e| Failure(format!("{e}; choose another")))?;
+    check_password(&password, &config.passwords, &[address, local])
+        .map_err(|e| Failure(format!("{e}; choose another")))?;
     Ok((password, false))
 }
 

@@ -106,7 +106,11 @@ pub fn dev_instance(dir: &Path) -> Result<Config, Failure> {
     let config_path = dir.join("portcullis.toml");
     let config = if config_path.exists() {
         let config = Config::load(&config_path)?;
-        println!("Using the dev instance in {} (reset a password with `portcullis --config {} account passwd USER`).", dir.display(), config_path.display());
+        println!(
+            "Using the dev instance in {} (reset a password with `portcullis --config {} account passwd USER`).",
+            dir.display(),
+            config_path.display()
+        );
         config
     } else {
         init(&InitArgs { hostname: None, domain: None, dir: dir.to_path_buf(), dev: true })?

@@ -22,7 +22,11 @@ fn serve_without_a_config_points_at_init() {
 #[test]
 fn config_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("portcullis.toml"), "hostname = \"a.example\"\n[tls]\ncert=\"c\"\nkey=\"k\"\n[limits]\nmax_recipients = \"lots\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("portcullis.toml"),
+        "hostname = \"a.example\"\n[tls]\ncert=\"c\"\nkey=\"k\"\n[limits]\nmax_recipients = \"lots\"\n",
+    )
+    .unwrap();
     let err = String::from_utf8_lossy(&run_in(dir.path(), &["serve"]).stderr).to_string();
     assert!(err.contains("max_recipients"), "{err}");
     std::fs::write(dir.path().join("portcullis.toml"), "hostname = \"a.example\"\nport = 25\n").unwrap();

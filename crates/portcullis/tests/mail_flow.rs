@@ -34,7 +34,7 @@ fn missing_date_and_message_id_are_added() {
     pop.cmd("RETR 1");
     let message = pop.multiline().join("\n");
     assert!(message.contains("\nDate: "), "{message}");
-    assert!(message.contains(&format!("\nMessage-ID: <")) && message.contains(&format!("@{HOSTNAME}>")), "{message}");
+    assert!(message.contains("\nMessage-ID: <") && message.contains(&format!("@{HOSTNAME}>")), "{message}");
 }
 
 #[test]

@@ -14,7 +14,10 @@ fn submission_port_refuses_everything_but_starttls_before_tls() {
     assert!(c.reply().starts_with("220 "));
     let ehlo = c.cmd("EHLO plain.client");
     assert!(ehlo.contains("STARTTLS") && !ehlo.contains("AUTH"), "{ehlo}");
-    assert_eq!(c.cmd(&format!("AUTH PLAIN {}", plain(ALICE, PASSWORD))), "530 5.7.0 Must issue a STARTTLS command first");
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {}", plain(ALICE, PASSWORD))),
+        "530 5.7.0 Must issue a STARTTLS command first"
+    );
     assert_eq!(c.cmd(&format!("MAIL FROM:<{ALICE}>")), "530 5.7.0 Must issue a STARTTLS command first");
     // STARTTLS with a command injected behind it in the same packet.
     c.send_raw(b"STARTTLS\r\nMAIL FROM:<injected@example.test>\r\n");
@@ -33,7 +36,8 @@ fn tls_below_1_2_and_below_min_version_are_refused() {
     for listener in ["submissions", "pop3s"] {
         let tls12 = server.connect_plain(listener).handshake(server.client_config(&[&rustls::version::TLS12]));
         assert!(tls12.is_err(), "{listener} accepted TLS 1.2 with min_version = 1.3");
-        let mut tls13 = server.connect_plain(listener).handshake(server.client_config(&[&rustls::version::TLS13])).unwrap();
+        let mut tls13 =
+            server.connect_plain(listener).handshake(server.client_config(&[&rustls::version::TLS13])).unwrap();
         assert!(!tls13.line().is_empty());
     }
     server.wait_event(|e| e["event"] == "tls_failed");
@@ -42,7 +46,8 @@ fn tls_below_1_2_and_below_min_version_are_refused() {
 #[test]
 fn tls_1_2_works_by_default() {
     let server = TestServer::start();
-    let mut c = server.connect_plain("submissions").handshake(server.client_config(&[&rustls::version::TLS12])).unwrap();
+    let mut c =
+        server.connect_plain("submissions").handshake(server.client_config(&[&rustls::version::TLS12])).unwrap();
     assert!(c.reply().starts_with("220"));
     let e = server.wait_event(|e| e["event"] == "tls_established");
     assert_eq!(e["version"], "TLSv1.2");
@@ -94,7 +99,8 @@ fn sender_must_be_the_authenticated_user() {
 
 #[test]
 fn connections_per_ip_are_limited_with_a_clear_refusal() {
-    let server = TestServer::start_with(Settings { limits: vec!["max_connections_per_ip = 2".into()], ..Settings::default() });
+    let server =
+        TestServer::start_with(Settings { limits: vec!["max_connections_per_ip = 2".into()], ..Settings::default() });
     let mut held: Vec<Client> = (0..2).map(|_| server.connect_tls("submissions")).collect();
     for c in &mut held {
         assert!(c.reply().starts_with("220"));
@@ -134,7 +140,8 @@ fn idle_sessions_time_out_and_silent_handshakes_are_cut() {
 
 #[test]
 fn oversize_lines_and_messages_get_protocol_errors_and_the_session_continues() {
-    let server = TestServer::start_with(Settings { limits: vec!["max_message_size = \"64KiB\"".into()], ..Settings::default() });
+    let server =
+        TestServer::start_with(Settings { limits: vec!["max_message_size = \"64KiB\"".into()], ..Settings::default() });
     let mut c = server.connect_tls("submissions");
     c.reply();
     assert!(c.cmd(&format!("EHLO {}", "a".repeat(10_000))).starts_with("500 5.5.2"));

@@ -73,14 +73,23 @@ pub enum Action {
     /// [`Session::peer_closed`]).
     Read,
     /// Check these credentials, then call [`Session::auth_result`].
-    Authenticate { method: Method, credentials: sasl::Credentials },
+    Authenticate {
+        method: Method,
+        credentials: sasl::Credentials,
+    },
     /// Lock and list the account's INBOX, then call [`Session::maildrop_opened`].
-    OpenMaildrop { account: AccountId },
+    OpenMaildrop {
+        account: AccountId,
+    },
     /// Read a message's raw bytes, then call [`Session::message_fetched`].
-    Fetch { uid: u32 },
+    Fetch {
+        uid: u32,
+    },
     /// Remove these messages atomically (the UPDATE state), then call
     /// [`Session::update_result`].
-    Update { delete: Vec<u32> },
+    Update {
+        delete: Vec<u32>,
+    },
     Report(Fact),
     /// Send the output and close.
     Close,
@@ -106,7 +115,9 @@ enum Pending {
     Auth,
     Open,
     /// RETR, or TOP with this many body lines.
-    Fetch { top: Option<usize> },
+    Fetch {
+        top: Option<usize>,
+    },
     Update,
 }
 
@@ -319,7 +330,9 @@ impl Session {
 
     fn line(&mut self, line: Vec<u8>) -> Option<Action> {
         if matches!(self.state, State::AuthExchange(_)) {
-            let State::AuthExchange(mut exchange) = std::mem::replace(&mut self.state, State::Authorization { user: None }) else {
+            let State::AuthExchange(mut exchange) =
+                std::mem::replace(&mut self.state, State::Authorization { user: None })
+            else {
                 unreachable!()
             };
             let step = exchange.step(&line);

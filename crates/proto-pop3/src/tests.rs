@@ -46,13 +46,14 @@ impl Harness {
                     break;
                 }
                 Action::Authenticate { credentials, .. } => {
-                    let outcome = if credentials.username == "alice@example.org" && &credentials.password[..] == PASSWORD {
-                        AuthOutcome::Success(1)
-                    } else if credentials.username == "tempfail@example.org" {
-                        AuthOutcome::TemporaryFailure
-                    } else {
-                        AuthOutcome::InvalidCredentials
-                    };
+                    let outcome =
+                        if credentials.username == "alice@example.org" && &credentials.password[..] == PASSWORD {
+                            AuthOutcome::Success(1)
+                        } else if credentials.username == "tempfail@example.org" {
+                            AuthOutcome::TemporaryFailure
+                        } else {
+                            AuthOutcome::InvalidCredentials
+                        };
                     self.s.auth_result(outcome);
                 }
                 Action::OpenMaildrop { account } => {
@@ -62,7 +63,11 @@ impl Harness {
                     } else {
                         Ok(Maildrop {
                             uidvalidity: 1700,
-                            messages: self.messages.iter().map(|(uid, m)| Entry { uid: *uid, size: m.len() as u64 }).collect(),
+                            messages: self
+                                .messages
+                                .iter()
+                                .map(|(uid, m)| Entry { uid: *uid, size: m.len() as u64 })
+                                .collect(),
                         })
                     };
                     self.s.maildrop_opened(result);
@@ -164,7 +169,10 @@ fn stat_list_uidl() {
     let sizes: Vec<usize> = h.messages.iter().map(|(_, m)| m.len()).collect();
     let total: usize = sizes.iter().sum();
     assert_eq!(h.send("STAT\r\n"), format!("+OK 3 {total}\r\n"));
-    assert_eq!(h.send("LIST\r\n"), format!("+OK Listing follows\r\n1 {}\r\n2 {}\r\n3 {}\r\n.\r\n", sizes[0], sizes[1], sizes[2]));
+    assert_eq!(
+        h.send("LIST\r\n"),
+        format!("+OK Listing follows\r\n1 {}\r\n2 {}\r\n3 {}\r\n.\r\n", sizes[0], sizes[1], sizes[2])
+    );
     assert_eq!(h.send("LIST 2\r\n"), format!("+OK 2 {}\r\n", sizes[1]));
     assert_eq!(h.send("UIDL\r\n"), "+OK Listing follows\r\n1 1700.3\r\n2 1700.7\r\n3 1700.9\r\n.\r\n");
     assert_eq!(h.send("UIDL 3\r\n"), "+OK 3 1700.9\r\n");
@@ -187,7 +195,10 @@ fn top_sends_headers_and_n_lines() {
     let mut h = Harness::logged_in();
     assert_eq!(h.send("TOP 2 0\r\n"), "+OK Top of message follows\r\nSubject: two\r\nX: y\r\n\r\n.\r\n");
     assert_eq!(h.send("TOP 2 2\r\n"), "+OK Top of message follows\r\nSubject: two\r\nX: y\r\n\r\nl1\r\nl2\r\n.\r\n");
-    assert_eq!(h.send("TOP 2 99\r\n"), "+OK Top of message follows\r\nSubject: two\r\nX: y\r\n\r\nl1\r\nl2\r\nl3\r\n.\r\n");
+    assert_eq!(
+        h.send("TOP 2 99\r\n"),
+        "+OK Top of message follows\r\nSubject: two\r\nX: y\r\n\r\nl1\r\nl2\r\nl3\r\n.\r\n"
+    );
     assert_eq!(h.send("TOP 2\r\n"), "-ERR Usage: TOP message lines\r\n");
 }
 
@@ -247,7 +258,10 @@ fn garbage_long_lines_and_limits() {
 #[test]
 fn pipelined_commands_answer_in_order() {
     let mut h = Harness::new();
-    let out = h.send(&format!("USER alice@example.org\r\nPASS {}\r\nSTAT\r\nUIDL 1\r\nQUIT\r\n", String::from_utf8_lossy(PASSWORD)));
+    let out = h.send(&format!(
+        "USER alice@example.org\r\nPASS {}\r\nSTAT\r\nUIDL 1\r\nQUIT\r\n",
+        String::from_utf8_lossy(PASSWORD)
+    ));
     let firsts: Vec<&str> = out.lines().map(|l| l.split(' ').next().unwrap()).collect();
     assert_eq!(firsts, ["+OK", "+OK", "+OK", "+OK", "+OK"], "{out}");
     assert!(h.closed);
@@ -263,8 +277,20 @@ fn random_input_never_panics() {
         seed
     };
     let tokens: &[&str] = &[
-        "USER alice@example.org\r\n", "PASS plinth-orbit-cactus-9\r\n", "AUTH PLAIN\r\n", "STAT\r\n", "LIST\r\n", "RETR 1\r\n",
-        "TOP 2 1\r\n", "DELE 1\r\n", "RSET\r\n", "UIDL 9\r\n", "*\r\n", "\r\n", "\n", "CAPA\r\n",
+        "USER alice@example.org\r\n",
+        "PASS plinth-orbit-cactus-9\r\n",
+        "AUTH PLAIN\r\n",
+        "STAT\r\n",
+        "LIST\r\n",
+        "RETR 1\r\n",
+        "TOP 2 1\r\n",
+        "DELE 1\r\n",
+        "RSET\r\n",
+        "UIDL 9\r\n",
+        "*\r\n",
+        "\r\n",
+        "\n",
+        "CAPA\r\n",
     ];
     for _ in 0..300 {
         let mut h = Harness::new();

@@ -130,7 +130,11 @@ enum State {
     /// Reading a DATA body that is already too big: keep only the end-of-data detection.
     DataDiscard(DummyDataReceiver),
     /// Reading a BDAT chunk; `refused` chunks are read and thrown away (no transaction).
-    Bdat { remaining: u64, last: bool, refused: bool },
+    Bdat {
+        remaining: u64,
+        last: bool,
+        refused: bool,
+    },
     /// An action is out; the matching result call moves on.
     Waiting(Pending),
     Closing,
@@ -176,10 +180,7 @@ pub struct Session {
 }
 
 fn system_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl Session {
@@ -428,7 +429,12 @@ impl Session {
         if !self.tls
             && !matches!(
                 request,
-                Request::Ehlo { .. } | Request::Helo { .. } | Request::StartTls | Request::Noop { .. } | Request::Rset | Request::Quit
+                Request::Ehlo { .. }
+                    | Request::Helo { .. }
+                    | Request::StartTls
+                    | Request::Noop { .. }
+                    | Request::Rset
+                    | Request::Quit
             )
         {
             self.reports.push(Fact::CommandBeforeStartTls(request.name()));
@@ -455,8 +461,12 @@ impl Session {
                 self.state = State::Closing;
             }
             // Never confirm or deny that an address exists (RFC 5321 §3.5.3).
-            Request::Vrfy { .. } => self.reply(Reply::new(252, "2.5.2", "Cannot VRFY user; send mail and it will be delivered if it can")),
-            Request::Help { .. } => self.reply(Reply::new(214, "2.0.0", "See RFC 6409 and https://www.rfc-editor.org/rfc/rfc5321")),
+            Request::Vrfy { .. } => {
+                self.reply(Reply::new(252, "2.5.2", "Cannot VRFY user; send mail and it will be delivered if it can"))
+            }
+            Request::Help { .. } => {
+                self.reply(Reply::new(214, "2.0.0", "See RFC 6409 and https://www.rfc-editor.org/rfc/rfc5321"))
+            }
             Request::Expn { .. }
             | Request::Etrn { .. }
             | Request::Atrn { .. }
@@ -578,7 +588,8 @@ impl Session {
             ));
         }
         if !same_address(&from.address, &principal.address) {
-            let text = format!("<{}>: Sender address is not yours (authenticated as {})", from.address, principal.address);
+            let text =
+                format!("<{}>: Sender address is not yours (authenticated as {})", from.address, principal.address);
             return self.error(Reply::owned(553, "5.7.1", text));
         }
         self.tx.from = Some(from.address);
@@ -724,11 +735,7 @@ impl Session {
         };
         let data = message::prepare(&body, &received);
         self.state = State::Waiting(Pending::Delivery);
-        Action::Deliver(Envelope {
-            from: self.tx.from.clone().unwrap_or_default(),
-            recipients,
-            data,
-        })
+        Action::Deliver(Envelope { from: self.tx.from.clone().unwrap_or_default(), recipients, data })
     }
 }
 
@@ -750,7 +757,9 @@ fn parse_error_reply(error: &ParseError) -> Reply<'static> {
         ParseError::SyntaxError { syntax } => Reply::owned(501, "5.5.4", format!("Syntax: {syntax}")),
         ParseError::InvalidSenderAddress => Reply::new(553, "5.1.7", "Bad sender address syntax"),
         ParseError::InvalidRecipientAddress => Reply::new(553, "5.1.3", "Bad recipient address syntax"),
-        ParseError::InvalidParameter { param } => Reply::owned(501, "5.5.4", format!("Invalid value for parameter {param}")),
+        ParseError::InvalidParameter { param } => {
+            Reply::owned(501, "5.5.4", format!("Invalid value for parameter {param}"))
+        }
         ParseError::UnsupportedParameter { param } => {
             let param: String = param.chars().filter(|c| c.is_ascii_graphic()).take(32).collect();
             Reply::owned(555, "5.5.4", format!("Unsupported parameter {param}"))

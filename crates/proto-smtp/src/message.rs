@@ -35,7 +35,9 @@ pub fn prepare(body: &[u8], received: &Received<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 512);
 
     out.extend_from_slice(format!("Received: from {} ([{}])\r\n", clean(received.helo), received.peer_ip).as_bytes());
-    out.extend_from_slice(format!("\tby {} (Portcullis) with ESMTPSA id {}", received.hostname, received.id).as_bytes());
+    out.extend_from_slice(
+        format!("\tby {} (Portcullis) with ESMTPSA id {}", received.hostname, received.id).as_bytes(),
+    );
     if let Some(tls) = received.tls {
         out.extend_from_slice(format!("\r\n\t(using {tls})").as_bytes());
     }

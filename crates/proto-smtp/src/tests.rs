@@ -163,7 +163,8 @@ fn submission_port_accepts_only_the_starttls_set_before_tls() {
 fn plaintext_pipelined_after_starttls_is_never_executed() {
     let mut h = Harness::new(false);
     h.send("EHLO client.example\r\n");
-    let out = h.send(&format!("STARTTLS\r\nAUTH PLAIN {}\r\nMAIL FROM:<alice@example.org>\r\n", plain(ALICE, ALICE_PW)));
+    let out =
+        h.send(&format!("STARTTLS\r\nAUTH PLAIN {}\r\nMAIL FROM:<alice@example.org>\r\n", plain(ALICE, ALICE_PW)));
     assert_eq!(out, "220 2.0.0 Ready to start TLS\r\n", "nothing after STARTTLS may be answered");
     assert!(h.s.principal().is_none());
     // After the handshake the client starts over.
@@ -190,7 +191,10 @@ fn auth_plain_login_and_failures() {
     assert_eq!(h.send("AUTH CRAM-MD5\r\n"), "504 5.5.4 Unrecognized authentication mechanism\r\n");
     assert_eq!(h.send("AUTH PLAIN\r\n"), "334 \r\n");
     assert_eq!(h.send("*\r\n"), "501 5.0.0 Authentication cancelled\r\n");
-    assert_eq!(h.send(&format!("AUTH PLAIN {}\r\n", plain(ALICE, b"wrong"))), "535 5.7.8 Authentication credentials invalid\r\n");
+    assert_eq!(
+        h.send(&format!("AUTH PLAIN {}\r\n", plain(ALICE, b"wrong"))),
+        "535 5.7.8 Authentication credentials invalid\r\n"
+    );
     assert_eq!(h.send("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
     assert_eq!(h.send(&format!("{}\r\n", sasl::encode(ALICE.as_bytes()))), "334 UGFzc3dvcmQ6\r\n");
     assert_eq!(h.send(&format!("{}\r\n", sasl::encode(ALICE_PW))), "235 2.7.0 Authentication successful\r\n");
@@ -241,7 +245,10 @@ fn sender_must_be_the_authenticated_account() {
 #[test]
 fn sender_parameters_are_checked() {
     let mut h = Harness::authenticated();
-    assert_eq!(h.send("MAIL FROM:<alice@example.org> SIZE=1001\r\n"), "552 5.3.4 Message size exceeds the maximum of 1000 bytes\r\n");
+    assert_eq!(
+        h.send("MAIL FROM:<alice@example.org> SIZE=1001\r\n"),
+        "552 5.3.4 Message size exceeds the maximum of 1000 bytes\r\n"
+    );
     assert_eq!(codes(&h.send("MAIL FROM:<alice@example.org> BODY=BINARYMIME\r\n")), ["555"]);
     assert_eq!(codes(&h.send("MAIL FROM:<jörg@example.org>\r\n")), ["553"]);
     assert!(h.send("MAIL FROM:<jörg@example.org>\r\n").contains("5.6.7"));
@@ -254,7 +261,10 @@ fn recipients_local_unknown_remote_and_too_many() {
     assert_eq!(h.send("RCPT TO:<bob@example.org>\r\n"), "503 5.5.1 Need MAIL command first\r\n");
     h.send("MAIL FROM:<alice@example.org>\r\n");
     assert_eq!(h.send("RCPT TO:<bob@example.org>\r\n"), "250 2.1.5 Recipient ok\r\n");
-    assert_eq!(h.send("RCPT TO:<nobody@example.org>\r\n"), "550 5.1.1 <nobody@example.org>: Recipient address rejected: no such user here\r\n");
+    assert_eq!(
+        h.send("RCPT TO:<nobody@example.org>\r\n"),
+        "550 5.1.1 <nobody@example.org>: Recipient address rejected: no such user here\r\n"
+    );
     assert_eq!(
         h.send("RCPT TO:<someone@elsewhere.net>\r\n"),
         "550 5.7.1 <someone@elsewhere.net>: Relaying is not enabled on this server; only local recipients are accepted\r\n"
@@ -437,9 +447,24 @@ fn random_input_never_panics_or_grows_without_bound() {
         seed
     };
     let tokens: &[&[u8]] = &[
-        b"EHLO x\r\n", b"STARTTLS\r\n", b"AUTH PLAIN\r\n", b"AUTH LOGIN\r\n", b"*\r\n", b"MAIL FROM:<alice@example.org>\r\n",
-        b"RCPT TO:<bob@example.org>\r\n", b"DATA\r\n", b".\r\n", b"BDAT 4\r\n", b"BDAT 2 LAST\r\n", b"\r\n", b"\x00", b"\xff",
-        b"RSET\r\n", b"..", b"\n", b"\r",
+        b"EHLO x\r\n",
+        b"STARTTLS\r\n",
+        b"AUTH PLAIN\r\n",
+        b"AUTH LOGIN\r\n",
+        b"*\r\n",
+        b"MAIL FROM:<alice@example.org>\r\n",
+        b"RCPT TO:<bob@example.org>\r\n",
+        b"DATA\r\n",
+        b".\r\n",
+        b"BDAT 4\r\n",
+        b"BDAT 2 LAST\r\n",
+        b"\r\n",
+        b"\x00",
+        b"\xff",
+        b"RSET\r\n",
+        b"..",
+        b"\n",
+        b"\r",
     ];
     for round in 0..300 {
         let mut h = Harness::new(round % 2 == 0);

@@ -111,11 +111,9 @@ impl Exchange {
                     }
                     Err(e) => Step::Failed(e),
                 },
-                Some(username) if data.len() <= MAX_FIELD => Step::Done(Credentials {
-                    authzid: String::new(),
-                    username,
-                    password: data,
-                }),
+                Some(username) if data.len() <= MAX_FIELD => {
+                    Step::Done(Credentials { authzid: String::new(), username, password: data })
+                }
                 Some(_) => Step::Failed(SaslError::Malformed),
             },
         }
@@ -179,7 +177,10 @@ mod tests {
     fn plain_with_and_without_initial_response() {
         let (_, step) = Exchange::start(Mechanism::Plain, Some(&b64(b"\0alice@example.org\0secret")));
         let c = done(step);
-        assert_eq!((c.authzid.as_str(), c.username.as_str(), &c.password[..]), ("", "alice@example.org", &b"secret"[..]));
+        assert_eq!(
+            (c.authzid.as_str(), c.username.as_str(), &c.password[..]),
+            ("", "alice@example.org", &b"secret"[..])
+        );
 
         let (mut ex, step) = Exchange::start(Mechanism::Plain, None);
         assert!(matches!(step, Step::Challenge(b"")));
@@ -202,7 +203,14 @@ mod tests {
 
     #[test]
     fn garbage_fails_cleanly() {
-        for bad in [&b"!!!"[..], &b64(b"no nuls here"), &b64(b"\0\0"), &b64(b"\0user\0"), &b64(&[0xff, 0, 0xfe, 0, b'p']), &b64(&[b'a'; 300])] {
+        for bad in [
+            &b"!!!"[..],
+            &b64(b"no nuls here"),
+            &b64(b"\0\0"),
+            &b64(b"\0user\0"),
+            &b64(&[0xff, 0, 0xfe, 0, b'p']),
+            &b64(&[b'a'; 300]),
+        ] {
             let (_, step) = Exchange::start(Mechanism::Plain, Some(bad));
             assert!(matches!(step, Step::Failed(_)), "{bad:?}");
         }

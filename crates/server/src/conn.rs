@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portcullis_auth::{AuthError, Authenticator, Principal};
-use portcullis_sasl::Credentials;
 use portcullis_config::Config;
 use portcullis_events::{CloseReason, Event, Events, Listener, RefuseReason};
 use portcullis_guard::Guard;
+use portcullis_sasl::Credentials;
 use portcullis_store::Store;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -118,12 +118,20 @@ impl Conn {
     /// The server side of a TLS handshake, bounded by `tls.handshake_timeout`.
     pub async fn handshake(&self, shared: &Shared, tcp: TcpStream) -> Result<Stream, ()> {
         let timeout = shared.config.tls.handshake_timeout;
-        let failed = |reason: String| Event::TlsFailed { conn: self.id, listener: self.listener, peer: self.peer, reason };
+        let failed =
+            |reason: String| Event::TlsFailed { conn: self.id, listener: self.listener, peer: self.peer, reason };
         match tokio::time::timeout(timeout, shared.tls.acceptor().accept(tcp)).await {
             Ok(Ok(tls)) => {
                 let (version, cipher) = tls::describe(tls.get_ref().1);
                 let sni = tls.get_ref().1.server_name().map(str::to_string);
-                shared.events.emit(Event::TlsEstablished { conn: self.id, listener: self.listener, peer: self.peer, version, cipher, sni });
+                shared.events.emit(Event::TlsEstablished {
+                    conn: self.id,
+                    listener: self.listener,
+                    peer: self.peer,
+                    version,
+                    cipher,
+                    sni,
+                });
                 Ok(Stream::Tls(Box::new(tls)))
             }
             Ok(Err(e)) => {
@@ -140,14 +148,21 @@ impl Conn {
 
 /// Checks credentials and reports the outcome as an event, the same way for every protocol
 /// and mechanism. Never logs the secret.
-pub async fn authenticate(shared: &Shared, conn: &Conn, mechanism: &'static str, credentials: Credentials) -> Result<Principal, AuthError> {
+pub async fn authenticate(
+    shared: &Shared,
+    conn: &Conn,
+    mechanism: &'static str,
+    credentials: Credentials,
+) -> Result<Principal, AuthError> {
     let username = credentials.username.clone();
     let result = shared.auth.verify(&credentials.authzid, &credentials.username, credentials.password).await;
     let (listener, peer, conn) = (conn.listener, conn.peer, conn.id);
     shared.events.emit(match &result {
         Ok(principal) => Event::AuthSucceeded { conn, listener, peer, account: principal.address.clone(), mechanism },
         Err(AuthError::InvalidCredentials) => Event::AuthFailed { conn, listener, peer, username, mechanism },
-        Err(AuthError::Unavailable) => Event::InternalError { conn: Some(conn), what: "authentication backend unavailable".into() },
+        Err(AuthError::Unavailable) => {
+            Event::InternalError { conn: Some(conn), what: "authentication backend unavailable".into() }
+        }
     });
     result
 }
@@ -170,7 +185,9 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: Listener, socket: TcpLis
             Ok(pair) => pair,
             Err(e) => {
                 // Out of file descriptors and the like: say so, back off, keep serving.
-                shared.events.emit(Event::InternalError { conn: None, what: format!("accept on {listener} failed: {e}") });
+                shared
+                    .events
+                    .emit(Event::InternalError { conn: None, what: format!("accept on {listener} failed: {e}") });
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -227,7 +244,9 @@ fn refuse(shared: &Arc<Shared>, listener: Listener, tcp: TcpStream, peer: Socket
     shared.clone().tasks.spawn(async move {
         let line: &[u8] = match (listener, reason) {
             (Listener::Pop3s, _) => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
-            (_, RefuseReason::TooManyConnectionsFromPeer) => b"421 4.7.0 Too many connections from your address, try again later\r\n",
+            (_, RefuseReason::TooManyConnectionsFromPeer) => {
+                b"421 4.7.0 Too many connections from your address, try again later\r\n"
+            }
             _ => b"421 4.3.2 Too many connections, try again later\r\n",
         };
         let deadline = shared.config.tls.handshake_timeout;

@@ -88,11 +88,8 @@ async fn run(config: Config, tls: tls::Tls, bound: Vec<(Listener, std::net::TcpL
         shared.tasks.spawn(conn::accept_loop(shared.clone(), listener, socket));
     }
 
-    loop {
-        match signals.next().await {
-            Signal::Reload => reload(&shared),
-            Signal::Stop => break,
-        }
+    while let Signal::Reload = signals.next().await {
+        reload(&shared);
     }
 
     // Drain: stop accepting, let sessions finish within the grace period, then close the rest.

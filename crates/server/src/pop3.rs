@@ -4,7 +4,7 @@
 use portcullis_auth::AuthError;
 use portcullis_events::{CloseReason, Event};
 use portcullis_proto_pop3::{Action, AuthOutcome, Config, Entry, Fact, Maildrop, OpenError, Session};
-use portcullis_store::{MaildropLock, MailboxId, StoreError};
+use portcullis_store::{MailboxId, MaildropLock, StoreError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -73,7 +73,10 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
                     }
                     Ok(None) => Err(OpenError::InUse),
                     Err(e) => {
-                        shared.events.emit(Event::InternalError { conn: Some(conn.id), what: format!("opening a maildrop failed: {e}") });
+                        shared.events.emit(Event::InternalError {
+                            conn: Some(conn.id),
+                            what: format!("opening a maildrop failed: {e}"),
+                        });
                         Err(OpenError::TemporaryFailure)
                     }
                 };
@@ -82,7 +85,10 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
             Action::Fetch { uid } => {
                 let raw = match &open {
                     Some((_, mailbox)) => shared.store.message_raw(*mailbox, uid).await.unwrap_or_else(|e| {
-                        shared.events.emit(Event::InternalError { conn: Some(conn.id), what: format!("reading a message failed: {e}") });
+                        shared.events.emit(Event::InternalError {
+                            conn: Some(conn.id),
+                            what: format!("reading a message failed: {e}"),
+                        });
                         None
                     }),
                     None => None,
@@ -94,7 +100,10 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
                     Some((_, mailbox)) => match shared.store.expunge(*mailbox, &delete).await {
                         Ok(()) => true,
                         Err(e) => {
-                            shared.events.emit(Event::InternalError { conn: Some(conn.id), what: format!("POP3 deletion failed: {e}") });
+                            shared.events.emit(Event::InternalError {
+                                conn: Some(conn.id),
+                                what: format!("POP3 deletion failed: {e}"),
+                            });
                             false
                         }
                     },
@@ -124,7 +133,10 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
 }
 
 /// Locks the account's maildrop and lists its INBOX; `None` if another session has it.
-async fn open_maildrop(shared: &Shared, account: i64) -> Result<Option<(MaildropLock, MailboxId, Maildrop)>, StoreError> {
+async fn open_maildrop(
+    shared: &Shared,
+    account: i64,
+) -> Result<Option<(MaildropLock, MailboxId, Maildrop)>, StoreError> {
     let Some(lock) = shared.store.lock_maildrop(account).await? else { return Ok(None) };
     let inbox = shared
         .store

@@ -22,15 +22,17 @@ pub fn drop_privileges(config: &Config) -> Result<(), String> {
             config.path.display()
         ));
     };
-    let user = User::from_name(name)
-        .map_err(|e| format!("process.user: cannot look up \"{name}\": {e}"))?
-        .ok_or_else(|| format!("process.user: there is no user \"{name}\"; create it (useradd --system {name}) or name another"))?;
+    let user = User::from_name(name).map_err(|e| format!("process.user: cannot look up \"{name}\": {e}"))?.ok_or_else(
+        || format!("process.user: there is no user \"{name}\"; create it (useradd --system {name}) or name another"),
+    )?;
     let gid = match &config.process.group {
         None => user.gid,
-        Some(group) => Group::from_name(group)
-            .map_err(|e| format!("process.group: cannot look up \"{group}\": {e}"))?
-            .ok_or_else(|| format!("process.group: there is no group \"{group}\""))?
-            .gid,
+        Some(group) => {
+            Group::from_name(group)
+                .map_err(|e| format!("process.group: cannot look up \"{group}\": {e}"))?
+                .ok_or_else(|| format!("process.group: there is no group \"{group}\""))?
+                .gid
+        }
     };
     let data_dir = &config.data_dir;
     if data_dir.parent().is_none() {

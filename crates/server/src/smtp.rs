@@ -101,7 +101,10 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
                 session.delivery_result(outcome);
             }
             Action::Report(fact) => {
-                if matches!(fact, Fact::TooManyCommands | Fact::TooManyErrors | Fact::TooManyAuthFailures | Fact::HttpRequest) {
+                if matches!(
+                    fact,
+                    Fact::TooManyCommands | Fact::TooManyErrors | Fact::TooManyAuthFailures | Fact::HttpRequest
+                ) {
                     reason = CloseReason::Limit;
                 }
                 shared.events.emit(Event::ProtocolViolation {
@@ -154,10 +157,22 @@ async fn deliver(shared: &Shared, conn: &Conn, account: &str, envelope: Envelope
         raw: envelope.data,
         internal_date: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
     };
-    let rejected = |reason: String| Event::MessageRejected { conn: conn.id, peer: conn.peer, account: account.to_string(), size, reason };
+    let rejected = |reason: String| Event::MessageRejected {
+        conn: conn.id,
+        peer: conn.peer,
+        account: account.to_string(),
+        size,
+        reason,
+    };
     match shared.store.deliver(delivery).await {
         Ok(()) => {
-            shared.events.emit(Event::MessageAccepted { conn: conn.id, peer: conn.peer, account: account.to_string(), size, recipients });
+            shared.events.emit(Event::MessageAccepted {
+                conn: conn.id,
+                peer: conn.peer,
+                account: account.to_string(),
+                size,
+                recipients,
+            });
             DeliveryOutcome::Stored
         }
         Err(DeliveryError::QuotaExceeded(who)) => {

@@ -35,7 +35,19 @@ mod tests {
         assert_eq!(normalize_address("Alice@Example.ORG").as_deref(), Some("alice@example.org"));
         assert_eq!(normalize_address("a.b+tag@x.y").as_deref(), Some("a.b+tag@x.y"));
         assert_eq!(normalize_address("Jörg@example.org").as_deref(), Some("jörg@example.org"));
-        for bad in ["", "alice", "@example.org", "alice@", "a..b@x.y", ".a@x.y", "a b@x.y", "a@b@", "a@-x.y", "a@x..y", "a\"@x.y"] {
+        for bad in [
+            "",
+            "alice",
+            "@example.org",
+            "alice@",
+            "a..b@x.y",
+            ".a@x.y",
+            "a b@x.y",
+            "a@b@",
+            "a@-x.y",
+            "a@x..y",
+            "a\"@x.y",
+        ] {
             assert_eq!(normalize_address(bad), None, "{bad}");
         }
     }

@@ -35,7 +35,10 @@ async fn domains_and_accounts() {
         Err(StoreError::AccountExists(_))
     ));
     let creds = store.credentials("ALICE@example.org").await.unwrap().unwrap();
-    assert_eq!((creds.account, creds.address.as_str(), creds.password_hash.as_str()), (id, "alice@example.org", "hash1"));
+    assert_eq!(
+        (creds.account, creds.address.as_str(), creds.password_hash.as_str()),
+        (id, "alice@example.org", "hash1")
+    );
     store.set_password_hash("alice@example.org", "hash2").await.unwrap();
     assert_eq!(store.credentials("alice@example.org").await.unwrap().unwrap().password_hash, "hash2");
     assert!(store.credentials("nobody@example.org").await.unwrap().is_none());
@@ -71,7 +74,11 @@ async fn delivery_assigns_uids_and_survives_reopen() {
         let before = store.mailbox(a, "INBOX").await.unwrap().unwrap();
         for i in 0..3 {
             store
-                .deliver(Delivery { recipients: vec![a, b, a], raw: format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(), internal_date: 1_700_000_000 + i })
+                .deliver(Delivery {
+                    recipients: vec![a, b, a],
+                    raw: format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(),
+                    internal_date: 1_700_000_000 + i,
+                })
                 .await
                 .unwrap();
         }
@@ -149,7 +156,9 @@ async fn concurrent_deliveries_all_land_with_distinct_uids() {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.deliver(Delivery { recipients: vec![a], raw: format!("m{i}").into_bytes(), internal_date: 0 }).await
+                store
+                    .deliver(Delivery { recipients: vec![a], raw: format!("m{i}").into_bytes(), internal_date: 0 })
+                    .await
             })
         })
         .collect();

@@ -65,7 +65,8 @@ impl TestServer {
         let cert = write_cert(dir.path());
         let config_path = dir.path().join("portcullis.toml");
         std::fs::write(&config_path, config_text(&settings)).unwrap();
-        let mut server = TestServer { dir, config_path, child: None, lines: Arc::default(), addrs: HashMap::new(), cert };
+        let mut server =
+            TestServer { dir, config_path, child: None, lines: Arc::default(), addrs: HashMap::new(), cert };
         server.cli_ok(&["domain", "add", DOMAIN], None);
         for user in [ALICE, BOB] {
             server.cli_ok(&["account", "add", user, "--password-stdin"], Some(PASSWORD));
@@ -94,11 +95,14 @@ impl TestServer {
         self.child = Some(child);
         let started = Instant::now();
         loop {
-            let listening: Vec<_> = self.events().into_iter().filter(|e| e["event"] == "listening").skip(before).collect();
+            let listening: Vec<_> =
+                self.events().into_iter().filter(|e| e["event"] == "listening").skip(before).collect();
             if listening.len() >= 3 {
                 self.addrs = listening
                     .iter()
-                    .map(|e| (e["listener"].as_str().unwrap().to_string(), e["addr"].as_str().unwrap().parse().unwrap()))
+                    .map(|e| {
+                        (e["listener"].as_str().unwrap().to_string(), e["addr"].as_str().unwrap().parse().unwrap())
+                    })
                     .collect();
                 return;
             }
@@ -107,7 +111,11 @@ impl TestServer {
                 self.child.take().unwrap().stderr.unwrap().read_to_string(&mut err).unwrap();
                 panic!("the server exited ({status}) at start: {err}");
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "the server did not start: {:?}", self.lines.lock().unwrap());
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the server did not start: {:?}",
+                self.lines.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -134,6 +142,7 @@ impl TestServer {
                 let mut err = String::new();
                 let mut child = self.child.take().unwrap();
                 child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                let _ = child.wait();
                 // Let the stdout reader catch up.
                 std::thread::sleep(Duration::from_millis(100));
                 return (status, err);
@@ -205,7 +214,8 @@ impl TestServer {
 
     /// A client connection to an implicit-TLS listener.
     pub fn connect_tls(&self, listener: &str) -> Client {
-        Client::plain(TcpStream::connect(self.addr(listener)).unwrap()).upgrade(self.client_config(rustls::ALL_VERSIONS))
+        Client::plain(TcpStream::connect(self.addr(listener)).unwrap())
+            .upgrade(self.client_config(rustls::ALL_VERSIONS))
     }
 
     /// A plain connection from another loopback address (127.0.0.x stands in for other clients).
@@ -264,7 +274,10 @@ fn config_text(s: &Settings) -> String {
     )
 }
 
-pub fn client_config(cert: &CertificateDer<'static>, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<ClientConfig> {
+pub fn client_config(
+    cert: &CertificateDer<'static>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
     Arc::new(

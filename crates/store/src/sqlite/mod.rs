@@ -106,9 +106,7 @@ impl SqliteStore {
         if !sent {
             return Err(StoreError::Backend("the store is closed".into()).into());
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Backend("the write transaction could not start".into()).into()))
+        answer.await.unwrap_or_else(|_| Err(StoreError::Backend("the write transaction could not start".into()).into()))
     }
 
     /// Runs `f` on a pooled read connection on a blocking thread.
@@ -157,7 +155,10 @@ impl Drop for SqliteStore {
     }
 }
 
-fn in_savepoint<T, E: From<StoreError>>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
+fn in_savepoint<T, E: From<StoreError>>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
     conn.execute_batch("SAVEPOINT job").map_err(|e| E::from(StoreError::from(e)))?;
     let result = f(conn);
     let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };

@@ -10,10 +10,7 @@ use crate::address::{normalize_address, normalize_domain};
 use crate::*;
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn split(address: &str) -> Result<(String, String), StoreError> {
@@ -41,10 +38,8 @@ fn quota_from_sql(value: Option<i64>) -> Quota {
 /// A fresh UIDVALIDITY: the current time, but always larger than any handed out before, so
 /// that a mailbox deleted and re-created within a second still gets a new one (RFC 9051 §2.3.1.1).
 fn next_uidvalidity(conn: &Connection) -> Result<u32, StoreError> {
-    let last: i64 = conn
-        .query_row("SELECT value FROM meta WHERE key = 'uidvalidity'", [], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
+    let last: i64 =
+        conn.query_row("SELECT value FROM meta WHERE key = 'uidvalidity'", [], |r| r.get(0)).optional()?.unwrap_or(0);
     let next = now().max(last + 1) & 0xffff_ffff;
     let next = if next == 0 { 1 } else { next };
     conn.execute(
@@ -100,9 +95,8 @@ impl Store for SqliteStore {
     async fn remove_domain(&self, name: &str) -> Result<(), StoreError> {
         let name = normalize_domain(name).ok_or_else(|| StoreError::InvalidDomain(name.to_string()))?;
         self.write(move |conn| {
-            let id: Option<i64> = conn
-                .query_row("SELECT id FROM domains WHERE name = ?1", params![name], |r| r.get(0))
-                .optional()?;
+            let id: Option<i64> =
+                conn.query_row("SELECT id FROM domains WHERE name = ?1", params![name], |r| r.get(0)).optional()?;
             let id = id.ok_or_else(|| StoreError::NoSuchDomain(name.clone()))?;
             let accounts: i64 =
                 conn.query_row("SELECT count(*) FROM accounts WHERE domain_id = ?1", params![id], |r| r.get(0))?;
@@ -127,10 +121,7 @@ impl Store for SqliteStore {
     async fn is_local_domain(&self, name: &str) -> Result<bool, StoreError> {
         let Some(name) = normalize_domain(name) else { return Ok(false) };
         self.read(move |conn| {
-            Ok(conn
-                .query_row("SELECT 1 FROM domains WHERE name = ?1", params![name], |_| Ok(()))
-                .optional()?
-                .is_some())
+            Ok(conn.query_row("SELECT 1 FROM domains WHERE name = ?1", params![name], |_| Ok(())).optional()?.is_some())
         })
         .await
     }
@@ -351,9 +342,8 @@ impl Store for SqliteStore {
 
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT uid, size, internal_date FROM messages WHERE mailbox_id = ?1 ORDER BY uid",
-            )?;
+            let mut stmt = conn
+                .prepare_cached("SELECT uid, size, internal_date FROM messages WHERE mailbox_id = ?1 ORDER BY uid")?;
             let rows = stmt
                 .query_map(params![mailbox], |r| {
                     Ok(MessageMeta {
@@ -394,10 +384,7 @@ impl Store for SqliteStore {
                 removed += delete.execute(params![mailbox, uid])?;
             }
             if removed > 0 {
-                conn.execute(
-                    "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1",
-                    params![mailbox],
-                )?;
+                conn.execute("UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ?1", params![mailbox])?;
             }
             Ok(())
         })
@@ -413,10 +400,7 @@ impl Store for SqliteStore {
                 }
             }
         }
-        let mut held = self
-            .maildrops
-            .lock()
-            .map_err(|_| StoreError::Backend("maildrop lock poisoned".into()))?;
+        let mut held = self.maildrops.lock().map_err(|_| StoreError::Backend("maildrop lock poisoned".into()))?;
         if !held.insert(account) {
             return Ok(None);
         }

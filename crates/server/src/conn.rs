@@ -70,6 +70,8 @@ pub struct Conn {
     pub id: u64,
     pub listener: Listener,
     pub peer: SocketAddr,
+    /// How long a read may wait for the client, and a write for the client to take our data.
+    idle: Duration,
     started: Instant,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -90,10 +92,10 @@ impl Conn {
         format!("{:x}{:08x}", self.id, rand::random::<u32>())
     }
 
-    /// Reads what is there, waiting at most `idle`.
-    pub async fn read(&mut self, stream: &mut Stream, idle: Duration, shutdown: &CancellationToken) -> Input {
+    /// Reads what is there, waiting at most the protocol's idle timeout.
+    pub async fn read(&mut self, stream: &mut Stream, shutdown: &CancellationToken) -> Input {
         tokio::select! {
-            read = tokio::time::timeout(idle, stream.read(&mut self.buf)) => match read {
+            read = tokio::time::timeout(self.idle, stream.read(&mut self.buf)) => match read {
                 Err(_) => Input::Timeout,
                 Ok(Ok(0)) => Input::Closed,
                 Ok(Ok(n)) => {
@@ -110,9 +112,14 @@ impl Conn {
         &self.buf[..n]
     }
 
+    /// Sends `data`; a client that does not take it within the idle timeout (a slow reader
+    /// holding a session open) is cut off.
     pub async fn send(&mut self, stream: &mut Stream, data: &[u8]) -> std::io::Result<()> {
         self.bytes_out += data.len() as u64;
-        stream.send(data).await
+        match tokio::time::timeout(self.idle, stream.send(data)).await {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
+        }
     }
 
     /// The server side of a TLS handshake, bounded by `tls.handshake_timeout`.
@@ -207,10 +214,15 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: Listener, socket: TcpLis
 }
 
 async fn serve_connection(shared: &Shared, listener: Listener, tcp: TcpStream, peer: SocketAddr) {
+    let limits = &shared.config.limits;
     let mut conn = Conn {
         id: shared.next_conn.fetch_add(1, Ordering::Relaxed),
         listener,
         peer,
+        idle: match listener {
+            Listener::Pop3s | Listener::Imaps => limits.pop3_idle_timeout,
+            Listener::Submissions | Listener::Submission => limits.smtp_idle_timeout,
+        },
         started: Instant::now(),
         bytes_in: 0,
         bytes_out: 0,

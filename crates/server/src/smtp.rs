@@ -51,7 +51,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
             }
         }
         match action {
-            Action::Read => match conn.read(&mut stream, limits.smtp_idle_timeout, &shared.close_sessions).await {
+            Action::Read => match conn.read(&mut stream, &shared.close_sessions).await {
                 Input::Data(n) => session.feed(conn.received(n)),
                 Input::Closed => {
                     reason = CloseReason::PeerClosed;

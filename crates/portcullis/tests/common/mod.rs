@@ -220,7 +220,15 @@ impl TestServer {
 
     /// A plain connection from another loopback address (127.0.0.x stands in for other clients).
     pub fn connect_from(&self, source: &str, listener: &str) -> Client {
+        self.connect_with(source, listener, None)
+    }
+
+    /// As [`TestServer::connect_from`], optionally with a small receive buffer (a slow reader).
+    pub fn connect_with(&self, source: &str, listener: &str, receive_buffer: Option<usize>) -> Client {
         let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        if let Some(size) = receive_buffer {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
         let source: SocketAddr = format!("{source}:0").parse().unwrap();
         socket.bind(&source.into()).unwrap();
         socket.connect(&self.addr(listener).into()).unwrap();

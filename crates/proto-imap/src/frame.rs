@@ -1,0 +1,272 @@
+//! Framing: cutting the input into whole commands, literals included (RFC 9051 §4.3, §7.5;
+//! RFC 7888 LITERAL+). A command is complete when a line ends without announcing a literal.
+//! Sizes are bounded: an APPEND literal by the message size limit, everything else by the
+//! command size limit, so that memory never grows with what a client sends.
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A whole command, literals included, except APPEND's message literal.
+    pub max_command: usize,
+    /// The message literal of APPEND (APPENDLIMIT).
+    pub max_append: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A complete command: its lines and literals as received.
+    Command(Vec<u8>),
+    /// The client announced a synchronizing literal: send a continuation request ("+ ...").
+    Continue,
+    /// The command broke a limit and was dropped. Answer with the tag (when it is known);
+    /// `close` when the rest of it cannot be skipped (a non-synchronizing literal is coming).
+    Refused { tag: Option<String>, reason: Refusal, close: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    CommandTooLong,
+    LiteralTooBig,
+}
+
+#[derive(Debug)]
+pub struct Framer {
+    limits: Limits,
+    input: Vec<u8>,
+    command: Vec<u8>,
+    /// Bytes of the current literal still to come.
+    literal_left: u64,
+    /// Bytes of `command` that are APPEND's message literal, which the command limit does not
+    /// count.
+    exempt: usize,
+    /// Inside a line that was too long: drop input up to its end.
+    skipping: bool,
+}
+
+impl Framer {
+    pub fn new(limits: Limits) -> Framer {
+        Framer { limits, input: Vec::new(), command: Vec::new(), literal_left: 0, exempt: 0, skipping: false }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.input.extend_from_slice(data);
+    }
+
+    /// Whether a command has been started but not finished.
+    pub fn in_command(&self) -> bool {
+        !self.command.is_empty() || self.literal_left > 0
+    }
+
+    /// The next frame, `None` when more input is needed.
+    pub fn next(&mut self) -> Option<Frame> {
+        loop {
+            if self.skipping {
+                let end = self.input.iter().position(|&b| b == b'\n')?;
+                self.input.drain(..=end);
+                self.skipping = false;
+            }
+            if self.literal_left > 0 {
+                if self.input.is_empty() {
+                    return None;
+                }
+                let n = self.literal_left.min(self.input.len() as u64) as usize;
+                self.command.extend(self.input.drain(..n));
+                if is_append(&self.command) {
+                    self.exempt += n;
+                }
+                self.literal_left -= n as u64;
+                continue;
+            }
+            let counted = self.command.len() - self.exempt;
+            let Some(end) = self.input.iter().position(|&b| b == b'\n') else {
+                if counted + self.input.len() > self.limits.max_command {
+                    let tag = tag_of(if self.command.is_empty() { &self.input } else { &self.command });
+                    self.input.clear();
+                    self.command.clear();
+                    self.exempt = 0;
+                    self.skipping = true;
+                    return Some(Frame::Refused { tag, reason: Refusal::CommandTooLong, close: false });
+                }
+                return None;
+            };
+            if counted + end + 1 > self.limits.max_command {
+                let tag = tag_of(if self.command.is_empty() { &self.input } else { &self.command });
+                self.input.drain(..=end);
+                self.command.clear();
+                self.exempt = 0;
+                return Some(Frame::Refused { tag, reason: Refusal::CommandTooLong, close: false });
+            }
+            self.command.extend(self.input.drain(..=end));
+            let Some((size, synchronizing)) = announced_literal(&self.command) else {
+                self.exempt = 0;
+                return Some(Frame::Command(std::mem::take(&mut self.command)));
+            };
+            let room = if is_append(&self.command) {
+                self.limits.max_append
+            } else {
+                self.limits.max_command.saturating_sub(self.command.len() - self.exempt) as u64
+            };
+            if size > room {
+                let tag = tag_of(&self.command);
+                self.command.clear();
+                self.exempt = 0;
+                // Without a continuation request the client never sends a synchronizing
+                // literal; a non-synchronizing one is on its way and cannot be told apart
+                // from commands, so the connection has to go.
+                return Some(Frame::Refused { tag, reason: Refusal::LiteralTooBig, close: !synchronizing });
+            }
+            self.literal_left = size;
+            if synchronizing {
+                return Some(Frame::Continue);
+            }
+        }
+    }
+
+    /// One raw line (IDLE's DONE, a SASL response), `None` when more input is needed.
+    /// `Some(Err(()))` for a line longer than the command limit (dropped).
+    pub fn next_line(&mut self) -> Option<Result<Vec<u8>, ()>> {
+        debug_assert!(!self.in_command());
+        if self.skipping {
+            let end = self.input.iter().position(|&b| b == b'\n')?;
+            self.input.drain(..=end);
+            self.skipping = false;
+        }
+        match self.input.iter().position(|&b| b == b'\n') {
+            Some(end) if end < self.limits.max_command => {
+                let mut line: Vec<u8> = self.input.drain(..=end).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                Some(Ok(line))
+            }
+            Some(end) => {
+                self.input.drain(..=end);
+                Some(Err(()))
+            }
+            None if self.input.len() >= self.limits.max_command => {
+                self.input.clear();
+                self.skipping = true;
+                Some(Err(()))
+            }
+            None => None,
+        }
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.input.len() + self.command.len()
+    }
+}
+
+/// `{123}`, `{123+}` or `{123-}` (RFC 7888) at the end of the last line: the size and whether
+/// the client waits for a continuation request.
+fn announced_literal(command: &[u8]) -> Option<(u64, bool)> {
+    let line = command.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    let spec = &inner[open + 1..];
+    let (digits, synchronizing) = match spec.last()? {
+        b'+' | b'-' => (&spec[..spec.len() - 1], false),
+        _ => (spec, true),
+    };
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let size = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some((size, synchronizing))
+}
+
+fn is_append(command: &[u8]) -> bool {
+    let mut words = command.splitn(3, |&b| b == b' ');
+    words.next();
+    words.next().is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
+}
+
+/// The tag of a (possibly broken) command, if it has a plausible one.
+pub fn tag_of(command: &[u8]) -> Option<String> {
+    let end = command.iter().position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
+    let tag = &command[..end];
+    let valid = !tag.is_empty()
+        && tag.len() <= 64
+        && tag.iter().all(|&b| b.is_ascii_graphic() && !b"(){%*\"\\+]".contains(&b));
+    valid.then(|| String::from_utf8_lossy(tag).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framer() -> Framer {
+        Framer::new(Limits { max_command: 100, max_append: 1000 })
+    }
+
+    #[test]
+    fn plain_commands_and_partial_lines() {
+        let mut f = framer();
+        f.push(b"a NOOP\r\nb LOG");
+        assert_eq!(f.next(), Some(Frame::Command(b"a NOOP\r\n".to_vec())));
+        assert_eq!(f.next(), None);
+        f.push(b"OUT\r\n");
+        assert_eq!(f.next(), Some(Frame::Command(b"b LOGOUT\r\n".to_vec())));
+    }
+
+    #[test]
+    fn synchronizing_and_non_synchronizing_literals() {
+        let mut f = framer();
+        f.push(b"a LOGIN {5}\r\n");
+        assert_eq!(f.next(), Some(Frame::Continue));
+        assert_eq!(f.next(), None);
+        f.push(b"alice {3+}\r\npw!\r\n");
+        assert_eq!(f.next(), Some(Frame::Command(b"a LOGIN {5}\r\nalice {3+}\r\npw!\r\n".to_vec())));
+    }
+
+    #[test]
+    fn append_may_be_large_other_literals_may_not() {
+        let mut f = framer();
+        f.push(b"a APPEND INBOX {900}\r\n");
+        assert_eq!(f.next(), Some(Frame::Continue));
+        f.push(&[b'x'; 900]);
+        f.push(b"\r\n");
+        assert!(matches!(f.next(), Some(Frame::Command(c)) if c.len() > 900));
+        f.push(b"b APPEND INBOX {1001}\r\n");
+        assert_eq!(f.next(), Some(Frame::Refused { tag: Some("b".into()), reason: Refusal::LiteralTooBig, close: false }));
+        f.push(b"c LOGIN {200}\r\n");
+        assert_eq!(f.next(), Some(Frame::Refused { tag: Some("c".into()), reason: Refusal::LiteralTooBig, close: false }));
+        f.push(b"d APPEND INBOX {5000+}\r\n");
+        assert_eq!(f.next(), Some(Frame::Refused { tag: Some("d".into()), reason: Refusal::LiteralTooBig, close: true }));
+    }
+
+    #[test]
+    fn overlong_lines_are_refused_and_skipped() {
+        let mut f = framer();
+        f.push(&[b'a'; 150]);
+        assert_eq!(f.next(), Some(Frame::Refused { tag: None, reason: Refusal::CommandTooLong, close: false }));
+        f.push(b"aaaa\r\nx NOOP\r\n");
+        assert_eq!(f.next(), Some(Frame::Command(b"x NOOP\r\n".to_vec())));
+        let mut f = framer();
+        f.push(format!("t1 SEARCH {}\r\nt2 NOOP\r\n", "1,".repeat(60)).as_bytes());
+        assert_eq!(f.next(), Some(Frame::Refused { tag: Some("t1".into()), reason: Refusal::CommandTooLong, close: false }));
+        assert_eq!(f.next(), Some(Frame::Command(b"t2 NOOP\r\n".to_vec())));
+    }
+
+    #[test]
+    fn literal_markers_are_recognised_only_at_line_end() {
+        assert_eq!(announced_literal(b"a LOGIN {5}\r\n"), Some((5, true)));
+        assert_eq!(announced_literal(b"a LOGIN {5+}\n"), Some((5, false)));
+        assert_eq!(announced_literal(b"a LOGIN {5-}\r\n"), Some((5, false)));
+        assert_eq!(announced_literal(b"a LOGIN {}\r\n"), None);
+        assert_eq!(announced_literal(b"a LOGIN {x}\r\n"), None);
+        assert_eq!(announced_literal(b"a LOGIN {99999999999999999999}\r\n"), None);
+        assert_eq!(announced_literal(b"a {5} NOOP\r\n"), None);
+    }
+
+    #[test]
+    fn raw_lines_for_idle_and_sasl() {
+        let mut f = framer();
+        f.push(b"DONE\r\nx");
+        assert_eq!(f.next_line(), Some(Ok(b"DONE".to_vec())));
+        assert_eq!(f.next_line(), None);
+        f.push(&[b'y'; 200]);
+        assert_eq!(f.next_line(), Some(Err(())));
+    }
+}

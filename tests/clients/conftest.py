@@ -48,7 +48,7 @@ class Server:
         self.config.write_text(
             f'hostname = "{HOSTNAME}"\ndata_dir = "data"\n'
             '[tls]\ncert = "cert.pem"\nkey = "key.pem"\n'
-            '[listen]\nsubmissions = ["127.0.0.1:0"]\nsubmission = ["127.0.0.1:0"]\npop3s = ["127.0.0.1:0"]\n'
+            '[listen]\nsubmissions = ["127.0.0.1:0"]\nsubmission = ["127.0.0.1:0"]\nimaps = ["127.0.0.1:0"]\npop3s = ["127.0.0.1:0"]\n'
             '[passwords]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n'
             f"[limits]\n{extra_limits}\n"
             f'[process]\n{user}shutdown_grace = "2s"\n'
@@ -62,7 +62,7 @@ class Server:
         threading.Thread(target=self._read_log, daemon=True).start()
         self.ports = {}
         deadline = time.time() + 30
-        while len(self.ports) < 3:
+        while len(self.ports) < 4:
             assert self.proc.poll() is None, f"server exited: {self.proc.stderr.read()}"
             assert time.time() < deadline, "server did not start"
             for e in list(self.events):

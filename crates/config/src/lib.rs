@@ -90,6 +90,10 @@ pub struct Limits {
     pub max_auth_failures: u32,
     pub smtp_idle_timeout: Duration,
     pub pop3_idle_timeout: Duration,
+    /// IMAP autologout, IDLE included (RFC 9051 §5.4: at least 30 minutes).
+    pub imap_idle_timeout: Duration,
+    /// Concurrent IMAP sessions one account may have.
+    pub max_imap_sessions_per_account: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -57,6 +57,8 @@ struct RawLimits {
     max_auth_failures: Option<u32>,
     smtp_idle_timeout: Option<String>,
     pop3_idle_timeout: Option<String>,
+    imap_idle_timeout: Option<String>,
+    max_imap_sessions_per_account: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -109,6 +111,9 @@ pub mod defaults {
     pub const SMTP_IDLE_TIMEOUT: &str = "5m";
     /// RFC 1939 §3: an autologout timer of at least 10 minutes.
     pub const POP3_IDLE_TIMEOUT: &str = "10m";
+    /// RFC 9051 §5.4: an autologout timer of at least 30 minutes.
+    pub const IMAP_IDLE_TIMEOUT: &str = "30m";
+    pub const MAX_IMAP_SESSIONS_PER_ACCOUNT: usize = 20;
     pub const MIN_PASSWORD_LENGTH: usize = 12;
     pub const MIN_PASSWORD_STRENGTH: u8 = 3;
     /// OWASP's argon2id recommendation (19 MiB, 2 passes, 1 lane).
@@ -265,6 +270,16 @@ impl Root {
                 "limits.pop3_idle_timeout",
                 l.pop3_idle_timeout,
                 defaults::POP3_IDLE_TIMEOUT,
+            )?,
+            imap_idle_timeout: c.duration(
+                "limits.imap_idle_timeout",
+                l.imap_idle_timeout,
+                defaults::IMAP_IDLE_TIMEOUT,
+            )?,
+            max_imap_sessions_per_account: c.positive(
+                "limits.max_imap_sessions_per_account",
+                l.max_imap_sessions_per_account,
+                defaults::MAX_IMAP_SESSIONS_PER_ACCOUNT,
             )?,
         };
         if limits.max_line_length < 512 {

@@ -24,6 +24,8 @@ fn minimal_config_gets_safe_defaults_and_resolves_paths() {
     assert_eq!(c.limits.max_recipients, 100);
     assert_eq!(c.limits.smtp_idle_timeout, Duration::from_secs(300));
     assert_eq!(c.limits.pop3_idle_timeout, Duration::from_secs(600));
+    assert_eq!(c.limits.imap_idle_timeout, Duration::from_secs(1800));
+    assert_eq!(c.limits.max_imap_sessions_per_account, 20);
     assert!(c.listen.submissions.is_empty(), "a missing key means that listener is off");
     assert!(!c.process.allow_root);
 }

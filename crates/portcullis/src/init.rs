@@ -28,7 +28,7 @@ pub struct InitArgs {
     /// Where to write portcullis.toml, tls/ and data/
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// Loopback-only listeners on 10000 + the standard ports (10465, 10587, 10995)
+    /// Loopback-only listeners on 10000 + the standard ports (10465, 10587, 10993, 10995)
     #[arg(long)]
     dev: bool,
 }
@@ -119,6 +119,7 @@ pub fn dev_instance(dir: &Path) -> Result<Config, Failure> {
     for (what, addrs) in [
         ("SMTP submission, implicit TLS", &config.listen.submissions),
         ("SMTP submission, STARTTLS", &config.listen.submission),
+        ("IMAP, implicit TLS", &config.listen.imaps),
         ("POP3, implicit TLS", &config.listen.pop3s),
     ] {
         for addr in addrs {
@@ -141,7 +142,7 @@ fn config_text(hostname: &str, dev: bool) -> String {
     let root = nix::unistd::Uid::effective().is_root();
     let (listen, process, log) = if dev {
         (
-            "submissions = [\"127.0.0.1:10465\"]\nsubmission = [\"127.0.0.1:10587\"]\npop3s = [\"127.0.0.1:10995\"]\n",
+            "submissions = [\"127.0.0.1:10465\"]\nsubmission = [\"127.0.0.1:10587\"]\nimaps = [\"127.0.0.1:10993\"]\npop3s = [\"127.0.0.1:10995\"]\n",
             if root {
                 // A dev instance on loopback, started by root (a container): stay root rather
                 // than lose access to a home directory only root may enter.
@@ -153,7 +154,7 @@ fn config_text(hostname: &str, dev: bool) -> String {
         )
     } else {
         (
-            "submissions = [\"0.0.0.0:465\"]       # add \"[::]:465\" for IPv6\nsubmission = [\"0.0.0.0:587\"]\npop3s = [\"0.0.0.0:995\"]\n",
+            "submissions = [\"0.0.0.0:465\"]       # add \"[::]:465\" for IPv6\nsubmission = [\"0.0.0.0:587\"]\nimaps = [\"0.0.0.0:993\"]\npop3s = [\"0.0.0.0:995\"]\n",
             "# Started as root, `serve` binds its ports and then runs as this user\n# (create it with `useradd --system --home-dir /var/lib/portcullis portcullis`).\nuser = \"portcullis\"\n",
             "",
         )

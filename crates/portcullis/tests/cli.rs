@@ -61,7 +61,7 @@ fn init_dev_uses_the_dev_ports() {
     let out = run_in(dir.path(), &["init", "--dev", "--dir", "dev"]);
     assert!(out.status.success());
     let config = std::fs::read_to_string(dir.path().join("dev/portcullis.toml")).unwrap();
-    for port in ["127.0.0.1:10465", "127.0.0.1:10587", "127.0.0.1:10995"] {
+    for port in ["127.0.0.1:10465", "127.0.0.1:10587", "127.0.0.1:10993", "127.0.0.1:10995"] {
         assert!(config.contains(port), "{config}");
     }
 }

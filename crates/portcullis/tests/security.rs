@@ -162,10 +162,12 @@ fn oversize_lines_and_messages_get_protocol_errors_and_the_session_continues() {
 
 #[test]
 fn a_client_that_stops_reading_is_cut_off() {
-    let server = TestServer::start_with(Settings { limits: vec!["pop3_idle_timeout = \"1s\"".into()], ..Settings::default() });
+    let server =
+        TestServer::start_with(Settings { limits: vec!["pop3_idle_timeout = \"1s\"".into()], ..Settings::default() });
     let big = format!("Subject: big\r\n\r\n{}", format!("{}\r\n", "z".repeat(998)).repeat(16 * 1024));
     assert!(server.submit(BOB, &big).starts_with("250"));
-    let mut c = server.connect_with("127.0.0.1", "pop3s", Some(4096)).upgrade(server.client_config(rustls::ALL_VERSIONS));
+    let mut c =
+        server.connect_with("127.0.0.1", "pop3s", Some(4096)).upgrade(server.client_config(rustls::ALL_VERSIONS));
     c.line();
     c.cmd(&format!("AUTH PLAIN {}", plain(BOB, PASSWORD)));
     c.send("RETR 1");

@@ -21,38 +21,88 @@ pub enum CommandBody {
 
     // Not authenticated.
     StartTls,
-    Login { username: Vec<u8>, password: Zeroizing<Vec<u8>> },
-    Authenticate { mechanism: String, initial_response: Option<Vec<u8>> },
+    Login {
+        username: Vec<u8>,
+        password: Zeroizing<Vec<u8>>,
+    },
+    Authenticate {
+        mechanism: String,
+        initial_response: Option<Vec<u8>>,
+    },
 
     // Authenticated.
     Enable(Vec<String>),
-    Select { mailbox: Vec<u8>, read_only: bool, params: SelectParams },
-    Create { mailbox: Vec<u8>, special_use: Vec<String> },
-    Delete { mailbox: Vec<u8> },
-    Rename { from: Vec<u8>, to: Vec<u8> },
-    Subscribe { mailbox: Vec<u8> },
-    Unsubscribe { mailbox: Vec<u8> },
+    Select {
+        mailbox: Vec<u8>,
+        read_only: bool,
+        params: SelectParams,
+    },
+    Create {
+        mailbox: Vec<u8>,
+        special_use: Vec<String>,
+    },
+    Delete {
+        mailbox: Vec<u8>,
+    },
+    Rename {
+        from: Vec<u8>,
+        to: Vec<u8>,
+    },
+    Subscribe {
+        mailbox: Vec<u8>,
+    },
+    Unsubscribe {
+        mailbox: Vec<u8>,
+    },
     List(ListCommand),
-    Lsub { reference: Vec<u8>, pattern: Vec<u8> },
+    Lsub {
+        reference: Vec<u8>,
+        pattern: Vec<u8>,
+    },
     Namespace,
-    Status { mailbox: Vec<u8>, items: Vec<StatusItem> },
-    Append { mailbox: Vec<u8>, flags: Vec<Flag>, date: Option<i64>, message: Vec<u8> },
+    Status {
+        mailbox: Vec<u8>,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: Vec<u8>,
+        flags: Vec<Flag>,
+        date: Option<i64>,
+        message: Vec<u8>,
+    },
     Idle,
-    GetQuota { root: Vec<u8> },
-    GetQuotaRoot { mailbox: Vec<u8> },
-    SetQuota { root: Vec<u8>, limits: Vec<(String, u64)> },
+    GetQuota {
+        root: Vec<u8>,
+    },
+    GetQuotaRoot {
+        mailbox: Vec<u8>,
+    },
+    SetQuota {
+        root: Vec<u8>,
+        limits: Vec<(String, u64)>,
+    },
 
     // Selected.
     Check,
     Close,
     Unselect,
     /// EXPUNGE, or UID EXPUNGE with a set.
-    Expunge { uids: Option<SequenceSet> },
+    Expunge {
+        uids: Option<SequenceSet>,
+    },
     Search(SearchCommand),
     Fetch(FetchCommand),
     Store(StoreCommand),
-    Copy { uid: bool, set: SequenceSet, mailbox: Vec<u8> },
-    Move { uid: bool, set: SequenceSet, mailbox: Vec<u8> },
+    Copy {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: Vec<u8>,
+    },
+    Move {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: Vec<u8>,
+    },
 }
 
 impl CommandBody {
@@ -161,23 +211,22 @@ pub enum SeqNum {
     Star,
 }
 
+/// A sequence set, or `$`: the result saved by the last SEARCH RETURN (SAVE) (RFC 5182).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SequenceSet(pub Vec<(SeqNum, SeqNum)>);
+pub enum SequenceSet {
+    Ranges(Vec<(SeqNum, SeqNum)>),
+    Saved,
+}
 
 impl SequenceSet {
-    /// Whether `n` is in the set, `largest` standing in for `*`.
-    pub fn contains(&self, n: u32, largest: u32) -> bool {
-        self.0.iter().any(|&(a, b)| {
-            let a = a.resolve(largest);
-            let b = b.resolve(largest);
-            let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-            lo <= n && n <= hi
-        })
-    }
-
-    /// The ranges with `*` resolved, each ordered low..=high.
+    /// The ranges with `*` resolved, each ordered low..=high (none for `$`, which the session
+    /// resolves itself).
     pub fn ranges(&self, largest: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.0.iter().map(move |&(a, b)| {
+        let ranges: &[(SeqNum, SeqNum)] = match self {
+            SequenceSet::Ranges(r) => r,
+            SequenceSet::Saved => &[],
+        };
+        ranges.iter().map(move |&(a, b)| {
             let (a, b) = (a.resolve(largest), b.resolve(largest));
             if a <= b {
                 (a, b)
@@ -185,6 +234,11 @@ impl SequenceSet {
                 (b, a)
             }
         })
+    }
+
+    /// Whether `n` is in the set, `largest` standing in for `*`.
+    pub fn contains(&self, n: u32, largest: u32) -> bool {
+        self.ranges(largest).any(|(lo, hi)| lo <= n && n <= hi)
     }
 }
 
@@ -271,9 +325,20 @@ pub enum FetchItem {
     Uid,
     ModSeq,
     /// BODY[section]<partial>, BODY.PEEK[...], and RFC822 / RFC822.HEADER / RFC822.TEXT.
-    BodySection { peek: bool, section: Section, partial: Option<(u64, u64)>, legacy: Option<&'static str> },
-    Binary { peek: bool, part: Vec<u32>, partial: Option<(u64, u64)> },
-    BinarySize { part: Vec<u32> },
+    BodySection {
+        peek: bool,
+        section: Section,
+        partial: Option<(u64, u64)>,
+        legacy: Option<&'static str>,
+    },
+    Binary {
+        peek: bool,
+        part: Vec<u32>,
+        partial: Option<(u64, u64)>,
+    },
+    BinarySize {
+        part: Vec<u32>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -186,9 +186,8 @@ fn is_append(command: &[u8]) -> bool {
 pub fn tag_of(command: &[u8]) -> Option<String> {
     let end = command.iter().position(|&b| b == b' ' || b == b'\r' || b == b'\n')?;
     let tag = &command[..end];
-    let valid = !tag.is_empty()
-        && tag.len() <= 64
-        && tag.iter().all(|&b| b.is_ascii_graphic() && !b"(){%*\"\\+]".contains(&b));
+    let valid =
+        !tag.is_empty() && tag.len() <= 64 && tag.iter().all(|&b| b.is_ascii_graphic() && !b"(){%*\"\\+]".contains(&b));
     valid.then(|| String::from_utf8_lossy(tag).into_owned())
 }
 
@@ -229,11 +228,20 @@ mod tests {
         f.push(b"\r\n");
         assert!(matches!(f.next(), Some(Frame::Command(c)) if c.len() > 900));
         f.push(b"b APPEND INBOX {1001}\r\n");
-        assert_eq!(f.next(), Some(Frame::Refused { tag: Some("b".into()), reason: Refusal::LiteralTooBig, close: false }));
+        assert_eq!(
+            f.next(),
+            Some(Frame::Refused { tag: Some("b".into()), reason: Refusal::LiteralTooBig, close: false })
+        );
         f.push(b"c LOGIN {200}\r\n");
-        assert_eq!(f.next(), Some(Frame::Refused { tag: Some("c".into()), reason: Refusal::LiteralTooBig, close: false }));
+        assert_eq!(
+            f.next(),
+            Some(Frame::Refused { tag: Some("c".into()), reason: Refusal::LiteralTooBig, close: false })
+        );
         f.push(b"d APPEND INBOX {5000+}\r\n");
-        assert_eq!(f.next(), Some(Frame::Refused { tag: Some("d".into()), reason: Refusal::LiteralTooBig, close: true }));
+        assert_eq!(
+            f.next(),
+            Some(Frame::Refused { tag: Some("d".into()), reason: Refusal::LiteralTooBig, close: true })
+        );
     }
 
     #[test]
@@ -245,7 +253,10 @@ mod tests {
         assert_eq!(f.next(), Some(Frame::Command(b"x NOOP\r\n".to_vec())));
         let mut f = framer();
         f.push(format!("t1 SEARCH {}\r\nt2 NOOP\r\n", "1,".repeat(60)).as_bytes());
-        assert_eq!(f.next(), Some(Frame::Refused { tag: Some("t1".into()), reason: Refusal::CommandTooLong, close: false }));
+        assert_eq!(
+            f.next(),
+            Some(Frame::Refused { tag: Some("t1".into()), reason: Refusal::CommandTooLong, close: false })
+        );
         assert_eq!(f.next(), Some(Frame::Command(b"t2 NOOP\r\n".to_vec())));
     }
 

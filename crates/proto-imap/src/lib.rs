@@ -10,3 +10,9 @@ pub mod time;
 pub use command::*;
 pub use frame::{Frame, Framer, Limits, Refusal};
 pub use parse::{parse_command, ParseError};
+
+mod encode;
+pub mod names;
+pub mod session;
+
+pub use session::{AuthFailure, Config, Environment, Fact, Principal, Progress, Session};

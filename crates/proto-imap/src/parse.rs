@@ -250,6 +250,9 @@ impl<'a> Parser<'a> {
     }
 
     fn sequence_set(&mut self) -> R<SequenceSet> {
+        if self.eat(b'$') {
+            return Ok(SequenceSet::Saved);
+        }
         let mut ranges = Vec::new();
         loop {
             let a = self.seq_number()?;
@@ -259,7 +262,7 @@ impl<'a> Parser<'a> {
                 return Err("sequence set too long".into());
             }
             if !self.eat(b',') {
-                return Ok(SequenceSet(ranges));
+                return Ok(SequenceSet::Ranges(ranges));
             }
         }
     }
@@ -329,7 +332,11 @@ impl<'a> Parser<'a> {
     fn month(&mut self) -> R<u32> {
         let name = self.atom_prefix(3)?;
         const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
-        MONTHS.iter().position(|m| m.eq_ignore_ascii_case(&name)).map(|i| i as u32 + 1).ok_or_else(|| "invalid month".into())
+        MONTHS
+            .iter()
+            .position(|m| m.eq_ignore_ascii_case(&name))
+            .map(|i| i as u32 + 1)
+            .ok_or_else(|| "invalid month".into())
     }
 
     fn atom_prefix(&mut self, n: usize) -> R<String> {
@@ -710,9 +717,8 @@ impl<'a> Parser<'a> {
             date = Some(self.date_time()?);
             self.sp()?;
         }
-        if self.peek() == Some(b'~') {
-            return Err("literal8 needs the BINARY extension, which is not offered".into());
-        }
+        // literal8 (RFC 3516, part of IMAP4rev2): the message may hold any octet.
+        self.eat(b'~');
         let message = self.literal()?;
         Ok(CommandBody::Append { mailbox, flags, date, message })
     }
@@ -767,7 +773,7 @@ impl<'a> Parser<'a> {
                 }
                 return Ok(SearchKey::And(keys));
             }
-            Some(b'*') | Some(b'0'..=b'9') => return Ok(SearchKey::SequenceSet(self.sequence_set()?)),
+            Some(b'*' | b'$' | b'0'..=b'9') => return Ok(SearchKey::SequenceSet(self.sequence_set()?)),
             _ => {}
         }
         let name = self.keyword()?;

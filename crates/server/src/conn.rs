@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_auth::{AuthError, Authenticator, Principal};
 use portcullis_config::Config;
-use portcullis_events::{CloseReason, Event, Events, Listener, RefuseReason};
+use portcullis_events::{Event, Events, Listener, RefuseReason};
 use portcullis_guard::Guard;
 use portcullis_sasl::Credentials;
 use portcullis_store::Store;
@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::net::Stream;
 use crate::tls::{self, Tls};
-use crate::{pop3, smtp};
+use crate::{imap, pop3, smtp};
 
 /// Refusals answered politely at once (a refused SMTP client deserves a 421, not a reset);
 /// beyond this many in flight, refused connections are just closed.
@@ -87,6 +87,10 @@ pub enum Input {
 }
 
 impl Conn {
+    pub fn who(&self) -> Who {
+        Who { conn: self.id, listener: self.listener, peer: self.peer }
+    }
+
     /// Unique per connection: "c" + connection number + random, for Received/Message-ID.
     pub fn session_id(&self) -> String {
         format!("{:x}{:08x}", self.id, rand::random::<u32>())
@@ -153,17 +157,25 @@ impl Conn {
     }
 }
 
+/// Which connection an event is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Who {
+    pub conn: u64,
+    pub listener: Listener,
+    pub peer: SocketAddr,
+}
+
 /// Checks credentials and reports the outcome as an event, the same way for every protocol
 /// and mechanism. Never logs the secret.
 pub async fn authenticate(
     shared: &Shared,
-    conn: &Conn,
+    who: Who,
     mechanism: &'static str,
     credentials: Credentials,
 ) -> Result<Principal, AuthError> {
     let username = credentials.username.clone();
     let result = shared.auth.verify(&credentials.authzid, &credentials.username, credentials.password).await;
-    let (listener, peer, conn) = (conn.listener, conn.peer, conn.id);
+    let Who { listener, peer, conn } = who;
     shared.events.emit(match &result {
         Ok(principal) => Event::AuthSucceeded { conn, listener, peer, account: principal.address.clone(), mechanism },
         Err(AuthError::InvalidCredentials) => Event::AuthFailed { conn, listener, peer, username, mechanism },
@@ -220,7 +232,8 @@ async fn serve_connection(shared: &Shared, listener: Listener, tcp: TcpStream, p
         listener,
         peer,
         idle: match listener {
-            Listener::Pop3s | Listener::Imaps => limits.pop3_idle_timeout,
+            Listener::Pop3s => limits.pop3_idle_timeout,
+            Listener::Imaps => limits.imap_idle_timeout,
             Listener::Submissions | Listener::Submission => limits.smtp_idle_timeout,
         },
         started: Instant::now(),
@@ -233,7 +246,7 @@ async fn serve_connection(shared: &Shared, listener: Listener, tcp: TcpStream, p
         Listener::Submissions => smtp::run(shared, &mut conn, tcp, true).await,
         Listener::Submission => smtp::run(shared, &mut conn, tcp, false).await,
         Listener::Pop3s => pop3::run(shared, &mut conn, tcp).await,
-        Listener::Imaps => CloseReason::Limit,
+        Listener::Imaps => imap::run(shared, &mut conn, tcp).await,
     };
     shared.events.emit(Event::ConnectionClosed {
         conn: conn.id,
@@ -256,6 +269,7 @@ fn refuse(shared: &Arc<Shared>, listener: Listener, tcp: TcpStream, peer: Socket
     shared.clone().tasks.spawn(async move {
         let line: &[u8] = match (listener, reason) {
             (Listener::Pop3s, _) => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
+            (Listener::Imaps, _) => b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
             (_, RefuseReason::TooManyConnectionsFromPeer) => {
                 b"421 4.7.0 Too many connections from your address, try again later\r\n"
             }

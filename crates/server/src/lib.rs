@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+mod imap;
 mod net;
 mod pop3;
 pub mod process;
@@ -29,9 +30,6 @@ const FINAL_CLOSE: Duration = Duration::from_secs(5);
 /// Order matters: the certificate is read and the ports are bound while still privileged;
 /// then root is dropped; only then do threads start and the network is read.
 pub fn serve(config: Config) -> Result<(), String> {
-    if !config.listen.imaps.is_empty() {
-        return Err("listen.imaps: this version has no IMAP server yet; remove the key".into());
-    }
     if !config.listen.admin.is_empty() {
         return Err("listen.admin: this version has no admin listener yet; remove the key".into());
     }
@@ -41,6 +39,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         (Listener::Submissions, &config.listen.submissions),
         (Listener::Submission, &config.listen.submission),
         (Listener::Pop3s, &config.listen.pop3s),
+        (Listener::Imaps, &config.listen.imaps),
     ] {
         for addr in addrs {
             let socket = net::bind(*addr).map_err(|e| format!("listen.{listener}: cannot listen on {addr}: {e}"))?;
@@ -49,7 +48,7 @@ pub fn serve(config: Config) -> Result<(), String> {
     }
     if bound.is_empty() {
         return Err(format!(
-            "{}: no listener is configured; set listen.submissions, listen.submission or listen.pop3s",
+            "{}: no listener is configured; set listen.submissions, listen.submission, listen.imaps or listen.pop3s",
             config.path.display()
         ));
     }

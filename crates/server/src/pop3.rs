@@ -58,7 +58,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
                 return reason;
             }
             Action::Authenticate { method, credentials } => {
-                let outcome = match authenticate(shared, conn, method.name(), credentials).await {
+                let outcome = match authenticate(shared, conn.who(), method.name(), credentials).await {
                     Ok(principal) => AuthOutcome::Success(principal.account),
                     Err(AuthError::InvalidCredentials) => AuthOutcome::InvalidCredentials,
                     Err(AuthError::Unavailable) => AuthOutcome::TemporaryFailure,

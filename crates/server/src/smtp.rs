@@ -82,7 +82,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
                 session.tls_established(tls_summary(&stream).unwrap_or_default());
             }
             Action::Authenticate { mechanism, credentials } => {
-                match authenticate(shared, conn, mechanism.name(), credentials).await {
+                match authenticate(shared, conn.who(), mechanism.name(), credentials).await {
                     Ok(p) => {
                         let principal = Principal { account: p.account, address: p.address };
                         session.auth_result(AuthOutcome::Success, Some(principal));

@@ -8,9 +8,14 @@
 #![forbid(unsafe_code)]
 
 mod address;
+mod flags;
+mod names;
 mod sqlite;
+mod watch;
 
 pub use address::{normalize_address, normalize_domain};
+pub use flags::{FlagOp, Flags};
+pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -100,6 +105,99 @@ pub struct Delivery {
     pub internal_date: i64,
 }
 
+/// A message as SELECT loads it: what a session keeps in memory for every message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageIndex {
+    pub uid: u32,
+    pub flags: Flags,
+    pub modseq: u64,
+}
+
+/// A message with its per-content summary: everything FETCH answers without the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub uid: u32,
+    pub flags: Flags,
+    pub modseq: u64,
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub internal_date: i64,
+    /// The IMAP ENVELOPE, BODYSTRUCTURE and BODY, serialised (see `portcullis_mime::Summary`).
+    pub envelope: Vec<u8>,
+    pub bodystructure: Vec<u8>,
+    pub body: Vec<u8>,
+    /// Bytes of the header section, including the blank line that ends it.
+    pub header_len: u64,
+    /// The `Date:` header, seconds since the Unix epoch (SEARCH SENTBEFORE etc.).
+    pub sent_date: Option<i64>,
+}
+
+/// STATUS (RFC 9051 §6.3.11, with STATUS=SIZE and CONDSTORE's HIGHESTMODSEQ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxStatus {
+    pub messages: u32,
+    pub unseen: u32,
+    pub deleted: u32,
+    /// Sum of the message sizes.
+    pub size: u64,
+    pub uidnext: u32,
+    pub uidvalidity: u32,
+    pub highestmodseq: u64,
+}
+
+/// What changed in a mailbox since a MODSEQ (CONDSTORE CHANGEDSINCE, QRESYNC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Messages whose MODSEQ is above the one asked about, in UID order.
+    pub changed: Vec<MessageIndex>,
+    /// UIDs removed with a MODSEQ above the one asked about, ascending (QRESYNC VANISHED).
+    pub expunged: Vec<u32>,
+    pub highestmodseq: u64,
+}
+
+/// The result of STORE.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlagsUpdate {
+    /// Messages whose flags changed, with their new flags and MODSEQ, in UID order.
+    pub updated: Vec<MessageIndex>,
+    /// Messages left alone because their MODSEQ was above UNCHANGEDSINCE (RFC 7162 §3.1.3).
+    pub modified: Vec<u32>,
+}
+
+/// Announced after a write that changed a mailbox has committed. `modseq` is the mailbox's
+/// HIGHESTMODSEQ after the change. A session that sees one re-reads what it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MailboxChange {
+    pub account: AccountId,
+    pub mailbox: MailboxId,
+    pub modseq: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    #[error("the mailbox does not exist")]
+    NoSuchMailbox,
+    #[error("the mailbox already exists")]
+    AlreadyExists,
+    #[error("the mailbox has children")]
+    HasChildren,
+    #[error("INBOX cannot be deleted")]
+    InboxCannotBeDeleted,
+    #[error("invalid mailbox name")]
+    InvalidName,
+    /// Reserved for a per-account limit on mailboxes; nothing returns it yet.
+    #[error("too many mailboxes")]
+    QuotaExceeded,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for MailboxError {
+    fn from(e: rusqlite::Error) -> Self {
+        MailboxError::Store(e.into())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("domain {0} does not exist")]
@@ -152,6 +250,17 @@ impl MaildropLock {
     }
 }
 
+/// One of a bounded number of concurrent IMAP sessions of an account; dropping it frees the slot.
+pub struct SessionSlot {
+    _release: Box<dyn Send + Sync>,
+}
+
+impl SessionSlot {
+    pub fn new(release: Box<dyn Send + Sync>) -> Self {
+        SessionSlot { _release: release }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn add_domain(&self, name: &str) -> Result<(), StoreError>;
@@ -160,7 +269,7 @@ pub trait Store: Send + Sync + 'static {
     async fn domains(&self) -> Result<Vec<String>, StoreError>;
     async fn is_local_domain(&self, name: &str) -> Result<bool, StoreError>;
 
-    /// Creates the account with its default mailboxes.
+    /// Creates the account with its default mailboxes, subscribed to them.
     async fn add_account(&self, address: &str, password_hash: &str, quota: Quota) -> Result<AccountId, StoreError>;
     /// Removes the account and all its mail.
     async fn remove_account(&self, address: &str) -> Result<(), StoreError>;
@@ -170,17 +279,99 @@ pub trait Store: Send + Sync + 'static {
     async fn credentials(&self, address: &str) -> Result<Option<Credentials>, StoreError>;
     async fn account(&self, address: &str) -> Result<Option<Account>, StoreError>;
 
-    /// Stores the message in every recipient's INBOX in one transaction that is durable on
-    /// disk when this returns `Ok`; on any error nothing was stored.
+    /// Stores the message in every recipient's INBOX (with its summary, computed once) in one
+    /// transaction that is durable on disk when this returns `Ok`; on any error nothing was
+    /// stored.
     async fn deliver(&self, delivery: Delivery) -> Result<(), DeliveryError>;
 
+    /// The mailbox called `name` ("INBOX" in any case).
     async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>, StoreError>;
     async fn mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>, StoreError>;
     /// The messages of a mailbox in UID order.
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>, StoreError>;
     async fn message_raw(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Removes the messages with these UIDs (missing ones are ignored), atomically.
+    /// Removes the messages with these UIDs (missing ones are ignored), atomically: POP3's
+    /// deletion. The UIDs are recorded as expunged for IMAP sessions (QRESYNC).
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<(), StoreError>;
+
+    // ---- IMAP: mailboxes. Names are UTF-8 with "/" as hierarchy delimiter; "INBOX" (as a
+    // whole name or a first level) is matched case-insensitively; see [`normalize_mailbox_name`].
+
+    /// Creates the mailbox and any missing parents ("a/b/c" also creates "a" and "a/b"), each
+    /// with a fresh UIDVALIDITY.
+    async fn create_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<&str>,
+    ) -> Result<MailboxId, MailboxError>;
+    /// Deletes a mailbox without children, with its messages. Subscriptions stay (RFC 9051 §6.3.9).
+    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<(), MailboxError>;
+    /// Renames the mailbox and its children (keeping their UIDVALIDITY and UIDs), creating
+    /// missing parents of `to`, and moves subscriptions along. Renaming INBOX moves its
+    /// messages into a new mailbox `to` (new UIDs) and leaves INBOX empty (RFC 9051 §6.3.6).
+    async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<(), MailboxError>;
+    /// Subscribed names in name order; they may name mailboxes that no longer exist.
+    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>, StoreError>;
+    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<(), MailboxError>;
+    /// STATUS; an error if the mailbox does not exist (any more).
+    async fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus, StoreError>;
+    /// Every keyword ever used in the mailbox (FLAGS, PERMANENTFLAGS), in name order.
+    async fn mailbox_keywords(&self, mailbox: MailboxId) -> Result<Vec<String>, StoreError>;
+    /// The account's storage: (bytes used, allowance in effect; `None` is unlimited).
+    async fn quota(&self, account: AccountId) -> Result<(u64, Option<u64>), StoreError>;
+
+    // ---- IMAP: messages. UID lists may be in any order and name missing UIDs, which are
+    // skipped.
+
+    /// Every message's UID, flags and MODSEQ in UID order: what SELECT loads.
+    async fn message_index(&self, mailbox: MailboxId) -> Result<Vec<MessageIndex>, StoreError>;
+    /// The messages with these UIDs, in UID order.
+    async fn message_records(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>, StoreError>;
+    /// The header section alone, read without reading the body.
+    async fn message_header(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Changes the flags of these messages. Every message whose flags change gets the same
+    /// new MODSEQ (one per command); messages already as requested keep theirs. With
+    /// `unchanged_since`, messages whose MODSEQ is above it are left alone and reported.
+    async fn store_flags(
+        &self,
+        mailbox: MailboxId,
+        uids: &[u32],
+        op: FlagOp,
+        flags: &Flags,
+        unchanged_since: Option<u64>,
+    ) -> Result<FlagsUpdate, StoreError>;
+    /// Stores a message in a mailbox under the account's quota; returns its UID. A mailbox
+    /// deleted meanwhile is a `DeliveryError::Store` error.
+    async fn append(
+        &self,
+        mailbox: MailboxId,
+        raw: Vec<u8>,
+        flags: Flags,
+        internal_date: i64,
+    ) -> Result<u32, DeliveryError>;
+    /// Copies messages (sharing their bodies) with their flags and internal dates, under the
+    /// target account's quota. Returns (source UID, new UID) in source UID order.
+    async fn copy_messages(
+        &self,
+        from: MailboxId,
+        uids: &[u32],
+        to: MailboxId,
+    ) -> Result<Vec<(u32, u32)>, DeliveryError>;
+    /// Copies and expunges from the source in one transaction (RFC 6851).
+    async fn move_messages(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<Vec<(u32, u32)>, StoreError>;
+    /// Removes the messages flagged \Deleted (only those among `uids` when given); returns
+    /// their UIDs ascending.
+    async fn expunge_deleted(&self, mailbox: MailboxId, uids: Option<&[u32]>) -> Result<Vec<u32>, StoreError>;
+    /// Messages changed and UIDs expunged after `modseq`.
+    async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<Changes, StoreError>;
+
+    /// Changes to the account's mailboxes, announced after they commit. A receiver that
+    /// lags gets `RecvError::Lagged`, which means "something changed": writers never wait.
+    fn watch(&self, account: AccountId) -> tokio::sync::broadcast::Receiver<MailboxChange>;
+    /// A slot among at most `max` concurrent IMAP sessions of the account; `None` when all
+    /// are taken.
+    async fn acquire_session(&self, account: AccountId, max: usize) -> Result<Option<SessionSlot>, StoreError>;
 
     /// Exclusive access to an account's maildrop for a POP3 session (RFC 1939 §8);
     /// `None` when another session holds it.

@@ -97,7 +97,7 @@ impl TestServer {
         loop {
             let listening: Vec<_> =
                 self.events().into_iter().filter(|e| e["event"] == "listening").skip(before).collect();
-            if listening.len() >= 3 {
+            if listening.len() >= 4 {
                 self.addrs = listening
                     .iter()
                     .map(|e| {
@@ -269,7 +269,7 @@ fn config_text(s: &Settings) -> String {
     format!(
         "hostname = \"{HOSTNAME}\"\ndata_dir = \"data\"\n\
          [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{}\n\
-         [listen]\nsubmissions = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n\
+         [listen]\nsubmissions = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n\
          [passwords]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n\
          [store]\n{}\n\
          [limits]\n{}\n\

@@ -7,10 +7,14 @@
 //! after the transaction holding it has committed. Reads use a small pool of connections on
 //! tokio's blocking threads, and see the last committed state (WAL snapshots).
 
+mod accounts;
+mod keywords;
+mod mailboxes;
+mod messages;
 mod ops;
 mod schema;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -19,7 +23,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::StoreError;
+use crate::watch::Watchers;
+use crate::{MailboxChange, StoreError};
 
 /// How long a connection waits for another process (the admin CLI) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +42,9 @@ pub struct SqliteStore {
     writer: Mutex<Option<(mpsc::Sender<Job>, JoinHandle<()>)>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     maildrops: Arc<Mutex<HashSet<i64>>>,
+    /// IMAP sessions per account (see `acquire_session`).
+    sessions: Arc<Mutex<HashMap<i64, usize>>>,
+    watchers: Arc<Watchers>,
 }
 
 fn open_connection(path: &Path, create: bool) -> Result<Connection, StoreError> {
@@ -78,7 +86,17 @@ impl SqliteStore {
             writer: Mutex::new(Some((tx, handle))),
             readers: Arc::new(Mutex::new(Vec::new())),
             maildrops: Arc::new(Mutex::new(HashSet::new())),
+            sessions: Arc::new(Mutex::new(HashMap::new())),
+            watchers: Arc::new(Watchers::default()),
         })
+    }
+
+    /// Creates (or brings) the database at `path` to schema `version` and no further: for
+    /// testing migrations on a database as an older build left it.
+    #[doc(hidden)]
+    pub fn migrate_to(path: &Path, version: usize) -> Result<(), StoreError> {
+        let mut conn = open_connection(path, true)?;
+        schema::migrate_to(&mut conn, version)
     }
 
     /// Runs `f` inside the writer's next transaction; resolves once that transaction is
@@ -89,14 +107,32 @@ impl SqliteStore {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
+        self.write_announcing(move |conn| f(conn).map(|t| (t, Vec::new()))).await
+    }
+
+    /// Like [`Self::write`], for writes that change mailboxes: `f` also returns the changes,
+    /// which are announced on the writer thread right after the commit, so that a watcher
+    /// never sees a change it cannot yet read, and an announcement does not depend on the
+    /// caller still waiting.
+    async fn write_announcing<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<(T, Vec<MailboxChange>), E> + Send + 'static,
+    {
         let (reply, answer) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let watchers = self.watchers.clone();
         let job: Job = Box::new(move |conn| {
             let result = in_savepoint(conn, f);
             Box::new(move |committed: Result<(), StoreError>| {
-                let _ = reply.send(match committed {
+                let result = match committed {
                     Ok(()) => result,
                     Err(e) => result.and(Err(E::from(e))),
-                });
+                };
+                let _ = reply.send(result.map(|(value, changes)| {
+                    watchers.announce(&changes);
+                    value
+                }));
             })
         });
         let sent = match &*self.writer.lock().map_err(|_| StoreError::Backend("writer lock poisoned".into()))? {

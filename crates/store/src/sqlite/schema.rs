@@ -1,14 +1,25 @@
 //! Versioned schema. `PRAGMA user_version` records how many migrations have run; each migration
-//! runs once, in its own transaction, in order. Never edit a released migration: add one.
+//! runs once, in its own transaction, in order: its SQL, then its Rust step if it has one (for
+//! what SQL cannot compute, like message summaries). Never edit a released migration: add one.
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection, Transaction};
 
 use crate::StoreError;
 
+/// What a migration computes in Rust after its SQL, in the same transaction.
+type RustStep = fn(&Transaction<'_>) -> Result<(), StoreError>;
+
+struct Migration {
+    sql: &'static str,
+    then: Option<RustStep>,
+}
+
 /// Migration N (1-based) is `MIGRATIONS[N - 1]`.
-const MIGRATIONS: &[&str] = &[
-    // 1: domains, accounts, mailboxes, messages and their bodies.
-    r#"
+const MIGRATIONS: &[Migration] =
+    &[Migration { sql: MIGRATION_1, then: None }, Migration { sql: MIGRATION_2, then: Some(summarize_existing_blobs) }];
+
+// 1: domains, accounts, mailboxes, messages and their bodies.
+const MIGRATION_1: &str = r#"
     CREATE TABLE meta (
         key   TEXT PRIMARY KEY,
         value INTEGER NOT NULL
@@ -80,25 +91,149 @@ const MIGRATIONS: &[&str] = &[
         DELETE FROM blobs WHERE id = OLD.blob_id
            AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id);
     END;
-    "#,
-];
+    "#;
+
+// 2: what IMAP needs beyond migration 1.
+const MIGRATION_2: &str = r#"
+    -- Per-content summaries (portcullis_mime::summarize), computed once when a body is
+    -- stored and shared by every copy of it. A table of their own rather than columns of
+    -- `blobs`: SQLite reaches a column stored after a large BLOB only by walking that BLOB's
+    -- overflow pages, so FETCH ENVELOPE of a 20 MB message would read 20 MB; ALTER TABLE can
+    -- only add columns after `data`. Rows whose blob is removed go with it (ON DELETE CASCADE).
+    CREATE TABLE summaries (
+        blob_id       INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+        header_len    INTEGER NOT NULL,
+        envelope      BLOB NOT NULL,
+        bodystructure BLOB NOT NULL,
+        body          BLOB NOT NULL,
+        sent_date     INTEGER
+    ) STRICT;
+
+    -- Every removed UID with the MODSEQ of its removal, for QRESYNC's VANISHED. Keyed by
+    -- MODSEQ so that "expunged since M" is one range scan.
+    CREATE TABLE expunged (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        modseq     INTEGER NOT NULL,
+        uid        INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, modseq, uid)
+    ) STRICT, WITHOUT ROWID;
+
+    -- Subscriptions are names: they may outlive the mailbox (RFC 9051 §6.3.9), so they live
+    -- apart from `mailboxes`. Its `subscribed` column is carried over here and then unused.
+    CREATE TABLE subscriptions (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        PRIMARY KEY (account_id, name)
+    ) STRICT, WITHOUT ROWID;
+    INSERT INTO subscriptions(account_id, name)
+        SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
+
+    -- The keywords ever used in a mailbox (FLAGS, PERMANENTFLAGS), in the spelling first
+    -- used; NOCASE because keywords compare case-insensitively.
+    CREATE TABLE mailbox_keywords (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        keyword    TEXT NOT NULL COLLATE NOCASE,
+        PRIMARY KEY (mailbox_id, keyword)
+    ) STRICT, WITHOUT ROWID;
+
+    -- CONDSTORE/QRESYNC: "messages changed since M".
+    CREATE INDEX messages_by_modseq ON messages(mailbox_id, modseq);
+    -- The unseen and the \Deleted messages of a mailbox, usually few: STATUS and EXPUNGE
+    -- read these instead of every message. Queries must spell the condition the same way.
+    CREATE INDEX messages_unseen ON messages(mailbox_id, uid) WHERE (flags & 1) = 0;
+    CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE (flags & 8) != 0;
+    "#;
 
 /// The schema version this build writes.
 pub const VERSION: usize = MIGRATIONS.len();
 
 /// Brings the database up to [`VERSION`]; refuses a database written by a newer build.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrate_to(conn, VERSION)
+}
+
+/// Runs the migrations up to `target` (tests use it to make an old database).
+pub fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), StoreError> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if current > VERSION {
         return Err(StoreError::Backend(format!(
             "the database has schema version {current}, newer than this build's {VERSION}; upgrade Portcullis"
         )));
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (index, migration) in MIGRATIONS.iter().enumerate().take(target).skip(current) {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        tx.execute_batch(migration.sql)?;
+        if let Some(step) = migration.then {
+            step(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (index + 1) as i64)?;
         tx.commit()?;
     }
     Ok(())
+}
+
+/// Migration 2's Rust step: summaries for the bodies stored before there were any, and the
+/// keywords already on messages (none were written before migration 2, but nothing relies
+/// on that).
+fn summarize_existing_blobs(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    // Ids first, then one body at a time: never all bodies in memory, and no statement
+    // reading `blobs` while rows are added to `summaries`.
+    let ids = tx
+        .prepare("SELECT id FROM blobs WHERE id NOT IN (SELECT blob_id FROM summaries) ORDER BY id")?
+        .query_map([], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for id in ids {
+        let raw: Vec<u8> = tx.query_row("SELECT data FROM blobs WHERE id = ?1", params![id], |r| r.get(0))?;
+        super::messages::insert_summary(tx, id, &portcullis_mime::summarize(&raw))?;
+    }
+    let tagged = tx
+        .prepare("SELECT DISTINCT mailbox_id, keywords FROM messages WHERE keywords != ''")?
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (mailbox, keywords) in tagged {
+        for keyword in crate::flags::decode_keywords(&keywords) {
+            tx.execute(
+                "INSERT INTO mailbox_keywords(mailbox_id, keyword) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![mailbox, keyword],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::{mailboxes, messages};
+
+    /// What SQLite will do for `sql`, as EXPLAIN QUERY PLAN says it.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        for i in 1..=stmt.parameter_count() {
+            stmt.raw_bind_parameter(i, 1).unwrap();
+        }
+        let mut rows = stmt.raw_query();
+        let mut steps = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            steps.push(row.get::<_, String>(3).unwrap());
+        }
+        steps.join("; ")
+    }
+
+    #[test]
+    fn hot_queries_use_their_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        for (sql, index) in [
+            (messages::MESSAGE_INDEX, "sqlite_autoindex_messages_1"),
+            (messages::CHANGED_SINCE, "messages_by_modseq (mailbox_id=? AND modseq>?)"),
+            (messages::EXPUNGED_SINCE, "PRIMARY KEY (mailbox_id=? AND modseq>?)"),
+            (messages::DELETED_IN_SPAN, "messages_deleted (mailbox_id=? AND uid>? AND uid<?)"),
+            (mailboxes::COUNT_UNSEEN, "messages_unseen (mailbox_id=?)"),
+            (mailboxes::COUNT_DELETED, "messages_deleted (mailbox_id=?)"),
+        ] {
+            let plan = plan(&conn, sql);
+            assert!(plan.contains(index) && !plan.contains("TEMP B-TREE"), "{sql}\n  → {plan}");
+        }
+    }
 }

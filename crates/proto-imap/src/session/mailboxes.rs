@@ -1,0 +1,321 @@
+//! Commands on mailboxes as a whole: LIST (with LIST-EXTENDED, LIST-STATUS and SPECIAL-USE),
+//! LSUB, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS, APPEND and QUOTA.
+
+use portcullis_store::{DeliveryError, Flags, MailboxError, MailboxStatus};
+
+use super::{bad, no, Answer, Done, Environment, Session, State};
+use crate::command::{Flag, ListCommand, StatusItem};
+use crate::encode;
+use crate::names::{self, DELIMITER};
+
+/// Special-use attributes a mailbox may be created with (RFC 6154).
+const SPECIAL_USES: [&str; 5] = ["\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"];
+
+fn unavailable<E>(_: E) -> Answer {
+    no("[UNAVAILABLE] Try again later")
+}
+
+fn mailbox_error(e: MailboxError) -> Answer {
+    match e {
+        MailboxError::NoSuchMailbox => no("[NONEXISTENT] No such mailbox"),
+        MailboxError::AlreadyExists => no("[ALREADYEXISTS] Mailbox already exists"),
+        MailboxError::HasChildren => no("[HASCHILDREN] Mailbox has children; delete them first"),
+        MailboxError::InboxCannotBeDeleted => no("[CANNOT] INBOX cannot be deleted"),
+        MailboxError::InvalidName => no("[CANNOT] Invalid mailbox name"),
+        MailboxError::QuotaExceeded => no("[OVERQUOTA] Quota exceeded"),
+        MailboxError::Store(_) => no("[UNAVAILABLE] Try again later"),
+    }
+}
+
+/// Message flags for APPEND or STORE; \Recent and unknown system flags cannot be set.
+pub(super) fn to_store_flags(flags: &[Flag]) -> Result<Flags, Answer> {
+    let mut out = Flags::default();
+    for flag in flags {
+        match flag {
+            Flag::Seen => out.system |= Flags::SEEN,
+            Flag::Answered => out.system |= Flags::ANSWERED,
+            Flag::Flagged => out.system |= Flags::FLAGGED,
+            Flag::Deleted => out.system |= Flags::DELETED,
+            Flag::Draft => out.system |= Flags::DRAFT,
+            Flag::Recent => {}
+            Flag::Keyword(k) => {
+                if !out.keywords.iter().any(|known| known.eq_ignore_ascii_case(k)) {
+                    out.keywords.push(k.clone());
+                }
+            }
+            Flag::Extension(name) => return Err(bad(format!("\\{name} cannot be set"))),
+        }
+    }
+    Ok(out)
+}
+
+impl Session {
+    pub(super) async fn list(&mut self, env: &dyn Environment, list: ListCommand) -> Done {
+        let reference = self.mailbox_name_or_empty(&list.reference)?;
+        if !list.extended && list.patterns.len() == 1 && list.patterns[0].is_empty() {
+            // The hierarchy delimiter and root (RFC 9051 §6.3.9).
+            self.untagged("LIST (\\Noselect) \"/\" \"\"");
+            return Ok(());
+        }
+        let store = env.store();
+        let account = self.account();
+        let mailboxes = store.mailboxes(account).await.map_err(unavailable)?;
+        let want_subscriptions = list.subscribed || list.return_subscribed;
+        let subscriptions =
+            if want_subscriptions { store.subscriptions(account).await.map_err(unavailable)? } else { Vec::new() };
+        let patterns: Vec<String> = list
+            .patterns
+            .iter()
+            .map(|p| self.mailbox_name_or_empty(p).map(|p| format!("{reference}{p}")))
+            .collect::<Result<_, _>>()?;
+        let matches = |name: &str| patterns.iter().any(|p| pattern_matches(p, name));
+
+        // Candidate names: existing mailboxes, or subscriptions for LIST (SUBSCRIBED).
+        let mut names: Vec<String> = if list.subscribed {
+            subscriptions.iter().filter(|n| matches(n)).cloned().collect()
+        } else {
+            mailboxes.iter().map(|m| m.name.clone()).filter(|n| matches(n)).collect()
+        };
+        // RECURSIVEMATCH: parents whose subscribed children match (RFC 5258 §3.5).
+        let mut child_info = Vec::new();
+        if list.recursive_match {
+            for sub in &subscriptions {
+                for parent in names::parents(sub) {
+                    if matches(parent) && !names.iter().any(|n| n == parent) {
+                        child_info.push(parent.to_string());
+                    }
+                }
+            }
+            child_info.sort();
+            child_info.dedup();
+            names.extend(child_info.iter().cloned());
+        }
+        names.sort_by(|a, b| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
+        names.dedup();
+
+        for name in names {
+            let mailbox = mailboxes.iter().find(|m| m.name == name);
+            let special_use = mailbox.and_then(|m| m.special_use.clone());
+            if list.special_use_only && special_use.is_none() {
+                continue;
+            }
+            let subscribed = subscriptions.contains(&name);
+            let prefix = format!("{name}{DELIMITER}");
+            let mut attributes = Vec::new();
+            if mailbox.is_none() {
+                attributes.push("\\NonExistent".to_string());
+            } else if mailboxes.iter().any(|m| m.name.starts_with(&prefix)) {
+                attributes.push("\\HasChildren".into());
+            } else {
+                attributes.push("\\HasNoChildren".into());
+            }
+            if let Some(special_use) = special_use {
+                attributes.push(special_use);
+            }
+            if want_subscriptions && subscribed {
+                attributes.push("\\Subscribed".into());
+            }
+            let mut line = format!("* LIST ({}) \"/\" ", attributes.join(" ")).into_bytes();
+            encode::mailbox(&mut line, &name, self.utf8);
+            if child_info.contains(&name) && !subscribed {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+            line.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(&line);
+            if let (false, Some(mailbox)) = (list.return_status.is_empty(), mailbox) {
+                let status = store.mailbox_status(mailbox.id).await.map_err(unavailable)?;
+                self.status_line(&name, &status, &list.return_status);
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn lsub(&mut self, env: &dyn Environment, reference: &[u8], pattern: &[u8]) -> Done {
+        let pattern = format!("{}{}", self.mailbox_name_or_empty(reference)?, self.mailbox_name_or_empty(pattern)?);
+        let store = env.store();
+        let account = self.account();
+        let mailboxes = store.mailboxes(account).await.map_err(unavailable)?;
+        let mut subscriptions = store.subscriptions(account).await.map_err(unavailable)?;
+        subscriptions.sort_by(|a, b| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
+        for name in subscriptions.into_iter().filter(|n| pattern_matches(&pattern, n)) {
+            let attributes = if mailboxes.iter().any(|m| m.name == name) { "" } else { "\\Noselect" };
+            let mut line = format!("* LSUB ({attributes}) \"/\" ").into_bytes();
+            encode::mailbox(&mut line, &name, self.utf8);
+            line.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(&line);
+        }
+        Ok(())
+    }
+
+    /// Like [`Session::mailbox_name`], but "" is allowed (references and patterns).
+    fn mailbox_name_or_empty(&self, raw: &[u8]) -> Result<String, Answer> {
+        if raw.is_empty() {
+            return Ok(String::new());
+        }
+        let text = std::str::from_utf8(raw).map_err(|_| bad("Invalid mailbox name"))?;
+        if !self.utf8 && text.contains('&') {
+            return portcullis_mime::utf7::decode(text).ok_or_else(|| bad("Invalid modified UTF-7"));
+        }
+        Ok(text.to_string())
+    }
+
+    pub(super) async fn create(&mut self, env: &dyn Environment, raw: &[u8], special_use: Vec<String>) -> Done {
+        let name = self.mailbox_name(raw)?;
+        let name = name.trim_end_matches(DELIMITER).to_string();
+        if name == "INBOX" {
+            return Err(no("[ALREADYEXISTS] INBOX always exists"));
+        }
+        let special_use = match special_use.as_slice() {
+            [] => None,
+            [one] => Some(
+                SPECIAL_USES
+                    .iter()
+                    .find(|s| s.eq_ignore_ascii_case(one))
+                    .copied()
+                    .ok_or_else(|| no("[USEATTR] Unsupported special-use attribute"))?,
+            ),
+            _ => return Err(no("[USEATTR] Only one special-use attribute per mailbox")),
+        };
+        env.store().create_mailbox(self.account(), &name, special_use).await.map_err(mailbox_error)?;
+        Ok(())
+    }
+
+    pub(super) async fn delete(&mut self, env: &dyn Environment, raw: &[u8]) -> Done {
+        let name = self.mailbox_name(raw)?;
+        if let State::Selected(view) = &self.state {
+            if view.name == name {
+                return Err(no("[INUSE] The mailbox is selected; select another one first"));
+            }
+        }
+        env.store().delete_mailbox(self.account(), &name).await.map_err(mailbox_error)
+    }
+
+    pub(super) async fn rename(&mut self, env: &dyn Environment, from: &[u8], to: &[u8]) -> Done {
+        let from = self.mailbox_name(from)?;
+        let to = self.mailbox_name(to)?;
+        env.store().rename_mailbox(self.account(), &from, &to).await.map_err(mailbox_error)
+    }
+
+    pub(super) async fn subscribe(&mut self, env: &dyn Environment, raw: &[u8], subscribed: bool) -> Done {
+        let name = self.mailbox_name(raw)?;
+        env.store().set_subscribed(self.account(), &name, subscribed).await.map_err(unavailable)
+    }
+
+    pub(super) async fn status(&mut self, env: &dyn Environment, raw: &[u8], items: &[StatusItem]) -> Done {
+        let name = self.mailbox_name(raw)?;
+        let store = env.store();
+        let mailbox = store
+            .mailbox(self.account(), &name)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| no("[NONEXISTENT] No such mailbox"))?;
+        let status = store.mailbox_status(mailbox.id).await.map_err(unavailable)?;
+        self.status_line(&name, &status, items);
+        Ok(())
+    }
+
+    fn status_line(&mut self, name: &str, status: &MailboxStatus, items: &[StatusItem]) {
+        let values: Vec<String> = items
+            .iter()
+            .map(|item| match item {
+                StatusItem::Messages => format!("MESSAGES {}", status.messages),
+                StatusItem::Recent => "RECENT 0".to_string(),
+                StatusItem::UidNext => format!("UIDNEXT {}", status.uidnext),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", status.uidvalidity),
+                StatusItem::Unseen => format!("UNSEEN {}", status.unseen),
+                StatusItem::Deleted => format!("DELETED {}", status.deleted),
+                StatusItem::Size => format!("SIZE {}", status.size),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", status.highestmodseq),
+            })
+            .collect();
+        let mut line = b"* STATUS ".to_vec();
+        encode::mailbox(&mut line, name, self.utf8);
+        line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+        self.out.extend_from_slice(&line);
+    }
+
+    pub(super) async fn append(
+        &mut self,
+        env: &dyn Environment,
+        raw: &[u8],
+        flags: Vec<Flag>,
+        date: Option<i64>,
+        message: Vec<u8>,
+    ) -> Done {
+        let name = self.mailbox_name(raw)?;
+        if message.len() as u64 > self.config.max_message_size {
+            return Err(no("[TOOBIG] Message too large"));
+        }
+        if message.is_empty() {
+            return Err(no("[CANNOT] Empty message"));
+        }
+        let flags = to_store_flags(&flags)?;
+        let store = env.store();
+        let mailbox = store
+            .mailbox(self.account(), &name)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| no("[TRYCREATE] No such mailbox"))?;
+        let date = date.unwrap_or_else(now);
+        let uid = match store.append(mailbox.id, message, flags, date).await {
+            Ok(uid) => uid,
+            Err(DeliveryError::QuotaExceeded(_)) => return Err(no("[OVERQUOTA] Quota exceeded")),
+            Err(DeliveryError::Store(_)) => return Err(no("[UNAVAILABLE] Try again later")),
+        };
+        self.code = Some(format!("[APPENDUID {} {uid}]", mailbox.uidvalidity));
+        if let State::Selected(view) = &mut self.state {
+            if view.id == mailbox.id {
+                view.stale = true;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn get_quota_root(&mut self, env: &dyn Environment, raw: &[u8]) -> Done {
+        let name = self.mailbox_name(raw)?;
+        let store = env.store();
+        store
+            .mailbox(self.account(), &name)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| no("[NONEXISTENT] No such mailbox"))?;
+        let (used, limit) = store.quota(self.account()).await.map_err(unavailable)?;
+        let mut line = b"* QUOTAROOT ".to_vec();
+        encode::mailbox(&mut line, &name, self.utf8);
+        if limit.is_some() {
+            line.extend_from_slice(b" \"\"");
+        }
+        line.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&line);
+        if let Some(limit) = limit {
+            self.quota_line(used, limit);
+        }
+        Ok(())
+    }
+
+    pub(super) async fn get_quota(&mut self, env: &dyn Environment, root: &[u8]) -> Done {
+        let (used, limit) = env.store().quota(self.account()).await.map_err(unavailable)?;
+        match (root.is_empty(), limit) {
+            (true, Some(limit)) => {
+                self.quota_line(used, limit);
+                Ok(())
+            }
+            _ => Err(no("[NONEXISTENT] No such quota root")),
+        }
+    }
+
+    /// STORAGE is counted in units of 1024 octets (RFC 9208 §5.1).
+    fn quota_line(&mut self, used: u64, limit: u64) {
+        self.untagged(&format!("QUOTA \"\" (STORAGE {} {})", used.div_ceil(1024), limit / 1024));
+    }
+}
+
+/// LIST patterns match INBOX case-insensitively.
+fn pattern_matches(pattern: &str, name: &str) -> bool {
+    names::matches(pattern, name)
+        || (name.starts_with("INBOX") && names::matches(&names::normalize_inbox(pattern), name))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}

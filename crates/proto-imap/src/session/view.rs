@@ -1,0 +1,352 @@
+//! The selected mailbox as this client knows it: the message sequence (numbers to UIDs), the
+//! flags it was told, and the modseq up to which it is current. Changes made by others reach
+//! the client only through [`Session::sync`], which never renumbers messages while a FETCH,
+//! STORE or SEARCH is being answered (RFC 9051 §7.5.1).
+
+use portcullis_store::{Flags, MailboxId, MessageIndex};
+
+use super::{bad, no, Answer, Done, Environment, Session, State};
+use crate::command::{SelectParams, SequenceSet};
+use crate::encode;
+
+pub(crate) struct View {
+    pub id: MailboxId,
+    pub name: String,
+    pub read_only: bool,
+    pub uidvalidity: u32,
+    pub uidnext: u32,
+    /// Message sequence number n is `messages[n - 1]`; UIDs ascend.
+    pub messages: Vec<MessageIndex>,
+    /// Every change up to this modseq is reflected in `messages`.
+    pub modseq: u64,
+    /// Keywords announced in FLAGS.
+    pub keywords: Vec<String>,
+    /// Something changed since the last sync.
+    pub stale: bool,
+    /// Removed from the store, but the client has not been told yet.
+    pub vanished: Vec<u32>,
+}
+
+impl View {
+    pub fn position(&self, uid: u32) -> Option<usize> {
+        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+    }
+
+    fn largest_uid(&self) -> u32 {
+        self.messages.last().map(|m| m.uid).unwrap_or(0)
+    }
+
+    /// Indexes (0-based, ascending, unique) named by a set of sequence numbers.
+    pub fn by_sequence(&self, set: &SequenceSet, saved: &[u32]) -> Result<Vec<usize>, Answer> {
+        if *set == SequenceSet::Saved {
+            return Ok(self.by_uids(saved));
+        }
+        let count = self.messages.len() as u32;
+        let mut chosen = vec![false; self.messages.len()];
+        for (lo, hi) in set.ranges(count) {
+            if count == 0 {
+                // "1:*" on an empty mailbox names nothing rather than an error.
+                continue;
+            }
+            if lo == 0 || hi > count {
+                return Err(bad("Invalid message sequence number"));
+            }
+            for flag in &mut chosen[(lo - 1) as usize..hi as usize] {
+                *flag = true;
+            }
+        }
+        Ok(chosen.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| i).collect())
+    }
+
+    /// Indexes of the messages whose UIDs are in `set` (UIDs not present are ignored).
+    pub fn by_uid_set(&self, set: &SequenceSet, saved: &[u32]) -> Vec<usize> {
+        if *set == SequenceSet::Saved {
+            return self.by_uids(saved);
+        }
+        let largest = self.largest_uid();
+        let mut chosen = vec![false; self.messages.len()];
+        for (lo, hi) in set.ranges(largest) {
+            let start = self.messages.partition_point(|m| m.uid < lo);
+            for (i, m) in self.messages.iter().enumerate().skip(start) {
+                if m.uid > hi {
+                    break;
+                }
+                chosen[i] = true;
+            }
+        }
+        chosen.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| i).collect()
+    }
+
+    fn by_uids(&self, uids: &[u32]) -> Vec<usize> {
+        let mut indexes: Vec<usize> = uids.iter().filter_map(|&u| self.position(u)).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        indexes
+    }
+}
+
+impl Session {
+    pub(super) fn account(&self) -> i64 {
+        self.principal.as_ref().map(|p| p.account).unwrap_or(-1)
+    }
+
+    /// The store name for a name the client sent.
+    pub(super) fn mailbox_name(&self, raw: &[u8]) -> Result<String, Answer> {
+        crate::names::decode(raw, self.utf8).ok_or_else(|| no("[CANNOT] Invalid mailbox name"))
+    }
+
+    pub(super) fn view(&self) -> Result<&View, Answer> {
+        match &self.state {
+            State::Selected(view) => Ok(view),
+            _ => Err(bad("Select a mailbox first")),
+        }
+    }
+
+    pub(super) fn view_mut(&mut self) -> Result<&mut View, Answer> {
+        match &mut self.state {
+            State::Selected(view) => Ok(view),
+            _ => Err(bad("Select a mailbox first")),
+        }
+    }
+
+    pub(super) async fn select(
+        &mut self,
+        env: &dyn Environment,
+        raw: &[u8],
+        read_only: bool,
+        params: SelectParams,
+    ) -> Done {
+        if params.qresync.is_some() && !self.qresync {
+            return Err(bad("Enable QRESYNC first"));
+        }
+        // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
+        if matches!(self.state, State::Selected(_)) {
+            self.state = State::Authenticated;
+            if self.qresync {
+                self.untagged("OK [CLOSED] Previous mailbox closed");
+            }
+        }
+        if params.condstore {
+            self.condstore = true;
+        }
+        let name = self.mailbox_name(raw)?;
+        let store = env.store();
+        let mailbox = store
+            .mailbox(self.account(), &name)
+            .await
+            .map_err(|_| no("[UNAVAILABLE] Try again later"))?
+            .ok_or_else(|| no("[NONEXISTENT] No such mailbox"))?;
+        // The mailbox row first: changes after its modseq are picked up by the next sync.
+        let messages = store.message_index(mailbox.id).await.map_err(|_| no("[UNAVAILABLE] Try again later"))?;
+        let keywords = store.mailbox_keywords(mailbox.id).await.map_err(|_| no("[UNAVAILABLE] Try again later"))?;
+        let uidnext = mailbox.uidnext.max(messages.last().map(|m| m.uid + 1).unwrap_or(1));
+        let view = View {
+            id: mailbox.id,
+            name: mailbox.name.clone(),
+            read_only,
+            uidvalidity: mailbox.uidvalidity,
+            uidnext,
+            modseq: mailbox.highestmodseq,
+            messages,
+            keywords,
+            stale: false,
+            vanished: Vec::new(),
+        };
+
+        self.flags_responses(&view);
+        self.untagged(&format!("{} EXISTS", view.messages.len()));
+        if !self.rev2 {
+            self.untagged("0 RECENT");
+            let first_unseen = view.messages.iter().position(|m| m.flags.system & Flags::SEEN == 0);
+            if let Some(i) = first_unseen {
+                self.untagged(&format!("OK [UNSEEN {}] First unseen", i + 1));
+            }
+        }
+        self.untagged(&format!("OK [UIDVALIDITY {}] UIDs valid", view.uidvalidity));
+        self.untagged(&format!("OK [UIDNEXT {}] Predicted next UID", view.uidnext));
+        if self.condstore {
+            self.untagged(&format!("OK [HIGHESTMODSEQ {}] Highest", view.modseq.max(1)));
+        }
+        if self.rev2 {
+            let mut line = b"* LIST () \"/\" ".to_vec();
+            encode::mailbox(&mut line, &view.name, true);
+            line.extend_from_slice(b"\r\n");
+            self.out.extend_from_slice(&line);
+        }
+        if let Some(q) = &params.qresync {
+            if q.uidvalidity == view.uidvalidity {
+                self.qresync_select(env, &view, q).await?;
+            }
+        }
+        self.code = Some(if read_only { "[READ-ONLY]".into() } else { "[READ-WRITE]".into() });
+        self.state = State::Selected(Box::new(view));
+        Ok(())
+    }
+
+    fn flags_responses(&mut self, view: &View) {
+        let keywords: String = view.keywords.iter().map(|k| format!(" {k}")).collect();
+        self.untagged(&format!("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords})"));
+        if view.read_only {
+            self.untagged("OK [PERMANENTFLAGS ()] Read-only mailbox");
+        } else {
+            self.untagged(&format!(
+                "OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords} \\*)] Flags permitted"
+            ));
+        }
+    }
+
+    /// RFC 7162 §3.2.5: what changed since the client's last known modseq.
+    async fn qresync_select(&mut self, env: &dyn Environment, view: &View, q: &crate::command::Qresync) -> Done {
+        let changes =
+            env.store().changes_since(view.id, q.modseq).await.map_err(|_| no("[UNAVAILABLE] Try again later"))?;
+        let mut vanished: Vec<u32> = changes
+            .expunged
+            .iter()
+            .copied()
+            .filter(|&uid| q.known_uids.as_ref().is_none_or(|k| k.contains(uid, u32::MAX)))
+            .collect();
+        vanished.sort_unstable();
+        vanished.dedup();
+        if !vanished.is_empty() {
+            self.untagged(&format!("VANISHED (EARLIER) {}", encode::compact_set(&vanished)));
+        }
+        for (i, m) in view.messages.iter().enumerate() {
+            if m.modseq > q.modseq {
+                self.flag_fetch(i + 1, m, true);
+            }
+        }
+        Ok(())
+    }
+
+    /// `* n FETCH (UID u FLAGS (...) MODSEQ (m))`.
+    pub(super) fn flag_fetch(&mut self, seq: usize, message: &MessageIndex, with_modseq: bool) {
+        let mut line = format!("* {seq} FETCH (UID {} FLAGS ", message.uid).into_bytes();
+        encode::flags(&mut line, &message.flags);
+        if with_modseq || self.condstore {
+            line.extend_from_slice(format!(" MODSEQ ({})", message.modseq).as_bytes());
+        }
+        line.extend_from_slice(b")\r\n");
+        self.out.extend_from_slice(&line);
+    }
+
+    /// Tells the client what others changed: flag updates and new messages always, removals
+    /// only when `allow_expunge` (never while answering FETCH, STORE or SEARCH). `force` checks
+    /// the store even when no change was announced.
+    pub(super) async fn sync(&mut self, env: &dyn Environment, allow_expunge: bool, force: bool) -> Done {
+        let State::Selected(view) = &mut self.state else { return Ok(()) };
+        let mut view = std::mem::replace(view, Box::new(View::placeholder()));
+        let result = self.sync_view(env, &mut view, allow_expunge, force).await;
+        self.state = State::Selected(view);
+        result
+    }
+
+    async fn sync_view(&mut self, env: &dyn Environment, view: &mut View, allow_expunge: bool, force: bool) -> Done {
+        if view.stale || force {
+            view.stale = false;
+            let changes = env
+                .store()
+                .changes_since(view.id, view.modseq)
+                .await
+                .map_err(|_| no("[UNAVAILABLE] Try again later"))?;
+            let mut new_keywords = false;
+            let mut added = Vec::new();
+            for change in changes.changed {
+                match view.position(change.uid) {
+                    Some(i) => {
+                        if view.messages[i].flags != change.flags {
+                            for k in &change.flags.keywords {
+                                if !view.keywords.iter().any(|known| known.eq_ignore_ascii_case(k)) {
+                                    view.keywords.push(k.clone());
+                                    new_keywords = true;
+                                }
+                            }
+                            view.messages[i] = change;
+                            let message = view.messages[i].clone();
+                            self.flag_fetch(i + 1, &message, false);
+                        } else {
+                            view.messages[i].modseq = change.modseq;
+                        }
+                    }
+                    None if change.uid > view.messages.last().map(|m| m.uid).unwrap_or(0) => added.push(change),
+                    None => {}
+                }
+            }
+            for uid in changes.expunged {
+                if view.position(uid).is_some() && !view.vanished.contains(&uid) {
+                    view.vanished.push(uid);
+                }
+            }
+            added.sort_by_key(|m| m.uid);
+            for m in &added {
+                for k in &m.flags.keywords {
+                    if !view.keywords.iter().any(|known| known.eq_ignore_ascii_case(k)) {
+                        view.keywords.push(k.clone());
+                        new_keywords = true;
+                    }
+                }
+            }
+            if new_keywords {
+                self.flags_responses(view);
+            }
+            if allow_expunge {
+                self.announce_vanished(view);
+            }
+            if !added.is_empty() {
+                view.uidnext = view.uidnext.max(added.last().map(|m| m.uid + 1).unwrap_or(0));
+                view.messages.extend(added);
+                self.untagged(&format!("{} EXISTS", view.messages.len()));
+            }
+            view.modseq = view.modseq.max(changes.highestmodseq);
+        } else if allow_expunge {
+            self.announce_vanished(view);
+        }
+        Ok(())
+    }
+
+    /// Sends EXPUNGE (or VANISHED with QRESYNC) for messages removed meanwhile, and forgets them.
+    pub(super) fn announce_vanished(&mut self, view: &mut View) {
+        if view.vanished.is_empty() {
+            return;
+        }
+        let mut gone = std::mem::take(&mut view.vanished);
+        gone.sort_unstable();
+        self.remove_from_view(view, &gone);
+    }
+
+    /// Removes `uids` (ascending) from the view, telling the client.
+    pub(super) fn remove_from_view(&mut self, view: &mut View, uids: &[u32]) {
+        if self.qresync {
+            let present: Vec<u32> = uids.iter().copied().filter(|&u| view.position(u).is_some()).collect();
+            if !present.is_empty() {
+                self.untagged(&format!("VANISHED {}", encode::compact_set(&present)));
+            }
+            view.messages.retain(|m| uids.binary_search(&m.uid).is_err());
+            return;
+        }
+        // Highest first, so that each number is still the one the client knows.
+        let mut positions: Vec<usize> = uids.iter().filter_map(|&u| view.position(u)).collect();
+        positions.sort_unstable();
+        for &i in positions.iter().rev() {
+            self.untagged(&format!("{} EXPUNGE", i + 1));
+        }
+        view.messages.retain(|m| uids.binary_search(&m.uid).is_err());
+    }
+}
+
+impl View {
+    /// Stands in while a view is borrowed out of the session state.
+    pub(super) fn placeholder() -> View {
+        View {
+            id: 0,
+            name: String::new(),
+            read_only: true,
+            uidvalidity: 0,
+            uidnext: 0,
+            messages: Vec::new(),
+            modseq: 0,
+            keywords: Vec::new(),
+            stale: false,
+            vanished: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Migration 1 → 2 on a database as the previous build left it.
+
+mod common;
+
+use common::*;
+use portcullis_store::*;
+use rusqlite::params;
+
+#[tokio::test]
+async fn migration_2_summarizes_existing_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mail.db");
+    SqliteStore::migrate_to(&path, 1).unwrap();
+    let raw = message("from before");
+    {
+        // What migration 1's code wrote: an account, its mailboxes, one delivered message.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO domains(id, name, created) VALUES (1, 'example.org', 0);
+             INSERT INTO accounts(id, domain_id, localpart, password_hash, created) VALUES (1, 1, 'a', 'h', 0);
+             INSERT INTO mailboxes(id, account_id, name, uidvalidity, uidnext, highestmodseq)
+                  VALUES (1, 1, 'INBOX', 7, 3, 5);
+             INSERT INTO mailboxes(id, account_id, name, subscribed, uidvalidity) VALUES (2, 1, 'Old', 0, 8);",
+        )
+        .unwrap();
+        conn.execute("INSERT INTO blobs(id, data) VALUES (1, ?1)", params![raw]).unwrap();
+        conn.execute(
+            "INSERT INTO messages(mailbox_id, uid, blob_id, size, internal_date, flags, keywords, modseq)
+             VALUES (1, 2, 1, ?1, 1000, 1, '$Label1', 4)",
+            params![raw.len() as i64],
+        )
+        .unwrap();
+    }
+
+    let store = open(&dir, None);
+    let record = store.message_records(1, &[2]).await.unwrap().pop().unwrap();
+    let header_len = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(record.header_len, header_len as u64, "the summary was computed");
+    assert!(String::from_utf8_lossy(&record.envelope).contains("\"from before\""));
+    assert!(!record.bodystructure.is_empty() && !record.body.is_empty());
+    assert_eq!(record.sent_date, Some(1_700_000_000));
+    assert_eq!(record.flags, flags(Flags::SEEN, &["$Label1"]));
+    assert_eq!(store.message_header(1, 2).await.unwrap().unwrap(), raw[..header_len].to_vec());
+    assert_eq!(store.mailbox_keywords(1).await.unwrap(), keywords(&["$Label1"]));
+    assert_eq!(store.subscriptions(1).await.unwrap(), vec!["INBOX"], "subscriptions carried over");
+    assert_eq!(store.append(1, message("after"), Flags::default(), 0).await.unwrap(), 3);
+    store.close();
+    assert_eq!(count(&dir, "PRAGMA user_version"), 2);
+    assert_eq!(count(&dir, "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM summaries)"), 0);
+}

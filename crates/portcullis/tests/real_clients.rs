@@ -36,3 +36,8 @@ fn swaks_and_curl() {
 fn openssl_s_client_and_fetchmail() {
     pytest("test_openssl_fetchmail.py");
 }
+
+#[test]
+fn python_imaplib_and_curl_imaps() {
+    pytest("test_imap_clients.py");
+}

@@ -57,7 +57,7 @@ impl Framer {
     }
 
     /// The next frame, `None` when more input is needed.
-    pub fn next(&mut self) -> Option<Frame> {
+    pub fn next_frame(&mut self) -> Option<Frame> {
         loop {
             if self.skipping {
                 let end = self.input.iter().position(|&b| b == b'\n')?;
@@ -203,43 +203,43 @@ mod tests {
     fn plain_commands_and_partial_lines() {
         let mut f = framer();
         f.push(b"a NOOP\r\nb LOG");
-        assert_eq!(f.next(), Some(Frame::Command(b"a NOOP\r\n".to_vec())));
-        assert_eq!(f.next(), None);
+        assert_eq!(f.next_frame(), Some(Frame::Command(b"a NOOP\r\n".to_vec())));
+        assert_eq!(f.next_frame(), None);
         f.push(b"OUT\r\n");
-        assert_eq!(f.next(), Some(Frame::Command(b"b LOGOUT\r\n".to_vec())));
+        assert_eq!(f.next_frame(), Some(Frame::Command(b"b LOGOUT\r\n".to_vec())));
     }
 
     #[test]
     fn synchronizing_and_non_synchronizing_literals() {
         let mut f = framer();
         f.push(b"a LOGIN {5}\r\n");
-        assert_eq!(f.next(), Some(Frame::Continue));
-        assert_eq!(f.next(), None);
+        assert_eq!(f.next_frame(), Some(Frame::Continue));
+        assert_eq!(f.next_frame(), None);
         f.push(b"alice {3+}\r\npw!\r\n");
-        assert_eq!(f.next(), Some(Frame::Command(b"a LOGIN {5}\r\nalice {3+}\r\npw!\r\n".to_vec())));
+        assert_eq!(f.next_frame(), Some(Frame::Command(b"a LOGIN {5}\r\nalice {3+}\r\npw!\r\n".to_vec())));
     }
 
     #[test]
     fn append_may_be_large_other_literals_may_not() {
         let mut f = framer();
         f.push(b"a APPEND INBOX {900}\r\n");
-        assert_eq!(f.next(), Some(Frame::Continue));
+        assert_eq!(f.next_frame(), Some(Frame::Continue));
         f.push(&[b'x'; 900]);
         f.push(b"\r\n");
-        assert!(matches!(f.next(), Some(Frame::Command(c)) if c.len() > 900));
+        assert!(matches!(f.next_frame(), Some(Frame::Command(c)) if c.len() > 900));
         f.push(b"b APPEND INBOX {1001}\r\n");
         assert_eq!(
-            f.next(),
+            f.next_frame(),
             Some(Frame::Refused { tag: Some("b".into()), reason: Refusal::LiteralTooBig, close: false })
         );
         f.push(b"c LOGIN {200}\r\n");
         assert_eq!(
-            f.next(),
+            f.next_frame(),
             Some(Frame::Refused { tag: Some("c".into()), reason: Refusal::LiteralTooBig, close: false })
         );
         f.push(b"d APPEND INBOX {5000+}\r\n");
         assert_eq!(
-            f.next(),
+            f.next_frame(),
             Some(Frame::Refused { tag: Some("d".into()), reason: Refusal::LiteralTooBig, close: true })
         );
     }
@@ -248,16 +248,16 @@ mod tests {
     fn overlong_lines_are_refused_and_skipped() {
         let mut f = framer();
         f.push(&[b'a'; 150]);
-        assert_eq!(f.next(), Some(Frame::Refused { tag: None, reason: Refusal::CommandTooLong, close: false }));
+        assert_eq!(f.next_frame(), Some(Frame::Refused { tag: None, reason: Refusal::CommandTooLong, close: false }));
         f.push(b"aaaa\r\nx NOOP\r\n");
-        assert_eq!(f.next(), Some(Frame::Command(b"x NOOP\r\n".to_vec())));
+        assert_eq!(f.next_frame(), Some(Frame::Command(b"x NOOP\r\n".to_vec())));
         let mut f = framer();
         f.push(format!("t1 SEARCH {}\r\nt2 NOOP\r\n", "1,".repeat(60)).as_bytes());
         assert_eq!(
-            f.next(),
+            f.next_frame(),
             Some(Frame::Refused { tag: Some("t1".into()), reason: Refusal::CommandTooLong, close: false })
         );
-        assert_eq!(f.next(), Some(Frame::Command(b"t2 NOOP\r\n".to_vec())));
+        assert_eq!(f.next_frame(), Some(Frame::Command(b"t2 NOOP\r\n".to_vec())));
     }
 
     #[test]

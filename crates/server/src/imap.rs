@@ -95,7 +95,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
                 return CloseReason::Quit;
             }
             Progress::More => session.resume(&env).await,
-            Progress::Ready => match framer.next() {
+            Progress::Ready => match framer.next_frame() {
                 Some(Frame::Command(command)) => session.command(&env, &command).await,
                 Some(Frame::Continue) => {
                     session.continue_literal();

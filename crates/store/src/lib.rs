@@ -328,8 +328,12 @@ pub trait Store: Send + Sync + 'static {
     async fn message_index(&self, mailbox: MailboxId) -> Result<Vec<MessageIndex>, StoreError>;
     /// The messages with these UIDs, in UID order.
     async fn message_records(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>, StoreError>;
-    /// The header section alone, read without reading the body.
-    async fn message_header(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The header sections of these messages, read without reading their bodies, in the
+    /// order asked (missing UIDs omitted). One call for many, so that FETCH and SEARCH over
+    /// a large mailbox do not pay a round trip per message.
+    async fn message_headers(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
+    /// The raw bytes of these messages, in the order asked (missing UIDs omitted).
+    async fn message_raws(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
     /// Changes the flags of these messages. Every message whose flags change gets the same
     /// new MODSEQ (one per command); messages already as requested keep theirs. With
     /// `unchanged_since`, messages whose MODSEQ is above it are left alone and reported.

@@ -33,8 +33,8 @@ async fn append_and_read_back() {
     assert_eq!(first.sent_date, Some(1_700_000_000));
     assert_eq!(first.modseq, store.message_index(drafts.id).await.unwrap()[0].modseq);
 
-    assert_eq!(store.message_header(drafts.id, 1).await.unwrap().unwrap(), raw[..header_len].to_vec());
-    assert_eq!(store.message_header(drafts.id, 9).await.unwrap(), None);
+    assert_eq!(store.message_headers(drafts.id, &[1]).await.unwrap().remove(0).1, raw[..header_len].to_vec());
+    assert!(store.message_headers(drafts.id, &[9]).await.unwrap().is_empty());
     assert_eq!(store.message_raw(drafts.id, 1).await.unwrap().unwrap(), raw);
     assert!(matches!(store.append(4242, raw, Flags::default(), 0).await, Err(DeliveryError::Store(_))));
 }
@@ -50,7 +50,7 @@ async fn delivery_stores_a_summary_once_per_body() {
     let inbox_b = mailbox(&store, b, "INBOX").await;
     let record = &store.message_records(inbox_b.id, &[1]).await.unwrap()[0];
     assert!(!record.envelope.is_empty());
-    assert_eq!(store.message_header(inbox_b.id, 1).await.unwrap().unwrap().len() as u64, record.header_len);
+    assert_eq!(store.message_headers(inbox_b.id, &[1]).await.unwrap().remove(0).1.len() as u64, record.header_len);
     assert_eq!(count(&dir, "SELECT count(*) FROM summaries"), 1);
 }
 

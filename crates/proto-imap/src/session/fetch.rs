@@ -184,24 +184,25 @@ impl Session {
         }
         let records: Vec<MessageRecord> =
             if p.needs.record { store.message_records(mailbox, &uids).await.map_err(unavailable)? } else { Vec::new() };
+        let contents = if p.needs.raw {
+            store.message_raws(mailbox, &uids).await.map_err(unavailable)?
+        } else if p.needs.header {
+            store.message_headers(mailbox, &uids).await.map_err(unavailable)?
+        } else {
+            Vec::new()
+        };
+        let mut contents = contents.into_iter().peekable();
 
         for (&index, &uid) in batch.iter().zip(&uids) {
             let record = records.iter().find(|r| r.uid == uid);
             if p.needs.record && record.is_none() {
                 continue; // Removed meanwhile; the client hears of it at the next sync.
             }
-            let content = if p.needs.raw {
-                match store.message_raw(mailbox, uid).await.map_err(unavailable)? {
-                    Some(raw) => Some(raw),
-                    None => continue,
-                }
-            } else if p.needs.header {
-                match store.message_header(mailbox, uid).await.map_err(unavailable)? {
-                    Some(header) => Some(header),
-                    None => continue,
-                }
-            } else {
-                None
+            // Contents come in the order asked, missing ones left out.
+            let content = match contents.next_if(|(u, _)| *u == uid) {
+                Some((_, content)) => Some(content),
+                None if p.needs.raw || p.needs.header => continue,
+                None => None,
             };
             let State::Selected(view) = &self.state else { return Err(no("No mailbox selected")) };
             let message = view.messages[index].clone();

@@ -176,22 +176,25 @@ impl Session {
             } else {
                 Vec::new()
             };
+            let contents = if need.body {
+                store.message_raws(mailbox, &uids).await.map_err(unavailable)?
+            } else if need.header {
+                store.message_headers(mailbox, &uids).await.map_err(unavailable)?
+            } else {
+                Vec::new()
+            };
+            let mut contents = contents.into_iter().peekable();
             for (offset, message) in chunk.iter().enumerate() {
                 let seq = (chunk_index * CHUNK + offset + 1) as u32;
                 let record = records.iter().find(|r| r.uid == message.uid);
                 if need.record && record.is_none() {
                     continue;
                 }
-                let content = if need.body {
-                    store.message_raw(mailbox, message.uid).await.map_err(unavailable)?
-                } else if need.header {
-                    store.message_header(mailbox, message.uid).await.map_err(unavailable)?
-                } else {
-                    None
+                let content = match contents.next_if(|(u, _)| *u == message.uid) {
+                    Some((_, content)) => Some(content),
+                    None if need.body || need.header => continue,
+                    None => None,
                 };
-                if (need.body || need.header) && content.is_none() {
-                    continue;
-                }
                 let candidate = Candidate {
                     seq,
                     largest_seq,

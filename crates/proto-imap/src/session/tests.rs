@@ -118,7 +118,7 @@ impl Client {
             _ => self.framer.push(input),
         }
         while self.progress == Progress::Ready {
-            match self.framer.next() {
+            match self.framer.next_frame() {
                 Some(Frame::Command(c)) => {
                     self.progress = self.session.command(env, &c).await;
                     while self.progress == Progress::More {
@@ -159,7 +159,7 @@ async fn login_and_authenticate() {
     assert!(c.send("a CAPABILITY\r\n").await.contains("AUTH=PLAIN"));
     assert_eq!(c.send("b SELECT INBOX\r\n").await, "b BAD Log in first\r\n");
     assert_eq!(
-        c.send(&format!("c LOGIN alice@example.org wrong\r\n")).await,
+        c.send("c LOGIN alice@example.org wrong\r\n").await,
         "c NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
     );
     assert_eq!(c.send("d AUTHENTICATE CRAM-MD5\r\n").await, "d NO Unsupported authentication mechanism\r\n");

@@ -447,21 +447,31 @@ pub(super) fn message_records(
 }
 
 /// The header section, read with incremental BLOB I/O so that only its pages are read.
-pub(super) fn message_header(conn: &Connection, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>, StoreError> {
-    // One snapshot for both steps: the body cannot vanish in between.
+/// Header sections (read through incremental blob I/O, so bodies stay on disk) or whole
+/// messages, in one snapshot.
+pub(super) fn message_contents(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uids: &[u32],
+    header_only: bool,
+) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
     let tx = conn.unchecked_transaction()?;
-    let found: Option<(i64, i64)> = tx
-        .prepare_cached(
-            "SELECT m.blob_id, s.header_len FROM messages m JOIN summaries s ON s.blob_id = m.blob_id
-              WHERE m.mailbox_id = ?1 AND m.uid = ?2",
-        )?
-        .query_row(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    let Some((blob, header_len)) = found else { return Ok(None) };
-    let data = tx.blob_open("main", "blobs", "data", blob, true)?;
-    let mut header = vec![0; (header_len.max(0) as usize).min(data.len())];
-    data.read_at_exact(&mut header, 0)?;
-    Ok(Some(header))
+    let mut find = tx.prepare_cached(
+        "SELECT m.blob_id, s.header_len FROM messages m JOIN summaries s ON s.blob_id = m.blob_id
+          WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+    )?;
+    let mut out = Vec::with_capacity(uids.len());
+    for &uid in uids {
+        let found: Option<(i64, i64)> =
+            find.query_row(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let Some((blob, header_len)) = found else { continue };
+        let data = tx.blob_open("main", "blobs", "data", blob, true)?;
+        let len = if header_only { (header_len.max(0) as usize).min(data.len()) } else { data.len() };
+        let mut content = vec![0; len];
+        data.read_at_exact(&mut content, 0)?;
+        out.push((uid, content));
+    }
+    Ok(out)
 }
 
 pub(super) fn changes_since(conn: &Connection, mailbox: MailboxId, modseq: u64) -> Result<Changes, StoreError> {

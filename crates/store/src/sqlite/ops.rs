@@ -234,8 +234,14 @@ impl Store for SqliteStore {
         self.read(move |conn| messages::message_records(conn, mailbox, &uids)).await
     }
 
-    async fn message_header(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(move |conn| messages::message_header(conn, mailbox, uid)).await
+    async fn message_headers(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        let uids = uids.to_vec();
+        self.read(move |conn| messages::message_contents(conn, mailbox, &uids, true)).await
+    }
+
+    async fn message_raws(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+        let uids = uids.to_vec();
+        self.read(move |conn| messages::message_contents(conn, mailbox, &uids, false)).await
     }
 
     async fn store_flags(

@@ -2,6 +2,7 @@
 //! are kept as sent; the session decodes them (modified UTF-7 or UTF-8) because which applies
 //! depends on what the client enabled.
 
+pub use portcullis_mime::{Section, SectionText};
 use zeroize::Zeroizing;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -339,21 +340,6 @@ pub enum FetchItem {
     BinarySize {
         part: Vec<u32>,
     },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Section {
-    pub part: Vec<u32>,
-    pub text: Option<SectionText>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SectionText {
-    Header,
-    HeaderFields(Vec<String>),
-    HeaderFieldsNot(Vec<String>),
-    Text,
-    Mime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_auth::{AuthError, Authenticator, Principal};
 use portcullis_config::Config;
-use portcullis_events::{Event, Events, Listener, RefuseReason};
+use portcullis_events::{CloseReason, Event, Events, Listener, RefuseReason};
 use portcullis_guard::Guard;
 use portcullis_sasl::Credentials;
 use portcullis_store::Store;
@@ -65,6 +65,35 @@ impl Shared {
     }
 }
 
+/// What a line-protocol session (SMTP, POP3) does with the outcome of a read.
+pub trait Reader {
+    fn feed(&mut self, data: &[u8]);
+    fn peer_closed(&mut self);
+    fn timed_out(&mut self);
+    fn shutting_down(&mut self);
+}
+
+macro_rules! reader {
+    ($session:ty) => {
+        impl Reader for $session {
+            fn feed(&mut self, data: &[u8]) {
+                <$session>::feed(self, data)
+            }
+            fn peer_closed(&mut self) {
+                <$session>::peer_closed(self)
+            }
+            fn timed_out(&mut self) {
+                <$session>::timed_out(self)
+            }
+            fn shutting_down(&mut self) {
+                <$session>::shutting_down(self)
+            }
+        }
+    };
+}
+reader!(portcullis_proto_smtp::Session);
+reader!(portcullis_proto_pop3::Session);
+
 /// One client connection, as the events describe it.
 pub struct Conn {
     pub id: u64,
@@ -114,6 +143,36 @@ impl Conn {
 
     pub fn received(&self, n: usize) -> &[u8] {
         &self.buf[..n]
+    }
+
+    /// Reads for a line-protocol session and tells it what happened: data, the peer leaving,
+    /// silence past the timeout, or shutdown. Returns the close reason that implies, if any;
+    /// `Err` when the connection failed.
+    pub async fn read_for(
+        &mut self,
+        stream: &mut Stream,
+        shutdown: &CancellationToken,
+        session: &mut impl Reader,
+    ) -> Result<Option<CloseReason>, ()> {
+        match self.read(stream, shutdown).await {
+            Input::Data(n) => {
+                session.feed(&self.buf[..n]);
+                Ok(None)
+            }
+            Input::Closed => {
+                session.peer_closed();
+                Ok(Some(CloseReason::PeerClosed))
+            }
+            Input::Timeout => {
+                session.timed_out();
+                Ok(Some(CloseReason::Timeout))
+            }
+            Input::Shutdown => {
+                session.shutting_down();
+                Ok(Some(CloseReason::Shutdown))
+            }
+            Input::Failed => Err(()),
+        }
     }
 
     /// Sends `data`; a client that does not take it within the idle timeout (a slow reader

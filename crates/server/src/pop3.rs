@@ -8,7 +8,7 @@ use portcullis_store::{MailboxId, MaildropLock, StoreError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::conn::{authenticate, Conn, Input, Shared};
+use crate::conn::{authenticate, Conn, Shared};
 
 const MAX_ERRORS: u32 = 20;
 
@@ -37,21 +37,10 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
             }
         }
         match action {
-            Action::Read => match conn.read(&mut stream, &shared.close_sessions).await {
-                Input::Data(n) => session.feed(conn.received(n)),
-                Input::Closed => {
-                    reason = CloseReason::PeerClosed;
-                    session.peer_closed();
-                }
-                Input::Timeout => {
-                    reason = CloseReason::Timeout;
-                    session.timed_out();
-                }
-                Input::Shutdown => {
-                    reason = CloseReason::Shutdown;
-                    session.shutting_down();
-                }
-                Input::Failed => return CloseReason::IoError,
+            Action::Read => match conn.read_for(&mut stream, &shared.close_sessions, &mut session).await {
+                Ok(Some(why)) => reason = why,
+                Ok(None) => {}
+                Err(()) => return CloseReason::IoError,
             },
             Action::Close => {
                 let _ = stream.shutdown().await;

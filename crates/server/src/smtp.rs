@@ -12,7 +12,7 @@ use portcullis_store::{Delivery, DeliveryError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::conn::{authenticate, tls_summary, Conn, Input, Shared};
+use crate::conn::{authenticate, tls_summary, Conn, Shared};
 use crate::net::Stream;
 
 /// Refused commands tolerated per connection.
@@ -51,21 +51,10 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
             }
         }
         match action {
-            Action::Read => match conn.read(&mut stream, &shared.close_sessions).await {
-                Input::Data(n) => session.feed(conn.received(n)),
-                Input::Closed => {
-                    reason = CloseReason::PeerClosed;
-                    session.peer_closed();
-                }
-                Input::Timeout => {
-                    reason = CloseReason::Timeout;
-                    session.timed_out();
-                }
-                Input::Shutdown => {
-                    reason = CloseReason::Shutdown;
-                    session.shutting_down();
-                }
-                Input::Failed => return CloseReason::IoError,
+            Action::Read => match conn.read_for(&mut stream, &shared.close_sessions, &mut session).await {
+                Ok(Some(why)) => reason = why,
+                Ok(None) => {}
+                Err(()) => return CloseReason::IoError,
             },
             Action::Close => {
                 let _ = stream.shutdown().await;

@@ -243,7 +243,7 @@ impl Session {
                         line.extend_from_slice(record.map(|r| &r.bodystructure[..]).unwrap_or(b"NIL"));
                     }
                     FetchItem::BodySection { section, partial, legacy, .. } => {
-                        let data = content.as_deref().and_then(|c| portcullis_mime::section(c, &to_mime(section)));
+                        let data = content.as_deref().and_then(|c| portcullis_mime::section(c, section));
                         match legacy {
                             Some(name) => line.extend_from_slice(name.as_bytes()),
                             None => {
@@ -287,19 +287,6 @@ impl Session {
             self.out.extend_from_slice(&line);
         }
         Ok(())
-    }
-}
-
-fn to_mime(section: &Section) -> portcullis_mime::Section {
-    portcullis_mime::Section {
-        part: section.part.clone(),
-        text: section.text.as_ref().map(|t| match t {
-            SectionText::Header => portcullis_mime::SectionText::Header,
-            SectionText::HeaderFields(f) => portcullis_mime::SectionText::HeaderFields(f.clone()),
-            SectionText::HeaderFieldsNot(f) => portcullis_mime::SectionText::HeaderFieldsNot(f.clone()),
-            SectionText::Text => portcullis_mime::SectionText::Text,
-            SectionText::Mime => portcullis_mime::SectionText::Mime,
-        }),
     }
 }
 

@@ -4,14 +4,15 @@
 
 mod password;
 mod policy;
+mod pool;
 
 pub use password::{generate_password, PasswordHasher};
 pub use policy::{check_password, PolicyError};
 
 use std::sync::Arc;
 
+use pool::HashPool;
 use portcullis_store::{AccountId, Store};
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 /// Who authenticated.
@@ -38,15 +39,15 @@ pub struct Authenticator {
     hasher: Arc<PasswordHasher>,
     /// A hash of a random password, verified when the account does not exist.
     decoy: Arc<str>,
-    /// Bounds concurrent argon2 runs (each takes the configured memory) to the CPU count.
-    permits: Semaphore,
+    /// Where argon2 runs: one thread per CPU.
+    pool: HashPool,
 }
 
 impl Authenticator {
     pub fn new(store: Arc<dyn Store>, hasher: PasswordHasher) -> Result<Self, String> {
         let decoy = hasher.hash(generate_password().as_bytes())?;
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Ok(Authenticator { store, hasher: Arc::new(hasher), decoy: decoy.into(), permits: Semaphore::new(cpus) })
+        Ok(Authenticator { store, hasher: Arc::new(hasher), decoy: decoy.into(), pool: HashPool::new(cpus) })
     }
 
     /// SASL semantics (RFC 4422): `authzid` may be empty or equal to `username`; acting as
@@ -65,11 +66,8 @@ impl Authenticator {
             ),
             None => (self.decoy.clone(), None),
         };
-        let _permit = self.permits.acquire().await.map_err(|_| AuthError::Unavailable)?;
         let hasher = self.hasher.clone();
-        let matches = tokio::task::spawn_blocking(move || hasher.verify(&password, &hash))
-            .await
-            .map_err(|_| AuthError::Unavailable)?;
+        let matches = self.pool.run(move || hasher.verify(&password, &hash)).await.ok_or(AuthError::Unavailable)?;
         let principal = principal.filter(|_| matches).ok_or(AuthError::InvalidCredentials)?;
         let authzid_ok = authzid.is_empty()
             || portcullis_store::normalize_address(authzid).as_deref() == Some(principal.address.as_str());

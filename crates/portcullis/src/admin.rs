@@ -97,7 +97,7 @@ pub fn account(config: &Config, action: AccountAction) -> Result<(), Failure> {
             }
             AccountAction::List => {
                 let accounts = store.accounts().await.map_err(explain)?;
-                println!("{:<40} {:>10} {:>10} {:>9}  created", "account", "used", "quota", "messages");
+                println!("{:<40} {:>10} {:>20} {:>9}  created", "account", "used", "quota", "messages");
                 for a in accounts {
                     let quota = match a.quota {
                         Quota::Default => match config.store.default_quota {
@@ -110,7 +110,7 @@ pub fn account(config: &Config, action: AccountAction) -> Result<(), Failure> {
                     let created = humantime::format_rfc3339_seconds(
                         std::time::UNIX_EPOCH + std::time::Duration::from_secs(a.created.max(0) as u64),
                     );
-                    println!("{:<40} {:>10} {:>10} {:>9}  {created}", a.address, a.used, quota, a.messages);
+                    println!("{:<40} {:>10} {:>20} {:>9}  {created}", a.address, human_size(a.used), quota, a.messages);
                 }
             }
             AccountAction::Passwd { user, password_stdin } => {
@@ -140,6 +140,22 @@ pub fn account(config: &Config, action: AccountAction) -> Result<(), Failure> {
     })
 }
 
+/// 1536 -> "1.5KiB": sizes an operator reads at a glance.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{value:.1}{}", UNITS[unit])
+    }
+}
+
 fn address(user: &str) -> Result<String, Failure> {
     normalize_address(user).ok_or_else(|| explain(StoreError::InvalidAddress(user.to_string())))
 }
@@ -167,4 +183,15 @@ fn new_password(config: &Config, address: &str, from_stdin: bool) -> Result<(Zer
 
 fn hash(config: &Config, password: &str) -> Result<String, Failure> {
     Ok(PasswordHasher::new(&config.passwords)?.hash(password.as_bytes())?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_sizes() {
+        assert_eq!(super::human_size(0), "0B");
+        assert_eq!(super::human_size(1023), "1023B");
+        assert_eq!(super::human_size(1536), "1.5KiB");
+        assert_eq!(super::human_size(3 << 30), "3.0GiB");
+    }
 }

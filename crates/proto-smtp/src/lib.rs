@@ -387,15 +387,25 @@ impl Session {
         }
     }
 
-    fn line(&mut self, line: Vec<u8>) -> Option<Action> {
+    /// Counts a command against `max_commands`; false (and the connection closing) past it.
+    /// MAIL, RCPT, DATA and BDAT are not counted: they are bounded per message, and a client
+    /// that keeps its connection to send many messages is doing useful work.
+    fn count_command(&mut self) -> bool {
         self.commands += 1;
         if self.commands > self.config.max_commands {
             self.reports.push(Fact::TooManyCommands);
             self.reply(Reply::new(421, "4.7.0", "Too many commands, closing connection"));
             self.state = State::Closing;
-            return None;
+            return false;
         }
+        true
+    }
+
+    fn line(&mut self, line: Vec<u8>) -> Option<Action> {
         if matches!(self.state, State::AuthExchange(_)) {
+            if !self.count_command() {
+                return None;
+            }
             let State::AuthExchange(mut exchange) = std::mem::replace(&mut self.state, State::Command) else {
                 unreachable!()
             };
@@ -412,8 +422,14 @@ impl Session {
             return None;
         }
         line.extend_from_slice(b"\r\n");
-        let request = match Request::parse(&mut line.iter()) {
-            Ok(request) => request.into_owned(),
+        let parsed = Request::parse(&mut line.iter()).map(Request::into_owned);
+        let in_transaction =
+            matches!(parsed, Ok(Request::Mail { .. } | Request::Rcpt { .. } | Request::Data | Request::Bdat { .. }));
+        if !in_transaction && !self.count_command() {
+            return None;
+        }
+        let request = match parsed {
+            Ok(request) => request,
             Err(e) => {
                 let refused = if self.tls { None } else { Some("(unparsable)") };
                 if let Some(what) = refused {

@@ -382,6 +382,18 @@ fn long_lines_garbage_and_limits() {
 }
 
 #[test]
+fn transactions_do_not_use_up_the_command_budget() {
+    let mut h = Harness::authenticated();
+    // max_commands is 100: 60 messages take 240 transaction commands.
+    for _ in 0..60 {
+        let out = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nx\r\n.\r\n");
+        assert_eq!(codes(&out), ["250", "250", "354", "250"], "{out}");
+    }
+    assert_eq!(h.delivered.len(), 60);
+    assert!(!h.closed);
+}
+
+#[test]
 fn command_count_is_bounded() {
     let mut h = Harness::new(true);
     let out = h.send(&"NOOP\r\n".repeat(101));

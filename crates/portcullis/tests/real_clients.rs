@@ -1,6 +1,7 @@
 //! Clients nobody here wrote (swaks, curl, openssl s_client, fetchmail, Python's smtplib and
-//! poplib) against the server, through the pytest suite in tests/clients. `.ci/run` installs
-//! them; a missing client fails the test rather than skipping it.
+//! poplib, mbsync, neomutt in tmux) against the server, through the pytest suite in
+//! tests/clients. `.ci/run` installs them; a missing client fails the test rather than skipping
+//! it.
 
 use std::path::Path;
 use std::process::Command;
@@ -40,4 +41,9 @@ fn openssl_s_client_and_fetchmail() {
 #[test]
 fn python_imaplib_and_curl_imaps() {
     pytest("test_imap_clients.py");
+}
+
+#[test]
+fn mbsync_and_neomutt() {
+    pytest("test_mbsync_neomutt.py");
 }

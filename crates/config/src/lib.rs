@@ -3,6 +3,7 @@
 //! on the open internet.
 #![forbid(unsafe_code)]
 
+mod guard;
 mod raw;
 mod units;
 
@@ -10,6 +11,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use guard::{parse_network, Alerts, Firewall, Guard, NetRules, NotifySeverity};
+pub use ipnet::IpNet;
 pub use raw::{defaults, is_hostname};
 pub use units::{format_size, parse_duration, parse_size};
 
@@ -49,6 +52,9 @@ pub struct Config {
     pub passwords: Passwords,
     pub process: Process,
     pub log: Log,
+    pub firewall: Firewall,
+    pub guard: Guard,
+    pub alerts: Alerts,
 }
 
 #[derive(Debug, Clone)]

@@ -17,6 +17,9 @@ pub(crate) struct Root {
     passwords: Option<RawPasswords>,
     process: Option<RawProcess>,
     log: Option<RawLog>,
+    firewall: Option<crate::guard::RawFirewall>,
+    guard: Option<crate::guard::RawGuard>,
+    alerts: Option<crate::guard::RawAlerts>,
 }
 
 #[derive(Deserialize, Default)]
@@ -123,13 +126,13 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE: &str = "30s";
 }
 
-struct Check<'a> {
+pub(crate) struct Check<'a> {
     path: &'a Path,
     base: PathBuf,
 }
 
 impl Check<'_> {
-    fn invalid(&self, key: &'static str, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn invalid(&self, key: &'static str, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid { path: self.path.to_path_buf(), key, message: message.into() }
     }
 
@@ -137,7 +140,12 @@ impl Check<'_> {
         self.base.join(text)
     }
 
-    fn duration(&self, key: &'static str, value: Option<String>, default: &str) -> Result<Duration, ConfigError> {
+    pub(crate) fn duration(
+        &self,
+        key: &'static str,
+        value: Option<String>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
         let text = value.unwrap_or_else(|| default.to_string());
         let d = parse_duration(&text).map_err(|m| self.invalid(key, m))?;
         if d.is_zero() {
@@ -154,7 +162,7 @@ impl Check<'_> {
         }
     }
 
-    fn positive<T: PartialOrd + Default + Copy>(
+    pub(crate) fn positive<T: PartialOrd + Default + Copy>(
         &self,
         key: &'static str,
         value: Option<T>,
@@ -342,6 +350,13 @@ impl Root {
             },
         };
 
+        let firewall = self.firewall.unwrap_or_default().validate(&c)?;
+        let guard = self.guard.unwrap_or_default().validate(&c)?;
+        let alerts = self.alerts.unwrap_or_default().validate(&c)?;
+        if alerts.mail_to.as_deref().is_some_and(|a| !a.contains('@')) {
+            return Err(c.invalid("alerts.mail_to", "must be a local address such as \"postmaster@example.org\""));
+        }
+
         Ok(Config {
             path: path.to_path_buf(),
             hostname: hostname.to_ascii_lowercase(),
@@ -353,6 +368,9 @@ impl Root {
             passwords,
             process,
             log,
+            firewall,
+            guard,
+            alerts,
         })
     }
 }

@@ -124,3 +124,33 @@ fn relative_config_path_resolves_against_current_dir() {
     let c = Config::parse(Path::new("portcullis.toml"), MINIMAL).unwrap();
     assert_eq!(c.tls.cert, PathBuf::from("./fullchain.pem"));
 }
+
+#[test]
+fn firewall_guard_and_alerts() {
+    let c = parse(&format!(
+        "{MINIMAL}[firewall]\ndeny = [\"192.0.2.0/24\"]\ntrusted_networks = [\"198.51.100.7\"]\n\
+         [firewall.imaps]\nallow = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n\
+         [guard]\nban_after_failures = 5\nban_duration = \"2h\"\n\
+         [alerts]\nwebhook = \"http://127.0.0.1:9/hook\"\nbucket = \"1s\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.firewall.global.deny, vec!["192.0.2.0/24".parse::<IpNet>().unwrap()]);
+    assert_eq!(c.firewall.trusted, vec!["198.51.100.7/32".parse::<IpNet>().unwrap()]);
+    assert_eq!(c.firewall.listener("imaps").unwrap().allow.len(), 2);
+    assert!(c.firewall.listener("pop3s").is_none());
+    assert_eq!(c.guard.ban_after_failures, 5);
+    assert_eq!(c.guard.ban_duration, Duration::from_secs(7200));
+    assert_eq!(c.guard.ban_window, Duration::from_secs(600), "defaults fill the rest");
+    assert_eq!(c.alerts.bucket, Duration::from_secs(1));
+    for (extra, key) in [
+        ("[firewall]\nallow = [\"10.0.0.0/33\"]\n", "firewall.allow"),
+        ("[firewall.pop3s]\ndeny = [\"nonsense\"]\n", "firewall.pop3s.deny"),
+        ("[guard]\nban_duration = \"2h\"\nmax_ban_duration = \"1h\"\n", "guard.max_ban_duration"),
+        ("[alerts]\nwebhook = \"ftp://x\"\n", "alerts.webhook"),
+        ("[alerts]\nmail_to = \"nobody\"\n", "alerts.mail_to"),
+    ] {
+        let e = error_of(&format!("{MINIMAL}{extra}"));
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    assert!(error_of(&format!("{MINIMAL}[firewall.smtp]\nallow = []\n")).contains("smtp"));
+}

@@ -49,9 +49,50 @@ impl std::fmt::Display for Listener {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefuseReason {
+    /// The firewall rules do not admit the address on this listener.
+    Firewall,
+    /// The address is banned.
+    Banned,
     TooManyConnections,
     TooManyConnectionsFromPeer,
     ShuttingDown,
+}
+
+/// Who put a ban in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BanOrigin {
+    /// The guard, after repeated authentication failures.
+    Auto,
+    /// An operator (`portcullis ban add`).
+    Admin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Connection attempts far above their baseline.
+    ConnectionSpike,
+    /// Failed logins far above their baseline.
+    AuthFailureSpike,
+    /// Refused connections far above their baseline.
+    RefusalSpike,
+    /// Bans far above their baseline.
+    BanSpike,
+    /// A successful login right after many failures on the same account.
+    LoginAfterFailures,
+    /// A login from an address never seen for the account.
+    NewLoginAddress,
+    /// An account hit its sending limit (likely compromised).
+    SendingLimit,
 }
 
 /// Everything observable. Field names are part of the operator interface (log lines are
@@ -146,6 +187,40 @@ pub enum Event {
         size: u64,
         reason: String,
     },
+    BanAdded {
+        network: String,
+        /// Unix seconds; absent for a permanent ban.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+        origin: BanOrigin,
+        reason: String,
+    },
+    BanRemoved {
+        network: String,
+        origin: BanOrigin,
+    },
+    BanExpired {
+        network: String,
+    },
+    /// Something an operator should look at now. One per anomaly episode.
+    AlertRaised {
+        kind: AlertKind,
+        severity: Severity,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        listener: Option<Listener>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<std::net::IpAddr>,
+        /// The measured value (events per bucket, failures, messages).
+        observed: f64,
+        /// The learned baseline and threshold, for rate anomalies.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        baseline: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        threshold: Option<f64>,
+        message: String,
+    },
     /// Something went wrong on our side (store, I/O) that an operator must see.
     InternalError {
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -168,6 +243,8 @@ pub enum CloseReason {
     TlsFailed,
     /// The session broke a limit and was closed by us.
     Limit,
+    /// The guard withdrew the admission (a ban, or firewall rules reloaded).
+    Revoked,
     /// The server is shutting down.
     Shutdown,
     /// A read or write failed.

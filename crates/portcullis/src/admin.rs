@@ -8,7 +8,7 @@ use portcullis_config::{format_size, parse_size, Config};
 use portcullis_store::{normalize_address, Quota, SqliteStore, Store, StoreError};
 use zeroize::Zeroizing;
 
-use crate::{AccountAction, DomainAction, Failure};
+use crate::{AccountAction, BanAction, DomainAction, Failure};
 
 pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
@@ -154,6 +154,68 @@ fn human_size(bytes: u64) -> String {
     } else {
         format!("{value:.1}{}", UNITS[unit])
     }
+}
+
+pub fn ban(config: &Config, action: BanAction) -> Result<(), Failure> {
+    let store = open(config)?;
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    block_on(async {
+        match action {
+            BanAction::List { all } => {
+                let bans = store.bans().await.map_err(explain)?;
+                println!("{:<32} {:<22} {:<6} {:>7}  reason", "network", "until", "by", "offence");
+                for b in bans.iter().filter(|b| all || b.until.is_none_or(|u| u > now)) {
+                    let until = match b.until {
+                        None => "permanent".to_string(),
+                        Some(u) => humantime::format_rfc3339_seconds(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(u.max(0) as u64),
+                        )
+                        .to_string(),
+                    };
+                    let by = if b.manual { "admin" } else { "auto" };
+                    println!("{:<32} {:<22} {:<6} {:>7}  {}", b.network, until, by, b.offence, b.reason);
+                }
+            }
+            BanAction::Add { network, duration, reason } => {
+                let net = portcullis_config::parse_network(&network).map_err(Failure)?;
+                if config.firewall.trusted.iter().any(|t| t.contains(&net) || net.contains(t)) {
+                    return Err(Failure(format!(
+                        "{net} overlaps firewall.trusted_networks, which are never banned; remove it from there first"
+                    )));
+                }
+                let until = match duration {
+                    Some(d) => Some(
+                        now + portcullis_config::parse_duration(&d)
+                            .map_err(|e| Failure(format!("--for: {e}")))?
+                            .as_secs() as i64,
+                    ),
+                    None => None,
+                };
+                store
+                    .put_ban(portcullis_store::StoredBan {
+                        network: net.to_string(),
+                        until,
+                        reason,
+                        offence: 1,
+                        manual: true,
+                        created: now,
+                    })
+                    .await
+                    .map_err(explain)?;
+                println!("Banned {net}{}.", if until.is_some() { "" } else { " permanently" });
+            }
+            BanAction::Remove { network } => {
+                let net = portcullis_config::parse_network(&network).map_err(Failure)?;
+                if !store.delete_ban(&net.to_string()).await.map_err(explain)? {
+                    return Err(Failure(format!("there is no ban on exactly {net} (see `portcullis ban list`)")));
+                }
+                println!("Lifted the ban on {net}.");
+            }
+        }
+        store.close();
+        Ok(())
+    })
 }
 
 fn address(user: &str) -> Result<String, Failure> {

@@ -40,6 +40,32 @@ enum Command {
         #[command(subcommand)]
         action: AccountAction,
     },
+    /// Ban networks, lift bans, list them (takes effect at once on a running server)
+    Ban {
+        #[command(subcommand)]
+        action: BanAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum BanAction {
+    /// List the bans in force (--all: also expired ones, the offence history)
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Ban an address or network, e.g. 192.0.2.7 or 2001:db8::/48
+    Add {
+        network: String,
+        /// How long, e.g. "1h" or "7d" [default: permanent]
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        /// Why, for the list and the log
+        #[arg(long, default_value = "banned by an administrator")]
+        reason: String,
+    },
+    /// Lift the ban on exactly this network
+    Remove { network: String },
 }
 
 #[derive(Subcommand)]
@@ -116,6 +142,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Init(args) => init::init(&args).map(|_| ()),
         Command::Domain { action } => admin::domain(&load(&config_path)?, action),
         Command::Account { action } => admin::account(&load(&config_path)?, action),
+        Command::Ban { action } => admin::ban(&load(&config_path)?, action),
     }
 }
 

@@ -117,6 +117,8 @@ pub enum DeliveryOutcome {
     Stored,
     /// Storing it would exceed this recipient's allowance; stored for nobody.
     MailboxFull(String),
+    /// The account reached its sending limit; not stored.
+    SendingLimit,
     TemporaryFailure,
 }
 
@@ -322,6 +324,9 @@ impl Session {
             }
             DeliveryOutcome::MailboxFull(address) => {
                 Reply::owned(552, "5.2.2", format!("<{address}>: Mailbox full, message not stored"))
+            }
+            DeliveryOutcome::SendingLimit => {
+                Reply::new(451, "4.7.1", "Sending limit reached for this account; try again later")
             }
             DeliveryOutcome::TemporaryFailure => {
                 Reply::new(451, "4.3.0", "Temporary storage failure, message not stored; try again later")

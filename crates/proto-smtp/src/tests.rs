@@ -358,6 +358,9 @@ fn delivery_failures_are_reported_with_their_codes() {
     h.delivery = DeliveryOutcome::MailboxFull("bob@example.org".into());
     let out = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nx\r\n.\r\n");
     assert!(out.ends_with("552 5.2.2 <bob@example.org>: Mailbox full, message not stored\r\n"), "{out}");
+    h.delivery = DeliveryOutcome::SendingLimit;
+    let out = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nx\r\n.\r\n");
+    assert!(out.ends_with("451 4.7.1 Sending limit reached for this account; try again later\r\n"), "{out}");
     h.delivery = DeliveryOutcome::TemporaryFailure;
     let out = h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\nx\r\n.\r\n");
     assert!(out.ends_with("451 4.3.0 Temporary storage failure, message not stored; try again later\r\n"), "{out}");

@@ -6,11 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portcullis_auth::{AuthError, Authenticator, Principal};
+use portcullis_auth::Authenticator;
 use portcullis_config::Config;
 use portcullis_events::{CloseReason, Event, Events, Listener, RefuseReason};
-use portcullis_guard::Guard;
-use portcullis_sasl::Credentials;
+use portcullis_guard::{Guard, Now, Policy};
 use portcullis_store::Store;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -45,10 +44,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config, store: Arc<dyn Store>, auth: Authenticator, events: Events, tls: Tls) -> Shared {
-        let guard = Guard::new(portcullis_guard::Limits {
-            max_connections: config.limits.max_connections,
-            max_connections_per_source: config.limits.max_connections_per_ip,
-        });
+        let guard = Guard::new(Policy::from_config(&config));
         Shared {
             config,
             store,
@@ -101,6 +97,8 @@ pub struct Conn {
     pub peer: SocketAddr,
     /// How long a read may wait for the client, and a write for the client to take our data.
     idle: Duration,
+    /// Cancelled when the guard withdraws this connection's admission (a ban, new rules).
+    revoked: CancellationToken,
     started: Instant,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -112,6 +110,8 @@ pub enum Input {
     Closed,
     Timeout,
     Shutdown,
+    /// The guard withdrew the admission: close without another word.
+    Revoked,
     Failed,
 }
 
@@ -138,6 +138,7 @@ impl Conn {
                 Ok(Err(_)) => Input::Failed,
             },
             _ = shutdown.cancelled() => Input::Shutdown,
+            _ = self.revoked.cancelled() => Input::Revoked,
         }
     }
 
@@ -170,6 +171,10 @@ impl Conn {
             Input::Shutdown => {
                 session.shutting_down();
                 Ok(Some(CloseReason::Shutdown))
+            }
+            Input::Revoked => {
+                session.peer_closed();
+                Ok(Some(CloseReason::Revoked))
             }
             Input::Failed => Err(()),
         }
@@ -224,27 +229,6 @@ pub struct Who {
     pub peer: SocketAddr,
 }
 
-/// Checks credentials and reports the outcome as an event, the same way for every protocol
-/// and mechanism. Never logs the secret.
-pub async fn authenticate(
-    shared: &Shared,
-    who: Who,
-    mechanism: &'static str,
-    credentials: Credentials,
-) -> Result<Principal, AuthError> {
-    let username = credentials.username.clone();
-    let result = shared.auth.verify(&credentials.authzid, &credentials.username, credentials.password).await;
-    let Who { listener, peer, conn } = who;
-    shared.events.emit(match &result {
-        Ok(principal) => Event::AuthSucceeded { conn, listener, peer, account: principal.address.clone(), mechanism },
-        Err(AuthError::InvalidCredentials) => Event::AuthFailed { conn, listener, peer, username, mechanism },
-        Err(AuthError::Unavailable) => {
-            Event::InternalError { conn: Some(conn), what: "authentication backend unavailable".into() }
-        }
-    });
-    result
-}
-
 /// "TLSv1.3 TLS13_AES_256_GCM_SHA384" for the SMTP Received header.
 pub fn tls_summary(stream: &Stream) -> Option<String> {
     stream.tls_connection().map(|c| {
@@ -271,20 +255,32 @@ pub async fn accept_loop(shared: Arc<Shared>, listener: Listener, socket: TcpLis
             }
         };
         let _ = tcp.set_nodelay(true);
-        match shared.guard.admit(peer.ip()) {
+        match shared.guard.admit(peer.ip(), listener, Now::current()) {
             Ok(admission) => {
                 let shared2 = shared.clone();
                 shared.tasks.spawn(async move {
-                    let _admission = admission;
-                    serve_connection(&shared2, listener, tcp, peer).await;
+                    let revoked = admission.revoked();
+                    serve_connection(&shared2, listener, tcp, peer, revoked).await;
+                    drop(admission);
                 });
+            }
+            // Refused by the firewall or a ban: closed at once, no work spent on it.
+            Err(reason @ (RefuseReason::Firewall | RefuseReason::Banned)) => {
+                shared.events.emit(Event::ConnectionRefused { listener, peer, reason });
+                drop(tcp);
             }
             Err(reason) => refuse(&shared, listener, tcp, peer, reason),
         }
     }
 }
 
-async fn serve_connection(shared: &Shared, listener: Listener, tcp: TcpStream, peer: SocketAddr) {
+async fn serve_connection(
+    shared: &Shared,
+    listener: Listener,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    revoked: CancellationToken,
+) {
     let limits = &shared.config.limits;
     let mut conn = Conn {
         id: shared.next_conn.fetch_add(1, Ordering::Relaxed),
@@ -295,6 +291,7 @@ async fn serve_connection(shared: &Shared, listener: Listener, tcp: TcpStream, p
             Listener::Imaps => limits.imap_idle_timeout,
             Listener::Submissions | Listener::Submission => limits.smtp_idle_timeout,
         },
+        revoked,
         started: Instant::now(),
         bytes_in: 0,
         bytes_out: 0,

@@ -14,7 +14,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
-use crate::conn::{authenticate, Conn, Input, Shared, Who};
+use crate::conn::{Conn, Input, Shared, Who};
+use crate::defense::authenticate;
 
 /// Longest command, literals included (except APPEND's message, bounded by the message size).
 const MAX_COMMAND: usize = 64 * 1024;
@@ -178,6 +179,10 @@ async fn next_change(changes: &mut Option<broadcast::Receiver<MailboxChange>>) -
 async fn closed(session: &mut Session, conn: &mut Conn, stream: &mut crate::net::Stream, input: Input) -> CloseReason {
     let reason = match input {
         Input::Closed => return CloseReason::PeerClosed,
+        Input::Revoked => {
+            let _ = stream.shutdown().await;
+            return CloseReason::Revoked;
+        }
         Input::Failed | Input::Data(_) => return CloseReason::IoError,
         Input::Timeout => {
             session.timed_out();

@@ -2,7 +2,9 @@
 //! handling and an orderly shutdown.
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod conn;
+mod defense;
 mod imap;
 mod net;
 mod pop3;
@@ -70,15 +72,28 @@ fn log_sink(format: LogFormat) -> LogSink {
 }
 
 async fn run(config: Config, tls: tls::Tls, bound: Vec<(Listener, std::net::TcpListener)>) -> Result<(), String> {
-    let events = Events::new(vec![Arc::new(log_sink(config.log.format))]);
     let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)
         .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
+    // One event stream: the log, the anomaly detector and alert delivery all read it.
+    let metrics = alerts::Metrics::new(&config.alerts);
+    let (dispatcher, pending_alerts) = alerts::Dispatcher::new(config.alerts.notify);
+    let events = Events::new(vec![Arc::new(log_sink(config.log.format)), metrics.clone(), Arc::new(dispatcher)]);
     let auth = Authenticator::new(store.clone(), PasswordHasher::new(&config.passwords)?)?;
     let shared = Arc::new(Shared::new(config, store.clone(), auth, events.clone(), tls));
 
     let mut signals = Signals::new()?;
     events.emit(Event::ServerStarted { version: env!("CARGO_PKG_VERSION") });
+    defense::load_bans(&shared).await;
+    tokio::spawn(defense::follow_bans(shared.clone()));
+    tokio::spawn(alerts::watch(metrics, events.clone(), shared.config.alerts.bucket, shared.stop_accepting.clone()));
+    tokio::spawn(alerts::deliver(
+        pending_alerts,
+        shared.config.alerts.clone(),
+        shared.config.hostname.clone(),
+        store.clone(),
+        events.clone(),
+    ));
     for (listener, socket) in bound {
         let socket = TcpListener::from_std(socket).map_err(|e| format!("listen.{listener}: {e}"))?;
         if let Ok(addr) = socket.local_addr() {
@@ -113,9 +128,19 @@ async fn run(config: Config, tls: tls::Tls, bound: Vec<(Listener, std::net::TcpL
     Ok(())
 }
 
-/// SIGHUP: re-read the certificate and key. Established sessions keep what they negotiated;
-/// on failure the old certificate stays in service.
+/// SIGHUP: re-read the certificate and key, and the firewall and guard settings. Established
+/// sessions keep what they negotiated, unless the new rules refuse their address; on failure
+/// the old certificate or rules stay in service.
 fn reload(shared: &Shared) {
+    let (ok, error) = match Config::load(&shared.config.path) {
+        Ok(config) => {
+            let revoked = shared.guard.reload(portcullis_guard::Policy::from_config(&config));
+            (true, (revoked > 0).then(|| format!("{revoked} sessions no longer admitted were closed")))
+        }
+        Err(e) => (false, Some(e.to_string())),
+    };
+    shared.events.emit(Event::ConfigReloaded { what: "firewall", ok, error });
+
     let tls = &shared.config.tls;
     let (ok, error) = match tls::load(&tls.cert, &tls.key, tls.min_version) {
         Ok(config) => {

@@ -8,7 +8,8 @@ use portcullis_store::{MailboxId, MaildropLock, StoreError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::conn::{authenticate, Conn, Shared};
+use crate::conn::{Conn, Shared};
+use crate::defense::authenticate;
 
 const MAX_ERRORS: u32 = 20;
 

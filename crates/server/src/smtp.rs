@@ -12,7 +12,8 @@ use portcullis_store::{Delivery, DeliveryError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::conn::{authenticate, tls_summary, Conn, Shared};
+use crate::conn::{tls_summary, Conn, Shared};
+use crate::defense::{authenticate, sending_allowed};
 use crate::net::Stream;
 
 /// Refused commands tolerated per connection.
@@ -85,8 +86,21 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
                 session.recipient_result(outcome);
             }
             Action::Deliver(envelope) => {
-                let account = session.principal().map(|p| p.address.clone()).unwrap_or_default();
-                let outcome = deliver(shared, conn, &account, envelope).await;
+                let (account_id, account) =
+                    session.principal().map(|p| (p.account, p.address.clone())).unwrap_or_default();
+                let recipients = envelope.recipients.len() as u32;
+                let outcome = if sending_allowed(shared, conn.who(), account_id, &account, recipients) {
+                    deliver(shared, conn, &account, envelope).await
+                } else {
+                    shared.events.emit(Event::MessageRejected {
+                        conn: conn.id,
+                        peer: conn.peer,
+                        account: account.clone(),
+                        size: envelope.data.len() as u64,
+                        reason: "sending limit reached".into(),
+                    });
+                    DeliveryOutcome::SendingLimit
+                };
                 session.delivery_result(outcome);
             }
             Action::Report(fact) => {

@@ -381,6 +381,34 @@ pub trait Store: Send + Sync + 'static {
     /// `None` when another session holds it.
     async fn lock_maildrop(&self, account: AccountId) -> Result<Option<MaildropLock>, StoreError>;
 
+    /// Every ban the store holds, active or expired (the offence history).
+    async fn bans(&self) -> Result<Vec<StoredBan>, StoreError>;
+    /// Adds or replaces the ban on `ban.network`.
+    async fn put_ban(&self, ban: StoredBan) -> Result<(), StoreError>;
+    /// Removes the ban on exactly `network`; whether there was one.
+    async fn delete_ban(&self, network: &str) -> Result<bool, StoreError>;
+    /// Remembers that `account` logged in successfully from `source` at `when`.
+    async fn record_login(&self, account: AccountId, source: &str, when: i64) -> Result<(), StoreError>;
+    /// Whether the account with this address logged in successfully from `source` at or
+    /// after `since` (false for unknown addresses).
+    async fn login_known(&self, address: &str, source: &str, since: i64) -> Result<bool, StoreError>;
+    /// Forgets known logins older than `logins_before` and bans that ended before
+    /// `bans_before`.
+    async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError>;
+
     /// Finishes every queued write and releases the database; later calls fail.
     fn close(&self);
+}
+
+/// A ban as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBan {
+    /// A network in CIDR form ("192.0.2.7/32", "2001:db8:1:2::/64").
+    pub network: String,
+    /// Unix seconds; `None` is permanent.
+    pub until: Option<i64>,
+    pub reason: String,
+    pub offence: u32,
+    pub manual: bool,
+    pub created: i64,
 }

@@ -31,6 +31,8 @@ pub struct Settings {
     pub limits: Vec<String>,
     pub process: Vec<String>,
     pub store: Vec<String>,
+    /// Whole extra sections, e.g. "[guard]\nban_after_failures = 3".
+    pub sections: Vec<String>,
 }
 
 pub struct TestServer {
@@ -239,6 +241,24 @@ impl TestServer {
         Client::plain(TcpStream::connect(self.addr(listener)).unwrap())
     }
 
+    /// Rewrites the config with new settings (for SIGHUP tests).
+    pub fn rewrite_config(&self, settings: &Settings) {
+        std::fs::write(&self.config_path, config_text(settings)).unwrap();
+    }
+
+    /// Logs in over IMAPS from `source`; the tagged answer line.
+    pub fn imap_login(&self, source: &str, user: &str, password: &str) -> String {
+        let mut c = self.connect_from(source, "imaps").upgrade(self.client_config(rustls::ALL_VERSIONS));
+        c.line();
+        c.send(&format!("a LOGIN {user} {password}"));
+        loop {
+            let line = c.line();
+            if line.starts_with("a ") || line.is_empty() {
+                return line;
+            }
+        }
+    }
+
     /// Submits a message over 465 as alice.
     pub fn submit(&self, to: &str, message: &str) -> String {
         let mut c = self.connect_tls("submissions");
@@ -274,11 +294,12 @@ fn config_text(s: &Settings) -> String {
          [store]\n{}\n\
          [limits]\n{}\n\
          [process]\n{user}shutdown_grace = \"3s\"\n{}\n\
-         [log]\nformat = \"json\"\n",
+         [log]\nformat = \"json\"\n{}\n",
         s.tls.join("\n"),
         s.store.join("\n"),
         s.limits.join("\n"),
         s.process.join("\n"),
+        s.sections.join("\n"),
     )
 }
 

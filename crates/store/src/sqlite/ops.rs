@@ -9,6 +9,7 @@ use rusqlite::params;
 use tokio::sync::broadcast;
 
 use super::accounts::{self, split};
+use super::guard;
 use super::messages::UidSet;
 use super::{keywords, mailboxes, messages, SqliteStore};
 use crate::address::normalize_domain;
@@ -342,6 +343,34 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         Ok(Some(MaildropLock::new(Box::new(Release(self.maildrops.clone(), account)))))
+    }
+
+    async fn bans(&self) -> Result<Vec<StoredBan>, StoreError> {
+        self.read(guard::bans).await
+    }
+
+    async fn put_ban(&self, ban: StoredBan) -> Result<(), StoreError> {
+        self.write(move |conn| guard::put_ban(conn, &ban)).await
+    }
+
+    async fn delete_ban(&self, network: &str) -> Result<bool, StoreError> {
+        let network = network.to_string();
+        self.write(move |conn| guard::delete_ban(conn, &network)).await
+    }
+
+    async fn record_login(&self, account: AccountId, source: &str, when: i64) -> Result<(), StoreError> {
+        let source = source.to_string();
+        self.write(move |conn| guard::record_login(conn, account, &source, when)).await
+    }
+
+    async fn login_known(&self, address: &str, source: &str, since: i64) -> Result<bool, StoreError> {
+        let Ok((local, domain)) = super::accounts::split(address) else { return Ok(false) };
+        let source = source.to_string();
+        self.read(move |conn| guard::login_known(conn, &local, &domain, &source, since)).await
+    }
+
+    async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError> {
+        self.write(move |conn| guard::prune(conn, logins_before, bans_before)).await
     }
 
     fn close(&self) {

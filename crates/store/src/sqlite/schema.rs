@@ -15,8 +15,11 @@ struct Migration {
 }
 
 /// Migration N (1-based) is `MIGRATIONS[N - 1]`.
-const MIGRATIONS: &[Migration] =
-    &[Migration { sql: MIGRATION_1, then: None }, Migration { sql: MIGRATION_2, then: Some(summarize_existing_blobs) }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { sql: MIGRATION_1, then: None },
+    Migration { sql: MIGRATION_2, then: Some(summarize_existing_blobs) },
+    Migration { sql: MIGRATION_3, then: None },
+];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
 const MIGRATION_1: &str = r#"
@@ -142,6 +145,29 @@ const MIGRATION_2: &str = r#"
     -- read these instead of every message. Queries must spell the condition the same way.
     CREATE INDEX messages_unseen ON messages(mailbox_id, uid) WHERE (flags & 1) = 0;
     CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE (flags & 8) != 0;
+    "#;
+
+// 3: what the guard must remember across restarts (and, later, share between nodes).
+const MIGRATION_3: &str = r#"
+    -- Bans, active and recently expired: the expired ones are the offence history that makes
+    -- a repeat offender's next ban longer. `until` NULL is permanent.
+    CREATE TABLE bans (
+        network TEXT PRIMARY KEY,
+        until   INTEGER,
+        reason  TEXT NOT NULL,
+        offence INTEGER NOT NULL,
+        manual  INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    ) STRICT;
+
+    -- Where each account logged in from successfully (a /32 or /64): those addresses are
+    -- never slowed down or banned for that account, so its owner is never locked out.
+    CREATE TABLE known_logins (
+        account_id   INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        source       TEXT NOT NULL,
+        last_success INTEGER NOT NULL,
+        PRIMARY KEY (account_id, source)
+    ) STRICT, WITHOUT ROWID;
     "#;
 
 /// The schema version this build writes.

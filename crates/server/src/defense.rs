@@ -1,0 +1,253 @@
+//! Where the server acts on the guard's decisions: logins go through the guard (throttle,
+//! delay, ban), bans are kept in the store and followed from it (so `portcullis ban` works
+//! against a running server), sending limits are applied, and per-account alerts raised.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use portcullis_auth::{AuthError, Principal};
+use portcullis_events::{AlertKind, BanOrigin, Event, Severity};
+use portcullis_guard::{Ban, IpNet, Now, SendingLimit, Source};
+use portcullis_sasl::Credentials;
+use portcullis_store::StoredBan;
+
+use crate::conn::{Shared, Who};
+
+/// How often the ban list is re-read from the store.
+const BAN_SYNC_EVERY: Duration = Duration::from_secs(1);
+/// Expired bans are kept this long as the offence history of their network.
+const BAN_HISTORY: Duration = Duration::from_secs(30 * 86_400);
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn from_unix(secs: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64)
+}
+
+pub fn to_stored(ban: &Ban) -> StoredBan {
+    StoredBan {
+        network: ban.network.to_string(),
+        until: ban.until.map(unix),
+        reason: ban.reason.clone(),
+        offence: ban.offence,
+        manual: ban.manual,
+        created: unix(SystemTime::now()),
+    }
+}
+
+pub fn from_stored(ban: &StoredBan) -> Option<Ban> {
+    Some(Ban {
+        network: ban.network.parse::<IpNet>().ok()?,
+        until: ban.until.map(from_unix),
+        reason: ban.reason.clone(),
+        offence: ban.offence,
+        manual: ban.manual,
+    })
+}
+
+pub fn alert(
+    shared: &Shared,
+    kind: AlertKind,
+    severity: Severity,
+    who: Option<Who>,
+    account: Option<&str>,
+    observed: f64,
+    message: String,
+) {
+    shared.events.emit(Event::AlertRaised {
+        kind,
+        severity,
+        listener: who.map(|w| w.listener),
+        account: account.map(str::to_string),
+        peer: who.map(|w| w.peer.ip()),
+        observed,
+        baseline: None,
+        threshold: None,
+        message,
+    });
+}
+
+/// Checks credentials through the guard, the same way for every protocol and mechanism, and
+/// reports the outcome as an event (never the secret):
+/// 1. an address the account never logged in from waits while the account is under attack;
+/// 2. a failure makes the client wait longer each time, and may ban its source;
+/// 3. a success remembers the address as the account's, so its owner is never locked out.
+pub async fn authenticate(
+    shared: &Shared,
+    who: Who,
+    mechanism: &'static str,
+    credentials: Credentials,
+) -> Result<Principal, AuthError> {
+    let username = credentials.username.clone();
+    let ip = who.peer.ip();
+    let source = Source::of(ip).network().to_string();
+    let memory = shared.config.guard.known_source_memory;
+    let since = unix(SystemTime::now() - memory);
+    let known = shared.store.login_known(&username, &source, since).await.unwrap_or(false);
+
+    let throttle = shared.guard.auth_throttle(ip, &username, known, Now::current());
+    if !throttle.is_zero() {
+        tokio::time::sleep(throttle).await;
+    }
+    let result = shared.auth.verify(&credentials.authzid, &credentials.username, credentials.password).await;
+    let Who { listener, peer, conn } = who;
+    match &result {
+        Ok(principal) => {
+            shared.events.emit(Event::AuthSucceeded {
+                conn,
+                listener,
+                peer,
+                account: principal.address.clone(),
+                mechanism,
+            });
+            let success = shared.guard.auth_succeeded(&username, Now::current());
+            if success.failures_before >= shared.config.guard.account_attack_failures {
+                let message = format!(
+                    "{} logged in from {} after {} failed attempts",
+                    principal.address, ip, success.failures_before
+                );
+                alert(
+                    shared,
+                    AlertKind::LoginAfterFailures,
+                    Severity::Warning,
+                    Some(who),
+                    Some(&principal.address),
+                    success.failures_before as f64,
+                    message,
+                );
+            }
+            if !known {
+                let message = format!(
+                    "{} logged in from {}, an address not seen for it in {}",
+                    principal.address,
+                    ip,
+                    humantime::format_duration(memory)
+                );
+                alert(
+                    shared,
+                    AlertKind::NewLoginAddress,
+                    Severity::Info,
+                    Some(who),
+                    Some(&principal.address),
+                    1.0,
+                    message,
+                );
+            }
+            if let Err(e) = shared.store.record_login(principal.account, &source, unix(SystemTime::now())).await {
+                shared
+                    .events
+                    .emit(Event::InternalError { conn: Some(conn), what: format!("recording a login failed: {e}") });
+            }
+        }
+        Err(AuthError::InvalidCredentials) => {
+            shared.events.emit(Event::AuthFailed { conn, listener, peer, username: username.clone(), mechanism });
+            let failure = shared.guard.auth_failed(ip, &username, known, Now::current());
+            if let Some(ban) = failure.ban {
+                record_ban(shared, &ban, BanOrigin::Auto).await;
+            }
+            tokio::time::sleep(failure.delay).await;
+        }
+        Err(AuthError::Unavailable) => {
+            shared
+                .events
+                .emit(Event::InternalError { conn: Some(conn), what: "authentication backend unavailable".into() });
+        }
+    }
+    result
+}
+
+/// A ban the guard put in force: into the store (it must survive a restart) and the log.
+pub async fn record_ban(shared: &Shared, ban: &Ban, origin: BanOrigin) {
+    if let Err(e) = shared.store.put_ban(to_stored(ban)).await {
+        shared.events.emit(Event::InternalError { conn: None, what: format!("storing a ban failed: {e}") });
+    }
+    shared.events.emit(Event::BanAdded {
+        network: ban.network.to_string(),
+        until: ban.until.map(|u| unix(u) as u64),
+        origin,
+        reason: ban.reason.clone(),
+    });
+}
+
+/// Whether `account` may send a message to `recipients` more; past its hourly limits the
+/// answer is no, and the first refusal raises an alert (a compromised account, likely).
+pub fn sending_allowed(shared: &Shared, who: Who, account_id: i64, account: &str, recipients: u32) -> bool {
+    match shared.guard.message(account_id, recipients, Now::current()) {
+        Ok(()) => true,
+        Err(hit) => {
+            if hit.first {
+                let (what, limit) = match hit.limit {
+                    SendingLimit::Messages(n) => ("messages", n),
+                    SendingLimit::Recipients(n) => ("recipients", n),
+                };
+                let message =
+                    format!("{account} reached its sending limit of {limit} {what} per hour (from {})", who.peer.ip());
+                alert(
+                    shared,
+                    AlertKind::SendingLimit,
+                    Severity::Critical,
+                    Some(who),
+                    Some(account),
+                    limit as f64,
+                    message,
+                );
+            }
+            false
+        }
+    }
+}
+
+/// Loads the bans and their history from the store at start.
+pub async fn load_bans(shared: &Shared) {
+    match shared.store.bans().await {
+        Ok(stored) => {
+            let now = Now::current();
+            let all: Vec<Ban> = stored.iter().filter_map(from_stored).collect();
+            let offences: Vec<(IpNet, u32)> = all.iter().map(|b| (b.network, b.offence)).collect();
+            shared.guard.set_offences(&offences, now);
+            let active = all.into_iter().filter(|b| b.until.is_none_or(|u| u > now.wall)).collect();
+            shared.guard.set_bans(active, now);
+        }
+        Err(e) => shared.events.emit(Event::InternalError { conn: None, what: format!("loading bans failed: {e}") }),
+    }
+}
+
+/// Follows the store's ban list (the admin CLI writes there), expires bans, and prunes old
+/// history, until the server stops.
+pub async fn follow_bans(shared: std::sync::Arc<Shared>) {
+    let mut tick = tokio::time::interval(BAN_SYNC_EVERY);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shared.stop_accepting.cancelled() => return,
+        }
+        ticks += 1;
+        let now = Now::current();
+        for ban in shared.guard.expire_bans(now.wall) {
+            shared.events.emit(Event::BanExpired { network: ban.network.to_string() });
+        }
+        if let Ok(stored) = shared.store.bans().await {
+            let active: Vec<Ban> =
+                stored.iter().filter_map(from_stored).filter(|b| b.until.is_none_or(|u| u > now.wall)).collect();
+            let (gone, added) = shared.guard.set_bans(active, now);
+            for network in gone {
+                shared.events.emit(Event::BanRemoved { network: network.to_string(), origin: BanOrigin::Admin });
+            }
+            for ban in added.into_iter().filter(|b| b.manual) {
+                shared.events.emit(Event::BanAdded {
+                    network: ban.network.to_string(),
+                    until: ban.until.map(|u| unix(u) as u64),
+                    origin: BanOrigin::Admin,
+                    reason: ban.reason,
+                });
+            }
+        }
+        if ticks.is_multiple_of(3600) {
+            shared.guard.forget_old(now);
+            let logins_before = unix(now.wall - shared.config.guard.known_source_memory);
+            let _ = shared.store.prune_guard_history(logins_before, unix(now.wall - BAN_HISTORY)).await;
+        }
+    }
+}

@@ -7,8 +7,6 @@
 //! from sending MAIL FROM to that 250.
 #![forbid(unsafe_code)]
 
-mod client;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,7 +18,9 @@ use rustls_pki_types::ServerName;
 use tokio::sync::Barrier;
 use tokio_rustls::TlsConnector;
 
-use client::{Failure, Smtp};
+use portcullis_bench::smtp::Smtp;
+use portcullis_bench::stats::percentile;
+use portcullis_bench::{Failure, Target};
 
 #[derive(Parser, Clone)]
 #[command(name = "portcullis-bench", version, about = "Load generator for SMTP submission over implicit TLS")]
@@ -119,15 +119,8 @@ async fn run(args: Args) -> Result<bool, String> {
     if args.clients == 0 || args.messages == 0 {
         return Err("--clients and --messages must be at least 1".into());
     }
-    let addr: SocketAddr = tokio::net::lookup_host(&args.server)
-        .await
-        .map_err(|e| format!("--server {}: {e}", args.server))?
-        .next()
-        .ok_or_else(|| format!("--server {}: no address", args.server))?;
-    let host = args.server.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or(&args.server);
-    let name = args.tls_name.clone().unwrap_or_else(|| host.to_string());
-    let name = ServerName::try_from(name.clone()).map_err(|e| format!("--tls-name {name}: {e}"))?;
-    let connector = TlsConnector::from(client::tls_config(args.ca.as_deref())?);
+    let Target { addr, connector, name } =
+        Target::resolve(&args.server, args.tls_name.as_deref(), args.ca.as_deref()).await?;
     let args = Arc::new(args);
 
     // Everyone logs in, then everyone starts at once.
@@ -338,15 +331,6 @@ impl Report {
     }
 }
 
-/// Nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,14 +344,5 @@ mod tests {
         let text = String::from_utf8(data).unwrap();
         assert!(!text.split("\r\n").any(|l| l.starts_with('.')));
         assert!(text.contains("Message-ID: <bench."));
-    }
-
-    #[test]
-    fn percentiles_use_nearest_rank() {
-        let samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&samples, 50.0), Duration::from_millis(50));
-        assert_eq!(percentile(&samples, 99.0), Duration::from_millis(99));
-        assert_eq!(percentile(&samples[..1], 99.0), Duration::from_millis(1));
-        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
     }
 }

@@ -1,0 +1,140 @@
+//! What the load generators share: the TLS client setup (ring provider) and the connect step
+//! of implicit TLS (TCP, handshake), and how a step of a session fails.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// Why a step failed. `Rejected` leaves the connection usable (the server answered);
+/// `Broken` does not (I/O error, timeout, unparsable reply).
+#[derive(Debug)]
+pub enum Failure {
+    Rejected(String),
+    Broken(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Rejected(m) | Failure::Broken(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A TLS client configuration that trusts `ca` (a PEM file), or anything when `ca` is `None`.
+/// The ring provider is named explicitly (DEPENDENCIES.md pitfall 2).
+pub fn tls_config(ca: Option<&std::path::Path>) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?;
+    let config = match ca {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("--ca {}: {e}", path.display()))? {
+                let cert = cert.map_err(|e| format!("--ca {}: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| format!("--ca {}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("--ca {}: no PEM certificate in it", path.display()));
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// `--insecure`: accepts any certificate, but still checks that the handshake was signed by the
+/// key in it, so the TLS work each side does is the same as with verification.
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// TCP connect (Nagle off) and the TLS handshake, each bounded by `timeout`.
+pub async fn connect(
+    addr: std::net::SocketAddr,
+    tls: TlsConnector,
+    name: ServerName<'static>,
+    timeout: Duration,
+) -> Result<TlsStream<TcpStream>, Failure> {
+    let broken = |what: &str, e: &dyn std::fmt::Display| Failure::Broken(format!("{what}: {e}"));
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|e| broken("connect", &e))?
+        .map_err(|e| broken("connect", &e))?;
+    // Commands are small writes each waiting for a reply: Nagle would only add delay.
+    tcp.set_nodelay(true).map_err(|e| broken("connect", &e))?;
+    tokio::time::timeout(timeout, tls.connect(name, tcp))
+        .await
+        .map_err(|e| broken("TLS handshake", &e))?
+        .map_err(|e| broken("TLS handshake", &e))
+}
+
+/// Where to connect and how: the address, the TLS client config and the name to verify.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: std::net::SocketAddr,
+    pub connector: TlsConnector,
+    pub name: ServerName<'static>,
+}
+
+impl Target {
+    /// `server` is HOST:PORT; `tls_name` defaults to its host; `ca` as in [`tls_config`].
+    pub async fn resolve(server: &str, tls_name: Option<&str>, ca: Option<&std::path::Path>) -> Result<Target, String> {
+        let addr = tokio::net::lookup_host(server)
+            .await
+            .map_err(|e| format!("--server {server}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("--server {server}: no address"))?;
+        let host = server.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or(server);
+        let name = tls_name.unwrap_or(host).to_string();
+        let name = ServerName::try_from(name.clone()).map_err(|e| format!("--tls-name {name}: {e}"))?;
+        Ok(Target { addr, connector: TlsConnector::from(tls_config(ca)?), name })
+    }
+}

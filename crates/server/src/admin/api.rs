@@ -1,0 +1,421 @@
+//! The admin API's handlers: JSON in and out, errors as `{"error": "..."}` with a status that
+//! says what kind of error it is. Every change is reported as an `admin_action` event.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Path, RawQuery, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use portcullis_events::{BanOrigin, Event};
+use portcullis_guard::{Ban, Now};
+use portcullis_store::{Quota, StoreError, StoredBan};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{Admin, Peer};
+
+type Shared = State<Arc<Admin>>;
+
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+    fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+    fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
+    }
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            StoreError::NoSuchDomain(_) | StoreError::NoSuchAccount(_) => ApiError::not_found(message),
+            StoreError::DomainExists(_) | StoreError::DomainInUse(_) | StoreError::AccountExists(_) => {
+                ApiError::conflict(message)
+            }
+            StoreError::InvalidAddress(_) | StoreError::InvalidDomain(_) => ApiError::bad(message),
+            #[allow(unreachable_patterns)]
+            _ => ApiError::internal(message),
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// A JSON request body whose errors answer in the API's error format.
+pub struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| ApiError::bad(e.body_text()))?;
+        serde_json::from_slice(&bytes).map(Body).map_err(|e| ApiError::bad(format!("invalid JSON body: {e}")))
+    }
+}
+
+fn flag(query: &Option<String>, name: &str) -> ApiResult<bool> {
+    let Some(query) = query else { return Ok(false) };
+    for pair in query.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
+        if key == name {
+            return match value {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                other => Err(ApiError::bad(format!("{name}: expected true or false, not \"{other}\""))),
+            };
+        }
+    }
+    Ok(false)
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn audit(admin: &Admin, peer: &Peer, action: &'static str, target: impl Into<String>) {
+    admin.shared.events.emit(Event::AdminAction { peer: peer.0, action, target: target.into() });
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such page")
+}
+
+pub async fn metrics(State(admin): Shared) -> Response {
+    let text = admin.monitor.metrics_text(admin.shared.guard.bans().len());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+pub async fn status(State(admin): Shared) -> Json<Value> {
+    let shared = &admin.shared;
+    let mut by_listener = BTreeMap::new();
+    for &listener in admin.monitor.listeners() {
+        by_listener.insert(listener.as_str(), shared.sessions.count(listener));
+    }
+    let started_ms = admin.monitor.started_ms();
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let recent: Vec<_> = admin.monitor.alerts(false).into_iter().take(5).collect();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "hostname": shared.config.hostname,
+        "started_ms": started_ms,
+        "uptime_seconds": now_ms.saturating_sub(started_ms) / 1000,
+        "listeners": admin.listeners,
+        "sessions": { "total": by_listener.values().sum::<usize>(), "by_listener": by_listener },
+        "bans": { "active": shared.guard.bans().len() },
+        "alerts": { "unacknowledged": admin.monitor.unacknowledged(), "recent": recent },
+    }))
+}
+
+pub async fn sessions(State(admin): Shared) -> Json<Value> {
+    Json(json!(admin.shared.sessions.list()))
+}
+
+pub async fn kill_session(
+    State(admin): Shared,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id: u64 = id.parse().map_err(|_| ApiError::bad(format!("\"{id}\" is not a session id")))?;
+    if !admin.shared.sessions.kill(id) {
+        return Err(ApiError::not_found(format!("there is no live session {id}")));
+    }
+    audit(&admin, &peer, "session_kill", id.to_string());
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+struct BanView {
+    network: String,
+    /// Unix seconds; null for a permanent ban.
+    until: Option<i64>,
+    reason: String,
+    origin: &'static str,
+    offence: u32,
+    created: i64,
+    active: bool,
+}
+
+fn ban_view(b: &StoredBan, now: i64) -> BanView {
+    BanView {
+        network: b.network.clone(),
+        until: b.until,
+        reason: b.reason.clone(),
+        origin: if b.manual { "admin" } else { "auto" },
+        offence: b.offence,
+        created: b.created,
+        active: b.until.is_none_or(|u| u > now),
+    }
+}
+
+pub async fn bans(State(admin): Shared, RawQuery(query): RawQuery) -> ApiResult<Json<Value>> {
+    let all = flag(&query, "all")?;
+    let now = now_secs();
+    let stored = admin.shared.store.bans().await?;
+    let list: Vec<BanView> = stored.iter().map(|b| ban_view(b, now)).filter(|b| all || b.active).collect();
+    Ok(Json(json!(list)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewBan {
+    network: String,
+    /// "1h", "7d"; absent: permanent.
+    duration: Option<String>,
+    reason: Option<String>,
+}
+
+pub async fn add_ban(
+    State(admin): Shared,
+    Extension(peer): Extension<Peer>,
+    Body(new): Body<NewBan>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let shared = &admin.shared;
+    let network = portcullis_config::parse_network(&new.network).map_err(ApiError::bad)?;
+    if !shared.guard.may_ban(&network) {
+        return Err(ApiError::conflict(format!(
+            "{network} overlaps firewall.trusted_networks, which are never banned; remove it from there first"
+        )));
+    }
+    let now = now_secs();
+    let until = match &new.duration {
+        Some(d) => Some(
+            now + portcullis_config::parse_duration(d).map_err(|e| ApiError::bad(format!("duration: {e}")))?.as_secs()
+                as i64,
+        ),
+        None => None,
+    };
+    let reason = new.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "banned by an administrator".into());
+    let stored = StoredBan { network: network.to_string(), until, reason, offence: 1, manual: true, created: now };
+    shared.store.put_ban(stored.clone()).await?;
+    let ban = Ban {
+        network,
+        until: until.map(|u| UNIX_EPOCH + std::time::Duration::from_secs(u.max(0) as u64)),
+        reason: stored.reason.clone(),
+        offence: 1,
+        manual: true,
+    };
+    shared.guard.add_ban(ban, Now::current());
+    shared.events.emit(Event::BanAdded {
+        network: stored.network.clone(),
+        until: until.map(|u| u as u64),
+        origin: BanOrigin::Admin,
+        reason: stored.reason.clone(),
+    });
+    audit(&admin, &peer, "ban_add", stored.network.clone());
+    Ok((StatusCode::CREATED, Json(json!(ban_view(&stored, now)))))
+}
+
+pub async fn remove_ban(
+    State(admin): Shared,
+    Extension(peer): Extension<Peer>,
+    Path(network): Path<String>,
+) -> ApiResult<StatusCode> {
+    let shared = &admin.shared;
+    let network = portcullis_config::parse_network(&network).map_err(ApiError::bad)?;
+    if !shared.store.delete_ban(&network.to_string()).await? {
+        return Err(ApiError::not_found(format!("there is no ban on exactly {network}")));
+    }
+    shared.guard.remove_ban(&network);
+    shared.events.emit(Event::BanRemoved { network: network.to_string(), origin: BanOrigin::Admin });
+    audit(&admin, &peer, "ban_remove", network.to_string());
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn alerts(State(admin): Shared, RawQuery(query): RawQuery) -> ApiResult<Json<Value>> {
+    let unacknowledged = flag(&query, "unacknowledged")?;
+    Ok(Json(json!(admin.monitor.alerts(unacknowledged))))
+}
+
+pub async fn acknowledge(
+    State(admin): Shared,
+    Extension(peer): Extension<Peer>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id: u64 = id.parse().map_err(|_| ApiError::bad(format!("\"{id}\" is not an alert id")))?;
+    let alert = admin.monitor.acknowledge(id).ok_or_else(|| ApiError::not_found(format!("there is no alert {id}")))?;
+    audit(&admin, &peer, "alert_ack", id.to_string());
+    Ok(Json(json!(alert)))
+}
+
+pub async fn domains(State(admin): Shared) -> ApiResult<Json<Value>> {
+    Ok(Json(json!(admin.shared.store.domains().await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDomain {
+    domain: String,
+}
+
+pub async fn add_domain(
+    State(admin): Shared,
+    Extension(peer): Extension<Peer>,
+    Body(new): Body<NewDomain>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    admin.shared.store.add_domain(&new.domain).await?;
+    let domain = new.domain.trim().to_ascii_lowercase();
+    audit(&admin, &peer, "domain_add", domain.clone());
+    Ok((StatusCode::CREATED, Json(json!({ "domain": domain }))))
+}
+
+pub async fn remove_domain(
+    State(admin): Shared,
+    Extension(peer): Extension<Peer>,
+    Path(domain): Path<String>,
+) -> ApiResult<StatusCode> {
+    admin.shared.store.remove_domain(&domain).await?;
+    audit(&admin, &peer, "domain_remove", domain.to_ascii_lowercase());
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn accounts(State(admin): Shared) -> ApiResult<Json<Value>> {
+    let default_quota = admin.shared.config.store.default_quota;
+    let list: Vec<Value> = admin
+        .shared
+        .store
+        .accounts()
+        .await?
+        .into_iter()
+        .map(|a| {
+            let (quota, quota_default) = match a.quota {
+                Quota::Default => (default_quota, true),
+                Quota::Unlimited => (None, false),
+                Quota::Bytes(b) => (Some(b), false),
+            };
+            json!({
+                "address": a.address,
+                "used_bytes": a.used,
+                "messages": a.messages,
+                "quota_bytes": quota,
+                "quota_default": quota_default,
+                "created": a.created,
+            })
+        })
+        .collect();
+    Ok(Json(json!(list)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    address: String,
+    /// Absent: a password is generated and returned once.
+    password: Option<String>,
+    /// "5GiB", "unlimited"; absent: store.default_quota.
+    quota: Option<String>,
+}
+
+pub async fn add_account(
+    State(admin): Shared,
+    Extension(peer): Extension<Peer>,
+    Body(new): Body<NewAccount>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let config = &admin.shared.config;
+    let address = portcullis_store::normalize_address(&new.address)
+        .ok_or_else(|| ApiError::bad(format!("\"{}\" is not a valid address", new.address)))?;
+    let quota = match new.quota.as_deref() {
+        None => Quota::Default,
+        Some(q) if q.eq_ignore_ascii_case("unlimited") => Quota::Unlimited,
+        Some(q) => Quota::Bytes(portcullis_config::parse_size(q).map_err(|e| ApiError::bad(format!("quota: {e}")))?),
+    };
+    let (password, generated) = match new.password {
+        Some(p) => {
+            let local = address.split('@').next().unwrap_or("");
+            portcullis_auth::check_password(&p, &config.passwords, &[&address, local])
+                .map_err(|e| ApiError::bad(format!("password: {e}")))?;
+            (p, false)
+        }
+        None => (portcullis_auth::generate_password(), true),
+    };
+    create_account(&admin, &address, &password, quota).await?;
+    audit(&admin, &peer, "account_add", address.clone());
+    let shown = generated.then_some(password);
+    Ok((StatusCode::CREATED, Json(json!({ "address": address, "password": shown }))))
+}
+
+/// Derives what is stored for the password (argon2id hash, SCRAM keys; off the async threads)
+/// and creates the account.
+async fn create_account(admin: &Admin, address: &str, password: &str, quota: Quota) -> ApiResult<()> {
+    let secrets = admin.shared.auth.secrets(password).await.map_err(|e| ApiError::bad(format!("password: {e}")))?;
+    admin.shared.store.add_account(address, &secrets, quota).await?;
+    Ok(())
+}
+
+pub async fn remove_account(
+    State(admin): Shared,
+    Extension(peer): Extension<Peer>,
+    Path(address): Path<String>,
+) -> ApiResult<StatusCode> {
+    let normalized = portcullis_store::normalize_address(&address)
+        .ok_or_else(|| ApiError::bad(format!("\"{address}\" is not a valid address")))?;
+    admin.shared.store.remove_account(&normalized).await?;
+    audit(&admin, &peer, "account_remove", normalized);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn series(State(admin): Shared) -> Json<Value> {
+    let snapshot = admin.monitor.series();
+    Json(json!({
+        "bucket_ms": snapshot.bucket_ms,
+        "start_ms": snapshot.start_ms,
+        "points": snapshot.points,
+        "deviations": admin.monitor.deviations,
+        "floor": admin.monitor.floor,
+        "lines": snapshot.lines,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    account: String,
+    password: String,
+    totp: String,
+}
+
+/// The extension point for admin accounts with TOTP (see [`super::token::AccountSignIn`]).
+pub async fn sign_in(
+    State(admin): Shared,
+    Extension(peer): Extension<Peer>,
+    Body(request): Body<SignIn>,
+) -> ApiResult<Json<Value>> {
+    let Some(verifier) = admin.auth.account_sign_in() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "signing in with an account needs its second factor (TOTP), which this server does not offer yet; use the admin token",
+        ));
+    };
+    if !verifier.verify(&request.account, &request.password, &request.totp, peer.0).await {
+        admin.shared.events.emit(Event::AdminAuthFailed { peer: peer.0, path: "/api/v1/signin".into() });
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong account, password or code"));
+    }
+    let (token, lifetime) = admin.auth.mint_session();
+    audit(&admin, &peer, "sign_in", request.account);
+    Ok(Json(json!({ "token": token, "expires_in": lifetime.as_secs() })))
+}

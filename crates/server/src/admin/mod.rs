@@ -1,0 +1,206 @@
+//! The admin listener (`listen.admin`): one HTTP/1.1 server for the admin API (JSON, described
+//! by `crates/server/openapi.yaml`), Prometheus metrics at `/metrics`, and the dashboard at
+//! `/`, whose files are compiled into the binary.
+//!
+//! Everything but the dashboard's static files and the OpenAPI description needs
+//! `Authorization: Bearer <admin token>`. Loopback by default; off loopback the config demands
+//! `admin.tls`, and the listener then speaks TLS with the `[tls]` certificate (reloaded on
+//! SIGHUP like the mail listeners').
+
+mod api;
+pub mod client;
+mod dashboard;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use portcullis_events::Event;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::conn::Shared;
+use crate::monitor::Monitor;
+pub use token::{AccountSignIn, AdminAuth};
+
+/// Admin connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// An admin connection is closed after this long, whatever it does (the dashboard reconnects).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(300);
+
+/// A listener as the status endpoint shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListenerInfo {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+pub struct Admin {
+    pub shared: Arc<Shared>,
+    pub monitor: Arc<Monitor>,
+    pub auth: AdminAuth,
+    pub listeners: Vec<ListenerInfo>,
+}
+
+/// The peer of the admin connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// Starts serving on the bound admin sockets; emits a `listening` event for each.
+pub fn start(
+    shared: Arc<Shared>,
+    monitor: Arc<Monitor>,
+    auth: AdminAuth,
+    mut listeners: Vec<ListenerInfo>,
+    sockets: Vec<std::net::TcpListener>,
+) -> Result<(), String> {
+    let tls = shared.config.admin.tls;
+    let mut bound = Vec::new();
+    for socket in sockets {
+        let socket = TcpListener::from_std(socket).map_err(|e| format!("listen.admin: {e}"))?;
+        let addr = socket.local_addr().map_err(|e| format!("listen.admin: {e}"))?;
+        listeners.push(ListenerInfo { name: "admin".into(), addr, tls });
+        bound.push((socket, addr));
+    }
+    let admin = Arc::new(Admin { shared: shared.clone(), monitor, auth, listeners });
+    let app = router(admin.clone());
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    for (socket, addr) in bound {
+        shared.events.emit(Event::AdminListening { listener: "admin", addr, tls });
+        tokio::spawn(accept_loop(admin.clone(), app.clone(), socket, tls, limit.clone()));
+    }
+    Ok(())
+}
+
+pub fn router(admin: Arc<Admin>) -> Router {
+    let v1 = |path: &str| format!("/api/v1{path}");
+    let protected = Router::new()
+        .route("/metrics", get(api::metrics))
+        .route(&v1("/status"), get(api::status))
+        .route(&v1("/sessions"), get(api::sessions))
+        .route(&v1("/sessions/{id}"), delete(api::kill_session))
+        .route(&v1("/bans"), get(api::bans).post(api::add_ban))
+        .route(&v1("/bans/{network}"), delete(api::remove_ban))
+        .route(&v1("/alerts"), get(api::alerts))
+        .route(&v1("/alerts/{id}/ack"), post(api::acknowledge))
+        .route(&v1("/domains"), get(api::domains).post(api::add_domain))
+        .route(&v1("/domains/{domain}"), delete(api::remove_domain))
+        .route(&v1("/accounts"), get(api::accounts).post(api::add_account))
+        .route(&v1("/accounts/{address}"), delete(api::remove_account))
+        .route(&v1("/series"), get(api::series))
+        .route_layer(middleware::from_fn_with_state(admin.clone(), require_token));
+    Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/{file}", get(dashboard::asset))
+        .route(&v1("/openapi.yaml"), get(dashboard::openapi))
+        .route(&v1("/signin"), post(api::sign_in))
+        .merge(protected)
+        .fallback(api::not_found)
+        .layer(middleware::from_fn(security_headers))
+        .with_state(admin)
+}
+
+/// `Authorization: Bearer <token>`, or 401.
+async fn require_token(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    if presented.is_some_and(|t| admin.auth.accepts(t)) {
+        return next.run(request).await;
+    }
+    if let Some(Peer(peer)) = request.extensions().get::<Peer>().copied() {
+        let path: String = request.uri().path().chars().take(200).collect();
+        admin.shared.events.emit(Event::AdminAuthFailed { peer, path });
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({"error": "this needs the admin token: send Authorization: Bearer <token>"})),
+    )
+        .into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"portcullis\""));
+    response
+}
+
+/// The dashboard runs only our own files: no inline script, no third party, no framing.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn accept_loop(admin: Arc<Admin>, app: Router, socket: TcpListener, tls: bool, limit: Arc<Semaphore>) {
+    let shared = &admin.shared;
+    loop {
+        let permit = tokio::select! {
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = shared.stop_accepting.cancelled() => return,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = socket.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    shared.events.emit(Event::InternalError { conn: None, what: format!("accept on admin failed: {e}") });
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shared.stop_accepting.cancelled() => return,
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone().layer(Extension(Peer(peer)));
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if tls {
+                let handshake = admin.shared.tls.acceptor().accept(tcp);
+                if let Ok(Ok(stream)) = tokio::time::timeout(admin.shared.config.tls.handshake_timeout, handshake).await
+                {
+                    serve_http(app, stream).await;
+                }
+            } else {
+                serve_http(app, tcp).await;
+            }
+        });
+    }
+}
+
+async fn serve_http<S>(app: Router, io: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service);
+    let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+}

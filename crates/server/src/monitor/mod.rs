@@ -1,0 +1,430 @@
+//! What the admin listener shows, all derived from the one event stream by one [`Sink`]: the
+//! Prometheus metrics, the last hour of connection attempts and failed logins per listener
+//! (with the anomaly detector's baseline), and the recent alerts with their acknowledgement.
+
+mod prometheus;
+pub mod series;
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use portcullis_events::{AlertKind, BanOrigin, Event, Listener, Record, RefuseReason, Severity, Sink};
+use portcullis_guard::anomaly::{Metric, Series as DetectorSeries};
+use serde::Serialize;
+
+use crate::alerts;
+use prometheus::{Kind, Labels, Registry};
+use series::{Measure, Series, Snapshot};
+
+/// Alerts kept for the API and the dashboard (oldest dropped first).
+const ALERTS_KEPT: usize = 500;
+
+const HANDSHAKE_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const COMMAND_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// One alert as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertEntry {
+    pub id: u64,
+    pub ts_ms: u64,
+    pub kind: AlertKind,
+    pub severity: Severity,
+    pub listener: Option<Listener>,
+    pub account: Option<String>,
+    pub peer: Option<IpAddr>,
+    pub observed: f64,
+    pub baseline: Option<f64>,
+    pub threshold: Option<f64>,
+    pub message: String,
+    pub acknowledged: bool,
+    pub acknowledged_ms: Option<u64>,
+}
+
+/// Command latencies of one listener, counted without a lock: commands are the hot path.
+struct CommandLatency {
+    /// Per bucket of [`COMMAND_BUCKETS`], then one for +Inf; not cumulative.
+    buckets: Vec<AtomicU64>,
+    sum_us: AtomicU64,
+}
+
+impl CommandLatency {
+    fn new() -> CommandLatency {
+        CommandLatency {
+            buckets: (0..=COMMAND_BUCKETS.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_us: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, latency_us: u64) {
+        let seconds = latency_us as f64 / 1e6;
+        let i = COMMAND_BUCKETS.iter().position(|&b| seconds <= b).unwrap_or(COMMAND_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(latency_us, Ordering::Relaxed);
+    }
+}
+
+struct AlertLog {
+    next_id: u64,
+    kept: VecDeque<AlertEntry>,
+}
+
+pub struct Monitor {
+    started_ms: u64,
+    listeners: Vec<Listener>,
+    registry: Mutex<Registry>,
+    series: Mutex<Series>,
+    alerts: Mutex<AlertLog>,
+    detector: Arc<alerts::Metrics>,
+    /// Per listener, in the order of `Listener::ALL`.
+    commands: [CommandLatency; 4],
+    /// The detector's k and floor, for drawing its threshold.
+    pub deviations: f64,
+    pub floor: f64,
+}
+
+fn labels(pairs: &[(&'static str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+fn as_text<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// The credential kind of an auth event: its `credential` field when it has one, else
+/// "app_password" when it names an app password, else "password". Read through the serialised
+/// event so that this follows the auth events' fields as they grow (auth events are rare next
+/// to commands: the cost does not matter).
+fn credential(event: &Event) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(event) else { return "password".into() };
+    match (fields.get("credential"), fields.get("app_password")) {
+        (Some(serde_json::Value::String(kind)), _) => kind.clone(),
+        (_, Some(serde_json::Value::String(_))) => "app_password".into(),
+        _ => "password".into(),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn detector_metric(measure: Measure) -> Metric {
+    match measure {
+        Measure::ConnectionAttempts => Metric::ConnectionAttempts,
+        Measure::AuthFailures => Metric::AuthFailures,
+    }
+}
+
+impl Monitor {
+    pub fn new(config: &portcullis_config::Config, detector: Arc<alerts::Metrics>) -> Arc<Monitor> {
+        let listen = &config.listen;
+        let listeners: Vec<Listener> = Listener::ALL
+            .into_iter()
+            .filter(|l| match l {
+                Listener::Submissions => !listen.submissions.is_empty(),
+                Listener::Submission => !listen.submission.is_empty(),
+                Listener::Imaps => !listen.imaps.is_empty(),
+                Listener::Pop3s => !listen.pop3s.is_empty(),
+            })
+            .collect();
+        let mut r = Registry::default();
+        use Kind::*;
+        r.declare("portcullis_build_info", Gauge, "Always 1; the version is a label.");
+        r.declare("portcullis_start_time_seconds", Gauge, "When the server started, Unix seconds.");
+        r.declare(
+            "portcullis_connections_total",
+            Counter,
+            "Connections by listener and outcome: accepted, or the reason it was refused.",
+        );
+        r.declare("portcullis_connections_closed_total", Counter, "Sessions ended, by listener and reason.");
+        r.declare("portcullis_sessions_active", Gauge, "Sessions open now, by listener and protocol.");
+        r.declare(
+            "portcullis_session_bytes_total",
+            Counter,
+            "Bytes moved by ended sessions, by listener and direction (in, out).",
+        );
+        r.declare(
+            "portcullis_tls_handshakes_total",
+            Counter,
+            "TLS handshakes completed, by listener, version and cipher.",
+        );
+        r.declare("portcullis_tls_failures_total", Counter, "TLS handshakes that failed or timed out, by listener.");
+        r.declare(
+            "portcullis_tls_handshake_seconds",
+            Histogram(HANDSHAKE_BUCKETS),
+            "Duration of completed TLS handshakes, by listener.",
+        );
+        r.declare(
+            "portcullis_auth_total",
+            Counter,
+            "Authentications by listener, mechanism, credential kind and outcome (success, failure).",
+        );
+        r.declare("portcullis_messages_total", Counter, "Messages submitted, by outcome (accepted, rejected).");
+        r.declare("portcullis_message_bytes_total", Counter, "Bytes of submitted messages, by outcome.");
+        r.declare("portcullis_message_recipients_total", Counter, "Recipients of submitted messages, by outcome.");
+        r.declare(
+            "portcullis_command_seconds",
+            Histogram(COMMAND_BUCKETS),
+            "Time from a command's last input byte to its answer, by listener.",
+        );
+        r.declare("portcullis_protocol_violations_total", Counter, "Protocol rules or limits broken, by listener.");
+        r.declare("portcullis_bans_active", Gauge, "Bans in force now.");
+        r.declare("portcullis_bans_added_total", Counter, "Bans added, by origin (auto, admin).");
+        r.declare("portcullis_bans_removed_total", Counter, "Bans lifted by an administrator.");
+        r.declare("portcullis_bans_expired_total", Counter, "Bans that ran out.");
+        r.declare("portcullis_alerts_total", Counter, "Alerts raised, by kind and severity.");
+        r.declare("portcullis_alerts_unacknowledged", Gauge, "Recent alerts nobody acknowledged yet.");
+        r.declare("portcullis_config_reloads_total", Counter, "Reloads (SIGHUP), by what and outcome (ok, error).");
+        r.declare("portcullis_internal_errors_total", Counter, "Errors on the server's side (store, I/O).");
+        r.declare("portcullis_admin_auth_failures_total", Counter, "Admin API requests refused for a bad token.");
+        let started_ms = now_ms();
+        r.set("portcullis_build_info", labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+        r.set("portcullis_start_time_seconds", vec![], (started_ms / 1000) as f64);
+        for &l in &listeners {
+            r.add("portcullis_connections_total", labels(&[("listener", l.as_str()), ("outcome", "accepted")]), 0.0);
+            r.add("portcullis_sessions_active", labels(&[("listener", l.as_str()), ("protocol", l.protocol())]), 0.0);
+        }
+        r.set("portcullis_bans_active", vec![], 0.0);
+        let bucket_ms = config.alerts.bucket.as_millis().max(1) as u64;
+        Arc::new(Monitor {
+            started_ms,
+            listeners,
+            registry: Mutex::new(r),
+            series: Mutex::new(Series::new(bucket_ms, started_ms)),
+            alerts: Mutex::new(AlertLog { next_id: 1, kept: VecDeque::new() }),
+            detector,
+            commands: std::array::from_fn(|_| CommandLatency::new()),
+            deviations: config.alerts.deviations,
+            floor: config.alerts.floor,
+        })
+    }
+
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    /// The mail listeners this server runs.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.listeners
+    }
+
+    fn baseline(&self, measure: Measure, listener: Listener) -> series::Baseline {
+        self.detector.baseline(&DetectorSeries { metric: detector_metric(measure), listener: Some(listener.as_str()) })
+    }
+
+    fn count(&self, ts_ms: u64, measure: Measure, listener: Listener) {
+        if let Ok(mut s) = self.series.lock() {
+            s.advance(ts_ms, &|m, l| self.baseline(m, l));
+            s.count(measure, listener);
+        }
+    }
+
+    /// The Prometheus text; `bans_active` is read from the guard at scrape time.
+    pub fn metrics_text(&self, bans_active: usize) -> String {
+        let unacknowledged = self.unacknowledged();
+        match self.registry.lock() {
+            Ok(mut r) => {
+                for (listener, latency) in Listener::ALL.iter().zip(&self.commands) {
+                    let buckets: Vec<u64> = latency.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+                    if buckets.iter().any(|&n| n > 0) {
+                        let sum = latency.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+                        let labels = labels(&[("listener", listener.as_str())]);
+                        r.set_histogram("portcullis_command_seconds", labels, &buckets, sum);
+                    }
+                }
+                r.set("portcullis_bans_active", vec![], bans_active as f64);
+                r.set("portcullis_alerts_unacknowledged", vec![], unacknowledged as f64);
+                r.render()
+            }
+            Err(_) => String::new(),
+        }
+    }
+
+    pub fn series(&self) -> Snapshot {
+        match self.series.lock() {
+            Ok(mut s) => {
+                s.advance(now_ms(), &|m, l| self.baseline(m, l));
+                s.snapshot(&self.listeners)
+            }
+            Err(_) => Series::new(1000, now_ms()).snapshot(&[]),
+        }
+    }
+
+    /// Recent alerts, newest first.
+    pub fn alerts(&self, unacknowledged_only: bool) -> Vec<AlertEntry> {
+        match self.alerts.lock() {
+            Ok(log) => log.kept.iter().rev().filter(|a| !(unacknowledged_only && a.acknowledged)).cloned().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub fn unacknowledged(&self) -> usize {
+        self.alerts.lock().map(|log| log.kept.iter().filter(|a| !a.acknowledged).count()).unwrap_or(0)
+    }
+
+    /// Marks an alert as seen; the alert, or None if no such alert is kept.
+    pub fn acknowledge(&self, id: u64) -> Option<AlertEntry> {
+        let mut log = self.alerts.lock().ok()?;
+        let alert = log.kept.iter_mut().find(|a| a.id == id)?;
+        if !alert.acknowledged {
+            alert.acknowledged = true;
+            alert.acknowledged_ms = Some(now_ms());
+        }
+        Some(alert.clone())
+    }
+
+    fn remember_alert(&self, ts_ms: u64, event: &Event) {
+        let Event::AlertRaised { kind, severity, listener, account, peer, observed, baseline, threshold, message } =
+            event
+        else {
+            return;
+        };
+        if let Ok(mut log) = self.alerts.lock() {
+            let id = log.next_id;
+            log.next_id += 1;
+            if log.kept.len() == ALERTS_KEPT {
+                log.kept.pop_front();
+            }
+            log.kept.push_back(AlertEntry {
+                id,
+                ts_ms,
+                kind: *kind,
+                severity: *severity,
+                listener: *listener,
+                account: account.clone(),
+                peer: *peer,
+                observed: *observed,
+                baseline: *baseline,
+                threshold: *threshold,
+                message: message.clone(),
+                acknowledged: false,
+                acknowledged_ms: None,
+            });
+        }
+    }
+}
+
+impl Sink for Monitor {
+    fn accept(&self, record: &Record) {
+        let event = &record.event;
+        if let Event::CommandAnswered { listener, latency_us, .. } = event {
+            if let Some(i) = Listener::ALL.iter().position(|l| l == listener) {
+                self.commands[i].observe(*latency_us);
+            }
+            return;
+        }
+        match event {
+            Event::ConnectionOpened { listener, .. } | Event::ConnectionRefused { listener, .. } => {
+                self.count(record.ts_ms, Measure::ConnectionAttempts, *listener)
+            }
+            Event::AuthFailed { listener, .. } => self.count(record.ts_ms, Measure::AuthFailures, *listener),
+            Event::AlertRaised { .. } => self.remember_alert(record.ts_ms, event),
+            _ => {}
+        }
+        let Ok(mut r) = self.registry.lock() else { return };
+        match event {
+            Event::ConnectionOpened { listener, .. } => {
+                let l = listener.as_str();
+                r.add("portcullis_connections_total", labels(&[("listener", l), ("outcome", "accepted")]), 1.0);
+                r.add("portcullis_sessions_active", labels(&[("listener", l), ("protocol", listener.protocol())]), 1.0);
+            }
+            Event::ConnectionRefused { listener, reason, .. } => {
+                let outcome = match reason {
+                    RefuseReason::Firewall => "firewall",
+                    RefuseReason::Banned => "banned",
+                    RefuseReason::TooManyConnections => "too_many_connections",
+                    RefuseReason::TooManyConnectionsFromPeer => "too_many_connections_from_peer",
+                    RefuseReason::ShuttingDown => "shutting_down",
+                };
+                r.add(
+                    "portcullis_connections_total",
+                    labels(&[("listener", listener.as_str()), ("outcome", outcome)]),
+                    1.0,
+                );
+            }
+            Event::ConnectionClosed { listener, reason, bytes_in, bytes_out, .. } => {
+                let l = listener.as_str();
+                r.add(
+                    "portcullis_connections_closed_total",
+                    labels(&[("listener", l), ("reason", &as_text(reason))]),
+                    1.0,
+                );
+                r.add(
+                    "portcullis_sessions_active",
+                    labels(&[("listener", l), ("protocol", listener.protocol())]),
+                    -1.0,
+                );
+                r.add(
+                    "portcullis_session_bytes_total",
+                    labels(&[("listener", l), ("direction", "in")]),
+                    *bytes_in as f64,
+                );
+                r.add(
+                    "portcullis_session_bytes_total",
+                    labels(&[("listener", l), ("direction", "out")]),
+                    *bytes_out as f64,
+                );
+            }
+            Event::TlsEstablished { listener, version, cipher, handshake_ms, .. } => {
+                let l = listener.as_str();
+                r.add(
+                    "portcullis_tls_handshakes_total",
+                    labels(&[("listener", l), ("version", version), ("cipher", cipher)]),
+                    1.0,
+                );
+                r.observe("portcullis_tls_handshake_seconds", labels(&[("listener", l)]), handshake_ms / 1000.0);
+            }
+            Event::TlsFailed { listener, .. } => {
+                r.add("portcullis_tls_failures_total", labels(&[("listener", listener.as_str())]), 1.0);
+            }
+            Event::AuthSucceeded { listener, mechanism, .. } | Event::AuthFailed { listener, mechanism, .. } => {
+                let outcome = if matches!(event, Event::AuthSucceeded { .. }) { "success" } else { "failure" };
+                let credential = credential(event);
+                r.add(
+                    "portcullis_auth_total",
+                    labels(&[
+                        ("listener", listener.as_str()),
+                        ("mechanism", mechanism),
+                        ("credential", &credential),
+                        ("outcome", outcome),
+                    ]),
+                    1.0,
+                );
+            }
+            Event::MessageAccepted { size, recipients, .. } | Event::MessageRejected { size, recipients, .. } => {
+                let outcome = if matches!(event, Event::MessageAccepted { .. }) { "accepted" } else { "rejected" };
+                r.add("portcullis_messages_total", labels(&[("outcome", outcome)]), 1.0);
+                r.add("portcullis_message_bytes_total", labels(&[("outcome", outcome)]), *size as f64);
+                r.add("portcullis_message_recipients_total", labels(&[("outcome", outcome)]), *recipients as f64);
+            }
+            Event::ProtocolViolation { listener, .. } => {
+                r.add("portcullis_protocol_violations_total", labels(&[("listener", listener.as_str())]), 1.0);
+            }
+            Event::BanAdded { origin, .. } => {
+                let origin = if *origin == BanOrigin::Auto { "auto" } else { "admin" };
+                r.add("portcullis_bans_added_total", labels(&[("origin", origin)]), 1.0);
+            }
+            Event::BanRemoved { .. } => r.add("portcullis_bans_removed_total", vec![], 1.0),
+            Event::BanExpired { .. } => r.add("portcullis_bans_expired_total", vec![], 1.0),
+            Event::AlertRaised { kind, severity, .. } => {
+                r.add(
+                    "portcullis_alerts_total",
+                    labels(&[("kind", &as_text(kind)), ("severity", &as_text(severity))]),
+                    1.0,
+                );
+            }
+            Event::ConfigReloaded { what, ok, .. } => {
+                let outcome = if *ok { "ok" } else { "error" };
+                r.add("portcullis_config_reloads_total", labels(&[("what", what), ("outcome", outcome)]), 1.0);
+            }
+            Event::InternalError { .. } => r.add("portcullis_internal_errors_total", vec![], 1.0),
+            Event::AdminAuthFailed { .. } => r.add("portcullis_admin_auth_failures_total", vec![], 1.0),
+            _ => {}
+        }
+    }
+}

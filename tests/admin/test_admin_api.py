@@ -1,0 +1,203 @@
+"""The admin API as described by crates/server/openapi.yaml, checked against the live server:
+the description is valid OpenAPI 3.1 (openapi-spec-validator); every documented operation is
+called, every answer's status is one the description lists for it, and every JSON body
+validates against the schema it documents (jsonschema, Draft 2020-12). /metrics is read with
+the Prometheus project's own Python parser.
+"""
+import imaplib
+import ssl
+import urllib.parse
+
+import jsonschema
+import pytest
+import yaml
+from openapi_spec_validator import validate as validate_spec
+from prometheus_client.parser import text_string_to_metric_families
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from conftest import ALICE, PASSWORD, ROOT, TRUSTED
+
+SPEC_PATH = ROOT / "crates" / "server" / "openapi.yaml"
+SPEC = yaml.safe_load(SPEC_PATH.read_text())
+REGISTRY = Registry().with_resource("urn:openapi", Resource.from_contents(SPEC, default_specification=DRAFT202012))
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+def pointer(*parts):
+    return "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def resolve(node):
+    while "$ref" in node:
+        target = SPEC
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+class Checker:
+    """Calls the API and checks each answer against the description."""
+
+    def __init__(self, server):
+        self.server = server
+        self.seen = {}  # (method, template) -> set of statuses
+
+    def call(self, method, template, params=None, body=None, token=True, raw=None, query=""):
+        path = template
+        for name, value in (params or {}).items():
+            path = path.replace("{%s}" % name, urllib.parse.quote(str(value), safe=""))
+        status, content_type, payload = self.server.request(method, path + query, body=body, token=token, raw=raw)
+        operation = SPEC["paths"][template][method.lower()]
+        responses = operation["responses"]
+        assert str(status) in responses, f"{method} {path}: {status} is not documented ({payload[:200]!r})"
+        self.seen.setdefault((method.lower(), template), set()).add(status)
+        response = resolve(responses[str(status)])
+        content = response.get("content")
+        if not content:
+            assert payload == b"", f"{method} {path}: {status} documents no body, got {payload[:200]!r}"
+            return status, None
+        media = content_type.split(";")[0].strip()
+        assert media in content, f"{method} {path}: {media} not documented for {status}"
+        if media != "application/json":
+            return status, payload.decode()
+        import json
+        document = json.loads(payload)
+        ref = "urn:openapi#/" + pointer("paths", template, method.lower(), "responses", str(status))
+        if "$ref" in responses[str(status)]:
+            ref = "urn:openapi" + responses[str(status)]["$ref"]
+        schema = {"$ref": ref + "/" + pointer("content", media, "schema")}
+        jsonschema.Draft202012Validator(schema, registry=REGISTRY).validate(document)
+        return status, document
+
+
+@pytest.fixture(scope="module")
+def api(server):
+    return Checker(server)
+
+
+def test_the_description_is_valid_openapi():
+    validate_spec(SPEC)
+    assert SPEC["openapi"].startswith("3.1")
+
+
+def test_every_operation_answers_as_documented(server, api):
+    # Public: the description itself, and the sign-in extension point (not available yet).
+    status, text = api.call("GET", "/api/v1/openapi.yaml", token=False)
+    assert status == 200 and text == SPEC_PATH.read_text()
+    assert api.call("POST", "/api/v1/signin", body={"account": ALICE, "password": "x", "totp": "123456"},
+                    token=False)[0] == 501
+    assert api.call("POST", "/api/v1/signin", raw=b"{", token=False)[0] == 400
+
+    # Everything else needs the token.
+    assert api.call("GET", "/api/v1/status", token=False)[0] == 401
+    assert api.call("GET", "/api/v1/status", token="not-the-token")[0] == 401
+    assert api.call("GET", "/metrics", token=False)[0] == 401
+
+    # A live IMAP session from a new address (which raises an alert), listed and then closed.
+    context = ssl.create_default_context(cafile=str(server.cert))
+    host, port = server.addrs["imaps"]
+    imap = imaplib.IMAP4_SSL(host, port, ssl_context=context, timeout=20)
+    imap.login(ALICE, PASSWORD)
+    status, sessions = api.call("GET", "/api/v1/sessions")
+    mine = [s for s in sessions if s["account"] == ALICE]
+    assert status == 200 and len(mine) == 1
+    assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": mine[0]["id"]})[0] == 204
+    assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": mine[0]["id"]})[0] == 404
+    assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": "x"})[0] == 400
+    with pytest.raises((imaplib.IMAP4.abort, OSError, EOFError)):
+        imap.noop()
+
+    status, status_doc = api.call("GET", "/api/v1/status")
+    assert status == 200 and {l["name"] for l in status_doc["listeners"]} == {"submissions", "imaps", "admin"}
+
+    # Bans.
+    status, ban = api.call("POST", "/api/v1/bans", body={"network": "127.0.0.50", "duration": "1h", "reason": "t"})
+    assert status == 201 and ban["network"] == "127.0.0.50/32"
+    assert api.call("POST", "/api/v1/bans", body={"network": "not a network"})[0] == 400
+    assert api.call("POST", "/api/v1/bans", body={"network": TRUSTED})[0] == 409
+    assert api.call("GET", "/api/v1/bans")[1][0]["network"] == "127.0.0.50/32"
+    assert api.call("GET", "/api/v1/bans", query="?all=true")[0] == 200
+    assert api.call("GET", "/api/v1/bans", query="?all=perhaps")[0] == 400
+    assert api.call("DELETE", "/api/v1/bans/{network}", {"network": "127.0.0.50/32"})[0] == 204
+    assert api.call("DELETE", "/api/v1/bans/{network}", {"network": "127.0.0.50/32"})[0] == 404
+    assert api.call("DELETE", "/api/v1/bans/{network}", {"network": "nonsense"})[0] == 400
+
+    # Alerts.
+    status, alerts = api.call("GET", "/api/v1/alerts")
+    assert status == 200 and any(a["kind"] == "new_login_address" for a in alerts)
+    status, acked = api.call("POST", "/api/v1/alerts/{id}/ack", {"id": alerts[0]["id"]})
+    assert status == 200 and acked["acknowledged"]
+    assert api.call("POST", "/api/v1/alerts/{id}/ack", {"id": 99999})[0] == 404
+    assert api.call("POST", "/api/v1/alerts/{id}/ack", {"id": "first"})[0] == 400
+    assert all(not a["acknowledged"] for a in api.call("GET", "/api/v1/alerts", query="?unacknowledged=true")[1])
+    assert api.call("GET", "/api/v1/alerts", query="?unacknowledged=2")[0] == 400
+
+    # Domains.
+    assert api.call("POST", "/api/v1/domains", body={"domain": "second.test"})[0] == 201
+    assert api.call("POST", "/api/v1/domains", body={"domain": "second.test"})[0] == 409
+    assert api.call("POST", "/api/v1/domains", body={"domain": "not a domain"})[0] == 400
+    assert api.call("GET", "/api/v1/domains")[1] == ["example.test", "second.test"]
+    assert api.call("DELETE", "/api/v1/domains/{domain}", {"domain": "second.test"})[0] == 204
+    assert api.call("DELETE", "/api/v1/domains/{domain}", {"domain": "second.test"})[0] == 404
+    assert api.call("DELETE", "/api/v1/domains/{domain}", {"domain": "example.test"})[0] == 409
+    assert api.call("DELETE", "/api/v1/domains/{domain}", {"domain": "bad domain"})[0] == 400
+
+    # Accounts.
+    status, made = api.call("POST", "/api/v1/accounts", body={"address": "carol@example.test"})
+    assert status == 201 and len(made["password"]) >= 12
+    assert api.call("POST", "/api/v1/accounts", body={"address": "carol@example.test"})[0] == 409
+    assert api.call("POST", "/api/v1/accounts", body={"address": "dan@example.test", "password": "short"})[0] == 400
+    assert api.call("POST", "/api/v1/accounts", body={"address": "erin@elsewhere.test"})[0] == 404
+    assert any(a["address"] == "carol@example.test" for a in api.call("GET", "/api/v1/accounts")[1])
+    assert api.call("DELETE", "/api/v1/accounts/{address}", {"address": "carol@example.test"})[0] == 204
+    assert api.call("DELETE", "/api/v1/accounts/{address}", {"address": "carol@example.test"})[0] == 404
+    assert api.call("DELETE", "/api/v1/accounts/{address}", {"address": "nobody"})[0] == 400
+
+    # The dashboard's series, and the metrics.
+    status, series = api.call("GET", "/api/v1/series")
+    assert status == 200 and len(series["lines"]) == 4
+    status, text = api.call("GET", "/metrics")
+    assert status == 200
+
+    # Every operation in the description was called and gave its success answer at least once.
+    for template, item in SPEC["paths"].items():
+        for method, operation in item.items():
+            if method not in METHODS:
+                continue
+            seen = api.seen.get((method, template), set())
+            successes = {int(code) for code in operation["responses"] if code.startswith("2")}
+            assert seen, f"{method.upper()} {template} was never called"
+            assert seen & successes or template == "/api/v1/signin", f"{method.upper()} {template}: only {seen}"
+
+
+def test_metrics_parse_with_the_prometheus_client(server):
+    context = ssl.create_default_context(cafile=str(server.cert))
+    imap = imaplib.IMAP4_SSL(*server.addrs["imaps"], ssl_context=context, timeout=20)
+    imap.login(ALICE, PASSWORD)
+    imap.logout()
+    status, content_type, body = server.request("GET", "/metrics")
+    assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    expected = {
+        "portcullis_connections": "counter",
+        "portcullis_sessions_active": "gauge",
+        "portcullis_tls_handshakes": "counter",
+        "portcullis_tls_handshake_seconds": "histogram",
+        "portcullis_auth": "counter",
+        "portcullis_messages": "counter",
+        "portcullis_command_seconds": "histogram",
+        "portcullis_bans_active": "gauge",
+        "portcullis_alerts": "counter",
+    }
+    for name, kind in expected.items():
+        assert name in families, f"{name} missing from {sorted(families)}"
+        assert families[name].type == kind, name
+    accepted = [s for s in families["portcullis_connections"].samples
+                if s.labels == {"listener": "imaps", "outcome": "accepted"}]
+    assert accepted and accepted[0].value >= 1
+    logins = [s for s in families["portcullis_auth"].samples if s.labels.get("outcome") == "success"]
+    assert logins and logins[0].labels["credential"] == "password"
+    buckets = [s for s in families["portcullis_tls_handshake_seconds"].samples if s.name.endswith("_bucket")]
+    assert buckets and buckets[-1].labels["le"] == "+Inf"

@@ -33,7 +33,7 @@ def require(tool):
 
 
 class Server:
-    def __init__(self, extra_limits=""):
+    def __init__(self, extra_limits="", extra_sections=""):
         self.dir = Path(tempfile.mkdtemp(prefix="portcullis-clients-"))
         os.chmod(self.dir, 0o755)  # the server may drop to nobody
         self.cert = self.dir / "cert.pem"
@@ -52,7 +52,8 @@ class Server:
             '[passwords]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n'
             f"[limits]\n{extra_limits}\n"
             f'[process]\n{user}shutdown_grace = "2s"\n'
-            '[log]\nformat = "json"\n')
+            '[log]\nformat = "json"\n'
+            f"{extra_sections}\n")
         self.cli("domain", "add", DOMAIN)
         for account in (ALICE, BOB):
             self.cli("account", "add", account, "--password-stdin", stdin=PASSWORD + "\n")

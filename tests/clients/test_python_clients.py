@@ -109,7 +109,7 @@ def test_pop3_listing_uidl_top_dele_and_auth_plain(server):
             smtp.sendmail(ALICE, [BOB], f"Subject: n{i}\r\n\r\nline1\r\nline2\r\n".encode())
     pop = poplib.POP3_SSL("127.0.0.1", server.ports["pop3s"], context=context(server))
     caps = pop.capa()
-    assert "UIDL" in caps and "TOP" in caps and "SASL" in caps and caps["SASL"] == ["PLAIN"]
+    assert "UIDL" in caps and "TOP" in caps and "SASL" in caps and caps["SASL"] == ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-256-PLUS"]
     resp = pop._shortcmd("AUTH PLAIN " + base64.b64encode(f"\0{BOB}\0{PASSWORD}".encode()).decode())
     assert resp.startswith(b"+OK")
     assert pop.stat()[0] == 3

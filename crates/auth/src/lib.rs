@@ -1,79 +1,325 @@
-//! Authentication: argon2id password hashes, the password policy, SASL message decoding, and
-//! the one place that decides whether a username and password open an account.
+//! Authentication: argon2id password hashes and SCRAM keys, the password policy, app
+//! passwords and TOTP, and the one place that decides whether presented credentials open an
+//! account.
 #![forbid(unsafe_code)]
 
 mod password;
 mod policy;
 mod pool;
+mod second;
 
 pub use password::{generate_password, PasswordHasher};
 pub use policy::{check_password, PolicyError};
+pub use second::{
+    generate_app_password, generate_recovery_code, new_totp_secret, secret_digest, totp_code, totp_step, totp_uri,
+};
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use pool::HashPool;
-use portcullis_store::{AccountId, Store};
+use portcullis_sasl::ScramKeys;
+use portcullis_store::{AccountId, PasswordSecrets, Store, StoredScram};
 use zeroize::Zeroizing;
 
-/// Who authenticated.
+/// Which secret opened the account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The account's password (PLAIN, LOGIN).
+    Password,
+    /// The account's password, proven through SCRAM.
+    Scram,
+    /// An app password, by id and name.
+    AppPassword { id: i64, name: String },
+}
+
+impl Credential {
+    /// As events name it: "password", or "app_password".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::Password | Credential::Scram => "password",
+            Credential::AppPassword { .. } => "app_password",
+        }
+    }
+
+    pub fn app_password(&self) -> Option<(i64, &str)> {
+        match self {
+            Credential::AppPassword { id, name } => Some((*id, name)),
+            _ => None,
+        }
+    }
+}
+
+/// Who authenticated, and with what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub account: AccountId,
     /// The account's address in its one normalised spelling.
     pub address: String,
+    pub credential: Credential,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
-    /// Unknown user, wrong password, or a forbidden authorisation identity: deliberately one
-    /// answer, so that a client cannot tell which (no user enumeration).
-    InvalidCredentials,
+    /// The credentials do not open the account. The client always hears one answer, so that
+    /// it cannot tell why; the reason is for the log.
+    Refused(Refusal),
     /// Our side failed (store unavailable); the client may retry later.
     Unavailable,
 }
 
-/// Checks credentials against the store. Every check costs one argon2id verification, whether
-/// or not the account exists, so that unknown users and wrong passwords take the same time.
+/// Why credentials were refused (for the log, never for the client).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownAccount,
+    WrongPassword,
+    /// SCRAM-SHA-256-PLUS: the right password proven over another TLS connection, the mark of
+    /// a man in the middle.
+    ChannelBindingMismatch,
+    /// The account's password on a mail protocol, with TOTP on: only app passwords open them.
+    SecondFactorRequired,
+    /// Acting as another user (a SASL authorisation identity) is not supported.
+    AuthzidNotAllowed,
+    WrongCode,
+    /// A TOTP code already used within its window.
+    ReplayedCode,
+    AppPasswordRevoked(String),
+    AppPasswordExpired(String),
+    /// A scoped app password on a protocol it is not for.
+    AppPasswordOutOfScope(String),
+}
+
+impl Refusal {
+    /// As events name it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::UnknownAccount => "unknown_account",
+            Refusal::WrongPassword => "wrong_password",
+            Refusal::ChannelBindingMismatch => "channel_binding_mismatch",
+            Refusal::SecondFactorRequired => "second_factor_required",
+            Refusal::AuthzidNotAllowed => "authzid_not_allowed",
+            Refusal::WrongCode => "wrong_code",
+            Refusal::ReplayedCode => "replayed_code",
+            Refusal::AppPasswordRevoked(_) => "app_password_revoked",
+            Refusal::AppPasswordExpired(_) => "app_password_expired",
+            Refusal::AppPasswordOutOfScope(_) => "app_password_out_of_scope",
+        }
+    }
+
+    /// The app password presented, by name, when one was recognised.
+    pub fn app_password(&self) -> Option<&str> {
+        match self {
+            Refusal::AppPasswordRevoked(name)
+            | Refusal::AppPasswordExpired(name)
+            | Refusal::AppPasswordOutOfScope(name) => Some(name),
+            _ => None,
+        }
+    }
+}
+
+fn refused<T>(why: Refusal) -> Result<T, AuthError> {
+    Err(AuthError::Refused(why))
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Checks credentials against the store. Every password check costs one argon2id
+/// verification, whether or not the account exists, so that unknown users and wrong
+/// passwords take the same time.
 pub struct Authenticator {
     store: Arc<dyn Store>,
     hasher: Arc<PasswordHasher>,
     /// A hash of a random password, verified when the account does not exist.
     decoy: Arc<str>,
+    /// Salts for the SCRAM keys of accounts that do not exist.
+    decoy_secret: [u8; 32],
+    scram_iterations: u32,
     /// Where argon2 runs: one thread per CPU.
     pool: HashPool,
 }
 
 impl Authenticator {
-    pub fn new(store: Arc<dyn Store>, hasher: PasswordHasher) -> Result<Self, String> {
+    pub fn new(store: Arc<dyn Store>, hasher: PasswordHasher, scram_iterations: u32) -> Result<Self, String> {
         let decoy = hasher.hash(generate_password().as_bytes())?;
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Ok(Authenticator { store, hasher: Arc::new(hasher), decoy: decoy.into(), pool: HashPool::new(cpus) })
+        Ok(Authenticator {
+            store,
+            hasher: Arc::new(hasher),
+            decoy: decoy.into(),
+            decoy_secret: rand::random(),
+            scram_iterations,
+            pool: HashPool::new(cpus),
+        })
     }
 
-    /// SASL semantics (RFC 4422): `authzid` may be empty or equal to `username`; acting as
-    /// another user is not supported.
+    /// A password and its SCRAM keys, derived off the async threads.
+    pub async fn secrets(&self, password: &str) -> Result<PasswordSecrets, String> {
+        let hasher = self.hasher.clone();
+        let (password, iterations) = (Zeroizing::new(password.to_string()), self.scram_iterations);
+        self.pool.run(move || derive_secrets(&hasher, &password, iterations)).await.ok_or("the hashing pool is gone")?
+    }
+
+    /// Checks a password (PLAIN, LOGIN) for a protocol (`scope`: a `SCOPE_*` bit). App passwords
+    /// are tried first (a digest lookup); then the account's password, which does not open
+    /// mail protocols once TOTP is on. SASL semantics (RFC 4422): `authzid` may be empty or
+    /// equal to `username`; acting as another user is not supported.
     pub async fn verify(
         &self,
         authzid: &str,
         username: &str,
         password: Zeroizing<Vec<u8>>,
+        scope: u8,
     ) -> Result<Principal, AuthError> {
+        if !authzid_allowed(authzid, username) {
+            return refused(Refusal::AuthzidNotAllowed);
+        }
+        if second::looks_like_app_password(&password) {
+            let digest = secret_digest(&password);
+            if let Some(app) =
+                self.store.find_app_password(username, &digest).await.map_err(|_| AuthError::Unavailable)?
+            {
+                if app.revoked {
+                    return refused(Refusal::AppPasswordRevoked(app.name));
+                }
+                if app.expires.is_some_and(|e| e <= now()) {
+                    return refused(Refusal::AppPasswordExpired(app.name));
+                }
+                if app.scopes & scope == 0 {
+                    return refused(Refusal::AppPasswordOutOfScope(app.name));
+                }
+                let Some(address) = portcullis_store::normalize_address(username) else {
+                    return refused(Refusal::UnknownAccount);
+                };
+                return Ok(Principal {
+                    account: app.account,
+                    address,
+                    credential: Credential::AppPassword { id: app.id, name: app.name },
+                });
+            }
+        }
+        let (principal, totp) = self.check_password(username, password).await?;
+        if totp {
+            return refused(Refusal::SecondFactorRequired);
+        }
+        Ok(principal)
+    }
+
+    /// The account password (argon2, or the decoy for unknown users): the principal and
+    /// whether the account has TOTP on.
+    async fn check_password(
+        &self,
+        username: &str,
+        password: Zeroizing<Vec<u8>>,
+    ) -> Result<(Principal, bool), AuthError> {
         let credentials = self.store.credentials(username).await.map_err(|_| AuthError::Unavailable)?;
-        let (hash, principal) = match &credentials {
-            Some(c) => (
-                Arc::<str>::from(c.password_hash.as_str()),
-                Some(Principal { account: c.account, address: c.address.clone() }),
-            ),
+        let (hash, found) = match &credentials {
+            Some(c) => (Arc::<str>::from(c.password_hash.as_str()), Some(c)),
             None => (self.decoy.clone(), None),
         };
         let hasher = self.hasher.clone();
         let matches = self.pool.run(move || hasher.verify(&password, &hash)).await.ok_or(AuthError::Unavailable)?;
-        let principal = principal.filter(|_| matches).ok_or(AuthError::InvalidCredentials)?;
-        let authzid_ok = authzid.is_empty()
-            || portcullis_store::normalize_address(authzid).as_deref() == Some(principal.address.as_str());
-        if !authzid_ok {
-            return Err(AuthError::InvalidCredentials);
+        let Some(c) = found else { return refused(Refusal::UnknownAccount) };
+        if !matches {
+            return refused(Refusal::WrongPassword);
         }
-        Ok(principal)
+        Ok((
+            Principal { account: c.account, address: c.address.clone(), credential: Credential::Password },
+            c.totp_enabled,
+        ))
     }
+
+    /// SCRAM keys for `username`: the account's, or a decoy that no proof will match (unknown
+    /// users, accounts whose keys predate SCRAM), looking the same from outside. If the store
+    /// fails, a decoy too: the exchange then ends in [`Authenticator::scram_refusal`], which
+    /// reports the store as unavailable.
+    pub async fn scram_keys(&self, username: &str) -> ScramKeys {
+        if let Ok(Some((_, StoredScram { salt, iterations, stored_key, server_key }, _))) =
+            self.store.scram_keys(username).await
+        {
+            if let (Ok(stored_key), Ok(server_key)) = (stored_key.try_into(), server_key.try_into()) {
+                return ScramKeys { salt, iterations, stored_key, server_key };
+            }
+        }
+        ScramKeys::decoy(username, &self.decoy_secret, self.scram_iterations)
+    }
+
+    /// The account a SCRAM proof opened. SCRAM proves the account password, which no longer
+    /// opens mail protocols once TOTP is on.
+    pub async fn scram_principal(&self, authzid: &str, username: &str) -> Result<Principal, AuthError> {
+        if !authzid_allowed(authzid, username) {
+            return refused(Refusal::AuthzidNotAllowed);
+        }
+        let Some(c) = self.store.credentials(username).await.map_err(|_| AuthError::Unavailable)? else {
+            return refused(Refusal::UnknownAccount);
+        };
+        if c.totp_enabled {
+            return refused(Refusal::SecondFactorRequired);
+        }
+        Ok(Principal { account: c.account, address: c.address, credential: Credential::Scram })
+    }
+
+    /// Why a SCRAM proof failed: an unknown account (its keys were a decoy), a wrong password,
+    /// or a channel binding from another connection.
+    pub async fn scram_refusal(&self, username: &str, binding_mismatch: bool) -> AuthError {
+        match self.store.credentials(username).await {
+            Err(_) => AuthError::Unavailable,
+            Ok(None) => AuthError::Refused(Refusal::UnknownAccount),
+            Ok(Some(_)) if binding_mismatch => AuthError::Refused(Refusal::ChannelBindingMismatch),
+            Ok(Some(_)) => AuthError::Refused(Refusal::WrongPassword),
+        }
+    }
+
+    /// The account password plus a second factor: a TOTP code (each accepted once) or a
+    /// recovery code (each usable once). For the admin API and `account totp check`.
+    pub async fn verify_with_code(
+        &self,
+        username: &str,
+        password: Zeroizing<Vec<u8>>,
+        code: &str,
+    ) -> Result<Principal, AuthError> {
+        let (principal, _) = self.check_password(username, password).await?;
+        let totp = self.store.totp(&principal.address).await.map_err(|_| AuthError::Unavailable)?;
+        let Some(totp) = totp.filter(|t| t.enabled) else { return refused(Refusal::WrongCode) };
+        if let Some(step) = totp_step(&totp.secret, &principal.address, code, now() as u64) {
+            return match self.store.use_totp_step(totp.account, step).await.map_err(|_| AuthError::Unavailable)? {
+                true => Ok(principal),
+                false => refused(Refusal::ReplayedCode),
+            };
+        }
+        match self
+            .store
+            .use_recovery_code(totp.account, &secret_digest(code.as_bytes()))
+            .await
+            .map_err(|_| AuthError::Unavailable)?
+        {
+            true => Ok(principal),
+            false => refused(Refusal::WrongCode),
+        }
+    }
+}
+
+fn authzid_allowed(authzid: &str, username: &str) -> bool {
+    authzid.is_empty() || portcullis_store::normalize_address(authzid) == portcullis_store::normalize_address(username)
+}
+
+/// argon2id hash and SCRAM keys for a password (blocking).
+pub fn derive_secrets(
+    hasher: &PasswordHasher,
+    password: &str,
+    scram_iterations: u32,
+) -> Result<PasswordSecrets, String> {
+    let hash = hasher.hash(password.as_bytes())?;
+    let keys = ScramKeys::derive(password, scram_iterations)
+        .map_err(|_| "the password cannot be used with SCRAM (SASLprep refused it)")?;
+    Ok(PasswordSecrets {
+        hash,
+        scram: Some(StoredScram {
+            salt: keys.salt,
+            iterations: keys.iterations,
+            stored_key: keys.stored_key.to_vec(),
+            server_key: keys.server_key.to_vec(),
+        }),
+    })
 }

@@ -34,6 +34,7 @@ mod tests {
 
     fn config() -> portcullis_config::Passwords {
         portcullis_config::Passwords {
+            scram_iterations: 4096,
             min_length: 12,
             min_strength: 3,
             argon2_memory_kib: 64,

@@ -1,45 +1,180 @@
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use portcullis_auth::{AuthError, Authenticator, PasswordHasher};
-use portcullis_store::{Quota, SqliteStore, Store};
+use portcullis_auth::*;
+use portcullis_store::{Quota, SqliteStore, Store, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
 use zeroize::Zeroizing;
 
 fn pw(s: &str) -> Zeroizing<Vec<u8>> {
     Zeroizing::new(s.as_bytes().to_vec())
 }
 
-#[tokio::test]
-async fn only_the_right_password_opens_the_account() {
+const PASSWORD: &str = "plinth-orbit-cactus-9";
+
+async fn setup() -> (tempfile::TempDir, Arc<SqliteStore>, Authenticator, i64) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("mail.db"), None).unwrap());
     let config = portcullis_config::Passwords {
+        scram_iterations: 4096,
         min_length: 12,
         min_strength: 3,
         argon2_memory_kib: 256,
         argon2_iterations: 1,
         argon2_parallelism: 1,
     };
-    let hasher = PasswordHasher::new(&config).unwrap();
+    let auth = Authenticator::new(store.clone(), PasswordHasher::new(&config).unwrap(), 4096).unwrap();
     store.add_domain("example.org").await.unwrap();
-    let id = store
-        .add_account("alice@example.org", &hasher.hash(b"plinth-orbit-cactus-9").unwrap(), Quota::Default)
+    let secrets = auth.secrets(PASSWORD).await.unwrap();
+    assert!(secrets.scram.is_some());
+    let id = store.add_account("alice@example.org", &secrets, Quota::Default).await.unwrap();
+    (dir, store, auth, id)
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+#[tokio::test]
+async fn only_the_right_password_opens_the_account() {
+    let (_dir, _store, auth, id) = setup().await;
+    let ok = auth.verify("", "Alice@Example.org", pw(PASSWORD), SCOPE_IMAP).await.unwrap();
+    assert_eq!((ok.account, ok.address.as_str(), &ok.credential), (id, "alice@example.org", &Credential::Password));
+    assert!(auth.verify("alice@example.org", "alice@example.org", pw(PASSWORD), SCOPE_SMTP).await.is_ok());
+    assert_eq!(
+        auth.verify("", "alice@example.org", pw("wrong"), SCOPE_IMAP).await,
+        Err(AuthError::Refused(Refusal::WrongPassword))
+    );
+    assert_eq!(
+        auth.verify("", "nobody@example.org", pw(PASSWORD), SCOPE_IMAP).await,
+        Err(AuthError::Refused(Refusal::UnknownAccount))
+    );
+    assert_eq!(
+        auth.verify("", "not an address", pw("x"), SCOPE_IMAP).await,
+        Err(AuthError::Refused(Refusal::UnknownAccount))
+    );
+    assert_eq!(
+        auth.verify("bob@example.org", "alice@example.org", pw(PASSWORD), SCOPE_IMAP).await,
+        Err(AuthError::Refused(Refusal::AuthzidNotAllowed)),
+        "acting as another user is refused"
+    );
+}
+
+#[tokio::test]
+async fn app_passwords_are_scoped_expiring_and_revocable() {
+    let (_dir, store, auth, id) = setup().await;
+    let phone = generate_app_password();
+    store
+        .add_app_password("alice@example.org", "phone", &secret_digest(phone.as_bytes()), SCOPE_IMAP | SCOPE_SMTP, None)
         .await
         .unwrap();
-    let auth = Authenticator::new(store.clone(), hasher).unwrap();
+    let old = generate_app_password();
+    store
+        .add_app_password("alice@example.org", "old", &secret_digest(old.as_bytes()), SCOPE_IMAP, Some(1))
+        .await
+        .unwrap();
 
-    let ok = auth.verify("", "Alice@Example.org", pw("plinth-orbit-cactus-9")).await.unwrap();
-    assert_eq!((ok.account, ok.address.as_str()), (id, "alice@example.org"));
-    assert!(auth.verify("alice@example.org", "alice@example.org", pw("plinth-orbit-cactus-9")).await.is_ok());
-
-    assert_eq!(auth.verify("", "alice@example.org", pw("wrong")).await, Err(AuthError::InvalidCredentials));
+    let p = auth.verify("", "alice@example.org", pw(&phone), SCOPE_IMAP).await.unwrap();
+    assert_eq!(p.account, id);
+    assert!(matches!(p.credential, Credential::AppPassword { ref name, .. } if name == "phone"));
+    assert!(auth.verify("", "alice@example.org", pw(&phone.replace('-', "").to_uppercase()), SCOPE_SMTP).await.is_ok());
     assert_eq!(
-        auth.verify("", "nobody@example.org", pw("plinth-orbit-cactus-9")).await,
-        Err(AuthError::InvalidCredentials)
+        auth.verify("", "alice@example.org", pw(&phone), SCOPE_POP3).await,
+        Err(AuthError::Refused(Refusal::AppPasswordOutOfScope("phone".into()))),
+        "out of scope"
     );
-    assert_eq!(auth.verify("", "not an address", pw("x")).await, Err(AuthError::InvalidCredentials));
     assert_eq!(
-        auth.verify("bob@example.org", "alice@example.org", pw("plinth-orbit-cactus-9")).await,
-        Err(AuthError::InvalidCredentials),
-        "acting as another user is refused"
+        auth.verify("", "alice@example.org", pw(&old), SCOPE_IMAP).await,
+        Err(AuthError::Refused(Refusal::AppPasswordExpired("old".into()))),
+        "expired"
+    );
+    assert_eq!(
+        auth.verify("", "bob@example.org", pw(&phone), SCOPE_IMAP).await,
+        Err(AuthError::Refused(Refusal::UnknownAccount)),
+        "not bob's"
+    );
+    let phone_id = p.credential.app_password().unwrap().0;
+    let all: Vec<i64> = store.app_passwords("alice@example.org").await.unwrap().iter().map(|a| a.id).collect();
+    let old_id = *all.iter().find(|&&i| i != phone_id).unwrap();
+    assert_eq!(store.unusable_app_passwords(&all, 1000).await.unwrap(), vec![old_id], "expired");
+    assert!(store.revoke_app_password("alice@example.org", "phone").await.unwrap());
+    assert_eq!(
+        auth.verify("", "alice@example.org", pw(&phone), SCOPE_IMAP).await,
+        Err(AuthError::Refused(Refusal::AppPasswordRevoked("phone".into())))
+    );
+    let mut unusable = store.unusable_app_passwords(&[phone_id, old_id, 9999], 1000).await.unwrap();
+    unusable.sort();
+    assert_eq!(unusable, vec![phone_id, old_id, 9999], "revoked, expired, missing");
+}
+
+#[tokio::test]
+async fn scram_keys_are_real_or_a_decoy() {
+    let (_dir, store, auth, id) = setup().await;
+    let real = auth.scram_keys("alice@example.org").await;
+    let again = ScramKeysCheck::derive(&real);
+    assert!(again, "the stored keys are those of the password");
+    let decoy = auth.scram_keys("ghost@example.org").await;
+    assert_eq!(decoy.salt.len(), real.salt.len());
+    assert_eq!(decoy.salt, auth.scram_keys("ghost@example.org").await.salt, "stable, like a real account");
+    assert_eq!(auth.scram_principal("", "alice@example.org").await.unwrap().account, id);
+    store.set_totp("alice@example.org", Some(&new_totp_secret()), true, &[]).await.unwrap();
+    assert_eq!(
+        auth.scram_principal("", "alice@example.org").await,
+        Err(AuthError::Refused(Refusal::SecondFactorRequired)),
+        "TOTP on"
+    );
+}
+
+struct ScramKeysCheck;
+impl ScramKeysCheck {
+    fn derive(keys: &portcullis_sasl::ScramKeys) -> bool {
+        portcullis_sasl::ScramKeys::derive_with_salt(PASSWORD, &keys.salt, keys.iterations).unwrap() == *keys
+    }
+}
+
+#[tokio::test]
+async fn totp_replaces_the_password_for_mail_and_guards_the_admin_login() {
+    let (_dir, store, auth, _) = setup().await;
+    let secret = new_totp_secret();
+    let recovery = generate_recovery_code();
+    store
+        .set_totp("alice@example.org", Some(&secret), true, &[secret_digest(recovery.as_bytes()).to_vec()])
+        .await
+        .unwrap();
+
+    // Mail clients cannot be asked for a code: the password alone no longer works...
+    assert_eq!(
+        auth.verify("", "alice@example.org", pw(PASSWORD), SCOPE_IMAP).await,
+        Err(AuthError::Refused(Refusal::SecondFactorRequired))
+    );
+    // ...app passwords do.
+    let app = generate_app_password();
+    store
+        .add_app_password("alice@example.org", "laptop", &secret_digest(app.as_bytes()), SCOPE_IMAP, None)
+        .await
+        .unwrap();
+    assert!(auth.verify("", "alice@example.org", pw(&app), SCOPE_IMAP).await.is_ok());
+
+    // Password plus code: a wrong code, a good one, the same one again.
+    let code = totp_code(&secret, "alice@example.org", now()).unwrap();
+    let wrong = if code == "123456" { "654321" } else { "123456" };
+    assert_eq!(
+        auth.verify_with_code("alice@example.org", pw(PASSWORD), wrong).await,
+        Err(AuthError::Refused(Refusal::WrongCode))
+    );
+    assert!(auth.verify_with_code("alice@example.org", pw(PASSWORD), &code).await.is_ok());
+    assert_eq!(
+        auth.verify_with_code("alice@example.org", pw(PASSWORD), &code).await,
+        Err(AuthError::Refused(Refusal::ReplayedCode)),
+        "replayed"
+    );
+    assert_eq!(
+        auth.verify_with_code("alice@example.org", pw("wrong-password"), &code).await,
+        Err(AuthError::Refused(Refusal::WrongPassword))
+    );
+    // A recovery code works once.
+    assert!(auth.verify_with_code("alice@example.org", pw(PASSWORD), &recovery).await.is_ok());
+    assert_eq!(
+        auth.verify_with_code("alice@example.org", pw(PASSWORD), &recovery).await,
+        Err(AuthError::Refused(Refusal::WrongCode))
     );
 }

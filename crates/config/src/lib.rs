@@ -3,6 +3,7 @@
 //! on the open internet.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod guard;
 mod raw;
 mod units;
@@ -11,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use admin::{Admin, AdminToken, DEFAULT_TOKEN_FILE, MIN_TOKEN_LENGTH};
 pub use guard::{parse_network, Alerts, Firewall, Guard, NetRules, NotifySeverity};
 pub use ipnet::IpNet;
 pub use raw::{defaults, is_hostname};
@@ -55,6 +57,7 @@ pub struct Config {
     pub firewall: Firewall,
     pub guard: Guard,
     pub alerts: Alerts,
+    pub admin: Admin,
 }
 
 #[derive(Debug, Clone)]
@@ -104,6 +107,8 @@ pub struct Limits {
 
 #[derive(Debug, Clone)]
 pub struct Passwords {
+    /// PBKDF2 rounds for SCRAM-SHA-256 keys (RFC 7677 asks for at least 4096).
+    pub scram_iterations: u32,
     pub min_length: usize,
     /// Least zxcvbn score (0-4) a new password must reach; 3 refuses common and guessable ones.
     pub min_strength: u8,
@@ -132,6 +137,12 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Log {
     pub format: LogFormat,
+    /// Write the log to this file (rotated by size) instead of standard output.
+    pub file: Option<PathBuf>,
+    /// Rotate the file when it would grow past this many bytes.
+    pub max_size: u64,
+    /// Rotated files kept (`portcullis.log.1` ... `.keep`).
+    pub keep: u32,
 }
 
 impl Config {

@@ -20,6 +20,7 @@ pub(crate) struct Root {
     firewall: Option<crate::guard::RawFirewall>,
     guard: Option<crate::guard::RawGuard>,
     alerts: Option<crate::guard::RawAlerts>,
+    admin: Option<crate::admin::RawAdmin>,
 }
 
 #[derive(Deserialize, Default)]
@@ -67,6 +68,7 @@ struct RawLimits {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawPasswords {
+    scram_iterations: Option<u32>,
     min_length: Option<usize>,
     min_strength: Option<u8>,
     argon2_memory_kib: Option<u32>,
@@ -87,6 +89,9 @@ struct RawProcess {
 #[serde(deny_unknown_fields)]
 struct RawLog {
     format: Option<String>,
+    file: Option<String>,
+    max_size: Option<Size>,
+    keep: Option<u32>,
 }
 
 /// A size written as a number of bytes or as text with a unit.
@@ -124,6 +129,8 @@ pub mod defaults {
     pub const ARGON2_ITERATIONS: u32 = 2;
     pub const ARGON2_PARALLELISM: u32 = 1;
     pub const SHUTDOWN_GRACE: &str = "30s";
+    pub const LOG_MAX_SIZE: u64 = 100 << 20;
+    pub const LOG_KEEP: u32 = 5;
 }
 
 pub(crate) struct Check<'a> {
@@ -136,7 +143,7 @@ impl Check<'_> {
         ConfigError::Invalid { path: self.path.to_path_buf(), key, message: message.into() }
     }
 
-    fn file(&self, text: &str) -> PathBuf {
+    pub(crate) fn file(&self, text: &str) -> PathBuf {
         self.base.join(text)
     }
 
@@ -302,6 +309,7 @@ impl Root {
 
         let p = self.passwords.unwrap_or_default();
         let passwords = Passwords {
+            scram_iterations: p.scram_iterations.unwrap_or(10_000),
             min_length: p.min_length.unwrap_or(defaults::MIN_PASSWORD_LENGTH),
             min_strength: p.min_strength.unwrap_or(defaults::MIN_PASSWORD_STRENGTH),
             argon2_memory_kib: p.argon2_memory_kib.unwrap_or(defaults::ARGON2_MEMORY_KIB),
@@ -317,6 +325,9 @@ impl Root {
             return Err(
                 c.invalid("passwords.argon2_memory_kib", "must be between 8 x argon2_parallelism and 4194304 (4 GiB)")
             );
+        }
+        if passwords.scram_iterations < 4096 {
+            return Err(c.invalid("passwords.scram_iterations", "must be at least 4096 (RFC 7677)"));
         }
         if passwords.min_strength > 4 {
             return Err(c.invalid("passwords.min_strength", "must be between 0 and 4 (zxcvbn scores)"));
@@ -342,17 +353,32 @@ impl Root {
             ));
         }
 
+        let raw_log = self.log.unwrap_or_default();
         let log = Log {
-            format: match self.log.and_then(|l| l.format).as_deref().unwrap_or("json") {
+            format: match raw_log.format.as_deref().unwrap_or("json") {
                 "json" => LogFormat::Json,
                 "text" => LogFormat::Text,
                 other => return Err(c.invalid("log.format", format!("must be \"json\" or \"text\", not \"{other}\""))),
             },
+            file: match raw_log.file {
+                Some(f) if f.trim().is_empty() => return Err(c.invalid("log.file", "must name a file")),
+                Some(f) => Some(c.file(&f)),
+                None => None,
+            },
+            max_size: c.size("log.max_size", raw_log.max_size, defaults::LOG_MAX_SIZE)?,
+            keep: raw_log.keep.unwrap_or(defaults::LOG_KEEP),
         };
+        if log.max_size < 1024 {
+            return Err(c.invalid("log.max_size", "must be at least 1KiB"));
+        }
+        if log.keep > 1000 {
+            return Err(c.invalid("log.keep", "must be between 0 and 1000"));
+        }
 
         let firewall = self.firewall.unwrap_or_default().validate(&c)?;
         let guard = self.guard.unwrap_or_default().validate(&c)?;
         let alerts = self.alerts.unwrap_or_default().validate(&c)?;
+        let admin = self.admin.unwrap_or_default().validate(&c, &data_dir, &listen.admin)?;
         if alerts.mail_to.as_deref().is_some_and(|a| !a.contains('@')) {
             return Err(c.invalid("alerts.mail_to", "must be a local address such as \"postmaster@example.org\""));
         }
@@ -371,6 +397,7 @@ impl Root {
             firewall,
             guard,
             alerts,
+            admin,
         })
     }
 }

@@ -154,3 +154,46 @@ fn firewall_guard_and_alerts() {
     }
     assert!(error_of(&format!("{MINIMAL}[firewall.smtp]\nallow = []\n")).contains("smtp"));
 }
+
+#[test]
+fn admin_and_log_file() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.admin.token, AdminToken::File(PathBuf::from("/etc/portcullis/data/admin.token")));
+    assert!(!c.admin.tls);
+    assert_eq!(c.log.file, None);
+    assert_eq!((c.log.max_size, c.log.keep), (100 << 20, 5));
+
+    let c = parse(&format!(
+        "{MINIMAL}[listen]\nadmin = [\"127.0.0.1:8080\", \"[::1]:8080\"]\n[admin]\ntoken_file = \"secret/admin\"\n\
+         [log]\nfile = \"log/portcullis.log\"\nmax_size = \"10MiB\"\nkeep = 3\n"
+    ))
+    .unwrap();
+    assert_eq!(c.listen.admin.len(), 2);
+    assert_eq!(c.admin.token, AdminToken::File(PathBuf::from("/etc/portcullis/secret/admin")));
+    assert_eq!(c.log.file, Some(PathBuf::from("/etc/portcullis/log/portcullis.log")));
+    assert_eq!((c.log.max_size, c.log.keep), (10 << 20, 3));
+
+    let c = parse(&format!(
+        "{MINIMAL}[listen]\nadmin = [\"0.0.0.0:8443\"]\n[admin]\ntls = true\ntoken = \"0123456789abcdefghijKLMN\"\n"
+    ))
+    .unwrap();
+    assert!(c.admin.tls);
+    assert_eq!(c.admin.token, AdminToken::Inline("0123456789abcdefghijKLMN".into()));
+
+    for (extra, key) in [
+        ("[listen]\nadmin = [\"0.0.0.0:8080\"]\n", "admin.tls"),
+        ("[listen]\nadmin = [\"192.0.2.1:8080\"]\n[admin]\ntls = false\n", "admin.tls"),
+        ("[admin]\ntoken = \"short\"\n", "admin.token"),
+        ("[admin]\ntoken = \"0123456789 abcdefghijKLMN\"\n", "admin.token"),
+        ("[admin]\ntoken = \"0123456789abcdefghijKLMN\"\ntoken_file = \"t\"\n", "admin.token"),
+        ("[admin]\ntoken_file = \"\"\n", "admin.token_file"),
+        ("[admin]\nport = 1\n", "port"),
+        ("[log]\nmax_size = \"12\"\n", "log.max_size"),
+        ("[log]\nmax_size = \"huge\"\n", "log.max_size"),
+        ("[log]\nkeep = 5000\n", "log.keep"),
+        ("[log]\nfile = \"\"\n", "log.file"),
+    ] {
+        let e = error_of(&format!("{MINIMAL}{extra}"));
+        assert!(e.contains(key), "{key}: {e}");
+    }
+}

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 mod log;
+mod rotate;
 pub use log::{LogFormat, LogSink};
+pub use rotate::RotatingFile;
 
 /// Which gate a connection came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -37,6 +39,17 @@ impl Listener {
             Listener::Imaps => "imaps",
         }
     }
+
+    /// The protocol spoken on it: "smtp", "imap" or "pop3".
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Listener::Submissions | Listener::Submission => "smtp",
+            Listener::Pop3s => "pop3",
+            Listener::Imaps => "imap",
+        }
+    }
+
+    pub const ALL: [Listener; 4] = [Listener::Submissions, Listener::Submission, Listener::Imaps, Listener::Pop3s];
 }
 
 impl std::fmt::Display for Listener {
@@ -93,6 +106,9 @@ pub enum AlertKind {
     NewLoginAddress,
     /// An account hit its sending limit (likely compromised).
     SendingLimit,
+    /// A client proved an account's password through SCRAM-SHA-256-PLUS bound to another TLS
+    /// connection: a man in the middle with a certificate the client accepted.
+    ChannelBindingMismatch,
 }
 
 /// Everything observable. Field names are part of the operator interface (log lines are
@@ -106,6 +122,21 @@ pub enum Event {
     Listening {
         listener: Listener,
         addr: SocketAddr,
+    },
+    /// The admin listener (HTTP: admin API, `/metrics`, dashboard) is bound. Logged as a
+    /// `listening` line with `listener` = "admin", like the mail listeners.
+    #[serde(rename = "listening")]
+    AdminListening {
+        /// Always "admin".
+        listener: &'static str,
+        addr: SocketAddr,
+        tls: bool,
+    },
+    /// Where the admin API's bearer token is (never the token itself); `created` when it was
+    /// generated at this start.
+    AdminToken {
+        path: String,
+        created: bool,
     },
     ServerStopping {
         sessions: usize,
@@ -144,12 +175,16 @@ pub enum Event {
         cipher: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         sni: Option<String>,
+        /// How long the handshake took, in milliseconds (fractional).
+        handshake_ms: f64,
     },
     TlsFailed {
         conn: u64,
         listener: Listener,
         peer: SocketAddr,
         reason: String,
+        /// How long until the handshake failed or timed out, in milliseconds (fractional).
+        handshake_ms: f64,
     },
     AuthSucceeded {
         conn: u64,
@@ -157,6 +192,11 @@ pub enum Event {
         peer: SocketAddr,
         account: String,
         mechanism: &'static str,
+        /// "password" or "app_password".
+        credential: &'static str,
+        /// The app password's name, when one was used.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        app_password: Option<String>,
     },
     AuthFailed {
         conn: u64,
@@ -165,6 +205,19 @@ pub enum Event {
         /// The name the client tried (never the secret).
         username: String,
         mechanism: &'static str,
+        /// Why (the client is told none of it): "wrong_password", "unknown_account",
+        /// "second_factor_required", "channel_binding_mismatch", "app_password_revoked", ...
+        reason: &'static str,
+        /// The app password recognised, by name, when the refusal concerns one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        app_password: Option<String>,
+    },
+    /// A session was closed because the app password it logged in with was revoked or
+    /// expired (or its account removed).
+    AppPasswordSessionClosed {
+        conn: u64,
+        account: String,
+        app_password: String,
     },
     /// The client broke a protocol rule or limit (line too long, too many commands, ...).
     ProtocolViolation {
@@ -185,6 +238,7 @@ pub enum Event {
         peer: SocketAddr,
         account: String,
         size: u64,
+        recipients: usize,
         reason: String,
     },
     BanAdded {
@@ -221,12 +275,40 @@ pub enum Event {
         threshold: Option<f64>,
         message: String,
     },
+    /// A command was answered: from the last input before the answer until the answer was
+    /// sent (pipelined commands answered together count once). Feeds the command latency histogram;
+    /// too frequent for the log, so the log writer skips it (see [`Event::is_logged`]).
+    CommandAnswered {
+        conn: u64,
+        listener: Listener,
+        latency_us: u64,
+    },
+    /// A request to the admin API was refused: no or a wrong bearer token.
+    AdminAuthFailed {
+        peer: SocketAddr,
+        path: String,
+    },
+    /// An operator changed something through the admin API (audit trail).
+    AdminAction {
+        peer: SocketAddr,
+        /// e.g. "ban_add", "ban_remove", "session_kill", "alert_ack", "domain_add".
+        action: &'static str,
+        target: String,
+    },
     /// Something went wrong on our side (store, I/O) that an operator must see.
     InternalError {
         #[serde(skip_serializing_if = "Option::is_none")]
         conn: Option<u64>,
         what: String,
     },
+}
+
+impl Event {
+    /// Whether the log writes this event. Everything is, except per-command latency samples,
+    /// which only feed metrics (one line per command would drown the rest).
+    pub fn is_logged(&self) -> bool {
+        !matches!(self, Event::CommandAnswered { .. })
+    }
 }
 
 /// How a session ended.
@@ -336,6 +418,8 @@ mod tests {
             peer: "127.0.0.2:4000".parse().unwrap(),
             username: "alice@example.org".into(),
             mechanism: "PLAIN",
+            reason: "wrong_password",
+            app_password: None,
         });
         let records = sink.records();
         assert_eq!(records.len(), 1);

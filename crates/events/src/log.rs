@@ -65,6 +65,9 @@ impl LogSink {
 
 impl Sink for LogSink {
     fn accept(&self, record: &Record) {
+        if !record.event.is_logged() {
+            return;
+        }
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
         if dropped > 0 {
             let note = match self.format {

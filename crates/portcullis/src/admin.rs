@@ -2,10 +2,11 @@
 //! them run beside a live server), as the service user when started as root.
 
 use std::io::BufRead;
+use std::sync::Arc;
 
-use portcullis_auth::{check_password, generate_password, PasswordHasher};
+use portcullis_auth::{check_password, derive_secrets, generate_password, PasswordHasher};
 use portcullis_config::{format_size, parse_size, Config};
-use portcullis_store::{normalize_address, Quota, SqliteStore, Store, StoreError};
+use portcullis_store::{normalize_address, PasswordSecrets, Quota, SqliteStore, Store, StoreError};
 use zeroize::Zeroizing;
 
 use crate::{AccountAction, BanAction, DomainAction, Failure};
@@ -19,7 +20,7 @@ pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
 }
 
 /// Opens the store as the service user, so that files it creates stay the server's.
-fn open(config: &Config) -> Result<SqliteStore, Failure> {
+pub fn open(config: &Config) -> Result<SqliteStore, Failure> {
     let service_user_exists =
         config.process.user.as_deref().is_some_and(|u| nix::unistd::User::from_name(u).ok().flatten().is_some());
     if service_user_exists {
@@ -30,7 +31,7 @@ fn open(config: &Config) -> Result<SqliteStore, Failure> {
 }
 
 /// Store errors, said the way an operator can act on.
-fn explain(e: StoreError) -> Failure {
+pub fn explain(e: StoreError) -> Failure {
     Failure(match e {
         StoreError::NoSuchDomain(d) => {
             format!("the domain {d} does not exist; add it first with `portcullis domain add {d}`")
@@ -42,6 +43,9 @@ fn explain(e: StoreError) -> Failure {
         StoreError::NoSuchAccount(a) => format!("there is no account {a} (see `portcullis account list`)"),
         StoreError::AccountExists(a) => {
             format!("the account {a} already exists; use `portcullis account passwd {a}` to change its password")
+        }
+        StoreError::AppPasswordExists(name) => {
+            format!("an app password named \"{name}\" already exists for this account; pick another --name")
         }
         StoreError::InvalidAddress(a) => format!("\"{a}\" is not a valid address; use the form user@example.org"),
         StoreError::InvalidDomain(d) => format!("\"{d}\" is not a valid domain name"),
@@ -73,9 +77,11 @@ pub fn domain(config: &Config, action: DomainAction) -> Result<(), Failure> {
 }
 
 pub fn account(config: &Config, action: AccountAction) -> Result<(), Failure> {
-    let store = open(config)?;
-    block_on(async {
+    let store = Arc::new(open(config)?);
+    let result = block_on(async {
         match action {
+            AccountAction::AppPassword { action } => crate::second::app_password(&store, action).await?,
+            AccountAction::Totp { action } => crate::second::totp(config, &store, action).await?,
             AccountAction::Add { user, password_stdin, quota } => {
                 let address = address(&user)?;
                 let quota = match quota {
@@ -83,8 +89,7 @@ pub fn account(config: &Config, action: AccountAction) -> Result<(), Failure> {
                     None => Quota::Default,
                 };
                 let (password, generated) = new_password(config, &address, password_stdin)?;
-                let hash = hash(config, &password)?;
-                store.add_account(&address, &hash, quota).await.map_err(explain)?;
+                store.add_account(&address, &secrets(config, &password)?, quota).await.map_err(explain)?;
                 println!("Added account {address}.");
                 if generated {
                     println!("Password (shown only this once): {}", password.as_str());
@@ -119,7 +124,7 @@ pub fn account(config: &Config, action: AccountAction) -> Result<(), Failure> {
                     return Err(explain(StoreError::NoSuchAccount(address)));
                 }
                 let (password, generated) = new_password(config, &address, password_stdin)?;
-                store.set_password_hash(&address, &hash(config, &password)?).await.map_err(explain)?;
+                store.set_password(&address, &secrets(config, &password)?).await.map_err(explain)?;
                 println!("Changed the password of {address}.");
                 if generated {
                     println!("Password (shown only this once): {}", password.as_str());
@@ -135,9 +140,10 @@ pub fn account(config: &Config, action: AccountAction) -> Result<(), Failure> {
                 println!("Set the quota of {address}.");
             }
         }
-        store.close();
         Ok(())
-    })
+    });
+    store.close();
+    result
 }
 
 /// 1536 -> "1.5KiB": sizes an operator reads at a glance.
@@ -156,7 +162,12 @@ fn human_size(bytes: u64) -> String {
     }
 }
 
+/// Through the running server's admin API when there is one; otherwise on the store.
 pub fn ban(config: &Config, action: BanAction) -> Result<(), Failure> {
+    let action = match crate::remote::ban(config, action)? {
+        None => return Ok(()),
+        Some(action) => action,
+    };
     let store = open(config)?;
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
@@ -164,18 +175,13 @@ pub fn ban(config: &Config, action: BanAction) -> Result<(), Failure> {
         match action {
             BanAction::List { all } => {
                 let bans = store.bans().await.map_err(explain)?;
-                println!("{:<32} {:<22} {:<6} {:>7}  reason", "network", "until", "by", "offence");
-                for b in bans.iter().filter(|b| all || b.until.is_none_or(|u| u > now)) {
-                    let until = match b.until {
-                        None => "permanent".to_string(),
-                        Some(u) => humantime::format_rfc3339_seconds(
-                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(u.max(0) as u64),
-                        )
-                        .to_string(),
-                    };
-                    let by = if b.manual { "admin" } else { "auto" };
-                    println!("{:<32} {:<22} {:<6} {:>7}  {}", b.network, until, by, b.offence, b.reason);
-                }
+                print_bans(bans.iter().filter(|b| all || b.until.is_none_or(|u| u > now)).map(|b| BanLine {
+                    network: &b.network,
+                    until: b.until,
+                    by: if b.manual { "admin" } else { "auto" },
+                    offence: b.offence,
+                    reason: &b.reason,
+                }));
             }
             BanAction::Add { network, duration, reason } => {
                 let net = portcullis_config::parse_network(&network).map_err(Failure)?;
@@ -218,7 +224,29 @@ pub fn ban(config: &Config, action: BanAction) -> Result<(), Failure> {
     })
 }
 
-fn address(user: &str) -> Result<String, Failure> {
+pub struct BanLine<'a> {
+    pub network: &'a str,
+    pub until: Option<i64>,
+    pub by: &'a str,
+    pub offence: u32,
+    pub reason: &'a str,
+}
+
+pub fn print_bans<'a>(bans: impl Iterator<Item = BanLine<'a>>) {
+    println!("{:<32} {:<22} {:<6} {:>7}  reason", "network", "until", "by", "offence");
+    for b in bans {
+        let until = match b.until {
+            None => "permanent".to_string(),
+            Some(u) => humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(u.max(0) as u64),
+            )
+            .to_string(),
+        };
+        println!("{:<32} {:<22} {:<6} {:>7}  {}", b.network, until, b.by, b.offence, b.reason);
+    }
+}
+
+pub fn address(user: &str) -> Result<String, Failure> {
     normalize_address(user).ok_or_else(|| explain(StoreError::InvalidAddress(user.to_string())))
 }
 
@@ -243,8 +271,10 @@ fn new_password(config: &Config, address: &str, from_stdin: bool) -> Result<(Zer
     Ok((password, false))
 }
 
-fn hash(config: &Config, password: &str) -> Result<String, Failure> {
-    Ok(PasswordHasher::new(&config.passwords)?.hash(password.as_bytes())?)
+/// The argon2id hash and SCRAM keys stored for a password.
+fn secrets(config: &Config, password: &str) -> Result<PasswordSecrets, Failure> {
+    let hasher = PasswordHasher::new(&config.passwords)?;
+    Ok(derive_secrets(&hasher, password, config.passwords.scram_iterations)?)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use portcullis_auth::{generate_password, PasswordHasher};
+use portcullis_auth::{derive_secrets, generate_password, PasswordHasher};
 use portcullis_config::{is_hostname, Config};
 use portcullis_store::{Quota, SqliteStore, Store};
 
@@ -80,11 +80,12 @@ pub fn init(args: &InitArgs) -> Result<Config, Failure> {
 
     let account = format!("postmaster@{domain}");
     let password = generate_password();
-    let hash = PasswordHasher::new(&config.passwords)?.hash(password.as_bytes())?;
+    let hasher = PasswordHasher::new(&config.passwords)?;
+    let secrets = derive_secrets(&hasher, &password, config.passwords.scram_iterations)?;
     let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)?;
     crate::admin::block_on(async {
         store.add_domain(&domain).await?;
-        store.add_account(&account, &hash, Quota::Default).await?;
+        store.add_account(&account, &secrets, Quota::Default).await?;
         store.close();
         Ok::<_, Failure>(())
     })?;
@@ -126,6 +127,14 @@ pub fn dev_instance(dir: &Path) -> Result<Config, Failure> {
             println!("  {what:<30} {addr}");
         }
     }
+    for addr in &config.listen.admin {
+        println!("  {:<30} http://{addr}/", "Dashboard, admin API, /metrics");
+    }
+    if let portcullis_config::AdminToken::File(path) = &config.admin.token {
+        if !config.listen.admin.is_empty() {
+            println!("The dashboard's sign-in token is in {} (created at the first start).", path.display());
+        }
+    }
     println!("The certificate is self-signed: tell clients to trust {}.", config.tls.cert.display());
     Ok(config)
 }
@@ -142,7 +151,8 @@ fn config_text(hostname: &str, dev: bool) -> String {
     let root = nix::unistd::Uid::effective().is_root();
     let (listen, process, log) = if dev {
         (
-            "submissions = [\"127.0.0.1:10465\"]\nsubmission = [\"127.0.0.1:10587\"]\nimaps = [\"127.0.0.1:10993\"]\npop3s = [\"127.0.0.1:10995\"]\n",
+            "submissions = [\"127.0.0.1:10465\"]\nsubmission = [\"127.0.0.1:10587\"]\nimaps = [\"127.0.0.1:10993\"]\npop3s = [\"127.0.0.1:10995\"]\n\
+             admin = [\"127.0.0.1:18080\"]               # admin API, /metrics, dashboard\n",
             if root {
                 // A dev instance on loopback, started by root (a container): stay root rather
                 // than lose access to a home directory only root may enter.
@@ -154,7 +164,10 @@ fn config_text(hostname: &str, dev: bool) -> String {
         )
     } else {
         (
-            "submissions = [\"0.0.0.0:465\"]       # add \"[::]:465\" for IPv6\nsubmission = [\"0.0.0.0:587\"]\nimaps = [\"0.0.0.0:993\"]\npop3s = [\"0.0.0.0:995\"]\n",
+            "submissions = [\"0.0.0.0:465\"]       # add \"[::]:465\" for IPv6\nsubmission = [\"0.0.0.0:587\"]\nimaps = [\"0.0.0.0:993\"]\npop3s = [\"0.0.0.0:995\"]\n\
+             # Admin API, /metrics and the dashboard; the token is in data/admin.token (made at the\n\
+             # first start). Off loopback, set admin.tls = true.\n\
+             admin = [\"127.0.0.1:8080\"]\n",
             "# Started as root, `serve` binds its ports and then runs as this user\n# (create it with `useradd --system --home-dir /var/lib/portcullis portcullis`).\nuser = \"portcullis\"\n",
             "",
         )
@@ -221,6 +234,8 @@ mod tests {
             let text = config_text("mail.example.org", dev);
             let config = Config::parse(Path::new("/srv/p/portcullis.toml"), &text).unwrap();
             assert_eq!(config.listen.submissions.len(), 1);
+            assert_eq!(config.listen.admin.len(), 1);
+            assert!(config.listen.admin[0].ip().is_loopback());
             assert_eq!(config.store.sqlite_path, PathBuf::from("/srv/p/data/mail.db"));
         }
     }

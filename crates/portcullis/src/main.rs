@@ -3,6 +3,8 @@
 
 mod admin;
 mod init;
+mod remote;
+mod second;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,10 +43,42 @@ enum Command {
         action: AccountAction,
     },
     /// Ban networks, lift bans, list them (takes effect at once on a running server)
+    ///
+    /// Goes through the running server's admin API (listen.admin, with the admin token); when no
+    /// admin listener is configured, or none answers, it works on the store directly, which a
+    /// running server follows within a second.
     Ban {
         #[command(subcommand)]
         action: BanAction,
     },
+    /// Audit any mail server's ports against the secure-port checklist (exit 2: --fail-on hit)
+    Check {
+        /// The host name or address to audit
+        host: String,
+        /// Ports to probe, as PORT or PORT/SERVICE (smtp, submission, submissions, imap, imaps,
+        /// pop3, pop3s), comma-separated [default: 25,465,587,993,995,110,143]
+        #[arg(long, value_delimiter = ',', value_name = "PORTS")]
+        ports: Vec<String>,
+        /// Also trust the CA certificates (or pinned certificates) in this PEM file
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+        /// Exit with status 2 if a finding is at least this severe: info, low, medium, high, critical
+        #[arg(long, value_name = "SEVERITY")]
+        fail_on: Option<String>,
+        /// How long to wait for each connection and each answer
+        #[arg(long, default_value = "4s", value_name = "DURATION")]
+        timeout: String,
+        /// The name clients connect to, for SNI and the certificate check [default: HOST unless
+        /// it is an address]
+        #[arg(long, value_name = "NAME")]
+        server_name: Option<String>,
+    },
+    /// Show what the running server is doing: listeners, sessions, bans, the latest alerts
+    /// (through the admin API: needs listen.admin)
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -104,9 +138,52 @@ enum AccountAction {
     },
     /// Set an account's storage allowance: a size, "unlimited", or "default"
     Quota { user: String, size: String },
+    /// App passwords: one per mail client, limited to some protocols, revocable one by one
+    AppPassword {
+        #[command(subcommand)]
+        action: AppPasswordAction,
+    },
+    /// A second factor (TOTP): with it on, mail clients need app passwords
+    Totp {
+        #[command(subcommand)]
+        action: TotpAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AppPasswordAction {
+    /// Create one; prints the generated password once
+    Add {
+        user: String,
+        /// What it is for, e.g. "phone" or "laptop mutt"
+        #[arg(long)]
+        name: String,
+        /// The protocols it opens, comma-separated: imap, pop3, smtp [default: all three]
+        #[arg(long, value_delimiter = ',', value_name = "PROTOCOLS")]
+        scope: Vec<String>,
+        /// How long it lasts, e.g. "90d" [default: until revoked]
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Show the account's app passwords: scope, status, created, expiry, last use and address
+    List { user: String },
+    /// Revoke one at once; sessions opened with it are closed
+    Revoke { user: String, name: String },
+}
+
+#[derive(Subcommand)]
+pub enum TotpAction {
+    /// Show a QR code to scan, confirm with one code, and print recovery codes
+    Enable { user: String },
+    /// Turn TOTP off (the password opens mail clients again)
+    Disable { user: String },
+    /// Read the password and a code (or a recovery code) from standard input, one per line,
+    /// and say whether they open the account
+    Check { user: String },
 }
 
 /// An error for the operator: one plain sentence that says what to do.
+#[derive(Debug)]
 pub struct Failure(pub String);
 
 impl<E: std::fmt::Display> From<E> for Failure {
@@ -143,7 +220,39 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Domain { action } => admin::domain(&load(&config_path)?, action),
         Command::Account { action } => admin::account(&load(&config_path)?, action),
         Command::Ban { action } => admin::ban(&load(&config_path)?, action),
+        Command::Status => remote::status(&load(&config_path)?),
+        Command::Check { host, ports, ca, json, fail_on, timeout, server_name } => {
+            check(host, ports, ca, json, fail_on, timeout, server_name)
+        }
     }
+}
+
+/// `check`: needs no config; prints the report, and exits 2 when `--fail-on` is met.
+fn check(
+    host: String,
+    ports: Vec<String>,
+    ca: Option<PathBuf>,
+    json: bool,
+    fail_on: Option<String>,
+    timeout: String,
+    server_name: Option<String>,
+) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let targets = ports.iter().map(|p| p.parse()).collect::<Result<Vec<portcullis_check::Target>, _>>()?;
+    let fail_on = fail_on.map(|s| s.parse::<portcullis_check::Severity>()).transpose()?;
+    let timeout = humantime::parse_duration(&timeout)
+        .map_err(|e| Failure(format!("--timeout {timeout:?} is not a duration like \"4s\": {e}")))?;
+    let options = portcullis_check::Options { host, targets, ca, timeout, server_name };
+    let report = portcullis_check::audit_blocking(&options)?;
+    let text = if json { report.to_json() } else { report.to_table() };
+    println!("{}", text.trim_end());
+    if let Some(threshold) = fail_on.filter(|t| report.fails(*t)) {
+        let count = report.findings.iter().filter(|f| f.severity >= threshold).count();
+        eprintln!("{count} finding(s) at or above {}", threshold.name());
+        let _ = std::io::stdout().flush();
+        std::process::exit(2);
+    }
+    Ok(())
 }
 
 fn load(path: &Path) -> Result<Config, Failure> {

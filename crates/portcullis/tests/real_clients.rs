@@ -1,5 +1,5 @@
 //! Clients nobody here wrote (swaks, curl, openssl s_client, fetchmail, Python's smtplib and
-//! poplib, mbsync, neomutt in tmux) against the server, through the pytest suite in
+//! poplib, mbsync, neomutt in tmux, scramp, gsasl, pyotp) against the server, through the pytest suite in
 //! tests/clients. `.ci/run` installs them; a missing client fails the test rather than skipping
 //! it.
 
@@ -41,6 +41,11 @@ fn openssl_s_client_and_fetchmail() {
 #[test]
 fn python_imaplib_and_curl_imaps() {
     pytest("test_imap_clients.py");
+}
+
+#[test]
+fn strong_authentication() {
+    pytest("test_strong_auth.py");
 }
 
 #[test]

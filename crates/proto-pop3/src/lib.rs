@@ -72,10 +72,15 @@ pub enum Action {
     /// Send [`Session::take_output`], then read and [`Session::feed`] (or
     /// [`Session::peer_closed`]).
     Read,
-    /// Check these credentials, then call [`Session::auth_result`].
+    /// Look up this user's SCRAM keys (or a decoy), then call [`Session::scram_keys`].
+    ScramLookup {
+        username: String,
+    },
+    /// Check these credentials (or record this SCRAM outcome), then call
+    /// [`Session::auth_result`].
     Authenticate {
         method: Method,
-        credentials: sasl::Credentials,
+        attempt: sasl::Attempt,
     },
     /// Lock and list the account's INBOX, then call [`Session::maildrop_opened`].
     OpenMaildrop {
@@ -112,6 +117,7 @@ enum State {
 }
 
 enum Pending {
+    ScramKeys,
     Auth,
     Open,
     /// RETR, or TOP with this many body lines.
@@ -134,12 +140,16 @@ pub struct Session {
     reports: Vec<Fact>,
     /// An action that follows from a reported outcome (open the maildrop after a login).
     queued: Option<Action>,
+    /// A SCRAM exchange waiting for the account's keys.
+    sasl: Option<sasl::Exchange>,
+    /// The TLS connection's `tls-exporter` value, for SCRAM-SHA-256-PLUS.
+    channel_binding: Option<Vec<u8>>,
 }
 
 impl Session {
     /// A new connection (always under TLS: POP3 is only offered on 995); the greeting is in
     /// the output.
-    pub fn new(config: Config) -> Session {
+    pub fn new(config: Config, channel_binding: Option<Vec<u8>>) -> Session {
         let mut s = Session {
             input: LineBuffer::new(config.max_line_length),
             config,
@@ -152,6 +162,8 @@ impl Session {
             auth_failures: 0,
             reports: Vec::new(),
             queued: None,
+            sasl: None,
+            channel_binding,
         };
         let greeting = format!("{} POP3 server ready", s.config.hostname);
         s.ok(&greeting);
@@ -181,6 +193,15 @@ impl Session {
         self.state = State::Closing;
     }
 
+    /// The SCRAM keys asked for by [`Action::ScramLookup`].
+    pub fn scram_keys(&mut self, keys: sasl::ScramKeys) {
+        self.state = State::Authorization { user: None };
+        if let Some(mut exchange) = self.sasl.take() {
+            let step = exchange.keys(keys);
+            self.queued = self.sasl_step(exchange, step);
+        }
+    }
+
     pub fn auth_result(&mut self, outcome: AuthOutcome) {
         match outcome {
             AuthOutcome::Success(account) => {
@@ -203,7 +224,7 @@ impl Session {
             self.err("[AUTH] Too many authentication failures, closing connection");
             self.state = State::Closing;
         } else {
-            self.err("[AUTH] Authentication failed");
+            self.err("[AUTH] Authentication failed (accounts with two-factor authentication use an app password)");
         }
     }
 
@@ -398,7 +419,7 @@ impl Session {
         self.ok("Capability list follows");
         let mut lines = vec!["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "IMPLEMENTATION Portcullis"];
         if !self.in_transaction() {
-            lines.extend(["USER", "SASL PLAIN"]);
+            lines.extend(["USER", "SASL PLAIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS"]);
         }
         for line in lines {
             self.output.extend_from_slice(line.as_bytes());
@@ -436,46 +457,48 @@ impl Session {
             return None;
         };
         self.state = State::Waiting(Pending::Auth);
-        Some(Action::Authenticate {
-            method: Method::UserPass,
-            credentials: sasl::Credentials {
-                authzid: String::new(),
-                username,
-                password: Zeroizing::new(password.to_vec()),
-            },
-        })
+        let credentials =
+            sasl::Credentials { authzid: String::new(), username, password: Zeroizing::new(password.to_vec()) };
+        Some(Action::Authenticate { method: Method::UserPass, attempt: sasl::Attempt::Password(credentials) })
     }
 
     fn auth(&mut self, args: &[&str]) -> Option<Action> {
         let Some(name) = args.first() else {
             // RFC 5034 leaves this open; list the mechanisms like most servers do.
             self.ok("Mechanisms follow");
-            self.output.extend_from_slice(b"PLAIN\r\n.\r\n");
+            self.output.extend_from_slice(b"PLAIN\r\nSCRAM-SHA-256\r\nSCRAM-SHA-256-PLUS\r\n.\r\n");
             return None;
         };
         let mechanism = match Mechanism::from_name(name) {
-            Some(Mechanism::Plain) => Mechanism::Plain,
+            Some(m @ (Mechanism::Plain | Mechanism::ScramSha256 | Mechanism::ScramSha256Plus)) => m,
             _ => {
                 self.error("Unsupported authentication mechanism");
                 return None;
             }
         };
-        let (exchange, step) = sasl::Exchange::start(mechanism, args.get(1).map(|a| a.as_bytes()));
+        let (exchange, step) =
+            sasl::Exchange::start(mechanism, args.get(1).map(|a| a.as_bytes()), self.channel_binding.as_deref());
         self.sasl_step(exchange, step)
     }
 
     fn sasl_step(&mut self, exchange: sasl::Exchange, step: sasl::Step) -> Option<Action> {
+        let method = Method::Sasl(exchange.mechanism());
         match step {
             sasl::Step::Challenge(challenge) => {
                 self.output.extend_from_slice(b"+ ");
-                self.output.extend_from_slice(sasl::encode(challenge).as_bytes());
+                self.output.extend_from_slice(sasl::encode(&challenge).as_bytes());
                 self.output.extend_from_slice(b"\r\n");
                 self.state = State::AuthExchange(exchange);
                 None
             }
-            sasl::Step::Done(credentials) => {
+            sasl::Step::Lookup { username } => {
+                self.sasl = Some(exchange);
+                self.state = State::Waiting(Pending::ScramKeys);
+                Some(Action::ScramLookup { username })
+            }
+            sasl::Step::Attempt(attempt) => {
                 self.state = State::Waiting(Pending::Auth);
-                Some(Action::Authenticate { method: Method::Sasl(exchange.mechanism()), credentials })
+                Some(Action::Authenticate { method, attempt })
             }
             sasl::Step::Failed(sasl::SaslError::Cancelled) => {
                 self.state = State::Authorization { user: None };

@@ -21,7 +21,7 @@ impl Harness {
             max_errors: 10,
         };
         let mut h = Harness {
-            s: Session::new(config),
+            s: Session::new(config, None),
             messages: vec![
                 (3, b"Subject: one\r\n\r\nfirst\r\n.dot line\r\n".to_vec()),
                 (7, b"Subject: two\r\nX: y\r\n\r\nl1\r\nl2\r\nl3\r\n".to_vec()),
@@ -45,7 +45,11 @@ impl Harness {
                     self.closed = true;
                     break;
                 }
-                Action::Authenticate { credentials, .. } => {
+                Action::ScramLookup { username } => self.s.scram_keys(sasl::ScramKeys::decoy(&username, b"x", 4096)),
+                Action::Authenticate { attempt: sasl::Attempt::Scram { .. }, .. } => {
+                    self.s.auth_result(AuthOutcome::InvalidCredentials)
+                }
+                Action::Authenticate { attempt: sasl::Attempt::Password(credentials), .. } => {
                     let outcome =
                         if credentials.username == "alice@example.org" && &credentials.password[..] == PASSWORD {
                             AuthOutcome::Success(1)
@@ -115,7 +119,7 @@ fn capa_before_and_after_login() {
     let capa = h.send("CAPA\r\n");
     assert_eq!(
         capa,
-        "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION Portcullis\r\nUSER\r\nSASL PLAIN\r\n.\r\n"
+        "+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nIMPLEMENTATION Portcullis\r\nUSER\r\nSASL PLAIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n.\r\n"
     );
     let mut h = Harness::logged_in();
     assert!(!h.send("CAPA\r\n").contains("SASL"));
@@ -127,11 +131,17 @@ fn user_pass_and_failures() {
     assert_eq!(h.send("STAT\r\n"), "-ERR Authenticate first\r\n");
     assert_eq!(h.send("PASS x\r\n"), "-ERR Send USER first\r\n");
     h.send("USER alice@example.org\r\n");
-    assert_eq!(h.send("PASS wrong\r\n"), "-ERR [AUTH] Authentication failed\r\n");
+    assert_eq!(
+        h.send("PASS wrong\r\n"),
+        "-ERR [AUTH] Authentication failed (accounts with two-factor authentication use an app password)\r\n"
+    );
     h.send("USER tempfail@example.org\r\n");
     assert_eq!(h.send("PASS x\r\n"), "-ERR [SYS/TEMP] Temporary authentication failure, try again later\r\n");
     h.send("USER alice@example.org\r\n");
-    assert_eq!(h.send("PASS wrong again\r\n"), "-ERR [AUTH] Authentication failed\r\n");
+    assert_eq!(
+        h.send("PASS wrong again\r\n"),
+        "-ERR [AUTH] Authentication failed (accounts with two-factor authentication use an app password)\r\n"
+    );
     h.send("USER alice@example.org\r\n");
     assert_eq!(h.send("PASS third\r\n"), "-ERR [AUTH] Too many authentication failures, closing connection\r\n");
     assert!(h.closed);
@@ -141,8 +151,11 @@ fn user_pass_and_failures() {
 #[test]
 fn auth_plain_with_and_without_initial_response() {
     let mut h = Harness::new();
-    assert_eq!(h.send("AUTH\r\n"), "+OK Mechanisms follow\r\nPLAIN\r\n.\r\n");
+    assert_eq!(h.send("AUTH\r\n"), "+OK Mechanisms follow\r\nPLAIN\r\nSCRAM-SHA-256\r\nSCRAM-SHA-256-PLUS\r\n.\r\n");
     assert_eq!(h.send("AUTH LOGIN\r\n"), "-ERR Unsupported authentication mechanism\r\n");
+    let first = sasl::encode(b"n,,n=alice@example.org,r=abc");
+    assert!(h.send(&format!("AUTH SCRAM-SHA-256 {first}\r\n")).starts_with("+ "), "server-first");
+    assert_eq!(h.send("*\r\n"), "-ERR Authentication cancelled\r\n");
     assert!(h.send(&format!("AUTH PLAIN {}\r\n", plain("alice@example.org", PASSWORD))).starts_with("+OK Logged in"));
 
     let mut h = Harness::new();

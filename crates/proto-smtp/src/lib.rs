@@ -49,6 +49,8 @@ pub struct Peer {
     pub session_id: String,
     /// "TLSv1.3 TLS13_AES_256_GCM_SHA384" for the Received header, once TLS is up.
     pub tls: Option<String>,
+    /// The TLS connection's `tls-exporter` value, for SCRAM-SHA-256-PLUS.
+    pub channel_binding: Option<Vec<u8>>,
 }
 
 /// The authenticated account.
@@ -67,8 +69,11 @@ pub enum Action {
     /// Send the output, run the server side of a TLS handshake, then call
     /// [`Session::tls_established`].
     StartTls,
-    /// Check these credentials, then call [`Session::auth_result`].
-    Authenticate { mechanism: Mechanism, credentials: sasl::Credentials },
+    /// Look up this user's SCRAM keys (or a decoy), then call [`Session::scram_keys`].
+    ScramLookup { username: String },
+    /// Check these credentials (or record this SCRAM outcome), then call
+    /// [`Session::auth_result`].
+    Authenticate { mechanism: Mechanism, attempt: sasl::Attempt },
     /// Look up a recipient, then call [`Session::recipient_result`].
     LookupRecipient { address: String },
     /// Store the message durably, then call [`Session::delivery_result`].
@@ -145,6 +150,7 @@ enum State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
     Tls,
+    ScramKeys,
     Auth,
     Recipient,
     Delivery,
@@ -179,6 +185,10 @@ pub struct Session {
     auth_failures: u32,
     messages: u64,
     reports: Vec<Fact>,
+    /// A SCRAM exchange waiting for the account's keys.
+    sasl: Option<sasl::Exchange>,
+    /// An action that follows from a reported outcome.
+    queued: Option<Action>,
 }
 
 fn system_clock() -> i64 {
@@ -210,6 +220,8 @@ impl Session {
             auth_failures: 0,
             messages: 0,
             reports: Vec::new(),
+            sasl: None,
+            queued: None,
         };
         let greeting = format!("{} ESMTP Portcullis", session.config.hostname);
         session.reply(Reply::new(220, "", &greeting));
@@ -250,14 +262,27 @@ impl Session {
 
     /// The TLS handshake asked for by [`Action::StartTls`] succeeded. Everything is reset
     /// (RFC 3207 §4.2): the client must EHLO again.
-    pub fn tls_established(&mut self, description: String) {
+    pub fn tls_established(&mut self, description: String, channel_binding: Option<Vec<u8>>) {
         debug_assert!(matches!(self.state, State::Waiting(Pending::Tls)));
         self.tls = true;
         self.peer.tls = Some(description);
+        self.peer.channel_binding = channel_binding;
         self.helo = None;
         self.tx = Transaction::default();
         self.input.clear();
         self.state = State::Command;
+    }
+
+    /// The SCRAM keys asked for by [`Action::ScramLookup`].
+    pub fn scram_keys(&mut self, keys: sasl::ScramKeys) {
+        debug_assert!(matches!(self.state, State::Waiting(Pending::ScramKeys)));
+        self.state = State::Command;
+        if let Some(mut exchange) = self.sasl.take() {
+            let step = exchange.keys(keys);
+            if let Some(action) = self.sasl_step(exchange, step) {
+                self.queued = Some(action);
+            }
+        }
     }
 
     pub fn auth_result(&mut self, outcome: AuthOutcome, principal: Option<Principal>) {
@@ -282,7 +307,11 @@ impl Session {
             self.reply(Reply::new(421, "4.7.0", "Too many failed authentication attempts, closing connection"));
             self.state = State::Closing;
         } else {
-            self.reply(Reply::new(535, "5.7.8", "Authentication credentials invalid"));
+            self.reply(Reply::new(
+                535,
+                "5.7.8",
+                "Authentication credentials invalid (accounts with two-factor authentication use an app password)",
+            ));
         }
     }
 
@@ -342,6 +371,9 @@ impl Session {
         loop {
             if !self.reports.is_empty() {
                 return Action::Report(self.reports.remove(0));
+            }
+            if let Some(action) = self.queued.take() {
+                return action;
             }
             match &mut self.state {
                 State::Closing => return Action::Close,
@@ -514,7 +546,7 @@ impl Session {
             lines.push("ENHANCEDSTATUSCODES".into());
             lines.push("CHUNKING".into());
             if self.principal.is_none() {
-                lines.push("AUTH PLAIN LOGIN".into());
+                lines.push("AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS".into());
             }
         } else {
             lines.push("ENHANCEDSTATUSCODES".into());
@@ -551,26 +583,34 @@ impl Session {
         let mechanism = match mechanism {
             smtp_proto::AUTH_PLAIN => Mechanism::Plain,
             smtp_proto::AUTH_LOGIN => Mechanism::Login,
+            smtp_proto::AUTH_SCRAM_SHA_256 => Mechanism::ScramSha256,
+            smtp_proto::AUTH_SCRAM_SHA_256_PLUS => Mechanism::ScramSha256Plus,
             _ => {
                 self.error(Reply::new(504, "5.5.4", "Unrecognized authentication mechanism"));
                 return None;
             }
         };
         let initial = (!initial_response.is_empty()).then_some(initial_response.as_bytes());
-        let (exchange, step) = sasl::Exchange::start(mechanism, initial);
+        let (exchange, step) = sasl::Exchange::start(mechanism, initial, self.peer.channel_binding.as_deref());
         self.sasl_step(exchange, step)
     }
 
     fn sasl_step(&mut self, exchange: sasl::Exchange, step: sasl::Step) -> Option<Action> {
+        let mechanism = exchange.mechanism();
         match step {
             sasl::Step::Challenge(challenge) => {
-                self.reply(Reply::owned(334, "", sasl::encode(challenge)));
+                self.reply(Reply::owned(334, "", sasl::encode(&challenge)));
                 self.state = State::AuthExchange(exchange);
                 None
             }
-            sasl::Step::Done(credentials) => {
+            sasl::Step::Lookup { username } => {
+                self.sasl = Some(exchange);
+                self.state = State::Waiting(Pending::ScramKeys);
+                Some(Action::ScramLookup { username })
+            }
+            sasl::Step::Attempt(attempt) => {
                 self.state = State::Waiting(Pending::Auth);
-                Some(Action::Authenticate { mechanism: exchange.mechanism(), credentials })
+                Some(Action::Authenticate { mechanism, attempt })
             }
             sasl::Step::Failed(sasl::SaslError::Cancelled) => {
                 self.state = State::Command;

@@ -34,7 +34,7 @@ impl Harness {
     }
 
     fn with(config: Config) -> Harness {
-        let peer = Peer { ip: "127.0.0.2".parse().unwrap(), session_id: "S1".into(), tls: None };
+        let peer = Peer { ip: "127.0.0.2".parse().unwrap(), session_id: "S1".into(), tls: None, channel_binding: None };
         let mut h = Harness {
             s: Session::with_clock(config, peer, || 1_764_291_600),
             delivered: vec![],
@@ -60,9 +60,25 @@ impl Harness {
                 }
                 Action::StartTls => {
                     self.handshakes += 1;
-                    self.s.tls_established("TLSv1.3 TLS13_AES_128_GCM_SHA256".into());
+                    self.s.tls_established("TLSv1.3 TLS13_AES_128_GCM_SHA256".into(), Some(vec![7; 32]));
                 }
-                Action::Authenticate { credentials, .. } => {
+                Action::ScramLookup { username } => {
+                    let keys = if username == ALICE {
+                        sasl::ScramKeys::derive_with_salt(std::str::from_utf8(ALICE_PW).unwrap(), b"salt", 4096)
+                            .unwrap()
+                    } else {
+                        sasl::ScramKeys::decoy(&username, b"secret", 4096)
+                    };
+                    self.s.scram_keys(keys);
+                }
+                Action::Authenticate { attempt: sasl::Attempt::Scram { username, proof, .. }, .. } => {
+                    if proof == sasl::ScramProof::Valid && username == ALICE {
+                        self.s.auth_result(AuthOutcome::Success, Some(Principal { account: 1, address: ALICE.into() }));
+                    } else {
+                        self.s.auth_result(AuthOutcome::InvalidCredentials, None);
+                    }
+                }
+                Action::Authenticate { attempt: sasl::Attempt::Password(credentials), .. } => {
                     let ok = credentials.username.eq_ignore_ascii_case(ALICE) && &credentials.password[..] == ALICE_PW;
                     if credentials.username == "storefail@example.org" {
                         self.s.auth_result(AuthOutcome::TemporaryFailure, None);
@@ -155,7 +171,7 @@ fn submission_port_accepts_only_the_starttls_set_before_tls() {
     assert_eq!(h.send("STARTTLS\r\n"), "220 2.0.0 Ready to start TLS\r\n");
     assert_eq!(h.handshakes, 1);
     let ehlo = h.send("EHLO client.example\r\n");
-    assert!(ehlo.ends_with("250 AUTH PLAIN LOGIN\r\n"), "{ehlo}");
+    assert!(ehlo.ends_with("250 AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n"), "{ehlo}");
     assert!(!ehlo.contains("STARTTLS"));
 }
 
@@ -178,7 +194,7 @@ fn ehlo_under_tls_advertises_the_extensions() {
     assert_eq!(
         ehlo,
         "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
-         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 AUTH PLAIN LOGIN\r\n"
+         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n"
     );
     assert_eq!(h.send("STARTTLS\r\n"), "503 5.5.1 TLS is already active\r\n");
 }
@@ -193,7 +209,7 @@ fn auth_plain_login_and_failures() {
     assert_eq!(h.send("*\r\n"), "501 5.0.0 Authentication cancelled\r\n");
     assert_eq!(
         h.send(&format!("AUTH PLAIN {}\r\n", plain(ALICE, b"wrong"))),
-        "535 5.7.8 Authentication credentials invalid\r\n"
+        "535 5.7.8 Authentication credentials invalid (accounts with two-factor authentication use an app password)\r\n"
     );
     assert_eq!(h.send("AUTH LOGIN\r\n"), "334 VXNlcm5hbWU6\r\n");
     assert_eq!(h.send(&format!("{}\r\n", sasl::encode(ALICE.as_bytes()))), "334 UGFzc3dvcmQ6\r\n");
@@ -201,6 +217,24 @@ fn auth_plain_login_and_failures() {
     assert_eq!(h.s.principal().map(|p| p.account), Some(1));
     assert_eq!(h.send("AUTH PLAIN\r\n"), "503 5.5.1 Already authenticated\r\n");
     assert!(!h.send("EHLO c\r\n").contains("AUTH"), "AUTH is not offered once authenticated");
+}
+
+#[test]
+fn auth_scram_sha_256_round_trip_and_a_wrong_proof() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut h = Harness::new(true);
+    h.send("EHLO c\r\n");
+    let first = b64.encode("n,,n=alice@example.org,r=clientnonce");
+    let out = h.send(&format!("AUTH SCRAM-SHA-256 {first}\r\n"));
+    let server_first = String::from_utf8(b64.decode(out.strip_prefix("334 ").unwrap().trim()).unwrap()).unwrap();
+    assert!(server_first.starts_with("r=clientnonce"), "{server_first}");
+    // A proof computed with the wrong password is refused like a wrong PLAIN password.
+    let nonce = server_first.split(',').next().unwrap().strip_prefix("r=").unwrap();
+    let bogus = b64.encode(format!("c=biws,r={nonce},p={}", b64.encode([0u8; 32])));
+    assert_eq!(h.send(&format!("{bogus}\r\n")), "535 5.7.8 Authentication credentials invalid (accounts with two-factor authentication use an app password)\r\n");
+    assert_eq!(h.send("AUTH SCRAM-SHA-256-PLUS\r\n"), "334 \r\n");
+    assert_eq!(h.send(&format!("{}\r\n", b64.encode("n,,n=alice@example.org,r=x"))), "535 5.7.8 Authentication credentials invalid (accounts with two-factor authentication use an app password)\r\n", "PLUS needs binding");
 }
 
 #[test]

@@ -45,6 +45,11 @@ impl Metrics {
         Arc::new(Metrics { detector: Mutex::new(Detector::new(settings, Instant::now())) })
     }
 
+    /// The learned baseline of a series: (mean, standard deviation) per bucket.
+    pub fn baseline(&self, series: &Series) -> Option<(f64, f64)> {
+        self.detector.lock().ok().and_then(|d| d.baseline(series))
+    }
+
     fn count(&self, metric: Metric, listener: Option<&'static str>) {
         let now = Instant::now();
         if let Ok(mut d) = self.detector.lock() {

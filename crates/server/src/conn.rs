@@ -17,7 +17,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::app_sessions::AppSessions;
 use crate::net::Stream;
+use crate::sessions::{Sessions, Traffic};
 use crate::tls::{self, Tls};
 use crate::{imap, pop3, smtp};
 
@@ -33,11 +35,15 @@ pub struct Shared {
     pub events: Events,
     pub guard: Guard,
     pub tls: Tls,
+    /// Sessions opened with app passwords, closed when those are revoked.
+    pub app_sessions: AppSessions,
     pub tasks: TaskTracker,
     /// Cancelled on SIGTERM: listeners stop accepting.
     pub stop_accepting: CancellationToken,
     /// Cancelled when the shutdown grace period is over: sessions say goodbye and close.
     pub close_sessions: CancellationToken,
+    /// Live sessions, for the admin API (list, kill).
+    pub sessions: Arc<Sessions>,
     next_conn: AtomicU64,
     polite_refusals: Semaphore,
 }
@@ -52,9 +58,11 @@ impl Shared {
             events,
             guard,
             tls,
+            app_sessions: AppSessions::default(),
             tasks: TaskTracker::new(),
             stop_accepting: CancellationToken::new(),
             close_sessions: CancellationToken::new(),
+            sessions: Arc::default(),
             next_conn: AtomicU64::new(1),
             polite_refusals: Semaphore::new(MAX_POLITE_REFUSALS),
         }
@@ -103,6 +111,11 @@ pub struct Conn {
     pub bytes_in: u64,
     pub bytes_out: u64,
     buf: Box<[u8]>,
+    /// The same byte counts, live, for the admin API's session list.
+    traffic: Arc<Traffic>,
+    /// When the last input arrived that has not been answered yet (command latency).
+    unanswered: Option<Instant>,
+    events: Events,
 }
 
 pub enum Input {
@@ -120,6 +133,12 @@ impl Conn {
         Who { conn: self.id, listener: self.listener, peer: self.peer }
     }
 
+    /// Cancelling it closes the session (at its next read): a ban, new firewall rules, or a
+    /// revoked app password.
+    pub fn closer(&self) -> CancellationToken {
+        self.revoked.clone()
+    }
+
     /// Unique per connection: "c" + connection number + random, for Received/Message-ID.
     pub fn session_id(&self) -> String {
         format!("{:x}{:08x}", self.id, rand::random::<u32>())
@@ -133,6 +152,8 @@ impl Conn {
                 Ok(Ok(0)) => Input::Closed,
                 Ok(Ok(n)) => {
                     self.bytes_in += n as u64;
+                    self.traffic.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                    self.unanswered = Some(Instant::now());
                     Input::Data(n)
                 }
                 Ok(Err(_)) => Input::Failed,
@@ -184,6 +205,13 @@ impl Conn {
     /// holding a session open) is cut off.
     pub async fn send(&mut self, stream: &mut Stream, data: &[u8]) -> std::io::Result<()> {
         self.bytes_out += data.len() as u64;
+        self.traffic.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
+        if !data.is_empty() {
+            if let Some(since) = self.unanswered.take() {
+                let latency_us = since.elapsed().as_micros() as u64;
+                self.events.emit(Event::CommandAnswered { conn: self.id, listener: self.listener, latency_us });
+            }
+        }
         match tokio::time::timeout(self.idle, stream.send(data)).await {
             Ok(result) => result,
             Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
@@ -193,10 +221,18 @@ impl Conn {
     /// The server side of a TLS handshake, bounded by `tls.handshake_timeout`.
     pub async fn handshake(&self, shared: &Shared, tcp: TcpStream) -> Result<Stream, ()> {
         let timeout = shared.config.tls.handshake_timeout;
-        let failed =
-            |reason: String| Event::TlsFailed { conn: self.id, listener: self.listener, peer: self.peer, reason };
+        let started = Instant::now();
+        let took = || started.elapsed().as_secs_f64() * 1000.0;
+        let failed = |reason: String| Event::TlsFailed {
+            conn: self.id,
+            listener: self.listener,
+            peer: self.peer,
+            reason,
+            handshake_ms: took(),
+        };
         match tokio::time::timeout(timeout, shared.tls.acceptor().accept(tcp)).await {
             Ok(Ok(tls)) => {
+                let handshake_ms = took();
                 let (version, cipher) = tls::describe(tls.get_ref().1);
                 let sni = tls.get_ref().1.server_name().map(str::to_string);
                 shared.events.emit(Event::TlsEstablished {
@@ -206,6 +242,7 @@ impl Conn {
                     version,
                     cipher,
                     sni,
+                    handshake_ms,
                 });
                 Ok(Stream::Tls(Box::new(tls)))
             }
@@ -230,6 +267,11 @@ pub struct Who {
 }
 
 /// "TLSv1.3 TLS13_AES_256_GCM_SHA384" for the SMTP Received header.
+/// The TLS connection's `tls-exporter` channel binding, for SCRAM-SHA-256-PLUS.
+pub fn channel_binding(stream: &Stream) -> Option<Vec<u8>> {
+    stream.tls_connection().and_then(tls::channel_binding)
+}
+
 pub fn tls_summary(stream: &Stream) -> Option<String> {
     stream.tls_connection().map(|c| {
         let (version, cipher) = tls::describe(c);
@@ -282,8 +324,11 @@ async fn serve_connection(
     revoked: CancellationToken,
 ) {
     let limits = &shared.config.limits;
+    let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let traffic = Arc::new(Traffic::default());
+    let _registration = shared.sessions.register(id, listener, peer, revoked.clone(), traffic.clone());
     let mut conn = Conn {
-        id: shared.next_conn.fetch_add(1, Ordering::Relaxed),
+        id,
         listener,
         peer,
         idle: match listener {
@@ -296,6 +341,9 @@ async fn serve_connection(
         bytes_in: 0,
         bytes_out: 0,
         buf: vec![0; READ_BUFFER].into_boxed_slice(),
+        traffic,
+        unanswered: None,
+        events: shared.events.clone(),
     };
     shared.events.emit(Event::ConnectionOpened { conn: conn.id, listener, peer });
     let reason = match listener {
@@ -304,6 +352,7 @@ async fn serve_connection(
         Listener::Pop3s => pop3::run(shared, &mut conn, tcp).await,
         Listener::Imaps => imap::run(shared, &mut conn, tcp).await,
     };
+    shared.app_sessions.ended(conn.id);
     shared.events.emit(Event::ConnectionClosed {
         conn: conn.id,
         listener,

@@ -4,11 +4,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portcullis_auth::{AuthError, Principal};
-use portcullis_events::{AlertKind, BanOrigin, Event, Severity};
+use portcullis_auth::{AuthError, Principal, Refusal};
+use portcullis_events::{AlertKind, BanOrigin, Event, Listener, Severity};
 use portcullis_guard::{Ban, IpNet, Now, SendingLimit, Source};
-use portcullis_sasl::Credentials;
-use portcullis_store::StoredBan;
+use portcullis_sasl::{Attempt, ScramProof};
+use portcullis_store::{StoredBan, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
+use tokio_util::sync::CancellationToken;
 
 use crate::conn::{Shared, Who};
 
@@ -68,18 +69,29 @@ pub fn alert(
     });
 }
 
-/// Checks credentials through the guard, the same way for every protocol and mechanism, and
-/// reports the outcome as an event (never the secret):
+/// Which app-password scope a listener's protocol is.
+fn scope(listener: Listener) -> u8 {
+    match listener {
+        Listener::Submissions | Listener::Submission => SCOPE_SMTP,
+        Listener::Pop3s => SCOPE_POP3,
+        Listener::Imaps => SCOPE_IMAP,
+    }
+}
+
+/// Checks a login attempt through the guard, the same way for every protocol and mechanism,
+/// and reports the outcome as one event (never the secret):
 /// 1. an address the account never logged in from waits while the account is under attack;
 /// 2. a failure makes the client wait longer each time, and may ban its source;
-/// 3. a success remembers the address as the account's, so its owner is never locked out.
+/// 3. a success remembers the address as the account's, so its owner is never locked out;
+/// 4. a session opened with an app password is closed (`close`) if the app password is revoked.
 pub async fn authenticate(
     shared: &Shared,
     who: Who,
+    close: &CancellationToken,
     mechanism: &'static str,
-    credentials: Credentials,
+    attempt: Attempt,
 ) -> Result<Principal, AuthError> {
-    let username = credentials.username.clone();
+    let username = attempt.username().to_string();
     let ip = who.peer.ip();
     let source = Source::of(ip).network().to_string();
     let memory = shared.config.guard.known_source_memory;
@@ -90,17 +102,35 @@ pub async fn authenticate(
     if !throttle.is_zero() {
         tokio::time::sleep(throttle).await;
     }
-    let result = shared.auth.verify(&credentials.authzid, &credentials.username, credentials.password).await;
+    let result = match attempt {
+        Attempt::Password(c) => shared.auth.verify(&c.authzid, &c.username, c.password, scope(who.listener)).await,
+        Attempt::Scram { authzid, username, proof: ScramProof::Valid } => {
+            shared.auth.scram_principal(&authzid, &username).await
+        }
+        Attempt::Scram { username, proof, .. } => {
+            Err(shared.auth.scram_refusal(&username, proof == ScramProof::BindingMismatch).await)
+        }
+    };
     let Who { listener, peer, conn } = who;
     match &result {
         Ok(principal) => {
+            let app_password = principal.credential.app_password();
             shared.events.emit(Event::AuthSucceeded {
                 conn,
                 listener,
                 peer,
                 account: principal.address.clone(),
                 mechanism,
+                credential: principal.credential.kind(),
+                app_password: app_password.map(|(_, name)| name.to_string()),
             });
+            if let Some((id, name)) = app_password {
+                shared.app_sessions.opened(conn, id, name, &principal.address, close.clone());
+                if let Err(e) = shared.store.app_password_used(id, unix(SystemTime::now()), &ip.to_string()).await {
+                    let what = format!("recording an app password's use failed: {e}");
+                    shared.events.emit(Event::InternalError { conn: Some(conn), what });
+                }
+            }
             let success = shared.guard.auth_succeeded(&username, Now::current());
             if success.failures_before >= shared.config.guard.account_attack_failures {
                 let message = format!(
@@ -140,8 +170,31 @@ pub async fn authenticate(
                     .emit(Event::InternalError { conn: Some(conn), what: format!("recording a login failed: {e}") });
             }
         }
-        Err(AuthError::InvalidCredentials) => {
-            shared.events.emit(Event::AuthFailed { conn, listener, peer, username: username.clone(), mechanism });
+        Err(AuthError::Refused(refusal)) => {
+            shared.events.emit(Event::AuthFailed {
+                conn,
+                listener,
+                peer,
+                username: username.clone(),
+                mechanism,
+                reason: refusal.reason(),
+                app_password: refusal.app_password().map(str::to_string),
+            });
+            if *refusal == Refusal::ChannelBindingMismatch {
+                let message = format!(
+                    "{username}'s password was proven from {ip} over another TLS connection: a man in the middle \
+                     holding a certificate the client accepted is likely; change the password"
+                );
+                alert(
+                    shared,
+                    AlertKind::ChannelBindingMismatch,
+                    Severity::Critical,
+                    Some(who),
+                    Some(&username),
+                    1.0,
+                    message,
+                );
+            }
             let failure = shared.guard.auth_failed(ip, &username, known, Now::current());
             if let Some(ban) = failure.ban {
                 record_ban(shared, &ban, BanOrigin::Auto).await;
@@ -213,9 +266,9 @@ pub async fn load_bans(shared: &Shared) {
     }
 }
 
-/// Follows the store's ban list (the admin CLI writes there), expires bans, and prunes old
-/// history, until the server stops.
-pub async fn follow_bans(shared: std::sync::Arc<Shared>) {
+/// Follows what the admin CLI writes into the store: the ban list (and expires bans, prunes
+/// old history) and revoked app passwords (whose sessions it closes), until the server stops.
+pub async fn follow_store(shared: std::sync::Arc<Shared>) {
     let mut tick = tokio::time::interval(BAN_SYNC_EVERY);
     let mut ticks: u64 = 0;
     loop {
@@ -244,10 +297,34 @@ pub async fn follow_bans(shared: std::sync::Arc<Shared>) {
                 });
             }
         }
+        close_app_sessions(&shared, unix(now.wall)).await;
         if ticks.is_multiple_of(3600) {
             shared.guard.forget_old(now);
             let logins_before = unix(now.wall - shared.config.guard.known_source_memory);
             let _ = shared.store.prune_guard_history(logins_before, unix(now.wall - BAN_HISTORY)).await;
+        }
+    }
+}
+
+/// Closes the sessions whose app password no longer opens anything.
+async fn close_app_sessions(shared: &Shared, now: i64) {
+    let in_use = shared.app_sessions.in_use();
+    if in_use.is_empty() {
+        return;
+    }
+    match shared.store.unusable_app_passwords(&in_use, now).await {
+        Ok(unusable) if !unusable.is_empty() => {
+            for closed in shared.app_sessions.close(&unusable) {
+                shared.events.emit(Event::AppPasswordSessionClosed {
+                    conn: closed.conn,
+                    account: closed.account,
+                    app_password: closed.app_password,
+                });
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            shared.events.emit(Event::InternalError { conn: None, what: format!("checking app passwords failed: {e}") })
         }
     }
 }

@@ -8,13 +8,14 @@ use portcullis_events::{CloseReason, Event};
 use portcullis_proto_imap::{
     AuthFailure, Config, Environment, Fact, Frame, Framer, Limits, Principal, Progress, Session,
 };
-use portcullis_sasl::Credentials;
+use portcullis_sasl::{Attempt, ScramKeys};
 use portcullis_store::{MailboxChange, Store};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::{self, error::TryRecvError};
+use tokio_util::sync::CancellationToken;
 
-use crate::conn::{Conn, Input, Shared, Who};
+use crate::conn::{channel_binding, Conn, Input, Shared, Who};
 use crate::defense::authenticate;
 
 /// Longest command, literals included (except APPEND's message, bounded by the message size).
@@ -24,6 +25,7 @@ const MAX_ERRORS: u32 = 20;
 struct Env<'a> {
     shared: &'a Shared,
     who: Who,
+    close: CancellationToken,
 }
 
 #[async_trait]
@@ -32,12 +34,16 @@ impl Environment for Env<'_> {
         &*self.shared.store
     }
 
-    async fn authenticate(&self, mechanism: &'static str, credentials: Credentials) -> Result<Principal, AuthFailure> {
-        match authenticate(self.shared, self.who, mechanism, credentials).await {
+    async fn authenticate(&self, mechanism: &'static str, attempt: Attempt) -> Result<Principal, AuthFailure> {
+        match authenticate(self.shared, self.who, &self.close, mechanism, attempt).await {
             Ok(p) => Ok(Principal { account: p.account, address: p.address }),
-            Err(AuthError::InvalidCredentials) => Err(AuthFailure::InvalidCredentials),
+            Err(AuthError::Refused(_)) => Err(AuthFailure::InvalidCredentials),
             Err(AuthError::Unavailable) => Err(AuthFailure::Temporary),
         }
+    }
+
+    async fn scram_keys(&self, username: &str) -> ScramKeys {
+        self.shared.auth.scram_keys(username).await
     }
 
     fn report(&self, fact: Fact) {
@@ -63,15 +69,18 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
         return CloseReason::TlsFailed;
     };
     let limits = &shared.config.limits;
-    let env = Env { shared, who: conn.who() };
-    let mut session = Session::new(Config {
-        hostname: shared.config.hostname.clone(),
-        max_message_size: limits.max_message_size,
-        max_auth_failures: limits.max_auth_failures,
-        max_sessions_per_account: limits.max_imap_sessions_per_account,
-        max_commands: limits.max_commands,
-        max_errors: MAX_ERRORS,
-    });
+    let env = Env { shared, who: conn.who(), close: conn.closer() };
+    let mut session = Session::new(
+        Config {
+            hostname: shared.config.hostname.clone(),
+            max_message_size: limits.max_message_size,
+            max_auth_failures: limits.max_auth_failures,
+            max_sessions_per_account: limits.max_imap_sessions_per_account,
+            max_commands: limits.max_commands,
+            max_errors: MAX_ERRORS,
+        },
+        channel_binding(&stream),
+    );
     let mut framer = Framer::new(Limits { max_command: MAX_COMMAND, max_append: limits.max_message_size });
     // Subscribed once the client has logged in: changes to its account's mailboxes.
     let mut changes: Option<broadcast::Receiver<MailboxChange>> = None;

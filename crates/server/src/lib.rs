@@ -2,13 +2,17 @@
 //! handling and an orderly shutdown.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod alerts;
+mod app_sessions;
 mod conn;
 mod defense;
 mod imap;
+mod monitor;
 mod net;
 mod pop3;
 pub mod process;
+pub mod sessions;
 mod smtp;
 pub mod tls;
 
@@ -32,9 +36,6 @@ const FINAL_CLOSE: Duration = Duration::from_secs(5);
 /// Order matters: the certificate is read and the ports are bound while still privileged;
 /// then root is dropped; only then do threads start and the network is read.
 pub fn serve(config: Config) -> Result<(), String> {
-    if !config.listen.admin.is_empty() {
-        return Err("listen.admin: this version has no admin listener yet; remove the key".into());
-    }
     let tls = tls::load(&config.tls.cert, &config.tls.key, config.tls.min_version)?;
     let mut bound = Vec::new();
     for (listener, addrs) in [
@@ -48,6 +49,11 @@ pub fn serve(config: Config) -> Result<(), String> {
             bound.push((listener, socket));
         }
     }
+    let mut admin_sockets = Vec::new();
+    for addr in &config.listen.admin {
+        let socket = net::bind(*addr).map_err(|e| format!("listen.admin: cannot listen on {addr}: {e}"))?;
+        admin_sockets.push(socket);
+    }
     if bound.is_empty() {
         return Err(format!(
             "{}: no listener is configured; set listen.submissions, listen.submission, listen.imaps or listen.pop3s",
@@ -55,37 +61,69 @@ pub fn serve(config: Config) -> Result<(), String> {
         ));
     }
     process::drop_privileges(&config)?;
+    // Opened as the service user, who must be able to rotate it.
+    let log = log_sink(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("portcullis")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(run(config, tls::Tls::new(tls), bound))
+    runtime.block_on(run(config, tls::Tls::new(tls), bound, admin_sockets, log))
 }
 
-fn log_sink(format: LogFormat) -> LogSink {
-    let format = match format {
+/// The log: standard output, or `log.file` rotated by size.
+fn log_sink(log: &portcullis_config::Log) -> Result<LogSink, String> {
+    let format = match log.format {
         LogFormat::Json => portcullis_events::LogFormat::Json,
         LogFormat::Text => portcullis_events::LogFormat::Text,
     };
-    LogSink::spawn(format, Box::new(std::io::stdout()))
+    let out: Box<dyn std::io::Write + Send> = match &log.file {
+        Some(path) => Box::new(
+            portcullis_events::RotatingFile::open(path, log.max_size, log.keep)
+                .map_err(|e| format!("log.file: cannot open {}: {e}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    Ok(LogSink::spawn(format, out))
 }
 
-async fn run(config: Config, tls: tls::Tls, bound: Vec<(Listener, std::net::TcpListener)>) -> Result<(), String> {
+async fn run(
+    config: Config,
+    tls: tls::Tls,
+    bound: Vec<(Listener, std::net::TcpListener)>,
+    admin_sockets: Vec<std::net::TcpListener>,
+    log: LogSink,
+) -> Result<(), String> {
     let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)
         .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     // One event stream: the log, the anomaly detector and alert delivery all read it.
     let metrics = alerts::Metrics::new(&config.alerts);
     let (dispatcher, pending_alerts) = alerts::Dispatcher::new(config.alerts.notify);
-    let events = Events::new(vec![Arc::new(log_sink(config.log.format)), metrics.clone(), Arc::new(dispatcher)]);
-    let auth = Authenticator::new(store.clone(), PasswordHasher::new(&config.passwords)?)?;
-    let shared = Arc::new(Shared::new(config, store.clone(), auth, events.clone(), tls));
+    // What the admin listener shows (metrics, charts, alerts, live sessions) reads it too.
+    let monitor = monitor::Monitor::new(&config, metrics.clone());
+    let sessions = Arc::new(sessions::Sessions::default());
+    let events =
+        Events::new(vec![Arc::new(log), metrics.clone(), Arc::new(dispatcher), monitor.clone(), sessions.clone()]);
+    let auth =
+        Authenticator::new(store.clone(), PasswordHasher::new(&config.passwords)?, config.passwords.scram_iterations)?;
+    let mut shared = Shared::new(config, store.clone(), auth, events.clone(), tls);
+    shared.sessions = sessions;
+    let shared = Arc::new(shared);
+    let admin_auth = if admin_sockets.is_empty() {
+        None
+    } else {
+        let (auth, source) = admin::AdminAuth::load(&shared.config.admin.token)?;
+        Some((auth, source))
+    };
 
     let mut signals = Signals::new()?;
     events.emit(Event::ServerStarted { version: env!("CARGO_PKG_VERSION") });
+    if let Some((_, Some(source))) = &admin_auth {
+        events.emit(Event::AdminToken { path: source.path.display().to_string(), created: source.created });
+    }
     defense::load_bans(&shared).await;
-    tokio::spawn(defense::follow_bans(shared.clone()));
+    tokio::spawn(defense::follow_store(shared.clone()));
     tokio::spawn(alerts::watch(metrics, events.clone(), shared.config.alerts.bucket, shared.stop_accepting.clone()));
     tokio::spawn(alerts::deliver(
         pending_alerts,
@@ -94,12 +132,17 @@ async fn run(config: Config, tls: tls::Tls, bound: Vec<(Listener, std::net::TcpL
         store.clone(),
         events.clone(),
     ));
+    let mut listening = Vec::new();
     for (listener, socket) in bound {
         let socket = TcpListener::from_std(socket).map_err(|e| format!("listen.{listener}: {e}"))?;
         if let Ok(addr) = socket.local_addr() {
             events.emit(Event::Listening { listener, addr });
+            listening.push(admin::ListenerInfo { name: listener.as_str().into(), addr, tls: true });
         }
         shared.tasks.spawn(conn::accept_loop(shared.clone(), listener, socket));
+    }
+    if let Some((auth, _)) = admin_auth {
+        admin::start(shared.clone(), monitor, auth, listening, admin_sockets)?;
     }
 
     while let Signal::Reload = signals.next().await {

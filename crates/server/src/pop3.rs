@@ -8,7 +8,7 @@ use portcullis_store::{MailboxId, MaildropLock, StoreError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::conn::{Conn, Shared};
+use crate::conn::{channel_binding, Conn, Shared};
 use crate::defense::authenticate;
 
 const MAX_ERRORS: u32 = 20;
@@ -18,13 +18,16 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
         return CloseReason::TlsFailed;
     };
     let limits = &shared.config.limits;
-    let mut session = Session::new(Config {
-        hostname: shared.config.hostname.clone(),
-        max_line_length: limits.max_line_length,
-        max_commands: limits.max_commands,
-        max_auth_failures: limits.max_auth_failures,
-        max_errors: MAX_ERRORS,
-    });
+    let mut session = Session::new(
+        Config {
+            hostname: shared.config.hostname.clone(),
+            max_line_length: limits.max_line_length,
+            max_commands: limits.max_commands,
+            max_auth_failures: limits.max_auth_failures,
+            max_errors: MAX_ERRORS,
+        },
+        channel_binding(&stream),
+    );
     let mut reason = CloseReason::Quit;
     // Held while the maildrop is open; dropped (released) when the session ends.
     let mut open: Option<(MaildropLock, MailboxId)> = None;
@@ -47,10 +50,11 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
                 let _ = stream.shutdown().await;
                 return reason;
             }
-            Action::Authenticate { method, credentials } => {
-                let outcome = match authenticate(shared, conn.who(), method.name(), credentials).await {
+            Action::ScramLookup { username } => session.scram_keys(shared.auth.scram_keys(&username).await),
+            Action::Authenticate { method, attempt } => {
+                let outcome = match authenticate(shared, conn.who(), &conn.closer(), method.name(), attempt).await {
                     Ok(principal) => AuthOutcome::Success(principal.account),
-                    Err(AuthError::InvalidCredentials) => AuthOutcome::InvalidCredentials,
+                    Err(AuthError::Refused(_)) => AuthOutcome::InvalidCredentials,
                     Err(AuthError::Unavailable) => AuthOutcome::TemporaryFailure,
                 };
                 session.auth_result(outcome);

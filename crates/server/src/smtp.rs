@@ -12,7 +12,7 @@ use portcullis_store::{Delivery, DeliveryError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::conn::{tls_summary, Conn, Shared};
+use crate::conn::{channel_binding, tls_summary, Conn, Shared};
 use crate::defense::{authenticate, sending_allowed};
 use crate::net::Stream;
 
@@ -39,7 +39,12 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
         max_auth_failures: limits.max_auth_failures,
         max_errors: MAX_ERRORS,
     };
-    let peer = Peer { ip: conn.peer.ip(), session_id: conn.session_id(), tls: tls_summary(&stream) };
+    let peer = Peer {
+        ip: conn.peer.ip(),
+        session_id: conn.session_id(),
+        tls: tls_summary(&stream),
+        channel_binding: channel_binding(&stream),
+    };
     let mut session = Session::new(config, peer);
     let mut reason = CloseReason::Quit;
 
@@ -69,15 +74,16 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
                     },
                     tls => tls,
                 };
-                session.tls_established(tls_summary(&stream).unwrap_or_default());
+                session.tls_established(tls_summary(&stream).unwrap_or_default(), channel_binding(&stream));
             }
-            Action::Authenticate { mechanism, credentials } => {
-                match authenticate(shared, conn.who(), mechanism.name(), credentials).await {
+            Action::ScramLookup { username } => session.scram_keys(shared.auth.scram_keys(&username).await),
+            Action::Authenticate { mechanism, attempt } => {
+                match authenticate(shared, conn.who(), &conn.closer(), mechanism.name(), attempt).await {
                     Ok(p) => {
                         let principal = Principal { account: p.account, address: p.address };
                         session.auth_result(AuthOutcome::Success, Some(principal));
                     }
-                    Err(AuthError::InvalidCredentials) => session.auth_result(AuthOutcome::InvalidCredentials, None),
+                    Err(AuthError::Refused(_)) => session.auth_result(AuthOutcome::InvalidCredentials, None),
                     Err(AuthError::Unavailable) => session.auth_result(AuthOutcome::TemporaryFailure, None),
                 }
             }
@@ -97,6 +103,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
                         peer: conn.peer,
                         account: account.clone(),
                         size: envelope.data.len() as u64,
+                        recipients: envelope.recipients.len(),
                         reason: "sending limit reached".into(),
                     });
                     DeliveryOutcome::SendingLimit
@@ -165,6 +172,7 @@ async fn deliver(shared: &Shared, conn: &Conn, account: &str, envelope: Envelope
         peer: conn.peer,
         account: account.to_string(),
         size,
+        recipients,
         reason,
     };
     match shared.store.deliver(delivery).await {

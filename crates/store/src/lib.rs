@@ -48,6 +48,59 @@ pub struct Credentials {
     pub account: AccountId,
     pub address: String,
     pub password_hash: String,
+    /// With TOTP on, the main password no longer opens the mail protocols.
+    pub totp_enabled: bool,
+}
+
+/// SCRAM-SHA-256 keys as stored (see portcullis_sasl::ScramKeys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredScram {
+    pub salt: Vec<u8>,
+    pub iterations: u32,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+/// Everything derived from a password when it is set.
+#[derive(Debug, Clone)]
+pub struct PasswordSecrets {
+    pub hash: String,
+    pub scram: Option<StoredScram>,
+}
+
+impl PasswordSecrets {
+    /// Only an argon2id hash (no SCRAM): for tests and imports.
+    pub fn hash_only(hash: &str) -> PasswordSecrets {
+        PasswordSecrets { hash: hash.to_string(), scram: None }
+    }
+}
+
+pub const SCOPE_IMAP: u8 = 1;
+pub const SCOPE_POP3: u8 = 2;
+pub const SCOPE_SMTP: u8 = 4;
+
+/// An app password as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppPassword {
+    pub id: i64,
+    pub account: AccountId,
+    pub name: String,
+    /// Bit set of [`SCOPE_IMAP`], [`SCOPE_POP3`], [`SCOPE_SMTP`].
+    pub scopes: u8,
+    pub created: i64,
+    pub expires: Option<i64>,
+    pub last_used: Option<i64>,
+    pub last_ip: Option<String>,
+    pub revoked: bool,
+}
+
+/// An account's TOTP state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totp {
+    pub account: AccountId,
+    pub secret: Vec<u8>,
+    pub enabled: bool,
+    pub last_step: i64,
 }
 
 /// A local account as delivery sees it.
@@ -210,6 +263,8 @@ pub enum StoreError {
     NoSuchAccount(String),
     #[error("account {0} already exists")]
     AccountExists(String),
+    #[error("an app password named {0} already exists")]
+    AppPasswordExists(String),
     #[error("\"{0}\" is not a valid address")]
     InvalidAddress(String),
     #[error("\"{0}\" is not a valid domain name")]
@@ -270,11 +325,17 @@ pub trait Store: Send + Sync + 'static {
     async fn is_local_domain(&self, name: &str) -> Result<bool, StoreError>;
 
     /// Creates the account with its default mailboxes, subscribed to them.
-    async fn add_account(&self, address: &str, password_hash: &str, quota: Quota) -> Result<AccountId, StoreError>;
+    async fn add_account(
+        &self,
+        address: &str,
+        secrets: &PasswordSecrets,
+        quota: Quota,
+    ) -> Result<AccountId, StoreError>;
     /// Removes the account and all its mail.
     async fn remove_account(&self, address: &str) -> Result<(), StoreError>;
     async fn accounts(&self) -> Result<Vec<AccountSummary>, StoreError>;
-    async fn set_password_hash(&self, address: &str, password_hash: &str) -> Result<(), StoreError>;
+    /// Sets the argon2id hash and the SCRAM keys together.
+    async fn set_password(&self, address: &str, secrets: &PasswordSecrets) -> Result<(), StoreError>;
     async fn set_quota(&self, address: &str, quota: Quota) -> Result<(), StoreError>;
     async fn credentials(&self, address: &str) -> Result<Option<Credentials>, StoreError>;
     async fn account(&self, address: &str) -> Result<Option<Account>, StoreError>;
@@ -395,6 +456,42 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets known logins older than `logins_before` and bans that ended before
     /// `bans_before`.
     async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError>;
+
+    /// The account's SCRAM keys, if it has an account and keys; with whether TOTP is on.
+    async fn scram_keys(&self, address: &str) -> Result<Option<(AccountId, StoredScram, bool)>, StoreError>;
+
+    async fn add_app_password(
+        &self,
+        address: &str,
+        name: &str,
+        digest: &[u8],
+        scopes: u8,
+        expires: Option<i64>,
+    ) -> Result<AppPassword, StoreError>;
+    async fn app_passwords(&self, address: &str) -> Result<Vec<AppPassword>, StoreError>;
+    /// Revokes by name; whether there was one.
+    async fn revoke_app_password(&self, address: &str, name: &str) -> Result<bool, StoreError>;
+    /// The app password of the account `address` with this digest, revoked or not.
+    async fn find_app_password(&self, address: &str, digest: &[u8]) -> Result<Option<AppPassword>, StoreError>;
+    async fn app_password_used(&self, id: i64, when: i64, ip: &str) -> Result<(), StoreError>;
+    /// Which of `ids` no longer open anything at `now`: revoked, expired, or gone with their
+    /// account (so that sessions opened with them can be closed).
+    async fn unusable_app_passwords(&self, ids: &[i64], now: i64) -> Result<Vec<i64>, StoreError>;
+
+    async fn totp(&self, address: &str) -> Result<Option<Totp>, StoreError>;
+    /// Stores a secret (enabled or pending confirmation), or clears TOTP with `None`; also
+    /// replaces the recovery codes (digests).
+    async fn set_totp(
+        &self,
+        address: &str,
+        secret: Option<&[u8]>,
+        enabled: bool,
+        recovery: &[Vec<u8>],
+    ) -> Result<(), StoreError>;
+    /// Accepts time step `step` once: false if a step at or after it was already used.
+    async fn use_totp_step(&self, account: AccountId, step: i64) -> Result<bool, StoreError>;
+    /// Uses up a recovery code; false if it is not one (or was used).
+    async fn use_recovery_code(&self, account: AccountId, digest: &[u8]) -> Result<bool, StoreError>;
 
     /// Finishes every queued write and releases the database; later calls fail.
     fn close(&self);

@@ -7,7 +7,8 @@ async fn bans_and_known_logins_persist() {
     {
         let store = SqliteStore::open(&path, None).unwrap();
         store.add_domain("example.org").await.unwrap();
-        let alice = store.add_account("alice@example.org", "h", Quota::Default).await.unwrap();
+        let alice =
+            store.add_account("alice@example.org", &PasswordSecrets::hash_only("h"), Quota::Default).await.unwrap();
         let ban = StoredBan {
             network: "192.0.2.7/32".into(),
             until: Some(2_000),

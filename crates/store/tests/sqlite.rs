@@ -11,7 +11,7 @@ async fn with_account(store: &SqliteStore, address: &str) -> AccountId {
         Ok(()) | Err(StoreError::DomainExists(_)) => {}
         Err(e) => panic!("{e}"),
     }
-    store.add_account(address, "$argon2id$fake", Quota::Default).await.unwrap()
+    store.add_account(address, &PasswordSecrets::hash_only("$argon2id$fake"), Quota::Default).await.unwrap()
 }
 
 #[tokio::test]
@@ -26,12 +26,13 @@ async fn domains_and_accounts() {
     assert!(!store.is_local_domain("elsewhere.net").await.unwrap());
 
     assert!(matches!(
-        store.add_account("bob@nowhere.net", "h", Quota::Default).await,
+        store.add_account("bob@nowhere.net", &PasswordSecrets::hash_only("h"), Quota::Default).await,
         Err(StoreError::NoSuchDomain(d)) if d == "nowhere.net"
     ));
-    let id = store.add_account("Alice@Example.org", "hash1", Quota::Default).await.unwrap();
+    let id =
+        store.add_account("Alice@Example.org", &PasswordSecrets::hash_only("hash1"), Quota::Default).await.unwrap();
     assert!(matches!(
-        store.add_account("alice@example.org", "h", Quota::Default).await,
+        store.add_account("alice@example.org", &PasswordSecrets::hash_only("h"), Quota::Default).await,
         Err(StoreError::AccountExists(_))
     ));
     let creds = store.credentials("ALICE@example.org").await.unwrap().unwrap();
@@ -39,7 +40,7 @@ async fn domains_and_accounts() {
         (creds.account, creds.address.as_str(), creds.password_hash.as_str()),
         (id, "alice@example.org", "hash1")
     );
-    store.set_password_hash("alice@example.org", "hash2").await.unwrap();
+    store.set_password("alice@example.org", &PasswordSecrets::hash_only("hash2")).await.unwrap();
     assert_eq!(store.credentials("alice@example.org").await.unwrap().unwrap().password_hash, "hash2");
     assert!(store.credentials("nobody@example.org").await.unwrap().is_none());
     assert!(store.credentials("garbage").await.unwrap().is_none());

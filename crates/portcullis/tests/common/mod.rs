@@ -33,6 +33,8 @@ pub struct Settings {
     pub store: Vec<String>,
     /// Whole extra sections, e.g. "[guard]\nban_after_failures = 3".
     pub sections: Vec<String>,
+    /// Leave out the admin listener (on by default, on 127.0.0.1:0).
+    pub no_admin: bool,
 }
 
 pub struct TestServer {
@@ -99,7 +101,7 @@ impl TestServer {
         loop {
             let listening: Vec<_> =
                 self.events().into_iter().filter(|e| e["event"] == "listening").skip(before).collect();
-            if listening.len() >= 4 {
+            if listening.len() >= self.expected_listeners() {
                 self.addrs = listening
                     .iter()
                     .map(|e| {
@@ -120,6 +122,43 @@ impl TestServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Addresses in the config's [listen] section: the `listening` events to wait for.
+    fn expected_listeners(&self) -> usize {
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        let listen = text.split("[listen]\n").nth(1).unwrap_or("");
+        let listen = listen.split("\n[").next().unwrap_or("");
+        listen.matches('"').count() / 2
+    }
+
+    /// Writes the admin listener's bound address into the config, so that the CLI (which reads
+    /// the address from there) finds the running server; a relaunch binds the same port.
+    pub fn pin_admin_port(&self) {
+        let text = std::fs::read_to_string(&self.config_path).unwrap();
+        let pinned = text.replace("admin = [\"127.0.0.1:0\"]", &format!("admin = [\"{}\"]", self.addr("admin")));
+        std::fs::write(&self.config_path, pinned).unwrap();
+    }
+
+    /// The admin API's token, from the token file the server generated.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("data/admin.token")).unwrap().trim().to_string()
+    }
+
+    /// One HTTP/1.1 request to the admin listener (plain HTTP): status, headers (lower-case
+    /// names) and body.
+    pub fn http(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> HttpResponse {
+        let mut stream = TcpStream::connect(self.addr("admin")).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        http_exchange(&mut stream, method, path, token, body)
+    }
+
+    /// An admin API call with the right token; the status and the JSON body (null if none).
+    pub fn api(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+        let body = body.map(|b| b.to_string());
+        let r = self.http(method, path, Some(&self.admin_token()), body.as_deref());
+        let json = if r.body.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&r.body).unwrap() };
+        (r.status, json)
     }
 
     pub fn pid(&self) -> nix::unistd::Pid {
@@ -286,10 +325,11 @@ impl Drop for TestServer {
 
 fn config_text(s: &Settings) -> String {
     let user = if is_root() { "user = \"nobody\"\n" } else { "" };
+    let admin = if s.no_admin { "" } else { "admin = [\"127.0.0.1:0\"]\n" };
     format!(
         "hostname = \"{HOSTNAME}\"\ndata_dir = \"data\"\n\
          [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{}\n\
-         [listen]\nsubmissions = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n\
+         [listen]\nsubmissions = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n{admin}\
          [passwords]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n\
          [store]\n{}\n\
          [limits]\n{}\n\
@@ -301,6 +341,61 @@ fn config_text(s: &Settings) -> String {
         s.process.join("\n"),
         s.sections.join("\n"),
     )
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+/// Writes one request (Connection: close) and reads the whole response.
+pub fn http_exchange(
+    stream: &mut impl Io,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> HttpResponse {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() || method == "POST" {
+        request.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.flush().unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("an HTTP response");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let body = if headers.get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+        let mut out = String::new();
+        let mut rest = rest;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            out.push_str(&after[..size]);
+            rest = &after[size + 2..];
+        }
+        out
+    } else {
+        rest.to_string()
+    };
+    HttpResponse { status, headers, body }
 }
 
 pub fn client_config(

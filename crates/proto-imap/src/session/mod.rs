@@ -12,7 +12,7 @@ mod update;
 mod view;
 
 use async_trait::async_trait;
-use portcullis_sasl::{self as sasl, Credentials, Mechanism};
+use portcullis_sasl::{self as sasl, Attempt, Credentials, Mechanism, ScramKeys};
 use portcullis_store::{AccountId, SessionSlot, Store};
 
 use crate::command::*;
@@ -27,7 +27,9 @@ pub use fetch::PendingFetch;
 pub trait Environment: Send + Sync {
     fn store(&self) -> &dyn Store;
     /// Checks credentials and reports the outcome as an event.
-    async fn authenticate(&self, mechanism: &'static str, credentials: Credentials) -> Result<Principal, AuthFailure>;
+    async fn authenticate(&self, mechanism: &'static str, attempt: Attempt) -> Result<Principal, AuthFailure>;
+    /// SCRAM keys for a user, or a decoy (unknown users must look like known ones).
+    async fn scram_keys(&self, username: &str) -> ScramKeys;
     /// A protocol fact the guard and the operator should know about.
     fn report(&self, fact: Fact);
 }
@@ -114,6 +116,8 @@ pub struct Session {
     errors: u32,
     auth_failures: u32,
     closing: bool,
+    /// The TLS connection's `tls-exporter` value, for SCRAM-SHA-256-PLUS.
+    channel_binding: Option<Vec<u8>>,
     /// A response code for the tagged OK of the command being run ("[READ-WRITE]").
     code: Option<String>,
 }
@@ -139,7 +143,7 @@ fn bad(text: impl Into<String>) -> Answer {
 impl Session {
     /// A new connection (always under TLS: IMAP is offered on 993 only); the greeting is in
     /// the output.
-    pub fn new(config: Config) -> Session {
+    pub fn new(config: Config, channel_binding: Option<Vec<u8>>) -> Session {
         let mut s = Session {
             config,
             state: State::NotAuthenticated,
@@ -156,6 +160,7 @@ impl Session {
             errors: 0,
             auth_failures: 0,
             closing: false,
+            channel_binding,
             code: None,
         };
         let greeting = format!("* OK [CAPABILITY {}] {} IMAP server ready\r\n", s.capabilities(), s.config.hostname);
@@ -305,7 +310,7 @@ impl Session {
     fn capabilities(&self) -> String {
         let mut caps = String::from("IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE");
         match self.state {
-            State::NotAuthenticated => caps.push_str(" AUTH=PLAIN"),
+            State::NotAuthenticated => caps.push_str(" AUTH=PLAIN AUTH=SCRAM-SHA-256 AUTH=SCRAM-SHA-256-PLUS"),
             _ => {
                 caps.push_str(
                     " NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE \
@@ -341,16 +346,19 @@ impl Session {
                 let username =
                     String::from_utf8(username).map_err(|_| no("[AUTHENTICATIONFAILED] Invalid username"))?;
                 let credentials = Credentials { authzid: String::new(), username, password };
-                return self.login(env, &tag, "LOGIN", credentials).await.map(Some);
+                return self.login(env, &tag, "LOGIN", Attempt::Password(credentials)).await.map(Some);
             }
             CommandBody::Authenticate { mechanism, initial_response } => {
                 if authenticated {
                     return Err(bad("Already authenticated"));
                 }
-                if Mechanism::from_name(&mechanism) != Some(Mechanism::Plain) {
-                    return Err(no("Unsupported authentication mechanism"));
-                }
-                let (exchange, step) = sasl::Exchange::start(Mechanism::Plain, initial_response.as_deref());
+                let mechanism = match Mechanism::from_name(&mechanism) {
+                    Some(m @ (Mechanism::Plain | Mechanism::ScramSha256 | Mechanism::ScramSha256Plus)) => m,
+                    _ => return Err(no("Unsupported authentication mechanism")),
+                };
+                let binding = self.channel_binding.clone();
+                let (exchange, step) =
+                    sasl::Exchange::start(mechanism, initial_response.as_deref(), binding.as_deref());
                 return self.sasl_step(env, tag, exchange, step).await.map(Some);
             }
             _ if !authenticated => return Err(bad("Log in first")),
@@ -400,9 +408,9 @@ impl Session {
         env: &dyn Environment,
         tag: &str,
         mechanism: &'static str,
-        credentials: Credentials,
+        attempt: Attempt,
     ) -> Result<Progress, Answer> {
-        match env.authenticate(mechanism, credentials).await {
+        match env.authenticate(mechanism, attempt).await {
             Ok(principal) => {
                 let slot = env
                     .store()
@@ -425,11 +433,11 @@ impl Session {
                 self.auth_failures += 1;
                 if self.auth_failures >= self.config.max_auth_failures {
                     env.report(Fact::TooManyAuthFailures);
-                    self.tagged(tag, "NO [AUTHENTICATIONFAILED] Authentication failed");
+                    self.tagged(tag, "NO [AUTHENTICATIONFAILED] Authentication failed (accounts with two-factor authentication log in with an app password)");
                     self.untagged("BYE Too many authentication failures");
                     return Ok(Progress::Close);
                 }
-                Err(no("[AUTHENTICATIONFAILED] Authentication failed"))
+                Err(no("[AUTHENTICATIONFAILED] Authentication failed (accounts with two-factor authentication log in with an app password)"))
             }
         }
     }
@@ -438,21 +446,29 @@ impl Session {
         &mut self,
         env: &dyn Environment,
         tag: String,
-        exchange: sasl::Exchange,
-        step: sasl::Step,
+        mut exchange: sasl::Exchange,
+        mut step: sasl::Step,
     ) -> Result<Progress, Answer> {
-        match step {
-            sasl::Step::Challenge(challenge) => {
-                self.out.extend_from_slice(format!("+ {}\r\n", sasl::encode(challenge)).as_bytes());
-                self.pending = Some(Pending::Sasl { tag, exchange });
-                Ok(Progress::SaslLine)
-            }
-            sasl::Step::Done(credentials) => self.login(env, &tag, "PLAIN", credentials).await,
-            sasl::Step::Failed(sasl::SaslError::Cancelled) => Err(bad("Authentication cancelled")),
-            sasl::Step::Failed(_) => {
-                self.auth_failures += 1;
-                Err(bad("Invalid SASL response"))
-            }
+        let mechanism = exchange.mechanism().name();
+        loop {
+            return match step {
+                sasl::Step::Challenge(challenge) => {
+                    self.out.extend_from_slice(format!("+ {}\r\n", sasl::encode(&challenge)).as_bytes());
+                    self.pending = Some(Pending::Sasl { tag, exchange });
+                    Ok(Progress::SaslLine)
+                }
+                sasl::Step::Lookup { username } => {
+                    let keys = env.scram_keys(&username).await;
+                    step = exchange.keys(keys);
+                    continue;
+                }
+                sasl::Step::Attempt(attempt) => self.login(env, &tag, mechanism, attempt).await,
+                sasl::Step::Failed(sasl::SaslError::Cancelled) => Err(bad("Authentication cancelled")),
+                sasl::Step::Failed(_) => {
+                    self.auth_failures += 1;
+                    Err(bad("Invalid SASL response"))
+                }
+            };
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use portcullis_store::{Delivery, Quota, SqliteStore};
+use portcullis_store::{Delivery, PasswordSecrets, Quota, SqliteStore};
 
 use super::*;
 use crate::frame::{Frame, Framer, Limits};
@@ -22,14 +22,20 @@ impl Environment for TestEnv {
         &*self.store
     }
 
-    async fn authenticate(&self, _mechanism: &'static str, credentials: Credentials) -> Result<Principal, AuthFailure> {
-        let found = self.store.credentials(&credentials.username).await.map_err(|_| AuthFailure::Temporary)?;
+    async fn authenticate(&self, _mechanism: &'static str, attempt: Attempt) -> Result<Principal, AuthFailure> {
+        let found = self.store.credentials(attempt.username()).await.map_err(|_| AuthFailure::Temporary)?;
+        let ok = match &attempt {
+            Attempt::Password(c) => &c.password[..] == PASSWORD.as_bytes(),
+            Attempt::Scram { proof, .. } => *proof == sasl::ScramProof::Valid,
+        };
         match found {
-            Some(c) if &credentials.password[..] == PASSWORD.as_bytes() => {
-                Ok(Principal { account: c.account, address: c.address })
-            }
+            Some(c) if ok => Ok(Principal { account: c.account, address: c.address }),
             _ => Err(AuthFailure::InvalidCredentials),
         }
+    }
+
+    async fn scram_keys(&self, username: &str) -> ScramKeys {
+        ScramKeys::decoy(username, b"test", 4096)
     }
 
     fn report(&self, fact: Fact) {
@@ -42,7 +48,7 @@ async fn env() -> Arc<TestEnv> {
     let store = Arc::new(SqliteStore::open(&dir.path().join("mail.db"), Some(1 << 20)).unwrap());
     store.add_domain("example.org").await.unwrap();
     for user in ["alice@example.org", "bob@example.org"] {
-        store.add_account(user, "unused", Quota::Default).await.unwrap();
+        store.add_account(user, &PasswordSecrets::hash_only("unused"), Quota::Default).await.unwrap();
     }
     Arc::new(TestEnv { store, facts: Mutex::default(), _dir: dir })
 }
@@ -67,7 +73,7 @@ struct Client {
 
 impl Client {
     fn new(env: &Arc<TestEnv>) -> Client {
-        let mut session = Session::new(config());
+        let mut session = Session::new(config(), None);
         let greeting = String::from_utf8(session.take_output()).unwrap();
         assert!(greeting.starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 "), "{greeting}");
         Client {
@@ -160,7 +166,7 @@ async fn login_and_authenticate() {
     assert_eq!(c.send("b SELECT INBOX\r\n").await, "b BAD Log in first\r\n");
     assert_eq!(
         c.send("c LOGIN alice@example.org wrong\r\n").await,
-        "c NO [AUTHENTICATIONFAILED] Authentication failed\r\n"
+        "c NO [AUTHENTICATIONFAILED] Authentication failed (accounts with two-factor authentication log in with an app password)\r\n"
     );
     assert_eq!(c.send("d AUTHENTICATE CRAM-MD5\r\n").await, "d NO Unsupported authentication mechanism\r\n");
     let ir = sasl::encode(format!("\0alice@example.org\0{PASSWORD}").as_bytes());

@@ -6,6 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::address::normalize_address;
 use crate::*;
+use crate::{PasswordSecrets, StoredScram};
 
 pub(super) fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
@@ -57,7 +58,7 @@ pub(super) fn next_uidvalidity(conn: &Connection) -> Result<u32, StoreError> {
     Ok(next as u32)
 }
 
-pub(super) const ACCOUNT_BY_ADDRESS: &str = "SELECT a.id, a.password_hash, a.quota, a.used_bytes
+pub(super) const ACCOUNT_BY_ADDRESS: &str = "SELECT a.id, a.password_hash, a.quota, a.used_bytes, a.totp_enabled
        FROM accounts a JOIN domains d ON d.id = a.domain_id
       WHERE d.name = ?1 AND a.localpart = ?2";
 
@@ -125,7 +126,7 @@ pub(super) fn add_account(
     conn: &Connection,
     local: String,
     domain: String,
-    password_hash: String,
+    secrets: PasswordSecrets,
     quota: Quota,
 ) -> Result<AccountId, StoreError> {
     let domain_id: i64 = conn
@@ -135,12 +136,13 @@ pub(super) fn add_account(
     let inserted = conn.execute(
         "INSERT INTO accounts(domain_id, localpart, password_hash, quota, created)
          VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-        params![domain_id, local, password_hash, quota_to_sql(quota), now()],
+        params![domain_id, local, secrets.hash, quota_to_sql(quota), now()],
     )?;
     if inserted == 0 {
         return Err(StoreError::AccountExists(format!("{local}@{domain}")));
     }
     let account = conn.last_insert_rowid();
+    store_scram(conn, account, secrets.scram.as_ref())?;
     for (name, special_use) in DEFAULT_MAILBOXES {
         conn.execute(
             "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES (?1, ?2, ?3, ?4)",
@@ -185,20 +187,36 @@ pub(super) fn accounts(conn: &Connection) -> Result<Vec<AccountSummary>, StoreEr
     Ok(rows)
 }
 
-pub(super) fn set_password_hash(
+pub(super) fn set_password(
     conn: &Connection,
     local: String,
     domain: String,
-    password_hash: String,
+    secrets: PasswordSecrets,
 ) -> Result<(), StoreError> {
-    let changed = conn.execute(
-        "UPDATE accounts SET password_hash = ?3 WHERE localpart = ?1
-            AND domain_id = (SELECT id FROM domains WHERE name = ?2)",
-        params![local, domain, password_hash],
+    let account: Option<i64> = conn
+        .query_row(
+            "SELECT a.id FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE a.localpart = ?1 AND d.name = ?2",
+            params![local, domain],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let account = account.ok_or_else(|| StoreError::NoSuchAccount(format!("{local}@{domain}")))?;
+    conn.execute("UPDATE accounts SET password_hash = ?2 WHERE id = ?1", params![account, secrets.hash])?;
+    store_scram(conn, account, secrets.scram.as_ref())
+}
+
+/// SCRAM keys always change with the password (stale keys would keep the old password alive).
+fn store_scram(conn: &Connection, account: AccountId, scram: Option<&StoredScram>) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE accounts SET scram_salt = ?2, scram_iterations = ?3, scram_stored_key = ?4, scram_server_key = ?5 WHERE id = ?1",
+        params![
+            account,
+            scram.map(|k| k.salt.clone()),
+            scram.map(|k| k.iterations as i64),
+            scram.map(|k| k.stored_key.clone()),
+            scram.map(|k| k.server_key.clone())
+        ],
     )?;
-    if changed == 0 {
-        return Err(StoreError::NoSuchAccount(format!("{local}@{domain}")));
-    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod mailboxes;
 mod messages;
 mod ops;
 mod schema;
+mod secrets;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 use super::accounts::{self, split};
 use super::guard;
 use super::messages::UidSet;
+use super::secrets;
 use super::{keywords, mailboxes, messages, SqliteStore};
 use crate::address::normalize_domain;
 use crate::*;
@@ -56,10 +57,15 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn add_account(&self, address: &str, password_hash: &str, quota: Quota) -> Result<AccountId, StoreError> {
+    async fn add_account(
+        &self,
+        address: &str,
+        secrets: &PasswordSecrets,
+        quota: Quota,
+    ) -> Result<AccountId, StoreError> {
         let (local, domain) = split(address)?;
-        let password_hash = password_hash.to_string();
-        self.write(move |conn| accounts::add_account(conn, local, domain, password_hash, quota)).await
+        let secrets = secrets.clone();
+        self.write(move |conn| accounts::add_account(conn, local, domain, secrets, quota)).await
     }
 
     async fn remove_account(&self, address: &str) -> Result<(), StoreError> {
@@ -71,10 +77,10 @@ impl Store for SqliteStore {
         self.read(accounts::accounts).await
     }
 
-    async fn set_password_hash(&self, address: &str, password_hash: &str) -> Result<(), StoreError> {
+    async fn set_password(&self, address: &str, secrets: &PasswordSecrets) -> Result<(), StoreError> {
         let (local, domain) = split(address)?;
-        let password_hash = password_hash.to_string();
-        self.write(move |conn| accounts::set_password_hash(conn, local, domain, password_hash)).await
+        let secrets = secrets.clone();
+        self.write(move |conn| accounts::set_password(conn, local, domain, secrets)).await
     }
 
     async fn set_quota(&self, address: &str, quota: Quota) -> Result<(), StoreError> {
@@ -92,6 +98,7 @@ impl Store for SqliteStore {
                     account: r.get(0)?,
                     address: format!("{local}@{domain}"),
                     password_hash: r.get(1)?,
+                    totp_enabled: r.get::<_, i64>(4)? != 0,
                 }),
                 None => None,
             })
@@ -371,6 +378,106 @@ impl Store for SqliteStore {
 
     async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError> {
         self.write(move |conn| guard::prune(conn, logins_before, bans_before)).await
+    }
+
+    async fn scram_keys(&self, address: &str) -> Result<Option<(AccountId, StoredScram, bool)>, StoreError> {
+        let Ok((local, domain)) = split(address) else { return Ok(None) };
+        self.read(move |conn| secrets::scram_keys(conn, &local, &domain)).await
+    }
+
+    async fn add_app_password(
+        &self,
+        address: &str,
+        name: &str,
+        digest: &[u8],
+        scopes: u8,
+        expires: Option<i64>,
+    ) -> Result<AppPassword, StoreError> {
+        let (local, domain) = split(address)?;
+        let (name, digest) = (name.to_string(), digest.to_vec());
+        self.write(move |conn| secrets::add_app_password(conn, &local, &domain, &name, &digest, scopes, expires)).await
+    }
+
+    async fn app_passwords(&self, address: &str) -> Result<Vec<AppPassword>, StoreError> {
+        let (local, domain) = split(address)?;
+        self.read(move |conn| secrets::app_passwords(conn, &local, &domain, None)).await
+    }
+
+    async fn revoke_app_password(&self, address: &str, name: &str) -> Result<bool, StoreError> {
+        let (local, domain) = split(address)?;
+        let name = name.to_string();
+        self.write(move |conn| secrets::revoke_app_password(conn, &local, &domain, &name)).await
+    }
+
+    async fn find_app_password(&self, address: &str, digest: &[u8]) -> Result<Option<AppPassword>, StoreError> {
+        let Ok((local, domain)) = split(address) else { return Ok(None) };
+        let digest = digest.to_vec();
+        self.read(move |conn| Ok(secrets::app_passwords(conn, &local, &domain, Some(&digest))?.pop())).await
+    }
+
+    async fn app_password_used(&self, id: i64, when: i64, ip: &str) -> Result<(), StoreError> {
+        let ip = ip.to_string();
+        self.write(move |conn| {
+            conn.execute("UPDATE app_passwords SET last_used = ?2, last_ip = ?3 WHERE id = ?1", params![id, when, ip])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unusable_app_passwords(&self, ids: &[i64], now: i64) -> Result<Vec<i64>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT count(*) FROM app_passwords WHERE id = ?1 AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
+            )?;
+            let mut unusable = Vec::new();
+            for id in ids {
+                if stmt.query_row(params![id, now], |r| r.get::<_, i64>(0))? == 0 {
+                    unusable.push(id);
+                }
+            }
+            Ok(unusable)
+        })
+        .await
+    }
+
+    async fn totp(&self, address: &str) -> Result<Option<Totp>, StoreError> {
+        let Ok((local, domain)) = split(address) else { return Ok(None) };
+        self.read(move |conn| secrets::totp(conn, &local, &domain)).await
+    }
+
+    async fn set_totp(
+        &self,
+        address: &str,
+        secret: Option<&[u8]>,
+        enabled: bool,
+        recovery: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let (local, domain) = split(address)?;
+        let secret = secret.map(<[u8]>::to_vec);
+        let recovery = recovery.to_vec();
+        self.write(move |conn| secrets::set_totp(conn, &local, &domain, secret.as_deref(), enabled, &recovery)).await
+    }
+
+    async fn use_totp_step(&self, account: AccountId, step: i64) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE accounts SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
+                params![account, step],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, account: AccountId, digest: &[u8]) -> Result<bool, StoreError> {
+        let digest = digest.to_vec();
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM recovery_codes WHERE account_id = ?1 AND digest = ?2",
+                params![account, digest],
+            )? > 0)
+        })
+        .await
     }
 
     fn close(&self) {

@@ -19,6 +19,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_1, then: None },
     Migration { sql: MIGRATION_2, then: Some(summarize_existing_blobs) },
     Migration { sql: MIGRATION_3, then: None },
+    Migration { sql: MIGRATION_4, then: None },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -167,6 +168,42 @@ const MIGRATION_3: &str = r#"
         source       TEXT NOT NULL,
         last_success INTEGER NOT NULL,
         PRIMARY KEY (account_id, source)
+    ) STRICT, WITHOUT ROWID;
+    "#;
+
+// 4: strong authentication. SCRAM keys beside the argon2id hash (NULL until the password is
+// next set: SCRAM cannot work from an argon2 hash); TOTP; app passwords and recovery codes,
+// both high-entropy secrets kept as SHA-256 digests (a slow hash adds nothing to 128 random
+// bits, and a digest can be looked up directly).
+const MIGRATION_4: &str = r#"
+    ALTER TABLE accounts ADD COLUMN scram_salt BLOB;
+    ALTER TABLE accounts ADD COLUMN scram_iterations INTEGER;
+    ALTER TABLE accounts ADD COLUMN scram_stored_key BLOB;
+    ALTER TABLE accounts ADD COLUMN scram_server_key BLOB;
+    ALTER TABLE accounts ADD COLUMN totp_secret BLOB;
+    ALTER TABLE accounts ADD COLUMN totp_enabled INTEGER NOT NULL DEFAULT 0;
+    -- The last TOTP time step accepted: a code is never accepted twice.
+    ALTER TABLE accounts ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+
+    -- scopes: bit set of IMAP 1, POP3 2, SMTP 4.
+    CREATE TABLE app_passwords (
+        id         INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        digest     BLOB NOT NULL UNIQUE,
+        scopes     INTEGER NOT NULL,
+        created    INTEGER NOT NULL,
+        expires    INTEGER,
+        last_used  INTEGER,
+        last_ip    TEXT,
+        revoked    INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (account_id, name)
+    ) STRICT;
+
+    CREATE TABLE recovery_codes (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        digest     BLOB NOT NULL,
+        PRIMARY KEY (account_id, digest)
     ) STRICT, WITHOUT ROWID;
     "#;
 

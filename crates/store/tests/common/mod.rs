@@ -13,7 +13,7 @@ pub async fn account(store: &SqliteStore, address: &str) -> AccountId {
         Ok(()) | Err(StoreError::DomainExists(_)) => {}
         Err(e) => panic!("{e}"),
     }
-    store.add_account(address, "$argon2id$fake", Quota::Default).await.unwrap()
+    store.add_account(address, &PasswordSecrets::hash_only("$argon2id$fake"), Quota::Default).await.unwrap()
 }
 
 pub async fn mailbox(store: &SqliteStore, account: AccountId, name: &str) -> Mailbox {

@@ -1,0 +1,90 @@
+//! The admin listener checked by tools nobody here wrote: the OpenAPI description against the
+//! live API (openapi-spec-validator, jsonschema) and `/metrics` through the Prometheus
+//! client's parser, in the pytest suite in tests/admin; and the dashboard in headless Chromium
+//! driven by Playwright (tests/browser). `.ci/run` installs them; a missing tool fails the
+//! test rather than skipping it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn the_openapi_description_matches_the_live_api() {
+    let out = Command::new("python3")
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/admin"])
+        .current_dir(root())
+        .env("PORTCULLIS_BIN", BIN)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3 must be installed (see .ci/run)");
+    assert!(
+        out.status.success(),
+        "pytest tests/admin failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_dashboard_in_headless_chromium() {
+    let browser_dir = root().join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/browser` (see .ci/run)"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "chromium is not installed (apt-get install chromium; see .ci/run)"
+    );
+    let server = TestServer::start_with(Settings {
+        sections: vec![
+            "[guard]\nfailure_delay = \"1ms\"\nmax_failure_delay = \"2ms\"\n[alerts]\nbucket = \"1s\"\n".into()
+        ],
+        ..Settings::default()
+    });
+    // Traffic for the charts: logins that work and fail, a message, a ban.
+    for (source, password) in [("127.0.0.2", PASSWORD), ("127.0.0.3", "wrong-1"), ("127.0.0.3", "wrong-2")] {
+        server.imap_login(source, ALICE, password);
+    }
+    assert!(server.submit(BOB, "Subject: chart\r\n\r\nfor the charts").starts_with("250"));
+    let (status, _) =
+        server.api("POST", "/api/v1/bans", Some(json!({"network": "127.0.0.77", "reason": "browser test"})));
+    assert_eq!(status, 201);
+    // A session that stays open while the page looks.
+    let mut imap = server.connect_from("127.0.0.2", "imaps").upgrade(server.client_config(rustls::ALL_VERSIONS));
+    imap.line();
+    imap.send(&format!("a LOGIN {ALICE} {PASSWORD}"));
+    assert!(imap.line().starts_with("a OK"));
+    // A few 1 s buckets close, so that the detector has a baseline to draw.
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let started = Instant::now();
+    let out = Command::new("node")
+        .arg("dashboard.mjs")
+        .current_dir(&browser_dir)
+        .env("DASHBOARD_URL", format!("http://{}/", server.addr("admin")))
+        .env("ADMIN_TOKEN", server.admin_token())
+        .env("BANNED", "127.0.0.77/32")
+        .env("SCREENSHOT", &screenshot)
+        .output()
+        .expect("node must be installed (see .ci/run)");
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "the browser test failed:\n{report}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{report}");
+    assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "no screenshot: {report}");
+    // The server saw the unban the page asked for.
+    server.wait_event(|e| e["event"] == "ban_removed" && e["network"] == "127.0.0.77/32");
+    server.wait_event(|e| e["event"] == "admin_action" && e["action"] == "ban_remove");
+    eprintln!("{report}screenshot: {}", screenshot.display());
+}

@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pyotp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +24,8 @@ BIN = os.environ.get("PORTCULLIS_BIN", str(ROOT / "target" / "debug" / "portcull
 HOSTNAME = "mail.example.test"
 DOMAIN = "example.test"
 ALICE = "alice@example.test"
+BOB = "bob@example.test"  # no account, and no administrator
+ADMIN = "postmaster@example.test"  # an administrator (TOTP on) for the sign-in
 PASSWORD = "plinth-orbit-cactus-9"
 TRUSTED = "127.0.0.60"
 
@@ -48,9 +51,11 @@ class Server:
             f'[process]\n{user}shutdown_grace = "2s"\n'
             f'[firewall]\ntrusted_networks = ["{TRUSTED}"]\n'
             '[guard]\nfailure_delay = "1ms"\nmax_failure_delay = "2ms"\n'
+            f'[admin]\naccounts = ["{ADMIN}"]\n'
             '[log]\nformat = "json"\n')
         self.cli("domain", "add", DOMAIN)
-        self.cli("account", "add", ALICE, "--password-stdin", stdin=PASSWORD + "\n")
+        for account in (ALICE, ADMIN):
+            self.cli("account", "add", account, "--password-stdin", stdin=PASSWORD + "\n")
         self.events = []
         self.proc = subprocess.Popen([BIN, "--config", str(self.config), "serve"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -80,6 +85,18 @@ class Server:
                              capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         return out.stdout
+
+    def enable_totp(self, user):
+        """`account totp enable`, answered like a person with an authenticator app (pyotp)."""
+        proc = subprocess.Popen([BIN, "--config", str(self.config), "account", "totp", "enable", user],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in proc.stdout:
+            if line.startswith("otpauth://"):
+                break
+        totp = pyotp.parse_uri(line.strip())
+        _, err = proc.communicate(totp.now() + "\n", timeout=30)
+        assert proc.returncode == 0, err
+        return totp
 
     def request(self, method, path, body=None, token=True, raw=None):
         """(status, content type, body bytes) of one request to the admin listener."""

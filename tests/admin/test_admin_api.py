@@ -6,6 +6,7 @@ the Prometheus project's own Python parser.
 """
 import imaplib
 import ssl
+import time
 import urllib.parse
 
 import jsonschema
@@ -16,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from conftest import ALICE, PASSWORD, ROOT, TRUSTED
+from conftest import ADMIN, ALICE, BOB, PASSWORD, ROOT, TRUSTED
 
 SPEC_PATH = ROOT / "crates" / "server" / "openapi.yaml"
 SPEC = yaml.safe_load(SPEC_PATH.read_text())
@@ -83,12 +84,21 @@ def test_the_description_is_valid_openapi():
 
 
 def test_every_operation_answers_as_documented(server, api):
-    # Public: the description itself, and the sign-in extension point (not available yet).
+    # Public: the description itself, and the sign-in of administrator accounts.
     status, text = api.call("GET", "/api/v1/openapi.yaml", token=False)
     assert status == 200 and text == SPEC_PATH.read_text()
-    assert api.call("POST", "/api/v1/signin", body={"account": ALICE, "password": "x", "totp": "123456"},
-                    token=False)[0] == 501
+    totp = server.enable_totp(ADMIN)
+    code = totp.at(int(time.time()) + 30)  # the next step's: enrollment spent this one's
+    sign_in = {"account": ADMIN, "password": PASSWORD, "totp": code}
+    assert api.call("POST", "/api/v1/signin", body={**sign_in, "password": "x"}, token=False)[0] == 401
+    assert api.call("POST", "/api/v1/signin", body={**sign_in, "account": BOB}, token=False)[0] == 401
+    status, session = api.call("POST", "/api/v1/signin", body=sign_in, token=False)
+    assert status == 200 and session["expires_in"] > 0
+    assert api.call("GET", "/api/v1/status", token=session["token"])[0] == 200
+    assert api.call("POST", "/api/v1/signin", body=sign_in, token=False)[0] == 401, "a code works once"
     assert api.call("POST", "/api/v1/signin", raw=b"{", token=False)[0] == 400
+    reasons = [(e.get("account"), e.get("reason")) for e in server.events if e.get("event") == "admin_auth_failed"]
+    assert reasons == [(ADMIN, "wrong_password"), (BOB, "not_administrator"), (ADMIN, "replayed_code")]
 
     # Everything else needs the token.
     assert api.call("GET", "/api/v1/status", token=False)[0] == 401

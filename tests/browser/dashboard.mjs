@@ -78,6 +78,27 @@ try {
 
   await page.screenshot({ path: screenshot, fullPage: true });
   check(true, `screenshot saved to ${screenshot}`);
+
+  // Signed out, an administrator account signs in with its password and a TOTP code.
+  await page.click("#signout");
+  await page.waitForSelector("#account-form", { state: "visible" });
+  const signInWith = async (code) => {
+    await page.fill("#account", process.env.ACCOUNT);
+    await page.fill("#password", process.env.ACCOUNT_PASSWORD);
+    await page.fill("#code", code);
+    await page.click("#account-form button[type=submit]");
+  };
+  await signInWith(process.env.ACCOUNT_CODE === "000000" ? "111111" : "000000");
+  await page.waitForFunction(() => document.getElementById("account-error").textContent.length > 0);
+  check(!(await page.isVisible("#app")), "a wrong code is refused");
+  await signInWith(process.env.ACCOUNT_CODE);
+  await page.waitForSelector("#app", { state: "visible", timeout: 15000 });
+  const status = await page.evaluate(async () => {
+    const session = sessionStorage.getItem("portcullis.admin.token");
+    const r = await fetch("/api/v1/status", { headers: { Authorization: `Bearer ${session}` } });
+    return r.status;
+  });
+  check(status === 200, "the account, its password and a TOTP code sign in: the session token opens the API");
   check(problems.length === 0, `no script errors, CSP violations or failed requests ${JSON.stringify(problems)}`);
 } finally {
   await browser.close();

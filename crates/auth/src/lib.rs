@@ -83,6 +83,8 @@ pub enum Refusal {
     WrongCode,
     /// A TOTP code already used within its window.
     ReplayedCode,
+    /// The admin sign-in, by an account not listed in `admin.accounts`.
+    NotAdministrator,
     AppPasswordRevoked(String),
     AppPasswordExpired(String),
     /// A scoped app password on a protocol it is not for.
@@ -100,6 +102,7 @@ impl Refusal {
             Refusal::AuthzidNotAllowed => "authzid_not_allowed",
             Refusal::WrongCode => "wrong_code",
             Refusal::ReplayedCode => "replayed_code",
+            Refusal::NotAdministrator => "not_administrator",
             Refusal::AppPasswordRevoked(_) => "app_password_revoked",
             Refusal::AppPasswordExpired(_) => "app_password_expired",
             Refusal::AppPasswordOutOfScope(_) => "app_password_out_of_scope",

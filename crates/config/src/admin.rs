@@ -26,6 +26,9 @@ pub struct Admin {
     pub token: AdminToken,
     /// Serve the admin listener over TLS with the `[tls]` certificate; required off loopback.
     pub tls: bool,
+    /// Accounts that may sign in to the admin API and dashboard with their password and a TOTP
+    /// code (so they need TOTP on), lower-cased.
+    pub accounts: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -34,6 +37,7 @@ pub(crate) struct RawAdmin {
     token: Option<String>,
     token_file: Option<String>,
     tls: Option<bool>,
+    accounts: Option<Vec<String>>,
 }
 
 impl RawAdmin {
@@ -79,6 +83,19 @@ impl RawAdmin {
                 ));
             }
         }
-        Ok(Admin { token, tls })
+        let mut accounts = Vec::new();
+        for account in self.accounts.unwrap_or_default() {
+            let well_formed = account
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.contains('@'));
+            if !well_formed {
+                return Err(c.invalid(
+                    "admin.accounts",
+                    format!("\"{account}\" is not an address like postmaster@example.org"),
+                ));
+            }
+            accounts.push(account.to_lowercase());
+        }
+        Ok(Admin { token, tls, accounts })
     }
 }

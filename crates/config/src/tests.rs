@@ -160,6 +160,7 @@ fn admin_and_log_file() {
     let c = parse(MINIMAL).unwrap();
     assert_eq!(c.admin.token, AdminToken::File(PathBuf::from("/etc/portcullis/data/admin.token")));
     assert!(!c.admin.tls);
+    assert!(c.admin.accounts.is_empty());
     assert_eq!(c.log.file, None);
     assert_eq!((c.log.max_size, c.log.keep), (100 << 20, 5));
 
@@ -179,6 +180,8 @@ fn admin_and_log_file() {
     .unwrap();
     assert!(c.admin.tls);
     assert_eq!(c.admin.token, AdminToken::Inline("0123456789abcdefghijKLMN".into()));
+    let c = parse(&format!("{MINIMAL}[admin]\naccounts = [\"PostMaster@Example.org\"]\n")).unwrap();
+    assert_eq!(c.admin.accounts, vec!["postmaster@example.org"]);
 
     for (extra, key) in [
         ("[listen]\nadmin = [\"0.0.0.0:8080\"]\n", "admin.tls"),
@@ -188,6 +191,7 @@ fn admin_and_log_file() {
         ("[admin]\ntoken = \"0123456789abcdefghijKLMN\"\ntoken_file = \"t\"\n", "admin.token"),
         ("[admin]\ntoken_file = \"\"\n", "admin.token_file"),
         ("[admin]\nport = 1\n", "port"),
+        ("[admin]\naccounts = [\"postmaster\"]\n", "admin.accounts"),
         ("[log]\nmax_size = \"12\"\n", "log.max_size"),
         ("[log]\nmax_size = \"huge\"\n", "log.max_size"),
         ("[log]\nkeep = 5000\n", "log.keep"),

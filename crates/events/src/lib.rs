@@ -287,6 +287,12 @@ pub enum Event {
     AdminAuthFailed {
         peer: SocketAddr,
         path: String,
+        /// An account sign-in: the account named (never the password or code).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        /// An account sign-in: why it was refused ("wrong_code", "replayed_code", ...).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
     },
     /// An operator changed something through the admin API (audit trail).
     AdminAction {

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::json;
 
+const ADMIN: &str = "postmaster@example.test";
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -47,10 +49,14 @@ fn the_dashboard_in_headless_chromium() {
     );
     let server = TestServer::start_with(Settings {
         sections: vec![
-            "[guard]\nfailure_delay = \"1ms\"\nmax_failure_delay = \"2ms\"\n[alerts]\nbucket = \"1s\"\n".into()
+            "[guard]\nfailure_delay = \"1ms\"\nmax_failure_delay = \"2ms\"\n[alerts]\nbucket = \"1s\"\n".into(),
+            format!("[admin]\naccounts = [\"{ADMIN}\"]\n"),
         ],
         ..Settings::default()
     });
+    // An administrator with TOTP on: the page signs in with its password and a code too.
+    server.cli_ok(&["account", "add", ADMIN, "--password-stdin"], Some(PASSWORD));
+    let totp = enable_totp(&server, ADMIN);
     // Traffic for the charts: logins that work and fail, a message, a ban.
     for (source, password) in [("127.0.0.2", PASSWORD), ("127.0.0.3", "wrong-1"), ("127.0.0.3", "wrong-2")] {
         server.imap_login(source, ALICE, password);
@@ -76,6 +82,10 @@ fn the_dashboard_in_headless_chromium() {
         .env("DASHBOARD_URL", format!("http://{}/", server.addr("admin")))
         .env("ADMIN_TOKEN", server.admin_token())
         .env("BANNED", "127.0.0.77/32")
+        .env("ACCOUNT", ADMIN)
+        .env("ACCOUNT_PASSWORD", PASSWORD)
+        // The next time step's code (accepted for clock skew): the enrollment spent this one's.
+        .env("ACCOUNT_CODE", totp_code(&totp, 30))
         .env("SCREENSHOT", &screenshot)
         .output()
         .expect("node must be installed (see .ci/run)");
@@ -86,5 +96,43 @@ fn the_dashboard_in_headless_chromium() {
     // The server saw the unban the page asked for.
     server.wait_event(|e| e["event"] == "ban_removed" && e["network"] == "127.0.0.77/32");
     server.wait_event(|e| e["event"] == "admin_action" && e["action"] == "ban_remove");
+    server.wait_event(|e| e["event"] == "admin_auth_failed" && e["account"] == ADMIN && e["reason"] == "wrong_code");
+    server.wait_event(|e| e["event"] == "admin_action" && e["action"] == "sign_in" && e["target"] == ADMIN);
     eprintln!("{report}screenshot: {}", screenshot.display());
+}
+
+/// `account totp enable`, answered like a person with an authenticator app (pyotp); the
+/// otpauth:// URI.
+fn enable_totp(server: &TestServer, user: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&server.config_path)
+        .args(["account", "totp", "enable", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let uri = loop {
+        let mut line = String::new();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no otpauth:// URI printed");
+        if line.starts_with("otpauth://") {
+            break line.trim().to_string();
+        }
+    };
+    writeln!(child.stdin.take().unwrap(), "{}", totp_code(&uri, 0)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    uri
+}
+
+/// The code an authenticator app shows `offset` seconds from now.
+fn totp_code(uri: &str, offset: u64) -> String {
+    let script = "import pyotp, sys, time; print(pyotp.parse_uri(sys.argv[1]).at(int(time.time()) + int(sys.argv[2])))";
+    let out = Command::new("python3").args(["-c", script, uri, &offset.to_string()]).output().unwrap();
+    assert!(out.status.success(), "pyotp must be installed (see .ci/run): {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

@@ -2,14 +2,16 @@
 //! delay, ban), bans are kept in the store and followed from it (so `portcullis ban` works
 //! against a running server), sending limits are applied, and per-account alerts raised.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portcullis_auth::{AuthError, Principal, Refusal};
 use portcullis_events::{AlertKind, BanOrigin, Event, Listener, Severity};
 use portcullis_guard::{Ban, IpNet, Now, SendingLimit, Source};
 use portcullis_sasl::{Attempt, ScramProof};
-use portcullis_store::{StoredBan, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
+use portcullis_store::{normalize_address, StoredBan, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
 use crate::conn::{Shared, Who};
 
@@ -78,12 +80,71 @@ fn scope(listener: Listener) -> u8 {
     }
 }
 
-/// Checks a login attempt through the guard, the same way for every protocol and mechanism,
-/// and reports the outcome as one event (never the secret):
+/// A login attempt passing through the guard, the same way for every protocol, mechanism and
+/// the admin sign-in:
 /// 1. an address the account never logged in from waits while the account is under attack;
 /// 2. a failure makes the client wait longer each time, and may ban its source;
-/// 3. a success remembers the address as the account's, so its owner is never locked out;
-/// 4. a session opened with an app password is closed (`close`) if the app password is revoked.
+/// 3. a success remembers the address as the account's, so its owner is never locked out.
+struct Gate {
+    ip: IpAddr,
+    username: String,
+    source: String,
+    known: bool,
+}
+
+impl Gate {
+    /// Looks the source up and waits the throttle the guard imposes.
+    async fn enter(shared: &Shared, ip: IpAddr, username: &str) -> Gate {
+        let source = Source::of(ip).network().to_string();
+        let since = unix(SystemTime::now() - shared.config.guard.known_source_memory);
+        let known = shared.store.login_known(username, &source, since).await.unwrap_or(false);
+        let throttle = shared.guard.auth_throttle(ip, username, known, Now::current());
+        if !throttle.is_zero() {
+            tokio::time::sleep(throttle).await;
+        }
+        Gate { ip, username: username.to_string(), source, known }
+    }
+
+    /// Alerts on a login after many failures or from a new address; remembers the address.
+    async fn succeeded(self, shared: &Shared, who: Option<Who>, principal: &Principal) {
+        let success = shared.guard.auth_succeeded(&self.username, Now::current());
+        if success.failures_before >= shared.config.guard.account_attack_failures {
+            let message = format!(
+                "{} logged in from {} after {} failed attempts",
+                principal.address, self.ip, success.failures_before
+            );
+            let failures = success.failures_before as f64;
+            let (kind, severity) = (AlertKind::LoginAfterFailures, Severity::Warning);
+            alert(shared, kind, severity, who, Some(&principal.address), failures, message);
+        }
+        if !self.known {
+            let message = format!(
+                "{} logged in from {}, an address not seen for it in {}",
+                principal.address,
+                self.ip,
+                humantime::format_duration(shared.config.guard.known_source_memory)
+            );
+            alert(shared, AlertKind::NewLoginAddress, Severity::Info, who, Some(&principal.address), 1.0, message);
+        }
+        if let Err(e) = shared.store.record_login(principal.account, &self.source, unix(SystemTime::now())).await {
+            let what = format!("recording a login failed: {e}");
+            shared.events.emit(Event::InternalError { conn: who.map(|w| w.conn), what });
+        }
+    }
+
+    /// Counts the failure (perhaps banning the source) and makes the client wait.
+    async fn failed(self, shared: &Shared) {
+        let failure = shared.guard.auth_failed(self.ip, &self.username, self.known, Now::current());
+        if let Some(ban) = failure.ban {
+            record_ban(shared, &ban, BanOrigin::Auto).await;
+        }
+        tokio::time::sleep(failure.delay).await;
+    }
+}
+
+/// Checks a mail client's login attempt through the guard and reports the outcome as one event
+/// (never the secret). A session opened with an app password is closed (`close`) when the app
+/// password is revoked.
 pub async fn authenticate(
     shared: &Shared,
     who: Who,
@@ -92,16 +153,7 @@ pub async fn authenticate(
     attempt: Attempt,
 ) -> Result<Principal, AuthError> {
     let username = attempt.username().to_string();
-    let ip = who.peer.ip();
-    let source = Source::of(ip).network().to_string();
-    let memory = shared.config.guard.known_source_memory;
-    let since = unix(SystemTime::now() - memory);
-    let known = shared.store.login_known(&username, &source, since).await.unwrap_or(false);
-
-    let throttle = shared.guard.auth_throttle(ip, &username, known, Now::current());
-    if !throttle.is_zero() {
-        tokio::time::sleep(throttle).await;
-    }
+    let gate = Gate::enter(shared, who.peer.ip(), &username).await;
     let result = match attempt {
         Attempt::Password(c) => shared.auth.verify(&c.authzid, &c.username, c.password, scope(who.listener)).await,
         Attempt::Scram { authzid, username, proof: ScramProof::Valid } => {
@@ -126,49 +178,14 @@ pub async fn authenticate(
             });
             if let Some((id, name)) = app_password {
                 shared.app_sessions.opened(conn, id, name, &principal.address, close.clone());
-                if let Err(e) = shared.store.app_password_used(id, unix(SystemTime::now()), &ip.to_string()).await {
+                if let Err(e) =
+                    shared.store.app_password_used(id, unix(SystemTime::now()), &peer.ip().to_string()).await
+                {
                     let what = format!("recording an app password's use failed: {e}");
                     shared.events.emit(Event::InternalError { conn: Some(conn), what });
                 }
             }
-            let success = shared.guard.auth_succeeded(&username, Now::current());
-            if success.failures_before >= shared.config.guard.account_attack_failures {
-                let message = format!(
-                    "{} logged in from {} after {} failed attempts",
-                    principal.address, ip, success.failures_before
-                );
-                alert(
-                    shared,
-                    AlertKind::LoginAfterFailures,
-                    Severity::Warning,
-                    Some(who),
-                    Some(&principal.address),
-                    success.failures_before as f64,
-                    message,
-                );
-            }
-            if !known {
-                let message = format!(
-                    "{} logged in from {}, an address not seen for it in {}",
-                    principal.address,
-                    ip,
-                    humantime::format_duration(memory)
-                );
-                alert(
-                    shared,
-                    AlertKind::NewLoginAddress,
-                    Severity::Info,
-                    Some(who),
-                    Some(&principal.address),
-                    1.0,
-                    message,
-                );
-            }
-            if let Err(e) = shared.store.record_login(principal.account, &source, unix(SystemTime::now())).await {
-                shared
-                    .events
-                    .emit(Event::InternalError { conn: Some(conn), what: format!("recording a login failed: {e}") });
-            }
+            gate.succeeded(shared, Some(who), principal).await;
         }
         Err(AuthError::Refused(refusal)) => {
             shared.events.emit(Event::AuthFailed {
@@ -182,29 +199,57 @@ pub async fn authenticate(
             });
             if *refusal == Refusal::ChannelBindingMismatch {
                 let message = format!(
-                    "{username}'s password was proven from {ip} over another TLS connection: a man in the middle \
-                     holding a certificate the client accepted is likely; change the password"
+                    "{username}'s password was proven from {} over another TLS connection: a man in the middle \
+                     holding a certificate the client accepted is likely; change the password",
+                    peer.ip()
                 );
-                alert(
-                    shared,
-                    AlertKind::ChannelBindingMismatch,
-                    Severity::Critical,
-                    Some(who),
-                    Some(&username),
-                    1.0,
-                    message,
-                );
+                let (kind, severity) = (AlertKind::ChannelBindingMismatch, Severity::Critical);
+                alert(shared, kind, severity, Some(who), Some(&username), 1.0, message);
             }
-            let failure = shared.guard.auth_failed(ip, &username, known, Now::current());
-            if let Some(ban) = failure.ban {
-                record_ban(shared, &ban, BanOrigin::Auto).await;
-            }
-            tokio::time::sleep(failure.delay).await;
+            gate.failed(shared).await;
         }
         Err(AuthError::Unavailable) => {
             shared
                 .events
                 .emit(Event::InternalError { conn: Some(conn), what: "authentication backend unavailable".into() });
+        }
+    }
+    result
+}
+
+/// The admin sign-in: an account listed in `admin.accounts`, its password and a TOTP code (or
+/// a recovery code), through the guard like any login. A refusal is reported as an
+/// `admin_auth_failed` event with its reason.
+pub async fn admin_sign_in(
+    shared: &Shared,
+    peer: SocketAddr,
+    account: &str,
+    password: Zeroizing<Vec<u8>>,
+    code: &str,
+) -> Result<Principal, AuthError> {
+    let gate = Gate::enter(shared, peer.ip(), account).await;
+    let administrator = normalize_address(account).is_some_and(|a| shared.config.admin.accounts.contains(&a));
+    let result = if administrator {
+        shared.auth.verify_with_code(account, password, code).await
+    } else {
+        // The same work (an argon2 check against the decoy), then no: the answer and its
+        // timing do not tell who is an administrator.
+        let _ = shared.auth.verify_with_code("", password, code).await;
+        Err(AuthError::Refused(Refusal::NotAdministrator))
+    };
+    match &result {
+        Ok(principal) => gate.succeeded(shared, None, principal).await,
+        Err(AuthError::Refused(refusal)) => {
+            shared.events.emit(Event::AdminAuthFailed {
+                peer,
+                path: "/api/v1/signin".into(),
+                account: Some(account.to_string()),
+                reason: Some(refusal.reason()),
+            });
+            gate.failed(shared).await;
+        }
+        Err(AuthError::Unavailable) => {
+            shared.events.emit(Event::InternalError { conn: None, what: "authentication backend unavailable".into() });
         }
     }
     result

@@ -113,7 +113,10 @@ async fn run(
     let admin_auth = if admin_sockets.is_empty() {
         None
     } else {
-        let (auth, source) = admin::AdminAuth::load(&shared.config.admin.token)?;
+        let (mut auth, source) = admin::AdminAuth::load(&shared.config.admin.token)?;
+        if !shared.config.admin.accounts.is_empty() {
+            auth = auth.with_account_sign_in(Arc::new(admin::TotpSignIn(shared.clone())));
+        }
         Some((auth, source))
     };
 

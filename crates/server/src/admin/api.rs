@@ -399,7 +399,8 @@ pub struct SignIn {
     totp: String,
 }
 
-/// The extension point for admin accounts with TOTP (see [`super::token::AccountSignIn`]).
+/// An administrator account's password and TOTP code for a session token (see
+/// [`super::token::AccountSignIn`]).
 pub async fn sign_in(
     State(admin): Shared,
     Extension(peer): Extension<Peer>,
@@ -408,11 +409,11 @@ pub async fn sign_in(
     let Some(verifier) = admin.auth.account_sign_in() else {
         return Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
-            "signing in with an account needs its second factor (TOTP), which this server does not offer yet; use the admin token",
+            "no account may sign in here: list administrators (with TOTP on) in admin.accounts, or use the admin token",
         ));
     };
+    // The refusal is logged (admin_auth_failed, with its reason) where it is decided.
     if !verifier.verify(&request.account, &request.password, &request.totp, peer.0).await {
-        admin.shared.events.emit(Event::AdminAuthFailed { peer: peer.0, path: "/api/v1/signin".into() });
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong account, password or code"));
     }
     let (token, lifetime) = admin.auth.mint_session();

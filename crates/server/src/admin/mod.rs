@@ -30,7 +30,7 @@ use tokio::sync::Semaphore;
 
 use crate::conn::Shared;
 use crate::monitor::Monitor;
-pub use token::{AccountSignIn, AdminAuth};
+pub use token::{AccountSignIn, AdminAuth, TotpSignIn};
 
 /// Admin connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 64;
@@ -125,7 +125,7 @@ async fn require_token(State(admin): State<Arc<Admin>>, request: Request, next: 
     }
     if let Some(Peer(peer)) = request.extensions().get::<Peer>().copied() {
         let path: String = request.uri().path().chars().take(200).collect();
-        admin.shared.events.emit(Event::AdminAuthFailed { peer, path });
+        admin.shared.events.emit(Event::AdminAuthFailed { peer, path, account: None, reason: None });
     }
     let mut response = (
         StatusCode::UNAUTHORIZED,

@@ -20,17 +20,24 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at most (the oldest goes first).
 const MAX_SESSIONS: usize = 1000;
 
-/// EXTENSION POINT: admin accounts with a second factor.
-///
-/// Today the dashboard and the API sign in with the admin token only. Once accounts have TOTP,
-/// implement this (check that the account is an administrator, its password and its current
-/// TOTP code, through the guard like any other login so that failures are delayed and
-/// banned) and hand it to [`AdminAuth::with_account_sign_in`]. `POST /api/v1/signin` then
-/// trades `{account, password, totp}` for a session token that the API accepts like the
-/// admin token; without an implementation that endpoint answers 501.
+/// Signing in with an administrator account instead of the admin token: `POST /api/v1/signin`
+/// trades `{account, password, totp}` for a session token that the API accepts like the admin
+/// token. Without one (no `admin.accounts`) that endpoint answers 501.
 #[async_trait::async_trait]
 pub trait AccountSignIn: Send + Sync {
     async fn verify(&self, account: &str, password: &str, totp: &str, peer: SocketAddr) -> bool;
+}
+
+/// The sign-in of the accounts in `admin.accounts`: password plus TOTP or recovery code,
+/// through the guard like any login (failures delayed, counted, banned).
+pub struct TotpSignIn(pub Arc<crate::conn::Shared>);
+
+#[async_trait::async_trait]
+impl AccountSignIn for TotpSignIn {
+    async fn verify(&self, account: &str, password: &str, totp: &str, peer: SocketAddr) -> bool {
+        let password = zeroize::Zeroizing::new(password.as_bytes().to_vec());
+        crate::defense::admin_sign_in(&self.0, peer, account, password, totp).await.is_ok()
+    }
 }
 
 pub struct AdminAuth {

@@ -1,5 +1,6 @@
 // The Portcullis dashboard: reads the admin API every few seconds with the admin token the
-// operator signed in with (kept in sessionStorage: it goes with the tab). No dependencies.
+// operator signed in with, or the session token an administrator account's password and TOTP
+// code bought (kept in sessionStorage: it goes with the tab). No dependencies.
 
 const REFRESH_MS = 5000;
 const HOUR_MS = 3600 * 1000;
@@ -211,6 +212,25 @@ $("signin-form").addEventListener("submit", (event) => {
   sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
   $("token").value = "";
   start();
+});
+$("account-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const body = { account: form.account.value.trim(), password: form.password.value, totp: form.code.value.trim() };
+  form.password.value = "";
+  form.code.value = "";
+  try {
+    const response = await fetch("/api/v1/signin", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), cache: "no-store",
+    });
+    const data = await response.json().catch(() => null);
+    if (!response.ok) throw new Error((data && data.error) || `HTTP ${response.status}`);
+    sessionStorage.setItem(TOKEN_KEY, data.token);
+    $("account-error").textContent = "";
+    start();
+  } catch (e) {
+    $("account-error").textContent = e.message;
+  }
 });
 $("signout").addEventListener("click", () => signOut());
 $("ban-form").addEventListener("submit", async (event) => {

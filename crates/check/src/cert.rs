@@ -154,7 +154,13 @@ fn untrusted(port: u16, error: &rustls::Error) -> Finding {
         rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
             "it is self-signed, or its issuer is not a trusted CA, or intermediates are missing".to_string()
         }
-        rustls::Error::InvalidCertificate(e) => format!("{e:?}"),
+        rustls::Error::InvalidCertificate(e) => match format!("{e:?}") {
+            // webpki's reason, only reachable through rustls' opaque `Other`.
+            detail if detail.contains("CaUsedAsEndEntity") => {
+                "the server's own certificate is a CA certificate (basicConstraints CA:TRUE)".to_string()
+            }
+            detail => detail,
+        },
         other => other.to_string(),
     };
     Finding::new(port, Kind::CertUntrusted, format!("The certificate chain does not verify: {why}"))
@@ -248,6 +254,14 @@ mod tests {
         assert!(findings[1].title.contains("covers mail.example.org"), "{}", findings[1].title);
         let (_, findings) = evaluate(465, &chain, &store(&anchor), None, None, NOW);
         assert_eq!(ids(&findings), ["cert-name-unchecked", "cert-expires-soon"]);
+    }
+
+    #[test]
+    fn a_ca_certificate_serving_as_the_leaf_is_said_plainly() {
+        let (anchor, _) = ca();
+        let (_, findings) = evaluate(993, std::slice::from_ref(&anchor), &store(&anchor), None, None, NOW);
+        let untrusted = findings.iter().find(|f| f.id == "cert-untrusted").expect("untrusted");
+        assert!(untrusted.title.contains("is a CA certificate"), "{}", untrusted.title);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -104,16 +104,35 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<TlsStream<TcpStream>, Failure> {
     let broken = |what: &str, e: &dyn std::fmt::Display| Failure::Broken(format!("{what}: {e}"));
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|e| broken("connect", &e))?
-        .map_err(|e| broken("connect", &e))?;
-    // Commands are small writes each waiting for a reply: Nagle would only add delay.
-    tcp.set_nodelay(true).map_err(|e| broken("connect", &e))?;
+    let tcp = tcp_connect(addr, None, timeout).await.map_err(|e| broken("connect", &e))?;
     tokio::time::timeout(timeout, tls.connect(name, tcp))
         .await
         .map_err(|e| broken("TLS handshake", &e))?
         .map_err(|e| broken("TLS handshake", &e))
+}
+
+/// TCP connect from `local` (any port; the system's choice of address when `None`) with
+/// Nagle off, bounded by `timeout`. On loopback every address of 127.0.0.0/8 can be a source,
+/// which is how the guard benchmark plays many clients.
+pub async fn tcp_connect(
+    addr: std::net::SocketAddr,
+    local: Option<std::net::IpAddr>,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    let connect = async {
+        let tcp = match local {
+            None => TcpStream::connect(addr).await?,
+            Some(ip) => {
+                let socket = if ip.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+                socket.bind(std::net::SocketAddr::new(ip, 0))?;
+                socket.connect(addr).await?
+            }
+        };
+        // Commands are small writes each waiting for a reply: Nagle would only add delay.
+        tcp.set_nodelay(true)?;
+        Ok(tcp)
+    };
+    tokio::time::timeout(timeout, connect).await.map_err(|_| std::io::ErrorKind::TimedOut)?
 }
 
 /// Where to connect and how: the address, the TLS client config and the name to verify.

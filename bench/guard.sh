@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# The guard under attack (issue 4): two benchmarks over real TLS, IMAP LOGIN and SMTP AUTH
+# PLAIN, from many loopback source addresses (all of 127.0.0.0/8 is loopback).
+# BENCHMARKS.md ("Guard") says what is measured and how to read it.
+#
+#   bench/guard.sh                          # enumeration timing, then one 20 s storm
+#   PER_SOURCE="1 4 20" bench/guard.sh      # one storm per value, each on a fresh server
+#   STORM=30 SOURCES=120 bench/guard.sh
+#
+# 1. Enumeration timing: the time to refuse an unknown user against a wrong password,
+#    ENUM_SAMPLES of each per protocol, interleaved, one at a time, from a trusted network of a
+#    server whose failure delay is 1 ms (the shortest the config takes), so that what is
+#    measured is the server's work (argon2 against the account's hash or the decoy), not the
+#    guard's delay (which depends on the source's failures, never on the name tried).
+# 2. Credential-stuffing storm against a server with the DEFAULT guard and limits: the owner of
+#    an account logs in from 127.0.0.1 (an address it logged in from before) every 200 ms: IDLE
+#    seconds alone, STORM seconds while SOURCES addresses from 127.0.0.2 on, PER_SOURCE
+#    connections each, try wrong passwords for the owner, other real accounts and unknown ones
+#    as fast as the server answers, then AFTER seconds alone again. Reported: the owner's
+#    login latency storm/idle, attacker successes (must be 0), sources banned, and the
+#    server's VmRSS/VmHWM, descriptors and threads from /proc.
+#
+# The server runs from the release profile. Run as root, it drops to `nobody` as in the other
+# benchmarks; as another user it runs as that user. Everything lives in one temp dir, removed
+# at the end with every process started here; the JSON reports are kept in OUT.
+set -euo pipefail
+
+STORM=${STORM:-20}             # seconds of each storm
+IDLE=${IDLE:-20}               # seconds of the idle phase before it
+AFTER=${AFTER:-10}             # seconds after it
+SOURCES=${SOURCES:-249}        # attacking addresses: 127.0.0.2 ... (at most 253)
+PER_SOURCE=${PER_SOURCE:-4}    # connections per attacking address; a list runs one storm per value
+PROBE_MS=${PROBE_MS:-200}      # the owner starts a login every PROBE_MS
+ENUM_SAMPLES=${ENUM_SAMPLES:-200}   # per kind and protocol; 0 skips the enumeration timing
+IMAPS_PORT=${IMAPS_PORT:-27993}
+SMTPS_PORT=${SMTPS_PORT:-27465}
+KEEP=${KEEP:-0}                # 1: leave the temp dir (config, logs) for inspection
+RUN_BASE=${RUN_BASE:-/tmp}
+
+cd "$(dirname "$0")/.."
+REPO=$PWD
+OUT=${OUT:-$REPO/bench/results/guard-$(date +%Y%m%d-%H%M%S)}
+HOSTNAME_=mail.bench.test
+DOMAIN=bench.test
+OWNER=owner@$DOMAIN
+PASSWORD=plinth-orbit-cactus-9
+VICTIMS=()
+for n in 1 2 3 4 5; do VICTIMS+=("staff$n@$DOMAIN"); done
+
+say() { printf '== %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+[ "$SOURCES" -ge 1 ] && [ "$SOURCES" -le 253 ] || die "SOURCES must be 1 to 253 (127.0.0.2 ... 127.0.0.254)"
+for port in "$IMAPS_PORT" "$SMTPS_PORT"; do
+    if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use; set IMAPS_PORT / SMTPS_PORT"; fi
+done
+# The generator holds up to SOURCES x PER_SOURCE connections, the server as many.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+say "building (release)"
+cargo build --release -j2 -q -p portcullis -p portcullis-bench
+BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/portcullis
+BENCH=${CARGO_TARGET_DIR:-$REPO/target}/release/portcullis-guard-bench
+
+RUN=$(mktemp -d "$RUN_BASE/portcullis-guard-bench.XXXXXX")
+chmod 755 "$RUN"   # the server may run as nobody
+mkdir -p "$OUT"
+SERVER_PID=
+FAILED=0
+
+stop_server() {
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID"
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=
+}
+cleanup() {
+    set +e
+    stop_server
+    if [ "$KEEP" = 1 ]; then echo "kept $RUN" >&2; else rm -rf "$RUN"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$RUN/tls"
+cat >"$RUN/tls/openssl.cnf" <<EOF
+[req]
+distinguished_name = dn
+x509_extensions = leaf
+prompt = no
+[dn]
+CN = $HOSTNAME_
+[leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:$HOSTNAME_
+EOF
+openssl req -x509 -config "$RUN/tls/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -nodes -days 2 -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" 2>/dev/null
+chmod 644 "$RUN/tls/cert.pem"
+chmod 600 "$RUN/tls/key.pem"
+if [ "$(id -u)" -eq 0 ]; then
+    PROCESS=$'[process]\nuser = "nobody"\nshutdown_grace = "2s"'
+else
+    PROCESS=$'[process]\nshutdown_grace = "2s"'
+fi
+
+# start_server NAME EXTRA-TOML: a fresh instance in $RUN/NAME with the accounts; sets SERVER_PID, PC.
+start_server() {
+    PC=$RUN/$1
+    mkdir -p "$PC"
+    cat >"$PC/portcullis.toml" <<EOF
+hostname = "$HOSTNAME_"
+data_dir = "data"
+[tls]
+cert = "$RUN/tls/cert.pem"
+key = "$RUN/tls/key.pem"
+[listen]
+imaps = ["127.0.0.1:$IMAPS_PORT"]
+submissions = ["127.0.0.1:$SMTPS_PORT"]
+[log]
+format = "json"
+$PROCESS
+$2
+EOF
+    pc() { "$BIN" --config "$PC/portcullis.toml" "$@"; }
+    pc domain add "$DOMAIN" >/dev/null
+    echo "$PASSWORD" | pc account add "$OWNER" --password-stdin >/dev/null
+    local n=0
+    for v in "${VICTIMS[@]}"; do
+        n=$((n + 1))
+        echo "quarry-lantern-fjord-$n$n" | pc account add "$v" --password-stdin >/dev/null
+    done
+    "$BIN" --config "$PC/portcullis.toml" serve >"$PC/log.jsonl" 2>"$PC/stderr" &
+    SERVER_PID=$!
+    for _ in $(seq 300); do
+        [ "$(grep -c '"event":"listening"' "$PC/log.jsonl" 2>/dev/null)" -ge 2 ] && return
+        kill -0 "$SERVER_PID" 2>/dev/null || die "Portcullis exited: $(cat "$PC/stderr")"
+        sleep 0.1
+    done
+    die "Portcullis did not start listening"
+}
+
+common=(--imaps "127.0.0.1:$IMAPS_PORT" --smtps "127.0.0.1:$SMTPS_PORT" --tls-name "$HOSTNAME_"
+    --ca "$RUN/tls/cert.pem")
+
+say "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo); load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+say "Portcullis $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (uncommitted changes)'), release build"
+
+# --- 1. Enumeration timing -------------------------------------------------------------------
+if [ "$ENUM_SAMPLES" -gt 0 ]; then
+    say "enumeration timing: $ENUM_SAMPLES samples of each kind per protocol, trusted source, failure_delay 1ms"
+    start_server enumeration $'[firewall]\ntrusted_networks = ["127.0.0.0/8"]\n[guard]\nfailure_delay = "1ms"\nmax_failure_delay = "1ms"'
+    BENCH_PASSWORD=$PASSWORD "$BENCH" enumeration "${common[@]}" --user "$OWNER" --samples "$ENUM_SAMPLES" \
+        --json >"$OUT/enumeration.json" || say "warning: the enumeration run had errors"
+    python3 - "$OUT/enumeration.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+f = lambda x: "-" if x is None else f"{x:.2f}"
+print(f"{'proto':<6} {'kind':<16} {'n':>4} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
+for proto, c in r["by_protocol"].items():
+    for label, v in (("wrong password", c["wrong_password_ms"]), ("unknown user", c["unknown_user_ms"]),
+                     ("  local part", c["unknown_split"]["unknown_local_part_ms"]),
+                     ("  domain", c["unknown_split"]["unknown_domain_ms"])):
+        print(f"{proto:<6} {label:<16} {v['n']:>4} {f(v['p50']):>8} {f(v['p90']):>8} {f(v['p99']):>8}")
+    print(f"{proto:<6} unknown - wrong: median {f(c['median_difference_ms'])} ms (ratio {f(c['median_ratio'])}), "
+          f"p90 {f(c['p90_difference_ms'])} ms; P(unknown answered faster) {c['p_unknown_shorter']}")
+for e in r["errors"]:
+    print("error:", e)
+EOF
+    stop_server
+fi
+
+# --- 2. The storm, on a server with the default guard and limits -----------------------------
+for per in $PER_SOURCE; do
+    name=storm-$per
+    say "storm: $SOURCES sources x $per connections for ${STORM}s (idle ${IDLE}s before, ${AFTER}s after); default [guard] and [limits]"
+    start_server "$name" ""
+    status=0
+    BENCH_PASSWORD=$PASSWORD "$BENCH" storm "${common[@]}" --owner "$OWNER" \
+        --victims "$(IFS=,; echo "${VICTIMS[*]}")" --sources "$SOURCES" --per-source "$per" \
+        --idle "$IDLE" --storm "$STORM" --after "$AFTER" --probe-every-ms "$PROBE_MS" \
+        --server-pid "$SERVER_PID" --json >"$OUT/$name.json" || status=$?
+    [ -s "$OUT/$name.json" ] || die "the storm produced no report (status $status)"
+    alive=yes
+    kill -0 "$SERVER_PID" 2>/dev/null || alive=no
+    bans=$(pc ban list 2>/dev/null | grep -c '^127\.' || true)
+    stop_server
+    # What the server's own log says about the same minutes.
+    python3 - "$OUT/$name.json" "$PC/log.jsonl" "$bans" "$alive" <<'EOF' || FAILED=1
+import collections, json, statistics, sys
+r = json.load(open(sys.argv[1]))
+t = r["unix_ms"]
+def phase(ts):
+    return "before" if ts < t["storm_start"] else "storm" if ts < t["storm_end"] else "after"
+events = collections.Counter()
+refused = collections.defaultdict(collections.Counter)
+failed = collections.Counter()
+alerts = collections.Counter()
+bans = {}                                  # ip -> ts of its ban
+failures = collections.defaultdict(list)   # ip -> ts of each failed login
+owner_refused = collections.Counter()
+for line in open(sys.argv[2], errors="replace"):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    ev, ts = e.get("event"), e.get("ts_ms", 0)
+    events[ev] += 1
+    if ev == "connection_refused":
+        refused[phase(ts)][e.get("reason")] += 1
+        if e.get("peer", "").startswith("127.0.0.1:"):
+            owner_refused[e.get("reason")] += 1
+    elif ev == "auth_failed":
+        failed[phase(ts)] += 1
+        failures[e.get("peer", "").rsplit(":", 1)[0]].append(ts)
+    elif ev == "ban_added":
+        bans.setdefault(e.get("network", "").split("/")[0], ts)
+    elif ev == "alert_raised":
+        alerts[e.get("kind")] += 1
+ban_s = sorted((ts - t["storm_start"]) / 1000 for ts in bans.values())
+before_ban = [sum(1 for f in failures[ip] if f <= ts) for ip, ts in bans.items()]
+after_ban = [sum(1 for f in failures[ip] if f > ts) for ip, ts in bans.items()]
+r["server_log"] = {
+    "events": events, "connection_refused": refused, "owner_refused": owner_refused,
+    "auth_failed": failed, "alerts": alerts, "bans_in_store": int(sys.argv[3]), "alive_after": sys.argv[4] == "yes",
+    "bans": {"total": len(bans), "during_storm": sum(1 for x in ban_s if x < (t["storm_end"] - t["storm_start"]) / 1000),
+             "seconds_after_storm_start": {"first": ban_s[0] if ban_s else None,
+                                           "p50": statistics.median(ban_s) if ban_s else None,
+                                           "last": ban_s[-1] if ban_s else None},
+             "failures_logged_before_ban": {"mean": statistics.mean(before_ban) if before_ban else None,
+                                            "max": max(before_ban, default=None)},
+             "failures_logged_after_ban": {"mean": statistics.mean(after_ban) if after_ban else None,
+                                           "max": max(after_ban, default=None)}},
+}
+json.dump(r, open(sys.argv[1], "w"))
+
+f = lambda x: "-" if x is None else f"{x:.1f}"
+print(f"{'phase':<6} {'n':>4} {'ok':>4} {'login p50':>10} {'login p99':>10} {'total p50':>10} {'total p99':>10}  owner failures")
+for ph in ("idle", "storm", "after"):
+    p = r["owner"][ph]
+    print(f"{ph:<6} {p['attempts']:>4} {p['ok']:>4} {f(p['login_ms']['p50']):>10} {f(p['login_ms']['p99']):>10} "
+          f"{f(p['total_ms']['p50']):>10} {f(p['total_ms']['p99']):>10}  {dict(p['failures']) or 0}"
+          f"{'; skipped ticks ' + str(p['skipped_ticks']) if p['skipped_ticks'] else ''}")
+q = r["ratios"]["storm_over_idle"]
+print(f"storm/idle: login p50 {q['login_p50']}x, p99 {q['login_p99']}x; connect+login p50 {q['total_p50']}x, p99 {q['total_p99']}x"
+      f"  (after/idle: login p50 {r['ratios']['after_over_idle']['login_p50']}x, p99 {r['ratios']['after_over_idle']['login_p99']}x)")
+a = r["attackers"]
+print(f"attackers: {a['attempts']} attempts answered ({a['attempts_per_s']}/s), SUCCESSES {a['successes']}; "
+      f"answer time p50 {f(a['answer_ms']['p50'])} ms, p99 {f(a['answer_ms']['p99'])} ms; connections {a['connections']}, "
+      f"dropped at accept {a['dropped_at_accept']}, too many connections {a['too_many_connections']}, errors {a['errors']}")
+for e in a["error_samples"]:
+    print("  error:", e)
+l = r["server_log"]
+b = l["bans"]
+print(f"bans: {b['total']} sources of {a['sources']} ({b['during_storm']} during the storm; store: {l['bans_in_store']}); "
+      f"seconds from the storm's start: first {f(b['seconds_after_storm_start']['first'])}, p50 {f(b['seconds_after_storm_start']['p50'])}, "
+      f"last {f(b['seconds_after_storm_start']['last'])}; failed logins per banned source logged before its ban "
+      f"{f(b['failures_logged_before_ban']['mean'])} (max {b['failures_logged_before_ban']['max']}), after it "
+      f"{f(b['failures_logged_after_ban']['mean'])} (max {b['failures_logged_after_ban']['max']})")
+print(f"server log: auth_failed {dict(l['auth_failed'])}, connection_refused {({k: dict(v) for k, v in l['connection_refused'].items()})}, "
+      f"the owner's address refused {dict(l['owner_refused']) or 0}, alerts {dict(l['alerts'])}, "
+      f"internal_error {l['events'].get('internal_error', 0)}, alive after: {l['alive_after']}")
+s = r["server"]
+m = lambda x: f"RSS {x['rss_mib']} MiB (HWM {x['hwm_mib']}), {x['fds']} fds, {x['threads']} threads"
+print(f"server: start {m(s['start'])}; storm end {m(s['storm_end'])}; end {m(s['end'])}")
+print(f"  peak RSS {s['peak']['rss_mib']} MiB, {s['peak']['fds']} fds, {s['peak']['threads']} threads; CPU s idle {s['cpu_s']['idle']}, "
+      f"storm {s['cpu_s']['storm']}, after {s['cpu_s']['after']} (the load generator: {s['generator_cpu_s']['idle']}, "
+      f"{s['generator_cpu_s']['storm']}, {s['generator_cpu_s']['after']})")
+sys.exit(0 if a["successes"] == 0 and l["alive_after"] else 1)
+EOF
+done
+say "JSON reports in $OUT"
+[ "$FAILED" = 0 ] || die "an attacker got in, or the server died: see above"

@@ -1,0 +1,156 @@
+//! `portcullis-guard-bench`: the guard's benchmarks (BENCHMARKS.md, "Guard"), over real TLS,
+//! with IMAP LOGIN and SMTP AUTH PLAIN, from many loopback source addresses (every address of
+//! 127.0.0.0/8 is loopback). Subcommands:
+//!
+//! - `storm`: the owner's login latency on an idle server, under a credential-stuffing storm
+//!   and after it; attacker successes (must be 0), bans, the server's memory;
+//! - `enumeration`: the time to refuse an unknown user against a wrong password.
+#![forbid(unsafe_code)]
+
+mod client;
+mod enumeration;
+mod procfs;
+mod storm;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use portcullis_bench::stats::percentile;
+use portcullis_bench::Target;
+use serde_json::{json, Value};
+
+use crate::client::Servers;
+
+#[derive(Parser)]
+#[command(name = "portcullis-guard-bench", version, about = "Brute-force and enumeration benchmarks over implicit TLS")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The owner's login latency, idle and under a credential-stuffing storm
+    Storm(storm::StormArgs),
+    /// Time to refuse an unknown user against a wrong password
+    Enumeration(enumeration::EnumArgs),
+}
+
+/// Where the listeners are and how to trust them.
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// The IMAPS listener (IMAP LOGIN)
+    #[arg(long, value_name = "HOST:PORT")]
+    imaps: Option<String>,
+    /// The SMTPS listener (SMTP AUTH PLAIN)
+    #[arg(long, value_name = "HOST:PORT")]
+    smtps: Option<String>,
+    /// Trust this PEM certificate (the server's own, or its CA)
+    #[arg(long, value_name = "PEM", required_unless_present = "insecure")]
+    ca: Option<PathBuf>,
+    /// Accept any server certificate
+    #[arg(long, conflicts_with = "ca")]
+    insecure: bool,
+    /// Name to verify the certificate against [default: the host of each listener]
+    #[arg(long, value_name = "NAME")]
+    tls_name: Option<String>,
+    /// Seconds to wait for any one step (connect, handshake, greeting, an answer)
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+impl ServerArgs {
+    async fn servers(&self) -> Result<Servers, String> {
+        let target = |server: &Option<String>| {
+            let server = server.clone();
+            async move {
+                match server {
+                    Some(s) => Target::resolve(&s, self.tls_name.as_deref(), self.ca.as_deref()).await.map(Some),
+                    None => Ok(None),
+                }
+            }
+        };
+        Ok(Servers {
+            imap: target(&self.imaps).await?,
+            smtp: target(&self.smtps).await?,
+            timeout: Duration::from_secs(self.timeout.max(1)),
+        })
+    }
+}
+
+/// n, p50, p90, p99, max and mean in milliseconds (null figures when there is no sample).
+pub fn latency_figures(samples: &[Duration]) -> Value {
+    if samples.is_empty() {
+        return json!({"n": 0, "p50": null, "p90": null, "p99": null, "max": null, "mean": null});
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    let mean = sorted.iter().sum::<Duration>() / sorted.len() as u32;
+    json!({
+        "n": sorted.len(),
+        "min": ms(sorted[0]),
+        "p50": ms(percentile(&sorted, 50.0)),
+        "p90": ms(percentile(&sorted, 90.0)),
+        "p99": ms(percentile(&sorted, 99.0)),
+        "max": ms(sorted[sorted.len() - 1]),
+        "mean": ms(mean),
+    })
+}
+
+pub use portcullis_bench::stats::ms;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Storm(args) => {
+            let json = args.server.json;
+            servers(&args.server).and_then(|servers| storm::run(args, servers)).map(|r| (json, r))
+        }
+        Command::Enumeration(args) => {
+            let json = args.server.json;
+            runtime()
+                .and_then(|rt| {
+                    rt.block_on(async {
+                        let servers = args.server.servers().await?;
+                        enumeration::run(args, servers).await
+                    })
+                })
+                .map(|r| (json, r))
+        }
+    };
+    match result {
+        Ok((json, (report, text, ok))) => {
+            if json {
+                println!("{report}");
+            } else {
+                print!("{text}");
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+/// The targets, resolved on a runtime of their own (each phase then runs its own).
+fn servers(args: &ServerArgs) -> Result<Servers, String> {
+    runtime()?.block_on(args.servers())
+}

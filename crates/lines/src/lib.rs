@@ -82,6 +82,12 @@ impl LineBuffer {
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
+
+    /// Whether part of a line has arrived (or an over-long line is still being skipped): the
+    /// client is in the middle of sending a line.
+    pub fn mid_line(&self) -> bool {
+        !self.buf.is_empty() || self.skipping
+    }
 }
 
 #[cfg(test)]
@@ -140,5 +146,23 @@ mod tests {
         assert_eq!(b.buffered(), b"st");
         b.clear();
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn mid_line_while_a_line_or_a_skipped_one_is_unfinished() {
+        let mut b = LineBuffer::new(10);
+        assert!(!b.mid_line());
+        b.push(b"NOOP\r\nQU");
+        assert_eq!(b.next_line(), complete("NOOP"));
+        assert!(b.mid_line());
+        b.push(b"IT\r\n");
+        assert_eq!(b.next_line(), complete("QUIT"));
+        assert!(!b.mid_line());
+        b.push(b"0123456789ab");
+        assert_eq!(b.next_line(), Some(Line::TooLong));
+        assert!(b.mid_line(), "still skipping the rest of the long line");
+        b.push(b"\r\n");
+        assert_eq!(b.next_line(), None);
+        assert!(!b.mid_line());
     }
 }

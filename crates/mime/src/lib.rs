@@ -49,6 +49,9 @@ pub struct Summary {
     pub header_len: usize,
     /// The Date: header as Unix seconds (for SENTBEFORE/SENTON/SENTSINCE), None if absent or unparsable.
     pub sent_date: Option<i64>,
+    /// The decoded values of the header fields SEARCH is most often asked about (see
+    /// [`header_cache`]).
+    pub header_cache: Vec<u8>,
 }
 
 /// Parses the message once and produces everything FETCH needs without the message.
@@ -63,12 +66,14 @@ pub fn summarize(raw: &[u8]) -> Summary {
             HeaderValue::DateTime(date) if date.is_valid() => Some(date.to_timestamp()),
             _ => None,
         });
+    let header_len = msg.header_end();
     Summary {
         envelope,
         bodystructure: writer.bodystructure,
         body: writer.body,
-        header_len: msg.header_end(),
+        header_len,
         sent_date,
+        header_cache: header_cache(raw.get(..header_len).unwrap_or(raw)),
     }
 }
 
@@ -120,6 +125,15 @@ pub fn binary(raw: &[u8], part: &[u32]) -> Result<Option<Vec<u8>>, UnknownEncodi
 pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
     search::header_values(raw, name)
 }
+
+/// For SEARCH: the values of the [`CACHED_FIELDS`] of a header section (as
+/// [`header_values`] gives them), in a compact form read with [`HeaderCache`]. Computed once
+/// when a message is stored.
+pub fn header_cache(header: &[u8]) -> Vec<u8> {
+    search::header_cache(header)
+}
+
+pub use search::{contains_lowered, header_may_contain, HeaderCache, CACHED_FIELDS};
 
 /// For SEARCH BODY/TEXT: the decoded text of every text/* part (charset-converted to UTF-8 as mail-parser does), concatenated.
 ///

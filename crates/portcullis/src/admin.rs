@@ -9,7 +9,7 @@ use portcullis_config::{format_size, parse_size, Config};
 use portcullis_store::{normalize_address, PasswordSecrets, Quota, SqliteStore, Store, StoreError};
 use zeroize::Zeroizing;
 
-use crate::{AccountAction, BanAction, DomainAction, Failure};
+use crate::{AccountAction, BanAction, DomainAction, Failure, StoreAction};
 
 pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
@@ -74,6 +74,38 @@ pub fn domain(config: &Config, action: DomainAction) -> Result<(), Failure> {
         store.close();
         Ok(())
     })
+}
+
+pub fn store(config: &Config, action: StoreAction) -> Result<(), Failure> {
+    let StoreAction::Check { quick } = action;
+    let store = open(config)?;
+    let report = block_on(store.check(quick));
+    store.close();
+    let report = report.map_err(explain)?;
+    let counted = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    println!(
+        "Checked {}: {}, {}, {}, {} in {} ({}).",
+        config.store.sqlite_path.display(),
+        counted(report.domains, "domain", "domains"),
+        counted(report.accounts, "account", "accounts"),
+        counted(report.mailboxes, "mailbox", "mailboxes"),
+        counted(report.messages, "message", "messages"),
+        counted(report.bodies, "body", "bodies"),
+        human_size(report.body_bytes)
+    );
+    if report.is_ok() {
+        println!("No problems found.");
+        return Ok(());
+    }
+    let n = report.problems.len();
+    let problems = if n == 1 { "problem" } else { "problems" };
+    println!("{n} {problems}:");
+    for problem in &report.problems {
+        println!("  {problem}");
+    }
+    Err(Failure(format!(
+        "the store has {n} {problems} (listed above); copy the data directory before changing anything, and restore the store from a backup if messages are damaged"
+    )))
 }
 
 pub fn account(config: &Config, action: AccountAction) -> Result<(), Failure> {

@@ -79,6 +79,26 @@ enum Command {
     /// Show what the running server is doing: listeners, sessions, bans, the latest alerts
     /// (through the admin API: needs listen.admin)
     Status,
+    /// Look after the store (works beside a running server)
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum StoreAction {
+    /// Check the store's integrity; list the problems and exit 1 if there are any
+    ///
+    /// SQLite's own checks (integrity_check, foreign_key_check), then Portcullis's invariants:
+    /// every message has its body, of the size it says, and a summary; UIDs are unique and
+    /// below their mailbox's UIDNEXT, MODSEQs at most its HIGHESTMODSEQ; every account has an
+    /// INBOX and uses exactly the bytes of its messages; no body is left without a message.
+    Check {
+        /// SQLite's quick_check instead of the full integrity_check (which reads every index)
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -221,6 +241,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Account { action } => admin::account(&load(&config_path)?, action),
         Command::Ban { action } => admin::ban(&load(&config_path)?, action),
         Command::Status => remote::status(&load(&config_path)?),
+        Command::Store { action } => admin::store(&load(&config_path)?, action),
         Command::Check { host, ports, ca, json, fail_on, timeout, server_name } => {
             check(host, ports, ca, json, fail_on, timeout, server_name)
         }

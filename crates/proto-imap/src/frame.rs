@@ -1,7 +1,8 @@
 //! Framing: cutting the input into whole commands, literals included (RFC 9051 §4.3, §7.5;
 //! RFC 7888 LITERAL+). A command is complete when a line ends without announcing a literal.
-//! Sizes are bounded: an APPEND literal by the message size limit, everything else by the
-//! command size limit, so that memory never grows with what a client sends.
+//! Sizes are bounded: an APPEND literal by the message size limit (once the client has logged
+//! in; before, by the command size limit like everything else), everything else by the command
+//! size limit, so that memory never grows with what a client sends.
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -40,11 +41,28 @@ pub struct Framer {
     exempt: usize,
     /// Inside a line that was too long: drop input up to its end.
     skipping: bool,
+    /// The client has logged in: APPEND's message literal may exceed the command limit.
+    /// Before that, nobody may make the server hold up to `max_append` bytes.
+    logged_in: bool,
 }
 
 impl Framer {
     pub fn new(limits: Limits) -> Framer {
-        Framer { limits, input: Vec::new(), command: Vec::new(), literal_left: 0, exempt: 0, skipping: false }
+        Framer {
+            limits,
+            input: Vec::new(),
+            command: Vec::new(),
+            literal_left: 0,
+            exempt: 0,
+            skipping: false,
+            logged_in: false,
+        }
+    }
+
+    /// The client has logged in: from now on APPEND's message literal is bounded by
+    /// `max_append` rather than by the command limit.
+    pub fn logged_in(&mut self) {
+        self.logged_in = true;
     }
 
     pub fn push(&mut self, data: &[u8]) {
@@ -70,7 +88,7 @@ impl Framer {
                 }
                 let n = self.literal_left.min(self.input.len() as u64) as usize;
                 self.command.extend(self.input.drain(..n));
-                if is_append(&self.command) {
+                if self.append_literal() {
                     self.exempt += n;
                 }
                 self.literal_left -= n as u64;
@@ -100,7 +118,7 @@ impl Framer {
                 self.exempt = 0;
                 return Some(Frame::Command(std::mem::take(&mut self.command)));
             };
-            let room = if is_append(&self.command) {
+            let room = if self.append_literal() {
                 self.limits.max_append
             } else {
                 self.limits.max_command.saturating_sub(self.command.len() - self.exempt) as u64
@@ -154,6 +172,22 @@ impl Framer {
 
     pub fn buffered(&self) -> usize {
         self.input.len() + self.command.len()
+    }
+
+    /// Whether the client is in the middle of a command (or of a raw line), except while it
+    /// sends APPEND's message literal. A driver bounds the time a command may take, so that a
+    /// client sending a byte at a time cannot hold a session open; a message upload, bounded by
+    /// its size, is only bounded between reads.
+    pub fn mid_command(&self) -> bool {
+        if self.literal_left > 0 && self.append_literal() {
+            return false;
+        }
+        !self.input.is_empty() || !self.command.is_empty() || self.skipping || self.literal_left > 0
+    }
+
+    /// Whether the literal being read is APPEND's message, exempt from the command limit.
+    fn append_literal(&self) -> bool {
+        self.logged_in && is_append(&self.command)
     }
 }
 
@@ -222,6 +256,7 @@ mod tests {
     #[test]
     fn append_may_be_large_other_literals_may_not() {
         let mut f = framer();
+        f.logged_in();
         f.push(b"a APPEND INBOX {900}\r\n");
         assert_eq!(f.next_frame(), Some(Frame::Continue));
         f.push(&[b'x'; 900]);
@@ -242,6 +277,51 @@ mod tests {
             f.next_frame(),
             Some(Frame::Refused { tag: Some("d".into()), reason: Refusal::LiteralTooBig, close: true })
         );
+    }
+
+    #[test]
+    fn before_login_an_append_literal_is_bounded_like_any_other() {
+        let mut f = framer();
+        f.push(b"a APPEND INBOX {900}\r\n");
+        assert_eq!(
+            f.next_frame(),
+            Some(Frame::Refused { tag: Some("a".into()), reason: Refusal::LiteralTooBig, close: false })
+        );
+        // Small enough to be a command: framed, for the session to refuse.
+        f.push(b"b APPEND INBOX {50}\r\n");
+        assert_eq!(f.next_frame(), Some(Frame::Continue));
+        f.push(&[b'x'; 50]);
+        f.push(b"\r\n");
+        assert!(matches!(f.next_frame(), Some(Frame::Command(c)) if c.len() > 50));
+        f.logged_in();
+        f.push(b"c APPEND INBOX {900}\r\n");
+        assert_eq!(f.next_frame(), Some(Frame::Continue));
+    }
+
+    #[test]
+    fn mid_command_except_in_an_append_message() {
+        let mut f = framer();
+        assert!(!f.mid_command());
+        f.push(b"a NO");
+        assert_eq!(f.next_frame(), None);
+        assert!(f.mid_command());
+        f.push(b"OP\r\n");
+        assert!(matches!(f.next_frame(), Some(Frame::Command(_))));
+        assert!(!f.mid_command());
+        f.push(b"b LOGIN {5}\r\n");
+        assert_eq!(f.next_frame(), Some(Frame::Continue));
+        assert!(f.mid_command(), "a login literal is part of the command");
+        f.push(b"alice x\r\n");
+        assert!(matches!(f.next_frame(), Some(Frame::Command(_))));
+        f.logged_in();
+        f.push(b"c APPEND INBOX {500}\r\n");
+        assert_eq!(f.next_frame(), Some(Frame::Continue));
+        f.push(&[b'x'; 100]);
+        assert_eq!(f.next_frame(), None);
+        assert!(!f.mid_command(), "a message upload is bounded between reads only");
+        f.push(&[b'x'; 400]);
+        assert_eq!(f.next_frame(), None);
+        assert!(f.mid_command(), "the line after the message is part of the command again");
     }
 
     #[test]

@@ -178,6 +178,13 @@ impl Session {
         self.input.push(data);
     }
 
+    /// Whether the client is in the middle of a command line (or a SASL response line): a
+    /// driver bounds the time such a line may take, so that a client sending a byte at a time
+    /// cannot hold a session open.
+    pub fn mid_command(&self) -> bool {
+        self.input.mid_line()
+    }
+
     pub fn peer_closed(&mut self) {
         self.state = State::Closing;
     }

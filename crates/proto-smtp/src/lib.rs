@@ -167,6 +167,8 @@ struct Transaction {
     too_big: bool,
     /// BDAT was used (DATA is then refused).
     chunking: bool,
+    /// RCPT commands in this transaction, whatever their outcome.
+    rcpt_commands: usize,
 }
 
 pub struct Session {
@@ -239,6 +241,13 @@ impl Session {
 
     pub fn feed(&mut self, data: &[u8]) {
         self.input.push(data);
+    }
+
+    /// Whether the client is in the middle of a command line (or a SASL response line). A
+    /// driver bounds the time such a line may take, so that a client sending a byte at a time
+    /// cannot hold a session open; message data (DATA, BDAT) is not a command line.
+    pub fn mid_command(&self) -> bool {
+        matches!(self.state, State::Command | State::AuthExchange(_)) && self.input.mid_line()
     }
 
     /// The peer closed its side.
@@ -426,7 +435,8 @@ impl Session {
 
     /// Counts a command against `max_commands`; false (and the connection closing) past it.
     /// MAIL, RCPT, DATA and BDAT are not counted: they are bounded per message, and a client
-    /// that keeps its connection to send many messages is doing useful work.
+    /// that keeps its connection to send many messages is doing useful work (RCPTs beyond
+    /// `max_recipients` in one transaction are counted, see `rcpt`).
     fn count_command(&mut self) -> bool {
         self.commands += 1;
         if self.commands > self.config.max_commands {
@@ -660,6 +670,12 @@ impl Session {
     fn rcpt(&mut self, to: smtp_proto::RcptTo<String>) -> Option<Action> {
         if self.tx.from.is_none() {
             self.error(Reply::new(503, "5.5.1", "Need MAIL command first"));
+            return None;
+        }
+        // RCPT is free of `max_commands` only as far as a message can use it: past
+        // `max_recipients` RCPTs in one transaction (repeats, refused ones) each one counts.
+        self.tx.rcpt_commands += 1;
+        if self.tx.rcpt_commands > self.config.max_recipients && !self.count_command() {
             return None;
         }
         if self.tx.recipients.len() >= self.config.max_recipients {

@@ -440,6 +440,34 @@ fn command_count_is_bounded() {
 }
 
 #[test]
+fn rcpt_repeated_without_end_uses_up_the_command_budget() {
+    let mut h = Harness::authenticated();
+    h.send("MAIL FROM:<alice@example.org>\r\n");
+    // max_recipients 3 RCPTs are free, as for any message; the next 100 (max_commands, of
+    // which EHLO and AUTH took 2) are counted, then the connection goes.
+    let out = h.send(&"RCPT TO:<bob@example.org>\r\n".repeat(200));
+    assert!(out.ends_with("421 4.7.0 Too many commands, closing connection\r\n"), "{out}");
+    assert_eq!(codes(&out).len(), 3 + 98 + 1);
+    assert!(h.closed);
+    assert_eq!(h.facts, vec![Fact::TooManyCommands]);
+}
+
+#[test]
+fn mid_command_only_inside_a_command_line() {
+    let mut h = Harness::authenticated();
+    assert!(!h.s.mid_command());
+    h.send("NO");
+    assert!(h.s.mid_command());
+    h.send("OP\r\nMAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
+    assert!(!h.s.mid_command());
+    h.send("Subject: a message is not a command line");
+    assert!(!h.s.mid_command(), "message data is bounded between reads only");
+    h.send("\r\n.\r\nAUTH PLAIN\r\n");
+    h.send("AGFs");
+    assert!(h.s.mid_command(), "a SASL response line is");
+}
+
+#[test]
 fn http_on_the_mail_port_is_dropped() {
     let mut h = Harness::new(true);
     assert_eq!(h.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "");

@@ -115,6 +115,12 @@ pub struct Conn {
     traffic: Arc<Traffic>,
     /// When the last input arrived that has not been answered yet (command latency).
     unanswered: Option<Instant>,
+    /// When the last read returned data.
+    last_input: Instant,
+    /// Since when the client has been in the middle of a command: the rest of it must come
+    /// within the idle timeout of then, not of the last byte (a slowloris sending a byte at a
+    /// time would otherwise hold the session for ever).
+    mid_command_since: Option<Instant>,
     events: Events,
 }
 
@@ -144,16 +150,34 @@ impl Conn {
         format!("{:x}{:08x}", self.id, rand::random::<u32>())
     }
 
-    /// Reads what is there, waiting at most the protocol's idle timeout.
+    /// The protocol says whether the client is in the middle of a command (a partial line,
+    /// an unfinished literal); call before each read. While it is, reads wait only for what
+    /// is left of the idle timeout counted from the read that started the command.
+    pub fn mid_command(&mut self, mid: bool) {
+        if !mid {
+            self.mid_command_since = None;
+        } else if self.mid_command_since.is_none() {
+            self.mid_command_since = Some(self.last_input);
+        }
+    }
+
+    /// Reads what is there, waiting at most the protocol's idle timeout (or, in the middle of
+    /// a command, what is left of it; see [`Conn::mid_command`]).
     pub async fn read(&mut self, stream: &mut Stream, shutdown: &CancellationToken) -> Input {
+        let wait = match self.mid_command_since {
+            Some(since) => self.idle.saturating_sub(since.elapsed()),
+            None => self.idle,
+        };
         tokio::select! {
-            read = tokio::time::timeout(self.idle, stream.read(&mut self.buf)) => match read {
+            read = tokio::time::timeout(wait, stream.read(&mut self.buf)) => match read {
                 Err(_) => Input::Timeout,
                 Ok(Ok(0)) => Input::Closed,
                 Ok(Ok(n)) => {
                     self.bytes_in += n as u64;
                     self.traffic.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-                    self.unanswered = Some(Instant::now());
+                    let now = Instant::now();
+                    self.unanswered = Some(now);
+                    self.last_input = now;
                     Input::Data(n)
                 }
                 Ok(Err(_)) => Input::Failed,
@@ -343,6 +367,8 @@ async fn serve_connection(
         buf: vec![0; READ_BUFFER].into_boxed_slice(),
         traffic,
         unanswered: None,
+        last_input: Instant::now(),
+        mid_command_since: None,
         events: shared.events.clone(),
     };
     shared.events.emit(Event::ConnectionOpened { conn: conn.id, listener, peer });

@@ -94,11 +94,15 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
         if changes.is_none() {
             if let Some(principal) = session.principal() {
                 changes = Some(shared.store.watch(principal.account));
+                framer.logged_in();
             }
         }
         if let Some(receiver) = changes.as_mut() {
             drain(receiver, &mut session);
         }
+        // Reads below happen only when the framer has nothing whole: bound an unfinished
+        // command's time.
+        conn.mid_command(framer.mid_command());
         progress = match progress {
             Progress::Close => {
                 let _ = stream.shutdown().await;

@@ -41,11 +41,14 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
             }
         }
         match action {
-            Action::Read => match conn.read_for(&mut stream, &shared.close_sessions, &mut session).await {
-                Ok(Some(why)) => reason = why,
-                Ok(None) => {}
-                Err(()) => return CloseReason::IoError,
-            },
+            Action::Read => {
+                conn.mid_command(session.mid_command());
+                match conn.read_for(&mut stream, &shared.close_sessions, &mut session).await {
+                    Ok(Some(why)) => reason = why,
+                    Ok(None) => {}
+                    Err(()) => return CloseReason::IoError,
+                }
+            }
             Action::Close => {
                 let _ = stream.shutdown().await;
                 return reason;
@@ -88,6 +91,12 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
                     None => None,
                 };
                 session.message_fetched(raw);
+                // Out before the next command runs: pipelined RETRs must not pile up copies
+                // of messages in memory.
+                let output = session.take_output();
+                if conn.send(&mut stream, &output).await.is_err() {
+                    return CloseReason::IoError;
+                }
             }
             Action::Update { delete } => {
                 let ok = match &open {

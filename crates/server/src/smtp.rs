@@ -57,11 +57,14 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
             }
         }
         match action {
-            Action::Read => match conn.read_for(&mut stream, &shared.close_sessions, &mut session).await {
-                Ok(Some(why)) => reason = why,
-                Ok(None) => {}
-                Err(()) => return CloseReason::IoError,
-            },
+            Action::Read => {
+                conn.mid_command(session.mid_command());
+                match conn.read_for(&mut stream, &shared.close_sessions, &mut session).await {
+                    Ok(Some(why)) => reason = why,
+                    Ok(None) => {}
+                    Err(()) => return CloseReason::IoError,
+                }
+            }
             Action::Close => {
                 let _ = stream.shutdown().await;
                 return reason;

@@ -9,14 +9,16 @@
 
 mod address;
 mod flags;
+mod index;
 mod names;
 mod sqlite;
 mod watch;
 
 pub use address::{normalize_address, normalize_domain};
 pub use flags::{FlagOp, Flags};
+pub use index::{MessageList, MessageRef};
 pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
-pub use sqlite::SqliteStore;
+pub use sqlite::{CheckReport, SqliteStore};
 
 use async_trait::async_trait;
 
@@ -165,6 +167,21 @@ pub struct MessageIndex {
     pub flags: Flags,
     pub modseq: u64,
 }
+
+/// What SELECT and EXAMINE need, read in one snapshot: `messages` and `keywords` are as of
+/// `mailbox.highestmodseq`.
+#[derive(Debug, Clone)]
+pub struct SelectedMailbox {
+    pub mailbox: Mailbox,
+    /// Every keyword ever used in the mailbox (FLAGS, PERMANENTFLAGS), in name order.
+    pub keywords: Vec<String>,
+    /// Every message in UID order, shared with other sessions until changed (see
+    /// [`MessageList`]).
+    pub messages: MessageList,
+}
+
+/// (UID, header cache) of messages, as `Store::message_header_caches` reads them.
+pub type HeaderCaches = Vec<(u32, Option<Vec<u8>>)>;
 
 /// A message with its per-content summary: everything FETCH answers without the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,7 +402,11 @@ pub trait Store: Send + Sync + 'static {
     // ---- IMAP: messages. UID lists may be in any order and name missing UIDs, which are
     // skipped.
 
-    /// Every message's UID, flags and MODSEQ in UID order: what SELECT loads.
+    /// The mailbox called `name` with its keywords and messages: what SELECT loads. Served
+    /// from memory when nothing changed since the last SELECT of it, and otherwise from the
+    /// changes since then; never stale (see `SqliteStore`'s index cache).
+    async fn select_mailbox(&self, account: AccountId, name: &str) -> Result<Option<SelectedMailbox>, StoreError>;
+    /// Every message's UID, flags and MODSEQ in UID order, read from the database.
     async fn message_index(&self, mailbox: MailboxId) -> Result<Vec<MessageIndex>, StoreError>;
     /// The messages with these UIDs, in UID order.
     async fn message_records(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>, StoreError>;
@@ -393,6 +414,10 @@ pub trait Store: Send + Sync + 'static {
     /// order asked (missing UIDs omitted). One call for many, so that FETCH and SEARCH over
     /// a large mailbox do not pay a round trip per message.
     async fn message_headers(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
+    /// For SEARCH on header fields: each message's header cache (see
+    /// `portcullis_mime::header_cache`; `None` for a message stored without one), in UID
+    /// order (missing UIDs omitted). A few hundred bytes per message instead of its header.
+    async fn message_header_caches(&self, mailbox: MailboxId, uids: &[u32]) -> Result<HeaderCaches, StoreError>;
     /// The raw bytes of these messages, in the order asked (missing UIDs omitted).
     async fn message_raws(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
     /// Changes the flags of these messages. Every message whose flags change gets the same

@@ -266,14 +266,19 @@ impl TestServer {
 
     /// As [`TestServer::connect_from`], optionally with a small receive buffer (a slow reader).
     pub fn connect_with(&self, source: &str, listener: &str, receive_buffer: Option<usize>) -> Client {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        Client::plain(self.tcp_with(source, listener, receive_buffer).unwrap())
+    }
+
+    /// A bare TCP connection from `source` (no timeouts set), or the connect error.
+    pub fn tcp_with(&self, source: &str, listener: &str, receive_buffer: Option<usize>) -> std::io::Result<TcpStream> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
         if let Some(size) = receive_buffer {
-            socket.set_recv_buffer_size(size).unwrap();
+            socket.set_recv_buffer_size(size)?;
         }
         let source: SocketAddr = format!("{source}:0").parse().unwrap();
-        socket.bind(&source.into()).unwrap();
-        socket.connect(&self.addr(listener).into()).unwrap();
-        Client::plain(socket.into())
+        socket.bind(&source.into())?;
+        socket.connect(&self.addr(listener).into())?;
+        Ok(socket.into())
     }
 
     pub fn connect_plain(&self, listener: &str) -> Client {
@@ -426,12 +431,16 @@ pub struct Client {
     tcp: Option<TcpStream>,
     io: Box<dyn Io>,
     buf: Vec<u8>,
+    /// The TCP socket underneath, also after the upgrade to TLS: for timeouts, half-closing,
+    /// and bytes that bypass TLS.
+    socket: TcpStream,
 }
 
 impl Client {
     pub fn plain(tcp: TcpStream) -> Client {
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        Client { io: Box::new(tcp.try_clone().unwrap()), tcp: Some(tcp), buf: Vec::new() }
+        let socket = tcp.try_clone().unwrap();
+        Client { io: Box::new(tcp.try_clone().unwrap()), tcp: Some(tcp), buf: Vec::new(), socket }
     }
 
     /// Starts TLS on the connection (after STARTTLS, or at once for implicit TLS).
@@ -446,7 +455,7 @@ impl Client {
         while conn.is_handshaking() {
             conn.complete_io(&mut tcp)?;
         }
-        Ok(Client { tcp: None, io: Box::new(StreamOwned::new(conn, tcp)), buf: Vec::new() })
+        Ok(Client { tcp: None, io: Box::new(StreamOwned::new(conn, tcp)), buf: Vec::new(), socket: self.socket })
     }
 
     pub fn send(&mut self, line: &str) {
@@ -456,6 +465,32 @@ impl Client {
     pub fn send_raw(&mut self, bytes: &[u8]) {
         self.io.write_all(bytes).unwrap();
         self.io.flush().unwrap();
+    }
+
+    /// As [`Client::send_raw`], reporting a failed write (the server closed) instead of panicking.
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.io.write_all(bytes)?;
+        self.io.flush()
+    }
+
+    /// Writes straight to the TCP socket, under any TLS (garbage inside a TLS connection).
+    pub fn send_beneath_tls(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.socket.write_all(bytes)
+    }
+
+    /// How long a read waits (20 s unless changed); `None` waits forever.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) {
+        self.socket.set_read_timeout(timeout).unwrap();
+    }
+
+    /// Our end of the connection: the `peer` the server's events name.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    /// Closes our sending side (TCP FIN, no TLS close_notify) and keeps reading.
+    pub fn shutdown_write(&self) {
+        let _ = self.socket.shutdown(std::net::Shutdown::Write);
     }
 
     /// One line, without CRLF; "" at EOF.
@@ -476,6 +511,29 @@ impl Client {
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// What is buffered, or else one read's worth: empty at EOF, `Err` on a timeout or reset.
+    pub fn read_chunk(&mut self) -> std::io::Result<Vec<u8>> {
+        if !self.buf.is_empty() {
+            return Ok(std::mem::take(&mut self.buf));
+        }
+        let mut chunk = [0u8; 16384];
+        let n = self.io.read(&mut chunk)?;
+        Ok(chunk[..n].to_vec())
+    }
+
+    /// Exactly `n` bytes (an IMAP literal), or what came before the connection ended.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            let mut chunk = [0u8; 16384];
+            match self.io.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(got) => self.buf.extend_from_slice(&chunk[..got]),
+            }
+        }
+        let n = n.min(self.buf.len());
+        self.buf.drain(..n).collect()
     }
 
     /// A whole SMTP reply (all continuation lines), joined by "\n".

@@ -84,7 +84,7 @@ impl Session {
         if let Some(since) = command.changed_since {
             self.condstore = true;
             let view = self.view()?;
-            indexes.retain(|&i| view.messages[i].modseq > since);
+            indexes.retain(|&i| view.messages.modseq(i) > since);
             if !items.contains(&FetchItem::ModSeq) {
                 items.push(FetchItem::ModSeq);
             }
@@ -92,7 +92,7 @@ impl Session {
                 let view = self.view()?;
                 let changes =
                     env.store().changes_since(view.id, since).await.map_err(|_| no("[UNAVAILABLE] Try again later"))?;
-                let largest = view.messages.last().map(|m| m.uid).unwrap_or(0).max(view.uidnext.saturating_sub(1));
+                let largest = view.largest_uid().max(view.uidnext.saturating_sub(1));
                 let mut gone: Vec<u32> =
                     changes.expunged.into_iter().filter(|&u| command.set.contains(u, largest)).collect();
                 gone.sort_unstable();
@@ -156,7 +156,7 @@ impl Session {
         let unavailable = |_| no("[UNAVAILABLE] Try again later");
         let (mailbox, uids) = {
             let view = self.view()?;
-            (view.id, batch.iter().map(|&i| view.messages[i].uid).collect::<Vec<u32>>())
+            (view.id, batch.iter().map(|&i| view.messages.uid(i)).collect::<Vec<u32>>())
         };
         // \Seen for what is read (RFC 9051 §6.4.5), before answering so FLAGS include it.
         let mut newly_seen = Vec::new();
@@ -164,8 +164,8 @@ impl Session {
             let view = self.view()?;
             let unseen: Vec<u32> = batch
                 .iter()
-                .filter(|&&i| view.messages[i].flags.system & Flags::SEEN == 0)
-                .map(|&i| view.messages[i].uid)
+                .filter(|&&i| view.messages.system_flags(i) & Flags::SEEN == 0)
+                .map(|&i| view.messages.uid(i))
                 .collect();
             if !unseen.is_empty() {
                 let seen = Flags::system(Flags::SEEN);
@@ -177,7 +177,7 @@ impl Session {
                 for changed in update.updated {
                     if let Some(i) = view.position(changed.uid) {
                         newly_seen.push(changed.uid);
-                        view.messages[i] = changed;
+                        view.messages.set(i, &changed);
                     }
                 }
             }
@@ -205,7 +205,7 @@ impl Session {
                 None => None,
             };
             let State::Selected(view) = &self.state else { return Err(no("No mailbox selected")) };
-            let message = view.messages[index].clone();
+            let message = view.messages.get(index);
             let mut line = format!("* {} FETCH (", index + 1).into_bytes();
             let mut first = true;
             let mut flags_written = false;

@@ -2,7 +2,15 @@
 //! (RFC 4731, 9051) and SAVE (RFC 5182). Only what the criteria need is read: flags and UIDs
 //! come from the view, dates and sizes from the stored summaries, headers and bodies from the
 //! messages only when a text key asks for them.
+//!
+//! Header keys on the fields searched most (Message-ID, Subject, From, To, Cc, Bcc,
+//! In-Reply-To, References) read the header caches computed when the messages were stored
+//! (`portcullis_mime::header_cache`), which hold exactly the values a parse of the header
+//! gives; other fields, and messages without a cache, are read from the header, with a quick
+//! look at its bytes ruling most messages out before any parsing
+//! (`portcullis_mime::header_may_contain`). Needles are lower-cased once per command.
 
+use portcullis_mime::{contains_lowered, HeaderCache};
 use portcullis_store::{Flags, MessageIndex, MessageRecord};
 
 use super::{no, Answer, Environment, Progress, Session};
@@ -47,6 +55,48 @@ fn needs(key: &SearchKey, n: &mut Needs) {
     }
 }
 
+/// The criteria with every text needle lower-cased (`str::to_lowercase`), as matching wants.
+fn lowered(key: &SearchKey) -> SearchKey {
+    match key {
+        SearchKey::And(keys) => SearchKey::And(keys.iter().map(lowered).collect()),
+        SearchKey::Or(a, b) => SearchKey::Or(Box::new(lowered(a)), Box::new(lowered(b))),
+        SearchKey::Not(k) => SearchKey::Not(Box::new(lowered(k))),
+        SearchKey::Header(field, v) => SearchKey::Header(field.clone(), v.to_lowercase()),
+        SearchKey::Bcc(v) => SearchKey::Bcc(v.to_lowercase()),
+        SearchKey::Cc(v) => SearchKey::Cc(v.to_lowercase()),
+        SearchKey::From(v) => SearchKey::From(v.to_lowercase()),
+        SearchKey::To(v) => SearchKey::To(v.to_lowercase()),
+        SearchKey::Subject(v) => SearchKey::Subject(v.to_lowercase()),
+        SearchKey::Body(v) => SearchKey::Body(v.to_lowercase()),
+        SearchKey::Text(v) => SearchKey::Text(v.to_lowercase()),
+        other => other.clone(),
+    }
+}
+
+/// The header fields the criteria look at.
+fn header_fields<'k>(key: &'k SearchKey, out: &mut Vec<&'k str>) {
+    match key {
+        SearchKey::And(keys) => keys.iter().for_each(|k| header_fields(k, out)),
+        SearchKey::Or(a, b) => {
+            header_fields(a, out);
+            header_fields(b, out);
+        }
+        SearchKey::Not(k) => header_fields(k, out),
+        SearchKey::Header(field, _) => out.push(field),
+        SearchKey::Bcc(_) => out.push("Bcc"),
+        SearchKey::Cc(_) => out.push("Cc"),
+        SearchKey::From(_) => out.push("From"),
+        SearchKey::To(_) => out.push("To"),
+        SearchKey::Subject(_) => out.push("Subject"),
+        _ => {}
+    }
+}
+
+/// Whether a stored header cache answers for every one of `fields`.
+fn cache_covers(cache: Option<&[u8]>, fields: &[&str]) -> bool {
+    cache.and_then(HeaderCache::new).is_some_and(|c| fields.iter().all(|f| c.values(f).is_some()))
+}
+
 fn has_modseq(key: &SearchKey) -> bool {
     match key {
         SearchKey::ModSeq(_) => true,
@@ -66,22 +116,30 @@ struct Candidate<'a> {
     record: Option<&'a MessageRecord>,
     /// Header section, or the whole message when body text is needed.
     content: Option<&'a [u8]>,
+    /// The header cache, when it answers for the fields the criteria name.
+    cache: Option<HeaderCache<'a>>,
     saved: &'a [u32],
 }
 
-fn contains(haystack: &str, needle: &str) -> bool {
-    haystack.to_lowercase().contains(&needle.to_lowercase())
-}
-
 impl Candidate<'_> {
+    /// `needle` is lower-cased (see [`lowered`]).
     fn header_contains(&self, field: &str, needle: &str) -> bool {
+        if let Some(values) = self.cache.and_then(|c| c.values(field)) {
+            // HEADER field "" matches every message that has the field (RFC 9051 §6.4.4).
+            if needle.is_empty() {
+                return !values.is_empty();
+            }
+            return values.iter().any(|v| contains_lowered(v, needle));
+        }
         let Some(content) = self.content else { return false };
+        if !portcullis_mime::header_may_contain(content, field, needle) {
+            return false;
+        }
         let values = portcullis_mime::header_values(content, field);
-        // HEADER field "" matches every message that has the field (RFC 9051 §6.4.4).
         if needle.is_empty() {
             return !values.is_empty();
         }
-        values.iter().any(|v| contains(v, needle))
+        values.iter().any(|v| contains_lowered(v, needle))
     }
 
     fn matches(&self, key: &SearchKey) -> bool {
@@ -124,10 +182,11 @@ impl Candidate<'_> {
             SearchKey::From(v) => self.header_contains("From", v),
             SearchKey::To(v) => self.header_contains("To", v),
             SearchKey::Subject(v) => self.header_contains("Subject", v),
-            SearchKey::Body(v) => self.content.is_some_and(|c| contains(&portcullis_mime::body_text(c), v)),
+            SearchKey::Body(v) => self.content.is_some_and(|c| contains_lowered(&portcullis_mime::body_text(c), v)),
             SearchKey::Text(v) => self.content.is_some_and(|c| {
                 let header_len = self.record.map(|r| r.header_len as usize).unwrap_or(0).min(c.len());
-                contains(&String::from_utf8_lossy(&c[..header_len]), v) || contains(&portcullis_mime::body_text(c), v)
+                contains_lowered(&String::from_utf8_lossy(&c[..header_len]), v)
+                    || contains_lowered(&portcullis_mime::body_text(c), v)
             }),
             SearchKey::Before(day) => self.record.is_some_and(|r| day_of(r.internal_date) < *day),
             SearchKey::On(day) => self.record.is_some_and(|r| day_of(r.internal_date) == *day),
@@ -161,37 +220,71 @@ impl Session {
         if need.body {
             need.record = true;
         }
+        let criteria = lowered(&command.criteria);
+        let mut fields = Vec::new();
+        header_fields(&criteria, &mut fields);
+        // Header keys only on cached fields: the header caches answer, headers are read only
+        // for messages they do not cover.
+        let use_caches = need.header
+            && !need.body
+            && fields.iter().all(|f| portcullis_mime::CACHED_FIELDS.iter().any(|c| c.eq_ignore_ascii_case(f)));
         let store = env.store();
         let unavailable = |_| no("[UNAVAILABLE] Try again later");
         let view = self.view()?;
         let mailbox = view.id;
         let largest_seq = view.messages.len() as u32;
-        let largest_uid = view.messages.last().map(|m| m.uid).unwrap_or(0);
+        let largest_uid = view.largest_uid();
         let mut found: Vec<(u32, u32, u64)> = Vec::new(); // (seq, uid, modseq)
 
-        for (chunk_index, chunk) in view.messages.chunks(CHUNK).enumerate() {
+        for (chunk_index, start) in (0..view.messages.len()).step_by(CHUNK).enumerate() {
+            let chunk: Vec<MessageIndex> =
+                (start..(start + CHUNK).min(view.messages.len())).map(|i| view.messages.get(i)).collect();
             let uids: Vec<u32> = chunk.iter().map(|m| m.uid).collect();
             let records = if need.record {
                 store.message_records(mailbox, &uids).await.map_err(unavailable)?
             } else {
                 Vec::new()
             };
+            let mut caches = Vec::new();
             let contents = if need.body {
                 store.message_raws(mailbox, &uids).await.map_err(unavailable)?
+            } else if use_caches {
+                caches = store.message_header_caches(mailbox, &uids).await.map_err(unavailable)?;
+                let uncovered: Vec<u32> = caches
+                    .iter()
+                    .filter(|(_, cache)| !cache_covers(cache.as_deref(), &fields))
+                    .map(|(uid, _)| *uid)
+                    .collect();
+                if uncovered.is_empty() {
+                    Vec::new()
+                } else {
+                    store.message_headers(mailbox, &uncovered).await.map_err(unavailable)?
+                }
             } else if need.header {
                 store.message_headers(mailbox, &uids).await.map_err(unavailable)?
             } else {
                 Vec::new()
             };
             let mut contents = contents.into_iter().peekable();
+            let mut caches = caches.into_iter().peekable();
             for (offset, message) in chunk.iter().enumerate() {
                 let seq = (chunk_index * CHUNK + offset + 1) as u32;
                 let record = records.iter().find(|r| r.uid == message.uid);
                 if need.record && record.is_none() {
                     continue;
                 }
+                // Contents and caches come in UID order, missing ones left out (removed meanwhile).
+                let mut cache = None;
+                if use_caches {
+                    match caches.next_if(|(u, _)| *u == message.uid) {
+                        Some((_, stored)) => cache = stored,
+                        None => continue,
+                    }
+                }
+                let covered = use_caches && cache_covers(cache.as_deref(), &fields);
                 let content = match contents.next_if(|(u, _)| *u == message.uid) {
                     Some((_, content)) => Some(content),
+                    None if covered => None,
                     None if need.body || need.header => continue,
                     None => None,
                 };
@@ -202,9 +295,10 @@ impl Session {
                     message,
                     record,
                     content: content.as_deref(),
+                    cache: if covered { cache.as_deref().and_then(HeaderCache::new) } else { None },
                     saved: &self.saved,
                 };
-                if candidate.matches(&command.criteria) {
+                if candidate.matches(&criteria) {
                     found.push((seq, message.uid, message.modseq));
                 }
             }

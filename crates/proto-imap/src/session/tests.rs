@@ -124,6 +124,10 @@ impl Client {
             _ => self.framer.push(input),
         }
         while self.progress == Progress::Ready {
+            // As the server's driver does: APPEND's big literal only once logged in.
+            if self.session.principal().is_some() {
+                self.framer.logged_in();
+            }
             match self.framer.next_frame() {
                 Some(Frame::Command(c)) => {
                     self.progress = self.session.command(env, &c).await;
@@ -564,4 +568,104 @@ async fn logout_and_namespace_and_id() {
     assert_eq!(c.send("b ID (\"name\" \"test\")\r\n").await, "* ID (\"name\" \"Portcullis\")\r\nb OK ID completed\r\n");
     assert_eq!(c.send("c LOGOUT\r\n").await, "* BYE Logging out\r\nc OK LOGOUT completed\r\n");
     assert_eq!(c.progress, Progress::Close);
+}
+
+/// Header keys on cached fields are answered from the header caches; the same keys beside an
+/// uncached field (read from the headers, with the quick look first) or beside a body key
+/// (read from the whole messages) must give the same answers on awkward headers.
+#[tokio::test]
+async fn header_search_answers_alike_from_caches_headers_and_messages() {
+    let env = env().await;
+    let messages = [
+        MESSAGE.to_string(),
+        "Message-Id:<dup@example.org>\r\nmessage-id: <m1@example.org>\r\nSubject: a long\r\n  folded\r\n\tsubject line\r\nX-Tag: two words\r\n\r\nx\r\n".into(),
+        "Subject: =?utf-8?q?Caf=C3=A9?= =?utf-8?q?_cr=C3=A8me?=\r\nFrom: =?iso-8859-1?q?Andr=E9?= <andre@example.org>\r\nCc:\r\nX-Tag: =?utf-8?q?hidden?=\r\n\r\nx\r\n".into(),
+        "Subject: Caf\u{e9} cr\u{e8}me 5 \u{212a}m\r\nTo: a@example.org,\r\n b@example.org\r\nReferences: <r1@x> <r2@x>\r\n <m1@example.org>\r\nIn-Reply-To: <m1@example.org>\r\n\r\nx\r\n".into(),
+        "Subject : spaced\nBcc: hidden@example.org\nX-Other: v\n\nx\n".into(),
+        "X-Nothing: here\r\n\r\nx\r\n".into(),
+        // Too long to be cached: read from the header even where the caches answer.
+        format!("References:{} <m1@example.org>\r\n\r\nx\r\n", (0..300).map(|i| format!("\r\n <r{i}@x>")).collect::<String>()),
+    ];
+    for raw in &messages {
+        deliver(&env, "alice@example.org", raw).await;
+    }
+    let mut c = Client::selected(&env, "alice@example.org", "INBOX").await;
+    let fields = ["Message-ID", "Subject", "From", "To", "Cc", "Bcc", "In-Reply-To", "References"];
+    let needles = [
+        "",
+        "m1@example",
+        "<M1@EXAMPLE.ORG>",
+        "dup",
+        "folded subject",
+        "long folded",
+        "café",
+        "CRÈME",
+        "café crème",
+        "andré",
+        "k",
+        "km",
+        "b@example.org",
+        "<r2@x> <m1",
+        "spaced",
+        "hidden",
+        "nothing",
+        "lunch",
+        "alice",
+        "<",
+    ];
+    let mut matched = 0;
+    for field in fields {
+        for needle in needles {
+            let cached = c.send(&format!("a SEARCH CHARSET UTF-8 HEADER {field} \"{needle}\"\r\n")).await;
+            let headers = c
+                .send(&format!("b SEARCH CHARSET UTF-8 OR HEADER {field} \"{needle}\" HEADER X-Never \"{needle}\"\r\n"))
+                .await;
+            let whole =
+                c.send(&format!("c SEARCH CHARSET UTF-8 OR HEADER {field} \"{needle}\" BODY \"qqzzqq\"\r\n")).await;
+            let answer = cached.strip_suffix("a OK SEARCH completed\r\n").unwrap_or_else(|| panic!("{cached}"));
+            assert_eq!(headers.strip_suffix("b OK SEARCH completed\r\n"), Some(answer), "{field} {needle:?}");
+            assert_eq!(whole.strip_suffix("c OK SEARCH completed\r\n"), Some(answer), "{field} {needle:?}");
+            matched += usize::from(answer != "* SEARCH\r\n");
+        }
+    }
+    assert!(matched > 20, "{matched}");
+    // Some answers spelled out.
+    assert_eq!(
+        c.send("z SEARCH CHARSET UTF-8 HEADER Message-ID <m1@example.org>\r\n").await,
+        "* SEARCH 1 2\r\nz OK SEARCH completed\r\n"
+    );
+    assert_eq!(c.send("z SEARCH CHARSET UTF-8 HEADER Cc \"\"\r\n").await, "* SEARCH 3\r\nz OK SEARCH completed\r\n");
+    assert_eq!(
+        c.send("z SEARCH CHARSET UTF-8 SUBJECT \"café crème\"\r\n").await,
+        "* SEARCH 3 4\r\nz OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        c.send("z SEARCH CHARSET UTF-8 SUBJECT \"folded subject\"\r\n").await,
+        "* SEARCH 2\r\nz OK SEARCH completed\r\n"
+    );
+    assert_eq!(c.send("z SEARCH CHARSET UTF-8 SUBJECT k\r\n").await, "* SEARCH 4\r\nz OK SEARCH completed\r\n");
+    assert_eq!(
+        c.send("z SEARCH CHARSET UTF-8 HEADER X-Tag hidden\r\n").await,
+        "* SEARCH 3\r\nz OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        c.send("z SEARCH CHARSET UTF-8 HEADER X-Tag \"two words\"\r\n").await,
+        "* SEARCH 2\r\nz OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        c.send("z SEARCH CHARSET UTF-8 HEADER x-nothing \"\"\r\n").await,
+        "* SEARCH 6\r\nz OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        c.send("z SEARCH CHARSET UTF-8 NOT HEADER Subject \"\"\r\n").await,
+        "* SEARCH 6 7\r\nz OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        c.send("z SEARCH HEADER References <m1@example.org>\r\n").await,
+        "* SEARCH 4 7\r\nz OK SEARCH completed\r\n"
+    );
+    assert_eq!(
+        c.send("z SEARCH HEADER References \"<r299@x> <m1@\"\r\n").await,
+        "* SEARCH 7\r\nz OK SEARCH completed\r\n"
+    );
 }

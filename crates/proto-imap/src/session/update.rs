@@ -45,7 +45,7 @@ impl Session {
         }
         let (mailbox, uids) = {
             let view = self.view()?;
-            (view.id, indexes.iter().map(|&i| view.messages[i].uid).collect::<Vec<u32>>())
+            (view.id, indexes.iter().map(|&i| view.messages.uid(i)).collect::<Vec<u32>>())
         };
         let op = match command.op {
             StoreOp::Add => FlagOp::Add,
@@ -64,7 +64,7 @@ impl Session {
                             view.keywords.push(k.clone());
                         }
                     }
-                    view.messages[i] = message;
+                    view.messages.set(i, &message);
                     changed.push(i);
                 }
             }
@@ -81,7 +81,7 @@ impl Session {
             indexes.clone()
         };
         for i in report {
-            let message = self.view()?.messages[i].clone();
+            let message = self.view()?.messages.get(i);
             if command.silent {
                 self.out.extend_from_slice(format!("* {} FETCH (MODSEQ ({}))\r\n", i + 1, message.modseq).as_bytes());
             } else {
@@ -137,7 +137,7 @@ impl Session {
         let indexes = chosen?;
         let (source, uids) = {
             let view = self.view()?;
-            (view.id, indexes.iter().map(|&i| view.messages[i].uid).collect::<Vec<u32>>())
+            (view.id, indexes.iter().map(|&i| view.messages.uid(i)).collect::<Vec<u32>>())
         };
         if uids.is_empty() {
             self.tagged(tag, &format!("OK {} completed", if is_move { "MOVE" } else { "COPY" }));
@@ -193,7 +193,7 @@ impl Session {
             let view = self.view()?;
             let restrict = uids.map(|set| {
                 let indexes = view.by_uid_set(set, &self.saved);
-                indexes.iter().map(|&i| view.messages[i].uid).collect::<Vec<u32>>()
+                indexes.iter().map(|&i| view.messages.uid(i)).collect::<Vec<u32>>()
             });
             (view.id, restrict)
         };
@@ -212,7 +212,7 @@ impl Session {
         let view = self.view()?;
         let (mailbox, read_only) = (view.id, view.read_only);
         if expunge && !read_only {
-            let deleted = view.messages.iter().any(|m| m.flags.system & Flags::DELETED != 0);
+            let deleted = view.messages.first_where(|flags| flags & Flags::DELETED != 0).is_some();
             if deleted {
                 env.store().expunge_deleted(mailbox, None).await.map_err(unavailable)?;
             }

@@ -3,7 +3,7 @@
 //! the client only through [`Session::sync`], which never renumbers messages while a FETCH,
 //! STORE or SEARCH is being answered (RFC 9051 §7.5.1).
 
-use portcullis_store::{Flags, MailboxId, MessageIndex};
+use portcullis_store::{Flags, MailboxId, MessageIndex, MessageList};
 
 use super::{bad, no, Answer, Done, Environment, Session, State};
 use crate::command::{SelectParams, SequenceSet};
@@ -15,8 +15,9 @@ pub(crate) struct View {
     pub read_only: bool,
     pub uidvalidity: u32,
     pub uidnext: u32,
-    /// Message sequence number n is `messages[n - 1]`; UIDs ascend.
-    pub messages: Vec<MessageIndex>,
+    /// Message sequence number n is at position n - 1; UIDs ascend. Shared with the store
+    /// and other sessions until changed (see [`MessageList`]).
+    pub messages: MessageList,
     /// Every change up to this modseq is reflected in `messages`.
     pub modseq: u64,
     /// Keywords announced in FLAGS.
@@ -29,11 +30,11 @@ pub(crate) struct View {
 
 impl View {
     pub fn position(&self, uid: u32) -> Option<usize> {
-        self.messages.binary_search_by_key(&uid, |m| m.uid).ok()
+        self.messages.position(uid)
     }
 
-    fn largest_uid(&self) -> u32 {
-        self.messages.last().map(|m| m.uid).unwrap_or(0)
+    pub fn largest_uid(&self) -> u32 {
+        self.messages.last_uid().unwrap_or(0)
     }
 
     /// Indexes (0-based, ascending, unique) named by a set of sequence numbers.
@@ -66,12 +67,10 @@ impl View {
         let largest = self.largest_uid();
         let mut chosen = vec![false; self.messages.len()];
         for (lo, hi) in set.ranges(largest) {
-            let start = self.messages.partition_point(|m| m.uid < lo);
-            for (i, m) in self.messages.iter().enumerate().skip(start) {
-                if m.uid > hi {
-                    break;
-                }
-                chosen[i] = true;
+            let start = self.messages.partition_point(lo);
+            let end = hi.checked_add(1).map_or(self.messages.len(), |next| self.messages.partition_point(next));
+            for flag in chosen.iter_mut().take(end).skip(start) {
+                *flag = true;
             }
         }
         chosen.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| i).collect()
@@ -130,16 +129,15 @@ impl Session {
             self.condstore = true;
         }
         let name = self.mailbox_name(raw)?;
-        let store = env.store();
-        let mailbox = store
-            .mailbox(self.account(), &name)
+        // The row, keywords and messages in one snapshot, as of the row's modseq: later
+        // changes are picked up by the next sync.
+        let portcullis_store::SelectedMailbox { mailbox, keywords, messages } = env
+            .store()
+            .select_mailbox(self.account(), &name)
             .await
             .map_err(|_| no("[UNAVAILABLE] Try again later"))?
             .ok_or_else(|| no("[NONEXISTENT] No such mailbox"))?;
-        // The mailbox row first: changes after its modseq are picked up by the next sync.
-        let messages = store.message_index(mailbox.id).await.map_err(|_| no("[UNAVAILABLE] Try again later"))?;
-        let keywords = store.mailbox_keywords(mailbox.id).await.map_err(|_| no("[UNAVAILABLE] Try again later"))?;
-        let uidnext = mailbox.uidnext.max(messages.last().map(|m| m.uid + 1).unwrap_or(1));
+        let uidnext = mailbox.uidnext.max(messages.last_uid().map(|u| u + 1).unwrap_or(1));
         let view = View {
             id: mailbox.id,
             name: mailbox.name.clone(),
@@ -157,7 +155,7 @@ impl Session {
         self.untagged(&format!("{} EXISTS", view.messages.len()));
         if !self.rev2 {
             self.untagged("0 RECENT");
-            let first_unseen = view.messages.iter().position(|m| m.flags.system & Flags::SEEN == 0);
+            let first_unseen = view.messages.first_where(|flags| flags & Flags::SEEN == 0);
             if let Some(i) = first_unseen {
                 self.untagged(&format!("OK [UNSEEN {}] First unseen", i + 1));
             }
@@ -212,7 +210,7 @@ impl Session {
         }
         for (i, m) in view.messages.iter().enumerate() {
             if m.modseq > q.modseq {
-                self.flag_fetch(i + 1, m, true);
+                self.flag_fetch(i + 1, &m.to_index(), true);
             }
         }
         Ok(())
@@ -253,21 +251,21 @@ impl Session {
             for change in changes.changed {
                 match view.position(change.uid) {
                     Some(i) => {
-                        if view.messages[i].flags != change.flags {
+                        let known = view.messages.at(i);
+                        if known.system != change.flags.system || known.keywords != change.flags.keywords {
                             for k in &change.flags.keywords {
                                 if !view.keywords.iter().any(|known| known.eq_ignore_ascii_case(k)) {
                                     view.keywords.push(k.clone());
                                     new_keywords = true;
                                 }
                             }
-                            view.messages[i] = change;
-                            let message = view.messages[i].clone();
-                            self.flag_fetch(i + 1, &message, false);
+                            view.messages.set(i, &change);
+                            self.flag_fetch(i + 1, &change, false);
                         } else {
-                            view.messages[i].modseq = change.modseq;
+                            view.messages.set_modseq(i, change.modseq);
                         }
                     }
-                    None if change.uid > view.messages.last().map(|m| m.uid).unwrap_or(0) => added.push(change),
+                    None if change.uid > view.largest_uid() => added.push(change),
                     None => {}
                 }
             }
@@ -293,7 +291,9 @@ impl Session {
             }
             if !added.is_empty() {
                 view.uidnext = view.uidnext.max(added.last().map(|m| m.uid + 1).unwrap_or(0));
-                view.messages.extend(added);
+                for m in &added {
+                    view.messages.push(m);
+                }
                 self.untagged(&format!("{} EXISTS", view.messages.len()));
             }
             view.modseq = view.modseq.max(changes.highestmodseq);
@@ -320,7 +320,7 @@ impl Session {
             if !present.is_empty() {
                 self.untagged(&format!("VANISHED {}", encode::compact_set(&present)));
             }
-            view.messages.retain(|m| uids.binary_search(&m.uid).is_err());
+            view.messages.remove_uids(uids);
             return;
         }
         // Highest first, so that each number is still the one the client knows.
@@ -329,7 +329,7 @@ impl Session {
         for &i in positions.iter().rev() {
             self.untagged(&format!("{} EXPUNGE", i + 1));
         }
-        view.messages.retain(|m| uids.binary_search(&m.uid).is_err());
+        view.messages.remove_uids(uids);
     }
 }
 
@@ -342,7 +342,7 @@ impl View {
             read_only: true,
             uidvalidity: 0,
             uidnext: 0,
-            messages: Vec::new(),
+            messages: MessageList::new(),
             modseq: 0,
             keywords: Vec::new(),
             stale: false,

@@ -27,6 +27,11 @@ pub(super) const EXPUNGED_SINCE: &str = "SELECT uid FROM expunged WHERE mailbox_
 pub(super) const DELETED_IN_SPAN: &str = "SELECT uid FROM messages
       WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3 AND (flags & 8) != 0 ORDER BY uid";
 
+/// SEARCH on header fields: the header caches of a span of messages.
+pub(super) const HEADER_CACHES: &str =
+    "SELECT m.uid, h.data FROM messages m LEFT JOIN header_caches h ON h.blob_id = m.blob_id
+      WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid";
+
 /// A set of UIDs, read as a few UID ranges: neighbouring UIDs less than this far apart share
 /// one range scan (the UIDs between them are filtered out in Rust), so that both "1:*" on a
 /// mailbox with holes and a handful of scattered UIDs cost few queries.
@@ -160,11 +165,18 @@ pub(super) fn insert_summary(
     Ok(())
 }
 
-/// Stores a body with its summary; every body has one (`message_records` relies on it).
+pub(super) fn insert_header_cache(conn: &Connection, blob: i64, cache: &[u8]) -> Result<(), StoreError> {
+    conn.prepare_cached("INSERT INTO header_caches(blob_id, data) VALUES (?1, ?2)")?.execute(params![blob, cache])?;
+    Ok(())
+}
+
+/// Stores a body with its summary; every body has one (`message_records` relies on it), and
+/// a header cache (SEARCH does without).
 fn insert_blob(conn: &Connection, raw: &[u8], summary: &portcullis_mime::Summary) -> Result<i64, StoreError> {
     conn.prepare_cached("INSERT INTO blobs(data) VALUES (?1)")?.execute(params![raw])?;
     let blob = conn.last_insert_rowid();
     insert_summary(conn, blob, summary)?;
+    insert_header_cache(conn, blob, &summary.header_cache)?;
     Ok(blob)
 }
 
@@ -446,7 +458,11 @@ pub(super) fn message_records(
     )
 }
 
-/// The header section, read with incremental BLOB I/O so that only its pages are read.
+/// Each message's header cache (`None` where there is none), in UID order.
+pub(super) fn header_caches(conn: &Connection, mailbox: MailboxId, uids: &UidSet) -> Result<HeaderCaches, StoreError> {
+    select_uids(conn, HEADER_CACHES, mailbox, uids, |r| Ok((r.get::<_, i64>(0)? as u32, r.get(1)?)))
+}
+
 /// Header sections (read through incremental blob I/O, so bodies stay on disk) or whole
 /// messages, in one snapshot.
 pub(super) fn message_contents(
@@ -476,6 +492,11 @@ pub(super) fn message_contents(
 
 pub(super) fn changes_since(conn: &Connection, mailbox: MailboxId, modseq: u64) -> Result<Changes, StoreError> {
     let tx = conn.unchecked_transaction()?;
+    changes_since_in(&tx, mailbox, modseq)
+}
+
+/// [`changes_since`] inside the caller's transaction.
+pub(super) fn changes_since_in(tx: &Connection, mailbox: MailboxId, modseq: u64) -> Result<Changes, StoreError> {
     let since = modseq.min(i64::MAX as u64) as i64;
     let mut changed = tx
         .prepare_cached(CHANGED_SINCE)?

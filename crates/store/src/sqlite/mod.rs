@@ -8,7 +8,9 @@
 //! tokio's blocking threads, and see the last committed state (WAL snapshots).
 
 mod accounts;
+mod check;
 mod guard;
+mod index_cache;
 mod keywords;
 mod mailboxes;
 mod messages;
@@ -27,6 +29,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::watch::Watchers;
 use crate::{MailboxChange, StoreError};
+
+pub use check::CheckReport;
 
 /// How long a connection waits for another process (the admin CLI) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,6 +52,8 @@ pub struct SqliteStore {
     /// IMAP sessions per account (see `acquire_session`).
     sessions: Arc<Mutex<HashMap<i64, usize>>>,
     watchers: Arc<Watchers>,
+    /// Message lists of recently selected mailboxes (SELECT's fast path).
+    index: Arc<index_cache::IndexCache>,
 }
 
 fn open_connection(path: &Path, create: bool) -> Result<Connection, StoreError> {
@@ -95,6 +101,7 @@ impl SqliteStore {
             maildrops: Arc::new(Mutex::new(HashSet::new())),
             sessions: Arc::new(Mutex::new(HashMap::new())),
             watchers: Arc::new(Watchers::default()),
+            index: Arc::new(index_cache::IndexCache::default()),
         })
     }
 

@@ -233,6 +233,20 @@ impl Store for SqliteStore {
         self.read(move |conn| accounts::usage(conn, account, default_quota)).await
     }
 
+    async fn select_mailbox(&self, account: AccountId, name: &str) -> Result<Option<SelectedMailbox>, StoreError> {
+        let Ok(name) = normalize_mailbox_name(name) else { return Ok(None) };
+        let index = self.index.clone();
+        self.read(move |conn| {
+            // One snapshot for the row, the keywords and the messages.
+            let tx = conn.unchecked_transaction()?;
+            let Some(mailbox) = mailboxes::find(&tx, account, &name)? else { return Ok(None) };
+            let keywords = keywords::mailbox_keywords(&tx, mailbox.id)?;
+            let (messages, _) = index.messages(&tx, &mailbox)?;
+            Ok(Some(SelectedMailbox { mailbox, keywords, messages }))
+        })
+        .await
+    }
+
     async fn message_index(&self, mailbox: MailboxId) -> Result<Vec<MessageIndex>, StoreError> {
         self.read(move |conn| messages::message_index(conn, mailbox)).await
     }
@@ -245,6 +259,11 @@ impl Store for SqliteStore {
     async fn message_headers(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
         let uids = uids.to_vec();
         self.read(move |conn| messages::message_contents(conn, mailbox, &uids, true)).await
+    }
+
+    async fn message_header_caches(&self, mailbox: MailboxId, uids: &[u32]) -> Result<HeaderCaches, StoreError> {
+        let uids = UidSet::new(uids);
+        self.read(move |conn| messages::header_caches(conn, mailbox, &uids)).await
     }
 
     async fn message_raws(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {

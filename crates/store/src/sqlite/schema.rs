@@ -20,6 +20,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_2, then: Some(summarize_existing_blobs) },
     Migration { sql: MIGRATION_3, then: None },
     Migration { sql: MIGRATION_4, then: None },
+    Migration { sql: MIGRATION_5, then: Some(cache_existing_headers) },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -207,6 +208,18 @@ const MIGRATION_4: &str = r#"
     ) STRICT, WITHOUT ROWID;
     "#;
 
+// 5: SEARCH's header cache (portcullis_mime::header_cache): the decoded values of the header
+// fields searched most (Message-ID, Subject, From, To, Cc, Bcc, In-Reply-To, References), a few
+// hundred bytes per body, computed once when a body is stored and shared by its copies. A table
+// of its own, like `summaries`, so that a search reads only these rows. The Rust step fills it
+// for the bodies already stored; a body without a row is searched by reading its header.
+const MIGRATION_5: &str = r#"
+    CREATE TABLE header_caches (
+        blob_id INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+        data    BLOB NOT NULL
+    ) STRICT;
+    "#;
+
 /// The schema version this build writes.
 pub const VERSION: usize = MIGRATIONS.len();
 
@@ -264,6 +277,32 @@ fn summarize_existing_blobs(tx: &Transaction<'_>) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Migration 5's Rust step: header caches for the bodies stored before, computed from their
+/// header sections (read without their bodies), a batch of bodies at a time.
+fn cache_existing_headers(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    const BATCH: i64 = 500;
+    let mut after = 0i64;
+    loop {
+        let batch = tx
+            .prepare_cached(
+                "SELECT blob_id, header_len FROM summaries
+                  WHERE blob_id > ?1 AND blob_id NOT IN (SELECT blob_id FROM header_caches)
+                  ORDER BY blob_id LIMIT ?2",
+            )?
+            .query_map(params![after, BATCH], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(&(last, _)) = batch.last() else { return Ok(()) };
+        for (blob, header_len) in batch {
+            let data = tx.blob_open("main", "blobs", "data", blob, true)?;
+            let mut header = vec![0; (header_len.max(0) as usize).min(data.len())];
+            data.read_at_exact(&mut header, 0)?;
+            drop(data);
+            super::messages::insert_header_cache(tx, blob, &portcullis_mime::header_cache(&header))?;
+        }
+        after = last;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +331,7 @@ mod tests {
             (messages::CHANGED_SINCE, "messages_by_modseq (mailbox_id=? AND modseq>?)"),
             (messages::EXPUNGED_SINCE, "PRIMARY KEY (mailbox_id=? AND modseq>?)"),
             (messages::DELETED_IN_SPAN, "messages_deleted (mailbox_id=? AND uid>? AND uid<?)"),
+            (messages::HEADER_CACHES, "sqlite_autoindex_messages_1 (mailbox_id=? AND uid>? AND uid<?)"),
             (mailboxes::COUNT_UNSEEN, "messages_unseen (mailbox_id=?)"),
             (mailboxes::COUNT_DELETED, "messages_deleted (mailbox_id=?)"),
         ] {

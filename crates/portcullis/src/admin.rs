@@ -93,6 +93,13 @@ pub fn store(config: &Config, action: StoreAction) -> Result<(), Failure> {
         counted(report.bodies, "body", "bodies"),
         human_size(report.body_bytes)
     );
+    if report.bodies_without_header_cache > 0 {
+        // Tolerated by design (schema migration 5), so said, not counted as a problem.
+        println!(
+            "{} without a usable header cache: SEARCH reads their headers instead (slower, not a problem).",
+            counted(report.bodies_without_header_cache, "body", "bodies")
+        );
+    }
     if report.is_ok() {
         println!("No problems found.");
         return Ok(());

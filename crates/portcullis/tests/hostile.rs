@@ -1,7 +1,7 @@
 //! Hostile input against the real server, over real TLS (issue 8): overlong lines, huge and
-//! never-ending IMAP literals, NUL bytes and invalid UTF-8, half-open and slowloris connections,
-//! pipelined floods, TLS garbage and plaintext on the TLS ports, STARTTLS injection on 587, and
-//! thousands of connections from one address.
+//! never-ending IMAP literals and SMTP message data, NUL bytes and invalid UTF-8, half-open and
+//! slowloris connections, pipelined floods, TLS garbage and plaintext on the TLS ports,
+//! STARTTLS injection on 587, and thousands of connections from one address.
 //!
 //! One server takes the whole battery. Every case must end in a clear protocol error or a
 //! closed connection within its limit; afterwards the server must still serve a normal client,
@@ -63,6 +63,7 @@ fn hostile_input_is_refused_or_cut_and_leaves_the_server_as_it_was() {
         ("overlong lines", overlong_lines),
         ("huge literals", huge_literals),
         ("never-ending literals", never_ending_literals),
+        ("never-ending messages", never_ending_messages),
         ("NUL bytes", nul_bytes),
         ("invalid UTF-8", invalid_utf8),
         ("half-open connections", half_open),
@@ -162,14 +163,24 @@ fn until_closed(c: &mut Client, limit: Duration) -> (String, bool) {
 /// Sends `bytes` one every `every` (a slowloris), until the server closes the connection or
 /// `limit` has passed: what the server said, and when it closed (`None`: it never did).
 fn trickle(c: &mut Client, bytes: &[u8], every: Duration, limit: Duration) -> (String, Option<Duration>) {
+    drip(c, bytes.chunks(1).cycle(), every, limit)
+}
+
+/// As [`trickle`], one piece at a time: each piece whole, at once.
+fn drip<'a>(
+    c: &mut Client,
+    pieces: impl Iterator<Item = &'a [u8]>,
+    every: Duration,
+    limit: Duration,
+) -> (String, Option<Duration>) {
     let started = Instant::now();
     let mut said = Vec::new();
     let text = |said: &[u8]| String::from_utf8_lossy(said).into_owned();
-    for &byte in bytes.iter().cycle() {
+    for piece in pieces {
         if started.elapsed() > limit {
             return (text(&said), None);
         }
-        if c.try_send_raw(&[byte]).is_err() {
+        if c.try_send_raw(piece).is_err() {
             return (text(&said), Some(started.elapsed()));
         }
         let pause = Instant::now();
@@ -452,6 +463,38 @@ fn never_ending_literals(server: &TestServer) {
     });
 }
 
+/// SMTP's literals: message data that never ends, sent as fast as the server takes it, as
+/// DATA and as one huge BDAT chunk. Skipped up to `max_message_size` plus the larger of itself
+/// and 1 MiB, then answered as too big and cut, not read for ever.
+fn never_ending_messages(server: &TestServer) {
+    const SRC: &str = "127.0.0.25";
+    std::thread::scope(|s| {
+        for start in ["DATA", "BDAT 1000000000000"] {
+            s.spawn(move || {
+                let mut c = smtp_login(server, SRC);
+                assert!(c.cmd(&format!("MAIL FROM:<{ALICE}>")).starts_with("250"));
+                assert!(c.cmd(&format!("RCPT TO:<{BOB}>")).starts_with("250"));
+                c.send(start);
+                if start == "DATA" {
+                    assert!(c.reply().starts_with("354"));
+                }
+                let peer = c.local_addr();
+                let piece = format!("{}\r\n", "n".repeat(1022)).repeat(64);
+                let mut sent = 0;
+                // 16 times the limit, or until the server stops taking it.
+                while sent < 16 * MAX_MESSAGE && c.try_send_raw(piece.as_bytes()).is_ok() {
+                    sent += piece.len();
+                }
+                let (_, closed) = until_closed(&mut c, SLACK);
+                assert!(closed, "{start}: not closed after {sent} bytes");
+                assert!(sent < 16 * MAX_MESSAGE, "{start}: the server took {sent} bytes");
+                assert!(violation(server, peer, "message too big"), "{start}");
+                assert_ne!(close_reason(server, peer), "timeout", "{start}: cut by the idle timeout only");
+            });
+        }
+    });
+}
+
 /// NUL bytes in commands, arguments, literals and a message body.
 fn nul_bytes(server: &TestServer) {
     const SRC: &str = "127.0.0.14";
@@ -645,6 +688,36 @@ fn slowloris(server: &TestServer) {
             assert!(c.line().starts_with('+'));
             let (said, closed) = trickle(&mut c, b"AGFsaWNlAHg=\r\n", second, limit);
             assert!(closed.is_some(), "993 SASL: {said}");
+        });
+        // A message's data, trickled by a logged-in client: not a command, but an upload that
+        // must average MIN_UPLOAD_RATE (1 KiB/s) beyond the idle timeout.
+        s.spawn(|| {
+            let mut c = smtp_login(server, SRC);
+            assert!(c.cmd(&format!("MAIL FROM:<{ALICE}>")).starts_with("250"));
+            assert!(c.cmd(&format!("RCPT TO:<{BOB}>")).starts_with("250"));
+            assert!(c.cmd("DATA").starts_with("354"));
+            let (said, closed) = trickle(&mut c, b"Subject: slow\r\n\r\nsome text\r\n", second, limit);
+            assert!(closed.is_some() && said.contains("421 4.4.2"), "465 DATA: {said}");
+        });
+        // The same as BDAT chunks of a byte, each BDAT line sent whole and quickly: every
+        // command is prompt, the message as a whole is not.
+        s.spawn(|| {
+            let mut c = smtp_login(server, SRC);
+            assert!(c.cmd(&format!("MAIL FROM:<{ALICE}>")).starts_with("250"));
+            assert!(c.cmd(&format!("RCPT TO:<{BOB}>")).starts_with("250"));
+            let (said, closed) = drip(&mut c, std::iter::repeat(&b"BDAT 1\r\nx"[..]), second, limit);
+            assert!(closed.is_some() && said.contains("250 2.0.0 1 octets received"), "465 BDAT: {said}");
+            assert!(said.contains("421 4.4.2"), "465 BDAT: {said}");
+        });
+        // A BDAT chunk announced before login, refused and only skipped: it is part of its
+        // command, trickled or not.
+        s.spawn(|| {
+            let mut c = tls(server, SRC, "submissions");
+            c.reply();
+            assert!(c.cmd("EHLO slowloris.example").starts_with("250"));
+            c.send("BDAT 1000000000");
+            let (said, closed) = trickle(&mut c, b"x", second, limit);
+            assert!(closed.is_some() && said.contains("421 4.4.2"), "465 refused BDAT: {said}");
         });
         // The TLS ClientHello itself, trickled: the handshake timeout covers the handshake.
         s.spawn(|| {
@@ -874,6 +947,15 @@ fn starttls_injection(server: &TestServer) {
 fn connection_flood(server: &TestServer) {
     const SRC: &str = "127.0.0.23";
     const FLOOD: usize = 3000;
+    // This process holds the whole flood: the usual soft limit (1024) is too low for it.
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    assert!(
+        hard >= FLOOD as u64 + 500,
+        "the connection flood needs `ulimit -n` of {} (hard limit {hard})",
+        FLOOD + 500
+    );
     let held: Vec<Client> = (0..MAX_CONNECTIONS_PER_IP)
         .map(|_| {
             let mut c = tls(server, SRC, "submissions");

@@ -169,7 +169,13 @@ struct Transaction {
     chunking: bool,
     /// RCPT commands in this transaction, whatever their outcome.
     rcpt_commands: usize,
+    /// Bytes of message data read in this transaction (DATA's body, BDAT chunks), kept or
+    /// skipped: far past `max_message_size` the rest is not read (see `overflowing`).
+    received: u64,
 }
+
+/// What a message may go over `max_message_size` by, at least, and still be read to its end.
+const OVERFLOW_MIN: u64 = 1 << 20;
 
 pub struct Session {
     config: Config,
@@ -245,9 +251,28 @@ impl Session {
 
     /// Whether the client is in the middle of a command line (or a SASL response line). A
     /// driver bounds the time such a line may take, so that a client sending a byte at a time
-    /// cannot hold a session open; message data (DATA, BDAT) is not a command line.
+    /// cannot hold a session open. Message data (DATA, BDAT) is not a command line (see
+    /// [`Session::uploading`]), except a BDAT chunk refused before it is read (no transaction,
+    /// typically no login): it is only skipped, and bounded as a command.
     pub fn mid_command(&self) -> bool {
-        matches!(self.state, State::Command | State::AuthExchange(_)) && self.input.mid_line()
+        match self.state {
+            State::Command | State::AuthExchange(_) => self.input.mid_line(),
+            State::Bdat { refused, .. } => refused,
+            _ => false,
+        }
+    }
+
+    /// Whether the client is sending a message: DATA's body (kept, or skipped once too big),
+    /// or a BDAT transaction's chunks and the BDAT lines between them. A driver bounds the
+    /// time an upload may take by a minimum average rate, so that a logged-in client sending
+    /// a byte at a time cannot hold a session open either.
+    pub fn uploading(&self) -> bool {
+        match self.state {
+            State::Data(_) | State::DataDiscard(_) => true,
+            State::Bdat { refused, .. } => !refused,
+            State::Command => self.tx.chunking,
+            _ => false,
+        }
     }
 
     /// The peer closed its side.
@@ -737,6 +762,10 @@ impl Session {
         };
         let consumed = buffered.len() - bytes.as_slice().len();
         self.input.consume(consumed);
+        self.tx.received += consumed as u64;
+        if !finished && self.overflowing() {
+            return None;
+        }
         if !finished {
             return Some(Action::Read);
         }
@@ -753,6 +782,22 @@ impl Session {
         let text = format!("Message exceeds the maximum size of {} bytes", self.config.max_message_size);
         self.reply(Reply::owned(552, "5.3.4", text));
         None
+    }
+
+    /// A message that goes on far past the size limit (a never-ending DATA, a huge BDAT chunk,
+    /// BDAT chunks without end) is not read to its end: answered as too big, and the
+    /// connection closed, since the rest of the data cannot be told from commands. Up to twice
+    /// the limit, and at least 1 MiB over it, is read and skipped, so that a client that did
+    /// not know the limit (no SIZE) is told at the end, as usual.
+    fn overflowing(&mut self) -> bool {
+        let max = self.config.max_message_size;
+        if self.tx.received <= max.saturating_add(max.max(OVERFLOW_MIN)) {
+            return false;
+        }
+        self.message_too_big();
+        self.reply(Reply::new(421, "4.7.0", "Too much data, closing connection"));
+        self.state = State::Closing;
+        true
     }
 
     fn bdat(&mut self, size: u64, last: bool) {
@@ -775,10 +820,15 @@ impl Session {
         }
         self.input.consume(take);
         *remaining -= take as u64;
-        if *remaining > 0 {
+        let more = *remaining > 0;
+        let (last, refused) = (*last, *refused);
+        self.tx.received += take as u64;
+        if more && self.overflowing() {
+            return None;
+        }
+        if more {
             return Some(Action::Read);
         }
-        let (last, refused) = (*last, *refused);
         self.state = State::Command;
         if refused {
             if let Err(reply) = self.transaction_ready() {

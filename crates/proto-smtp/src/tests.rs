@@ -468,6 +468,76 @@ fn mid_command_only_inside_a_command_line() {
 }
 
 #[test]
+fn data_far_past_the_size_limit_is_not_read_to_its_end() {
+    // max_message_size is 1000: DATA is read (and skipped) up to 1000 + 1 MiB, then cut.
+    let mut h = Harness::authenticated();
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
+    assert_eq!(h.send(&"y".repeat(1000 + (1 << 20) - 100)), "");
+    assert!(!h.closed);
+    let out = h.send(&"y".repeat(200));
+    assert!(out.starts_with("552 5.3.4") && out.ends_with("421 4.7.0 Too much data, closing connection\r\n"), "{out}");
+    assert!(h.closed);
+    assert_eq!(h.facts, vec![Fact::MessageTooBig]);
+
+    // A huge BDAT chunk: cut after 17 pieces of 64 KiB.
+    let chunk = "z".repeat(64 * 1024);
+    let mut h = Harness::authenticated();
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nBDAT 1000000000\r\n");
+    let mut pieces = 0;
+    let mut out = String::new();
+    while !h.closed && pieces < 40 {
+        out += &h.send(&chunk);
+        pieces += 1;
+    }
+    assert!(out.ends_with("421 4.7.0 Too much data, closing connection\r\n"), "{out}");
+    assert_eq!(pieces, 17);
+
+    // BDAT chunks without end: the message is too big after the chunk that crosses the limit,
+    // and every chunk after it is refused (no transaction) and counted as an error.
+    let mut h = Harness::authenticated();
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n");
+    let mut pieces = 0;
+    let mut out = String::new();
+    while !h.closed && pieces < 40 {
+        out += &h.send(&format!("BDAT {}\r\n{chunk}", chunk.len()));
+        pieces += 1;
+    }
+    assert!(out.contains("552 5.3.4") && out.ends_with("421 4.7.0 Too many errors, closing connection\r\n"), "{out}");
+}
+
+#[test]
+fn a_refused_bdat_chunk_is_part_of_its_command() {
+    // Not logged in: no transaction, the chunk is only skipped, within a command's time.
+    let mut h = Harness::new(true);
+    h.send("EHLO client.example\r\nBDAT 100\r\n");
+    assert!(h.s.mid_command() && !h.s.uploading());
+    let out = h.send(&"x".repeat(100));
+    assert!(out.starts_with("503 "), "{out}");
+    assert!(!h.s.mid_command() && !h.s.uploading());
+}
+
+#[test]
+fn uploading_covers_the_message_data_and_a_bdat_transaction() {
+    let mut h = Harness::authenticated();
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n");
+    assert!(!h.s.uploading());
+    h.send("DATA\r\nSubject: x\r\n");
+    assert!(h.s.uploading() && !h.s.mid_command());
+    // Past max_message_size (1000): still reading, to the end of the data.
+    h.send(&"y".repeat(1200));
+    assert!(h.s.uploading());
+    assert!(h.send("\r\n.\r\n").starts_with("552 "));
+    assert!(!h.s.uploading());
+
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nBDAT 10\r\nhello");
+    assert!(h.s.uploading() && !h.s.mid_command());
+    assert!(h.send(" you\r\n").starts_with("250 "));
+    assert!(h.s.uploading(), "between the chunks of one message");
+    h.send("BDAT 3 LAST\r\nabc");
+    assert!(!h.s.uploading());
+}
+
+#[test]
 fn http_on_the_mail_port_is_dropped() {
     let mut h = Harness::new(true);
     assert_eq!(h.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "");

@@ -121,8 +121,17 @@ pub struct Conn {
     /// within the idle timeout of then, not of the last byte (a slowloris sending a byte at a
     /// time would otherwise hold the session for ever).
     mid_command_since: Option<Instant>,
+    /// Since when the client has been sending a message, and how many bytes of it have come
+    /// since: see [`Conn::uploading`].
+    upload: Option<(Instant, u64)>,
     events: Events,
 }
+
+/// The average rate below which a message upload is cut off, once the idle timeout's worth
+/// of grace is used up: an upload may take `idle + bytes / MIN_UPLOAD_RATE`. A slow real
+/// client (a phone on a poor link) sends tens of KiB a second; a slowloris sending a byte at a
+/// time gets the idle timeout and little more.
+pub const MIN_UPLOAD_RATE: u64 = 1024;
 
 pub enum Input {
     Data(usize),
@@ -161,13 +170,37 @@ impl Conn {
         }
     }
 
+    /// The protocol says whether the client is sending a message (DATA, BDAT; an APPEND
+    /// literal); call before each read. A message is not a command, bounded by the idle
+    /// timeout as a whole, since a big one takes long on a slow link; but it must keep coming
+    /// at [`MIN_UPLOAD_RATE`] on average, beyond an idle timeout's worth of grace.
+    pub fn uploading(&mut self, uploading: bool) {
+        if !uploading {
+            self.upload = None;
+        } else if self.upload.is_none() {
+            self.upload = Some((self.last_input, 0));
+        }
+    }
+
+    /// How long the next read may wait: the idle timeout, or less in the middle of a command
+    /// or an upload that has used up its time.
+    fn wait(&self) -> Duration {
+        let mut wait = self.idle;
+        if let Some(since) = self.mid_command_since {
+            wait = wait.min(self.idle.saturating_sub(since.elapsed()));
+        }
+        if let Some((since, bytes)) = self.upload {
+            let allowed = self.idle + Duration::from_secs_f64(bytes as f64 / MIN_UPLOAD_RATE as f64);
+            wait = wait.min(allowed.saturating_sub(since.elapsed()));
+        }
+        wait
+    }
+
     /// Reads what is there, waiting at most the protocol's idle timeout (or, in the middle of
-    /// a command, what is left of it; see [`Conn::mid_command`]).
+    /// a command or an upload, what is left of its time; see [`Conn::mid_command`] and
+    /// [`Conn::uploading`]).
     pub async fn read(&mut self, stream: &mut Stream, shutdown: &CancellationToken) -> Input {
-        let wait = match self.mid_command_since {
-            Some(since) => self.idle.saturating_sub(since.elapsed()),
-            None => self.idle,
-        };
+        let wait = self.wait();
         tokio::select! {
             read = tokio::time::timeout(wait, stream.read(&mut self.buf)) => match read {
                 Err(_) => Input::Timeout,
@@ -178,6 +211,9 @@ impl Conn {
                     let now = Instant::now();
                     self.unanswered = Some(now);
                     self.last_input = now;
+                    if let Some((_, bytes)) = &mut self.upload {
+                        *bytes += n as u64;
+                    }
                     Input::Data(n)
                 }
                 Ok(Err(_)) => Input::Failed,
@@ -369,6 +405,7 @@ async fn serve_connection(
         unanswered: None,
         last_input: Instant::now(),
         mid_command_since: None,
+        upload: None,
         events: shared.events.clone(),
     };
     shared.events.emit(Event::ConnectionOpened { conn: conn.id, listener, peer });

@@ -59,6 +59,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
         match action {
             Action::Read => {
                 conn.mid_command(session.mid_command());
+                conn.uploading(session.uploading());
                 match conn.read_for(&mut stream, &shared.close_sessions, &mut session).await {
                     Ok(Some(why)) => reason = why,
                     Ok(None) => {}

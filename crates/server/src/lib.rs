@@ -37,6 +37,10 @@ const FINAL_CLOSE: Duration = Duration::from_secs(5);
 /// then root is dropped; only then do threads start and the network is read.
 pub fn serve(config: Config) -> Result<(), String> {
     let tls = tls::load(&config.tls.cert, &config.tls.key, config.tls.min_version)?;
+    // While still root, who may raise it furthest.
+    if let Some(warning) = process::raise_open_file_limit(&config) {
+        eprintln!("{warning}");
+    }
     let mut bound = Vec::new();
     for (listener, addrs) in [
         (Listener::Submissions, &config.listen.submissions),

@@ -3,8 +3,32 @@
 
 use std::path::Path;
 
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use nix::unistd::{setgid, setgroups, setuid, Gid, Group, Uid, User};
 use portcullis_config::Config;
+
+/// Descriptors the server needs beyond one per connection: listeners, the store's
+/// connections, the log file, the admin listener's clients.
+const SPARE_DESCRIPTORS: u64 = 256;
+
+/// Raises the soft limit on open files to the hard one: the common soft default (1024) is below
+/// the default `limits.max_connections`, and hitting it makes accept fail for everyone at once.
+/// Returns a warning when even the hard limit is too low for `limits.max_connections`.
+pub fn raise_open_file_limit(config: &Config) -> Option<String> {
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard {
+        // Failure leaves the soft limit as it was; the check below still warns.
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    let needed = config.limits.max_connections as u64 + SPARE_DESCRIPTORS;
+    (soft < needed).then(|| {
+        format!(
+            "warning: the process may open only {soft} files (ulimit -n), fewer than limits.max_connections ({}) needs ({needed}); raise the limit (LimitNOFILE= in the systemd unit) or lower limits.max_connections",
+            config.limits.max_connections
+        )
+    })
+}
 
 /// Drops root to `process.user` (and `process.group`, default the user's group), first handing
 /// the data directory to that user. Refuses to stay root unless `process.allow_root` says so.

@@ -2,6 +2,7 @@
 //! unit parsers it uses on their own. An error must be a message, never a panic; a config that
 //! parses must keep the promises the rest of the server relies on.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 

@@ -12,6 +12,7 @@
 //! IDLE); bit 4 a small quota; bits 6-7 how the connection ends (timeout, shutdown, or the
 //! peer just goes).
 #![no_main]
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +26,10 @@ use portcullis_proto_imap::{
 use portcullis_sasl::{Attempt, ScramKeys, ScramProof};
 use portcullis_store::{AccountId, Delivery, PasswordSecrets, Quota, SqliteStore, Store};
 
-const MAX_COMMAND: usize = 4096;
-const MAX_MESSAGE: u64 = 20_000;
+// Smaller than the server's (64 KiB, and the configured message size) so that inputs of the
+// sizes libFuzzer makes reach the limits.
+const MAX_COMMAND: usize = 1024;
+const MAX_MESSAGE: u64 = 3000;
 
 const MESSAGES: [&[u8]; 3] = [
     b"From: Alice <alice@example.org>\r\nTo: bob@example.org, \"Carol\" <carol@example.org>\r\nSubject: Lunch\r\nDate: Sat, 28 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.org>\r\n\r\nSee you at noon.\r\n",
@@ -43,7 +46,19 @@ struct World {
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        let base =
+            if std::path::Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+        // libFuzzer ends the process without dropping statics: remove what runs that are over
+        // left behind (their process is gone), so that /dev/shm does not fill up.
+        if std::path::Path::new("/proc/self").exists() {
+            for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("portcullis-fuzz-imap-")) else { continue };
+                if !std::path::Path::new("/proc").join(pid).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         let dir = base.join(format!("portcullis-fuzz-imap-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -100,6 +115,10 @@ impl Client<'_> {
         loop {
             steps += 1;
             assert!(steps < 1_000_000, "the session does not make progress");
+            // As the server does: once logged in, APPEND's message may exceed the command limit.
+            if self.session.principal().is_some() {
+                self.framer.logged_in();
+            }
             self.progress = match self.progress {
                 Progress::Close => return,
                 Progress::More => self.session.resume(env).await,
@@ -110,21 +129,51 @@ impl Client<'_> {
                         Progress::Ready
                     }
                     Some(Frame::Refused { tag, reason, close }) => self.session.refused(env, tag, reason, close),
-                    None => return,
+                    None => return self.waiting(),
                 },
                 Progress::SaslLine => match self.framer.next_line() {
                     Some(Ok(line)) => self.session.sasl_line(env, &line).await,
                     Some(Err(())) => self.session.sasl_line(env, b"*").await,
-                    None => return,
+                    None => return self.waiting(),
                 },
                 Progress::Idle => match self.framer.next_line() {
                     Some(Ok(line)) => self.session.idle_line(env, &line).await,
                     Some(Err(())) => self.session.idle_line(env, b"").await,
-                    None => return,
+                    None => return self.waiting(),
                 },
             };
-            let _ = self.session.take_output();
-            assert!(self.framer.buffered() <= 2 * MAX_COMMAND + MAX_MESSAGE as usize + 65_536);
+            check_output(&self.session.take_output());
+        }
+    }
+
+    /// The server reads more only now: what it holds of an unfinished command is bounded, however
+    /// the client sends it (one command's counted bytes, and APPEND's message).
+    fn waiting(&self) {
+        assert!(self.framer.buffered() <= MAX_COMMAND + MAX_MESSAGE as usize, "{}", self.framer.buffered());
+    }
+}
+
+/// What a client reads is whole lines ended by CRLF, with no other CR or LF outside literals,
+/// and every literal ("{n}" at the end of a line) is there in full: nothing the client sent can
+/// end a response line early or start a literal the client will not get.
+fn check_output(output: &[u8]) {
+    let text = || String::from_utf8_lossy(output).into_owned();
+    let mut at = 0;
+    while at < output.len() {
+        let end =
+            at + output[at..].iter().position(|&b| b == b'\n').unwrap_or_else(|| panic!("unterminated: {}", text()));
+        let line = output[at..end].strip_suffix(b"\r").unwrap_or_else(|| panic!("bare LF: {}", text()));
+        assert!(!line.contains(&b'\r'), "bare CR: {}", text());
+        at = end + 1;
+        if let Some(inner) = line.strip_suffix(b"}") {
+            if let Some(open) = inner.iter().rposition(|&b| b == b'{') {
+                let digits = &inner[open + 1..];
+                if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+                    let n: usize = std::str::from_utf8(digits).unwrap().parse().expect("literal size");
+                    assert!(at + n <= output.len(), "short literal: {}", text());
+                    at += n;
+                }
+            }
         }
     }
 }
@@ -185,6 +234,7 @@ async fn session(world: &World, options: u8, chunk: u8, input: &[u8]) {
         1 => client.session.shutting_down(),
         _ => {}
     }
+    check_output(&client.session.take_output());
     drop(client);
     store.remove_account(&address).await.unwrap();
 }

@@ -10,6 +10,7 @@
 //! Besides "no panic", it checks that a message sent by RETR or TOP ends at its terminating
 //! "." line and nowhere before (dot-stuffing), and that RETR sends the whole message back.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
 use portcullis_proto_pop3::{Action, AuthOutcome, Config, Entry, Maildrop, OpenError, Session};
@@ -65,7 +66,11 @@ impl Driver {
                     assert_eq!(account, 1);
                     let result = self.open.map(|()| Maildrop {
                         uidvalidity: 1700,
-                        messages: self.messages.iter().map(|(uid, m)| Entry { uid: *uid, size: m.len() as u64 }).collect(),
+                        messages: self
+                            .messages
+                            .iter()
+                            .map(|(uid, m)| Entry { uid: *uid, size: m.len() as u64 })
+                            .collect(),
                     });
                     self.s.maildrop_opened(result);
                 }

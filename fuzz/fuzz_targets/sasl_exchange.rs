@@ -12,12 +12,13 @@
 //!   right password, a wrong one, another connection's channel binding, or an extension in
 //!   client-final; the outcome must be exactly the expected one.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use libfuzzer_sys::fuzz_target;
-use portcullis_sasl::{encode, Attempt, Exchange, Mechanism, ScramKeys, ScramProof, SaslError, Step};
+use portcullis_sasl::{encode, Attempt, Exchange, Mechanism, SaslError, ScramKeys, ScramProof, Step};
 use sha2::{Digest, Sha256};
 
 const PASSWORD: &str = "pencil";

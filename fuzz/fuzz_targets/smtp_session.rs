@@ -11,11 +11,10 @@
 //! commands act before TLS on 587, mail is only ever sent as the authenticated account, to
 //! at most `max_recipients`, no bigger than the limit, and every reply line is well formed.
 #![no_main]
+#![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_proto_smtp::{
-    Action, AuthOutcome, Config, DeliveryOutcome, Peer, Principal, RecipientOutcome, Session,
-};
+use portcullis_proto_smtp::{Action, AuthOutcome, Config, DeliveryOutcome, Peer, Principal, RecipientOutcome, Session};
 use portcullis_sasl::{Attempt, ScramKeys, ScramProof};
 
 const ALICE: &str = "alice@example.org";
@@ -92,9 +91,7 @@ impl Driver {
                 }
                 Action::Authenticate { attempt, .. } => {
                     let (outcome, principal) = match attempt {
-                        Attempt::Password(c) if c.username.starts_with("temp") => {
-                            (AuthOutcome::TemporaryFailure, None)
-                        }
+                        Attempt::Password(c) if c.username.starts_with("temp") => (AuthOutcome::TemporaryFailure, None),
                         Attempt::Password(c)
                             if c.username.eq_ignore_ascii_case(ALICE) && &c.password[..] == PASSWORD.as_bytes() =>
                         {

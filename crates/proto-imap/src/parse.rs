@@ -66,7 +66,9 @@ impl<'a> Parser<'a> {
         if self.eat(c) {
             Ok(())
         } else {
-            Err(format!("expected '{}'", c as char))
+            // Escaped: the message goes into a BAD response line, where a raw CR or LF
+            // would end it early.
+            Err(format!("expected '{}'", c.escape_ascii()))
         }
     }
 

@@ -396,3 +396,18 @@ fn random_bytes_never_panic() {
         let _ = parse_command(&input);
     }
 }
+
+/// Found by fuzzing (fuzz/fuzz_targets/imap_session.rs): a literal announcement followed by
+/// anything but a line end gave "expected '\n'" with a raw LF, which the session sent inside
+/// its BAD line. Error messages go into a response line: no control characters.
+#[test]
+fn error_messages_hold_no_control_characters() {
+    let e = error(b"a LOGIN {5}x\r\n");
+    assert_eq!(e.message, "expected '\\n'");
+    for input in
+        [&b"a LOGIN {5}x\r\n"[..], b"a LOGIN {5}\rx\n", b"a\x00 NOOP\r\n", b"a NO\x01OP\r\n", b"a SELECT \"\r\n"]
+    {
+        let e = error(input);
+        assert!(!e.message.chars().any(char::is_control), "{input:?}: {:?}", e.message);
+    }
+}

@@ -699,6 +699,14 @@ fn slowloris(server: &TestServer) {
             let (said, closed) = trickle(&mut c, b"Subject: slow\r\n\r\nsome text\r\n", second, limit);
             assert!(closed.is_some() && said.contains("421 4.4.2"), "465 DATA: {said}");
         });
+        // An APPEND's message literal, trickled: an upload like DATA.
+        s.spawn(|| {
+            let mut c = imap_login(server, SRC, ALICE);
+            c.send("a2 APPEND INBOX {200000}");
+            assert!(c.line().starts_with('+'));
+            let (said, closed) = trickle(&mut c, b"Subject: slow\r\n\r\nsome text\r\n", second, limit);
+            assert!(closed.is_some() && said.contains("* BYE"), "993 APPEND: {said}");
+        });
         // The same as BDAT chunks of a byte, each BDAT line sent whole and quickly: every
         // command is prompt, the message as a whole is not.
         s.spawn(|| {

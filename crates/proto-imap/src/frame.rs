@@ -39,6 +39,9 @@ pub struct Framer {
     /// Bytes of `command` that are APPEND's message literal, which the command limit does not
     /// count.
     exempt: usize,
+    /// The literal being read is APPEND's message literal (the one literal of a command that
+    /// the command limit does not count).
+    literal_exempt: bool,
     /// Inside a line that was too long: drop input up to its end.
     skipping: bool,
     /// The client has logged in: APPEND's message literal may exceed the command limit.
@@ -54,6 +57,7 @@ impl Framer {
             command: Vec::new(),
             literal_left: 0,
             exempt: 0,
+            literal_exempt: false,
             skipping: false,
             logged_in: false,
         }
@@ -88,7 +92,7 @@ impl Framer {
                 }
                 let n = self.literal_left.min(self.input.len() as u64) as usize;
                 self.command.extend(self.input.drain(..n));
-                if self.append_literal() {
+                if self.literal_exempt {
                     self.exempt += n;
                 }
                 self.literal_left -= n as u64;
@@ -118,11 +122,12 @@ impl Framer {
                 self.exempt = 0;
                 return Some(Frame::Command(std::mem::take(&mut self.command)));
             };
-            let room = if self.append_literal() {
-                self.limits.max_append
-            } else {
-                self.limits.max_command.saturating_sub(self.command.len() - self.exempt) as u64
-            };
+            // Only one literal of an APPEND, the message, may go beyond the command limit (a
+            // small one is simply counted): a command holding many message-sized literals
+            // would otherwise make the server hold many times `max_append`.
+            let room = self.limits.max_command.saturating_sub(self.command.len() - self.exempt) as u64;
+            self.literal_exempt = size > room && self.exempt == 0 && self.append_literal();
+            let room = if self.literal_exempt { self.limits.max_append } else { room };
             if size > room {
                 let tag = tag_of(&self.command);
                 self.command.clear();
@@ -179,10 +184,16 @@ impl Framer {
     /// client sending a byte at a time cannot hold a session open; a message upload, bounded by
     /// its size, is only bounded between reads.
     pub fn mid_command(&self) -> bool {
-        if self.literal_left > 0 && self.append_literal() {
+        if self.literal_left > 0 && self.literal_exempt {
             return false;
         }
         !self.input.is_empty() || !self.command.is_empty() || self.skipping || self.literal_left > 0
+    }
+
+    /// Whether APPEND's message literal is being read: an upload, which the server bounds by
+    /// its size (a minimum average rate) rather than as a command.
+    pub fn uploading(&self) -> bool {
+        self.literal_left > 0 && self.literal_exempt
     }
 
     /// Whether the literal being read is APPEND's message, exempt from the command limit.
@@ -277,6 +288,61 @@ mod tests {
             f.next_frame(),
             Some(Frame::Refused { tag: Some("d".into()), reason: Refusal::LiteralTooBig, close: true })
         );
+    }
+
+    /// Found by fuzzing (fuzz/fuzz_targets/imap_command.rs): every literal of an APPEND was
+    /// exempt from the command limit, so one command could make the server hold any number of
+    /// message-sized literals.
+    #[test]
+    fn only_one_literal_of_an_append_is_exempt() {
+        let mut f = framer();
+        f.logged_in();
+        f.push(b"a APPEND INBOX {900+}\r\n");
+        f.push(&[b'x'; 900]);
+        f.push(b" {900+}\r\n");
+        assert_eq!(
+            f.next_frame(),
+            Some(Frame::Refused { tag: Some("a".into()), reason: Refusal::LiteralTooBig, close: true })
+        );
+        // A small literal (a mailbox name) is counted, and the message literal is still exempt.
+        let mut f = framer();
+        f.logged_in();
+        f.push(b"b APPEND {5+}\r\nINBOX {900+}\r\n");
+        f.push(&[b'x'; 900]);
+        f.push(b"\r\n");
+        assert!(matches!(f.next_frame(), Some(Frame::Command(c)) if c.len() > 900));
+        // Small literals after the message count against the command limit.
+        let mut f = framer();
+        f.logged_in();
+        f.push(b"c APPEND INBOX {900+}\r\n");
+        f.push(&[b'x'; 900]);
+        for _ in 0..8 {
+            f.push(b" {9+}\r\nyyyyyyyyy");
+        }
+        f.push(b"\r\n");
+        assert!(matches!(f.next_frame(), Some(Frame::Refused { tag: Some(t), .. }) if t == "c"));
+    }
+
+    /// The server bounds a message upload by its rate and a command by its time: the framer
+    /// tells which one a partial read belongs to.
+    #[test]
+    fn an_append_message_literal_is_an_upload_not_a_command() {
+        let mut f = framer();
+        f.logged_in();
+        f.push(b"a APPEND INBOX {900}\r\n");
+        assert_eq!(f.next_frame(), Some(Frame::Continue));
+        f.push(&[b'x'; 10]);
+        assert_eq!(f.next_frame(), None);
+        assert!(f.uploading() && !f.mid_command());
+        f.push(&[b'x'; 890]);
+        assert_eq!(f.next_frame(), None);
+        assert!(!f.uploading() && f.mid_command());
+        // A small literal is part of its command.
+        let mut f = framer();
+        f.logged_in();
+        f.push(b"b APPEND INBOX {20}\r\nxx");
+        assert_eq!(f.next_frame(), Some(Frame::Continue));
+        assert!(!f.uploading() && f.mid_command());
     }
 
     #[test]

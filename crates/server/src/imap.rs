@@ -103,6 +103,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
         // Reads below happen only when the framer has nothing whole: bound an unfinished
         // command's time.
         conn.mid_command(framer.mid_command());
+        conn.uploading(framer.uploading());
         progress = match progress {
             Progress::Close => {
                 let _ = stream.shutdown().await;

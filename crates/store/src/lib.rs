@@ -394,8 +394,6 @@ pub trait Store: Send + Sync + 'static {
     async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<(), MailboxError>;
     /// STATUS; an error if the mailbox does not exist (any more).
     async fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus, StoreError>;
-    /// Every keyword ever used in the mailbox (FLAGS, PERMANENTFLAGS), in name order.
-    async fn mailbox_keywords(&self, mailbox: MailboxId) -> Result<Vec<String>, StoreError>;
     /// The account's storage: (bytes used, allowance in effect; `None` is unlimited).
     async fn quota(&self, account: AccountId) -> Result<(u64, Option<u64>), StoreError>;
 
@@ -406,8 +404,6 @@ pub trait Store: Send + Sync + 'static {
     /// from memory when nothing changed since the last SELECT of it, and otherwise from the
     /// changes since then; never stale (see `SqliteStore`'s index cache).
     async fn select_mailbox(&self, account: AccountId, name: &str) -> Result<Option<SelectedMailbox>, StoreError>;
-    /// Every message's UID, flags and MODSEQ in UID order, read from the database.
-    async fn message_index(&self, mailbox: MailboxId) -> Result<Vec<MessageIndex>, StoreError>;
     /// The messages with these UIDs, in UID order.
     async fn message_records(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>, StoreError>;
     /// The header sections of these messages, read without reading their bodies, in the

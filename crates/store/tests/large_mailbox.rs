@@ -36,12 +36,12 @@ async fn select_and_resync_of_100k_messages() {
     }
     eprintln!("filling: {:?}", start.elapsed());
 
-    let index = timed("message_index", Duration::from_secs(5), store.message_index(inbox)).await.unwrap();
-    assert_eq!(index.len(), MESSAGES);
+    // The first SELECT reads every message row.
     let selected = timed("select_mailbox, first", Duration::from_secs(5), store.select_mailbox(a, "INBOX")).await;
-    assert_eq!(selected.unwrap().unwrap().messages.len(), MESSAGES);
+    let index: Vec<MessageIndex> = selected.unwrap().unwrap().messages.iter().map(|m| m.to_index()).collect();
+    assert_eq!(index.len(), MESSAGES);
     // From memory: no message row is read.
-    let selected = timed("select_mailbox, again", Duration::from_millis(500), store.select_mailbox(a, "INBOX")).await;
+    let selected = timed("select_mailbox, again", Duration::from_millis(200), store.select_mailbox(a, "INBOX")).await;
     assert_eq!(selected.unwrap().unwrap().messages.len(), MESSAGES);
     let status = timed("mailbox_status", Duration::from_secs(2), store.mailbox_status(inbox)).await.unwrap();
     assert_eq!(status.unseen as usize, MESSAGES);
@@ -65,9 +65,9 @@ async fn select_and_resync_of_100k_messages() {
     assert_eq!(removed, scattered);
     // Brought forward with the changes only.
     let selected =
-        timed("select_mailbox after changes", Duration::from_millis(500), store.select_mailbox(a, "INBOX")).await;
+        timed("select_mailbox after changes", Duration::from_millis(200), store.select_mailbox(a, "INBOX")).await;
     let selected: Vec<MessageIndex> = selected.unwrap().unwrap().messages.iter().map(|m| m.to_index()).collect();
-    assert_eq!(selected, store.message_index(inbox).await.unwrap());
+    assert_eq!(selected, message_index(&store, inbox).await);
     let records =
         timed("message_records, all", Duration::from_secs(10), store.message_records(inbox, &every)).await.unwrap();
     assert_eq!(records.len(), MESSAGES - scattered.len());

@@ -41,7 +41,7 @@ async fn migration_2_summarizes_existing_bodies() {
     assert_eq!(record.sent_date, Some(1_700_000_000));
     assert_eq!(record.flags, flags(Flags::SEEN, &["$Label1"]));
     assert_eq!(store.message_headers(1, &[2]).await.unwrap().remove(0).1, raw[..header_len].to_vec());
-    assert_eq!(store.mailbox_keywords(1).await.unwrap(), keywords(&["$Label1"]));
+    assert_eq!(mailbox_keywords(&store, 1, "INBOX").await, keywords(&["$Label1"]));
     assert_eq!(store.subscriptions(1).await.unwrap(), vec!["INBOX"], "subscriptions carried over");
     assert_eq!(store.append(1, message("after"), Flags::default(), 0).await.unwrap(), 3);
     store.close();

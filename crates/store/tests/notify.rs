@@ -27,7 +27,7 @@ async fn a_change_is_readable_when_it_is_announced() {
     let change = tokio::time::timeout(Duration::from_secs(10), watching_a.recv()).await.unwrap().unwrap();
     assert_eq!((change.account, change.mailbox), (a, inbox.id));
     // Read through another connection right away: the change has committed.
-    let index = store.message_index(inbox.id).await.unwrap();
+    let index = message_index(&store, inbox.id).await;
     assert_eq!(uids(&index), vec![1]);
     assert_eq!(index[0].modseq, change.modseq);
     assert_eq!(store.mailbox_status(inbox.id).await.unwrap().highestmodseq, change.modseq);

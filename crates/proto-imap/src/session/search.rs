@@ -265,15 +265,17 @@ impl Session {
             } else {
                 Vec::new()
             };
+            // Records, contents and caches come in UID order, missing ones left out (removed
+            // meanwhile): each is matched to its message by walking along.
+            let mut records = records.into_iter().peekable();
             let mut contents = contents.into_iter().peekable();
             let mut caches = caches.into_iter().peekable();
             for (offset, message) in chunk.iter().enumerate() {
                 let seq = (chunk_index * CHUNK + offset + 1) as u32;
-                let record = records.iter().find(|r| r.uid == message.uid);
+                let record = records.next_if(|r| r.uid == message.uid);
                 if need.record && record.is_none() {
                     continue;
                 }
-                // Contents and caches come in UID order, missing ones left out (removed meanwhile).
                 let mut cache = None;
                 if use_caches {
                     match caches.next_if(|(u, _)| *u == message.uid) {
@@ -293,7 +295,7 @@ impl Session {
                     largest_seq,
                     largest_uid,
                     message,
-                    record,
+                    record: record.as_ref(),
                     content: content.as_deref(),
                     cache: if covered { cache.as_deref().and_then(HeaderCache::new) } else { None },
                     saved: &self.saved,

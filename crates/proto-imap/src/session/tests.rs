@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use portcullis_store::{Delivery, PasswordSecrets, Quota, SqliteStore};
+use portcullis_store::{Delivery, FlagOp, Flags, PasswordSecrets, Quota, SqliteStore};
 
 use super::*;
 use crate::frame::{Frame, Framer, Limits};
@@ -668,4 +668,99 @@ async fn header_search_answers_alike_from_caches_headers_and_messages() {
         c.send("z SEARCH HEADER References \"<r299@x> <m1@\"\r\n").await,
         "* SEARCH 7\r\nz OK SEARCH completed\r\n"
     );
+}
+
+/// What SELECT and a FETCH of every message's flags say in a new session on a store opened
+/// afresh on the same file: no shared message list, every row read from the database.
+async fn select_from_the_database(env: &TestEnv, mailbox: &str) -> String {
+    let fresh = Arc::new(TestEnv {
+        store: Arc::new(SqliteStore::open(&env._dir.path().join("mail.db"), Some(1 << 20)).unwrap()),
+        facts: Mutex::default(),
+        _dir: tempfile::tempdir().unwrap(),
+    });
+    let mut c = Client::logged_in(&fresh, "alice@example.org").await;
+    let selected = c.send(&format!("s SELECT {mailbox} (CONDSTORE)\r\n")).await;
+    selected + &c.send("f FETCH 1:* (UID FLAGS MODSEQ)\r\n").await
+}
+
+/// SELECT is served from the store's shared message list, brought forward by MODSEQ: what
+/// another connection (STORE, EXPUNGE, APPEND) or another process on the same file (the
+/// admin CLI; it tells this store nothing) changed since must show, byte for byte as a
+/// store that reads everything from the database shows it, and a mailbox deleted and
+/// created again (a new UIDVALIDITY) must show none of the old list.
+#[tokio::test]
+async fn select_sees_what_other_connections_and_processes_changed() {
+    let env = env().await;
+    for _ in 0..5 {
+        deliver(&env, "alice@example.org", MESSAGE).await;
+    }
+    let mut a = Client::logged_in(&env, "alice@example.org").await;
+    let mut b = Client::selected(&env, "alice@example.org", "INBOX").await;
+    async fn reselect(a: &mut Client, mailbox: &str) -> String {
+        let selected = a.send(&format!("s SELECT {mailbox} (CONDSTORE)\r\n")).await;
+        selected + &a.send("f FETCH 1:* (UID FLAGS MODSEQ)\r\n").await
+    }
+    let first = reselect(&mut a, "INBOX").await;
+    assert_eq!(first, select_from_the_database(&env, "INBOX").await);
+    assert!(first.contains("* 5 EXISTS\r\n"), "{first}");
+
+    // Another connection changes flags and keywords.
+    b.send("x STORE 1:2 +FLAGS (\\Flagged $Work)\r\n").await;
+    let after_store = reselect(&mut a, "INBOX").await;
+    assert_eq!(after_store, select_from_the_database(&env, "INBOX").await);
+    assert!(after_store.contains("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n"), "{after_store}");
+    assert!(after_store.contains("* 2 FETCH (UID 2 FLAGS (\\Flagged $Work) MODSEQ ("), "{after_store}");
+
+    // ... expunges ...
+    b.send("y STORE 3 +FLAGS.SILENT (\\Deleted)\r\n").await;
+    b.send("z EXPUNGE\r\n").await;
+    let after_expunge = reselect(&mut a, "INBOX").await;
+    assert_eq!(after_expunge, select_from_the_database(&env, "INBOX").await);
+    assert!(after_expunge.contains("* 4 EXISTS\r\n") && !after_expunge.contains("(UID 3 "), "{after_expunge}");
+
+    // ... and appends.
+    let raw = MESSAGE.replace("Lunch", "Appended");
+    let out = b.send(&format!("w APPEND INBOX (\\Seen) {{{}+}}\r\n{raw}\r\n", raw.len())).await;
+    assert!(out.contains("w OK [APPENDUID "), "{out}");
+    let after_append = reselect(&mut a, "INBOX").await;
+    assert_eq!(after_append, select_from_the_database(&env, "INBOX").await);
+    assert!(
+        after_append.contains("* 5 EXISTS\r\n") && after_append.contains("(UID 6 FLAGS (\\Seen)"),
+        "{after_append}"
+    );
+
+    // Another process: all three at once, announced to no one.
+    let other = SqliteStore::open(&env._dir.path().join("mail.db"), Some(1 << 20)).unwrap();
+    let alice = other.account("alice@example.org").await.unwrap().unwrap().id;
+    let inbox = other.mailbox(alice, "INBOX").await.unwrap().unwrap().id;
+    other.store_flags(inbox, &[1], FlagOp::Replace, &Flags::system(Flags::DRAFT), None).await.unwrap();
+    other.expunge(inbox, &[2]).await.unwrap();
+    other.append(inbox, raw.as_bytes().to_vec(), Flags::default(), 0).await.unwrap();
+    let after_cli = reselect(&mut a, "INBOX").await;
+    assert_eq!(after_cli, select_from_the_database(&env, "INBOX").await);
+    assert!(after_cli.contains("* 1 FETCH (UID 1 FLAGS (\\Draft) MODSEQ ("), "{after_cli}");
+    assert!(after_cli.contains("* 5 EXISTS\r\n") && !after_cli.contains("(UID 2 "), "{after_cli}");
+    assert!(after_cli.contains("(UID 7 FLAGS () "), "{after_cli}");
+
+    // Deleted and created again under the same name, with one message: a new UIDVALIDITY and
+    // nothing of the old list.
+    b.send("c CREATE Archive\r\n").await;
+    b.send("d COPY 1:* Archive\r\n").await;
+    let archive = reselect(&mut a, "Archive").await;
+    assert_eq!(archive, select_from_the_database(&env, "Archive").await);
+    assert!(archive.contains("* 4 EXISTS\r\n"), "{archive}");
+    a.send("u UNSELECT\r\n").await;
+    other.delete_mailbox(alice, "Archive").await.unwrap();
+    other.create_mailbox(alice, "Archive", None).await.unwrap();
+    let archive_id = other.mailbox(alice, "Archive").await.unwrap().unwrap().id;
+    other.append(archive_id, raw.as_bytes().to_vec(), Flags::default(), 0).await.unwrap();
+    let recreated = reselect(&mut a, "Archive").await;
+    assert_eq!(recreated, select_from_the_database(&env, "Archive").await);
+    assert!(
+        recreated.contains("* 1 EXISTS\r\n") && recreated.contains("* 1 FETCH (UID 1 FLAGS () MODSEQ"),
+        "{recreated}"
+    );
+    let validity = |out: &str| out.split("[UIDVALIDITY ").nth(1).and_then(|s| s.split(']').next()).map(str::to_owned);
+    assert_ne!(validity(&recreated), validity(&archive));
+    assert!(validity(&archive).is_some());
 }

@@ -224,10 +224,6 @@ impl Store for SqliteStore {
         self.read(move |conn| mailboxes::status(conn, mailbox)).await
     }
 
-    async fn mailbox_keywords(&self, mailbox: MailboxId) -> Result<Vec<String>, StoreError> {
-        self.read(move |conn| keywords::mailbox_keywords(conn, mailbox)).await
-    }
-
     async fn quota(&self, account: AccountId) -> Result<(u64, Option<u64>), StoreError> {
         let default_quota = self.default_quota;
         self.read(move |conn| accounts::usage(conn, account, default_quota)).await
@@ -245,10 +241,6 @@ impl Store for SqliteStore {
             Ok(Some(SelectedMailbox { mailbox, keywords, messages }))
         })
         .await
-    }
-
-    async fn message_index(&self, mailbox: MailboxId) -> Result<Vec<MessageIndex>, StoreError> {
-        self.read(move |conn| messages::message_index(conn, mailbox)).await
     }
 
     async fn message_records(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>, StoreError> {

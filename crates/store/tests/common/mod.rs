@@ -47,6 +47,17 @@ pub async fn fill(store: &SqliteStore, mailbox: MailboxId, n: usize) -> Vec<u32>
     uids
 }
 
+/// Every message of a mailbox in UID order, as the database has it now: everything changed
+/// since MODSEQ 0 (every message has a MODSEQ of at least 1), read without SELECT's shared list.
+pub async fn message_index(store: &SqliteStore, mailbox: MailboxId) -> Vec<MessageIndex> {
+    store.changes_since(mailbox, 0).await.unwrap().changed
+}
+
+/// The keywords SELECT announces for a mailbox (every keyword ever used in it).
+pub async fn mailbox_keywords(store: &SqliteStore, account: AccountId, name: &str) -> Vec<String> {
+    store.select_mailbox(account, name).await.unwrap().unwrap_or_else(|| panic!("no mailbox {name}")).keywords
+}
+
 pub fn uids(index: &[MessageIndex]) -> Vec<u32> {
     index.iter().map(|m| m.uid).collect()
 }

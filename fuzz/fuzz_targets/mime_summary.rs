@@ -4,6 +4,7 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
+#[path = "../../crates/mime/tests/checker/mod.rs"]
 mod mime_check;
 
 use libfuzzer_sys::fuzz_target;

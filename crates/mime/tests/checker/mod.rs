@@ -2,8 +2,8 @@
 //! message: the output parses per the RFC 9051 grammar, stays within the documented bounds,
 //! and agrees with BODY[section] and BINARY about every part it lists.
 //!
-//! A copy of the checker in crates/mime/tests/robustness.rs (from its IMAP data reader to
-//! `check`): keep the two in step when the summary's format or promises change.
+//! Shared by tests/robustness.rs and the fuzz target fuzz/fuzz_targets/mime_summary.rs (which
+//! includes this file by path), so that both hold the summary to the same promises.
 
 use portcullis_mime::{binary, body_text, header_values, section, summarize, Section, SectionText, Summary};
 // ---------------------------------------------------------------------------------------
@@ -315,7 +315,7 @@ fn count_lines(b: &[u8]) -> u64 {
     (b.iter().filter(|&&c| c == b'\n').count() + usize::from(b.last().is_some_and(|&c| c != b'\n'))) as u64
 }
 
-fn sec(raw: &[u8], path: &[u32], text: Option<SectionText>) -> Option<Vec<u8>> {
+pub fn sec(raw: &[u8], path: &[u32], text: Option<SectionText>) -> Option<Vec<u8>> {
     section(raw, &Section { part: path.to_vec(), text })
 }
 

@@ -6,6 +6,8 @@
 #   bench/guard.sh                          # enumeration timing, then one 20 s storm
 #   PER_SOURCE="1 4 20" bench/guard.sh      # one storm per value, each on a fresh server
 #   STORM=30 SOURCES=120 bench/guard.sh
+#   ENUM_SAMPLES=0 ROUNDS=2 bench/guard.sh  # storms only: Portcullis and Dovecot twice each
+#   PEER=none bench/guard.sh                # Portcullis only
 #
 # 1. Enumeration timing: the time to refuse an unknown user against a wrong password,
 #    ENUM_SAMPLES of each per protocol, interleaved, one at a time, from a trusted network of a
@@ -20,6 +22,14 @@
 #    login latency storm/idle, attacker successes (must be 0), sources banned, and the
 #    server's VmRSS/VmHWM, descriptors and threads from /proc.
 #
+# 3. The peer (PEER=dovecot, the default when run as root with Debian's dovecot-imapd): the
+#    same storm against a private Dovecot (IMAPS only, on DOVECOT_PORT, Dovecot's defaults,
+#    the same argon2id hashes Portcullis made, read from its store), right after Portcullis's,
+#    ROUNDS times with the order alternating. Dovecot has no bans and no per-account known
+#    addresses; it delays failures (auth_failure_delay, its per-IP auth penalty) and caps its
+#    login processes. The owner logs in over IMAP only there, so compare with Portcullis's
+#    IMAP figures (`by_protocol`). Its memory is summed over its process tree (Pss).
+#
 # The server runs from the release profile. Run as root, it drops to `nobody` as in the other
 # benchmarks; as another user it runs as that user. Everything lives in one temp dir, removed
 # at the end with every process started here; the JSON reports are kept in OUT.
@@ -32,8 +42,15 @@ SOURCES=${SOURCES:-249}        # attacking addresses: 127.0.0.2 ... (at most 253
 PER_SOURCE=${PER_SOURCE:-4}    # connections per attacking address; a list runs one storm per value
 PROBE_MS=${PROBE_MS:-200}      # the owner starts a login every PROBE_MS
 ENUM_SAMPLES=${ENUM_SAMPLES:-200}   # per kind and protocol; 0 skips the enumeration timing
+ROUNDS=${ROUNDS:-1}            # storms per PER_SOURCE value (and per server)
 IMAPS_PORT=${IMAPS_PORT:-27993}
 SMTPS_PORT=${SMTPS_PORT:-27465}
+DOVECOT_PORT=${DOVECOT_PORT:-27994}
+if [ "$(id -u)" -eq 0 ] && [ -x /usr/lib/dovecot/imap-login ] && command -v sqlite3 >/dev/null; then
+    PEER=${PEER:-dovecot}      # dovecot: the same storm against Dovecot; none: skip it
+else
+    PEER=${PEER:-none}
+fi
 KEEP=${KEEP:-0}                # 1: leave the temp dir (config, logs) for inspection
 RUN_BASE=${RUN_BASE:-/tmp}
 
@@ -51,8 +68,17 @@ say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 [ "$SOURCES" -ge 1 ] && [ "$SOURCES" -le 253 ] || die "SOURCES must be 1 to 253 (127.0.0.2 ... 127.0.0.254)"
-for port in "$IMAPS_PORT" "$SMTPS_PORT"; do
-    if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use; set IMAPS_PORT / SMTPS_PORT"; fi
+case "$PEER" in
+    none) ;;
+    dovecot)
+        [ "$(id -u)" -eq 0 ] || die "PEER=dovecot needs root (a private Dovecot instance); PEER=none skips it"
+        [ -x /usr/lib/dovecot/imap-login ] || die "PEER=dovecot needs dovecot-imapd (apt-get install dovecot-imapd)"
+        command -v sqlite3 >/dev/null || die "PEER=dovecot needs sqlite3 (it copies Portcullis's hashes)"
+        ;;
+    *) die "PEER must be dovecot or none" ;;
+esac
+for port in "$IMAPS_PORT" "$SMTPS_PORT" "$DOVECOT_PORT"; do
+    if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use; set IMAPS_PORT / SMTPS_PORT / DOVECOT_PORT"; fi
 done
 # The generator holds up to SOURCES x PER_SOURCE connections, the server as many.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -75,9 +101,19 @@ stop_server() {
     fi
     SERVER_PID=
 }
+DOVECOT_PID=
+stop_dovecot() {
+    if [ -n "$DOVECOT_PID" ] && kill -0 "$DOVECOT_PID" 2>/dev/null; then
+        kill -TERM "$DOVECOT_PID"
+        # The master takes its children (login, imap, auth, anvil) down with it.
+        for _ in $(seq 100); do kill -0 "$DOVECOT_PID" 2>/dev/null || break; sleep 0.1; done
+    fi
+    DOVECOT_PID=
+}
 cleanup() {
     set +e
     stop_server
+    stop_dovecot
     if [ "$KEEP" = 1 ]; then echo "kept $RUN" >&2; else rm -rf "$RUN"; fi
 }
 trap cleanup EXIT
@@ -107,8 +143,9 @@ else
     PROCESS=$'[process]\nshutdown_grace = "2s"'
 fi
 
-# start_server NAME EXTRA-TOML: a fresh instance in $RUN/NAME with the accounts; sets SERVER_PID, PC.
-start_server() {
+# make_instance NAME EXTRA-TOML: a fresh instance in $RUN/NAME with its config and the
+# accounts; sets PC. start_server NAME EXTRA-TOML: that, then serve it; sets SERVER_PID too.
+make_instance() {
     PC=$RUN/$1
     mkdir -p "$PC"
     cat >"$PC/portcullis.toml" <<EOF
@@ -133,6 +170,9 @@ EOF
         n=$((n + 1))
         echo "quarry-lantern-fjord-$n$n" | pc account add "$v" --password-stdin >/dev/null
     done
+}
+start_server() {
+    make_instance "$1" "$2"
     "$BIN" --config "$PC/portcullis.toml" serve >"$PC/log.jsonl" 2>"$PC/stderr" &
     SERVER_PID=$!
     for _ in $(seq 300); do
@@ -173,25 +213,15 @@ EOF
     stop_server
 fi
 
-# --- 2. The storm, on a server with the default guard and limits -----------------------------
-for per in $PER_SOURCE; do
-    name=storm-$per
-    say "storm: $SOURCES sources x $per connections for ${STORM}s (idle ${IDLE}s before, ${AFTER}s after); default [guard] and [limits]"
-    start_server "$name" ""
-    status=0
-    BENCH_PASSWORD=$PASSWORD "$BENCH" storm "${common[@]}" --owner "$OWNER" \
-        --victims "$(IFS=,; echo "${VICTIMS[*]}")" --sources "$SOURCES" --per-source "$per" \
-        --idle "$IDLE" --storm "$STORM" --after "$AFTER" --probe-every-ms "$PROBE_MS" \
-        --server-pid "$SERVER_PID" --json >"$OUT/$name.json" || status=$?
-    [ -s "$OUT/$name.json" ] || die "the storm produced no report (status $status)"
-    alive=yes
-    kill -0 "$SERVER_PID" 2>/dev/null || alive=no
-    bans=$(pc ban list 2>/dev/null | grep -c '^127\.' || true)
-    stop_server
-    # What the server's own log says about the same minutes.
-    python3 - "$OUT/$name.json" "$PC/log.jsonl" "$bans" "$alive" <<'EOF' || FAILED=1
+# --- 2. The storms: Portcullis with the default guard and limits, and the peer --------------
+cat >"$RUN/summary.py" <<'EOF'
+# summary.py REPORT.json SERVER LOG BANS ALIVE: adds what the server's log says to the report
+# (SERVER portcullis: its JSON log; dovecot: its text log) and prints the storm's figures.
 import collections, json, statistics, sys
 r = json.load(open(sys.argv[1]))
+server_name = sys.argv[2]
+del sys.argv[2]
+r["server_name"] = server_name
 t = r["unix_ms"]
 def phase(ts):
     return "before" if ts < t["storm_start"] else "storm" if ts < t["storm_end"] else "after"
@@ -202,7 +232,7 @@ alerts = collections.Counter()
 bans = {}                                  # ip -> ts of its ban
 failures = collections.defaultdict(list)   # ip -> ts of each failed login
 owner_refused = collections.Counter()
-for line in open(sys.argv[2], errors="replace"):
+for line in open(sys.argv[2], errors="replace") if server_name == "portcullis" else ():
     try:
         e = json.loads(line)
     except ValueError:
@@ -235,6 +265,16 @@ r["server_log"] = {
              "failures_logged_after_ban": {"mean": statistics.mean(after_ban) if after_ban else None,
                                            "max": max(after_ban, default=None)}},
 }
+if server_name == "dovecot":
+    # Its log is text: count the lines that say the server turned clients away or failed.
+    log = open(sys.argv[2], errors="replace").read().splitlines()
+    r["server_log"]["dovecot"] = {
+        "process_limit_reached": sum("process_limit" in l for l in log),
+        "client_limit_reached": sum("client_limit" in l for l in log),
+        "auth_failed_disconnects": sum("auth failed" in l for l in log),
+        "errors": sum(" Error: " in l or " Fatal: " in l or " Panic: " in l for l in log),
+        "samples": [l for l in log if "_limit" in l or " Error: " in l or " Fatal: " in l][:5],
+    }
 json.dump(r, open(sys.argv[1], "w"))
 
 f = lambda x: "-" if x is None else f"{x:.1f}"
@@ -255,22 +295,172 @@ for e in a["error_samples"]:
     print("  error:", e)
 l = r["server_log"]
 b = l["bans"]
-print(f"bans: {b['total']} sources of {a['sources']} ({b['during_storm']} during the storm; store: {l['bans_in_store']}); "
-      f"seconds from the storm's start: first {f(b['seconds_after_storm_start']['first'])}, p50 {f(b['seconds_after_storm_start']['p50'])}, "
-      f"last {f(b['seconds_after_storm_start']['last'])}; failed logins per banned source logged before its ban "
-      f"{f(b['failures_logged_before_ban']['mean'])} (max {b['failures_logged_before_ban']['max']}), after it "
-      f"{f(b['failures_logged_after_ban']['mean'])} (max {b['failures_logged_after_ban']['max']})")
-print(f"server log: auth_failed {dict(l['auth_failed'])}, connection_refused {({k: dict(v) for k, v in l['connection_refused'].items()})}, "
-      f"the owner's address refused {dict(l['owner_refused']) or 0}, alerts {dict(l['alerts'])}, "
-      f"internal_error {l['events'].get('internal_error', 0)}, alive after: {l['alive_after']}")
+imap = r["owner"]["storm"].get("by_protocol", {}).get("imap")
+if imap:
+    i0, i1 = r["owner"]["idle"]["by_protocol"]["imap"], imap
+    print(f"owner over IMAP only: login p50 {f(i0['login_ms']['p50'])} -> {f(i1['login_ms']['p50'])} ms, "
+          f"p99 {f(i0['login_ms']['p99'])} -> {f(i1['login_ms']['p99'])} ms; connect+login p99 "
+          f"{f(i0['total_ms']['p99'])} -> {f(i1['total_ms']['p99'])} ms (idle -> storm)")
+if server_name == "dovecot":
+    d = l["dovecot"]
+    print(f"dovecot log: process_limit reached {d['process_limit_reached']}, client_limit {d['client_limit_reached']}, "
+          f"auth-failed disconnects {d['auth_failed_disconnects']}, errors {d['errors']}, alive after: {l['alive_after']}")
+    for x in d["samples"]:
+        print("  ", x[:200])
+else:
+    print(f"bans: {b['total']} sources of {a['sources']} ({b['during_storm']} during the storm; store: {l['bans_in_store']}); "
+          f"seconds from the storm's start: first {f(b['seconds_after_storm_start']['first'])}, p50 {f(b['seconds_after_storm_start']['p50'])}, "
+          f"last {f(b['seconds_after_storm_start']['last'])}; failed logins per banned source logged before its ban "
+          f"{f(b['failures_logged_before_ban']['mean'])} (max {b['failures_logged_before_ban']['max']}), after it "
+          f"{f(b['failures_logged_after_ban']['mean'])} (max {b['failures_logged_after_ban']['max']})")
+    print(f"server log: auth_failed {dict(l['auth_failed'])}, connection_refused {({k: dict(v) for k, v in l['connection_refused'].items()})}, "
+          f"the owner's address refused {dict(l['owner_refused']) or 0}, alerts {dict(l['alerts'])}, "
+          f"internal_error {l['events'].get('internal_error', 0)}, alive after: {l['alive_after']}")
 s = r["server"]
-m = lambda x: f"RSS {x['rss_mib']} MiB (HWM {x['hwm_mib']}), {x['fds']} fds, {x['threads']} threads"
-print(f"server: start {m(s['start'])}; storm end {m(s['storm_end'])}; end {m(s['end'])}")
-print(f"  peak RSS {s['peak']['rss_mib']} MiB, {s['peak']['fds']} fds, {s['peak']['threads']} threads; CPU s idle {s['cpu_s']['idle']}, "
+m = lambda x: f"RSS {x['rss_mib']} MiB (HWM {x['hwm_mib']}), {x['fds']} fds, {x['threads']} threads, {x['processes']} processes"
+print(f"server ({s['memory']}): start {m(s['start'])}; storm end {m(s['storm_end'])}; end {m(s['end'])}")
+print(f"  peak RSS {s['peak']['rss_mib']} MiB, {s['peak']['fds']} fds, {s['peak']['threads']} threads, {s['peak']['processes']} processes; CPU s idle {s['cpu_s']['idle']}, "
       f"storm {s['cpu_s']['storm']}, after {s['cpu_s']['after']} (the load generator: {s['generator_cpu_s']['idle']}, "
       f"{s['generator_cpu_s']['storm']}, {s['generator_cpu_s']['after']})")
 sys.exit(0 if a["successes"] == 0 and l["alive_after"] else 1)
 EOF
+
+if [ "$PEER" = dovecot ]; then
+    # The same hashes for Dovecot (argon2id m=19456 KiB, t=2, p=1, verified by libsodium):
+    # each account's PHC string as Portcullis stored it, from an instance made for that.
+    make_instance hashes ""
+    mkdir -p "$RUN/dovecot/home"
+    sqlite3 -readonly "$PC/data/mail.db" \
+        "SELECT a.localpart || '@' || d.name || ':{ARGON2ID}' || a.password_hash FROM accounts a JOIN domains d ON d.id = a.domain_id" \
+        >"$RUN/dovecot/passwd"
+    [ "$(wc -l <"$RUN/dovecot/passwd")" -eq $((${#VICTIMS[@]} + 1)) ] || die "could not read the hashes from Portcullis' store"
+    hash=$(grep "^$OWNER:" "$RUN/dovecot/passwd" | cut -d: -f2-)
+    case "$hash" in
+        '{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$'*) ;;
+        *) die "unexpected hash parameters: ${hash:0:60}" ;;
+    esac
+    doveadm pw -t "$hash" -p "$PASSWORD" >/dev/null 2>&1 || die "Dovecot does not verify Portcullis' argon2id hash"
+    chmod 644 "$RUN/dovecot/passwd"
+    chown -R nobody:nogroup "$RUN/dovecot/home"
+fi
+
+# start_dovecot NAME: a fresh private Dovecot (IMAPS only, its defaults otherwise) with its
+# state in $RUN/NAME, so that no penalty or cache carries over from an earlier storm.
+start_dovecot() {
+    DC=$RUN/$1
+    mkdir -p "$DC"
+    cat >"$DC/dovecot.conf" <<EOF
+base_dir = $DC/run
+state_dir = $DC/state
+log_path = $DC/log
+protocols = imap
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <$RUN/tls/cert.pem
+ssl_key = <$RUN/tls/key.pem
+ssl_dh = </usr/share/dovecot/dh.pem
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = yes
+auth_mechanisms = plain
+# No auth cache (the default): every LOGIN costs one argon2 hash, as in Portcullis. Failures
+# are delayed (auth_failure_delay 2 s, and the per-IP auth penalty of up to 15 s): defaults.
+passdb {
+  driver = passwd-file
+  args = scheme=ARGON2ID $RUN/dovecot/passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$RUN/dovecot/home/%n
+}
+mail_location = maildir:~/Maildir
+# Everything else (login process model and limits) at Dovecot's defaults.
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $DOVECOT_PORT
+    ssl = yes
+  }
+}
+EOF
+    dovecot -c "$DC/dovecot.conf" || die "dovecot did not start: $(tail -5 "$DC/log" 2>/dev/null)"
+    for _ in $(seq 100); do
+        ss -Hltn "sport = :$DOVECOT_PORT" | grep -q . && [ -s "$DC/run/master.pid" ] && break
+        sleep 0.1
+    done
+    ss -Hltn "sport = :$DOVECOT_PORT" | grep -q . || die "Dovecot is not listening on $DOVECOT_PORT"
+    DOVECOT_PID=$(cat "$DC/run/master.pid")
+}
+
+victims=$(IFS=,; echo "${VICTIMS[*]}")
+storm_args=(--owner "$OWNER" --victims "$victims" --sources "$SOURCES" --idle "$IDLE" --storm "$STORM"
+    --after "$AFTER" --probe-every-ms "$PROBE_MS" --json)
+
+# storm_portcullis NAME PER: one storm against a fresh Portcullis, its summary printed.
+storm_portcullis() {
+    local name=$1 per=$2 status=0 alive=yes bans
+    say "Portcullis storm ($name): $SOURCES sources x $per connections for ${STORM}s (idle ${IDLE}s before, ${AFTER}s after); default [guard] and [limits]"
+    start_server "$name" ""
+    BENCH_PASSWORD=$PASSWORD "$BENCH" storm "${common[@]}" "${storm_args[@]}" --per-source "$per" \
+        --server-pid "$SERVER_PID" >"$OUT/$name.json" || status=$?
+    [ -s "$OUT/$name.json" ] || die "the storm produced no report (status $status)"
+    kill -0 "$SERVER_PID" 2>/dev/null || alive=no
+    bans=$(pc ban list 2>/dev/null | grep -c '^127\.' || true)
+    stop_server
+    # What the server's own log says about the same minutes.
+    python3 "$RUN/summary.py" "$OUT/$name.json" portcullis "$PC/log.jsonl" "$bans" "$alive" || FAILED=1
+}
+
+# storm_dovecot NAME PER: the same storm against a fresh Dovecot, over IMAPS only.
+storm_dovecot() {
+    local name=$1 per=$2 status=0 alive=yes
+    say "Dovecot storm ($name): $SOURCES sources x $per connections for ${STORM}s (idle ${IDLE}s before, ${AFTER}s after); IMAPS only, Dovecot's defaults"
+    start_dovecot "$name"
+    BENCH_PASSWORD=$PASSWORD "$BENCH" storm --imaps "127.0.0.1:$DOVECOT_PORT" --tls-name "$HOSTNAME_" \
+        --ca "$RUN/tls/cert.pem" "${storm_args[@]}" --per-source "$per" \
+        --server-pid "$DOVECOT_PID" --server-tree >"$OUT/$name.json" || status=$?
+    [ -s "$OUT/$name.json" ] || die "the storm against Dovecot produced no report (status $status)"
+    kill -0 "$DOVECOT_PID" 2>/dev/null || alive=no
+    stop_dovecot
+    python3 "$RUN/summary.py" "$OUT/$name.json" dovecot "$DC/log" 0 "$alive" || FAILED=1
+}
+
+for per in $PER_SOURCE; do
+    for round in $(seq "$ROUNDS"); do
+        suffix=$per; [ "$ROUNDS" -gt 1 ] && suffix=$per-$round
+        # Who goes first alternates from round to round.
+        if [ "$PEER" = none ]; then
+            storm_portcullis "storm-$suffix" "$per"
+        elif [ $((round % 2)) -eq 1 ]; then
+            storm_portcullis "storm-$suffix" "$per"
+            storm_dovecot "dovecot-storm-$suffix" "$per"
+        else
+            storm_dovecot "dovecot-storm-$suffix" "$per"
+            storm_portcullis "storm-$suffix" "$per"
+        fi
+    done
 done
+
+# --- 3. Side by side: the owner's IMAP logins (Dovecot is measured over IMAP only) ----------
+python3 - "$OUT" <<'EOF'
+import glob, json, os, sys
+f = lambda x: "-" if x is None else f"{x:.1f}"
+q = lambda a, b: "-" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
+print(f"{'report':<24} {'IMAP login p50 idle/storm ms':>28} {'ratio':>7} {'p99 idle/storm ms':>20} {'ratio':>7} "
+      f"{'connect+login p99 ms':>22} {'ratio':>7} {'attempts/s':>10} {'successes':>9}")
+for path in sorted(glob.glob(os.path.join(sys.argv[1], "*storm-*.json"))):
+    r = json.load(open(path))
+    o = r["owner"]
+    pick = lambda ph: o[ph].get("by_protocol", {}).get("imap", o[ph])
+    i, s = pick("idle"), pick("storm")
+    li, ls, ti, ts = i["login_ms"], s["login_ms"], i["total_ms"], s["total_ms"]
+    a = r["attackers"]
+    print(f"{os.path.basename(path)[:-5]:<24} {f(li['p50']) + ' / ' + f(ls['p50']):>28} {q(ls['p50'], li['p50']):>7} "
+          f"{f(li['p99']) + ' / ' + f(ls['p99']):>20} {q(ls['p99'], li['p99']):>7} "
+          f"{f(ti['p99']) + ' / ' + f(ts['p99']):>22} {q(ts['p99'], ti['p99']):>7} {a['attempts_per_s']:>10} {a['successes']:>9}"
+          f"{'' if s['ok'] == s['attempts'] else '  owner failures: ' + json.dumps(s['failures'])}")
+EOF
 say "JSON reports in $OUT"
 [ "$FAILED" = 0 ] || die "an attacker got in, or the server died: see above"

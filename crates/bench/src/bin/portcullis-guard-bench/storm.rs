@@ -72,6 +72,10 @@ pub struct StormArgs {
     /// The server's process id: its memory, threads, descriptors and CPU are read from /proc
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Count the server's process and all its descendants (a multi-process server such as
+    /// Dovecot); memory is then the sum of their proportional set sizes (Pss)
+    #[arg(long, requires = "server_pid")]
+    pub server_tree: bool,
     /// Worker threads of the attackers' runtime (1: a current-thread runtime)
     #[arg(long, default_value_t = 1)]
     pub attack_threads: usize,
@@ -575,7 +579,9 @@ pub fn run(args: StormArgs, servers: Servers) -> Result<(Value, String, bool), S
         storm_end: Duration::from_secs_f64(args.idle + args.storm),
         after_end: Duration::from_secs_f64(args.idle + args.storm + args.after),
     };
-    let sampler = args.server_pid.map(|pid| Sampler::start(pid, start, Duration::from_millis(100)));
+    // Reading a tree walks all of /proc and each process's mappings: less often.
+    let every = Duration::from_millis(if args.server_tree { 250 } else { 100 });
+    let sampler = args.server_pid.map(|pid| Sampler::start(pid, args.server_tree, start, every));
     let (owner, attack) = std::thread::scope(|scope| {
         let owner = scope.spawn(|| run_owner(&args, servers.clone(), s));
         let attack = scope.spawn(|| run_attackers(&args, servers.clone(), s));
@@ -583,10 +589,7 @@ pub fn run(args: StormArgs, servers: Servers) -> Result<(Value, String, bool), S
     });
     let (probes, skipped) = owner.map_err(|_| "the owner's thread panicked")??;
     let attack = attack.map_err(|_| "the attackers' thread panicked")??;
-    let samples = match (sampler, args.server_pid) {
-        (Some(sampler), Some(pid)) => sampler.finish(pid, start),
-        _ => Vec::new(),
-    };
+    let samples = sampler.map(|sampler| sampler.finish(start)).unwrap_or_default();
     let (mut report, text, ok) = report(&args, &protocols, s, &probes, skipped, attack, &samples);
     // For matching the server's log (its `ts_ms`) against the phases.
     let unix_ms = |d: Duration| (wall + d).as_millis() as u64;
@@ -616,9 +619,25 @@ fn owner_figures(probes: &[&Probe]) -> Value {
         v.truncate(5);
         v
     };
+    // The slowest logins, to see when they happened and which step was slow.
+    let mut slow: Vec<&&Probe> = ok.clone();
+    slow.sort_by_key(|p| std::cmp::Reverse(p.total()));
+    let slowest: Vec<Value> = slow
+        .iter()
+        .take(3)
+        .map(|p| {
+            json!({
+                "at_s": ms(p.started) / 1000.0,
+                "proto": p.proto.name(),
+                "connect_ms": ms(p.connect),
+                "login_ms": ms(p.login),
+            })
+        })
+        .collect();
     json!({
         "attempts": probes.len(),
         "ok": ok.len(),
+        "slowest": slowest,
         "failures": failures,
         "failure_samples": samples,
         "login_ms": latency_figures(&login),
@@ -638,9 +657,11 @@ fn memory(sample: Option<Sample>) -> Value {
         Some(s) => json!({
             "at_s": (s.at.as_secs_f64() * 10.0).round() / 10.0,
             "rss_mib": mib(s.rss_kib),
-            "hwm_mib": mib(s.hwm_kib),
+            // A tree has no high-water mark (`procfs`).
+            "hwm_mib": if s.hwm_kib == 0 { Value::Null } else { json!(mib(s.hwm_kib)) },
             "threads": s.threads,
             "fds": s.fds,
+            "processes": s.processes,
         }),
         None => Value::Null,
     }
@@ -750,9 +771,18 @@ fn report(
             "storm_start": memory(procfs::at(samples, s.idle_end)),
             "storm_end": memory(procfs::at(samples, s.storm_end)),
             "end": memory(samples.last().copied()),
+            "memory": if args.server_tree {
+                "sum of Pss over the process tree"
+            } else {
+                "VmRSS (VmHWM: its high-water mark)"
+            },
             "peak": {
                 "rss_mib": mib(procfs::peak(samples, Duration::ZERO, end, |x| x.rss_kib)),
-                "hwm_mib": mib(procfs::peak(samples, Duration::ZERO, end, |x| x.hwm_kib)),
+                "processes": procfs::peak(samples, Duration::ZERO, end, |x| x.processes),
+                "hwm_mib": match procfs::peak(samples, Duration::ZERO, end, |x| x.hwm_kib) {
+                    0 => Value::Null,
+                    kib => json!(mib(kib)),
+                },
                 "threads": procfs::peak(samples, Duration::ZERO, end, |x| x.threads),
                 "fds": procfs::peak(samples, Duration::ZERO, end, |x| x.fds),
             },
@@ -873,7 +903,10 @@ fn text(r: &Value) -> String {
     let sv = &r["server"];
     if !sv.is_null() {
         let m = |x: &Value| {
-            format!("RSS {} MiB (HWM {}), {} fds, {} threads", x["rss_mib"], x["hwm_mib"], x["fds"], x["threads"])
+            format!(
+                "RSS {} MiB (HWM {}), {} fds, {} threads, {} processes",
+                x["rss_mib"], x["hwm_mib"], x["fds"], x["threads"], x["processes"]
+            )
         };
         let _ = writeln!(t, "server: start {}", m(&sv["start"]));
         let _ = writeln!(t, "        storm start {}", m(&sv["storm_start"]));

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pool::HashPool;
+pub use pool::Lane;
 use portcullis_sasl::ScramKeys;
 use portcullis_store::{AccountId, PasswordSecrets, Store, StoredScram};
 use zeroize::Zeroizing;
@@ -66,6 +67,9 @@ pub enum AuthError {
     Refused(Refusal),
     /// Our side failed (store unavailable); the client may retry later.
     Unavailable,
+    /// Too many password checks from addresses the account does not know are waiting (a storm
+    /// of guesses): refused before any hashing; the client may retry later.
+    Busy,
 }
 
 /// Why credentials were refused (for the log, never for the client).
@@ -161,19 +165,24 @@ impl Authenticator {
     pub async fn secrets(&self, password: &str) -> Result<PasswordSecrets, String> {
         let hasher = self.hasher.clone();
         let (password, iterations) = (Zeroizing::new(password.to_string()), self.scram_iterations);
-        self.pool.run(move || derive_secrets(&hasher, &password, iterations)).await.ok_or("the hashing pool is gone")?
+        // The operator setting a password: never refused for a storm of logins.
+        let derive = move || derive_secrets(&hasher, &password, iterations);
+        self.pool.run(Lane::Priority, derive).await.ok_or("the hashing pool is gone")?
     }
 
     /// Checks a password (PLAIN, LOGIN) for a protocol (`scope`: a `SCOPE_*` bit). App passwords
     /// are tried first (a digest lookup); then the account's password, which does not open
     /// mail protocols once TOTP is on. SASL semantics (RFC 4422): `authzid` may be empty or
-    /// equal to `username`; acting as another user is not supported.
+    /// equal to `username`; acting as another user is not supported. `lane`: see [`Lane`]
+    /// (the guard's call: whether the source is known to the account); a full ordinary lane
+    /// answers [`AuthError::Unavailable`] without checking anything.
     pub async fn verify(
         &self,
         authzid: &str,
         username: &str,
         password: Zeroizing<Vec<u8>>,
         scope: u8,
+        lane: Lane,
     ) -> Result<Principal, AuthError> {
         if !authzid_allowed(authzid, username) {
             return refused(Refusal::AuthzidNotAllowed);
@@ -202,7 +211,7 @@ impl Authenticator {
                 });
             }
         }
-        let (principal, totp) = self.check_password(username, password).await?;
+        let (principal, totp) = self.check_password(username, password, lane).await?;
         if totp {
             return refused(Refusal::SecondFactorRequired);
         }
@@ -215,6 +224,7 @@ impl Authenticator {
         &self,
         username: &str,
         password: Zeroizing<Vec<u8>>,
+        lane: Lane,
     ) -> Result<(Principal, bool), AuthError> {
         let credentials = self.store.credentials(username).await.map_err(|_| AuthError::Unavailable)?;
         let (hash, found) = match &credentials {
@@ -222,7 +232,7 @@ impl Authenticator {
             None => (self.decoy.clone(), None),
         };
         let hasher = self.hasher.clone();
-        let matches = self.pool.run(move || hasher.verify(&password, &hash)).await.ok_or(AuthError::Unavailable)?;
+        let matches = self.pool.run(lane, move || hasher.verify(&password, &hash)).await.ok_or(AuthError::Busy)?;
         let Some(c) = found else { return refused(Refusal::UnknownAccount) };
         if !matches {
             return refused(Refusal::WrongPassword);
@@ -281,8 +291,9 @@ impl Authenticator {
         username: &str,
         password: Zeroizing<Vec<u8>>,
         code: &str,
+        lane: Lane,
     ) -> Result<Principal, AuthError> {
-        let (principal, _) = self.check_password(username, password).await?;
+        let (principal, _) = self.check_password(username, password, lane).await?;
         let totp = self.store.totp(&principal.address).await.map_err(|_| AuthError::Unavailable)?;
         let Some(totp) = totp.filter(|t| t.enabled) else { return refused(Refusal::WrongCode) };
         if let Some(step) = totp_step(&totp.secret, &principal.address, code, now() as u64) {

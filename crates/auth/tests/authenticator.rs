@@ -37,23 +37,26 @@ fn now() -> u64 {
 #[tokio::test]
 async fn only_the_right_password_opens_the_account() {
     let (_dir, _store, auth, id) = setup().await;
-    let ok = auth.verify("", "Alice@Example.org", pw(PASSWORD), SCOPE_IMAP).await.unwrap();
+    let ok = auth.verify("", "Alice@Example.org", pw(PASSWORD), SCOPE_IMAP, Lane::Ordinary).await.unwrap();
     assert_eq!((ok.account, ok.address.as_str(), &ok.credential), (id, "alice@example.org", &Credential::Password));
-    assert!(auth.verify("alice@example.org", "alice@example.org", pw(PASSWORD), SCOPE_SMTP).await.is_ok());
+    assert!(auth
+        .verify("alice@example.org", "alice@example.org", pw(PASSWORD), SCOPE_SMTP, Lane::Ordinary)
+        .await
+        .is_ok());
     assert_eq!(
-        auth.verify("", "alice@example.org", pw("wrong"), SCOPE_IMAP).await,
+        auth.verify("", "alice@example.org", pw("wrong"), SCOPE_IMAP, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::WrongPassword))
     );
     assert_eq!(
-        auth.verify("", "nobody@example.org", pw(PASSWORD), SCOPE_IMAP).await,
+        auth.verify("", "nobody@example.org", pw(PASSWORD), SCOPE_IMAP, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::UnknownAccount))
     );
     assert_eq!(
-        auth.verify("", "not an address", pw("x"), SCOPE_IMAP).await,
+        auth.verify("", "not an address", pw("x"), SCOPE_IMAP, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::UnknownAccount))
     );
     assert_eq!(
-        auth.verify("bob@example.org", "alice@example.org", pw(PASSWORD), SCOPE_IMAP).await,
+        auth.verify("bob@example.org", "alice@example.org", pw(PASSWORD), SCOPE_IMAP, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::AuthzidNotAllowed)),
         "acting as another user is refused"
     );
@@ -73,22 +76,25 @@ async fn app_passwords_are_scoped_expiring_and_revocable() {
         .await
         .unwrap();
 
-    let p = auth.verify("", "alice@example.org", pw(&phone), SCOPE_IMAP).await.unwrap();
+    let p = auth.verify("", "alice@example.org", pw(&phone), SCOPE_IMAP, Lane::Ordinary).await.unwrap();
     assert_eq!(p.account, id);
     assert!(matches!(p.credential, Credential::AppPassword { ref name, .. } if name == "phone"));
-    assert!(auth.verify("", "alice@example.org", pw(&phone.replace('-', "").to_uppercase()), SCOPE_SMTP).await.is_ok());
+    assert!(auth
+        .verify("", "alice@example.org", pw(&phone.replace('-', "").to_uppercase()), SCOPE_SMTP, Lane::Ordinary)
+        .await
+        .is_ok());
     assert_eq!(
-        auth.verify("", "alice@example.org", pw(&phone), SCOPE_POP3).await,
+        auth.verify("", "alice@example.org", pw(&phone), SCOPE_POP3, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::AppPasswordOutOfScope("phone".into()))),
         "out of scope"
     );
     assert_eq!(
-        auth.verify("", "alice@example.org", pw(&old), SCOPE_IMAP).await,
+        auth.verify("", "alice@example.org", pw(&old), SCOPE_IMAP, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::AppPasswordExpired("old".into()))),
         "expired"
     );
     assert_eq!(
-        auth.verify("", "bob@example.org", pw(&phone), SCOPE_IMAP).await,
+        auth.verify("", "bob@example.org", pw(&phone), SCOPE_IMAP, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::UnknownAccount)),
         "not bob's"
     );
@@ -98,7 +104,7 @@ async fn app_passwords_are_scoped_expiring_and_revocable() {
     assert_eq!(store.unusable_app_passwords(&all, 1000).await.unwrap(), vec![old_id], "expired");
     assert!(store.revoke_app_password("alice@example.org", "phone").await.unwrap());
     assert_eq!(
-        auth.verify("", "alice@example.org", pw(&phone), SCOPE_IMAP).await,
+        auth.verify("", "alice@example.org", pw(&phone), SCOPE_IMAP, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::AppPasswordRevoked("phone".into())))
     );
     let mut unusable = store.unusable_app_passwords(&[phone_id, old_id, 9999], 1000).await.unwrap();
@@ -143,7 +149,7 @@ async fn totp_replaces_the_password_for_mail_and_guards_the_admin_login() {
 
     // Mail clients cannot be asked for a code: the password alone no longer works...
     assert_eq!(
-        auth.verify("", "alice@example.org", pw(PASSWORD), SCOPE_IMAP).await,
+        auth.verify("", "alice@example.org", pw(PASSWORD), SCOPE_IMAP, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::SecondFactorRequired))
     );
     // ...app passwords do.
@@ -152,29 +158,29 @@ async fn totp_replaces_the_password_for_mail_and_guards_the_admin_login() {
         .add_app_password("alice@example.org", "laptop", &secret_digest(app.as_bytes()), SCOPE_IMAP, None)
         .await
         .unwrap();
-    assert!(auth.verify("", "alice@example.org", pw(&app), SCOPE_IMAP).await.is_ok());
+    assert!(auth.verify("", "alice@example.org", pw(&app), SCOPE_IMAP, Lane::Ordinary).await.is_ok());
 
     // Password plus code: a wrong code, a good one, the same one again.
     let code = totp_code(&secret, "alice@example.org", now()).unwrap();
     let wrong = if code == "123456" { "654321" } else { "123456" };
     assert_eq!(
-        auth.verify_with_code("alice@example.org", pw(PASSWORD), wrong).await,
+        auth.verify_with_code("alice@example.org", pw(PASSWORD), wrong, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::WrongCode))
     );
-    assert!(auth.verify_with_code("alice@example.org", pw(PASSWORD), &code).await.is_ok());
+    assert!(auth.verify_with_code("alice@example.org", pw(PASSWORD), &code, Lane::Ordinary).await.is_ok());
     assert_eq!(
-        auth.verify_with_code("alice@example.org", pw(PASSWORD), &code).await,
+        auth.verify_with_code("alice@example.org", pw(PASSWORD), &code, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::ReplayedCode)),
         "replayed"
     );
     assert_eq!(
-        auth.verify_with_code("alice@example.org", pw("wrong-password"), &code).await,
+        auth.verify_with_code("alice@example.org", pw("wrong-password"), &code, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::WrongPassword))
     );
     // A recovery code works once.
-    assert!(auth.verify_with_code("alice@example.org", pw(PASSWORD), &recovery).await.is_ok());
+    assert!(auth.verify_with_code("alice@example.org", pw(PASSWORD), &recovery, Lane::Ordinary).await.is_ok());
     assert_eq!(
-        auth.verify_with_code("alice@example.org", pw(PASSWORD), &recovery).await,
+        auth.verify_with_code("alice@example.org", pw(PASSWORD), &recovery, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::WrongCode))
     );
 }

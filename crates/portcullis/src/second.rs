@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portcullis_auth::{
     generate_app_password, generate_recovery_code, new_totp_secret, secret_digest, totp_step, totp_uri, AuthError,
-    Authenticator, PasswordHasher,
+    Authenticator, Lane, PasswordHasher,
 };
 use portcullis_config::Config;
 use portcullis_store::{AppPassword, SqliteStore, Store, StoreError, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
@@ -231,13 +231,14 @@ async fn check(config: &Config, store: &Arc<SqliteStore>, address: &str) -> Resu
     let shared: Arc<dyn Store> = store.clone();
     let hasher = PasswordHasher::new(&config.passwords)?;
     let auth = Authenticator::new(shared, hasher, config.passwords.scram_iterations)?;
-    match auth.verify_with_code(address, password, code.trim()).await {
+    match auth.verify_with_code(address, password, code.trim(), Lane::Priority).await {
         Ok(_) => {
             println!("The password and code open {address}.");
             Ok(())
         }
         Err(AuthError::Refused(why)) => Err(Failure(format!("refused: {}", why.reason().replace('_', " ")))),
         Err(AuthError::Unavailable) => Err(Failure("the store failed; try again".into())),
+        Err(AuthError::Busy) => Err(Failure("too many logins are being checked; try again".into())),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use portcullis_auth::{AuthError, Principal, Refusal};
+use portcullis_auth::{AuthError, Lane, Principal, Refusal};
 use portcullis_events::{AlertKind, BanOrigin, Event, Listener, Severity};
 use portcullis_guard::{Ban, IpNet, Now, SendingLimit, Source};
 use portcullis_sasl::{Attempt, ScramProof};
@@ -14,6 +14,12 @@ use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
 use crate::conn::{Shared, Who};
+
+/// The `reason` logged when a login is refused unchecked because too many password checks
+/// from unknown addresses are waiting (see `portcullis_auth::Lane`).
+const BUSY: &str = "server_busy";
+/// How long such a refusal takes.
+const BUSY_DELAY: Duration = Duration::from_secs(1);
 
 /// How often the ban list is re-read from the store.
 const BAN_SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -90,6 +96,9 @@ struct Gate {
     username: String,
     source: String,
     known: bool,
+    /// Where the password check waits: ahead of everyone else for an address the account
+    /// knows or a trusted network, so that a storm of guesses cannot starve the owner.
+    lane: Lane,
 }
 
 impl Gate {
@@ -102,7 +111,8 @@ impl Gate {
         if !throttle.is_zero() {
             tokio::time::sleep(throttle).await;
         }
-        Gate { ip, username: username.to_string(), source, known }
+        let lane = if known || shared.guard.is_trusted(ip) { Lane::Priority } else { Lane::Ordinary };
+        Gate { ip, username: username.to_string(), source, known, lane }
     }
 
     /// Alerts on a login after many failures or from a new address; remembers the address.
@@ -155,7 +165,9 @@ pub async fn authenticate(
     let username = attempt.username().to_string();
     let gate = Gate::enter(shared, who.peer.ip(), &username).await;
     let result = match attempt {
-        Attempt::Password(c) => shared.auth.verify(&c.authzid, &c.username, c.password, scope(who.listener)).await,
+        Attempt::Password(c) => {
+            shared.auth.verify(&c.authzid, &c.username, c.password, scope(who.listener), gate.lane).await
+        }
         Attempt::Scram { authzid, username, proof: ScramProof::Valid } => {
             shared.auth.scram_principal(&authzid, &username).await
         }
@@ -213,6 +225,20 @@ pub async fn authenticate(
                 .events
                 .emit(Event::InternalError { conn: Some(conn), what: "authentication backend unavailable".into() });
         }
+        Err(AuthError::Busy) => {
+            shared.events.emit(Event::AuthFailed {
+                conn,
+                listener,
+                peer,
+                username,
+                mechanism,
+                reason: BUSY,
+                app_password: None,
+            });
+            // Not counted against the source (nothing was checked), but not instant either:
+            // a refusal that costs nothing would invite a tight retry loop.
+            tokio::time::sleep(BUSY_DELAY).await;
+        }
     }
     result
 }
@@ -230,11 +256,11 @@ pub async fn admin_sign_in(
     let gate = Gate::enter(shared, peer.ip(), account).await;
     let administrator = normalize_address(account).is_some_and(|a| shared.config.admin.accounts.contains(&a));
     let result = if administrator {
-        shared.auth.verify_with_code(account, password, code).await
+        shared.auth.verify_with_code(account, password, code, gate.lane).await
     } else {
         // The same work (an argon2 check against the decoy), then no: the answer and its
         // timing do not tell who is an administrator.
-        let _ = shared.auth.verify_with_code("", password, code).await;
+        let _ = shared.auth.verify_with_code("", password, code, gate.lane).await;
         Err(AuthError::Refused(Refusal::NotAdministrator))
     };
     match &result {
@@ -250,6 +276,11 @@ pub async fn admin_sign_in(
         }
         Err(AuthError::Unavailable) => {
             shared.events.emit(Event::InternalError { conn: None, what: "authentication backend unavailable".into() });
+        }
+        Err(AuthError::Busy) => {
+            let (path, account) = ("/api/v1/signin".into(), Some(account.to_string()));
+            shared.events.emit(Event::AdminAuthFailed { peer, path, account, reason: Some(BUSY) });
+            tokio::time::sleep(BUSY_DELAY).await;
         }
     }
     result

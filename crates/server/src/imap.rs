@@ -38,7 +38,7 @@ impl Environment for Env<'_> {
         match authenticate(self.shared, self.who, &self.close, mechanism, attempt).await {
             Ok(p) => Ok(Principal { account: p.account, address: p.address }),
             Err(AuthError::Refused(_)) => Err(AuthFailure::InvalidCredentials),
-            Err(AuthError::Unavailable) => Err(AuthFailure::Temporary),
+            Err(AuthError::Unavailable | AuthError::Busy) => Err(AuthFailure::Temporary),
         }
     }
 

@@ -58,7 +58,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
                 let outcome = match authenticate(shared, conn.who(), &conn.closer(), method.name(), attempt).await {
                     Ok(principal) => AuthOutcome::Success(principal.account),
                     Err(AuthError::Refused(_)) => AuthOutcome::InvalidCredentials,
-                    Err(AuthError::Unavailable) => AuthOutcome::TemporaryFailure,
+                    Err(AuthError::Unavailable | AuthError::Busy) => AuthOutcome::TemporaryFailure,
                 };
                 session.auth_result(outcome);
             }

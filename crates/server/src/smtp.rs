@@ -88,7 +88,9 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
                         session.auth_result(AuthOutcome::Success, Some(principal));
                     }
                     Err(AuthError::Refused(_)) => session.auth_result(AuthOutcome::InvalidCredentials, None),
-                    Err(AuthError::Unavailable) => session.auth_result(AuthOutcome::TemporaryFailure, None),
+                    Err(AuthError::Unavailable | AuthError::Busy) => {
+                        session.auth_result(AuthOutcome::TemporaryFailure, None)
+                    }
                 }
             }
             Action::LookupRecipient { address } => {

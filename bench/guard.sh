@@ -290,7 +290,8 @@ print(f"storm/idle: login p50 {q['login_p50']}x, p99 {q['login_p99']}x; connect+
 a = r["attackers"]
 print(f"attackers: {a['attempts']} attempts answered ({a['attempts_per_s']}/s), SUCCESSES {a['successes']}; "
       f"answer time p50 {f(a['answer_ms']['p50'])} ms, p99 {f(a['answer_ms']['p99'])} ms; connections {a['connections']}, "
-      f"dropped at accept {a['dropped_at_accept']}, too many connections {a['too_many_connections']}, errors {a['errors']}")
+      f"dropped at accept {a['dropped_at_accept']}, too many connections {a['too_many_connections']}, "
+      f"refused unchecked (temporary failure) {a['temporary_failures']}, errors {a['errors']}")
 for e in a["error_samples"]:
     print("  error:", e)
 l = r["server_log"]

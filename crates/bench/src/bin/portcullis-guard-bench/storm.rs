@@ -487,9 +487,10 @@ async fn attacker(
                     st.closed += 1;
                     break;
                 }
-                Answer::Temporary(t) => {
+                // The server refusing unchecked while its queue of password checks is full:
+                // an answer, not a fault.
+                Answer::Temporary(_) => {
                     st.temporary += 1;
-                    st.error(format!("{}: {t}", proto.name()));
                     break;
                 }
                 Answer::Broken(e) => {
@@ -882,11 +883,12 @@ fn text(r: &Value) -> String {
     );
     let _ = writeln!(
         t,
-        "  connections {}, dropped at accept {}, too many connections {}, sessions cut under an attempt {}, errors {}",
+        "  connections {}, dropped at accept {}, too many connections {}, sessions cut under an attempt {}, temporary failures {}, errors {}",
         a["connections"],
         a["dropped_at_accept"],
         a["too_many_connections"],
         a["sessions_closed_under_attempt"],
+        a["temporary_failures"],
         a["errors"]
     );
     let _ = writeln!(

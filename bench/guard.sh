@@ -64,8 +64,8 @@ PASSWORD=plinth-orbit-cactus-9
 VICTIMS=()
 for n in 1 2 3 4 5; do VICTIMS+=("staff$n@$DOMAIN"); done
 
-say() { printf '== %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# say, die, make_leaf_cert, keep_or_remove
+. "$REPO/bench/lib.sh"
 
 [ "$SOURCES" -ge 1 ] && [ "$SOURCES" -le 253 ] || die "SOURCES must be 1 to 253 (127.0.0.2 ... 127.0.0.254)"
 case "$PEER" in
@@ -114,29 +114,12 @@ cleanup() {
     set +e
     stop_server
     stop_dovecot
-    if [ "$KEEP" = 1 ]; then echo "kept $RUN" >&2; else rm -rf "$RUN"; fi
+    keep_or_remove "$RUN"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$RUN/tls"
-cat >"$RUN/tls/openssl.cnf" <<EOF
-[req]
-distinguished_name = dn
-x509_extensions = leaf
-prompt = no
-[dn]
-CN = $HOSTNAME_
-[leaf]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:$HOSTNAME_
-EOF
-openssl req -x509 -config "$RUN/tls/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-    -nodes -days 2 -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" 2>/dev/null
-chmod 644 "$RUN/tls/cert.pem"
-chmod 600 "$RUN/tls/key.pem"
+make_leaf_cert "$RUN/tls" "$HOSTNAME_"
 if [ "$(id -u)" -eq 0 ]; then
     PROCESS=$'[process]\nuser = "nobody"\nshutdown_grace = "2s"'
 else

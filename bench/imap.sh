@@ -54,8 +54,8 @@ for n in $(seq 1 "$CLIENTS"); do
     MIX_USERS+=("$(printf 'mix%02d@%s' "$n" "$DOMAIN")")
 done
 
-say() { printf '== %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# say, die, make_leaf_cert, keep_or_remove
+. "$REPO/bench/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (Dovecot is started as a private instance from the run dir)"
 [ "$MESSAGES" -ge 200 ] || die "MESSAGES must be at least 200"
@@ -102,35 +102,12 @@ cleanup() {
         # The master takes its children (login, imap, auth) down with it.
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
-    if [ "$KEEP" = 1 ]; then
-        echo "kept $RUN" >&2
-    else
-        rm -rf "$RUN"
-    fi
+    keep_or_remove "$RUN"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# One certificate for both servers, so the TLS work is the same (ECDSA P-256).
-mkdir -p "$RUN/tls"
-# A leaf certificate (CA:FALSE): webpki refuses a CA certificate as a server's own.
-cat >"$RUN/tls/openssl.cnf" <<EOF
-[req]
-distinguished_name = dn
-x509_extensions = leaf
-prompt = no
-[dn]
-CN = $HOSTNAME_
-[leaf]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:$HOSTNAME_
-EOF
-openssl req -x509 -config "$RUN/tls/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-    -nodes -days 2 -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" 2>/dev/null
-chmod 644 "$RUN/tls/cert.pem"
-chmod 600 "$RUN/tls/key.pem"
+make_leaf_cert "$RUN/tls" "$HOSTNAME_"
 
 say "machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 say "Portcullis $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (uncommitted changes)'), Dovecot $(dovecot --version)"

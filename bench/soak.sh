@@ -36,8 +36,8 @@ HOSTNAME_=mail.soak.test
 DOMAIN=soak.test
 PASSWORD=plinth-orbit-cactus-9
 
-say() { printf '== %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# say, die, make_leaf_cert, keep_or_remove
+. "$REPO/bench/lib.sh"
 
 for port in "$SUBMISSIONS_PORT" "$IMAPS_PORT" "$POP3S_PORT"; do
     if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use; set SUBMISSIONS_PORT / IMAPS_PORT / POP3S_PORT"; fi
@@ -60,33 +60,12 @@ cleanup() {
         kill -TERM "$PID"
         wait "$PID" 2>/dev/null
     fi
-    if [ "$KEEP" = 1 ]; then
-        echo "kept $RUN" >&2
-    else
-        rm -rf "$RUN"
-    fi
+    keep_or_remove "$RUN"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-mkdir -p "$RUN/tls"
-cat >"$RUN/tls/openssl.cnf" <<EOF
-[req]
-distinguished_name = dn
-x509_extensions = leaf
-prompt = no
-[dn]
-CN = $HOSTNAME_
-[leaf]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:$HOSTNAME_
-EOF
-openssl req -x509 -config "$RUN/tls/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-    -nodes -days 2 -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" 2>/dev/null
-chmod 644 "$RUN/tls/cert.pem"
-chmod 600 "$RUN/tls/key.pem"   # read at the start, before the server drops root
+make_leaf_cert "$RUN/tls" "$HOSTNAME_"
 USER_LINE=
 if [ "$(id -u)" -eq 0 ]; then
     USER_LINE='user = "nobody"'

@@ -33,8 +33,8 @@ USER_=bench@bench.test
 PASSWORD=plinth-orbit-cactus-9
 PER_ROUND=$((CLIENTS * MESSAGES))
 
-say() { printf '== %s\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# say, die, make_leaf_cert, keep_or_remove
+. "$REPO/bench/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (Postfix and Dovecot are started as their own instance from /tmp)"
 for port in "$PORTCULLIS_PORT" "$POSTFIX_PORT"; do
@@ -93,35 +93,12 @@ cleanup() {
         kill -TERM "$pid" 2>/dev/null
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
-    if [ "$KEEP" = 1 ]; then
-        echo "kept $RUN" >&2
-    else
-        rm -rf "$RUN"
-    fi
+    keep_or_remove "$RUN"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# One certificate for both servers, so the TLS work is the same (ECDSA P-256).
-mkdir -p "$RUN/tls"
-# A leaf certificate (CA:FALSE): webpki refuses a CA certificate as a server's own.
-cat >"$RUN/tls/openssl.cnf" <<EOF
-[req]
-distinguished_name = dn
-x509_extensions = leaf
-prompt = no
-[dn]
-CN = $HOSTNAME_
-[leaf]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:$HOSTNAME_
-EOF
-openssl req -x509 -config "$RUN/tls/openssl.cnf" -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-    -nodes -days 2 -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" 2>/dev/null
-chmod 644 "$RUN/tls/cert.pem"
-chmod 600 "$RUN/tls/key.pem"
+make_leaf_cert "$RUN/tls" "$HOSTNAME_"
 
 # --- Portcullis -----------------------------------------------------------------------------
 say "starting Portcullis on 127.0.0.1:$PORTCULLIS_PORT"

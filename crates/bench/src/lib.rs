@@ -7,4 +7,4 @@ pub mod smtp;
 pub mod stats;
 pub mod tls;
 
-pub use tls::{Failure, Target};
+pub use tls::{Failure, Target, TlsArgs};

@@ -8,7 +8,6 @@
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use tokio_rustls::TlsConnector;
 
 use portcullis_bench::smtp::Smtp;
 use portcullis_bench::stats::percentile;
-use portcullis_bench::{Failure, Target};
+use portcullis_bench::{Failure, Target, TlsArgs};
 
 #[derive(Parser, Clone)]
 #[command(name = "portcullis-bench", version, about = "Load generator for SMTP submission over implicit TLS")]
@@ -40,15 +39,8 @@ struct Args {
     /// Envelope recipient [default: --user]
     #[arg(long)]
     to: Option<String>,
-    /// Trust this PEM certificate (the server's own, or its CA)
-    #[arg(long, value_name = "PEM", required_unless_present = "insecure")]
-    ca: Option<PathBuf>,
-    /// Accept any server certificate
-    #[arg(long, conflicts_with = "ca")]
-    insecure: bool,
-    /// Name to verify the certificate against [default: the host of --server]
-    #[arg(long, value_name = "NAME")]
-    tls_name: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Concurrent connections
     #[arg(long, default_value_t = 8)]
     clients: usize,
@@ -120,7 +112,7 @@ async fn run(args: Args) -> Result<bool, String> {
         return Err("--clients and --messages must be at least 1".into());
     }
     let Target { addr, connector, name } =
-        Target::resolve(&args.server, args.tls_name.as_deref(), args.ca.as_deref()).await?;
+        Target::resolve(&args.server, args.tls.tls_name.as_deref(), args.tls.ca.as_deref()).await?;
     let args = Arc::new(args);
 
     // Everyone logs in, then everyone starts at once.

@@ -1,6 +1,7 @@
 //! What the load generators share: the TLS client setup (ring provider) and the connect step
 //! of implicit TLS (TCP, handshake), and how a step of a session fails.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,20 @@ use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+/// The TLS options of every load generator.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TlsArgs {
+    /// Trust this PEM certificate (the server's own, or its CA)
+    #[arg(long, value_name = "PEM", required_unless_present = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// Accept any server certificate
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
+    /// Name to verify the certificate against [default: the host of the address connected to]
+    #[arg(long, value_name = "NAME")]
+    pub tls_name: Option<String>,
+}
 
 /// Why a step failed. `Rejected` leaves the connection usable (the server answered);
 /// `Broken` does not (I/O error, timeout, unparsable reply).

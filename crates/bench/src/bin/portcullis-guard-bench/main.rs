@@ -12,13 +12,12 @@ mod enumeration;
 mod procfs;
 mod storm;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use portcullis_bench::stats::percentile;
-use portcullis_bench::Target;
+use portcullis_bench::{Target, TlsArgs};
 use serde_json::{json, Value};
 
 use crate::client::Servers;
@@ -47,15 +46,8 @@ pub struct ServerArgs {
     /// The SMTPS listener (SMTP AUTH PLAIN)
     #[arg(long, value_name = "HOST:PORT")]
     smtps: Option<String>,
-    /// Trust this PEM certificate (the server's own, or its CA)
-    #[arg(long, value_name = "PEM", required_unless_present = "insecure")]
-    ca: Option<PathBuf>,
-    /// Accept any server certificate
-    #[arg(long, conflicts_with = "ca")]
-    insecure: bool,
-    /// Name to verify the certificate against [default: the host of each listener]
-    #[arg(long, value_name = "NAME")]
-    tls_name: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Seconds to wait for any one step (connect, handshake, greeting, an answer)
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -70,7 +62,9 @@ impl ServerArgs {
             let server = server.clone();
             async move {
                 match server {
-                    Some(s) => Target::resolve(&s, self.tls_name.as_deref(), self.ca.as_deref()).await.map(Some),
+                    Some(s) => {
+                        Target::resolve(&s, self.tls.tls_name.as_deref(), self.tls.ca.as_deref()).await.map(Some)
+                    }
                     None => Ok(None),
                 }
             }

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use portcullis_bench::Target;
+use portcullis_bench::{Target, TlsArgs};
 
 #[derive(Parser)]
 #[command(name = "portcullis-imap-bench", version, about = "IMAP benchmark over implicit TLS")]
@@ -49,15 +49,8 @@ pub struct ServerArgs {
     /// The IMAPS listener
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:993")]
     server: String,
-    /// Trust this PEM certificate (the server's own, or its CA)
-    #[arg(long, value_name = "PEM", required_unless_present = "insecure")]
-    ca: Option<PathBuf>,
-    /// Accept any server certificate
-    #[arg(long, conflicts_with = "ca")]
-    insecure: bool,
-    /// Name to verify the certificate against [default: the host of --server]
-    #[arg(long, value_name = "NAME")]
-    tls_name: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// The password of every account used
     #[arg(long, env = "BENCH_PASSWORD", hide_env_values = true)]
     password: String,
@@ -71,7 +64,7 @@ pub struct ServerArgs {
 
 impl ServerArgs {
     async fn target(&self) -> Result<Target, String> {
-        Target::resolve(&self.server, self.tls_name.as_deref(), self.ca.as_deref()).await
+        Target::resolve(&self.server, self.tls.tls_name.as_deref(), self.tls.ca.as_deref()).await
     }
 
     fn timeout(&self) -> Duration {

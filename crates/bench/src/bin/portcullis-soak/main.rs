@@ -19,7 +19,6 @@
 
 mod pop3;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,10 +27,14 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use portcullis_bench::imap::{numbered, Imap};
 use portcullis_bench::smtp::Smtp;
-use portcullis_bench::{Failure, Target};
+use portcullis_bench::{Failure, Target, TlsArgs};
 
 #[derive(Parser)]
-#[command(name = "portcullis-soak", version, about = "A long mixed load on SMTP, IMAP and POP3, with the server's memory and fds sampled")]
+#[command(
+    name = "portcullis-soak",
+    version,
+    about = "A long mixed load on SMTP, IMAP and POP3, with the server's memory and fds sampled"
+)]
 struct Args {
     /// The SMTPS (implicit TLS) listener
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:465")]
@@ -42,15 +45,8 @@ struct Args {
     /// The POP3S listener
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:995")]
     pop3s: String,
-    /// Trust this PEM certificate (the server's own, or its CA)
-    #[arg(long, value_name = "PEM", required_unless_present = "insecure")]
-    ca: Option<PathBuf>,
-    /// Accept any server certificate
-    #[arg(long, conflicts_with = "ca")]
-    insecure: bool,
-    /// Name to verify the certificate against [default: the host of each listener]
-    #[arg(long, value_name = "NAME")]
-    tls_name: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// The password of every account
     #[arg(long, env = "BENCH_PASSWORD", hide_env_values = true)]
     password: String,
@@ -168,8 +164,8 @@ async fn run(args: Args) -> Result<bool, String> {
     if args.smtp_clients == 0 || args.imap_clients == 0 || args.pop3_clients == 0 || args.rate <= 0.0 {
         return Err("--smtp-clients, --imap-clients, --pop3-clients and --rate must be above 0".into());
     }
-    let ca = if args.insecure { None } else { args.ca.as_deref() };
-    let tls_name = args.tls_name.as_deref();
+    let ca = if args.tls.insecure { None } else { args.tls.ca.as_deref() };
+    let tls_name = args.tls.tls_name.as_deref();
     let load = Arc::new(Load {
         smtp: Target::resolve(&args.submissions, tls_name, ca).await?,
         imap: Target::resolve(&args.imaps, tls_name, ca).await?,
@@ -410,8 +406,12 @@ async fn imap_client(load: &Load, n: usize) {
                 }
                 if exists > 20 {
                     let mut gone = 0;
-                    imap.expect_ok(&format!("STORE 1:{} +FLAGS.SILENT (\\Seen \\Deleted)", exists - 20), "STORE", |_| {})
-                        .await?;
+                    imap.expect_ok(
+                        &format!("STORE 1:{} +FLAGS.SILENT (\\Seen \\Deleted)", exists - 20),
+                        "STORE",
+                        |_| {},
+                    )
+                    .await?;
                     imap.expect_ok("EXPUNGE", "EXPUNGE", |r| gone += u64::from(numbered(r, "EXPUNGE").is_some()))
                         .await?;
                     Counters::add(&load.counters.expunged, gone);

@@ -121,13 +121,25 @@ struct AccountRecord {
     since_success: u32,
 }
 
-/// Messages sent by an account in the last hour: (when, recipients), and whether it is
-/// being refused now.
+/// Messages sent by an account in the last hour, counted per minute, and whether it is being
+/// refused now. Per minute, not per message: at most 61 entries per account whatever the
+/// limits (a list per message held 24 bytes for every message of the hour).
 #[derive(Default)]
 struct SendingWindow {
-    sent: VecDeque<(Instant, u32)>,
+    minutes: VecDeque<SentInMinute>,
     limited: bool,
 }
+
+/// What an account sent in the minute from `start`.
+struct SentInMinute {
+    start: Instant,
+    messages: u32,
+    recipients: u32,
+}
+
+/// The granularity of the sending window: a minute's messages count until the whole minute is
+/// an hour old (so a limit is never lifted early, and at most a minute late).
+const SENDING_BUCKET: Duration = Duration::from_secs(60);
 
 struct Live {
     ip: IpAddr,
@@ -457,15 +469,17 @@ impl Guard {
         let s = &policy.settings;
         let hour = Duration::from_secs(3600);
         let Ok(mut sending) = self.inner.sending.lock() else { return Ok(()) };
+        let expired = |m: &SentInMinute| now.mono.duration_since(m.start) >= hour + SENDING_BUCKET;
         if sending.len() > s.max_tracked {
-            sending.retain(|_, w| w.sent.back().is_some_and(|(t, _)| now.mono.duration_since(*t) < hour));
+            sending.retain(|_, w| w.minutes.back().is_some_and(|m| !expired(m)));
         }
         let window = sending.entry(account).or_default();
-        while window.sent.front().is_some_and(|(t, _)| now.mono.duration_since(*t) >= hour) {
-            window.sent.pop_front();
+        while window.minutes.front().is_some_and(expired) {
+            window.minutes.pop_front();
         }
-        let sent: u32 = window.sent.iter().map(|(_, r)| r).sum();
-        let limit = if window.sent.len() as u32 >= s.max_messages_per_hour {
+        let messages: u32 = window.minutes.iter().map(|m| m.messages).sum();
+        let sent: u32 = window.minutes.iter().map(|m| m.recipients).sum();
+        let limit = if messages >= s.max_messages_per_hour {
             Some(SendingLimit::Messages(s.max_messages_per_hour))
         } else if sent.saturating_add(recipients) > s.max_recipients_per_hour {
             Some(SendingLimit::Recipients(s.max_recipients_per_hour))
@@ -479,7 +493,13 @@ impl Guard {
             }
             None => {
                 window.limited = false;
-                window.sent.push_back((now.mono, recipients));
+                match window.minutes.back_mut() {
+                    Some(m) if now.mono.duration_since(m.start) < SENDING_BUCKET => {
+                        m.messages += 1;
+                        m.recipients = m.recipients.saturating_add(recipients);
+                    }
+                    _ => window.minutes.push_back(SentInMinute { start: now.mono, messages: 1, recipients }),
+                }
                 Ok(())
             }
         }

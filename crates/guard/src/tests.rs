@@ -224,7 +224,24 @@ fn sending_limits_per_account_per_hour() {
     assert_eq!(g.message(1, 1, now), Err(LimitHit { limit: SendingLimit::Messages(3), first: true }));
     assert_eq!(g.message(1, 1, now), Err(LimitHit { limit: SendingLimit::Messages(3), first: false }), "alert once");
     assert_eq!(g.message(2, 1, now), Ok(()), "per account");
-    assert_eq!(g.message(1, 1, later(now, 3600)), Ok(()), "an hour later");
+    // Counted per minute: a minute's messages count until the whole minute is an hour old.
+    assert!(g.message(1, 1, later(now, 3600)).is_err(), "not yet");
+    assert_eq!(g.message(1, 1, later(now, 3660)), Ok(()), "an hour (and the rest of its minute) later");
+}
+
+#[test]
+fn the_sending_window_holds_a_bucket_per_minute_not_per_message() {
+    let g = guard();
+    let now = Now::current();
+    for n in 0..3 {
+        assert_eq!(g.message(7, 1, later(now, n * 20)), Ok(()));
+    }
+    let minutes = |g: &Guard| g.inner.sending.lock().unwrap()[&7].minutes.len();
+    assert_eq!(minutes(&g), 1, "three messages within a minute");
+    assert!(g.message(7, 1, later(now, 61)).is_err(), "the hour's three messages are still counted");
+    assert_eq!(g.message(8, 1, later(now, 61)), Ok(()));
+    assert_eq!(g.message(8, 1, later(now, 200)), Ok(()));
+    assert_eq!(g.inner.sending.lock().unwrap()[&8].minutes.len(), 2);
 }
 
 #[test]

@@ -64,7 +64,7 @@ PASSWORD=plinth-orbit-cactus-9
 VICTIMS=()
 for n in 1 2 3 4 5; do VICTIMS+=("staff$n@$DOMAIN"); done
 
-# say, die, make_leaf_cert, keep_or_remove
+# say, die, make_leaf_cert, keep_or_remove, dovecot_imaps_conf
 . "$REPO/bench/lib.sh"
 
 [ "$SOURCES" -ge 1 ] && [ "$SOURCES" -le 253 ] || die "SOURCES must be 1 to 253 (127.0.0.2 ... 127.0.0.254)"
@@ -332,43 +332,7 @@ fi
 # state in $RUN/NAME, so that no penalty or cache carries over from an earlier storm.
 start_dovecot() {
     DC=$RUN/$1
-    mkdir -p "$DC"
-    cat >"$DC/dovecot.conf" <<EOF
-base_dir = $DC/run
-state_dir = $DC/state
-log_path = $DC/log
-protocols = imap
-listen = 127.0.0.1
-ssl = required
-ssl_cert = <$RUN/tls/cert.pem
-ssl_key = <$RUN/tls/key.pem
-ssl_dh = </usr/share/dovecot/dh.pem
-ssl_min_protocol = TLSv1.2
-disable_plaintext_auth = yes
-auth_mechanisms = plain
-# No auth cache (the default): every LOGIN costs one argon2 hash, as in Portcullis. Failures
-# are delayed (auth_failure_delay 2 s, and the per-IP auth penalty of up to 15 s): defaults.
-passdb {
-  driver = passwd-file
-  args = scheme=ARGON2ID $RUN/dovecot/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=$RUN/dovecot/home/%n
-}
-mail_location = maildir:~/Maildir
-# Everything else (login process model and limits) at Dovecot's defaults.
-service imap-login {
-  inet_listener imap {
-    port = 0
-  }
-  inet_listener imaps {
-    address = 127.0.0.1
-    port = $DOVECOT_PORT
-    ssl = yes
-  }
-}
-EOF
+    dovecot_imaps_conf "$DC" "$RUN/dovecot/home" "$DOVECOT_PORT" "$RUN/tls" "$RUN/dovecot/passwd"
     dovecot -c "$DC/dovecot.conf" || die "dovecot did not start: $(tail -5 "$DC/log" 2>/dev/null)"
     for _ in $(seq 100); do
         ss -Hltn "sport = :$DOVECOT_PORT" | grep -q . && [ -s "$DC/run/master.pid" ] && break

@@ -54,7 +54,7 @@ for n in $(seq 1 "$CLIENTS"); do
     MIX_USERS+=("$(printf 'mix%02d@%s' "$n" "$DOMAIN")")
 done
 
-# say, die, make_leaf_cert, keep_or_remove
+# say, die, make_leaf_cert, keep_or_remove, dovecot_imaps_conf
 . "$REPO/bench/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (Dovecot is started as a private instance from the run dir)"
@@ -198,42 +198,7 @@ sync
 # --- Dovecot: a private instance, IMAPS only, on the Maildirs the corpus was written to -------
 say "starting Dovecot on 127.0.0.1:$DOVECOT_PORT"
 chown -R nobody:nogroup "$HOMES"
-cat >"$DOVECOT_CONF" <<EOF
-base_dir = $RUN/dovecot/run
-state_dir = $RUN/dovecot/state
-log_path = $RUN/dovecot/log
-protocols = imap
-listen = 127.0.0.1
-ssl = required
-ssl_cert = <$RUN/tls/cert.pem
-ssl_key = <$RUN/tls/key.pem
-ssl_dh = </usr/share/dovecot/dh.pem
-ssl_min_protocol = TLSv1.2
-disable_plaintext_auth = yes
-auth_mechanisms = plain
-# The hashes Portcullis made (argon2id m=19456 KiB, t=2, p=1), verified by libsodium. No auth
-# cache (the default), so every LOGIN costs one hash on both sides.
-passdb {
-  driver = passwd-file
-  args = scheme=ARGON2ID $RUN/dovecot/passwd
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=$HOMES/%n
-}
-mail_location = maildir:~/Maildir
-# Everything else (fsync, caching, index, login process model) at Dovecot's defaults.
-service imap-login {
-  inet_listener imap {
-    port = 0
-  }
-  inet_listener imaps {
-    address = 127.0.0.1
-    port = $DOVECOT_PORT
-    ssl = yes
-  }
-}
-EOF
+dovecot_imaps_conf "$RUN/dovecot" "$HOMES" "$DOVECOT_PORT" "$RUN/tls" "$RUN/dovecot/passwd"
 dovecot -c "$DOVECOT_CONF" || die "dovecot did not start: $(tail -5 "$RUN/dovecot/log" 2>/dev/null)"
 for _ in $(seq 100); do
     ss -Hltn "sport = :$DOVECOT_PORT" | grep -q . && break

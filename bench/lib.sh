@@ -39,3 +39,47 @@ keep_or_remove() {
         rm -rf "$1"
     fi
 }
+
+# dovecot_imaps_conf DIR HOMES PORT TLS_DIR PASSWD: DIR/dovecot.conf, the peer the IMAP
+# benchmarks measure: a private Dovecot with its state in DIR, IMAPS only on 127.0.0.1:PORT,
+# the run's certificate (TLS_DIR), Maildirs under HOMES/<user>, and the argon2id hashes
+# Portcullis made in PASSWD. No auth cache (the default), so every LOGIN costs one hash, as in
+# Portcullis. Everything else (fsync, caching, index, the login process model and limits,
+# auth_failure_delay and the per-IP auth penalty) at Dovecot's defaults.
+dovecot_imaps_conf() {
+    local dir=$1 homes=$2 port=$3 tls=$4 passwd=$5
+    mkdir -p "$dir"
+    cat >"$dir/dovecot.conf" <<CONF
+base_dir = $dir/run
+state_dir = $dir/state
+log_path = $dir/log
+protocols = imap
+listen = 127.0.0.1
+ssl = required
+ssl_cert = <$tls/cert.pem
+ssl_key = <$tls/key.pem
+ssl_dh = </usr/share/dovecot/dh.pem
+ssl_min_protocol = TLSv1.2
+disable_plaintext_auth = yes
+auth_mechanisms = plain
+passdb {
+  driver = passwd-file
+  args = scheme=ARGON2ID $passwd
+}
+userdb {
+  driver = static
+  args = uid=nobody gid=nogroup home=$homes/%n
+}
+mail_location = maildir:~/Maildir
+service imap-login {
+  inet_listener imap {
+    port = 0
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = $port
+    ssl = yes
+  }
+}
+CONF
+}

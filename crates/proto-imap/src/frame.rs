@@ -184,7 +184,7 @@ impl Framer {
     /// client sending a byte at a time cannot hold a session open; a message upload, bounded by
     /// its size, is only bounded between reads.
     pub fn mid_command(&self) -> bool {
-        if self.literal_left > 0 && self.literal_exempt {
+        if self.uploading() {
             return false;
         }
         !self.input.is_empty() || !self.command.is_empty() || self.skipping || self.literal_left > 0

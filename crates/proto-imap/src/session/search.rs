@@ -92,9 +92,9 @@ fn header_fields<'k>(key: &'k SearchKey, out: &mut Vec<&'k str>) {
     }
 }
 
-/// Whether a stored header cache answers for every one of `fields`.
-fn cache_covers(cache: Option<&[u8]>, fields: &[&str]) -> bool {
-    cache.and_then(HeaderCache::new).is_some_and(|c| fields.iter().all(|f| c.values(f).is_some()))
+/// A stored header cache, if it answers for every one of `fields`.
+fn covering_cache<'a>(stored: Option<&'a [u8]>, fields: &[&str]) -> Option<HeaderCache<'a>> {
+    stored.and_then(HeaderCache::new).filter(|c| fields.iter().all(|f| c.values(f).is_some()))
 }
 
 fn has_modseq(key: &SearchKey) -> bool {
@@ -250,11 +250,15 @@ impl Session {
                 store.message_raws(mailbox, &uids).await.map_err(unavailable)?
             } else if use_caches {
                 caches = store.message_header_caches(mailbox, &uids).await.map_err(unavailable)?;
-                let uncovered: Vec<u32> = caches
-                    .iter()
-                    .filter(|(_, cache)| !cache_covers(cache.as_deref(), &fields))
-                    .map(|(uid, _)| *uid)
-                    .collect();
+                // A cache that cannot answer for every field named is dropped here, once: that
+                // message's header is read instead.
+                let mut uncovered = Vec::new();
+                for (uid, cache) in &mut caches {
+                    if covering_cache(cache.as_deref(), &fields).is_none() {
+                        *cache = None;
+                        uncovered.push(*uid);
+                    }
+                }
                 if uncovered.is_empty() {
                     Vec::new()
                 } else {
@@ -283,7 +287,9 @@ impl Session {
                         None => continue,
                     }
                 }
-                let covered = use_caches && cache_covers(cache.as_deref(), &fields);
+                // Kept above only if it covers every field named.
+                let header_cache = cache.as_deref().and_then(HeaderCache::new);
+                let covered = header_cache.is_some();
                 let content = match contents.next_if(|(u, _)| *u == message.uid) {
                     Some((_, content)) => Some(content),
                     None if covered => None,
@@ -297,7 +303,7 @@ impl Session {
                     message,
                     record: record.as_ref(),
                     content: content.as_deref(),
-                    cache: if covered { cache.as_deref().and_then(HeaderCache::new) } else { None },
+                    cache: header_cache,
                     saved: &self.saved,
                 };
                 if candidate.matches(&criteria) {

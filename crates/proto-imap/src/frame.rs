@@ -81,10 +81,8 @@ impl Framer {
     /// The next frame, `None` when more input is needed.
     pub fn next_frame(&mut self) -> Option<Frame> {
         loop {
-            if self.skipping {
-                let end = self.input.iter().position(|&b| b == b'\n')?;
-                self.input.drain(..=end);
-                self.skipping = false;
+            if !self.skip_to_line_end() {
+                return None;
             }
             if self.literal_left > 0 {
                 if self.input.is_empty() {
@@ -148,10 +146,8 @@ impl Framer {
     /// `Some(Err(()))` for a line longer than the command limit (dropped).
     pub fn next_line(&mut self) -> Option<Result<Vec<u8>, ()>> {
         debug_assert!(!self.in_command());
-        if self.skipping {
-            let end = self.input.iter().position(|&b| b == b'\n')?;
-            self.input.drain(..=end);
-            self.skipping = false;
+        if !self.skip_to_line_end() {
+            return None;
         }
         match self.input.iter().position(|&b| b == b'\n') {
             Some(end) if end < self.limits.max_command => {
@@ -172,6 +168,26 @@ impl Framer {
                 Some(Err(()))
             }
             None => None,
+        }
+    }
+
+    /// Inside a line that was too long, drops input up to its end; whether the end was found
+    /// (or there was nothing to skip). Without an end, what came is dropped too: keeping it
+    /// until the line ends would let a never-ending line take any amount of memory.
+    fn skip_to_line_end(&mut self) -> bool {
+        if !self.skipping {
+            return true;
+        }
+        match self.input.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                self.input.drain(..=end);
+                self.skipping = false;
+                true
+            }
+            None => {
+                self.input.clear();
+                false
+            }
         }
     }
 
@@ -321,6 +337,32 @@ mod tests {
         }
         f.push(b"\r\n");
         assert!(matches!(f.next_frame(), Some(Frame::Refused { tag: Some(t), .. }) if t == "c"));
+    }
+
+    /// Found by the CI's fuzz run (fuzz/fuzz_targets/imap_session.rs): the rest of a line
+    /// that was too long was kept until its end came, so a never-ending line took memory
+    /// without bound.
+    #[test]
+    fn the_rest_of_an_overlong_line_is_dropped_as_it_comes() {
+        for raw in [false, true] {
+            let mut f = framer();
+            let first = if raw { f.next_line().is_none() } else { f.next_frame().is_none() };
+            assert!(first);
+            f.push(&[b'x'; 150]);
+            let refused = if raw { f.next_line() == Some(Err(())) } else { f.next_frame().is_some() };
+            assert!(refused);
+            for _ in 0..100 {
+                f.push(&[b'y'; 50]);
+                assert_eq!(if raw { f.next_line().is_none() } else { f.next_frame().is_none() }, true);
+                assert_eq!(f.buffered(), 0, "raw line: {raw}");
+            }
+            f.push(b"yy\r\na NOOP\r\n");
+            if raw {
+                assert_eq!(f.next_line(), Some(Ok(b"a NOOP".to_vec())));
+            } else {
+                assert_eq!(f.next_frame(), Some(Frame::Command(b"a NOOP\r\n".to_vec())));
+            }
+        }
     }
 
     /// The server bounds a message upload by its rate and a command by its time: the framer

@@ -5,7 +5,8 @@
 //! One file per section (`tls.rs`, `limits.rs`, ...), each holding the section as written (every
 //! key optional, unknown keys refused), its typed form, its defaults and its validation;
 //! `root.rs` composes them into [`Config`]; `check.rs`, `units.rs` and `names.rs` are leaves the
-//! sections share.
+//! sections share. docs/configuration.md is the reference, and a test keeps it and the code in
+//! step (`docs_reference.rs`).
 #![forbid(unsafe_code)]
 
 mod admin;
@@ -47,5 +48,9 @@ pub const CONFIG_ENV: &str = "PORTCULLIS_CONFIG";
 /// The config file used when neither `--config` nor `$PORTCULLIS_CONFIG` is given.
 pub const DEFAULT_CONFIG: &str = "portcullis.toml";
 
+#[cfg(test)]
+mod accepted_keys;
+#[cfg(test)]
+mod docs_reference;
 #[cfg(test)]
 mod tests;

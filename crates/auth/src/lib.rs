@@ -3,16 +3,16 @@
 //! account.
 #![forbid(unsafe_code)]
 
+mod app_passwords;
 mod password;
 mod policy;
 mod pool;
-mod second;
+mod totp;
 
+pub use app_passwords::{generate_app_password, secret_digest};
 pub use password::{generate_password, PasswordHasher};
 pub use policy::{check_password, PolicyError};
-pub use second::{
-    generate_app_password, generate_recovery_code, new_totp_secret, secret_digest, totp_code, totp_step, totp_uri,
-};
+pub use totp::{generate_recovery_code, new_totp_secret, totp_code, totp_step, totp_uri};
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -187,7 +187,7 @@ impl Authenticator {
         if !authzid_allowed(authzid, username) {
             return refused(Refusal::AuthzidNotAllowed);
         }
-        if second::looks_like_app_password(&password) {
+        if app_passwords::looks_like_app_password(&password) {
             let digest = secret_digest(&password);
             if let Some(app) =
                 self.store.find_app_password(username, &digest).await.map_err(|_| AuthError::Unavailable)?

@@ -2,11 +2,12 @@
 //! callers and whether it speaks TLS. The listener itself is `listen.admin`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::raw::Check;
+use crate::check::Check;
+use crate::error::ConfigError;
 
 /// Shortest bearer token accepted in the config file.
 pub const MIN_TOKEN_LENGTH: usize = 20;
@@ -41,12 +42,7 @@ pub(crate) struct RawAdmin {
 }
 
 impl RawAdmin {
-    pub(crate) fn validate(
-        self,
-        c: &Check<'_>,
-        data_dir: &std::path::Path,
-        listen: &[SocketAddr],
-    ) -> Result<Admin, crate::ConfigError> {
+    pub(crate) fn validate(self, c: &Check<'_>, data_dir: &Path, listen: &[SocketAddr]) -> Result<Admin, ConfigError> {
         let token = match (self.token, self.token_file) {
             (Some(_), Some(_)) => {
                 return Err(c.invalid("admin.token", "set admin.token or admin.token_file, not both"));

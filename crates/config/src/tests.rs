@@ -1,4 +1,7 @@
+//! Whole config files through `Config::parse`: defaults, path resolution, and errors that name the key.
 use super::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(Path::new("/etc/portcullis/portcullis.toml"), text)

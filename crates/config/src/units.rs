@@ -1,6 +1,17 @@
-//! Human units in the config: sizes ("50MiB") and durations ("10s", via humantime).
+//! Human units in the config: sizes ("50MiB") and durations ("10s", via humantime), and the
+//! raw form a size is written in. A leaf: the sections use it.
 
 use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A size as written: a number of bytes, or text with a unit.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Size {
+    Bytes(u64),
+    Text(String),
+}
 
 /// Parses "50MiB", "512KiB", "2GiB", "1000", "10MB" into bytes. Binary suffixes are powers of
 /// 1024, decimal ones powers of 1000, as everywhere else.

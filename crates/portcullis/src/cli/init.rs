@@ -1,4 +1,5 @@
-//! `portcullis init` and the dev instance behind `portcullis serve --dev`.
+//! `portcullis init`: a config, a data directory, a self-signed certificate and a first
+//! account; and the dev instance behind `portcullis serve --dev`, made the same way.
 
 use std::fs;
 use std::io::Write;
@@ -9,7 +10,8 @@ use portcullis_auth::{derive_secrets, generate_password, PasswordHasher};
 use portcullis_config::{is_hostname, Config};
 use portcullis_store::{Quota, SqliteStore, Store};
 
-use crate::Failure;
+use crate::cli::runtime::block_on;
+use crate::cli::Failure;
 
 /// Where `serve --dev` keeps its instance.
 pub const DEV_DIR: &str = "portcullis-dev";
@@ -83,7 +85,7 @@ pub fn init(args: &InitArgs) -> Result<Config, Failure> {
     let hasher = PasswordHasher::new(&config.passwords)?;
     let secrets = derive_secrets(&hasher, &password, config.passwords.scram_iterations)?;
     let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)?;
-    crate::admin::block_on(async {
+    block_on(async {
         store.add_domain(&domain).await?;
         store.add_account(&account, &secrets, Quota::Default).await?;
         store.close();
@@ -173,7 +175,7 @@ fn config_text(hostname: &str, dev: bool) -> String {
         )
     };
     format!(
-        "# Portcullis configuration. Reference: README.md, \"Configuration\".\n\
+        "# Portcullis configuration. Reference: docs/configuration.md.\n\
          hostname = \"{hostname}\"\n\
          data_dir = \"data\"\n\
          \n\

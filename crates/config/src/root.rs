@@ -1,0 +1,132 @@
+//! The whole file: [`Config`], its raw form (the two top-level keys and one table per
+//! section), and the composition that validates each section in turn. The sections' own keys,
+//! defaults and checks live in their files; only the top-level keys are checked here.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::admin::{Admin, RawAdmin};
+use crate::alerts::{Alerts, RawAlerts};
+use crate::check::Check;
+use crate::error::ConfigError;
+use crate::firewall::{Firewall, RawFirewall};
+use crate::guard::{Guard, RawGuard};
+use crate::limits::{Limits, RawLimits};
+use crate::listen::{Listen, RawListen};
+use crate::log::{Log, RawLog};
+use crate::names::is_hostname;
+use crate::passwords::{Passwords, RawPasswords};
+use crate::process::{Process, RawProcess};
+use crate::store::{RawStore, Store};
+use crate::tls::{RawTls, Tls};
+
+/// `data_dir` when the file does not set it (relative to the file).
+const DATA_DIR: &str = "data";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this was read from.
+    pub path: PathBuf,
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub tls: Tls,
+    pub listen: Listen,
+    pub store: Store,
+    pub limits: Limits,
+    pub passwords: Passwords,
+    pub process: Process,
+    pub log: Log,
+    pub firewall: Firewall,
+    pub guard: Guard,
+    pub alerts: Alerts,
+    pub admin: Admin,
+}
+
+/// The file as written: every key optional, unknown keys refused.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    hostname: Option<String>,
+    data_dir: Option<String>,
+    tls: Option<RawTls>,
+    listen: Option<RawListen>,
+    store: Option<RawStore>,
+    limits: Option<RawLimits>,
+    passwords: Option<RawPasswords>,
+    process: Option<RawProcess>,
+    log: Option<RawLog>,
+    firewall: Option<RawFirewall>,
+    guard: Option<RawGuard>,
+    alerts: Option<RawAlerts>,
+    admin: Option<RawAdmin>,
+}
+
+impl Config {
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates `text` as if it had been read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: describe_toml_error(text, &e) })?;
+        raw.validate(path)
+    }
+}
+
+impl RawConfig {
+    fn validate(self, path: &Path) -> Result<Config, ConfigError> {
+        let c = Check::new(path);
+        let hostname = self.hostname.ok_or_else(|| {
+            c.invalid("hostname", "is required (the name clients connect to, e.g. \"mail.example.org\")")
+        })?;
+        if !is_hostname(&hostname) {
+            return Err(c.invalid("hostname", format!("\"{hostname}\" is not a valid host name")));
+        }
+        let data_dir = c.file(self.data_dir.as_deref().unwrap_or(DATA_DIR));
+        let tls = self.tls.unwrap_or_default().validate(&c)?;
+        let listen = self.listen.unwrap_or_default().validate(&c)?;
+        let store = self.store.unwrap_or_default().validate(&c, &data_dir)?;
+        let limits = self.limits.unwrap_or_default().validate(&c)?;
+        let passwords = self.passwords.unwrap_or_default().validate(&c)?;
+        let process = self.process.unwrap_or_default().validate(&c)?;
+        let log = self.log.unwrap_or_default().validate(&c)?;
+        let firewall = self.firewall.unwrap_or_default().validate(&c)?;
+        let guard = self.guard.unwrap_or_default().validate(&c)?;
+        let alerts = self.alerts.unwrap_or_default().validate(&c)?;
+        let admin = self.admin.unwrap_or_default().validate(&c, &data_dir, &listen.admin)?;
+        Ok(Config {
+            path: path.to_path_buf(),
+            hostname: hostname.to_ascii_lowercase(),
+            data_dir,
+            tls,
+            listen,
+            store,
+            limits,
+            passwords,
+            process,
+            log,
+            firewall,
+            guard,
+            alerts,
+            admin,
+        })
+    }
+}
+
+/// toml's own message, plus the line it points at, on one or two readable lines.
+fn describe_toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end_matches('.').to_string();
+    match error.span() {
+        Some(span) => {
+            let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+            format!("line {line_no}: {message} (in `{line}`)")
+        }
+        None => message,
+    }
+}

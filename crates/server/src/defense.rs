@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portcullis_auth::{AuthError, Lane, Principal, Refusal};
 use portcullis_events::{AlertKind, BanOrigin, Event, Listener, Severity};
-use portcullis_guard::{Ban, IpNet, Now, SendingLimit, Source};
+use portcullis_guard::{Ban, CheckLane, IpNet, Now, SendingLimit, Source, BUSY_DELAY};
 use portcullis_sasl::{Attempt, ScramProof};
 use portcullis_store::{normalize_address, StoredBan, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
 use tokio_util::sync::CancellationToken;
@@ -18,8 +18,6 @@ use crate::conn::{Shared, Who};
 /// The `reason` logged when a login is refused unchecked because too many password checks
 /// from unknown addresses are waiting (see `portcullis_auth::Lane`).
 const BUSY: &str = "server_busy";
-/// How long such a refusal takes.
-const BUSY_DELAY: Duration = Duration::from_secs(1);
 
 /// How often the ban list is re-read from the store.
 const BAN_SYNC_EVERY: Duration = Duration::from_secs(1);
@@ -111,14 +109,17 @@ impl Gate {
         if !throttle.is_zero() {
             tokio::time::sleep(throttle).await;
         }
-        let lane = if known || shared.guard.is_trusted(ip) { Lane::Priority } else { Lane::Ordinary };
+        let lane = match shared.guard.check_lane(ip, known) {
+            CheckLane::Priority => Lane::Priority,
+            CheckLane::Ordinary => Lane::Ordinary,
+        };
         Gate { ip, username: username.to_string(), source, known, lane }
     }
 
     /// Alerts on a login after many failures or from a new address; remembers the address.
     async fn succeeded(self, shared: &Shared, who: Option<Who>, principal: &Principal) {
         let success = shared.guard.auth_succeeded(&self.username, Now::current());
-        if success.failures_before >= shared.config.guard.account_attack_failures {
+        if success.after_attack {
             let message = format!(
                 "{} logged in from {} after {} failed attempts",
                 principal.address, self.ip, success.failures_before
@@ -235,8 +236,6 @@ pub async fn authenticate(
                 reason: BUSY,
                 app_password: None,
             });
-            // Not counted against the source (nothing was checked), but not instant either:
-            // a refusal that costs nothing would invite a tight retry loop.
             tokio::time::sleep(BUSY_DELAY).await;
         }
     }

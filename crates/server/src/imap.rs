@@ -20,7 +20,6 @@ use crate::defense::authenticate;
 
 /// Longest command, literals included (except APPEND's message, bounded by the message size).
 const MAX_COMMAND: usize = 64 * 1024;
-const MAX_ERRORS: u32 = 20;
 
 struct Env<'a> {
     shared: &'a Shared,
@@ -77,7 +76,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
             max_auth_failures: limits.max_auth_failures,
             max_sessions_per_account: limits.max_imap_sessions_per_account,
             max_commands: limits.max_commands,
-            max_errors: MAX_ERRORS,
+            max_errors: portcullis_guard::MAX_ERRORS,
         },
         channel_binding(&stream),
     );

@@ -11,8 +11,6 @@ use tokio::net::TcpStream;
 use crate::conn::{channel_binding, Conn, Shared};
 use crate::defense::authenticate;
 
-const MAX_ERRORS: u32 = 20;
-
 pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReason {
     let Ok(mut stream) = conn.handshake(shared, tcp).await else {
         return CloseReason::TlsFailed;
@@ -24,7 +22,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
             max_line_length: limits.max_line_length,
             max_commands: limits.max_commands,
             max_auth_failures: limits.max_auth_failures,
-            max_errors: MAX_ERRORS,
+            max_errors: portcullis_guard::MAX_ERRORS,
         },
         channel_binding(&stream),
     );

@@ -16,9 +16,6 @@ use crate::conn::{channel_binding, tls_summary, Conn, Shared};
 use crate::defense::{authenticate, sending_allowed};
 use crate::net::Stream;
 
-/// Refused commands tolerated per connection.
-const MAX_ERRORS: u32 = 20;
-
 pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls: bool) -> CloseReason {
     let mut stream = if implicit_tls {
         match conn.handshake(shared, tcp).await {
@@ -37,7 +34,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
         max_line_length: limits.max_line_length,
         max_commands: limits.max_commands,
         max_auth_failures: limits.max_auth_failures,
-        max_errors: MAX_ERRORS,
+        max_errors: portcullis_guard::MAX_ERRORS,
     };
     let peer = Peer {
         ip: conn.peer.ip(),

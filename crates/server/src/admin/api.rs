@@ -210,16 +210,17 @@ pub async fn add_ban(
         ),
         None => None,
     };
-    let reason = new.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "banned by an administrator".into());
-    let stored = StoredBan { network: network.to_string(), until, reason, offence: 1, manual: true, created: now };
-    shared.store.put_ban(stored.clone()).await?;
-    let ban = Ban {
-        network,
-        until: until.map(|u| UNIX_EPOCH + std::time::Duration::from_secs(u.max(0) as u64)),
-        reason: stored.reason.clone(),
-        offence: 1,
-        manual: true,
+    let until_time = until.map(|u| UNIX_EPOCH + std::time::Duration::from_secs(u.max(0) as u64));
+    let ban = Ban::manual(network, until_time, new.reason.as_deref().unwrap_or(""));
+    let stored = StoredBan {
+        network: network.to_string(),
+        until,
+        reason: ban.reason.clone(),
+        offence: ban.offence,
+        manual: ban.manual,
+        created: now,
     };
+    shared.store.put_ban(stored.clone()).await?;
     shared.guard.add_ban(ban, Now::current());
     shared.events.emit(Event::BanAdded {
         network: stored.network.clone(),

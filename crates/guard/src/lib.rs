@@ -1,17 +1,18 @@
 //! The guard (DESIGN §2): every admission and punishment decision for every listener is made
 //! here. Protocols report facts (a connection, a failed or successful login, a message sent);
 //! the guard decides (refuse, delay, ban, allow) and says what it decided, so that the server
-//! can record it (the store, events).
+//! can record it (the store, events). Pure code: it is given the time and does no I/O.
 //!
 //! Everything it remembers is bounded: failures per source and per account live in
-//! [`bounded::BoundedMap`]s; bans are few and come from the store, which keeps them across
-//! restarts.
+//! [`BoundedMap`]s; bans are few and come from the store, which keeps them across restarts.
 #![forbid(unsafe_code)]
 
 pub mod anomaly;
 
-mod bounded;
-mod rules;
+mod ban;
+mod bounded_map;
+mod firewall;
+mod policy;
 mod source;
 
 use std::collections::{HashMap, VecDeque};
@@ -23,48 +24,12 @@ use std::time::{Duration, Instant, SystemTime};
 use portcullis_events::{Listener, RefuseReason};
 use tokio_util::sync::CancellationToken;
 
-pub use bounded::BoundedMap;
+pub use ban::{Ban, MANUAL_BAN_REASON};
+pub use bounded_map::BoundedMap;
+pub use firewall::Rules;
 pub use ipnet::IpNet;
-pub use rules::Rules;
+pub use policy::{CheckLane, Policy, BUSY_DELAY, MAX_ERRORS};
 pub use source::{canonical, Source};
-
-/// Everything the guard decides by, replaced as a whole on reload.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub rules: Rules,
-    pub max_connections: usize,
-    pub max_connections_per_source: usize,
-    pub settings: portcullis_config::Guard,
-}
-
-impl Policy {
-    pub fn from_config(config: &portcullis_config::Config) -> Policy {
-        Policy {
-            rules: Rules::new(config.firewall.clone()),
-            max_connections: config.limits.max_connections,
-            max_connections_per_source: config.limits.max_connections_per_ip,
-            settings: config.guard.clone(),
-        }
-    }
-}
-
-/// A ban: `network` is refused at accept until `until` (forever when `None`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ban {
-    pub network: IpNet,
-    pub until: Option<SystemTime>,
-    pub reason: String,
-    /// 1 for a first ban of this network, 2 for the next...: lengths double with it.
-    pub offence: u32,
-    /// Set by an administrator rather than by the guard.
-    pub manual: bool,
-}
-
-impl Ban {
-    pub fn covers(&self, ip: IpAddr, now: SystemTime) -> bool {
-        self.network.contains(&canonical(ip)) && self.until.is_none_or(|until| until > now)
-    }
-}
 
 /// The time, both kinds: intervals use the monotonic clock, bans the wall clock.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +58,9 @@ pub struct Failure {
 pub struct Success {
     /// Failed logins on this account since its last success.
     pub failures_before: u32,
+    /// Those failures were enough to call the account attacked: tell the operator, the
+    /// password may have been guessed.
+    pub after_attack: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,15 +244,16 @@ impl Guard {
         bans.iter().find(|b| b.covers(ip, now)).cloned()
     }
 
-    pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.policy().rules.is_trusted(canonical(ip))
+    /// Where the password check of a login from `ip` waits: see [`Policy::check_lane`].
+    pub fn check_lane(&self, ip: IpAddr, known_source: bool) -> CheckLane {
+        self.policy().check_lane(ip, known_source)
     }
 
     /// How long to hold a login attempt before checking it: addresses an account never
     /// logged in from are slowed down while that account is under attack; known ones never.
     pub fn auth_throttle(&self, ip: IpAddr, username: &str, known_source: bool, now: Now) -> Duration {
         let policy = self.policy();
-        if known_source || policy.rules.is_trusted(canonical(ip)) {
+        if policy.is_owner(ip, known_source) {
             return Duration::ZERO;
         }
         let window = policy.settings.ban_window;
@@ -313,7 +282,7 @@ impl Guard {
         let policy = self.policy();
         let s = &policy.settings;
         let source = Source::of(ip);
-        let trusted = policy.rules.is_trusted(ip);
+        let owner = policy.is_owner(ip, known_source);
 
         if let Ok(mut accounts) = self.inner.accounts.lock() {
             let record = accounts.touch(&account_key(username), now.mono, || AccountRecord {
@@ -341,7 +310,7 @@ impl Guard {
         }
         let count = record.failures.len() as u32;
         let delay = doubling(s.failure_delay, count, s.max_failure_delay);
-        if count < s.ban_after_failures || trusted || known_source {
+        if count < s.ban_after_failures || owner {
             return Failure { delay, ban: None };
         }
         record.offences += 1;
@@ -369,7 +338,7 @@ impl Guard {
             Err(_) => 0,
         };
         let _ = now;
-        Success { failures_before }
+        Success { failures_before, after_attack: self.policy().alarming_failures(failures_before) }
     }
 
     /// Puts a ban in force at once: new connections are refused, and open ones from the
@@ -458,9 +427,9 @@ impl Guard {
         }
     }
 
-    /// Whether an administrator may ban `network` (trusted networks are never banned).
+    /// Whether an administrator may ban `network`: see [`Policy::may_ban`].
     pub fn may_ban(&self, network: &IpNet) -> bool {
-        !self.policy().rules.overlaps_trusted(network)
+        self.policy().may_ban(network)
     }
 
     /// A message is about to be accepted from `account` for `recipients` recipients.

@@ -255,3 +255,48 @@ fn memory_stays_bounded_under_a_storm_of_sources() {
     assert!(g.inner.sources.lock().unwrap().len() <= 1000);
     assert!(g.inner.accounts.lock().unwrap().len() <= 1000);
 }
+
+#[test]
+fn the_owner_goes_ahead_in_the_password_check_queue() {
+    let g = guard();
+    assert_eq!(g.check_lane(ip("127.0.0.20"), false), CheckLane::Ordinary);
+    assert_eq!(g.check_lane(ip("127.0.0.20"), true), CheckLane::Priority, "an address the account knows");
+    assert_eq!(g.check_lane(ip("127.0.0.9"), false), CheckLane::Priority, "a trusted network");
+    assert_eq!(g.check_lane(ip("::ffff:127.0.0.9"), false), CheckLane::Priority, "IPv4-mapped");
+}
+
+#[test]
+fn a_success_after_an_attack_is_flagged() {
+    let g = guard();
+    let now = Now::current();
+    for _ in 0..2 {
+        g.auth_failed(ip("127.0.0.30"), "alice@x.test", false, now);
+    }
+    assert!(!g.auth_succeeded("alice@x.test", now).after_attack, "2 failures, 3 make an attack");
+    for _ in 0..3 {
+        g.auth_failed(ip("127.0.0.30"), "alice@x.test", false, now);
+    }
+    assert_eq!(g.auth_succeeded("alice@x.test", now), Success { failures_before: 3, after_attack: true });
+}
+
+#[test]
+fn a_manual_ban_is_a_first_offence_with_a_reason() {
+    let network: IpNet = "192.0.2.0/24".parse().unwrap();
+    let until = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    let ban = Ban::manual(network, until, "spam run");
+    assert_eq!(ban, Ban { network, until, reason: "spam run".into(), offence: 1, manual: true });
+    assert_eq!(Ban::manual(network, None, "  ").reason, MANUAL_BAN_REASON);
+}
+
+#[test]
+fn the_policy_alone_says_what_may_be_banned() {
+    let policy = Policy {
+        rules: Rules::new(Firewall { trusted: vec!["10.1.0.0/16".parse().unwrap()], ..Firewall::default() }),
+        max_connections: 10,
+        max_connections_per_source: 3,
+        settings: settings(),
+    };
+    assert!(!policy.may_ban(&"10.1.2.0/24".parse().unwrap()), "inside a trusted network");
+    assert!(!policy.may_ban(&"10.0.0.0/8".parse().unwrap()), "around a trusted network");
+    assert!(policy.may_ban(&"10.2.0.0/16".parse().unwrap()));
+}

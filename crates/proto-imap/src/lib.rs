@@ -13,6 +13,8 @@ pub use parse::{parse_command, ParseError};
 
 mod encode;
 pub mod names;
+mod refusal;
 pub mod session;
 
+pub use refusal::refused_connection;
 pub use session::{AuthFailure, Config, Environment, Fact, Principal, Progress, Session};

@@ -6,6 +6,9 @@
 //! a keyword and at most two arguments per line, written here.
 #![forbid(unsafe_code)]
 
+mod refusal;
+pub use refusal::refused_connection;
+
 use portcullis_lines::{Line, LineBuffer};
 use portcullis_sasl::{self as sasl, Mechanism};
 use zeroize::Zeroizing;

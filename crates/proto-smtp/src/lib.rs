@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod message;
+mod refusal;
 mod reply;
 
 use std::net::IpAddr;
@@ -21,6 +22,7 @@ use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 use smtp_proto::{Error as ParseError, Request};
 
 pub use message::{Envelope, Received};
+pub use refusal::refused_connection;
 use reply::Reply;
 
 /// Opaque account handle, as the driver's store knows it.

@@ -1,6 +1,7 @@
 //! The IMAP driver: frames input into commands, runs them in a
-//! [`portcullis_proto_imap::Session`], and carries mailbox-change notifications to it (at the
-//! next command, or at once while the client IDLEs).
+//! [`portcullis_proto_imap::Session`] (whose environment is the store and the login pipeline),
+//! and carries mailbox-change notifications to it (at the next command, or at once while the
+//! client IDLEs).
 
 use async_trait::async_trait;
 use portcullis_auth::AuthError;
@@ -13,19 +14,19 @@ use portcullis_store::{MailboxChange, Store};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::{self, error::TryRecvError};
-use tokio_util::sync::CancellationToken;
 
-use crate::conn::{channel_binding, Conn, Input, Shared, Who};
-use crate::defense::authenticate;
+use crate::connection::{Connection, Input};
+use crate::login::authenticate;
+use crate::sessions::Who;
+use crate::socket::Stream;
+use crate::state::Shared;
 
 /// Longest command, literals included (except APPEND's message, bounded by the message size).
 const MAX_COMMAND: usize = 64 * 1024;
-const MAX_ERRORS: u32 = 20;
 
 struct Env<'a> {
     shared: &'a Shared,
     who: Who,
-    close: CancellationToken,
 }
 
 #[async_trait]
@@ -35,7 +36,7 @@ impl Environment for Env<'_> {
     }
 
     async fn authenticate(&self, mechanism: &'static str, attempt: Attempt) -> Result<Principal, AuthFailure> {
-        match authenticate(self.shared, self.who, &self.close, mechanism, attempt).await {
+        match authenticate(self.shared, self.who, mechanism, attempt).await {
             Ok(p) => Ok(Principal { account: p.account, address: p.address }),
             Err(AuthError::Refused(_)) => Err(AuthFailure::InvalidCredentials),
             Err(AuthError::Unavailable | AuthError::Busy) => Err(AuthFailure::Temporary),
@@ -64,12 +65,12 @@ impl Environment for Env<'_> {
     }
 }
 
-pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReason {
+pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> CloseReason {
     let Ok(mut stream) = conn.handshake(shared, tcp).await else {
         return CloseReason::TlsFailed;
     };
     let limits = &shared.config.limits;
-    let env = Env { shared, who: conn.who(), close: conn.closer() };
+    let env = Env { shared, who: conn.who() };
     let mut session = Session::new(
         Config {
             hostname: shared.config.hostname.clone(),
@@ -77,9 +78,9 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
             max_auth_failures: limits.max_auth_failures,
             max_sessions_per_account: limits.max_imap_sessions_per_account,
             max_commands: limits.max_commands,
-            max_errors: MAX_ERRORS,
+            max_errors: portcullis_guard::MAX_ERRORS,
         },
-        channel_binding(&stream),
+        stream.channel_binding(),
     );
     let mut framer = Framer::new(Limits { max_command: MAX_COMMAND, max_append: limits.max_message_size });
     // Subscribed once the client has logged in: changes to its account's mailboxes.
@@ -190,7 +191,7 @@ async fn next_change(changes: &mut Option<broadcast::Receiver<MailboxChange>>) -
 }
 
 /// The read ended: say goodbye where the protocol wants it, and why we stopped.
-async fn closed(session: &mut Session, conn: &mut Conn, stream: &mut crate::net::Stream, input: Input) -> CloseReason {
+async fn closed(session: &mut Session, conn: &mut Connection, stream: &mut Stream, input: Input) -> CloseReason {
     let reason = match input {
         Input::Closed => return CloseReason::PeerClosed,
         Input::Revoked => {

@@ -1,20 +1,34 @@
 //! The running server: listeners for every configured gate, TLS, the protocol drivers, signal
-//! handling and an orderly shutdown.
+//! handling and an orderly shutdown. This file starts and stops it; what runs in between:
+//!
+//! - `state`: what every task shares; `sessions`: the registry of live sessions.
+//! - `accept` admits each connection through the guard and hands it to its driver (`smtp`,
+//!   `imap`, `pop3`), which talks over a `connection` (timeouts, handshake, session events) on
+//!   a `socket`, with `tls` as configured.
+//! - `login`: every login through the guard; `bans`: bans between the guard and the store;
+//!   `follow_store`: what the admin CLI writes into the store while the server runs.
+//! - `anomalies` raises alerts on unusual rates, `alert_delivery` sends alerts out, `monitor`
+//!   and `admin` show it all to the operator.
 #![forbid(unsafe_code)]
 
+mod accept;
 pub mod admin;
-mod alerts;
-mod app_sessions;
-mod conn;
-mod defense;
+mod alert_delivery;
+mod anomalies;
+pub mod bans;
+mod connection;
+mod follow_store;
 mod imap;
+mod login;
 mod monitor;
-mod net;
 mod pop3;
 pub mod process;
-pub mod sessions;
+mod sessions;
 mod smtp;
-pub mod tls;
+mod socket;
+mod state;
+mod tls;
+mod unix_time;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +40,7 @@ use portcullis_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use conn::Shared;
+use state::Shared;
 
 /// After the grace period, how long sessions get to say goodbye before the process exits.
 const FINAL_CLOSE: Duration = Duration::from_secs(5);
@@ -49,13 +63,13 @@ pub fn serve(config: Config) -> Result<(), String> {
         (Listener::Imaps, &config.listen.imaps),
     ] {
         for addr in addrs {
-            let socket = net::bind(*addr).map_err(|e| format!("listen.{listener}: cannot listen on {addr}: {e}"))?;
+            let socket = socket::bind(*addr).map_err(|e| format!("listen.{listener}: cannot listen on {addr}: {e}"))?;
             bound.push((listener, socket));
         }
     }
     let mut admin_sockets = Vec::new();
     for addr in &config.listen.admin {
-        let socket = net::bind(*addr).map_err(|e| format!("listen.admin: cannot listen on {addr}: {e}"))?;
+        let socket = socket::bind(*addr).map_err(|e| format!("listen.admin: cannot listen on {addr}: {e}"))?;
         admin_sockets.push(socket);
     }
     if bound.is_empty() {
@@ -102,18 +116,16 @@ async fn run(
         .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
     // One event stream: the log, the anomaly detector and alert delivery all read it.
-    let metrics = alerts::Metrics::new(&config.alerts);
-    let (dispatcher, pending_alerts) = alerts::Dispatcher::new(config.alerts.notify);
+    let detector = anomalies::AnomalyDetector::new(&config.alerts);
+    let (alert_queue, pending_alerts) = alert_delivery::AlertQueue::new(config.alerts.notify);
     // What the admin listener shows (metrics, charts, alerts, live sessions) reads it too.
-    let monitor = monitor::Monitor::new(&config, metrics.clone());
+    let monitor = monitor::Monitor::new(&config, detector.clone());
     let sessions = Arc::new(sessions::Sessions::default());
     let events =
-        Events::new(vec![Arc::new(log), metrics.clone(), Arc::new(dispatcher), monitor.clone(), sessions.clone()]);
+        Events::new(vec![Arc::new(log), detector.clone(), Arc::new(alert_queue), monitor.clone(), sessions.clone()]);
     let auth =
         Authenticator::new(store.clone(), PasswordHasher::new(&config.passwords)?, config.passwords.scram_iterations)?;
-    let mut shared = Shared::new(config, store.clone(), auth, events.clone(), tls);
-    shared.sessions = sessions;
-    let shared = Arc::new(shared);
+    let shared = Arc::new(Shared::new(config, store.clone(), auth, events.clone(), tls, sessions));
     let admin_auth = if admin_sockets.is_empty() {
         None
     } else {
@@ -129,10 +141,15 @@ async fn run(
     if let Some((_, Some(source))) = &admin_auth {
         events.emit(Event::AdminToken { path: source.path.display().to_string(), created: source.created });
     }
-    defense::load_bans(&shared).await;
-    tokio::spawn(defense::follow_store(shared.clone()));
-    tokio::spawn(alerts::watch(metrics, events.clone(), shared.config.alerts.bucket, shared.stop_accepting.clone()));
-    tokio::spawn(alerts::deliver(
+    bans::load(&shared).await;
+    tokio::spawn(follow_store::run(shared.clone()));
+    tokio::spawn(anomalies::watch(
+        detector,
+        events.clone(),
+        shared.config.alerts.bucket,
+        shared.stop_accepting.clone(),
+    ));
+    tokio::spawn(alert_delivery::deliver(
         pending_alerts,
         shared.config.alerts.clone(),
         shared.config.hostname.clone(),
@@ -140,13 +157,14 @@ async fn run(
         events.clone(),
     ));
     let mut listening = Vec::new();
+    let acceptance = accept::Acceptance::new();
     for (listener, socket) in bound {
         let socket = TcpListener::from_std(socket).map_err(|e| format!("listen.{listener}: {e}"))?;
         if let Ok(addr) = socket.local_addr() {
             events.emit(Event::Listening { listener, addr });
             listening.push(admin::ListenerInfo { name: listener.as_str().into(), addr, tls: true });
         }
-        shared.tasks.spawn(conn::accept_loop(shared.clone(), listener, socket));
+        shared.tasks.spawn(accept::accept_loop(shared.clone(), acceptance.clone(), listener, socket));
     }
     if let Some((auth, _)) = admin_auth {
         admin::start(shared.clone(), monitor, auth, listening, admin_sockets)?;

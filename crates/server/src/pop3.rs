@@ -1,5 +1,5 @@
 //! The POP3 driver: runs a [`portcullis_proto_pop3::Session`] over TLS, answering its actions
-//! with the authenticator and the store. The maildrop lock is held for the whole session.
+//! with the login pipeline and the store. The maildrop lock is held for the whole session.
 
 use portcullis_auth::AuthError;
 use portcullis_events::{CloseReason, Event};
@@ -8,12 +8,26 @@ use portcullis_store::{MailboxId, MaildropLock, StoreError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::conn::{channel_binding, Conn, Shared};
-use crate::defense::authenticate;
+use crate::connection::{Connection, Reader};
+use crate::login::authenticate;
+use crate::state::Shared;
 
-const MAX_ERRORS: u32 = 20;
+impl Reader for Session {
+    fn feed(&mut self, data: &[u8]) {
+        Session::feed(self, data)
+    }
+    fn peer_closed(&mut self) {
+        Session::peer_closed(self)
+    }
+    fn timed_out(&mut self) {
+        Session::timed_out(self)
+    }
+    fn shutting_down(&mut self) {
+        Session::shutting_down(self)
+    }
+}
 
-pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReason {
+pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> CloseReason {
     let Ok(mut stream) = conn.handshake(shared, tcp).await else {
         return CloseReason::TlsFailed;
     };
@@ -24,9 +38,9 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
             max_line_length: limits.max_line_length,
             max_commands: limits.max_commands,
             max_auth_failures: limits.max_auth_failures,
-            max_errors: MAX_ERRORS,
+            max_errors: portcullis_guard::MAX_ERRORS,
         },
-        channel_binding(&stream),
+        stream.channel_binding(),
     );
     let mut reason = CloseReason::Quit;
     // Held while the maildrop is open; dropped (released) when the session ends.
@@ -55,7 +69,7 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream) -> CloseReaso
             }
             Action::ScramLookup { username } => session.scram_keys(shared.auth.scram_keys(&username).await),
             Action::Authenticate { method, attempt } => {
-                let outcome = match authenticate(shared, conn.who(), &conn.closer(), method.name(), attempt).await {
+                let outcome = match authenticate(shared, conn.who(), method.name(), attempt).await {
                     Ok(principal) => AuthOutcome::Success(principal.account),
                     Err(AuthError::Refused(_)) => AuthOutcome::InvalidCredentials,
                     Err(AuthError::Unavailable | AuthError::Busy) => AuthOutcome::TemporaryFailure,

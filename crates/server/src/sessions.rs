@@ -1,19 +1,31 @@
-//! Live sessions, for the admin API: who is connected on which listener, since when, as which
-//! account, how many bytes each way, and a way to close one. Closing reuses the guard's
-//! mechanism: cancelling the session's admission token makes its next read end with
-//! `CloseReason::Revoked`, exactly as when a ban cuts it.
+//! The registry of live sessions: who is connected on which listener, since when, as which
+//! account, with which app password, how many bytes each way, and a way to close each one.
+//! The admin API lists and kills sessions through it; revoking an app password closes the
+//! sessions it opened.
 //!
-//! Registered by the connection itself (it alone has the token); the account and TLS details
-//! come from the event stream (this is also a [`Sink`]).
+//! Closing reuses the guard's mechanism: cancelling the session's admission token makes its
+//! next read end with `CloseReason::Revoked`, exactly as when a ban cuts it. A session is
+//! registered by its connection (which alone has the token) and leaves when it closes; the
+//! account and TLS details come from the event stream (this is also a [`Sink`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use portcullis_events::{Event, Listener, Record, Sink};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
+
+use crate::unix_time;
+
+/// Which session an event is about.
+#[derive(Debug, Clone, Copy)]
+pub struct Who {
+    pub conn: u64,
+    pub listener: Listener,
+    pub peer: SocketAddr,
+}
 
 /// Bytes moved by one session so far, updated by its reads and writes.
 #[derive(Default)]
@@ -22,16 +34,25 @@ pub struct Traffic {
     pub bytes_out: AtomicU64,
 }
 
+/// The app password a session logged in with.
+struct AppPassword {
+    id: i64,
+    name: String,
+}
+
 struct Entry {
     listener: Listener,
     peer: SocketAddr,
     started_ms: u64,
     account: Option<String>,
     tls: Option<String>,
+    /// Until the app password is found unusable and the session closed for it.
+    app_password: Option<AppPassword>,
     traffic: Arc<Traffic>,
     close: CancellationToken,
 }
 
+/// Live sessions by connection number.
 #[derive(Default)]
 pub struct Sessions {
     live: Mutex<HashMap<u64, Entry>>,
@@ -53,6 +74,13 @@ pub struct SessionInfo {
     pub bytes_out: u64,
 }
 
+/// A session closed because its app password no longer opens anything.
+pub struct AppPasswordClosed {
+    pub conn: u64,
+    pub account: String,
+    pub app_password: String,
+}
+
 /// Removes the session from the registry when dropped (the connection ended).
 pub struct Registration {
     sessions: Arc<Sessions>,
@@ -61,17 +89,12 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Ok(mut live) = self.sessions.live.lock() {
-            live.remove(&self.id);
-        }
+        self.sessions.lock().remove(&self.id);
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 impl Sessions {
+    /// Registers connection `id`; `close` ends it at its next read.
     pub fn register(
         self: &Arc<Self>,
         id: u64,
@@ -80,55 +103,106 @@ impl Sessions {
         close: CancellationToken,
         traffic: Arc<Traffic>,
     ) -> Registration {
-        if let Ok(mut live) = self.live.lock() {
-            live.insert(id, Entry { listener, peer, started_ms: now_ms(), account: None, tls: None, traffic, close });
-        }
+        let entry = Entry {
+            listener,
+            peer,
+            started_ms: unix_time::now_millis(),
+            account: None,
+            tls: None,
+            app_password: None,
+            traffic,
+            close,
+        };
+        self.lock().insert(id, entry);
         Registration { sessions: self.clone(), id }
+    }
+
+    /// Session `conn` logged in to `account` with the app password `id` called `name`: it is
+    /// closed when that app password is revoked or expires.
+    pub fn logged_in_with_app_password(&self, conn: u64, account: &str, id: i64, name: &str) {
+        self.update(conn, |e| {
+            e.account = Some(account.to_string());
+            e.app_password = Some(AppPassword { id, name: name.to_string() });
+        });
     }
 
     /// Every live session, oldest first.
     pub fn list(&self) -> Vec<SessionInfo> {
-        let now = now_ms();
-        let mut all: Vec<SessionInfo> = match self.live.lock() {
-            Ok(live) => live
-                .iter()
-                .map(|(&id, e)| SessionInfo {
-                    id,
-                    listener: e.listener,
-                    protocol: e.listener.protocol(),
-                    peer: e.peer,
-                    account: e.account.clone(),
-                    tls: e.tls.clone(),
-                    started_ms: e.started_ms,
-                    duration_ms: now.saturating_sub(e.started_ms),
-                    bytes_in: e.traffic.bytes_in.load(Ordering::Relaxed),
-                    bytes_out: e.traffic.bytes_out.load(Ordering::Relaxed),
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
+        let now = unix_time::now_millis();
+        let mut all: Vec<SessionInfo> = self
+            .lock()
+            .iter()
+            .map(|(&id, e)| SessionInfo {
+                id,
+                listener: e.listener,
+                protocol: e.listener.protocol(),
+                peer: e.peer,
+                account: e.account.clone(),
+                tls: e.tls.clone(),
+                started_ms: e.started_ms,
+                duration_ms: now.saturating_sub(e.started_ms),
+                bytes_in: e.traffic.bytes_in.load(Ordering::Relaxed),
+                bytes_out: e.traffic.bytes_out.load(Ordering::Relaxed),
+            })
+            .collect();
         all.sort_by_key(|s| s.id);
         all
     }
 
     /// Live sessions per listener.
     pub fn count(&self, listener: Listener) -> usize {
-        self.live.lock().map(|l| l.values().filter(|e| e.listener == listener).count()).unwrap_or(0)
+        self.lock().values().filter(|e| e.listener == listener).count()
     }
 
     /// Closes the session `id` (at its next read, at once when it is waiting for the client);
     /// whether there was one.
     pub fn kill(&self, id: u64) -> bool {
-        match self.live.lock() {
-            Ok(live) => match live.get(&id) {
-                Some(e) => {
-                    e.close.cancel();
-                    true
-                }
-                None => false,
-            },
-            Err(_) => false,
+        match self.lock().get(&id) {
+            Some(e) => {
+                e.close.cancel();
+                true
+            }
+            None => false,
         }
+    }
+
+    /// The app passwords live sessions logged in with, each once.
+    pub fn app_passwords_in_use(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.lock().values().filter_map(|e| e.app_password.as_ref().map(|a| a.id)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Closes every session that logged in with one of the app passwords `unusable`; each is
+    /// reported once, even though it stays listed until its connection ends.
+    pub fn close_app_password_sessions(&self, unusable: &[i64]) -> Vec<AppPasswordClosed> {
+        let mut live = self.lock();
+        let mut closed = Vec::new();
+        for (&conn, entry) in live.iter_mut() {
+            if entry.app_password.as_ref().is_some_and(|a| unusable.contains(&a.id)) {
+                let app_password = entry.app_password.take().map(|a| a.name).unwrap_or_default();
+                entry.close.cancel();
+                closed.push(AppPasswordClosed {
+                    conn,
+                    account: entry.account.clone().unwrap_or_default(),
+                    app_password,
+                });
+            }
+        }
+        closed
+    }
+
+    fn update(&self, conn: u64, change: impl FnOnce(&mut Entry)) {
+        if let Some(entry) = self.lock().get_mut(&conn) {
+            change(entry);
+        }
+    }
+
+    /// The map, even if a thread panicked holding it: every change to it is a single insert,
+    /// removal or field update, so it is never left half-changed.
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -144,12 +218,52 @@ impl Sink for Sessions {
     }
 }
 
-impl Sessions {
-    fn update(&self, conn: u64, change: impl FnOnce(&mut Entry)) {
-        if let Ok(mut live) = self.live.lock() {
-            if let Some(entry) = live.get_mut(&conn) {
-                change(entry);
-            }
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(sessions: &Arc<Sessions>, id: u64) -> (Registration, CancellationToken) {
+        let close = CancellationToken::new();
+        let peer: SocketAddr = "127.0.0.1:1000".parse().unwrap();
+        (sessions.register(id, Listener::Imaps, peer, close.clone(), Arc::default()), close)
+    }
+
+    #[test]
+    fn only_sessions_of_unusable_app_passwords_are_closed() {
+        let sessions = Arc::new(Sessions::default());
+        let (_one, phone) = register(&sessions, 1);
+        let (two, laptop) = register(&sessions, 2);
+        let (_three, other) = register(&sessions, 3);
+        let (_four, password) = register(&sessions, 4);
+        sessions.logged_in_with_app_password(1, "alice@example.org", 10, "phone");
+        sessions.logged_in_with_app_password(2, "alice@example.org", 11, "laptop");
+        sessions.logged_in_with_app_password(3, "alice@example.org", 10, "phone");
+        assert_eq!(sessions.app_passwords_in_use(), vec![10, 11]);
+        drop(two);
+        assert_eq!(sessions.app_passwords_in_use(), vec![10]);
+        let mut closed: Vec<(u64, String, String)> = sessions
+            .close_app_password_sessions(&[10])
+            .into_iter()
+            .map(|c| (c.conn, c.account, c.app_password))
+            .collect();
+        closed.sort_unstable();
+        let phone_session = |conn| (conn, "alice@example.org".to_string(), "phone".to_string());
+        assert_eq!(closed, vec![phone_session(1), phone_session(3)]);
+        assert!(phone.is_cancelled() && other.is_cancelled());
+        assert!(!laptop.is_cancelled() && !password.is_cancelled());
+        assert!(sessions.app_passwords_in_use().is_empty());
+        assert!(sessions.close_app_password_sessions(&[10]).is_empty(), "reported once");
+        assert_eq!(sessions.list().len(), 3, "closed sessions stay listed until their connection ends");
+    }
+
+    #[test]
+    fn kill_closes_a_live_session_and_a_closed_one_leaves() {
+        let sessions = Arc::new(Sessions::default());
+        let (registration, close) = register(&sessions, 7);
+        assert_eq!(sessions.count(Listener::Imaps), 1);
+        assert!(sessions.kill(7) && close.is_cancelled());
+        drop(registration);
+        assert!(!sessions.kill(7));
+        assert!(sessions.list().is_empty());
     }
 }

@@ -1,10 +1,9 @@
-//! The SMTP driver: runs a [`portcullis_proto_smtp::Session`] over a socket, answering its
-//! actions with TLS, the authenticator and the store.
-
-use std::time::{SystemTime, UNIX_EPOCH};
+//! The SMTP driver: runs a [`portcullis_proto_smtp::Session`] over a connection, answering
+//! its actions with TLS, the login pipeline, the guard's sending limits and the store.
 
 use portcullis_auth::AuthError;
-use portcullis_events::{CloseReason, Event};
+use portcullis_events::{AlertKind, CloseReason, Event, Severity};
+use portcullis_guard::{Now, SendingLimit};
 use portcullis_proto_smtp::{
     Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome, Session,
 };
@@ -12,14 +11,29 @@ use portcullis_store::{Delivery, DeliveryError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use crate::conn::{channel_binding, tls_summary, Conn, Shared};
-use crate::defense::{authenticate, sending_allowed};
-use crate::net::Stream;
+use crate::connection::{Connection, Reader};
+use crate::login::authenticate;
+use crate::sessions::Who;
+use crate::socket::Stream;
+use crate::state::Shared;
+use crate::unix_time;
 
-/// Refused commands tolerated per connection.
-const MAX_ERRORS: u32 = 20;
+impl Reader for Session {
+    fn feed(&mut self, data: &[u8]) {
+        Session::feed(self, data)
+    }
+    fn peer_closed(&mut self) {
+        Session::peer_closed(self)
+    }
+    fn timed_out(&mut self) {
+        Session::timed_out(self)
+    }
+    fn shutting_down(&mut self) {
+        Session::shutting_down(self)
+    }
+}
 
-pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls: bool) -> CloseReason {
+pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream, implicit_tls: bool) -> CloseReason {
     let mut stream = if implicit_tls {
         match conn.handshake(shared, tcp).await {
             Ok(stream) => stream,
@@ -37,13 +51,13 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
         max_line_length: limits.max_line_length,
         max_commands: limits.max_commands,
         max_auth_failures: limits.max_auth_failures,
-        max_errors: MAX_ERRORS,
+        max_errors: portcullis_guard::MAX_ERRORS,
     };
     let peer = Peer {
         ip: conn.peer.ip(),
         session_id: conn.session_id(),
-        tls: tls_summary(&stream),
-        channel_binding: channel_binding(&stream),
+        tls: stream.tls_summary(),
+        channel_binding: stream.channel_binding(),
     };
     let mut session = Session::new(config, peer);
     let mut reason = CloseReason::Quit;
@@ -78,11 +92,11 @@ pub async fn run(shared: &Shared, conn: &mut Conn, tcp: TcpStream, implicit_tls:
                     },
                     tls => tls,
                 };
-                session.tls_established(tls_summary(&stream).unwrap_or_default(), channel_binding(&stream));
+                session.tls_established(stream.tls_summary().unwrap_or_default(), stream.channel_binding());
             }
             Action::ScramLookup { username } => session.scram_keys(shared.auth.scram_keys(&username).await),
             Action::Authenticate { mechanism, attempt } => {
-                match authenticate(shared, conn.who(), &conn.closer(), mechanism.name(), attempt).await {
+                match authenticate(shared, conn.who(), mechanism.name(), attempt).await {
                     Ok(p) => {
                         let principal = Principal { account: p.account, address: p.address };
                         session.auth_result(AuthOutcome::Success, Some(principal));
@@ -165,13 +179,30 @@ async fn lookup_recipient(shared: &Shared, address: &str) -> RecipientOutcome {
     }
 }
 
-async fn deliver(shared: &Shared, conn: &Conn, account: &str, envelope: Envelope) -> DeliveryOutcome {
+/// Whether `account` may send a message to `recipients` more; past its hourly limits the
+/// guard says no, and its first refusal raises an alert (a compromised account, likely).
+fn sending_allowed(shared: &Shared, who: Who, account_id: i64, account: &str, recipients: u32) -> bool {
+    let Err(hit) = shared.guard.message(account_id, recipients, Now::current()) else { return true };
+    if hit.first {
+        let (what, limit) = match hit.limit {
+            SendingLimit::Messages(n) => ("messages", n),
+            SendingLimit::Recipients(n) => ("recipients", n),
+        };
+        let message =
+            format!("{account} reached its sending limit of {limit} {what} per hour (from {})", who.peer.ip());
+        let (kind, severity) = (AlertKind::SendingLimit, Severity::Critical);
+        shared.alert(kind, severity, Some(who), Some(account), limit as f64, message);
+    }
+    false
+}
+
+async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: Envelope) -> DeliveryOutcome {
     let size = envelope.data.len() as u64;
     let recipients = envelope.recipients.len();
     let delivery = Delivery {
         recipients: envelope.recipients.iter().map(|(_, id)| *id).collect(),
         raw: envelope.data,
-        internal_date: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+        internal_date: unix_time::now_seconds(),
     };
     let rejected = |reason: String| Event::MessageRejected {
         conn: conn.id,

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, RawQuery, Request, State};
@@ -18,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{Admin, Peer};
+use crate::{bans, unix_time};
 
 type Shared = State<Arc<Admin>>;
 
@@ -94,10 +94,6 @@ fn flag(query: &Option<String>, name: &str) -> ApiResult<bool> {
     Ok(false)
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
-}
-
 fn audit(admin: &Admin, peer: &Peer, action: &'static str, target: impl Into<String>) {
     admin.shared.events.emit(Event::AdminAction { peer: peer.0, action, target: target.into() });
 }
@@ -118,7 +114,7 @@ pub async fn status(State(admin): Shared) -> Json<Value> {
         by_listener.insert(listener.as_str(), shared.sessions.count(listener));
     }
     let started_ms = admin.monitor.started_ms();
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+    let now_ms = unix_time::now_millis();
     let recent: Vec<_> = admin.monitor.alerts(false).into_iter().take(5).collect();
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -175,7 +171,7 @@ fn ban_view(b: &StoredBan, now: i64) -> BanView {
 
 pub async fn bans(State(admin): Shared, RawQuery(query): RawQuery) -> ApiResult<Json<Value>> {
     let all = flag(&query, "all")?;
-    let now = now_secs();
+    let now = unix_time::now_seconds();
     let stored = admin.shared.store.bans().await?;
     let list: Vec<BanView> = stored.iter().map(|b| ban_view(b, now)).filter(|b| all || b.active).collect();
     Ok(Json(json!(list)))
@@ -202,7 +198,7 @@ pub async fn add_ban(
             "{network} overlaps firewall.trusted_networks, which are never banned; remove it from there first"
         )));
     }
-    let now = now_secs();
+    let now = unix_time::now_seconds();
     let until = match &new.duration {
         Some(d) => Some(
             now + portcullis_config::parse_duration(d).map_err(|e| ApiError::bad(format!("duration: {e}")))?.as_secs()
@@ -210,23 +206,11 @@ pub async fn add_ban(
         ),
         None => None,
     };
-    let reason = new.reason.filter(|r| !r.trim().is_empty()).unwrap_or_else(|| "banned by an administrator".into());
-    let stored = StoredBan { network: network.to_string(), until, reason, offence: 1, manual: true, created: now };
+    let ban = Ban::manual(network, until.map(unix_time::from_seconds), new.reason.as_deref().unwrap_or(""));
+    let stored = bans::to_stored(&ban);
     shared.store.put_ban(stored.clone()).await?;
-    let ban = Ban {
-        network,
-        until: until.map(|u| UNIX_EPOCH + std::time::Duration::from_secs(u.max(0) as u64)),
-        reason: stored.reason.clone(),
-        offence: 1,
-        manual: true,
-    };
-    shared.guard.add_ban(ban, Now::current());
-    shared.events.emit(Event::BanAdded {
-        network: stored.network.clone(),
-        until: until.map(|u| u as u64),
-        origin: BanOrigin::Admin,
-        reason: stored.reason.clone(),
-    });
+    shared.guard.add_ban(ban.clone(), Now::current());
+    bans::announce(shared, &ban);
     audit(&admin, &peer, "ban_add", stored.network.clone());
     Ok((StatusCode::CREATED, Json(json!(ban_view(&stored, now)))))
 }

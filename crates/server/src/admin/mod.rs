@@ -28,8 +28,8 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::conn::Shared;
 use crate::monitor::Monitor;
+use crate::state::Shared;
 pub use token::{AccountSignIn, AdminAuth, TotpSignIn};
 
 /// Admin connections served at once; more wait in the kernel's backlog.

@@ -30,13 +30,13 @@ pub trait AccountSignIn: Send + Sync {
 
 /// The sign-in of the accounts in `admin.accounts`: password plus TOTP or recovery code,
 /// through the guard like any login (failures delayed, counted, banned).
-pub struct TotpSignIn(pub Arc<crate::conn::Shared>);
+pub struct TotpSignIn(pub Arc<crate::state::Shared>);
 
 #[async_trait::async_trait]
 impl AccountSignIn for TotpSignIn {
     async fn verify(&self, account: &str, password: &str, totp: &str, peer: SocketAddr) -> bool {
         let password = zeroize::Zeroizing::new(password.as_bytes().to_vec());
-        crate::defense::admin_sign_in(&self.0, peer, account, password, totp).await.is_ok()
+        crate::login::admin_sign_in(&self.0, peer, account, password, totp).await.is_ok()
     }
 }
 

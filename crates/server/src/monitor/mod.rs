@@ -14,7 +14,8 @@ use portcullis_events::{AlertKind, BanOrigin, Event, Listener, Record, RefuseRea
 use portcullis_guard::anomaly::{Metric, Series as DetectorSeries};
 use serde::Serialize;
 
-use crate::alerts;
+use crate::anomalies::AnomalyDetector;
+use crate::unix_time;
 use prometheus::{Kind, Labels, Registry};
 use series::{Measure, Series, Snapshot};
 
@@ -77,7 +78,7 @@ pub struct Monitor {
     registry: Mutex<Registry>,
     series: Mutex<Series>,
     alerts: Mutex<AlertLog>,
-    detector: Arc<alerts::Metrics>,
+    detector: Arc<AnomalyDetector>,
     /// Per listener, in the order of `Listener::ALL`.
     commands: [CommandLatency; 4],
     /// The detector's k and floor, for drawing its threshold.
@@ -109,10 +110,6 @@ fn credential(event: &Event) -> String {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 fn detector_metric(measure: Measure) -> Metric {
     match measure {
         Measure::ConnectionAttempts => Metric::ConnectionAttempts,
@@ -121,7 +118,7 @@ fn detector_metric(measure: Measure) -> Metric {
 }
 
 impl Monitor {
-    pub fn new(config: &portcullis_config::Config, detector: Arc<alerts::Metrics>) -> Arc<Monitor> {
+    pub fn new(config: &portcullis_config::Config, detector: Arc<AnomalyDetector>) -> Arc<Monitor> {
         let listen = &config.listen;
         let listeners: Vec<Listener> = Listener::ALL
             .into_iter()
@@ -182,7 +179,7 @@ impl Monitor {
         r.declare("portcullis_config_reloads_total", Counter, "Reloads (SIGHUP), by what and outcome (ok, error).");
         r.declare("portcullis_internal_errors_total", Counter, "Errors on the server's side (store, I/O).");
         r.declare("portcullis_admin_auth_failures_total", Counter, "Admin API requests refused for a bad token.");
-        let started_ms = now_ms();
+        let started_ms = unix_time::now_millis();
         r.set("portcullis_build_info", labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
         r.set("portcullis_start_time_seconds", vec![], (started_ms / 1000) as f64);
         for &l in &listeners {
@@ -248,10 +245,10 @@ impl Monitor {
     pub fn series(&self) -> Snapshot {
         match self.series.lock() {
             Ok(mut s) => {
-                s.advance(now_ms(), &|m, l| self.baseline(m, l));
+                s.advance(unix_time::now_millis(), &|m, l| self.baseline(m, l));
                 s.snapshot(&self.listeners)
             }
-            Err(_) => Series::new(1000, now_ms()).snapshot(&[]),
+            Err(_) => Series::new(1000, unix_time::now_millis()).snapshot(&[]),
         }
     }
 
@@ -273,7 +270,7 @@ impl Monitor {
         let alert = log.kept.iter_mut().find(|a| a.id == id)?;
         if !alert.acknowledged {
             alert.acknowledged = true;
-            alert.acknowledged_ms = Some(now_ms());
+            alert.acknowledged_ms = Some(unix_time::now_millis());
         }
         Some(alert.clone())
     }

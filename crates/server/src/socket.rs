@@ -1,5 +1,6 @@
 //! Sockets: binding listeners (before privileges are dropped) and the stream a session talks
-//! over, plain until STARTTLS or TLS from the first byte.
+//! over, plain until STARTTLS or TLS from the first byte, with what a session needs to know of
+//! its TLS.
 
 use std::io;
 use std::net::SocketAddr;
@@ -10,6 +11,8 @@ use socket2::{Domain, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+use crate::tls;
 
 const BACKLOG: i32 = 1024;
 
@@ -34,11 +37,25 @@ pub enum Stream {
 }
 
 impl Stream {
-    pub fn tls_connection(&self) -> Option<&rustls::ServerConnection> {
+    fn tls_connection(&self) -> Option<&rustls::ServerConnection> {
         match self {
             Stream::Plain(_) => None,
             Stream::Tls(tls) => Some(tls.get_ref().1),
         }
+    }
+
+    /// The TLS connection's `tls-exporter` channel binding, for SCRAM-SHA-256-PLUS; `None`
+    /// before TLS.
+    pub fn channel_binding(&self) -> Option<Vec<u8>> {
+        self.tls_connection().and_then(tls::channel_binding)
+    }
+
+    /// "TLSv1.3 TLS13_AES_256_GCM_SHA384", for the SMTP Received header; `None` before TLS.
+    pub fn tls_summary(&self) -> Option<String> {
+        self.tls_connection().map(|c| {
+            let (version, cipher) = tls::describe(c);
+            format!("{version} {cipher}")
+        })
     }
 
     pub async fn send(&mut self, data: &[u8]) -> io::Result<()> {

@@ -1,0 +1,137 @@
+//! The accept loop of a mail listener: each connection is put to the guard before any TLS
+//! work; an admitted one is handed to its protocol's driver, a refused one is closed, politely
+//! when it is only over a connection limit.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_events::{Event, Listener, RefuseReason};
+use portcullis_guard::Now;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::connection::Connection;
+use crate::socket::Stream;
+use crate::state::Shared;
+use crate::{imap, pop3, smtp};
+
+/// Refusals answered politely at once (a refused SMTP client deserves a 421, not a reset);
+/// beyond this many in flight, refused connections are just closed.
+const MAX_POLITE_REFUSALS: usize = 64;
+
+/// What the accept loops of all mail listeners share.
+pub struct Acceptance {
+    /// Connection numbers, unique for the process's life.
+    next_conn: AtomicU64,
+    /// Polite refusals in flight, at most [`MAX_POLITE_REFUSALS`].
+    polite_refusals: Semaphore,
+}
+
+impl Acceptance {
+    pub fn new() -> Arc<Acceptance> {
+        Arc::new(Acceptance { next_conn: AtomicU64::new(1), polite_refusals: Semaphore::new(MAX_POLITE_REFUSALS) })
+    }
+}
+
+/// Accepts on `socket` until the server stops accepting.
+pub async fn accept_loop(shared: Arc<Shared>, acceptance: Arc<Acceptance>, listener: Listener, socket: TcpListener) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = socket.accept() => accepted,
+            _ = shared.stop_accepting.cancelled() => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: say so, back off, keep serving.
+                shared
+                    .events
+                    .emit(Event::InternalError { conn: None, what: format!("accept on {listener} failed: {e}") });
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        match shared.guard.admit(peer.ip(), listener, Now::current()) {
+            Ok(admission) => {
+                let id = acceptance.next_conn.fetch_add(1, Ordering::Relaxed);
+                let shared2 = shared.clone();
+                shared.tasks.spawn(async move {
+                    serve(&shared2, id, listener, tcp, peer, admission.revoked()).await;
+                    drop(admission);
+                });
+            }
+            // Refused by the firewall or a ban: closed at once, no work spent on it.
+            Err(reason @ (RefuseReason::Firewall | RefuseReason::Banned)) => {
+                shared.events.emit(Event::ConnectionRefused { listener, peer, reason });
+                drop(tcp);
+            }
+            Err(reason) => refuse(&shared, &acceptance, listener, tcp, peer, reason),
+        }
+    }
+}
+
+/// Runs the listener's protocol on an admitted connection, from its opening to its close.
+async fn serve(
+    shared: &Shared,
+    id: u64,
+    listener: Listener,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    revoked: CancellationToken,
+) {
+    let limits = &shared.config.limits;
+    let idle = match listener {
+        Listener::Pop3s => limits.pop3_idle_timeout,
+        Listener::Imaps => limits.imap_idle_timeout,
+        Listener::Submissions | Listener::Submission => limits.smtp_idle_timeout,
+    };
+    let mut conn = Connection::open(shared, id, listener, peer, idle, revoked);
+    let reason = match listener {
+        Listener::Submissions => smtp::run(shared, &mut conn, tcp, true).await,
+        Listener::Submission => smtp::run(shared, &mut conn, tcp, false).await,
+        Listener::Pop3s => pop3::run(shared, &mut conn, tcp).await,
+        Listener::Imaps => imap::run(shared, &mut conn, tcp).await,
+    };
+    conn.close(reason);
+}
+
+/// Over a connection limit: tell the client in its own protocol (over TLS where the port
+/// demands it), then close. Bounded: past [`MAX_POLITE_REFUSALS`] in flight, just close.
+fn refuse(
+    shared: &Arc<Shared>,
+    acceptance: &Arc<Acceptance>,
+    listener: Listener,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    reason: RefuseReason,
+) {
+    shared.events.emit(Event::ConnectionRefused { listener, peer, reason });
+    let Ok(permit) = acceptance.polite_refusals.try_acquire() else { return };
+    permit.forget();
+    let reply = match listener {
+        Listener::Submissions | Listener::Submission => portcullis_proto_smtp::refused_connection(reason),
+        Listener::Pop3s => portcullis_proto_pop3::refused_connection(reason),
+        Listener::Imaps => portcullis_proto_imap::refused_connection(reason),
+    };
+    let (shared, acceptance) = (shared.clone(), acceptance.clone());
+    shared.clone().tasks.spawn(async move {
+        let deadline = shared.config.tls.handshake_timeout;
+        let _ = tokio::time::timeout(deadline, async {
+            let mut stream = match listener {
+                Listener::Submission => Stream::Plain(tcp),
+                _ => match shared.tls.acceptor().accept(tcp).await {
+                    Ok(tls) => Stream::Tls(Box::new(tls)),
+                    Err(_) => return,
+                },
+            };
+            let _ = stream.send(reply).await;
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        })
+        .await;
+        acceptance.polite_refusals.add_permits(1);
+    });
+}

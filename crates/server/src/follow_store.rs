@@ -1,0 +1,64 @@
+//! The task that follows what the admin CLI writes into the store while the server runs, once
+//! a second until the server stops: bans added or lifted (and expired ones), app passwords
+//! revoked or expired (whose sessions it closes), and, hourly, pruning the guard's history.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis_events::Event;
+use portcullis_guard::Now;
+
+use crate::bans;
+use crate::state::Shared;
+use crate::unix_time;
+
+/// How often the store is read.
+const EVERY: Duration = Duration::from_secs(1);
+/// Rounds between two prunings of old history (an hour).
+const PRUNE_EVERY: u64 = 3600;
+/// Expired bans are kept this long as the offence history of their network.
+const BAN_HISTORY: Duration = Duration::from_secs(30 * 86_400);
+
+pub async fn run(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(EVERY);
+    let mut rounds: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shared.stop_accepting.cancelled() => return,
+        }
+        rounds += 1;
+        let now = Now::current();
+        bans::sync(&shared, now).await;
+        close_revoked_app_password_sessions(&shared, unix_time::seconds(now.wall)).await;
+        if rounds.is_multiple_of(PRUNE_EVERY) {
+            shared.guard.forget_old(now);
+            let logins_before = unix_time::seconds(now.wall - shared.config.guard.known_source_memory);
+            let _ = shared.store.prune_guard_history(logins_before, unix_time::seconds(now.wall - BAN_HISTORY)).await;
+        }
+    }
+}
+
+/// Closes the sessions whose app password no longer opens anything (revoked, expired, or gone
+/// with its account).
+async fn close_revoked_app_password_sessions(shared: &Shared, now: i64) {
+    let in_use = shared.sessions.app_passwords_in_use();
+    if in_use.is_empty() {
+        return;
+    }
+    match shared.store.unusable_app_passwords(&in_use, now).await {
+        Ok(unusable) if !unusable.is_empty() => {
+            for closed in shared.sessions.close_app_password_sessions(&unusable) {
+                shared.events.emit(Event::AppPasswordSessionClosed {
+                    conn: closed.conn,
+                    account: closed.account,
+                    app_password: closed.app_password,
+                });
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            shared.events.emit(Event::InternalError { conn: None, what: format!("checking app passwords failed: {e}") })
+        }
+    }
+}

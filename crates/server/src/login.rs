@@ -1,0 +1,233 @@
+//! The login pipeline, the same for every protocol, mechanism and the admin sign-in: the guard
+//! throttles the attempt and picks the password check's lane, the authenticator checks it, the
+//! guard counts the outcome (perhaps banning the source), and the outcome is reported as one
+//! event (never the secret), with an alert when the guard finds it worth one.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::SystemTime;
+
+use portcullis_auth::{AuthError, Lane, Principal, Refusal};
+use portcullis_events::{AlertKind, Event, Listener, Severity};
+use portcullis_guard::{CheckLane, Now, Source, BUSY_DELAY};
+use portcullis_sasl::{Attempt, ScramProof};
+use portcullis_store::{normalize_address, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
+use zeroize::Zeroizing;
+
+use crate::bans;
+use crate::sessions::Who;
+use crate::state::Shared;
+use crate::unix_time;
+
+/// The `reason` logged when a login is refused unchecked because too many password checks
+/// from unknown addresses are waiting (see `portcullis_auth::Lane`).
+const BUSY: &str = "server_busy";
+
+/// The admin sign-in's path, as its failure events name it.
+const SIGN_IN_PATH: &str = "/api/v1/signin";
+
+/// Which app-password scope a listener's protocol is.
+fn scope(listener: Listener) -> u8 {
+    match listener {
+        Listener::Submissions | Listener::Submission => SCOPE_SMTP,
+        Listener::Pop3s => SCOPE_POP3,
+        Listener::Imaps => SCOPE_IMAP,
+    }
+}
+
+/// A login attempt passing through the guard:
+/// 1. an address the account never logged in from waits while the account is under attack;
+/// 2. a failure makes the client wait longer each time, and may ban its source;
+/// 3. a success remembers the address as the account's, so its owner is never locked out.
+struct Gate {
+    ip: IpAddr,
+    username: String,
+    source: String,
+    known: bool,
+    /// Where the password check waits (the guard's choice: see `portcullis_guard::CheckLane`).
+    lane: Lane,
+}
+
+impl Gate {
+    /// Looks the source up and waits the throttle the guard imposes.
+    async fn enter(shared: &Shared, ip: IpAddr, username: &str) -> Gate {
+        let source = Source::of(ip).network().to_string();
+        let since = unix_time::seconds(SystemTime::now() - shared.config.guard.known_source_memory);
+        let known = shared.store.login_known(username, &source, since).await.unwrap_or(false);
+        let throttle = shared.guard.auth_throttle(ip, username, known, Now::current());
+        if !throttle.is_zero() {
+            tokio::time::sleep(throttle).await;
+        }
+        let lane = match shared.guard.check_lane(ip, known) {
+            CheckLane::Priority => Lane::Priority,
+            CheckLane::Ordinary => Lane::Ordinary,
+        };
+        Gate { ip, username: username.to_string(), source, known, lane }
+    }
+
+    /// Alerts on a login after an attack or from a new address; remembers the address.
+    async fn succeeded(self, shared: &Shared, who: Option<Who>, principal: &Principal) {
+        let success = shared.guard.auth_succeeded(&self.username, Now::current());
+        if success.after_attack {
+            let message = format!(
+                "{} logged in from {} after {} failed attempts",
+                principal.address, self.ip, success.failures_before
+            );
+            let failures = success.failures_before as f64;
+            let (kind, severity) = (AlertKind::LoginAfterFailures, Severity::Warning);
+            shared.alert(kind, severity, who, Some(&principal.address), failures, message);
+        }
+        if !self.known {
+            let message = format!(
+                "{} logged in from {}, an address not seen for it in {}",
+                principal.address,
+                self.ip,
+                humantime::format_duration(shared.config.guard.known_source_memory)
+            );
+            shared.alert(AlertKind::NewLoginAddress, Severity::Info, who, Some(&principal.address), 1.0, message);
+        }
+        if let Err(e) = shared.store.record_login(principal.account, &self.source, unix_time::now_seconds()).await {
+            let what = format!("recording a login failed: {e}");
+            shared.events.emit(Event::InternalError { conn: who.map(|w| w.conn), what });
+        }
+    }
+
+    /// Counts the failure (perhaps banning the source) and makes the client wait.
+    async fn failed(self, shared: &Shared) {
+        let failure = shared.guard.auth_failed(self.ip, &self.username, self.known, Now::current());
+        if let Some(ban) = failure.ban {
+            bans::record(shared, &ban).await;
+        }
+        tokio::time::sleep(failure.delay).await;
+    }
+}
+
+/// Checks a mail client's login attempt through the guard and reports the outcome as one
+/// event. A session opened with an app password is registered as such, so that revoking the
+/// app password closes it.
+pub async fn authenticate(
+    shared: &Shared,
+    who: Who,
+    mechanism: &'static str,
+    attempt: Attempt,
+) -> Result<Principal, AuthError> {
+    let username = attempt.username().to_string();
+    let gate = Gate::enter(shared, who.peer.ip(), &username).await;
+    let result = match attempt {
+        Attempt::Password(c) => {
+            shared.auth.verify(&c.authzid, &c.username, c.password, scope(who.listener), gate.lane).await
+        }
+        Attempt::Scram { authzid, username, proof: ScramProof::Valid } => {
+            shared.auth.scram_principal(&authzid, &username).await
+        }
+        Attempt::Scram { username, proof, .. } => {
+            Err(shared.auth.scram_refusal(&username, proof == ScramProof::BindingMismatch).await)
+        }
+    };
+    let Who { listener, peer, conn } = who;
+    match &result {
+        Ok(principal) => {
+            let app_password = principal.credential.app_password();
+            shared.events.emit(Event::AuthSucceeded {
+                conn,
+                listener,
+                peer,
+                account: principal.address.clone(),
+                mechanism,
+                credential: principal.credential.kind(),
+                app_password: app_password.map(|(_, name)| name.to_string()),
+            });
+            if let Some((id, name)) = app_password {
+                shared.sessions.logged_in_with_app_password(conn, &principal.address, id, name);
+                if let Err(e) =
+                    shared.store.app_password_used(id, unix_time::now_seconds(), &peer.ip().to_string()).await
+                {
+                    let what = format!("recording an app password's use failed: {e}");
+                    shared.events.emit(Event::InternalError { conn: Some(conn), what });
+                }
+            }
+            gate.succeeded(shared, Some(who), principal).await;
+        }
+        Err(AuthError::Refused(refusal)) => {
+            shared.events.emit(Event::AuthFailed {
+                conn,
+                listener,
+                peer,
+                username: username.clone(),
+                mechanism,
+                reason: refusal.reason(),
+                app_password: refusal.app_password().map(str::to_string),
+            });
+            if *refusal == Refusal::ChannelBindingMismatch {
+                let message = format!(
+                    "{username}'s password was proven from {} over another TLS connection: a man in the middle \
+                     holding a certificate the client accepted is likely; change the password",
+                    peer.ip()
+                );
+                let (kind, severity) = (AlertKind::ChannelBindingMismatch, Severity::Critical);
+                shared.alert(kind, severity, Some(who), Some(&username), 1.0, message);
+            }
+            gate.failed(shared).await;
+        }
+        Err(AuthError::Unavailable) => {
+            shared
+                .events
+                .emit(Event::InternalError { conn: Some(conn), what: "authentication backend unavailable".into() });
+        }
+        Err(AuthError::Busy) => {
+            shared.events.emit(Event::AuthFailed {
+                conn,
+                listener,
+                peer,
+                username,
+                mechanism,
+                reason: BUSY,
+                app_password: None,
+            });
+            tokio::time::sleep(BUSY_DELAY).await;
+        }
+    }
+    result
+}
+
+/// The admin sign-in: an account listed in `admin.accounts`, its password and a TOTP code (or
+/// a recovery code), through the guard like any login. A refusal is reported as an
+/// `admin_auth_failed` event with its reason.
+pub async fn admin_sign_in(
+    shared: &Shared,
+    peer: SocketAddr,
+    account: &str,
+    password: Zeroizing<Vec<u8>>,
+    code: &str,
+) -> Result<Principal, AuthError> {
+    let gate = Gate::enter(shared, peer.ip(), account).await;
+    let administrator = normalize_address(account).is_some_and(|a| shared.config.admin.accounts.contains(&a));
+    let result = if administrator {
+        shared.auth.verify_with_code(account, password, code, gate.lane).await
+    } else {
+        // The same work (an argon2 check against the decoy), then no: the answer and its
+        // timing do not tell who is an administrator.
+        let _ = shared.auth.verify_with_code("", password, code, gate.lane).await;
+        Err(AuthError::Refused(Refusal::NotAdministrator))
+    };
+    match &result {
+        Ok(principal) => gate.succeeded(shared, None, principal).await,
+        Err(AuthError::Refused(refusal)) => {
+            shared.events.emit(Event::AdminAuthFailed {
+                peer,
+                path: SIGN_IN_PATH.into(),
+                account: Some(account.to_string()),
+                reason: Some(refusal.reason()),
+            });
+            gate.failed(shared).await;
+        }
+        Err(AuthError::Unavailable) => {
+            shared.events.emit(Event::InternalError { conn: None, what: "authentication backend unavailable".into() });
+        }
+        Err(AuthError::Busy) => {
+            let (path, account) = (SIGN_IN_PATH.into(), Some(account.to_string()));
+            shared.events.emit(Event::AdminAuthFailed { peer, path, account, reason: Some(BUSY) });
+            tokio::time::sleep(BUSY_DELAY).await;
+        }
+    }
+    result
+}

@@ -1,0 +1,82 @@
+//! What the whole server shares, built once at start and handed to every task: the config,
+//! the store, the authenticator, the event stream, the guard, the TLS configuration, the
+//! registry of live sessions, and the tokens that drive shutdown.
+
+use std::sync::Arc;
+
+use portcullis_auth::Authenticator;
+use portcullis_config::Config;
+use portcullis_events::{AlertKind, Event, Events, Severity};
+use portcullis_guard::{Guard, Policy};
+use portcullis_store::Store;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::sessions::{Sessions, Who};
+use crate::tls::Tls;
+
+pub struct Shared {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub auth: Authenticator,
+    pub events: Events,
+    pub guard: Guard,
+    pub tls: Tls,
+    /// Live sessions: the admin API lists and kills them, revoked app passwords close them.
+    pub sessions: Arc<Sessions>,
+    /// Every connection's task, so that shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Cancelled on SIGTERM: listeners stop accepting.
+    pub stop_accepting: CancellationToken,
+    /// Cancelled when the shutdown grace period is over: sessions say goodbye and close.
+    pub close_sessions: CancellationToken,
+}
+
+impl Shared {
+    /// `sessions` is made beforehand: it also reads the event stream that `events` feeds.
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        auth: Authenticator,
+        events: Events,
+        tls: Tls,
+        sessions: Arc<Sessions>,
+    ) -> Shared {
+        let guard = Guard::new(Policy::from_config(&config));
+        Shared {
+            config,
+            store,
+            auth,
+            events,
+            guard,
+            tls,
+            sessions,
+            tasks: TaskTracker::new(),
+            stop_accepting: CancellationToken::new(),
+            close_sessions: CancellationToken::new(),
+        }
+    }
+
+    /// Raises an alert about one account or connection (the anomaly detector raises its own).
+    pub fn alert(
+        &self,
+        kind: AlertKind,
+        severity: Severity,
+        who: Option<Who>,
+        account: Option<&str>,
+        observed: f64,
+        message: String,
+    ) {
+        self.events.emit(Event::AlertRaised {
+            kind,
+            severity,
+            listener: who.map(|w| w.listener),
+            account: account.map(str::to_string),
+            peer: who.map(|w| w.peer.ip()),
+            observed,
+            baseline: None,
+            threshold: None,
+            message,
+        });
+    }
+}

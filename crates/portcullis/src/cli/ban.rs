@@ -3,10 +3,11 @@
 //! which a running server follows within a second. [`run`] is the one place that chooses.
 
 use clap::Subcommand;
-use portcullis_config::{parse_duration, parse_network, Config, IpNet};
-use portcullis_guard::{Guard, Policy};
+use portcullis_config::{parse_duration, parse_network, Config};
+use portcullis_guard::{Ban, Policy};
 use portcullis_server::admin::client::{AdminClient, ClientError};
-use portcullis_store::{Store, StoredBan};
+use portcullis_server::bans::to_stored;
+use portcullis_store::Store;
 use serde_json::json;
 
 use crate::cli::admin_api::{call, path_segment, text};
@@ -106,18 +107,19 @@ fn on_store(config: &Config, action: BanAction) -> Result<(), Failure> {
             BanAction::Add { network, duration, reason } => {
                 let net = parse_network(&network).map_err(Failure)?;
                 // The guard owns "never ban a trusted network"; the CLI only asks it.
-                if !Guard::new(Policy::from_config(config)).may_ban(&net) {
+                if !Policy::from_config(config).may_ban(&net) {
                     return Err(Failure(format!(
                         "{net} overlaps firewall.trusted_networks, which are never banned; remove it from there first"
                     )));
                 }
                 let until = match duration {
-                    Some(d) => {
-                        Some(now + parse_duration(&d).map_err(|e| Failure(format!("--for: {e}")))?.as_secs() as i64)
-                    }
+                    Some(d) => Some(
+                        std::time::SystemTime::now()
+                            + parse_duration(&d).map_err(|e| Failure(format!("--for: {e}")))?,
+                    ),
                     None => None,
                 };
-                store.put_ban(manual_ban(net, until, reason, now)).await.map_err(explain)?;
+                store.put_ban(to_stored(&Ban::manual(net, until, &reason))).await.map_err(explain)?;
                 println!("Banned {net}{}.", if until.is_some() { "" } else { " permanently" });
             }
             BanAction::Remove { network } => {
@@ -131,12 +133,6 @@ fn on_store(config: &Config, action: BanAction) -> Result<(), Failure> {
         store.close();
         Ok(())
     })
-}
-
-/// A ban an administrator made, as the store keeps it: a first offence, until `until` (unix
-/// seconds) or for ever.
-fn manual_ban(network: IpNet, until: Option<i64>, reason: String, now: i64) -> StoredBan {
-    StoredBan { network: network.to_string(), until, reason, offence: 1, manual: true, created: now }
 }
 
 /// One line of `ban list`, from the API's JSON or from the store.
@@ -169,7 +165,7 @@ mod tests {
         Config::parse(&dir.join("portcullis.toml"), text).unwrap()
     }
 
-    fn stored(config: &Config) -> Vec<StoredBan> {
+    fn stored(config: &Config) -> Vec<portcullis_store::StoredBan> {
         let store = open(config).unwrap();
         let bans = block_on(store.bans()).unwrap();
         store.close();

@@ -115,6 +115,17 @@ impl Served {
         }
     }
 
+    fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "the server did not exit: {:?}", self.lines.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn addr(&mut self, listener: &str) -> SocketAddr {
         let event = self.event(|e| e["event"] == "listening" && e["listener"] == listener);
         event["addr"].as_str().unwrap().parse().unwrap()
@@ -257,7 +268,7 @@ fn swapper_helper() {
         )
         .unwrap();
         swaps += 1;
-        if swaps % 4096 == 0 && stop.exists() {
+        if swaps.is_multiple_of(4096) && stop.exists() {
             break;
         }
     }
@@ -344,8 +355,11 @@ fn the_documented_root_start_serves_and_keeps_the_store_private() {
         let reloaded = server.event(|e| e["event"] == "config_reloaded" && e["what"] == what);
         assert_eq!(reloaded["ok"], true, "{reloaded}");
     }
+    smtp.cmd("QUIT");
+    imap_command(&mut imap, "c", "LOGOUT");
     nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
-    server.event(|e| e["event"] == "server_stopped");
+    let status = server.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status}");
 
     // A CLI command as root (it opens the store as the service user) leaves it so too.
     let out = Command::new(BIN).arg("--config").arg(&config).args(["account", "list"]).output().unwrap();

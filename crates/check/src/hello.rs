@@ -165,6 +165,8 @@ pub fn alert_name(description: u8) -> &'static str {
 /// pushes whatever bytes arrive and stops as soon as [`FlightReader::push`] has an answer.
 #[derive(Debug, Default)]
 pub struct FlightReader {
+    /// Bytes pushed so far: a first flight is a few kilobytes, a hostile server's stream is not.
+    received: usize,
     records: Vec<u8>,
     handshake: Vec<u8>,
     hello: Option<(u16, u16)>,
@@ -174,6 +176,8 @@ pub struct FlightReader {
 
 /// Records larger than this are not something a TLS server sends.
 const MAX_RECORD: usize = 16384 + 2048;
+/// A first flight (ServerHello, Certificate, key exchange) larger than this is not an answer.
+pub const MAX_FLIGHT: usize = 1024 * 1024;
 
 impl FlightReader {
     pub fn new(want_certificates: bool) -> FlightReader {
@@ -182,6 +186,10 @@ impl FlightReader {
 
     /// Feeds bytes; `Some` once the answer is known.
     pub fn push(&mut self, data: &[u8]) -> Option<Answer> {
+        self.received += data.len();
+        if self.received > MAX_FLIGHT {
+            return Some(self.give_up(Answer::NotTls));
+        }
         self.records.extend_from_slice(data);
         loop {
             if self.records.len() < 5 {
@@ -501,6 +509,23 @@ mod tests {
         let mut reader = FlightReader::new(true);
         assert_eq!(reader.push(&record(CONTENT_HANDSHAKE, TLS11, &server_hello(TLS11, 0x002F, None))), None);
         assert_eq!(reader.finish(), Answer::Hello { version: TLS11, suite: 0x002F, certificates: vec![] });
+    }
+
+    #[test]
+    fn an_endless_flight_is_not_an_answer() {
+        // A ServerHello, then handshake messages of an unknown type that never end.
+        let mut reader = FlightReader::new(true);
+        assert_eq!(reader.push(&record(CONTENT_HANDSHAKE, TLS12, &server_hello(TLS12, 0xC02F, None))), None);
+        let filler = record(CONTENT_HANDSHAKE, TLS12, &handshake(99, &[0; 1000]));
+        let mut pushed = 0;
+        let answer = loop {
+            if let Some(answer) = reader.push(&filler) {
+                break answer;
+            }
+            pushed += filler.len();
+            assert!(pushed <= MAX_FLIGHT, "still reading after {pushed} bytes");
+        };
+        assert_eq!(answer, Answer::Hello { version: TLS12, suite: 0xC02F, certificates: vec![] });
     }
 
     #[test]

@@ -546,12 +546,20 @@ struct CheckRun {
     stdout: String,
 }
 
-/// Runs `portcullis check` on one port for at most `limit` (and at most 1 GiB), watching its
-/// memory.
-fn bounded_check(port: &str, limit: Duration) -> CheckRun {
+/// A greeting that never ends: one more continuation line each second, each well within the
+/// wait for an answer.
+fn slow_lines(mut tcp: TcpStream) {
+    while tcp.write_all(b"220-still greeting you\r\n").is_ok() {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+/// Runs `portcullis check` on one port (waiting `timeout` for each answer) for at most `limit`
+/// and at most 1 GiB, watching its memory.
+fn bounded_check(port: &str, timeout: &str, limit: Duration) -> CheckRun {
     let mut child = Spawned(
         Command::new(BIN)
-            .args(["check", "127.0.0.1", "--ports", port, "--json", "--timeout", "2s"])
+            .args(["check", "127.0.0.1", "--ports", port, "--json", "--timeout", timeout])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -610,8 +618,11 @@ fn assert_bounded(what: &str, run: &CheckRun, limit: Duration) -> serde_json::Va
 fn check_ends_an_endless_multiline_reply() {
     let hostile = Hostile::start(endless_multiline);
     let limit = Duration::from_secs(60);
-    let report =
-        assert_bounded("an endless 250- reply", &bounded_check(&format!("{}/submission", hostile.port), limit), limit);
+    let report = assert_bounded(
+        "an endless 250- reply",
+        &bounded_check(&format!("{}/submission", hostile.port), "2s", limit),
+        limit,
+    );
     let notes = report["ports"][0]["notes"].to_string();
     assert!(notes.contains("lines"), "the report says why the check stopped: {notes}");
 }
@@ -620,14 +631,26 @@ fn check_ends_an_endless_multiline_reply() {
 fn check_refuses_a_10_mb_line() {
     let hostile = Hostile::start(huge_line);
     let limit = Duration::from_secs(60);
-    assert_bounded("a 10 MB greeting", &bounded_check(&format!("{}/submission", hostile.port), limit), limit);
+    assert_bounded("a 10 MB greeting", &bounded_check(&format!("{}/submission", hostile.port), "2s", limit), limit);
 }
 
 #[test]
 fn check_gives_up_on_a_trickle() {
     let hostile = Hostile::start(trickle);
     let limit = Duration::from_secs(90);
-    let run = bounded_check(&format!("{}/imaps", hostile.port), limit);
+    let run = bounded_check(&format!("{}/imaps", hostile.port), "2s", limit);
     assert_bounded("a 1-byte/s trickle", &run, limit);
     assert!(run.elapsed < Duration::from_secs(60), "the audit took {:?}", run.elapsed);
+}
+
+#[test]
+fn check_gives_up_on_a_greeting_that_never_ends() {
+    let hostile = Hostile::start(slow_lines);
+    let limit = Duration::from_secs(120);
+    // --timeout 1s: each connection may take 8 s in all, the whole port 32 s.
+    let run = bounded_check(&format!("{}/submission", hostile.port), "1s", limit);
+    let report = assert_bounded("a greeting line a second", &run, limit);
+    assert!(run.elapsed < Duration::from_secs(45), "the audit took {:?}", run.elapsed);
+    let notes = report["ports"][0]["notes"].to_string();
+    assert!(notes.contains("too slowly") || notes.contains("in all on one connection"), "{notes}");
 }

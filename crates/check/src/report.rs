@@ -52,6 +52,10 @@ pub enum Kind {
     ObsoleteSuites,
     NonAeadSuites,
     NonForwardSecretSuites,
+    /// TLS 1.2 goes on with a client that does not offer the extended master secret.
+    Tls12WithoutEms,
+    /// TLS 1.2 without the extended master secret even when the client offers it.
+    NoExtendedMasterSecret,
     CertExpired,
     CertNotYetValid,
     CertUntrusted,
@@ -80,6 +84,8 @@ impl Kind {
             Kind::ObsoleteSuites => "obsolete-cipher-accepted",
             Kind::NonAeadSuites => "non-aead-cipher-accepted",
             Kind::NonForwardSecretSuites => "non-forward-secret-cipher-accepted",
+            Kind::Tls12WithoutEms => "tls1.2-without-ems-accepted",
+            Kind::NoExtendedMasterSecret => "no-extended-master-secret",
             Kind::CertExpired => "cert-expired",
             Kind::CertNotYetValid => "cert-not-yet-valid",
             Kind::CertUntrusted => "cert-untrusted",
@@ -117,8 +123,10 @@ impl Kind {
             | Kind::NonForwardSecretSuites
             | Kind::CertExpiresSoon
             | Kind::MailWithoutAuth
+            | Kind::NoExtendedMasterSecret
             | Kind::NoTlsRelay => Medium,
-            Kind::NoTls13 | Kind::CertExpiresThisMonth => Low,
+            // Only clients from before 2016 are exposed (triple handshake, channel binding).
+            Kind::NoTls13 | Kind::CertExpiresThisMonth | Kind::Tls12WithoutEms => Low,
             Kind::CertNameUnchecked => Info,
         }
     }
@@ -135,6 +143,12 @@ impl Kind {
             }
             Kind::NonAeadSuites => "Offer only AEAD suites for TLS 1.2 (e.g. cipher list ECDHE+AESGCM:ECDHE+CHACHA20).",
             Kind::NonForwardSecretSuites => "Remove static-RSA key exchange (exclude kRSA); allow only ECDHE or DHE.",
+            Kind::Tls12WithoutEms => {
+                "Refuse TLS 1.2 without the extended master secret (RFC 7627) where the server can (rustls: require_ems; Portcullis does), or accept only TLS 1.3."
+            }
+            Kind::NoExtendedMasterSecret => {
+                "Upgrade the TLS library: every maintained one supports the extended master secret (RFC 7627; OpenSSL since 1.1.0, GnuTLS since 3.4.0)."
+            }
             Kind::CertExpired => "Renew the certificate, reload the server, and automate renewal (ACME).",
             Kind::CertNotYetValid => "Check the server's clock and the certificate's start date.",
             Kind::CertUntrusted => "Serve a chain (leaf and intermediates) from a CA that clients trust.",

@@ -68,14 +68,13 @@ struct Served {
 
 impl Served {
     fn start(config: &Path) -> Served {
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut command = Command::new(BIN);
+        command.arg("--config").arg(config).arg("serve");
+        Served::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Served {
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let lines: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = lines.clone();
@@ -367,6 +366,60 @@ fn the_documented_root_start_serves_and_keeps_the_store_private() {
     assert_private_to_service_user(&dir.join("data"), &service);
     let listing: Vec<String> = tree(&dir.join("data")).iter().map(|p| p.display().to_string()).collect();
     assert!(listing.iter().any(|p| p.ends_with("mail.db")), "{listing:?}");
+}
+
+/// The systemd unit's way (dist/portcullis.service): `init` as root with `--data-dir`, then
+/// `serve` started as the service user itself (the unit's User=), never root. It must find
+/// the config and the certificate through its group, own the store, and reload on SIGHUP.
+#[test]
+fn the_documented_systemd_start_runs_as_the_service_user_throughout() {
+    if !root_or_skip("the_documented_systemd_start_runs_as_the_service_user_throughout") {
+        return;
+    }
+    let service = nobody();
+    let tmp = open_tempdir();
+    let (etc, state) = (tmp.path().join("etc/portcullis"), tmp.path().join("var/lib/portcullis"));
+    let out = Command::new(BIN)
+        .args(["init", "--hostname", common::HOSTNAME, "--user", "nobody", "--dir"])
+        .arg(&etc)
+        .arg("--data-dir")
+        .arg(&state)
+        .env_remove("PORTCULLIS_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+    assert_private_to_service_user(&state, &service);
+    assert!(state.join("mail.db").exists());
+    let config = etc.join("portcullis.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains(&format!("data_dir = \"{}\"", state.display())), "{text}");
+    let text = ["0.0.0.0:465", "0.0.0.0:587", "0.0.0.0:993", "0.0.0.0:995", "127.0.0.1:8080"]
+        .iter()
+        .fold(text, |t, addr| t.replace(addr, "127.0.0.1:0"));
+    std::fs::write(&config, text).unwrap();
+
+    // The unit starts the binary as the service user; a copy it can reach wherever the build is.
+    let binary = tmp.path().join("portcullis");
+    std::fs::copy(BIN, &binary).unwrap();
+    chmod(&binary, 0o755);
+    let mut child = Command::new(&binary);
+    child.arg("--config").arg(&config).arg("serve").uid(service.uid.as_raw()).gid(service.gid.as_raw());
+    let mut server = Served::spawn(child);
+    let imaps = server.addr("imaps");
+    let pem = std::fs::read(etc.join("tls/cert.pem")).unwrap();
+    let cert = rustls_pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    let mut imap =
+        Client::plain(TcpStream::connect(imaps).unwrap()).upgrade(client_config(&cert, rustls::ALL_VERSIONS));
+    assert!(imap.line().starts_with("* OK"));
+    nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGHUP).unwrap();
+    for what in ["firewall", "tls"] {
+        let reloaded = server.event(|e| e["event"] == "config_reloaded" && e["what"] == what);
+        assert_eq!(reloaded["ok"], true, "{reloaded}");
+    }
+    imap_command(&mut imap, "a", "LOGOUT");
+    nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    assert!(server.wait_exit(Duration::from_secs(20)).success());
+    assert_private_to_service_user(&state, &service);
 }
 
 /// Sends one IMAP command; the lines up to and including its tagged answer.

@@ -373,8 +373,8 @@ fn a_weak_dovecot_and_postfix_get_exactly_their_planted_findings() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = json_report(&out);
 
-    // On every port too: OpenSSL (3.0 here) goes on with TLS 1.2 when the client does not offer
-    // the extended master secret, and cannot be told to require it.
+    // On every port too: OpenSSL (3.0 here) takes the extended master secret up when offered,
+    // and goes on with TLS 1.2 without it when the client does not offer it.
     let expected: [(u16, &[&str], &str); 4] = [
         (imap, &["plaintext-login", "tls1.2-without-ems-accepted"], "D"),
         (pop3, &["plaintext-login", "tls1.2-without-ems-accepted"], "D"),

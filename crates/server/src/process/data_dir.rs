@@ -344,6 +344,25 @@ mod tests {
     }
 
     #[test]
+    fn a_store_outside_the_data_dir_hands_over_its_files_only() {
+        if !root_or_skip("a_store_outside_the_data_dir_hands_over_its_files_only") {
+            return;
+        }
+        let dir = tempfile_dir("store-files");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let victim = dir.join("victim");
+        std::fs::write(&victim, "root's").unwrap();
+        std::fs::write(dir.join("mail.db"), "db").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("mail.db-shm")).unwrap();
+        let names: Vec<OsString> = ["mail.db", "mail.db-wal", "mail.db-shm"].map(OsString::from).to_vec();
+        hand_over_files(&dir, &names, &SERVICE).unwrap();
+        assert_eq!(owner(&dir.join("mail.db")), 64000);
+        assert_eq!(owner(&dir), 0, "the directory around it stays as it was");
+        assert_eq!(owner(&victim), 0, "a link is not followed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn the_path_follows_only_links_the_service_user_could_not_have_made() {
         if !root_or_skip("the_path_follows_only_links_the_service_user_could_not_have_made") {
             return;

@@ -36,8 +36,9 @@ pub fn raise_open_file_limit(config: &Config) -> Option<String> {
 }
 
 /// Drops root to `process.user` (and `process.group`, default the user's group), first handing
-/// the data directory to that user (see [`data_dir`]: through descriptors, never following what
-/// the user could have changed). Refuses to stay root unless `process.allow_root` says so.
+/// the data directory to that user (see `process/data_dir.rs`: through descriptors, never
+/// following what the user could have changed). Refuses to stay root unless
+/// `process.allow_root` says so.
 ///
 /// Root or not, the process's umask becomes 077 and, when it runs as an unprivileged user, the
 /// data directory and the store's files are made its owner's alone (0700 and 0600): the store

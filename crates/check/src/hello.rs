@@ -82,7 +82,9 @@ pub fn client_hello(version: u16, offer: Offer, server_name: Option<&str>, rando
             SIGNATURE_SCHEMES.iter().for_each(|s| put_u16(&mut schemes, *s));
             put_ext(&mut ext, 0x000D, &schemes);
         }
-        put_ext(&mut ext, 0x0017, &[]); // extended_master_secret
+        if offer.with_ems() {
+            put_ext(&mut ext, 0x0017, &[]); // extended_master_secret (RFC 7627)
+        }
         put_u16(&mut body, ext.len() as u16);
         body.extend_from_slice(&ext);
     }
@@ -118,9 +120,10 @@ fn put_ext(out: &mut Vec<u8>, kind: u16, data: &[u8]) {
 /// What the server said to a probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    /// It chose a version and a suite. `certificates` is the chain from its Certificate message
+    /// It chose a version and a suite, and (`ems`) answered the extended master secret
+    /// (RFC 7627) the probe offered. `certificates` is the chain from its Certificate message
     /// when that came in the same flight (TLS <= 1.2; empty otherwise).
-    Hello { version: u16, suite: u16, certificates: Vec<Vec<u8>> },
+    Hello { version: u16, suite: u16, ems: bool, certificates: Vec<Vec<u8>> },
     /// It refused with an alert (usually protocol_version 70 or handshake_failure 40).
     Alert { level: u8, description: u8 },
     /// It hung up, or went quiet, before saying anything.
@@ -133,8 +136,9 @@ impl Answer {
     /// For the report's probe log: what the server said.
     pub fn describe(&self) -> String {
         match self {
-            Answer::Hello { version, suite, .. } => {
-                format!("{} {}", version_name(*version), crate::suites::name(*suite))
+            Answer::Hello { version, suite, ems, .. } => {
+                let ems = if *ems { ", extended master secret" } else { "" };
+                format!("{} {}{ems}", version_name(*version), crate::suites::name(*suite))
             }
             Answer::Alert { description, .. } => format!("alert {}", alert_name(*description)),
             Answer::Closed => "closed without a ServerHello".into(),
@@ -165,15 +169,19 @@ pub fn alert_name(description: u8) -> &'static str {
 /// pushes whatever bytes arrive and stops as soon as [`FlightReader::push`] has an answer.
 #[derive(Debug, Default)]
 pub struct FlightReader {
+    /// Bytes pushed so far: a first flight is a few kilobytes, a hostile server's stream is not.
+    received: usize,
     records: Vec<u8>,
     handshake: Vec<u8>,
-    hello: Option<(u16, u16)>,
+    hello: Option<ServerHello>,
     /// Keep reading after the ServerHello until the Certificate message (for the chain).
     pub want_certificates: bool,
 }
 
 /// Records larger than this are not something a TLS server sends.
 const MAX_RECORD: usize = 16384 + 2048;
+/// A first flight (ServerHello, Certificate, key exchange) larger than this is not an answer.
+pub const MAX_FLIGHT: usize = 1024 * 1024;
 
 impl FlightReader {
     pub fn new(want_certificates: bool) -> FlightReader {
@@ -182,6 +190,10 @@ impl FlightReader {
 
     /// Feeds bytes; `Some` once the answer is known.
     pub fn push(&mut self, data: &[u8]) -> Option<Answer> {
+        self.received += data.len();
+        if self.received > MAX_FLIGHT {
+            return Some(self.give_up(Answer::NotTls));
+        }
         self.records.extend_from_slice(data);
         loop {
             if self.records.len() < 5 {
@@ -222,7 +234,7 @@ impl FlightReader {
 
     fn give_up(&self, otherwise: Answer) -> Answer {
         match self.hello {
-            Some((version, suite)) => Answer::Hello { version, suite, certificates: Vec::new() },
+            Some(hello) => hello.answer(Vec::new()),
             None => otherwise,
         }
     }
@@ -243,18 +255,18 @@ impl FlightReader {
             let body: Vec<u8> = self.handshake.drain(..4 + len).skip(4).collect();
             match (kind, self.hello) {
                 (HS_SERVER_HELLO, None) => {
-                    let Some((version, suite)) = parse_server_hello(&body) else {
+                    let Some(hello) = parse_server_hello(&body) else {
                         return Some(Answer::NotTls);
                     };
-                    self.hello = Some((version, suite));
+                    self.hello = Some(hello);
                     // TLS 1.3 encrypts everything after the ServerHello.
-                    if !self.want_certificates || version >= TLS13 {
+                    if !self.want_certificates || hello.version >= TLS13 {
                         return Some(self.give_up(Answer::Closed));
                     }
                 }
-                (HS_CERTIFICATE, Some((version, suite))) => {
+                (HS_CERTIFICATE, Some(hello)) => {
                     let certificates = parse_certificate_list(&body).unwrap_or_default();
-                    return Some(Answer::Hello { version, suite, certificates });
+                    return Some(hello.answer(certificates));
                 }
                 (HS_SERVER_HELLO_DONE, Some(_)) => return Some(self.give_up(Answer::Closed)),
                 (_, None) => return Some(Answer::NotTls),
@@ -264,9 +276,25 @@ impl FlightReader {
     }
 }
 
-/// (negotiated version, cipher suite) from a ServerHello body. The supported_versions
-/// extension, when present, carries the real version (TLS 1.3 says 1.2 in the legacy field).
-pub fn parse_server_hello(body: &[u8]) -> Option<(u16, u16)> {
+/// What a ServerHello says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerHello {
+    pub version: u16,
+    pub suite: u16,
+    /// It carries the extended_master_secret extension (RFC 7627 §5.1: the server uses it).
+    pub ems: bool,
+}
+
+impl ServerHello {
+    fn answer(self, certificates: Vec<Vec<u8>>) -> Answer {
+        Answer::Hello { version: self.version, suite: self.suite, ems: self.ems, certificates }
+    }
+}
+
+/// The negotiated version, cipher suite and extended master secret from a ServerHello body.
+/// The supported_versions extension, when present, carries the real version (TLS 1.3 says 1.2
+/// in the legacy field).
+pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
     let mut r = Reader(body);
     let legacy_version = r.u16()?;
     r.take(32)?; // random
@@ -275,16 +303,19 @@ pub fn parse_server_hello(body: &[u8]) -> Option<(u16, u16)> {
     let suite = r.u16()?;
     r.u8()?; // compression
     let mut version = legacy_version;
+    let mut ems = false;
     if let Some(len) = r.u16() {
         let mut ext = Reader(r.take(len as usize)?);
         while let (Some(kind), Some(len)) = (ext.u16(), ext.u16()) {
             let data = ext.take(len as usize)?;
-            if kind == 0x002B && data.len() == 2 {
-                version = u16::from_be_bytes([data[0], data[1]]);
+            match kind {
+                0x002B if data.len() == 2 => version = u16::from_be_bytes([data[0], data[1]]),
+                0x0017 => ems = true,
+                _ => {}
             }
         }
     }
-    Some((version, suite))
+    Some(ServerHello { version, suite, ems })
 }
 
 /// The DER certificates of a TLS <= 1.2 Certificate message.
@@ -405,6 +436,10 @@ mod tests {
     }
 
     fn server_hello(version: u16, suite: u16, supported_version: Option<u16>) -> Vec<u8> {
+        server_hello_with(version, suite, supported_version, false)
+    }
+
+    fn server_hello_with(version: u16, suite: u16, supported_version: Option<u16>, ems: bool) -> Vec<u8> {
         let mut body = Vec::new();
         put_u16(&mut body, version);
         body.extend_from_slice(&[9; 32]);
@@ -416,6 +451,9 @@ mod tests {
         put_ext(&mut ext, 0xFF01, &[0]);
         if let Some(v) = supported_version {
             put_ext(&mut ext, 0x002B, &v.to_be_bytes());
+        }
+        if ems {
+            put_ext(&mut ext, 0x0017, &[]);
         }
         put_u16(&mut body, ext.len() as u16);
         body.extend_from_slice(&ext);
@@ -455,6 +493,7 @@ mod tests {
             Some(Answer::Hello {
                 version: TLS10,
                 suite: 0xC009,
+                ems: false,
                 certificates: vec![b"leaf".to_vec(), b"intermediate".to_vec()]
             })
         );
@@ -468,7 +507,7 @@ mod tests {
         assert_eq!(reader.push(&record(CONTENT_HANDSHAKE, TLS12, a)), None);
         assert_eq!(
             reader.push(&record(CONTENT_HANDSHAKE, TLS12, b)),
-            Some(Answer::Hello { version: TLS12, suite: 0xC02F, certificates: vec![] })
+            Some(Answer::Hello { version: TLS12, suite: 0xC02F, ems: false, certificates: vec![] })
         );
     }
 
@@ -476,7 +515,7 @@ mod tests {
     fn tls13_version_comes_from_supported_versions() {
         let mut reader = FlightReader::new(true);
         let answer = reader.push(&record(CONTENT_HANDSHAKE, TLS12, &server_hello(TLS12, 0x1301, Some(TLS13))));
-        assert_eq!(answer, Some(Answer::Hello { version: TLS13, suite: 0x1301, certificates: vec![] }));
+        assert_eq!(answer, Some(Answer::Hello { version: TLS13, suite: 0x1301, ems: false, certificates: vec![] }));
     }
 
     #[test]
@@ -500,7 +539,37 @@ mod tests {
     fn hello_without_certificate_before_close_still_counts() {
         let mut reader = FlightReader::new(true);
         assert_eq!(reader.push(&record(CONTENT_HANDSHAKE, TLS11, &server_hello(TLS11, 0x002F, None))), None);
-        assert_eq!(reader.finish(), Answer::Hello { version: TLS11, suite: 0x002F, certificates: vec![] });
+        assert_eq!(reader.finish(), Answer::Hello { version: TLS11, suite: 0x002F, ems: false, certificates: vec![] });
+    }
+
+    #[test]
+    fn the_extended_master_secret_is_offered_and_its_answer_read() {
+        let (_, _, _, exts) = dissect(&client_hello(TLS12, Offer::AnyFor(TLS12), None, [1; 32]));
+        assert!(exts.iter().any(|e| e.0 == 0x0017), "offered by every probe but one");
+        let (_, _, suites, exts) = dissect(&client_hello(TLS12, Offer::WithoutEms, None, [1; 32]));
+        assert!(!exts.iter().any(|e| e.0 == 0x0017), "the one probe without it");
+        assert_eq!(suites.len(), Offer::AnyFor(TLS12).suites().len() + 1, "the same suites, and the SCSV");
+        let mut reader = FlightReader::new(false);
+        let answer = reader.push(&record(CONTENT_HANDSHAKE, TLS12, &server_hello_with(TLS12, 0xC02F, None, true)));
+        assert_eq!(answer, Some(Answer::Hello { version: TLS12, suite: 0xC02F, ems: true, certificates: vec![] }));
+        assert_eq!(answer.unwrap().describe(), "TLSv1.2 TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, extended master secret");
+    }
+
+    #[test]
+    fn an_endless_flight_is_not_an_answer() {
+        // A ServerHello, then handshake messages of an unknown type that never end.
+        let mut reader = FlightReader::new(true);
+        assert_eq!(reader.push(&record(CONTENT_HANDSHAKE, TLS12, &server_hello(TLS12, 0xC02F, None))), None);
+        let filler = record(CONTENT_HANDSHAKE, TLS12, &handshake(99, &[0; 1000]));
+        let mut pushed = 0;
+        let answer = loop {
+            if let Some(answer) = reader.push(&filler) {
+                break answer;
+            }
+            pushed += filler.len();
+            assert!(pushed <= MAX_FLIGHT, "still reading after {pushed} bytes");
+        };
+        assert_eq!(answer, Answer::Hello { version: TLS12, suite: 0xC02F, ems: false, certificates: vec![] });
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub async fn audit(options: &Options) -> Result<Report, String> {
     for (i, target) in targets.iter().enumerate() {
         let ctx = ctx.clone();
         let target = *target;
-        tasks.spawn(async move { (i, probe::audit_port(ctx, target).await) });
+        tasks.spawn(async move { (i, probe::audit_port_in_time(ctx, target).await) });
     }
     let mut results = Vec::new();
     while let Some(done) = tasks.join_next().await {

@@ -2,6 +2,7 @@
 //! findings (severity and fix in one place, so the README and the code cannot disagree), grades,
 //! the text table and the JSON.
 
+use portcullis_events::escape::printable;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -51,6 +52,10 @@ pub enum Kind {
     ObsoleteSuites,
     NonAeadSuites,
     NonForwardSecretSuites,
+    /// TLS 1.2 goes on with a client that does not offer the extended master secret.
+    Tls12WithoutEms,
+    /// TLS 1.2 without the extended master secret even when the client offers it.
+    NoExtendedMasterSecret,
     CertExpired,
     CertNotYetValid,
     CertUntrusted,
@@ -79,6 +84,8 @@ impl Kind {
             Kind::ObsoleteSuites => "obsolete-cipher-accepted",
             Kind::NonAeadSuites => "non-aead-cipher-accepted",
             Kind::NonForwardSecretSuites => "non-forward-secret-cipher-accepted",
+            Kind::Tls12WithoutEms => "tls1.2-without-ems-accepted",
+            Kind::NoExtendedMasterSecret => "no-extended-master-secret",
             Kind::CertExpired => "cert-expired",
             Kind::CertNotYetValid => "cert-not-yet-valid",
             Kind::CertUntrusted => "cert-untrusted",
@@ -116,8 +123,10 @@ impl Kind {
             | Kind::NonForwardSecretSuites
             | Kind::CertExpiresSoon
             | Kind::MailWithoutAuth
+            | Kind::NoExtendedMasterSecret
             | Kind::NoTlsRelay => Medium,
-            Kind::NoTls13 | Kind::CertExpiresThisMonth => Low,
+            // Only clients from before 2016 are exposed (triple handshake, channel binding).
+            Kind::NoTls13 | Kind::CertExpiresThisMonth | Kind::Tls12WithoutEms => Low,
             Kind::CertNameUnchecked => Info,
         }
     }
@@ -134,6 +143,12 @@ impl Kind {
             }
             Kind::NonAeadSuites => "Offer only AEAD suites for TLS 1.2 (e.g. cipher list ECDHE+AESGCM:ECDHE+CHACHA20).",
             Kind::NonForwardSecretSuites => "Remove static-RSA key exchange (exclude kRSA); allow only ECDHE or DHE.",
+            Kind::Tls12WithoutEms => {
+                "Refuse TLS 1.2 without the extended master secret (RFC 7627) where the server can (rustls: require_ems; Portcullis does), or accept only TLS 1.3."
+            }
+            Kind::NoExtendedMasterSecret => {
+                "Upgrade the TLS library: every maintained one supports the extended master secret (RFC 7627; OpenSSL since 1.1.0, GnuTLS since 3.4.0)."
+            }
             Kind::CertExpired => "Renew the certificate, reload the server, and automate renewal (ACME).",
             Kind::CertNotYetValid => "Check the server's clock and the certificate's start date.",
             Kind::CertUntrusted => "Serve a chain (leaf and intermediates) from a CA that clients trust.",
@@ -362,12 +377,14 @@ impl Report {
             out.push_str(line.join("  ").trim_end());
             out.push('\n');
         }
+        // Titles and notes quote what the server said: escaped, so that it cannot move the
+        // cursor, recolour the terminal or forge lines of this report.
         for p in &self.ports {
             if let Some(n) = p.tls.as_ref().and_then(|t| t.negotiated.as_ref()) {
-                out.push_str(&format!("  {}: negotiated {n}\n", p.port));
+                out.push_str(&format!("  {}: negotiated {}\n", p.port, printable(n)));
             }
             for note in &p.notes {
-                out.push_str(&format!("  {}: note: {note}\n", p.port));
+                out.push_str(&format!("  {}: note: {}\n", p.port, printable(note)));
             }
         }
         out.push('\n');
@@ -376,7 +393,7 @@ impl Report {
         } else {
             out.push_str("Findings:\n");
             for f in &self.findings {
-                out.push_str(&format!("  [{:<8}] {:>5}  {}\n", f.severity.name(), f.port, f.title));
+                out.push_str(&format!("  [{:<8}] {:>5}  {}\n", f.severity.name(), f.port, printable(&f.title)));
                 out.push_str(&format!("             fix: {}\n", f.fix));
             }
         }
@@ -424,6 +441,20 @@ mod tests {
         let table = report.to_table();
         assert!(table.contains("Overall grade: C"), "{table}");
         assert!(table.contains("fix: Offer only AEAD suites"), "{table}");
+    }
+
+    #[test]
+    fn what_the_server_said_is_printed_escaped() {
+        let mut p = port(587);
+        p.notes.push("it said \"220 ok\r\n\u{1b}[2J\u{1b}[32mOverall grade: A\"".into());
+        let findings =
+            vec![Finding::new(587, Kind::NoTls, "No TLS: STARTTLS is refused (454 \u{1b}]0;pwned\u{7}\u{202e})")];
+        let table = Report::finish("h".into(), "127.0.0.1".into(), None, vec![p], findings).to_table();
+        let unsafe_chars: Vec<char> =
+            table.chars().filter(|&c| c != '\n' && portcullis_events::escape::is_unsafe(c)).collect();
+        assert!(unsafe_chars.is_empty(), "{unsafe_chars:?} in {table}");
+        assert!(table.contains("\\u001b[32mOverall grade: A"), "{table}");
+        assert_eq!(table.lines().filter(|l| l.starts_with("Overall grade")).count(), 1, "{table}");
     }
 
     #[test]

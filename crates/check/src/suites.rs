@@ -149,6 +149,9 @@ pub enum Offer {
     NonForwardSecret,
     /// RC4, 3DES, DES, export grade, NULL and anonymous suites.
     Obsolete,
+    /// Every TLS 1.2 suite, but without the extended_master_secret extension (RFC 7627), which
+    /// every other probe offers: what a client from before 2016 sends.
+    WithoutEms,
 }
 
 impl Offer {
@@ -159,8 +162,14 @@ impl Offer {
                 Offer::NonAead => s.bulk != Bulk::Aead && !s.obsolete(),
                 Offer::NonForwardSecret => !s.forward_secret() && !s.obsolete(),
                 Offer::Obsolete => s.obsolete(),
+                Offer::WithoutEms => true,
             })
             .collect()
+    }
+
+    /// Whether the ClientHello offers the extended master secret (RFC 7627).
+    pub fn with_ems(self) -> bool {
+        self != Offer::WithoutEms
     }
 
     /// True when `id` is one this offer was probing for (a server answering with a suite it was

@@ -7,7 +7,7 @@ use crate::report::{Finding, Kind};
 use crate::suites::{self, Offer};
 
 /// The hand-built probes, in the order they are sent.
-pub const PROBES: [(u16, Offer); 7] = [
+pub const PROBES: [(u16, Offer); 8] = [
     (TLS12, Offer::AnyFor(TLS12)),
     (TLS11, Offer::AnyFor(TLS11)),
     (TLS10, Offer::AnyFor(TLS10)),
@@ -15,6 +15,7 @@ pub const PROBES: [(u16, Offer); 7] = [
     (TLS12, Offer::NonAead),
     (TLS12, Offer::NonForwardSecret),
     (TLS12, Offer::Obsolete),
+    (TLS12, Offer::WithoutEms),
 ];
 
 pub fn probe_name(version: u16, offer: Offer) -> String {
@@ -23,6 +24,7 @@ pub fn probe_name(version: u16, offer: Offer) -> String {
         Offer::NonAead => "non-AEAD suite".into(),
         Offer::NonForwardSecret => "static-RSA suite".into(),
         Offer::Obsolete => "obsolete suite".into(),
+        Offer::WithoutEms => "TLSv1.2 without EMS".into(),
     }
 }
 
@@ -157,6 +159,25 @@ pub fn judge(port: u16, seen: &Observed) -> Verdict {
         let title = format!("An obsolete suite is accepted: {} with {}", suites::name(suite), version_name(version));
         findings.push(Finding::new(port, Kind::ObsoleteSuites, title));
     }
+    // RFC 7627: without the extended master secret, a man in the middle can make two TLS 1.2
+    // sessions share their keys (the triple handshake), and channel bindings such as
+    // SCRAM-SHA-256-PLUS's bind nothing.
+    if tls12 {
+        let ems_answered = match answer(TLS12, Offer::AnyFor(TLS12)) {
+            Some(Ok(Answer::Hello { version: TLS12, ems, .. })) => Some(*ems),
+            _ => None,
+        };
+        if ems_answered == Some(false) {
+            let title = "TLS 1.2 without the extended master secret: offered it, the server did not take it up";
+            findings.push(Finding::new(port, Kind::NoExtendedMasterSecret, title));
+        } else if let Some(suite) = accepted(TLS12, Offer::WithoutEms) {
+            let title = format!(
+                "TLS 1.2 is accepted from a client that does not offer the extended master secret (the server chose {})",
+                suites::name(suite)
+            );
+            findings.push(Finding::new(port, Kind::Tls12WithoutEms, title));
+        }
+    }
     if let Some(e) = seen.main_error {
         if tls12 || tls13 == Some(true) {
             notes.push(format!("a modern client's handshake failed: {e}"));
@@ -170,15 +191,20 @@ mod tests {
     use super::*;
 
     fn hello(version: u16, suite: u16) -> Result<Answer, String> {
-        Ok(Answer::Hello { version, suite, certificates: vec![] })
+        Ok(Answer::Hello { version, suite, ems: false, certificates: vec![] })
+    }
+
+    /// A TLS 1.2 ServerHello that takes up the extended master secret.
+    fn hello_ems(suite: u16) -> Result<Answer, String> {
+        Ok(Answer::Hello { version: TLS12, suite, ems: true, certificates: vec![] })
     }
 
     fn alert() -> Result<Answer, String> {
         Ok(Answer::Alert { level: 2, description: 40 })
     }
 
-    /// Answers for the seven probes, in PROBES order.
-    fn answers(list: [Result<Answer, String>; 7]) -> Vec<ProbeAnswer> {
+    /// Answers for the eight probes, in PROBES order.
+    fn answers(list: [Result<Answer, String>; 8]) -> Vec<ProbeAnswer> {
         PROBES.iter().zip(list).map(|((v, o), a)| (*v, *o, a)).collect()
     }
 
@@ -192,7 +218,8 @@ mod tests {
 
     #[test]
     fn a_modern_server_is_clean() {
-        let a = answers([hello(TLS12, 0xC02F), alert(), alert(), alert(), alert(), alert(), alert()]);
+        // Portcullis: the extended master secret taken up, and TLS 1.2 without it refused.
+        let a = answers([hello_ems(0xC02F), alert(), alert(), alert(), alert(), alert(), alert(), alert()]);
         let v = judge(993, &Observed { answers: &a, negotiated: Some(TLS13), main_error: None, starttls: false });
         assert!(v.findings.is_empty() && v.notes.is_empty());
         assert_eq!(accepted(&v), [Some(false), Some(false), Some(false), Some(true), Some(true)]);
@@ -201,11 +228,12 @@ mod tests {
     #[test]
     fn tls10_with_a_cbc_suite_shows_in_three_findings() {
         let a = answers([
-            hello(TLS12, 0xC02B),
+            hello_ems(0xC02B),
             hello(TLS11, 0xC009),
             hello(TLS10, 0xC009),
             Ok(Answer::Closed),
-            hello(TLS12, 0xC009),
+            hello_ems(0xC009),
+            alert(),
             alert(),
             alert(),
         ]);
@@ -225,6 +253,7 @@ mod tests {
             hello(TLS10, 0x002F),
             hello(TLS10, 0x002F),
             hello(TLS10, 0x0005),
+            hello(TLS10, 0x0005),
         ]);
         let seen =
             Observed { answers: &a, negotiated: None, main_error: Some("peer is incompatible"), starttls: false };
@@ -236,14 +265,14 @@ mod tests {
 
     #[test]
     fn tls12_only_with_rsa_key_exchange() {
-        let a = answers([hello(TLS12, 0xC030), alert(), alert(), alert(), alert(), hello(TLS12, 0x009D), alert()]);
+        let a = answers([hello_ems(0xC030), alert(), alert(), alert(), alert(), hello_ems(0x009D), alert(), alert()]);
         let v = judge(465, &Observed { answers: &a, negotiated: Some(TLS12), main_error: None, starttls: false });
         assert_eq!(ids(&v), ["no-tls1.3", "non-forward-secret-cipher-accepted"]);
     }
 
     #[test]
     fn a_suite_that_was_not_offered_is_not_acceptance() {
-        let a = answers([hello(TLS12, 0xC02F), alert(), alert(), alert(), hello(TLS12, 0xC02F), alert(), alert()]);
+        let a = answers([hello_ems(0xC02F), alert(), alert(), alert(), hello_ems(0xC02F), alert(), alert(), alert()]);
         let v = judge(465, &Observed { answers: &a, negotiated: Some(TLS13), main_error: None, starttls: false });
         assert!(v.findings.is_empty(), "{:?}", ids(&v));
     }
@@ -251,7 +280,7 @@ mod tests {
     #[test]
     fn starttls_that_leads_nowhere() {
         let closed = || Ok(Answer::Closed);
-        let a = answers([closed(), closed(), closed(), closed(), closed(), closed(), closed()]);
+        let a = answers([closed(), closed(), closed(), closed(), closed(), closed(), closed(), closed()]);
         let seen = Observed { answers: &a, negotiated: None, main_error: Some("handshake eof"), starttls: true };
         let v = judge(587, &seen);
         assert_eq!(ids(&v), ["starttls-failed"]);
@@ -262,9 +291,10 @@ mod tests {
     #[test]
     fn inconclusive_probes_are_notes_not_findings() {
         let a = answers([
-            hello(TLS12, 0xC02F),
+            hello_ems(0xC02F),
             Err("cannot connect again".into()),
             Ok(Answer::NotTls),
+            alert(),
             alert(),
             alert(),
             alert(),
@@ -274,5 +304,26 @@ mod tests {
         assert!(v.findings.is_empty());
         assert_eq!(accepted(&v), [Some(false), None, None, Some(true), Some(true)]);
         assert_eq!(v.notes.len(), 2, "{:?}", v.notes);
+    }
+
+    #[test]
+    fn tls12_without_the_extended_master_secret() {
+        // OpenSSL's default: takes it up when offered, goes on without it when not.
+        let a =
+            answers([hello_ems(0xC02F), alert(), alert(), alert(), alert(), alert(), alert(), hello(TLS12, 0xC030)]);
+        let v = judge(993, &Observed { answers: &a, negotiated: Some(TLS13), main_error: None, starttls: false });
+        assert_eq!(ids(&v), ["tls1.2-without-ems-accepted"]);
+        assert!(v.findings[0].title.contains("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"), "{}", v.findings[0].title);
+        assert_eq!(v.findings[0].severity, crate::report::Severity::Low);
+        // A server that does not know it at all: one finding, the graver one.
+        let a =
+            answers([hello(TLS12, 0xC02F), alert(), alert(), alert(), alert(), alert(), alert(), hello(TLS12, 0xC02F)]);
+        let v = judge(993, &Observed { answers: &a, negotiated: Some(TLS13), main_error: None, starttls: false });
+        assert_eq!(ids(&v), ["no-extended-master-secret"]);
+        assert_eq!(v.findings[0].severity, crate::report::Severity::Medium);
+        // TLS 1.3 only: nothing to say about TLS 1.2.
+        let a = answers([alert(), alert(), alert(), alert(), alert(), alert(), alert(), alert()]);
+        let v = judge(993, &Observed { answers: &a, negotiated: Some(TLS13), main_error: None, starttls: false });
+        assert!(v.findings.is_empty(), "{:?}", ids(&v));
     }
 }

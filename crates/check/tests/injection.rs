@@ -93,7 +93,7 @@ async fn run(vulnerable: bool) -> portcullis_check::Report {
     let cert = rcgen::CertificateParams::new(vec![NAME.to_string()]).unwrap().self_signed(&key).unwrap();
     let mut ca = tempfile::NamedTempFile::new().unwrap();
     ca.write_all(cert.pem().as_bytes()).unwrap();
-    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
@@ -102,6 +102,8 @@ async fn run(vulnerable: bool) -> portcullis_check::Report {
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         )
         .unwrap();
+    // As Portcullis does: otherwise TLS 1.2 without the extended master secret is a finding too.
+    tls.require_ems = true;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(serve(listener, Arc::new(tls), vulnerable));

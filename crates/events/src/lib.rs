@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod escape;
 mod log;
 mod rotate;
 pub use log::{LogFormat, LogSink};

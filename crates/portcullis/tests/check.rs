@@ -84,6 +84,11 @@ fn portcullis_itself_is_clean() {
         );
         assert_eq!(p["certificate"]["trusted"], true);
         assert!(p["notes"].as_array().unwrap().is_empty(), "{p:#}");
+        // TLS 1.2 only with the extended master secret (RFC 7627): taken up when offered, and a
+        // client that does not offer it is refused.
+        let probes = &p["tls"]["probes"];
+        assert!(probes["TLSv1.2"].as_str().unwrap().ends_with(", extended master secret"), "{p:#}");
+        assert!(probes["TLSv1.2 without EMS"].as_str().unwrap().starts_with("alert"), "{p:#}");
     }
     assert_eq!(port_report(&report, closed)["state"], "closed");
     assert!(elapsed < Duration::from_secs(15), "the audit took {elapsed:?}");
@@ -368,11 +373,23 @@ fn a_weak_dovecot_and_postfix_get_exactly_their_planted_findings() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = json_report(&out);
 
+    // On every port too: OpenSSL (3.0 here) takes the extended master secret up when offered,
+    // and goes on with TLS 1.2 without it when the client does not offer it.
     let expected: [(u16, &[&str], &str); 4] = [
-        (imap, &["plaintext-login"], "D"),
-        (pop3, &["plaintext-login"], "D"),
-        (imaps, &["cert-expired", "non-aead-cipher-accepted", "tls1.0-accepted", "tls1.1-accepted"], "F"),
-        (submission, &["auth-before-tls"], "D"),
+        (imap, &["plaintext-login", "tls1.2-without-ems-accepted"], "D"),
+        (pop3, &["plaintext-login", "tls1.2-without-ems-accepted"], "D"),
+        (
+            imaps,
+            &[
+                "cert-expired",
+                "non-aead-cipher-accepted",
+                "tls1.0-accepted",
+                "tls1.1-accepted",
+                "tls1.2-without-ems-accepted",
+            ],
+            "F",
+        ),
+        (submission, &["auth-before-tls", "tls1.2-without-ems-accepted"], "D"),
     ];
     for (port, ids, grade) in expected {
         assert_eq!(finding_ids(&report, port), ids, "port {port}: {report:#}");
@@ -387,6 +404,7 @@ fn a_weak_dovecot_and_postfix_get_exactly_their_planted_findings() {
     assert_eq!(severity(imaps, "tls1.0-accepted"), "high");
     assert_eq!(severity(imap, "plaintext-login"), "high");
     assert_eq!(severity(submission, "auth-before-tls"), "high");
+    assert_eq!(severity(submission, "tls1.2-without-ems-accepted"), "low");
     for f in report["findings"].as_array().unwrap() {
         assert!(!f["fix"].as_str().unwrap().is_empty(), "{f:#}");
     }
@@ -409,6 +427,10 @@ fn a_weak_dovecot_and_postfix_get_exactly_their_planted_findings() {
     let legacy_port = port_report(&report, imaps);
     assert!(legacy_port["certificate"]["days_left"].as_i64().unwrap() < 0);
     assert_eq!(legacy_port["tls"]["versions"]["TLSv1.0"], true);
+    // The evidence: the extended master secret taken up when offered, TLS 1.2 without it too.
+    let probes = &port_report(&report, submission)["tls"]["probes"];
+    assert!(probes["TLSv1.2"].as_str().unwrap().ends_with(", extended master secret"), "{probes:#}");
+    assert!(probes["TLSv1.2 without EMS"].as_str().unwrap().starts_with("TLSv1.2 "), "{probes:#}");
     assert!(port_report(&report, submission)["certificate"]["days_left"].as_i64().unwrap() > 30);
 
     // The table, and --fail-on for monitoring: exit status 2 at critical, 0 when the

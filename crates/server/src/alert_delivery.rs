@@ -11,7 +11,7 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use portcullis_config::NotifySeverity;
-use portcullis_events::{Event, Events, Record, Severity, Sink};
+use portcullis_events::{escape, Event, Events, Record, Severity, Sink};
 use portcullis_store::{Delivery, Store};
 use tokio::sync::mpsc;
 
@@ -64,7 +64,7 @@ pub async fn deliver(
 ) {
     let client = webhook_client();
     while let Some(record) = pending.recv().await {
-        let json = serde_json::to_vec(&record).unwrap_or_default();
+        let json = portcullis_events::escape::to_strict_json(&record).into_bytes();
         if let Some(url) = config.webhook.clone() {
             let client = client.clone();
             let events = events.clone();
@@ -129,7 +129,10 @@ async fn mail(store: &dyn Store, address: &str, hostname: &str, record: &Record)
     let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     let severity = serde_json::to_value(severity).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     let details = serde_json::to_string_pretty(record).unwrap_or_default();
-    let subject: String = message.chars().filter(|c| !c.is_control()).take(120).collect();
+    // The message may quote names a client chose: no line breaks or escape sequences in the
+    // header or the body (the pretty JSON below is escaped by serde).
+    let subject: String = message.chars().filter(|c| !escape::is_unsafe(*c)).take(120).collect();
+    let message = escape::printable(message);
     let raw = format!(
         "From: Portcullis <postmaster@{hostname}>\r\nTo: <{address}>\r\nSubject: [Portcullis {severity}] {kind}: {subject}\r\n\
          Date: {}\r\nMessage-ID: <alert.{}.{}@{hostname}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\

@@ -1,9 +1,14 @@
 //! Process hygiene: a server started as root binds its ports, then becomes an unprivileged
-//! user for good, before it reads a byte from the network.
+//! user for good, before it reads a byte from the network; what it stores is for that user
+//! alone.
 
-use std::path::Path;
+mod data_dir;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::stat::{umask, Mode};
 use nix::unistd::{setgid, setgroups, setuid, Gid, Group, Uid, User};
 use portcullis_config::Config;
 
@@ -31,15 +36,38 @@ pub fn raise_open_file_limit(config: &Config) -> Option<String> {
 }
 
 /// Drops root to `process.user` (and `process.group`, default the user's group), first handing
-/// the data directory to that user. Refuses to stay root unless `process.allow_root` says so.
-/// Does nothing when not started as root.
+/// the data directory to that user (see `process/data_dir.rs`: through descriptors, never
+/// following what the user could have changed). Refuses to stay root unless
+/// `process.allow_root` says so.
+///
+/// Root or not, the process's umask becomes 077 and, when it runs as an unprivileged user, the
+/// data directory and the store's files are made its owner's alone (0700 and 0600): the store
+/// holds password hashes, TOTP secrets and everyone's mail.
 pub fn drop_privileges(config: &Config) -> Result<(), String> {
-    if !Uid::effective().is_root() {
-        return Ok(());
+    // Whatever the process creates from now on is for its owner alone (the binary sets this at
+    // start too; a server started from elsewhere gets it here).
+    umask(Mode::from_bits_truncate(0o077));
+    if Uid::effective().is_root() {
+        let Some((user, gid)) = service_user(config)? else {
+            // process.allow_root: nothing to hand over, and modes stay as root made them.
+            return Ok(());
+        };
+        become_service_user(config, &user, gid)?;
     }
+    data_dir::keep_private(&config.data_dir)?;
+    if let Some((dir, names)) = store_outside(config) {
+        for name in names {
+            data_dir::keep_private(&dir.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// The account to run as (and its group), or None when root may stay root.
+fn service_user(config: &Config) -> Result<Option<(User, Gid)>, String> {
     let Some(name) = &config.process.user else {
         if config.process.allow_root {
-            return Ok(());
+            return Ok(None);
         }
         return Err(format!(
             "{}: refusing to serve as root; set process.user to an unprivileged account (for example \"portcullis\", created with `useradd --system --home-dir /var/lib/portcullis portcullis`), or process.allow_root = true",
@@ -58,40 +86,45 @@ pub fn drop_privileges(config: &Config) -> Result<(), String> {
                 .gid
         }
     };
-    let data_dir = &config.data_dir;
-    if data_dir.parent().is_none() {
-        return Err("data_dir: refusing to hand the root directory to the service user".into());
-    }
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    give_tree(data_dir, user.uid, gid)?;
+    Ok(Some((user, gid)))
+}
+
+/// Hands the data directory (and a store kept outside it) over, then becomes the user for good.
+fn become_service_user(config: &Config, user: &User, gid: Gid) -> Result<(), String> {
+    let service = data_dir::ServiceUser { name: &user.name, uid: user.uid, gid };
+    let (dir, resolved) = data_dir::open_dir(&config.data_dir, &service, true).map_err(|e| format!("data_dir: {e}"))?;
+    data_dir::hand_over(dir, &resolved, &service)?;
     // A database kept outside data_dir: hand over its files, not the directory around them.
-    if !config.store.sqlite_path.starts_with(data_dir) {
-        for suffix in ["", "-wal", "-shm"] {
-            let file = format!("{}{suffix}", config.store.sqlite_path.display());
-            if Path::new(&file).exists() {
-                give_tree(Path::new(&file), user.uid, gid)?;
-            }
+    if let Some((dir, names)) = store_outside(config) {
+        if dir.exists() {
+            data_dir::hand_over_files(&dir, &names, &service).map_err(|e| format!("store.url: {e}"))?;
         }
     }
     setgroups(&[gid]).map_err(|e| format!("cannot drop supplementary groups: {e}"))?;
     setgid(gid).map_err(|e| format!("cannot switch to group {gid}: {e}"))?;
-    setuid(user.uid).map_err(|e| format!("cannot switch to user {name}: {e}"))?;
+    setuid(user.uid).map_err(|e| format!("cannot switch to user {}: {e}", user.name))?;
     if setuid(Uid::from_raw(0)).is_ok() {
         return Err("privileges could be regained after dropping them; refusing to run".into());
     }
     Ok(())
 }
 
-/// Makes `path` and everything below it owned by `uid:gid` (the store's files must stay
-/// writable after the drop).
-fn give_tree(path: &Path, uid: Uid, gid: Gid) -> Result<(), String> {
-    std::os::unix::fs::lchown(path, Some(uid.as_raw()), Some(gid.as_raw()))
-        .map_err(|e| format!("cannot hand {} to the service user: {e}", path.display()))?;
-    if path.is_dir() && !path.is_symlink() {
-        let entries = std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        for entry in entries.flatten() {
-            give_tree(&entry.path(), uid, gid)?;
-        }
+/// The directory and file names of a SQLite store kept outside data_dir (the database, its
+/// write-ahead log and shared memory), or None when it is inside.
+fn store_outside(config: &Config) -> Option<(PathBuf, Vec<OsString>)> {
+    let path = &config.store.sqlite_path;
+    if path.starts_with(&config.data_dir) {
+        return None;
     }
-    Ok(())
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+    let name = path.file_name()?;
+    let names = ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let mut n = name.to_os_string();
+            n.push(suffix);
+            n
+        })
+        .collect();
+    Some((dir, names))
 }

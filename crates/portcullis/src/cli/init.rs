@@ -1,16 +1,25 @@
 //! `portcullis init`: a config, a data directory, a self-signed certificate and a first
 //! account; and the dev instance behind `portcullis serve --dev`, made the same way.
+//!
+//! Who may read what `init` writes: everything is for its owner alone, except when root makes
+//! an instance for a service user that exists (the README's way to production). Then the
+//! config and the certificate stay root's but the user's group may read them (the server reads
+//! them again on SIGHUP, after it has dropped root), every directory lets that group through,
+//! and the store is created as the user, in a data directory that becomes the user's.
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::unistd::Gid;
 
 use portcullis_auth::{derive_secrets, generate_password, PasswordHasher};
 use portcullis_config::{is_hostname, Config};
-use portcullis_store::{Quota, SqliteStore, Store};
+use portcullis_store::{Quota, Store};
 
 use crate::cli::runtime::block_on;
+use crate::cli::store_access::open;
 use crate::cli::Failure;
 
 /// Where `serve --dev` keeps its instance.
@@ -18,6 +27,8 @@ pub const DEV_DIR: &str = "portcullis-dev";
 const DEV_HOSTNAME: &str = "localhost";
 /// A reserved name (RFC 2606): obviously not a real domain.
 const DEV_DOMAIN: &str = "example.test";
+/// The account `serve` becomes when started as root, unless `--user` names another.
+const SERVICE_USER: &str = "portcullis";
 
 #[derive(clap::Args)]
 pub struct InitArgs {
@@ -33,6 +44,13 @@ pub struct InitArgs {
     /// Loopback-only listeners on 10000 + the standard ports (10465, 10587, 10993, 10995)
     #[arg(long)]
     dev: bool,
+    /// The account `serve` becomes when started as root; create it first (useradd --system)
+    /// [default: portcullis]
+    #[arg(long, value_name = "NAME", conflicts_with = "dev")]
+    user: Option<String>,
+    /// Where the store and the server's state go, e.g. /var/lib/portcullis [default: DIR/data]
+    #[arg(long, value_name = "PATH")]
+    data_dir: Option<PathBuf>,
 }
 
 /// Creates an instance; prints what it made, and the first account's password once.
@@ -64,9 +82,16 @@ pub fn init(args: &InitArgs) -> Result<Config, Failure> {
     if config_path.exists() {
         return Err(Failure(format!("{} already exists; remove it or pick another --dir", config_path.display())));
     }
-    private_dir(dir)?;
-    private_dir(&dir.join("tls"))?;
-    private_dir(&dir.join("data"))?;
+    let user = args.user.as_deref().unwrap_or(SERVICE_USER);
+    let data_dir = match &args.data_dir {
+        None => None,
+        Some(path) => Some(absolute(path)?),
+    };
+    let layout = Layout::for_instance(args.dev, user);
+    layout.dir(dir)?;
+    layout.dir(&dir.join("tls"))?;
+    // The data directory is root's only until the store is opened as the service user.
+    Layout::private().dir(data_dir.as_deref().unwrap_or(&dir.join("data")))?;
 
     let mut names = vec![hostname.clone()];
     if args.dev {
@@ -74,17 +99,18 @@ pub fn init(args: &InitArgs) -> Result<Config, Failure> {
         names.dedup();
     }
     let certified = rcgen::generate_simple_self_signed(names)?;
-    write_file(&dir.join("tls/cert.pem"), certified.cert.pem().as_bytes(), 0o644)?;
-    write_file(&dir.join("tls/key.pem"), certified.signing_key.serialize_pem().as_bytes(), 0o600)?;
+    layout.file(&dir.join("tls/cert.pem"), certified.cert.pem().as_bytes())?;
+    layout.file(&dir.join("tls/key.pem"), certified.signing_key.serialize_pem().as_bytes())?;
 
-    write_file(&config_path, config_text(&hostname, args.dev).as_bytes(), 0o644)?;
+    layout.file(&config_path, config_text(&hostname, args.dev, user, data_dir.as_deref())?.as_bytes())?;
     let config = Config::load(&config_path)?;
 
     let account = format!("postmaster@{domain}");
     let password = generate_password();
     let hasher = PasswordHasher::new(&config.passwords)?;
     let secrets = derive_secrets(&hasher, &password, config.passwords.scram_iterations)?;
-    let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)?;
+    // As the service user when root made this for one: the store is that user's from the start.
+    let store = open(&config)?;
     block_on(async {
         store.add_domain(&domain).await?;
         store.add_account(&account, &secrets, Quota::Default).await?;
@@ -101,6 +127,14 @@ pub fn init(args: &InitArgs) -> Result<Config, Failure> {
     println!("  account      {account}");
     println!("  password     {password}");
     println!("The password is shown only this once; change it with `portcullis account passwd {account}`.");
+    if let Some(group) = layout.group {
+        let group = nix::unistd::Group::from_gid(group).ok().flatten().map(|g| g.name).unwrap_or(group.to_string());
+        println!("The service user {user} owns the store; its group {group} may read the config and the certificate.");
+    } else if layout.missing_user {
+        eprintln!(
+            "warning: there is no user \"{user}\", so all of this is root's alone and `serve` started as root cannot run as that user; create it first (useradd --system --home-dir /var/lib/portcullis --shell /usr/sbin/nologin {user}) and run init again into an empty --dir"
+        );
+    }
     Ok(config)
 }
 
@@ -116,7 +150,7 @@ pub fn dev_instance(dir: &Path) -> Result<Config, Failure> {
         );
         config
     } else {
-        init(&InitArgs { hostname: None, domain: None, dir: dir.to_path_buf(), dev: true })?
+        init(&InitArgs { hostname: None, domain: None, dir: dir.to_path_buf(), dev: true, user: None, data_dir: None })?
     };
     println!("Listening on loopback only:");
     for (what, addrs) in [
@@ -149,7 +183,27 @@ fn default_domain(hostname: &str) -> String {
     }
 }
 
-fn config_text(hostname: &str, dev: bool) -> String {
+/// `path` made absolute (relative to the current directory), as it will be written into the
+/// config: refused when it holds what a TOML string would need escaped.
+fn absolute(path: &Path) -> Result<PathBuf, Failure> {
+    let path = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
+    match path.to_str() {
+        Some(text) if !text.chars().any(|c| c == '"' || c == '\\' || c.is_control()) => Ok(path),
+        _ => Err(Failure(format!(
+            "--data-dir {}: pick a path without quotes, backslashes or control characters",
+            path.display()
+        ))),
+    }
+}
+
+fn config_text(hostname: &str, dev: bool, user: &str, data_dir: Option<&Path>) -> Result<String, Failure> {
+    let (data_dir, store_file) = match data_dir {
+        None => ("data".to_string(), "data/mail.db".to_string()),
+        Some(path) => {
+            let text = path.to_str().ok_or_else(|| Failure("--data-dir must be UTF-8".into()))?;
+            (text.to_string(), format!("{}/mail.db", text.trim_end_matches('/')))
+        }
+    };
     let root = nix::unistd::Uid::effective().is_root();
     let (listen, process, log) = if dev {
         (
@@ -158,26 +212,26 @@ fn config_text(hostname: &str, dev: bool) -> String {
             if root {
                 // A dev instance on loopback, started by root (a container): stay root rather
                 // than lose access to a home directory only root may enter.
-                "# A loopback-only dev instance started as root stays root. Never do this on a real server.\nallow_root = true\n"
+                "# A loopback-only dev instance started as root stays root. Never do this on a real server.\nallow_root = true\n".to_string()
             } else {
-                ""
+                String::new()
             },
             "[log]\nformat = \"text\"\n",
         )
     } else {
         (
             "submissions = [\"0.0.0.0:465\"]       # add \"[::]:465\" for IPv6\nsubmission = [\"0.0.0.0:587\"]\nimaps = [\"0.0.0.0:993\"]\npop3s = [\"0.0.0.0:995\"]\n\
-             # Admin API, /metrics and the dashboard; the token is in data/admin.token (made at the\n\
+             # Admin API, /metrics and the dashboard; the token is in admin.token in data_dir (made at the\n\
              # first start). Off loopback, set admin.tls = true.\n\
              admin = [\"127.0.0.1:8080\"]\n",
-            "# Started as root, `serve` binds its ports and then runs as this user\n# (create it with `useradd --system --home-dir /var/lib/portcullis portcullis`).\nuser = \"portcullis\"\n",
+            format!("# Started as root, `serve` binds its ports and then runs as this user\n# (create it with `useradd --system --home-dir /var/lib/portcullis {user}`).\nuser = \"{user}\"\n"),
             "",
         )
     };
-    format!(
+    Ok(format!(
         "# Portcullis configuration. Reference: docs/configuration.md.\n\
          hostname = \"{hostname}\"\n\
-         data_dir = \"data\"\n\
+         data_dir = \"{data_dir}\"\n\
          \n\
          [tls]\n\
          # PEM chain and key; SIGHUP reloads them. The key must stay readable by the service user.\n\
@@ -189,34 +243,84 @@ fn config_text(hostname: &str, dev: bool) -> String {
          {listen}\
          \n\
          [store]\n\
-         url = \"sqlite:data/mail.db\"\n\
+         url = \"sqlite:{store_file}\"\n\
          default_quota = \"2GiB\"\n\
          \n\
          [process]\n\
          {process}\
          \n\
          {log}"
-    )
+    ))
 }
 
-fn private_dir(path: &Path) -> Result<(), Failure> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| Failure(format!("cannot create {}: {e}", path.display())))
+/// Modes and group for what `init` creates (see the module comment).
+struct Layout {
+    /// The service user's group, when root makes the instance for an existing service user.
+    group: Option<Gid>,
+    /// Root makes a real instance, but the service user does not exist (yet).
+    missing_user: bool,
 }
 
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), Failure> {
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|e| Failure(format!("cannot create {}: {e}", path.display())))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    Ok(())
+impl Layout {
+    fn for_instance(dev: bool, user: &str) -> Layout {
+        if dev || !nix::unistd::Uid::effective().is_root() {
+            return Layout::private();
+        }
+        match nix::unistd::User::from_name(user).ok().flatten() {
+            Some(account) => Layout { group: Some(account.gid), missing_user: false },
+            None => Layout { group: None, missing_user: true },
+        }
+    }
+
+    /// Everything for its owner alone.
+    fn private() -> Layout {
+        Layout { group: None, missing_user: false }
+    }
+
+    /// Creates `path` (mode 0700, or 0750 for the group), and any missing parent 0755; leaves
+    /// an existing directory as it is.
+    fn dir(&self, path: &Path) -> Result<(), Failure> {
+        if path.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+            Layout::private().dir(parent)?;
+            // A parent holds nothing itself: it only has to let the service user through.
+            fs::set_permissions(parent, fs::Permissions::from_mode(0o755))?;
+        }
+        fs::create_dir(path).map_err(|e| Failure(format!("cannot create {}: {e}", path.display())))?;
+        let made = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_NOFOLLOW).bits())
+            .open(path)
+            .map_err(|e| Failure(format!("cannot open {}: {e}", path.display())))?;
+        self.own(&made, path, if self.group.is_some() { 0o750 } else { 0o700 })
+    }
+
+    /// Writes a new file (mode 0600, or 0640 for the group); refuses to replace one.
+    fn file(&self, path: &Path, contents: &[u8]) -> Result<(), Failure> {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Failure(format!("cannot create {}: {e}", path.display())))?;
+        self.own(&file, path, if self.group.is_some() { 0o640 } else { 0o600 })?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        Ok(())
+    }
+
+    /// Sets the mode (whatever the umask) and the group, through the open descriptor.
+    fn own(&self, file: &fs::File, path: &Path, mode: u32) -> Result<(), Failure> {
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Failure(format!("cannot set the mode of {}: {e}", path.display())))?;
+        if let Some(group) = self.group {
+            std::os::unix::fs::fchown(file, None, Some(group.as_raw()))
+                .map_err(|e| Failure(format!("cannot give {} to group {group}: {e}", path.display())))?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -233,12 +337,19 @@ mod tests {
     #[test]
     fn generated_configs_parse() {
         for dev in [true, false] {
-            let text = config_text("mail.example.org", dev);
+            let text = config_text("mail.example.org", dev, "mailsvc", None).unwrap();
             let config = Config::parse(Path::new("/srv/p/portcullis.toml"), &text).unwrap();
             assert_eq!(config.listen.submissions.len(), 1);
             assert_eq!(config.listen.admin.len(), 1);
             assert!(config.listen.admin[0].ip().is_loopback());
             assert_eq!(config.store.sqlite_path, PathBuf::from("/srv/p/data/mail.db"));
+            assert_eq!(config.process.user.as_deref(), (!dev).then_some("mailsvc"));
         }
+        let text =
+            config_text("mail.example.org", false, "portcullis", Some(Path::new("/var/lib/portcullis"))).unwrap();
+        let config = Config::parse(Path::new("/etc/portcullis/portcullis.toml"), &text).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/portcullis"));
+        assert_eq!(config.store.sqlite_path, PathBuf::from("/var/lib/portcullis/mail.db"));
+        assert!(absolute(Path::new("/srv/a\"b")).is_err());
     }
 }

@@ -76,7 +76,8 @@ impl Resolver {
         let config = ResolverConfig::from_name_servers(servers.iter().map(|&addr| name_server(addr)).collect());
         let mut options = ResolverOpts::default();
         options.timeout = settings.timeout;
-        options.attempts = settings.attempts.max(1);
+        // hickory counts retries after the first try; ours counts tries.
+        options.attempts = settings.attempts.max(1) - 1;
         options.cache_size = settings.cache_size;
         // Mail routing and sender checks come from the DNS only, never from /etc/hosts.
         options.use_hosts_file = ResolveHosts::Never;

@@ -51,7 +51,7 @@ impl DnsSettings {
 impl Servers {
     /// Parses the `[dns] servers` value: `["system"]` (or an empty list) means the system's;
     /// otherwise each entry is an address with an optional port ("192.0.2.1", "192.0.2.1:5353",
-    /// "2001:db8::1", "[2001:db8::1]:53"). The error names the entry that is wrong.
+    /// "2001:db8::1", `"[2001:db8::1]:53"`). The error names the entry that is wrong.
     pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Servers, String> {
         if entries.is_empty() || (entries.len() == 1 && entries[0].as_ref().trim() == "system") {
             return Ok(Servers::System);

@@ -193,3 +193,32 @@ async fn authenticated_lookups_take_huge_answers_over_tcp() {
     assert!(mx.authentic_data);
     assert!(dns.asked().iter().any(|a| a.tcp));
 }
+
+/// `attempts` counts tries, for both ways of asking, so `worst_case()` is what a silent
+/// server costs.
+#[tokio::test]
+async fn attempts_are_tries_and_worst_case_is_their_timeouts() {
+    for attempts in [1, 3] {
+        let dns = TestDns::start(zones()).unwrap();
+        dns.set_fault(Some(Fault::Silent));
+        let settings = DnsSettings {
+            timeout: Duration::from_millis(200),
+            attempts,
+            ..DnsSettings::with_servers(vec![dns.addr()])
+        };
+        let resolver = Resolver::new(&settings).unwrap();
+        let worst = settings.worst_case();
+
+        let started = Instant::now();
+        assert!(resolver.mx("example.test").await.unwrap_err().is_temporary());
+        let took = started.elapsed();
+        assert!(took >= worst.mul_f32(0.9) && took < worst + Duration::from_secs(1), "{attempts}: {took:?}");
+        assert_eq!(dns.asked().len(), attempts, "cached resolver, {attempts} attempts");
+
+        let started = Instant::now();
+        assert!(resolver.authenticated().mx("example.test").await.unwrap_err().is_temporary());
+        let took = started.elapsed();
+        assert!(took >= worst.mul_f32(0.9) && took < worst + Duration::from_secs(1), "{attempts}: {took:?}");
+        assert_eq!(dns.asked().len(), 2 * attempts, "AD-bit lookups, {attempts} attempts");
+    }
+}

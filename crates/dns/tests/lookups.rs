@@ -116,7 +116,7 @@ async fn fails_temporarily_in_time(fault: Fault) -> DnsError {
     let err = resolver(&dns).mx("example.test").await.unwrap_err();
     let took = started.elapsed();
     assert!(err.is_temporary(), "{fault:?}: {err:?}");
-    assert!(took < Duration::from_secs(3), "{fault:?} took {took:?}");
+    assert!(took < Duration::from_secs(5), "{fault:?} took {took:?}");
     assert!(!dns.asked().is_empty(), "the server was asked");
     err
 }
@@ -174,7 +174,7 @@ async fn authenticated_lookups_fail_temporarily_on_hostile_servers() {
         let started = Instant::now();
         let err = resolver(&dns).authenticated().tlsa(25, "mx.signed.test").await.unwrap_err();
         assert!(err.is_temporary(), "{fault:?}: {err:?}");
-        assert!(started.elapsed() < Duration::from_secs(3), "{fault:?} took {:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(5), "{fault:?} took {:?}", started.elapsed());
     }
 }
 
@@ -212,13 +212,13 @@ async fn attempts_are_tries_and_worst_case_is_their_timeouts() {
         let started = Instant::now();
         assert!(resolver.mx("example.test").await.unwrap_err().is_temporary());
         let took = started.elapsed();
-        assert!(took >= worst.mul_f32(0.9) && took < worst + Duration::from_secs(1), "{attempts}: {took:?}");
+        assert!(took >= worst.mul_f32(0.9) && took < worst + Duration::from_secs(3), "{attempts}: {took:?}");
         assert_eq!(dns.asked().len(), attempts, "cached resolver, {attempts} attempts");
 
         let started = Instant::now();
         assert!(resolver.authenticated().mx("example.test").await.unwrap_err().is_temporary());
         let took = started.elapsed();
-        assert!(took >= worst.mul_f32(0.9) && took < worst + Duration::from_secs(1), "{attempts}: {took:?}");
+        assert!(took >= worst.mul_f32(0.9) && took < worst + Duration::from_secs(3), "{attempts}: {took:?}");
         assert_eq!(dns.asked().len(), 2 * attempts, "AD-bit lookups, {attempts} attempts");
     }
 }

@@ -261,7 +261,7 @@ async fn spf_temperror_is_451_within_bounded_time() {
     let auth = authenticator(&dns, settings());
     let started = Instant::now();
     let verdict = auth.verify(&envelope(CLIENT, "a@slow.test"), &message("a@slow.test", "x"), None).await;
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
     assert_eq!(verdict.spf_mail_from.result, SpfResult::TempError);
     let decision = auth.decide(&verdict);
     assert_eq!(code(&decision), (451, "4.7.24"));
@@ -280,7 +280,7 @@ async fn hostile_dns_servers_lead_to_451_within_bounded_time() {
         let started = Instant::now();
         let verdict = auth.verify(&envelope(CLIENT, "alice@example.net"), &signed, None).await;
         let took = started.elapsed();
-        assert!(took < Duration::from_secs(6), "{fault:?} took {took:?}");
+        assert!(took < Duration::from_secs(10), "{fault:?} took {took:?}");
         assert_eq!(verdict.spf_mail_from.result, SpfResult::TempError, "{fault:?}");
         assert_eq!(verdict.dkim[0].result, DkimResult::TempError, "{fault:?}");
         assert_eq!(verdict.dmarc.result, DmarcResult::TempError, "{fault:?}");
@@ -293,17 +293,52 @@ async fn hostile_dns_servers_lead_to_451_within_bounded_time() {
 async fn the_deadline_bounds_the_checks_of_one_message() {
     let dns = TestDns::start(zones()).unwrap();
     dns.set_fault(Some(Fault::Silent));
-    // A resolver that would wait 2 s per query, twice: the 1 s deadline cuts it short.
+    // A resolver that would wait 4 s per query, twice: the 1 s deadline cuts it short.
     let dns_settings =
-        DnsSettings { timeout: Duration::from_secs(2), attempts: 2, ..DnsSettings::with_servers(vec![dns.addr()]) };
+        DnsSettings { timeout: Duration::from_secs(4), attempts: 2, ..DnsSettings::with_servers(vec![dns.addr()]) };
     let settings = AuthSettings { deadline: Duration::from_secs(1), ..settings() };
     let auth = Authenticator::new(Resolver::new(&dns_settings).unwrap(), settings);
     let started = Instant::now();
     let verdict = auth.verify(&envelope(CLIENT, "alice@example.net"), &message("alice@example.net", "x"), None).await;
-    assert!(started.elapsed() < Duration::from_millis(2500), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
     assert_eq!(verdict.spf_mail_from.result, SpfResult::TempError);
     assert_eq!(verdict.dmarc.result, DmarcResult::TempError);
     assert!(matches!(auth.decide(&verdict), Decision::TempFail(_)));
+}
+
+/// A DKIM check the deadline cut short is a temperror: it makes DMARC undecided only when
+/// the signature is aligned with a domain whose record enforces; otherwise the rest decides.
+#[tokio::test]
+async fn a_dkim_check_cut_by_the_deadline_matters_only_under_an_enforcing_policy() {
+    let dns = TestDns::start(zones()).unwrap();
+    dns.set_fault_for("slow._domainkey.example.net", Fault::Silent);
+    dns.set_fault_for("slow._domainkey.nodmarc.test", Fault::Silent);
+    // The key lookups would wait 6 s; the deadline is 1.2 s.
+    let dns_settings =
+        DnsSettings { timeout: Duration::from_secs(6), attempts: 1, ..DnsSettings::with_servers(vec![dns.addr()]) };
+    let settings = AuthSettings { deadline: Duration::from_millis(1200), ..settings() };
+    let auth = Authenticator::new(Resolver::new(&dns_settings).unwrap(), settings);
+
+    // No DMARC record: the unfinished signature cannot matter; SPF -all refuses.
+    let signed = support::sign(&keys().rsa, "nodmarc.test", "slow", "rsa-sha256", &message("a@nodmarc.test", "x"));
+    let started = Instant::now();
+    let verdict = auth.verify(&envelope(CLIENT, "a@nodmarc.test"), &signed, None).await;
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    assert_eq!(verdict.dkim[0].result, DkimResult::TempError, "{:?}", verdict.dkim);
+    assert_eq!(verdict.dmarc.result, DmarcResult::None);
+    assert_eq!(code(&auth.decide(&verdict)), (550, "5.7.23"));
+
+    // p=reject and an unauthorised client: the aligned signature might have passed.
+    let signed = support::sign(&keys().rsa, "example.net", "slow", "rsa-sha256", &message("alice@example.net", "x"));
+    let verdict = auth.verify(&envelope(STRANGER, "alice@example.net"), &signed, None).await;
+    assert_eq!(verdict.dkim[0].result, DkimResult::TempError);
+    assert_eq!(verdict.dmarc.result, DmarcResult::TempError);
+    assert_eq!(code(&auth.decide(&verdict)), (451, "4.7.1"));
+
+    // The same with an authorised client: SPF passes aligned, DMARC passes without DKIM.
+    let verdict = auth.verify(&envelope(CLIENT, "alice@example.net"), &signed, None).await;
+    assert_eq!(verdict.dmarc.result, DmarcResult::Pass);
+    assert_eq!(auth.decide(&verdict), Decision::Accept);
 }
 
 #[tokio::test]
@@ -366,7 +401,7 @@ async fn sender_domains_without_a_way_back_are_refused_at_mail_from() {
     let (check, decision) = auth.check_sender("a@slow.test").await;
     assert!(matches!(check.outcome, SenderDomain::Temporary(_)), "{check:?}");
     assert_eq!(code(&decision), (451, "4.4.3"));
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(6), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]

@@ -17,4 +17,4 @@ mod types;
 
 pub use message::{Envelope, Received};
 pub use session::{Action, Fact, Session};
-pub use types::*;
+pub use types::{AccountId, AuthOutcome, Config, DeliveryOutcome, Peer, Principal, RecipientOutcome};

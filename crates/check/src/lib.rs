@@ -35,6 +35,19 @@ use rustls::pki_types::ServerName;
 pub use proto::{Service, Target, DEFAULT_PORTS};
 pub use report::{CertSummary, Finding, Grade, Kind, PortReport, PortState, Report, Severity, TlsSummary};
 
+/// What the fuzz targets (`fuzz/fuzz_targets/auditor_*.rs`) drive: the readers of what a server
+/// sends (its first TLS flight, its certificate) and the ClientHello builder whose output they
+/// read back. Not an API: hidden from the documentation, and changed with the targets.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::hello::{
+        client_hello, parse_certificate_list, parse_server_hello, Answer, FlightReader, SSL3, TLS10, TLS11, TLS12,
+        TLS13,
+    };
+    pub use crate::suites::{Offer, RENEGOTIATION_SCSV};
+    pub use crate::x509::{date, facts, Facts};
+}
+
 /// What to audit, and how.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -111,6 +111,12 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 /// UTCTime (YYMMDDHHMMSSZ, years 1950-2049) or GeneralizedTime (YYYYMMDDHHMMSSZ), as Unix
 /// seconds. RFC 5280 requires both in UTC with seconds and a Z.
 fn time(tag: u8, value: &[u8]) -> Option<i64> {
+    // Digits and the final Z, nothing else: no sign ("+4" parses as a number), no fraction, no
+    // offset; and, all ASCII, the text below can be sliced anywhere without a panic.
+    let digits = value.strip_suffix(b"Z")?;
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
     let text = std::str::from_utf8(value).ok()?;
     let (year, rest) = match (tag, text.len()) {
         (0x17, 13) => {
@@ -120,15 +126,25 @@ fn time(tag: u8, value: &[u8]) -> Option<i64> {
         (0x18, 15) => (text[..4].parse().ok()?, &text[4..]),
         _ => return None,
     };
-    if !rest.ends_with('Z') || !rest[..10].bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
     let field = |i: usize| rest[i..i + 2].parse::<i64>().ok();
     let (month, day, hour, minute, second) = (field(0)?, field(2)?, field(4)?, field(6)?, field(8)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second)
+}
+
+/// 28 to 31: a day past it is no date (February 30 would otherwise count as March 1 or 2).
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -173,6 +189,29 @@ mod tests {
         assert_eq!(time(0x18, b"20500101000000Z"), Some(2524608000));
         assert_eq!(time(0x17, b"2101010000Z"), None);
         assert_eq!(time(0x17, b"211301000000Z"), None);
+    }
+
+    /// Found by the auditor_x509 fuzz target: a day past the end of its month was read as a day
+    /// of the next month, and a sign as part of the year.
+    #[test]
+    fn times_are_real_dates_in_digits() {
+        assert_eq!(time(0x18, b"20510230235959Z"), None, "February 30");
+        assert_eq!(time(0x17, b"230229000000Z"), None, "2023 is no leap year");
+        assert_eq!(time(0x17, b"240229000000Z"), Some(1709164800), "2024 is one");
+        assert_eq!(time(0x18, b"21000229000000Z"), None, "2100 is not");
+        assert_eq!(time(0x18, b"20000229000000Z"), Some(951782400), "2000 is");
+        assert_eq!(time(0x17, b"490430120000Z").map(date).as_deref(), Some("2049-04-30"));
+        assert_eq!(time(0x17, b"+41231235959Z"), None);
+        assert_eq!(time(0x18, b"-0011231235959Z"), None);
+        assert_eq!(time(0x18, b"20511231235959+"), None);
+    }
+
+    /// A character of more than one byte where the year ends: slicing the text there panicked
+    /// (a byte index inside a character).
+    #[test]
+    fn non_ascii_times_are_none() {
+        assert_eq!(time(0x17, "1é010100000Z".as_bytes()), None);
+        assert_eq!(time(0x18, "202é010100000Z".as_bytes()), None);
     }
 
     #[test]

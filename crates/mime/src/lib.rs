@@ -1,6 +1,6 @@
 //! What IMAP FETCH and SEARCH need from a raw RFC 5322 message, computed without I/O:
 //! ENVELOPE, BODY and BODYSTRUCTURE once at store time ([`summarize`]), and on demand the bytes
-//! of BODY[section] ([`section`]), BINARY[part] ([`binary`]) and the decoded text SEARCH
+//! of `BODY[section]` ([`section`]), `BINARY[part]` ([`binary`]) and the decoded text SEARCH
 //! matches against ([`header_values`], [`body_text`]).
 //!
 //! mail-parser finds the MIME structure one message level at a time (see `tree` for why not
@@ -77,7 +77,8 @@ pub fn summarize(raw: &[u8]) -> Summary {
     }
 }
 
-/// A FETCH section spec: BODY[1.2.HEADER.FIELDS (SUBJECT)] is part = [1,2], text = Some(HeaderFields(["SUBJECT"])).
+/// A FETCH section spec: `BODY[1.2.HEADER.FIELDS (SUBJECT)]` is `part = [1, 2]`,
+/// `text = Some(HeaderFields(["SUBJECT"]))`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Section {
     pub part: Vec<u32>,
@@ -113,7 +114,7 @@ impl std::fmt::Display for UnknownEncoding {
 
 impl std::error::Error for UnknownEncoding {}
 
-/// BINARY[part] (RFC 3516 / RFC 9051): the part's content with its Content-Transfer-Encoding removed.
+/// `BINARY[part]` (RFC 3516 / RFC 9051): the part's content with its Content-Transfer-Encoding removed.
 /// Err(UnknownEncoding) for an encoding we cannot decode (the server answers NO [UNKNOWN-CTE]).
 ///
 /// An empty part number is the whole message, unchanged.

@@ -330,7 +330,7 @@ fn the_documented_root_start_serves_and_keeps_the_store_private() {
 
     // Mail goes into the store and comes out of it.
     let pem = std::fs::read(dir.join("tls/cert.pem")).unwrap();
-    let cert = rustls_pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    let cert = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
     let tls = client_config(&cert, rustls::ALL_VERSIONS);
     let mut smtp = Client::plain(TcpStream::connect(submissions).unwrap()).upgrade(tls.clone());
     smtp.reply();
@@ -407,7 +407,7 @@ fn the_documented_systemd_start_runs_as_the_service_user_throughout() {
     let mut server = Served::spawn(child);
     let imaps = server.addr("imaps");
     let pem = std::fs::read(etc.join("tls/cert.pem")).unwrap();
-    let cert = rustls_pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
+    let cert = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).unwrap();
     let mut imap =
         Client::plain(TcpStream::connect(imaps).unwrap()).upgrade(client_config(&cert, rustls::ALL_VERSIONS));
     assert!(imap.line().starts_with("* OK"));

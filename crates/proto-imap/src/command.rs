@@ -325,7 +325,7 @@ pub enum FetchItem {
     BodyStructure,
     Uid,
     ModSeq,
-    /// BODY[section]<partial>, BODY.PEEK[...], and RFC822 / RFC822.HEADER / RFC822.TEXT.
+    /// `BODY[section]<partial>`, `BODY.PEEK[...]`, and `RFC822` / `RFC822.HEADER` / `RFC822.TEXT`.
     BodySection {
         peek: bool,
         section: Section,

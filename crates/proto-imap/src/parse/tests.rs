@@ -1,4 +1,5 @@
 use super::*;
+use zeroize::Zeroizing;
 
 fn parse(s: &str) -> CommandBody {
     match parse_command(s.as_bytes()) {

@@ -1,6 +1,7 @@
 //! The session driven directly: a fake world answers its actions.
 
 use super::*;
+use crate::*;
 
 const ALICE: &str = "alice@example.org";
 const ALICE_PW: &[u8] = b"plinth-orbit-cactus-9";

@@ -1,0 +1,186 @@
+//! DATA (RFC 5321 §4.1.1.4) and BDAT (RFC 3030): reading the message, bounding its size, and
+//! handing it to the driver for durable storage; the answer comes once it is stored.
+
+use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
+
+use super::{Action, Fact, Pending, Session, State, Transaction};
+use crate::message::{self, Envelope, Received};
+use crate::reply::Reply;
+use crate::DeliveryOutcome;
+
+/// What a message may go over `max_message_size` by, at least, and still be read to its end.
+const OVERFLOW_MIN: u64 = 1 << 20;
+
+impl Session {
+    pub fn delivery_result(&mut self, outcome: DeliveryOutcome) {
+        debug_assert!(matches!(self.state, State::Waiting(Pending::Delivery)));
+        self.state = State::Command;
+        let reply = match outcome {
+            DeliveryOutcome::Stored => {
+                Reply::owned(250, "2.0.0", format!("Message stored as {}.{}", self.peer.session_id, self.messages))
+            }
+            DeliveryOutcome::MailboxFull(address) => {
+                Reply::owned(552, "5.2.2", format!("<{address}>: Mailbox full, message not stored"))
+            }
+            DeliveryOutcome::SendingLimit => {
+                Reply::new(451, "4.7.1", "Sending limit reached for this account; try again later")
+            }
+            DeliveryOutcome::TemporaryFailure => {
+                Reply::new(451, "4.3.0", "Temporary storage failure, message not stored; try again later")
+            }
+        };
+        self.tx = Transaction::default();
+        self.reply(reply);
+    }
+
+    fn transaction_ready(&mut self) -> Result<(), Reply<'static>> {
+        if self.tx.from.is_none() {
+            return Err(Reply::new(503, "5.5.1", "Need MAIL command first"));
+        }
+        if self.tx.recipients.is_empty() {
+            return Err(Reply::new(554, "5.5.1", "No valid recipients"));
+        }
+        Ok(())
+    }
+
+    pub(super) fn data(&mut self) {
+        if self.tx.chunking {
+            return self.error(Reply::new(503, "5.5.1", "DATA cannot follow BDAT"));
+        }
+        if let Err(reply) = self.transaction_ready() {
+            return self.error(reply);
+        }
+        self.reply(Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"));
+        let mut receiver = DataReceiver::new();
+        // The receiver recognises "." and ".." only after a CRLF; the body starts right after
+        // one (the DATA line's), so prime it with that.
+        receiver.ingest(&mut b"\r\n".iter(), &mut Vec::new());
+        self.state = State::Data(receiver);
+    }
+
+    pub(super) fn read_data(&mut self) -> Option<Action> {
+        let buffered = self.input.buffered();
+        if buffered.is_empty() {
+            return Some(Action::Read);
+        }
+        let mut bytes = buffered.iter();
+        let finished = match &mut self.state {
+            State::Data(receiver) => {
+                let finished = receiver.ingest(&mut bytes, &mut self.tx.body);
+                if !finished && self.tx.body.len() as u64 > self.config.max_message_size {
+                    // From here on only look for the end, keep nothing.
+                    let discard = DummyDataReceiver::new_data(receiver);
+                    self.tx.too_big = true;
+                    self.tx.body = Vec::new();
+                    self.state = State::DataDiscard(discard);
+                }
+                finished
+            }
+            State::DataDiscard(receiver) => receiver.ingest(&mut bytes),
+            _ => unreachable!("read_data outside DATA"),
+        };
+        let consumed = buffered.len() - bytes.as_slice().len();
+        self.input.consume(consumed);
+        self.tx.received += consumed as u64;
+        if !finished && self.overflowing() {
+            return None;
+        }
+        if !finished {
+            return Some(Action::Read);
+        }
+        if self.tx.too_big || self.tx.body.len() as u64 > self.config.max_message_size {
+            return self.message_too_big();
+        }
+        Some(self.finish_message())
+    }
+
+    fn message_too_big(&mut self) -> Option<Action> {
+        self.tx = Transaction::default();
+        self.state = State::Command;
+        self.reports.push(Fact::MessageTooBig);
+        let text = format!("Message exceeds the maximum size of {} bytes", self.config.max_message_size);
+        self.reply(Reply::owned(552, "5.3.4", text));
+        None
+    }
+
+    /// A message that goes on far past the size limit (a never-ending DATA, a huge BDAT chunk,
+    /// BDAT chunks without end) is not read to its end: answered as too big, and the
+    /// connection closed, since the rest of the data cannot be told from commands. Up to twice
+    /// the limit, and at least 1 MiB over it, is read and skipped, so that a client that did
+    /// not know the limit (no SIZE) is told at the end, as usual.
+    fn overflowing(&mut self) -> bool {
+        let max = self.config.max_message_size;
+        if self.tx.received <= max.saturating_add(max.max(OVERFLOW_MIN)) {
+            return false;
+        }
+        self.message_too_big();
+        self.reply(Reply::new(421, "4.7.0", "Too much data, closing connection"));
+        self.state = State::Closing;
+        true
+    }
+
+    pub(super) fn bdat(&mut self, size: u64, last: bool) {
+        // The chunk follows whatever we answer: it is always read (RFC 3030 §2).
+        let refused = self.transaction_ready().is_err();
+        self.tx.chunking |= !refused;
+        self.state = State::Bdat { remaining: size, last, refused };
+    }
+
+    pub(super) fn read_chunk(&mut self) -> Option<Action> {
+        let State::Bdat { remaining, last, refused } = &mut self.state else { unreachable!("read_chunk outside BDAT") };
+        let available = self.input.buffered();
+        let take = (*remaining).min(available.len() as u64) as usize;
+        let keep = !*refused && !self.tx.too_big;
+        if keep && self.tx.body.len() as u64 + take as u64 > self.config.max_message_size {
+            self.tx.too_big = true;
+            self.tx.body = Vec::new();
+        } else if keep {
+            self.tx.body.extend_from_slice(&available[..take]);
+        }
+        self.input.consume(take);
+        *remaining -= take as u64;
+        let more = *remaining > 0;
+        let (last, refused) = (*last, *refused);
+        self.tx.received += take as u64;
+        if more && self.overflowing() {
+            return None;
+        }
+        if more {
+            return Some(Action::Read);
+        }
+        self.state = State::Command;
+        if refused {
+            if let Err(reply) = self.transaction_ready() {
+                self.error(reply);
+            }
+            return None;
+        }
+        if self.tx.too_big {
+            return self.message_too_big();
+        }
+        if last {
+            return Some(self.finish_message());
+        }
+        let text = format!("{} octets received", self.tx.body.len());
+        self.reply(Reply::owned(250, "2.0.0", text));
+        None
+    }
+
+    fn finish_message(&mut self) -> Action {
+        self.messages += 1;
+        let body = std::mem::take(&mut self.tx.body);
+        let recipients = std::mem::take(&mut self.tx.recipients);
+        let received = Received {
+            helo: self.helo.as_deref().unwrap_or("unknown"),
+            peer_ip: self.peer.ip,
+            hostname: &self.config.hostname,
+            id: &format!("{}.{}", self.peer.session_id, self.messages),
+            tls: self.peer.tls.as_deref(),
+            single_recipient: (recipients.len() == 1).then(|| recipients[0].0.as_str()),
+            now: (self.clock)(),
+        };
+        let data = message::prepare(&body, &received);
+        self.state = State::Waiting(Pending::Delivery);
+        Action::Deliver(Envelope { from: self.tx.from.clone().unwrap_or_default(), recipients, data })
+    }
+}

@@ -329,6 +329,9 @@ impl TestServer {
                 self.wait_event(|e| e["event"] == "connection_refused" && e["peer"] == peer.as_str());
                 true
             }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                panic!("{listener} from {source}: neither admitted nor refused: the server stayed silent (read timeout)")
+            }
             Err(e) => panic!("{listener} from {source}: neither admitted nor refused: {e}"),
         }
     }

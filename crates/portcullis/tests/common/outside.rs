@@ -100,7 +100,11 @@ pub fn root(why: &str) -> bool {
         return true;
     }
     assert!(
-        set(SKIP_ROOT_TESTS) && !require_all(),
+        !require_all(),
+        "this test needs root ({why}), and {REQUIRE_ALL}=1 says that every test must run: run the suite as root"
+    );
+    assert!(
+        set(SKIP_ROOT_TESTS),
         "this test needs root ({why}). Run the suite as root (CI does), or set {SKIP_ROOT_TESTS}=1 to skip \
          the root-only tests."
     );

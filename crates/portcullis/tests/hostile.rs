@@ -866,7 +866,8 @@ fn tls_garbage(server: &TestServer) {
             });
         }
     });
-    assert!(server.events().iter().filter(|e| e["event"] == "tls_failed").count() >= 9);
+    // The log is read apart from the connections: wait for the failures to show in it.
+    server.wait_events(|e| e["event"] == "tls_failed", 9);
 }
 
 /// Speaking the protocol in plaintext on its TLS port: no answer in plaintext, closed.
@@ -1022,16 +1023,15 @@ fn connection_flood(server: &TestServer) {
         }
         assert!(closed, "flood connection {n} was left open");
     }
-    let refused = server
-        .events()
-        .iter()
-        .filter(|e| {
+    let refused = server.wait_events(
+        |e| {
             e["event"] == "connection_refused"
                 && e["reason"] == "too_many_connections_from_peer"
                 && e["peer"].as_str().is_some_and(|p| p.starts_with(&format!("{SRC}:")))
-        })
-        .count();
-    assert!(refused >= FLOOD + 4, "{refused} refusals logged");
+        },
+        FLOOD + 4,
+    );
+    assert!(refused.len() >= FLOOD + 4, "{} refusals logged", refused.len());
     eprintln!("connection flood: all closed {:.1} s after the start", started.elapsed().as_secs_f64());
     drop(flood);
 

@@ -45,6 +45,8 @@ pub struct TestServer {
     pub config_path: PathBuf,
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Reads the server's stdout into `lines` until the process ends.
+    reader: Option<std::thread::JoinHandle<()>>,
     pub addrs: HashMap<String, SocketAddr>,
     cert: CertificateDer<'static>,
 }
@@ -72,8 +74,15 @@ impl TestServer {
         let cert = write_cert(dir.path());
         let config_path = dir.path().join("portcullis.toml");
         std::fs::write(&config_path, config_text(&settings)).unwrap();
-        let mut server =
-            TestServer { dir, config_path, child: None, lines: Arc::default(), addrs: HashMap::new(), cert };
+        let mut server = TestServer {
+            dir,
+            config_path,
+            child: None,
+            lines: Arc::default(),
+            reader: None,
+            addrs: HashMap::new(),
+            cert,
+        };
         server.cli_ok(&["domain", "add", DOMAIN], None);
         for user in [ALICE, BOB] {
             server.cli_ok(&["account", "add", user, "--password-stdin"], Some(PASSWORD));
@@ -94,11 +103,11 @@ impl TestServer {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let lines = self.lines.clone();
-        std::thread::spawn(move || {
+        self.reader = Some(std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 lines.lock().unwrap().push(line);
             }
-        });
+        }));
         self.child = Some(child);
         let started = Instant::now();
         loop {
@@ -187,8 +196,10 @@ impl TestServer {
                 let mut child = self.child.take().unwrap();
                 child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
                 let _ = child.wait();
-                // Let the stdout reader catch up.
-                std::thread::sleep(Duration::from_millis(100));
+                // Everything the process logged is in `lines` once its stdout has ended.
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
                 return (status, err);
             }
             assert!(started.elapsed() < limit, "the server did not exit");
@@ -330,7 +341,9 @@ impl TestServer {
                 true
             }
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                panic!("{listener} from {source}: neither admitted nor refused: the server stayed silent (read timeout)")
+                panic!(
+                    "{listener} from {source}: neither admitted nor refused: the server stayed silent (read timeout)"
+                )
             }
             Err(e) => panic!("{listener} from {source}: neither admitted nor refused: {e}"),
         }

@@ -219,6 +219,13 @@ impl TestServer {
         self.lines.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
+    /// The last lines of the log, for a failure's message (all of it can be megabytes).
+    pub fn log_tail(&self) -> String {
+        let lines = self.lines.lock().unwrap();
+        let tail = &lines[lines.len().saturating_sub(40)..];
+        format!("({} lines before these):\n{}", lines.len() - tail.len(), tail.join("\n"))
+    }
+
     /// Waits until an event matching `pred` shows up.
     pub fn wait_event(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let started = Instant::now();
@@ -226,7 +233,11 @@ impl TestServer {
             if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
                 return e;
             }
-            assert!(started.elapsed() < Duration::from_secs(15), "event never came: {:?}", self.lines.lock().unwrap());
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "event never came; the log ends with {}",
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -241,9 +252,9 @@ impl TestServer {
             }
             assert!(
                 started.elapsed() < Duration::from_secs(15),
-                "{} of {count} events came: {:?}",
+                "{} of {count} events came; the log ends with {}",
                 found.len(),
-                self.lines.lock().unwrap()
+                self.log_tail()
             );
             std::thread::sleep(Duration::from_millis(20));
         }

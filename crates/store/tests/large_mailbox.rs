@@ -39,9 +39,11 @@ async fn select_and_resync_of_100k_messages() {
     // The first SELECT reads every message row.
     let start = Instant::now();
     let selected = timed("select_mailbox, first", Duration::from_secs(5), store.select_mailbox(a, "INBOX")).await;
-    // A SELECT from memory takes a small part of that (about 1/60 here), whatever the machine's
-    // load, which slows both alike (a fixed limit in milliseconds depends on both).
-    let from_memory = start.elapsed() / 5;
+    // A SELECT from memory, even one that brings the changes forward, takes a small part of
+    // that (1/100 to 1/15 here, with and without load); reading every row again would take
+    // about as long. Measured against it, not against a fixed number of milliseconds, which
+    // depends on the machine and its load.
+    let from_memory = start.elapsed() / 3;
     let index: Vec<MessageIndex> = selected.unwrap().unwrap().messages.iter().map(|m| m.to_index()).collect();
     assert_eq!(index.len(), MESSAGES);
     // From memory: no message row is read.

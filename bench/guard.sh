@@ -64,8 +64,9 @@ PASSWORD=plinth-orbit-cactus-9
 VICTIMS=()
 for n in 1 2 3 4 5; do VICTIMS+=("staff$n@$DOMAIN"); done
 
-# say, die, make_leaf_cert, keep_or_remove, dovecot_imaps_conf
+# say, die, refuse_tmpfs, make_leaf_cert, keep_or_remove, dovecot_imaps_conf
 . "$REPO/bench/lib.sh"
+refuse_tmpfs "$RUN_BASE"
 
 [ "$SOURCES" -ge 1 ] && [ "$SOURCES" -le 253 ] || die "SOURCES must be 1 to 253 (127.0.0.2 ... 127.0.0.254)"
 case "$PEER" in

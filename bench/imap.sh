@@ -54,8 +54,9 @@ for n in $(seq 1 "$CLIENTS"); do
     MIX_USERS+=("$(printf 'mix%02d@%s' "$n" "$DOMAIN")")
 done
 
-# say, die, make_leaf_cert, keep_or_remove, dovecot_imaps_conf
+# say, die, refuse_tmpfs, make_leaf_cert, keep_or_remove, dovecot_imaps_conf
 . "$REPO/bench/lib.sh"
+refuse_tmpfs "$RUN_BASE"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (Dovecot is started as a private instance from the run dir)"
 [ "$MESSAGES" -ge 200 ] || die "MESSAGES must be at least 200"

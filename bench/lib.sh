@@ -1,8 +1,20 @@
-# Shared by the benchmark scripts, which source it: messages, the test certificate, the end of
-# a run's temp dir.
+# Shared by the benchmark scripts, which source it: messages, the run dir's filesystem, the test
+# certificate, the end of a run's temp dir.
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# refuse_tmpfs DIR: dies when DIR is on a filesystem held in memory (tmpfs, ramfs). fsync costs
+# nothing there, so a server that syncs every message would look as fast as one that does not,
+# and the durable rates measured would not be those of a disk.
+refuse_tmpfs() {
+    local fstype
+    fstype=$(stat -f -c %T "$1") || die "cannot tell the filesystem of $1 (RUN_BASE)"
+    case $fstype in
+        tmpfs | ramfs)
+            die "$1 is on $fstype, where fsync is free: the benchmark would not measure durable writes. Set RUN_BASE to a directory on a disk, e.g. RUN_BASE=/var/tmp" ;;
+    esac
+}
 
 # make_leaf_cert DIR NAME: DIR/cert.pem and DIR/key.pem, a self-signed ECDSA P-256 certificate
 # for NAME, valid 2 days, the same for every server of a run so that the TLS work is the same.

@@ -36,8 +36,9 @@ HOSTNAME_=mail.soak.test
 DOMAIN=soak.test
 PASSWORD=plinth-orbit-cactus-9
 
-# say, die, make_leaf_cert, keep_or_remove
+# say, die, refuse_tmpfs, make_leaf_cert, keep_or_remove
 . "$REPO/bench/lib.sh"
+refuse_tmpfs "$RUN_BASE"
 
 for port in "$SUBMISSIONS_PORT" "$IMAPS_PORT" "$POP3S_PORT"; do
     if ss -Hltn "sport = :$port" | grep -q .; then die "port $port is in use; set SUBMISSIONS_PORT / IMAPS_PORT / POP3S_PORT"; fi

@@ -33,8 +33,9 @@ USER_=bench@bench.test
 PASSWORD=plinth-orbit-cactus-9
 PER_ROUND=$((CLIENTS * MESSAGES))
 
-# say, die, make_leaf_cert, keep_or_remove
+# say, die, refuse_tmpfs, make_leaf_cert, keep_or_remove
 . "$REPO/bench/lib.sh"
+refuse_tmpfs "$RUN_BASE"
 
 [ "$(id -u)" -eq 0 ] || die "run as root (Postfix and Dovecot are started as their own instance from /tmp)"
 for port in "$PORTCULLIS_PORT" "$POSTFIX_PORT"; do

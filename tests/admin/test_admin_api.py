@@ -9,15 +9,18 @@ import ssl
 import time
 import urllib.parse
 
-import jsonschema
 import pytest
-import yaml
-from openapi_spec_validator import validate as validate_spec
-from prometheus_client.parser import text_string_to_metric_families
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from conftest import ADMIN, ALICE, BOB, PASSWORD, ROOT, TRUSTED
+from portcullis_testlib import require_module
+
+jsonschema = require_module("jsonschema")
+yaml = require_module("yaml", "pyyaml")
+validate_spec = require_module("openapi_spec_validator", "openapi-spec-validator").validate
+text_string_to_metric_families = require_module("prometheus_client.parser", "prometheus-client").text_string_to_metric_families
+referencing = require_module("referencing")
+Registry, Resource = referencing.Registry, referencing.Resource
+DRAFT202012 = require_module("referencing.jsonschema").DRAFT202012
 
 SPEC_PATH = ROOT / "crates" / "server" / "openapi.yaml"
 SPEC = yaml.safe_load(SPEC_PATH.read_text())
@@ -97,7 +100,9 @@ def test_every_operation_answers_as_documented(server, api):
     assert api.call("GET", "/api/v1/status", token=session["token"])[0] == 200
     assert api.call("POST", "/api/v1/signin", body=sign_in, token=False)[0] == 401, "a code works once"
     assert api.call("POST", "/api/v1/signin", raw=b"{", token=False)[0] == 400
-    reasons = [(e.get("account"), e.get("reason")) for e in server.events if e.get("event") == "admin_auth_failed"]
+    # The log is written apart from the answers: wait for the three refusals.
+    failed = server.wait_events(lambda e: e.get("event") == "admin_auth_failed", 3)
+    reasons = [(e.get("account"), e.get("reason")) for e in failed]
     assert reasons == [(ADMIN, "wrong_password"), (BOB, "not_administrator"), (ADMIN, "replayed_code")]
 
     # Everything else needs the token.
@@ -116,6 +121,8 @@ def test_every_operation_answers_as_documented(server, api):
     assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": mine[0]["id"]})[0] == 204
     assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": mine[0]["id"]})[0] == 404
     assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": "x"})[0] == 400
+    closed = server.wait_event(lambda e: e.get("event") == "connection_closed" and e.get("conn") == mine[0]["id"])
+    assert closed["reason"] == "revoked"
     with pytest.raises((imaplib.IMAP4.abort, OSError, EOFError)):
         imap.noop()
 

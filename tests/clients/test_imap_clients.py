@@ -1,5 +1,6 @@
 """Python's imaplib (a full workflow, IDLE included) and curl over IMAPS."""
 import imaplib
+import re
 import smtplib
 import ssl
 import subprocess
@@ -57,8 +58,13 @@ def test_imaplib_full_workflow(server):
 
     ok(m.store("3", "+FLAGS", "(\\Flagged $Important)"))
     assert b"$Important" in ok(m.fetch("3", "(FLAGS)"))[0]
+    source_uid = re.search(rb"UID (\d+)", ok(m.fetch("3", "(UID)"))[0]).group(1)
     data = ok(m.copy("3", "Projects/Portcullis"))
-    assert m.untagged_responses.get("COPYUID") or True
+    # RFC 4315 §3: the tagged OK names the target's UIDVALIDITY, the UIDs copied and their new
+    # UIDs, here the first in the new mailbox.
+    copyuid = re.search(rb"\[COPYUID (\d+) (\S+) (\S+)\]", data[0])
+    assert copyuid, data
+    assert copyuid.group(2) == source_uid and copyuid.group(3) == b"1", data
     typ, data = m.uid("MOVE", "4", "Archive")
     assert typ == "OK", data
     ok(m.store("1", "+FLAGS", "(\\Deleted)"))
@@ -66,7 +72,9 @@ def test_imaplib_full_workflow(server):
     assert ok(m.search(None, "ALL")) == [b"1 2 3"]
 
     ok(m.select("Projects/Portcullis", readonly=True))
+    assert m.untagged_responses["UIDVALIDITY"] == [copyuid.group(1)], m.untagged_responses
     assert ok(m.fetch("1", "(FLAGS)"))[0].count(b"$Important") == 1
+    assert re.search(rb"UID 1\b", ok(m.fetch("1", "(UID)"))[0])
     status = ok(m.status("Archive", "(MESSAGES UIDNEXT UNSEEN SIZE)"))[0]
     assert b"MESSAGES 1" in status
     typ, data = m.getquotaroot("INBOX")

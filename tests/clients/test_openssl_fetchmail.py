@@ -5,7 +5,7 @@ import smtplib
 import ssl
 import subprocess
 
-from conftest import ALICE, BOB, PASSWORD, HOSTNAME, require
+from conftest import ALICE, BOB, PASSWORD, HOSTNAME, Server, require
 
 
 def s_client(port, *args, starttls=None):
@@ -30,18 +30,49 @@ def test_tls_1_1_and_older_are_refused_on_every_port(server):
             assert code != 0 and not handshake_ok(out), f"{port} {version}: {out}"
 
 
-def test_only_aead_suites_with_forward_secrecy(server):
+def tls12_suites(server, weak, strong):
+    """TLS 1.2 probes of single suites on 465: each weak one refused by the server, each strong
+    one accepted (which shows that the certificate could serve the weak ones too)."""
     port = server.ports["submissions"]
-    for weak in ("AES128-SHA", "AES256-SHA256", "ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384", "DHE-RSA-AES128-GCM-SHA256"):
-        code, out = s_client(port, "-tls1_2", "-cipher", weak)
-        assert not handshake_ok(out), f"{weak} was accepted: {out}"
-    for strong in ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"):
-        code, out = s_client(port, "-tls1_2", "-cipher", strong)
-        assert handshake_ok(out) and strong in out, out
-    code, out = s_client(port, "-tls1_3")
+    failures = len([e for e in server.events if e.get("event") == "tls_failed"])
+    for suite in weak:
+        # SECLEVEL=0 lets this client offer the suite: the refusal must be the server's.
+        code, out = s_client(port, "-tls1_2", "-cipher", f"{suite}:@SECLEVEL=0")
+        assert "no cipher match" not in out and "no ciphers available" not in out, out
+        assert code != 0 and not handshake_ok(out), f"{suite} was accepted: {out}"
+    server.wait_events(lambda e: e.get("event") == "tls_failed", failures + len(weak))
+    for suite in strong:
+        code, out = s_client(port, "-tls1_2", "-cipher", suite)
+        assert handshake_ok(out) and suite in out, out
+
+
+def test_only_aead_suites_with_forward_secrecy(server):
+    # The run's certificate is ECDSA: suites that sign with ECDSA.
+    tls12_suites(server, weak=("ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"),
+                 strong=("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305"))
+    code, out = s_client(server.ports["submissions"], "-tls1_3")
     assert handshake_ok(out) and "TLSv1.3" in out, out
     code, out = s_client(server.ports["submission"], "-tls1_3", starttls="smtp")
     assert handshake_ok(out) and "TLSv1.3" in out, out
+
+
+def test_no_suite_without_forward_secrecy_with_an_rsa_certificate():
+    """The suites without forward secrecy (RSA key exchange) exist only with an RSA certificate:
+    probed against a server with an ECDSA one, they fail for want of a certificate, whatever the
+    server's policy. So here the server has an RSA certificate."""
+    server = Server(key="rsa")
+    try:
+        tls12_suites(
+            server,
+            weak=(
+                "AES128-GCM-SHA256", "AES256-GCM-SHA384",  # AEAD, but RSA key exchange: no forward secrecy
+                "AES128-SHA", "AES256-SHA256",  # RSA key exchange and CBC
+                "ECDHE-RSA-AES128-SHA", "ECDHE-RSA-AES256-SHA384",  # forward secrecy, but CBC
+                "DHE-RSA-AES128-GCM-SHA256",  # finite-field Diffie-Hellman
+            ),
+            strong=("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-CHACHA20-POLY1305"))
+    finally:
+        server.stop()
 
 
 def test_fetchmail_collects_and_deletes_over_pop3s(server, tmp_path):

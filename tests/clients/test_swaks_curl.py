@@ -1,7 +1,12 @@
 """swaks and curl, the way admins test mail servers by hand."""
+import base64
+import smtplib
 import subprocess
 
 from conftest import ALICE, BOB, PASSWORD, require
+
+# swaks's exit status when authentication fails or cannot be attempted (swaks(1), EXIT CODES).
+SWAKS_AUTH_ERROR = 28
 
 
 def swaks(server, *args):
@@ -25,7 +30,8 @@ def test_swaks_465_and_587_with_plain_and_login(server):
                     "--auth", mechanism, "--auth-password", PASSWORD)
         assert out.returncode == 0, out.stdout + out.stderr
         assert "<-  220 2.0.0 Ready to start TLS" in out.stdout
-    assert len([e for e in server.events if e.get("event") == "message_accepted"]) == 4
+    accepted = server.wait_events(lambda e: e.get("event") == "message_accepted", 4)
+    assert len(accepted) == 4, accepted
 
 
 def test_swaks_wrong_password(server):
@@ -38,13 +44,24 @@ def test_swaks_wrong_password(server):
 def test_swaks_587_without_tls_is_offered_no_auth(server):
     out = swaks(server, "--server", f"127.0.0.1:{server.ports['submission']}",
                 "--auth", "PLAIN", "--auth-password", PASSWORD)
-    assert out.returncode != 0
+    assert out.returncode == SWAKS_AUTH_ERROR, (out.returncode, out.stdout + out.stderr)
     assert "250-AUTH" not in out.stdout and "250 AUTH" not in out.stdout
-    assert "STARTTLS" in out.stdout
-    # Forcing the command anyway gets the STARTTLS demand.
-    out = subprocess.run([require("swaks"), "--server", f"127.0.0.1:{server.ports['submission']}",
-                          "--quit-after", "EHLO", "--pipeline"], capture_output=True, text=True)
-    assert "AUTH" not in out.stdout
+    assert "250-STARTTLS" in out.stdout or "250 STARTTLS" in out.stdout, out.stdout
+    assert "Host did not advertise authentication" in out.stdout + out.stderr, out.stdout + out.stderr
+    assert not [e for e in server.events if e.get("event") == "message_accepted"]
+    # swaks will not send AUTH that is not advertised; smtplib's raw command does. Forcing it,
+    # and the mail commands after it, gets the STARTTLS demand (RFC 3207 §4), never a login.
+    with smtplib.SMTP("127.0.0.1", server.ports["submission"], timeout=20) as smtp:
+        smtp.ehlo("forcing.client")
+        assert "auth" not in smtp.esmtp_features and "starttls" in smtp.esmtp_features
+        initial = base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode()
+        demand = (530, b"5.7.0 Must issue a STARTTLS command first")
+        assert smtp.docmd("AUTH", f"PLAIN {initial}") == demand
+        assert smtp.docmd("MAIL", f"FROM:<{ALICE}>") == demand
+        assert smtp.docmd("RCPT", f"TO:<{BOB}>") == demand
+    violation = server.wait_event(lambda e: e.get("event") == "protocol_violation")
+    assert violation["what"] == "AUTH before STARTTLS" and violation["listener"] == "submission", violation
+    assert not [e for e in server.events if e.get("event") in ("auth_succeeded", "auth_failed")]
 
 
 def test_swaks_mail_from_another_user(server):

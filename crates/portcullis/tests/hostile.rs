@@ -10,6 +10,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -866,7 +867,8 @@ fn tls_garbage(server: &TestServer) {
             });
         }
     });
-    assert!(server.events().iter().filter(|e| e["event"] == "tls_failed").count() >= 9);
+    // The log is read apart from the connections: wait for the failures to show in it.
+    server.wait_events(|e| e["event"] == "tls_failed", 9);
 }
 
 /// Speaking the protocol in plaintext on its TLS port: no answer in plaintext, closed.
@@ -949,6 +951,15 @@ fn starttls_injection(server: &TestServer) {
     assert_eq!(close_reason(server, c.local_addr()), "tls_failed");
 }
 
+/// Sets the flag when dropped, also while unwinding from a panic.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Thousands of connections from one address: beyond `max_connections_per_ip` each is refused
 /// (politely, in its protocol, while few are waiting; else just closed), others are still
 /// served meanwhile, and the address gets in again once its connections are gone.
@@ -964,7 +975,7 @@ fn connection_flood(server: &TestServer) {
         "the connection flood needs `ulimit -n` of {} (hard limit {hard})",
         FLOOD + 500
     );
-    let held: Vec<Client> = (0..MAX_CONNECTIONS_PER_IP)
+    let mut held: Vec<Client> = (0..MAX_CONNECTIONS_PER_IP)
         .map(|_| {
             let mut c = tls(server, SRC, "submissions");
             assert!(c.reply().starts_with("220 "));
@@ -982,56 +993,74 @@ fn connection_flood(server: &TestServer) {
     let mut c = tls(server, SRC, "pop3s");
     assert_eq!(c.line(), "-ERR [SYS/TEMP] Too many connections, try again later");
 
-    let started = Instant::now();
-    let listeners = ["submissions", "submission", "imaps", "pop3s"];
-    let mut flood: Vec<std::net::TcpStream> = Vec::with_capacity(FLOOD);
-    for n in 0..FLOOD {
-        match server.tcp_with(SRC, listeners[n % 4], None) {
-            Ok(tcp) => flood.push(tcp),
-            Err(e) => panic!("connection {n} of the flood failed: {e}"),
-        }
-    }
-    eprintln!("connection flood: {FLOOD} connections in {:.1} s", started.elapsed().as_secs_f64());
-
-    // Meanwhile, another address is served.
-    let mut other = tls(server, "127.0.0.24", "submissions");
-    assert!(other.reply().starts_with("220 "));
-    let mut other = tls(server, "127.0.0.24", "imaps");
-    assert!(other.line().starts_with("* OK"));
-
-    // Every flood connection is closed by the server: at once, or after the handshake
-    // timeout for the few refused politely.
-    for (n, tcp) in flood.iter_mut().enumerate() {
-        use std::io::Read;
-        tcp.set_read_timeout(Some(IDLE + SLACK)).unwrap();
-        let mut sink = [0u8; 512];
-        let mut closed = false;
-        for _ in 0..4 {
-            match tcp.read(&mut sink) {
-                Ok(0) => {
-                    closed = true;
-                    break;
+    // The held connections must outlast the flood, which a loaded machine may take longer than
+    // the idle timeout to open (and the server to refuse): were they cut meanwhile, flood
+    // connections would be admitted in their place. Keep them busy until the refusals are in.
+    let counted = AtomicBool::new(false);
+    let (started, flood) = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !counted.load(Ordering::Relaxed) {
+                for c in held.iter_mut() {
+                    assert!(c.cmd("NOOP").starts_with("250"), "a held connection was cut during the flood");
                 }
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
-                Err(_) => {
-                    closed = true;
-                    break;
-                }
+                std::thread::sleep(IDLE / 4);
+            }
+        });
+        // Also when this panics: the keeper stops, and the scope can end.
+        let _stop = SetOnDrop(&counted);
+        let started = Instant::now();
+        let listeners = ["submissions", "submission", "imaps", "pop3s"];
+        let mut flood: Vec<std::net::TcpStream> = Vec::with_capacity(FLOOD);
+        for n in 0..FLOOD {
+            match server.tcp_with(SRC, listeners[n % 4], None) {
+                Ok(tcp) => flood.push(tcp),
+                Err(e) => panic!("connection {n} of the flood failed: {e}"),
             }
         }
-        assert!(closed, "flood connection {n} was left open");
-    }
-    let refused = server
-        .events()
-        .iter()
-        .filter(|e| {
-            e["event"] == "connection_refused"
-                && e["reason"] == "too_many_connections_from_peer"
-                && e["peer"].as_str().is_some_and(|p| p.starts_with(&format!("{SRC}:")))
-        })
-        .count();
-    assert!(refused >= FLOOD + 4, "{refused} refusals logged");
+        eprintln!("connection flood: {FLOOD} connections in {:.1} s", started.elapsed().as_secs_f64());
+
+        // Meanwhile, another address is served.
+        let mut other = tls(server, "127.0.0.24", "submissions");
+        assert!(other.reply().starts_with("220 "));
+        let mut other = tls(server, "127.0.0.24", "imaps");
+        assert!(other.line().starts_with("* OK"));
+
+        // Every flood connection is closed by the server: at once, or after the handshake
+        // timeout for the few refused politely.
+        for (n, tcp) in flood.iter_mut().enumerate() {
+            use std::io::Read;
+            tcp.set_read_timeout(Some(IDLE + SLACK)).unwrap();
+            let mut sink = [0u8; 512];
+            let mut closed = false;
+            for _ in 0..4 {
+                match tcp.read(&mut sink) {
+                    Ok(0) => {
+                        closed = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                        break
+                    }
+                    Err(_) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            assert!(closed, "flood connection {n} was left open");
+        }
+        let refused = server.wait_events(
+            |e| {
+                e["event"] == "connection_refused"
+                    && e["reason"] == "too_many_connections_from_peer"
+                    && e["peer"].as_str().is_some_and(|p| p.starts_with(&format!("{SRC}:")))
+            },
+            FLOOD + 4,
+        );
+        assert!(refused.len() >= FLOOD + 4, "{} refusals logged", refused.len());
+        (started, flood)
+    });
     eprintln!("connection flood: all closed {:.1} s after the start", started.elapsed().as_secs_f64());
     drop(flood);
 

@@ -58,9 +58,11 @@ fn pop3_deletes_at_quit_only_uidls_are_stable_and_the_maildrop_is_exclusive() {
     assert!(login(&mut second).starts_with("-ERR [IN-USE]"), "one session per maildrop");
 
     assert!(first.cmd("DELE 2").starts_with("+OK"));
-    // Dropping the connection without QUIT must not delete anything.
+    // Dropping the connection without QUIT must not delete anything. Once the server has seen
+    // the session end, the maildrop is free again.
+    let peer = first.local_addr().to_string();
     drop(first);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    server.wait_event(|e| e["event"] == "connection_closed" && e["peer"] == peer.as_str());
     let mut third = server.connect_tls("pop3s");
     assert!(login(&mut third).starts_with("+OK Logged in, 3 messages"));
     third.cmd("UIDL");

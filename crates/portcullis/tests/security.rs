@@ -70,8 +70,8 @@ fn wrong_password_and_unknown_user_look_the_same() {
     assert_eq!(answers[1], answers[3]);
     assert!(answers[0].starts_with("535 5.7.8"));
     assert!(answers[1].starts_with("-ERR [AUTH]"));
-    let failures = server.events().into_iter().filter(|e| e["event"] == "auth_failed").count();
-    assert_eq!(failures, 4);
+    let failures = server.wait_events(|e| e["event"] == "auth_failed", 4);
+    assert_eq!(failures.len(), 4, "{failures:?}");
     assert!(!server.events().iter().any(|e| e.to_string().contains("not-the-password")), "secrets are never logged");
 }
 

@@ -37,11 +37,17 @@ async fn select_and_resync_of_100k_messages() {
     eprintln!("filling: {:?}", start.elapsed());
 
     // The first SELECT reads every message row.
+    let start = Instant::now();
     let selected = timed("select_mailbox, first", Duration::from_secs(5), store.select_mailbox(a, "INBOX")).await;
+    // A SELECT from memory, even one that brings the changes forward, takes a small part of
+    // that (1/100 to 1/15 here, with and without load); reading every row again would take
+    // about as long. Measured against it, not against a fixed number of milliseconds, which
+    // depends on the machine and its load.
+    let from_memory = start.elapsed() / 3;
     let index: Vec<MessageIndex> = selected.unwrap().unwrap().messages.iter().map(|m| m.to_index()).collect();
     assert_eq!(index.len(), MESSAGES);
     // From memory: no message row is read.
-    let selected = timed("select_mailbox, again", Duration::from_millis(200), store.select_mailbox(a, "INBOX")).await;
+    let selected = timed("select_mailbox, again", from_memory, store.select_mailbox(a, "INBOX")).await;
     assert_eq!(selected.unwrap().unwrap().messages.len(), MESSAGES);
     let status = timed("mailbox_status", Duration::from_secs(2), store.mailbox_status(inbox)).await.unwrap();
     assert_eq!(status.unseen as usize, MESSAGES);
@@ -64,8 +70,7 @@ async fn select_and_resync_of_100k_messages() {
     let removed = timed("expunge_deleted", Duration::from_secs(2), store.expunge_deleted(inbox, None)).await.unwrap();
     assert_eq!(removed, scattered);
     // Brought forward with the changes only.
-    let selected =
-        timed("select_mailbox after changes", Duration::from_millis(200), store.select_mailbox(a, "INBOX")).await;
+    let selected = timed("select_mailbox after changes", from_memory, store.select_mailbox(a, "INBOX")).await;
     let selected: Vec<MessageIndex> = selected.unwrap().unwrap().messages.iter().map(|m| m.to_index()).collect();
     assert_eq!(selected, message_index(&store, inbox).await);
     let records =

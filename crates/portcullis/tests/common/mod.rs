@@ -2,6 +2,9 @@
 //! generated for the test, cheap password hashing, and a tiny client for its protocols.
 #![allow(dead_code)]
 
+pub mod outside;
+pub mod pytest;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -42,6 +45,8 @@ pub struct TestServer {
     pub config_path: PathBuf,
     child: Option<Child>,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Reads the server's stdout into `lines` until the process ends.
+    reader: Option<std::thread::JoinHandle<()>>,
     pub addrs: HashMap<String, SocketAddr>,
     cert: CertificateDer<'static>,
 }
@@ -69,8 +74,15 @@ impl TestServer {
         let cert = write_cert(dir.path());
         let config_path = dir.path().join("portcullis.toml");
         std::fs::write(&config_path, config_text(&settings)).unwrap();
-        let mut server =
-            TestServer { dir, config_path, child: None, lines: Arc::default(), addrs: HashMap::new(), cert };
+        let mut server = TestServer {
+            dir,
+            config_path,
+            child: None,
+            lines: Arc::default(),
+            reader: None,
+            addrs: HashMap::new(),
+            cert,
+        };
         server.cli_ok(&["domain", "add", DOMAIN], None);
         for user in [ALICE, BOB] {
             server.cli_ok(&["account", "add", user, "--password-stdin"], Some(PASSWORD));
@@ -91,11 +103,11 @@ impl TestServer {
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let lines = self.lines.clone();
-        std::thread::spawn(move || {
+        self.reader = Some(std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 lines.lock().unwrap().push(line);
             }
-        });
+        }));
         self.child = Some(child);
         let started = Instant::now();
         loop {
@@ -184,8 +196,10 @@ impl TestServer {
                 let mut child = self.child.take().unwrap();
                 child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
                 let _ = child.wait();
-                // Let the stdout reader catch up.
-                std::thread::sleep(Duration::from_millis(100));
+                // Everything the process logged is in `lines` once its stdout has ended.
+                if let Some(reader) = self.reader.take() {
+                    let _ = reader.join();
+                }
                 return (status, err);
             }
             assert!(started.elapsed() < limit, "the server did not exit");
@@ -205,6 +219,13 @@ impl TestServer {
         self.lines.lock().unwrap().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
+    /// The last lines of the log, for a failure's message (all of it can be megabytes).
+    pub fn log_tail(&self) -> String {
+        let lines = self.lines.lock().unwrap();
+        let tail = &lines[lines.len().saturating_sub(40)..];
+        format!("({} lines before these):\n{}", lines.len() - tail.len(), tail.join("\n"))
+    }
+
     /// Waits until an event matching `pred` shows up.
     pub fn wait_event(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
         let started = Instant::now();
@@ -212,7 +233,29 @@ impl TestServer {
             if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
                 return e;
             }
-            assert!(started.elapsed() < Duration::from_secs(15), "event never came: {:?}", self.lines.lock().unwrap());
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "event never came; the log ends with {}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until at least `count` events match `pred`; all that match by then.
+    pub fn wait_events(&self, pred: impl Fn(&serde_json::Value) -> bool, count: usize) -> Vec<serde_json::Value> {
+        let started = Instant::now();
+        loop {
+            let found: Vec<_> = self.events().into_iter().filter(|e| pred(e)).collect();
+            if found.len() >= count {
+                return found;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{} of {count} events came; the log ends with {}",
+                found.len(),
+                self.log_tail()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -283,6 +326,38 @@ impl TestServer {
 
     pub fn connect_plain(&self, listener: &str) -> Client {
         Client::plain(TcpStream::connect(self.addr(listener)).unwrap())
+    }
+
+    /// Whether the server refuses a connection from `source` at accept (a ban, the firewall, a
+    /// connection limit): it closes the connection before the TLS handshake (or, on 587,
+    /// before the greeting) and logs `connection_refused` for it. A completed handshake or a
+    /// greeting is an admission. Anything else fails the test: a server that stays silent, or
+    /// closes without saying it refused, is not refusing.
+    pub fn refused(&self, source: &str, listener: &str) -> bool {
+        let client = self.connect_from(source, listener);
+        let peer = client.local_addr().to_string();
+        let outcome = if listener == "submission" {
+            let mut client = client;
+            match client.try_line() {
+                Ok(greeting) if greeting.is_empty() => Err(std::io::ErrorKind::UnexpectedEof.into()),
+                other => other.map(drop),
+            }
+        } else {
+            client.handshake(self.client_config(rustls::ALL_VERSIONS)).map(drop)
+        };
+        match outcome {
+            Ok(()) => false,
+            Err(e) if is_closed(&e) => {
+                self.wait_event(|e| e["event"] == "connection_refused" && e["peer"] == peer.as_str());
+                true
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                panic!(
+                    "{listener} from {source}: neither admitted nor refused: the server stayed silent (read timeout)"
+                )
+            }
+            Err(e) => panic!("{listener} from {source}: neither admitted nor refused: {e}"),
+        }
     }
 
     /// Rewrites the config with new settings (for SIGHUP tests).
@@ -573,9 +648,52 @@ impl Client {
         String::from_utf8_lossy(&all).into_owned()
     }
 
-    /// True once the server has closed the connection.
+    /// True when the server closes the connection (EOF, a reset, or TLS ended without
+    /// close_notify) without a further word; false when it says something instead. A server
+    /// that keeps the connection open and silent for the read timeout fails the test: a
+    /// timeout is not a close.
     pub fn closed(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
         let mut byte = [0u8; 1];
-        matches!(self.io.read(&mut byte), Ok(0) | Err(_))
+        match self.io.read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) if is_closed(&e) => true,
+            Err(e) => panic!("{}", self.not_closed(e)),
+        }
     }
+
+    /// Reads until the server closes the connection, as [`Client::closed`] sees a close, and
+    /// returns what it said before. Silence until the read timeout fails the test.
+    pub fn until_closed(&mut self) -> Vec<u8> {
+        let mut said = std::mem::take(&mut self.buf);
+        let mut chunk = [0u8; 16384];
+        loop {
+            match self.io.read(&mut chunk) {
+                Ok(0) => return said,
+                Ok(n) => said.extend_from_slice(&chunk[..n]),
+                Err(e) if is_closed(&e) => return said,
+                Err(e) => panic!("{} (after {:?})", self.not_closed(e), String::from_utf8_lossy(&said)),
+            }
+        }
+    }
+
+    fn not_closed(&self, e: std::io::Error) -> String {
+        match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => format!(
+                "the server neither closed the connection nor said anything for {:?}",
+                self.socket.read_timeout().ok().flatten().unwrap_or_default()
+            ),
+            _ => format!("reading, expecting the server to close the connection: {e}"),
+        }
+    }
+}
+
+/// How a connection ends when the server closes it: a reset, or TLS ended without
+/// close_notify (EOF itself is `Ok(0)`). Timeouts are not among them.
+pub fn is_closed(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe)
 }

@@ -5,7 +5,7 @@
 //! holding `portcullis check` with endless replies, a huge line, or a trickle.
 //!
 //! The tests that need root fail when not run as root, unless PORTCULLIS_SKIP_ROOT_TESTS=1 says
-//! to skip them (they then print that they were skipped): a silent pass would hide that the
+//! to skip them (never under PORTCULLIS_REQUIRE_ALL=1; they then print that they were skipped): a silent pass would hide that the
 //! attack was never tried.
 
 mod common;
@@ -21,18 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{client_config, is_root, plain, write_cert, Client, BIN};
-
-/// True when the test may go on as root; panics when not root, unless skipping was asked for.
-fn root_or_skip(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    if std::env::var("PORTCULLIS_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-        eprintln!("SKIPPED {test}: it needs root, and PORTCULLIS_SKIP_ROOT_TESTS=1");
-        return false;
-    }
-    panic!("{test} needs root (it plays the operator who starts the server as root); run it as root, or set PORTCULLIS_SKIP_ROOT_TESTS=1 to skip it");
-}
 
 /// The unprivileged account the tests use as the service user.
 fn nobody() -> nix::unistd::User {
@@ -164,7 +152,9 @@ const SWAP_ATTEMPTS: usize = 20;
 /// `evil/NAME` after the swap, that is of root's file.
 #[test]
 fn the_service_user_cannot_steer_roots_hand_over_onto_roots_files() {
-    if !root_or_skip("the_service_user_cannot_steer_roots_hand_over_onto_roots_files") {
+    if !common::outside::root(
+        "it plays the operator who starts the server as root and a service user who swaps a directory",
+    ) {
         return;
     }
     let service = nobody();
@@ -279,7 +269,7 @@ fn swapper_helper() {
 /// the data directory 0700 and its files 0600, the service user's; nothing readable by others.
 #[test]
 fn the_documented_root_start_serves_and_keeps_the_store_private() {
-    if !root_or_skip("the_documented_root_start_serves_and_keeps_the_store_private") {
+    if !common::outside::root("it starts the server as root, as the documented deployment does") {
         return;
     }
     let service = nobody();
@@ -373,7 +363,7 @@ fn the_documented_root_start_serves_and_keeps_the_store_private() {
 /// the config and the certificate through its group, own the store, and reload on SIGHUP.
 #[test]
 fn the_documented_systemd_start_runs_as_the_service_user_throughout() {
-    if !root_or_skip("the_documented_systemd_start_runs_as_the_service_user_throughout") {
+    if !common::outside::root("it runs init as root and serve as the service user, as the systemd unit does") {
         return;
     }
     let service = nobody();

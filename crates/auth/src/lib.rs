@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pool::HashPool;
 pub use pool::Lane;
 use portcullis_sasl::ScramKeys;
-use portcullis_store::{AccountId, PasswordSecrets, Store, StoredScram};
+use portcullis_store::{AccountId, PasswordSecrets, ScramCredentials, Store, StoredScram};
 use zeroize::Zeroizing;
 
 /// Which secret opened the account.
@@ -248,8 +248,10 @@ impl Authenticator {
     /// fails, a decoy too: the exchange then ends in [`Authenticator::scram_refusal`], which
     /// reports the store as unavailable.
     pub async fn scram_keys(&self, username: &str) -> ScramKeys {
-        if let Ok(Some((_, StoredScram { salt, iterations, stored_key, server_key }, _))) =
-            self.store.scram_keys(username).await
+        if let Ok(Some(ScramCredentials {
+            scram: Some(StoredScram { salt, iterations, stored_key, server_key }),
+            ..
+        })) = self.store.scram_keys(username).await
         {
             if let (Ok(stored_key), Ok(server_key)) = (stored_key.try_into(), server_key.try_into()) {
                 return ScramKeys { salt, iterations, stored_key, server_key };

@@ -28,6 +28,10 @@ pub enum Listener {
     Pop3s,
     /// IMAP, implicit TLS (993).
     Imaps,
+    /// HTTP: the admin API, `/metrics` and the dashboard (`listen.admin`). Admitted by the
+    /// guard like the mail listeners, but not one of them: it has no mail sessions, and is
+    /// not in [`Listener::ALL`].
+    Admin,
 }
 
 impl Listener {
@@ -37,18 +41,21 @@ impl Listener {
             Listener::Submission => "submission",
             Listener::Pop3s => "pop3s",
             Listener::Imaps => "imaps",
+            Listener::Admin => "admin",
         }
     }
 
-    /// The protocol spoken on it: "smtp", "imap" or "pop3".
+    /// The protocol spoken on it: "smtp", "imap", "pop3" or "http".
     pub fn protocol(self) -> &'static str {
         match self {
             Listener::Submissions | Listener::Submission => "smtp",
             Listener::Pop3s => "pop3",
             Listener::Imaps => "imap",
+            Listener::Admin => "http",
         }
     }
 
+    /// The mail listeners (every listener but [`Listener::Admin`]).
     pub const ALL: [Listener; 4] = [Listener::Submissions, Listener::Submission, Listener::Imaps, Listener::Pop3s];
 }
 

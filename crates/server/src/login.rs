@@ -31,6 +31,8 @@ fn scope(listener: Listener) -> u8 {
         Listener::Submissions | Listener::Submission => SCOPE_SMTP,
         Listener::Pop3s => SCOPE_POP3,
         Listener::Imaps => SCOPE_IMAP,
+        // No app password opens the admin listener.
+        Listener::Admin => 0,
     }
 }
 

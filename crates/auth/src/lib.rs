@@ -23,6 +23,12 @@ use portcullis_sasl::ScramKeys;
 use portcullis_store::{AccountId, PasswordSecrets, ScramCredentials, Store, StoredScram};
 use zeroize::Zeroizing;
 
+/// Wrong TOTP codes (given with the right password) after which an account's TOTP locks: no
+/// code is accepted until a recovery code is used or the operator runs `portcullis account
+/// totp unlock`. A few typing mistakes pass; guessing 6 digits does not (5 tries at 3 valid
+/// codes in a million).
+pub const TOTP_LOCK_AT: u32 = 5;
+
 /// Which secret opened the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
@@ -85,6 +91,10 @@ pub enum Refusal {
     /// Acting as another user (a SASL authorisation identity) is not supported.
     AuthzidNotAllowed,
     WrongCode,
+    /// A wrong code, the last one allowed: the account's TOTP is locked from now on.
+    WrongCodeLocks,
+    /// The account's TOTP is locked after too many wrong codes: no TOTP code was checked.
+    TotpLocked,
     /// A TOTP code already used within its window.
     ReplayedCode,
     /// The admin sign-in, by an account not listed in `admin.accounts`.
@@ -105,6 +115,8 @@ impl Refusal {
             Refusal::SecondFactorRequired => "second_factor_required",
             Refusal::AuthzidNotAllowed => "authzid_not_allowed",
             Refusal::WrongCode => "wrong_code",
+            Refusal::WrongCodeLocks => "wrong_code_locks",
+            Refusal::TotpLocked => "totp_locked",
             Refusal::ReplayedCode => "replayed_code",
             Refusal::NotAdministrator => "not_administrator",
             Refusal::AppPasswordRevoked(_) => "app_password_revoked",
@@ -288,6 +300,11 @@ impl Authenticator {
 
     /// The account password plus a second factor: a TOTP code (each accepted once) or a
     /// recovery code (each usable once). For the admin API and `account totp check`.
+    ///
+    /// Wrong codes given with the right password are counted in the store: at
+    /// [`TOTP_LOCK_AT`] the account's TOTP locks, and then no TOTP code is even checked
+    /// (there is no oracle left to guess against) until a recovery code is used, which also
+    /// unlocks it, or the operator unlocks it. A right code clears the count.
     pub async fn verify_with_code(
         &self,
         username: &str,
@@ -295,22 +312,30 @@ impl Authenticator {
         code: &str,
         lane: Lane,
     ) -> Result<Principal, AuthError> {
+        let unavailable = |_| AuthError::Unavailable;
         let (principal, _) = self.check_password(username, password, lane).await?;
-        let totp = self.store.totp(&principal.address).await.map_err(|_| AuthError::Unavailable)?;
+        let totp = self.store.totp(&principal.address).await.map_err(unavailable)?;
         let Some(totp) = totp.filter(|t| t.enabled) else { return refused(Refusal::WrongCode) };
-        if let Some(step) = totp_step(&totp.secret, &principal.address, code, now() as u64) {
-            return match self.store.use_totp_step(totp.account, step).await.map_err(|_| AuthError::Unavailable)? {
-                true => Ok(principal),
-                false => refused(Refusal::ReplayedCode),
-            };
+        if !totp.locked {
+            if let Some(step) = totp_step(&totp.secret, &principal.address, code, now() as u64) {
+                if !self.store.use_totp_step(totp.account, step).await.map_err(unavailable)? {
+                    return refused(Refusal::ReplayedCode);
+                }
+                if totp.failures > 0 {
+                    self.store.totp_unlock(totp.account).await.map_err(unavailable)?;
+                }
+                return Ok(principal);
+            }
         }
-        match self
-            .store
-            .use_recovery_code(totp.account, &secret_digest(code.as_bytes()))
-            .await
-            .map_err(|_| AuthError::Unavailable)?
-        {
-            true => Ok(principal),
+        if self.store.use_recovery_code(totp.account, &secret_digest(code.as_bytes())).await.map_err(unavailable)? {
+            self.store.totp_unlock(totp.account).await.map_err(unavailable)?;
+            return Ok(principal);
+        }
+        if totp.locked {
+            return refused(Refusal::TotpLocked);
+        }
+        match self.store.totp_failed(totp.account, TOTP_LOCK_AT).await.map_err(unavailable)? {
+            true => refused(Refusal::WrongCodeLocks),
             false => refused(Refusal::WrongCode),
         }
     }

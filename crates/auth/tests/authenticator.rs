@@ -184,3 +184,55 @@ async fn totp_replaces_the_password_for_mail_and_guards_the_admin_login() {
         Err(AuthError::Refused(Refusal::WrongCode))
     );
 }
+
+/// A code that no step near now accepts.
+fn wrong_code(secret: &[u8]) -> String {
+    let valid: Vec<String> =
+        [now() - 30, now(), now() + 30].iter().map(|&t| totp_code(secret, "alice@example.org", t).unwrap()).collect();
+    (0..).map(|n| format!("{n:06}")).find(|c| !valid.contains(c)).unwrap()
+}
+
+#[tokio::test]
+async fn wrong_codes_lock_totp_until_a_recovery_code_or_the_operator() {
+    let (_dir, store, auth, id) = setup().await;
+    let secret = new_totp_secret();
+    let recovery = generate_recovery_code();
+    store
+        .set_totp("alice@example.org", Some(&secret), true, &[secret_digest(recovery.as_bytes()).to_vec()])
+        .await
+        .unwrap();
+    let wrong = wrong_code(&secret);
+    let attempt = |password: &'static str, code: String| {
+        let auth = &auth;
+        async move { auth.verify_with_code("alice@example.org", pw(password), &code, Lane::Ordinary).await }
+    };
+    // Wrong codes with a wrong password are not counted: only the password's holder can lock.
+    for _ in 0..TOTP_LOCK_AT + 2 {
+        assert_eq!(attempt("wrong-password", wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongPassword)));
+    }
+    // A right code clears the count.
+    for _ in 1..TOTP_LOCK_AT {
+        assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongCode)));
+    }
+    let code = totp_code(&secret, "alice@example.org", now()).unwrap();
+    assert!(attempt(PASSWORD, code).await.is_ok());
+    assert_eq!(store.totp("alice@example.org").await.unwrap().unwrap().failures, 0);
+    for _ in 1..TOTP_LOCK_AT {
+        assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongCode)));
+    }
+    assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongCodeLocks)));
+    // Locked: the right code (of the next step, not yet used) is not even looked at.
+    let next = totp_code(&secret, "alice@example.org", now() + 30).unwrap();
+    assert_eq!(attempt(PASSWORD, next.clone()).await, Err(AuthError::Refused(Refusal::TotpLocked)));
+    assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::TotpLocked)));
+    // A recovery code opens the account and unlocks it.
+    assert!(attempt(PASSWORD, recovery.clone()).await.is_ok());
+    assert!(attempt(PASSWORD, next).await.is_ok(), "unlocked");
+    // Locked again, the operator unlocks it.
+    for _ in 0..TOTP_LOCK_AT {
+        let _ = attempt(PASSWORD, wrong.clone()).await;
+    }
+    assert!(store.totp("alice@example.org").await.unwrap().unwrap().locked);
+    assert!(store.totp_unlock(id).await.unwrap());
+    assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongCode)));
+}

@@ -116,6 +116,9 @@ pub enum AlertKind {
     /// A client proved an account's password through SCRAM-SHA-256-PLUS bound to another TLS
     /// connection: a man in the middle with a certificate the client accepted.
     ChannelBindingMismatch,
+    /// An account's TOTP locked after too many wrong codes given with the right password:
+    /// someone who is not its owner knows its password.
+    TotpLocked,
 }
 
 /// Everything observable. Field names are part of the operator interface (log lines are

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::totp::{enable_totp, totp_code};
 use common::*;
 use serde_json::json;
 
@@ -163,6 +164,46 @@ fn failed_admin_authentication_reaches_the_anomaly_detector() {
     }
     let alert = server.wait_event(|e| e["event"] == "alert_raised" && e["kind"] == "auth_failure_spike");
     assert!(alert["observed"].as_f64().unwrap() >= 20.0, "{alert}");
+}
+
+fn sign_in(server: &TestServer, source: &str, password: &str, code: &str) -> Answer {
+    let body = json!({"account": ADMIN, "password": password, "totp": code}).to_string();
+    admin_request(server, source, "POST", "/api/v1/signin", None, &body, Some("application/json"))
+}
+
+/// A code that is not the one valid now (nor its neighbours).
+fn wrong_code(uri: &str) -> String {
+    let valid: Vec<String> = [-30, 0, 30].iter().map(|&o| totp_code(uri, o)).collect();
+    (0..).map(|n| format!("{n:06}")).find(|c| !valid.contains(c)).unwrap()
+}
+
+/// Before: with the password known, codes could be guessed without end (about 7 a second);
+/// the right code worked after any number of wrong ones.
+#[test]
+fn totp_locks_after_a_few_wrong_codes_until_the_owner_unlocks_it() {
+    let mut server = TestServer::start_with(quick(&[
+        &format!("[admin]\naccounts = [\"{ADMIN}\"]\n"),
+        // Never banned: what stops the guessing must be the lock.
+        "[firewall]\ntrusted_networks = [\"127.0.0.56\"]\n",
+    ]));
+    server.cli_ok(&["account", "add", ADMIN, "--password-stdin"], Some(PASSWORD));
+    let uri = enable_totp(&server, ADMIN);
+    let wrong = wrong_code(&uri);
+    for _ in 0..5 {
+        assert_eq!(sign_in(&server, "127.0.0.56", PASSWORD, &wrong), Answer::Status(401));
+    }
+    let alert = server.wait_event(|e| e["event"] == "alert_raised" && e["kind"] == "totp_locked");
+    assert_eq!(alert["account"], ADMIN);
+    assert_eq!(sign_in(&server, "127.0.0.56", PASSWORD, &totp_code(&uri, 30)), Answer::Status(401), "locked");
+    server.wait_event(|e| e["event"] == "admin_auth_failed" && e["reason"] == "totp_locked");
+
+    // The lock is in the store: a restart does not lift it.
+    server.stop();
+    server.launch();
+    assert_eq!(sign_in(&server, "127.0.0.56", PASSWORD, &totp_code(&uri, 30)), Answer::Status(401));
+    let out = server.cli_ok(&["account", "totp", "unlock", ADMIN], None);
+    assert!(out.contains("Unlocked"), "{out}");
+    assert_eq!(sign_in(&server, "127.0.0.56", PASSWORD, &totp_code(&uri, 30)), Answer::Status(200));
 }
 
 /// Before: the sign-in parsed any body as JSON, so a plain HTML form on any web page could

@@ -220,6 +220,17 @@ pub async fn admin_sign_in(
                 account: Some(account.to_string()),
                 reason: Some(refusal.reason()),
             });
+            if *refusal == Refusal::WrongCodeLocks {
+                let message = format!(
+                    "{account}: {} wrong TOTP codes given with the right password, the last from {}; its TOTP is \
+                     locked until a recovery code is used or `portcullis account totp unlock {account}`. Someone \
+                     knows its password: change it",
+                    portcullis_auth::TOTP_LOCK_AT,
+                    peer.ip()
+                );
+                let (kind, severity) = (AlertKind::TotpLocked, Severity::Critical);
+                shared.alert(kind, severity, None, Some(account), portcullis_auth::TOTP_LOCK_AT as f64, message);
+            }
             gate.failed(shared).await;
         }
         Err(AuthError::Unavailable) => {

@@ -2,6 +2,8 @@
 //! generated for the test, cheap password hashing, and a tiny client for its protocols.
 #![allow(dead_code)]
 
+pub mod totp;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -21,6 +21,7 @@ use pool::HashPool;
 pub use pool::Lane;
 use portcullis_sasl::ScramKeys;
 use portcullis_store::{AccountId, PasswordSecrets, ScramCredentials, Store, StoredScram};
+use tokio::sync::OnceCell;
 use zeroize::Zeroizing;
 
 /// Wrong TOTP codes (given with the right password) after which an account's TOTP locks: no
@@ -28,6 +29,9 @@ use zeroize::Zeroizing;
 /// totp unlock`. A few typing mistakes pass; guessing 6 digits does not (5 tries at 3 valid
 /// codes in a million).
 pub const TOTP_LOCK_AT: u32 = 5;
+
+/// The name of the secret, kept in the store, that SCRAM's decoy salts derive from.
+const DECOY_SECRET: &str = "scram_decoy_salt";
 
 /// Which secret opened the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,8 +156,10 @@ pub struct Authenticator {
     hasher: Arc<PasswordHasher>,
     /// A hash of a random password, verified when the account does not exist.
     decoy: Arc<str>,
-    /// Salts for the SCRAM keys of accounts that do not exist.
-    decoy_secret: [u8; 32],
+    /// What the salts of SCRAM's decoy keys derive from: created once and kept in the store, so
+    /// that a name's decoy salt is the same after a restart (and on every node), like a real
+    /// account's salt. Read at the first SCRAM exchange.
+    decoy_secret: OnceCell<[u8; 32]>,
     scram_iterations: u32,
     /// Where argon2 runs: one thread per CPU.
     pool: HashPool,
@@ -167,7 +173,7 @@ impl Authenticator {
             store,
             hasher: Arc::new(hasher),
             decoy: decoy.into(),
-            decoy_secret: rand::random(),
+            decoy_secret: OnceCell::new(),
             scram_iterations,
             pool: HashPool::new(cpus),
         })
@@ -255,21 +261,49 @@ impl Authenticator {
         ))
     }
 
-    /// SCRAM keys for `username`: the account's, or a decoy that no proof will match (unknown
-    /// users, accounts whose keys predate SCRAM), looking the same from outside. If the store
-    /// fails, a decoy too: the exchange then ends in [`Authenticator::scram_refusal`], which
-    /// reports the store as unavailable.
-    pub async fn scram_keys(&self, username: &str) -> ScramKeys {
-        if let Ok(Some(ScramCredentials {
-            scram: Some(StoredScram { salt, iterations, stored_key, server_key }),
-            ..
-        })) = self.store.scram_keys(username).await
-        {
-            if let (Ok(stored_key), Ok(server_key)) = (stored_key.try_into(), server_key.try_into()) {
-                return ScramKeys { salt, iterations, stored_key, server_key };
-            }
+    /// SCRAM keys for `username`: the account's, or keys that no proof will match, looking the
+    /// same from outside, with the account's credentials generation when there is one.
+    ///
+    /// No proof matches for an unknown user, an account whose keys predate SCRAM, or an
+    /// account with TOTP on: SCRAM proves the password, which does not open mail protocols
+    /// for such an account, so it is refused before anything is proven (the server's
+    /// signature would otherwise confirm a guessed password). What the client sees is what a
+    /// wrong password gets: the account's own salt and iteration count where it has them (they
+    /// do not change when TOTP is turned on), a salt derived from the name otherwise. If the
+    /// store fails, decoy keys too: the exchange then ends in [`Authenticator::scram_refusal`],
+    /// which reports the store as unavailable.
+    pub async fn scram_keys(&self, username: &str) -> ScramLookup {
+        let found = self.store.scram_keys(username).await.ok().flatten();
+        let generation = found.as_ref().map(|c| c.generation);
+        let keys = match found {
+            Some(ScramCredentials { scram: Some(scram), totp_enabled, .. }) => match real_keys(&scram) {
+                Some(keys) if !totp_enabled => keys,
+                // The account's salt and iterations, keys that match nothing.
+                _ => ScramKeys { salt: scram.salt, iterations: scram.iterations, ..self.decoy_keys(username).await },
+            },
+            _ => self.decoy_keys(username).await,
+        };
+        ScramLookup { keys, generation }
+    }
+
+    /// Keys no password matches, with a salt that depends only on the name (in its one
+    /// spelling, so that `ALICE@` and `alice@` of an unknown account get one salt, as they
+    /// would for a real one) and on the store's decoy secret.
+    async fn decoy_keys(&self, username: &str) -> ScramKeys {
+        let name = portcullis_store::normalize_address(username).unwrap_or_else(|| username.to_string());
+        let secret = self
+            .decoy_secret
+            .get_or_try_init(|| async {
+                let fresh: [u8; 32] = rand::random();
+                let stored = self.store.server_secret(DECOY_SECRET, &fresh).await?;
+                stored.try_into().map_err(|_| portcullis_store::StoreError::Backend("bad decoy secret".into()))
+            })
+            .await;
+        match secret {
+            Ok(secret) => ScramKeys::decoy(&name, secret, self.scram_iterations),
+            // The store failed: this exchange ends as unavailable anyway (see above).
+            Err(_) => ScramKeys::decoy(&name, &rand::random::<[u8; 32]>(), self.scram_iterations),
         }
-        ScramKeys::decoy(username, &self.decoy_secret, self.scram_iterations)
     }
 
     /// The account a SCRAM proof opened. SCRAM proves the account password, which no longer
@@ -287,12 +321,14 @@ impl Authenticator {
         Ok(Principal { account: c.account, address: c.address, credential: Credential::Scram })
     }
 
-    /// Why a SCRAM proof failed: an unknown account (its keys were a decoy), a wrong password,
-    /// or a channel binding from another connection.
+    /// Why a SCRAM proof failed: an unknown account (its keys were a decoy), an account with
+    /// TOTP on (its keys were a decoy too: see [`Authenticator::scram_keys`]), a wrong
+    /// password, or a channel binding from another connection.
     pub async fn scram_refusal(&self, username: &str, binding_mismatch: bool) -> AuthError {
         match self.store.credentials(username).await {
             Err(_) => AuthError::Unavailable,
             Ok(None) => AuthError::Refused(Refusal::UnknownAccount),
+            Ok(Some(c)) if c.totp_enabled => AuthError::Refused(Refusal::SecondFactorRequired),
             Ok(Some(_)) if binding_mismatch => AuthError::Refused(Refusal::ChannelBindingMismatch),
             Ok(Some(_)) => AuthError::Refused(Refusal::WrongPassword),
         }
@@ -339,6 +375,23 @@ impl Authenticator {
             false => refused(Refusal::WrongCode),
         }
     }
+}
+
+/// What [`Authenticator::scram_keys`] found: the keys to run the exchange with, and the
+/// account's credentials generation if there is an account.
+pub struct ScramLookup {
+    pub keys: ScramKeys,
+    pub generation: Option<i64>,
+}
+
+/// The stored keys in the form SCRAM uses; `None` if they are damaged.
+fn real_keys(scram: &StoredScram) -> Option<ScramKeys> {
+    Some(ScramKeys {
+        salt: scram.salt.clone(),
+        iterations: scram.iterations,
+        stored_key: scram.stored_key.clone().try_into().ok()?,
+        server_key: scram.server_key.clone().try_into().ok()?,
+    })
 }
 
 fn authzid_allowed(authzid: &str, username: &str) -> bool {

@@ -116,11 +116,15 @@ async fn app_passwords_are_scoped_expiring_and_revocable() {
 async fn scram_keys_are_real_or_a_decoy() {
     let (_dir, store, auth, id) = setup().await;
     let real = auth.scram_keys("alice@example.org").await;
-    let again = ScramKeysCheck::derive(&real);
-    assert!(again, "the stored keys are those of the password");
+    assert!(ScramKeysCheck::derive(&real.keys), "the stored keys are those of the password");
+    let generation = store.credentials("alice@example.org").await.unwrap().unwrap().generation;
+    assert_eq!(real.generation, Some(generation));
     let decoy = auth.scram_keys("ghost@example.org").await;
-    assert_eq!(decoy.salt.len(), real.salt.len());
-    assert_eq!(decoy.salt, auth.scram_keys("ghost@example.org").await.salt, "stable, like a real account");
+    assert_eq!(decoy.generation, None);
+    assert_eq!(decoy.keys.salt.len(), real.keys.salt.len());
+    assert_eq!(decoy.keys.salt, auth.scram_keys("ghost@example.org").await.keys.salt, "stable, like a real account");
+    assert_eq!(decoy.keys.salt, auth.scram_keys("Ghost@EXAMPLE.org").await.keys.salt, "however it is spelled");
+    assert_ne!(decoy.keys.salt, auth.scram_keys("ghost2@example.org").await.keys.salt);
     assert_eq!(auth.scram_principal("", "alice@example.org").await.unwrap().account, id);
     store.set_totp("alice@example.org", Some(&new_totp_secret()), true, &[]).await.unwrap();
     assert_eq!(
@@ -128,6 +132,35 @@ async fn scram_keys_are_real_or_a_decoy() {
         Err(AuthError::Refused(Refusal::SecondFactorRequired)),
         "TOTP on"
     );
+    // With TOTP on, nothing can be proven: the same salt and iterations as before, and keys
+    // that the password does not match.
+    let refused = auth.scram_keys("alice@example.org").await;
+    assert_eq!((&refused.keys.salt, refused.keys.iterations), (&real.keys.salt, real.keys.iterations));
+    assert!(!ScramKeysCheck::derive(&refused.keys));
+    assert_eq!(
+        auth.scram_refusal("alice@example.org", false).await,
+        AuthError::Refused(Refusal::SecondFactorRequired),
+        "logged for what it is"
+    );
+}
+
+#[tokio::test]
+async fn decoy_salts_outlive_the_authenticator() {
+    let (dir, store, auth, _) = setup().await;
+    let first = auth.scram_keys("ghost@example.org").await.keys.salt;
+    drop(auth);
+    // Another authenticator on the same store (a restart, another node) shows the same salt.
+    let config = portcullis_config::Passwords {
+        scram_iterations: 4096,
+        min_length: 12,
+        min_strength: 3,
+        argon2_memory_kib: 256,
+        argon2_iterations: 1,
+        argon2_parallelism: 1,
+    };
+    let again = Authenticator::new(store.clone(), PasswordHasher::new(&config).unwrap(), 4096).unwrap();
+    assert_eq!(again.scram_keys("ghost@example.org").await.keys.salt, first);
+    drop(dir);
 }
 
 struct ScramKeysCheck;

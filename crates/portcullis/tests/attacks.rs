@@ -224,3 +224,171 @@ fn json_endpoints_take_only_json() {
     let answer = admin_request(&server, "127.0.0.57", "POST", "/api/v1/bans", Some(&token), &ban, json_type);
     assert_eq!(answer, Answer::Status(201));
 }
+
+// ---- item 9: SCRAM ----------------------------------------------------------------------
+
+/// SCRAM-SHA-256 from the client's side (RFC 5802 §3), written from the RFC.
+mod scram {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::{Digest, Sha256};
+
+    const NONCE: &str = "rOprNGfwEbeRWgbNEkqO";
+
+    pub fn b64(data: &[u8]) -> String {
+        STANDARD.encode(data)
+    }
+
+    pub fn unb64(text: &str) -> String {
+        String::from_utf8(STANDARD.decode(text.trim()).unwrap()).unwrap()
+    }
+
+    pub fn client_first(user: &str) -> String {
+        format!("n,,n={user},r={NONCE}")
+    }
+
+    fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap();
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The salt a server-first message names.
+    pub fn salt(server_first: &str) -> String {
+        server_first.split(',').find_map(|f| f.strip_prefix("s=")).unwrap().to_string()
+    }
+
+    /// client-final for `password`, and the server-final a server that knows it must send.
+    pub fn client_final(user: &str, password: &str, server_first: &str) -> (String, String) {
+        let field = |name: &str| server_first.split(',').find_map(|f| f.strip_prefix(name)).unwrap().to_string();
+        let nonce = field("r=");
+        assert!(nonce.starts_with(NONCE));
+        let salt = STANDARD.decode(field("s=")).unwrap();
+        let iterations: u32 = field("i=").parse().unwrap();
+        let salted = pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password.as_bytes(), &salt, iterations);
+        let client_key = hmac(&salted, b"Client Key");
+        let stored_key = Sha256::digest(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("n={user},r={NONCE},{server_first},{without_proof}");
+        let signature = hmac(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key.iter().zip(signature).map(|(k, s)| k ^ s).collect();
+        let server_signature = hmac(&hmac(&salted, b"Server Key"), auth_message.as_bytes());
+        (format!("{without_proof},p={}", b64(&proof)), format!("v={}", b64(&server_signature)))
+    }
+}
+
+fn imap_from(server: &TestServer, source: &str) -> Client {
+    let mut c = server.connect_from(source, "imaps").upgrade(server.client_config(rustls::ALL_VERSIONS));
+    assert!(c.line().starts_with("* OK"));
+    c
+}
+
+/// Starts IMAP AUTHENTICATE SCRAM-SHA-256 for `user`; the server-first message.
+fn imap_scram_start(c: &mut Client, user: &str) -> String {
+    c.send(&format!("a AUTHENTICATE SCRAM-SHA-256 {}", scram::b64(scram::client_first(user).as_bytes())));
+    let line = c.line();
+    scram::unb64(line.strip_prefix("+ ").unwrap_or_else(|| panic!("no server-first: {line}")))
+}
+
+/// Before: for an account with TOTP on, the right password got the server's signature (the
+/// proof that it was right) before the refusal; a wrong one got the refusal at once.
+#[test]
+fn scram_does_not_reveal_the_password_of_an_account_with_totp() {
+    let server = TestServer::start_with(quick(&[]));
+    let mut c = imap_from(&server, "127.0.0.60");
+    let salt_before = scram::salt(&imap_scram_start(&mut c, ALICE));
+    c.send("*");
+    assert!(c.line().starts_with("a BAD"));
+    drop(c);
+    enable_totp(&server, ALICE);
+
+    let answer = |password: &str| {
+        let mut c = imap_from(&server, "127.0.0.60");
+        let server_first = imap_scram_start(&mut c, ALICE);
+        assert_eq!(scram::salt(&server_first), salt_before, "the salt does not change with TOTP");
+        let (last, _) = scram::client_final(ALICE, password, &server_first);
+        c.send(&scram::b64(last.as_bytes()));
+        c.line()
+    };
+    let right = answer(PASSWORD);
+    let wrong = answer("not-the-password-at-all");
+    assert!(right.starts_with("a NO [AUTHENTICATIONFAILED]"), "the right password proven: {right}");
+    assert_eq!(right, wrong, "a right and a wrong password get the same answer");
+    server.wait_event(|e| e["event"] == "auth_failed" && e["reason"] == "second_factor_required");
+}
+
+/// Before: an exchange cancelled with `*` (or cut off) after the server's first message left
+/// no failure behind: salts could be collected, and a proven password go unrecorded.
+#[test]
+fn abandoned_scram_exchanges_count_as_failed_logins() {
+    let server = TestServer::start_with(Settings {
+        sections: vec![format!("{QUICK_GUARD}ban_after_failures = 3\n")],
+        ..Settings::default()
+    });
+    let first = scram::b64(scram::client_first(ALICE).as_bytes());
+    // SMTP: cancelled with "*" after server-first (RFC 4954 §4: 501).
+    let mut smtp = server.connect_from("127.0.0.70", "submissions").upgrade(server.client_config(rustls::ALL_VERSIONS));
+    smtp.reply();
+    smtp.cmd("EHLO attacker");
+    assert!(smtp.cmd(&format!("AUTH SCRAM-SHA-256 {first}")).starts_with("334 "));
+    assert!(smtp.cmd("*").starts_with("501"));
+    drop(smtp);
+    // IMAP: the same (RFC 9051 §6.2.2: BAD).
+    let mut imap = imap_from(&server, "127.0.0.70");
+    imap_scram_start(&mut imap, ALICE);
+    imap.send("*");
+    assert!(imap.line().starts_with("a BAD"));
+    drop(imap);
+    // POP3: cut off after server-first.
+    let mut pop = server.connect_from("127.0.0.70", "pop3s").upgrade(server.client_config(rustls::ALL_VERSIONS));
+    pop.line();
+    assert!(pop.cmd(&format!("AUTH SCRAM-SHA-256 {first}")).starts_with("+ "));
+    drop(pop);
+    for listener in ["submissions", "imaps", "pop3s"] {
+        let failed = server.wait_event(|e| e["event"] == "auth_failed" && e["listener"] == listener);
+        assert_eq!((failed["username"].as_str(), failed["reason"].as_str()), (Some(ALICE), Some("abandoned")));
+    }
+    server.wait_event(|e| e["event"] == "ban_added" && e["network"] == "127.0.0.70/32");
+    assert!(server.connect_from("127.0.0.70", "imaps").closed(), "three abandoned exchanges are three failures");
+
+    // The right password proven, then cancelled: not a login, and not nothing either.
+    let mut imap = imap_from(&server, "127.0.0.71");
+    let server_first = imap_scram_start(&mut imap, BOB);
+    let (last, expected) = scram::client_final(BOB, PASSWORD, &server_first);
+    imap.send(&scram::b64(last.as_bytes()));
+    let server_final = imap.line();
+    assert_eq!(scram::unb64(server_final.strip_prefix("+ ").unwrap()), expected);
+    imap.send("*");
+    assert!(imap.line().starts_with("a BAD"));
+    drop(imap);
+    let failed = server.wait_event(|e| e["event"] == "auth_failed" && e["username"] == BOB);
+    assert!(failed["peer"].as_str().unwrap().starts_with("127.0.0.71:"));
+    assert!(!server.events().iter().any(|e| e["event"] == "auth_succeeded" && e["account"] == BOB));
+}
+
+/// Before: the salt shown for an account that does not exist changed at every restart (and
+/// with the spelling of the name), while real accounts' salts never do: a list of names was
+/// enough to tell which exist.
+#[test]
+fn decoy_salts_do_not_tell_which_accounts_exist() {
+    let mut server = TestServer::start_with(quick(&[]));
+    let salts = |server: &TestServer| -> Vec<String> {
+        ["ghost@example.test", "GHOST@Example.Test", ALICE]
+            .iter()
+            .map(|user| {
+                let mut c = imap_from(server, "127.0.0.80");
+                let salt = scram::salt(&imap_scram_start(&mut c, user));
+                c.send("*");
+                c.line();
+                salt
+            })
+            .collect()
+    };
+    let before = salts(&server);
+    assert_eq!(before[0], before[1], "one account, one salt, however it is spelled");
+    server.stop();
+    server.launch();
+    let after = salts(&server);
+    assert_eq!(before, after, "salts survive a restart, real or not");
+}

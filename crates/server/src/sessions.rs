@@ -7,6 +7,10 @@
 //! next read end with `CloseReason::Revoked`, exactly as when a ban cuts it. A session is
 //! registered by its connection (which alone has the token) and leaves when it closes; the
 //! account and TLS details come from the event stream (this is also a [`Sink`]).
+//!
+//! It also remembers each session's SCRAM exchange between the key lookup and the proof: an
+//! exchange that never gets to its proof (cancelled with `*`, cut off, left for another
+//! command) is handed out as [`Abandoned`], to be counted as a failed login.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,12 +19,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use portcullis_events::{Event, Listener, Record, Sink};
 use serde::Serialize;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::unix_time;
 
 /// Which session an event is about.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Who {
     pub conn: u64,
     pub listener: Listener,
@@ -40,6 +45,21 @@ struct AppPassword {
     name: String,
 }
 
+/// A SCRAM exchange between the key lookup and the proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramExchange {
+    pub username: String,
+    /// The account's credentials generation when its keys were read (`None`: no account).
+    pub generation: Option<i64>,
+}
+
+/// A SCRAM exchange that ended without a proof, and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abandoned {
+    pub who: Who,
+    pub username: String,
+}
+
 struct Entry {
     listener: Listener,
     peer: SocketAddr,
@@ -48,14 +68,17 @@ struct Entry {
     tls: Option<String>,
     /// Until the app password is found unusable and the session closed for it.
     app_password: Option<AppPassword>,
+    /// A SCRAM exchange waiting for its proof.
+    scram: Option<ScramExchange>,
     traffic: Arc<Traffic>,
     close: CancellationToken,
 }
 
 /// Live sessions by connection number.
-#[derive(Default)]
 pub struct Sessions {
     live: Mutex<HashMap<u64, Entry>>,
+    /// Where abandoned SCRAM exchanges go (see [`Sessions::new`]).
+    abandoned: mpsc::UnboundedSender<Abandoned>,
 }
 
 /// One live session as the admin API shows it.
@@ -89,11 +112,27 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.sessions.lock().remove(&self.id);
+        let entry = self.sessions.lock().remove(&self.id);
+        if let Some(Entry { listener, peer, scram: Some(exchange), .. }) = entry {
+            let who = Who { conn: self.id, listener, peer };
+            self.sessions.abandon(who, exchange);
+        }
     }
 }
 
 impl Sessions {
+    /// An empty registry, and the receiving end of its abandoned SCRAM exchanges (each one
+    /// sent once; the server counts them as failed logins).
+    pub fn new() -> (Arc<Sessions>, mpsc::UnboundedReceiver<Abandoned>) {
+        let (abandoned, receiver) = mpsc::unbounded_channel();
+        (Arc::new(Sessions { live: Mutex::default(), abandoned }), receiver)
+    }
+
+    fn abandon(&self, who: Who, exchange: ScramExchange) {
+        // Only fails when the server is stopping and nobody counts any more.
+        let _ = self.abandoned.send(Abandoned { who, username: exchange.username });
+    }
+
     /// Registers connection `id`; `close` ends it at its next read.
     pub fn register(
         self: &Arc<Self>,
@@ -110,6 +149,7 @@ impl Sessions {
             account: None,
             tls: None,
             app_password: None,
+            scram: None,
             traffic,
             close,
         };
@@ -124,6 +164,27 @@ impl Sessions {
             e.account = Some(account.to_string());
             e.app_password = Some(AppPassword { id, name: name.to_string() });
         });
+    }
+
+    /// Session `who` looked up SCRAM keys: the exchange is under way. One still under way
+    /// before it was abandoned.
+    pub fn scram_started(&self, who: Who, exchange: ScramExchange) {
+        let before = self.lock().get_mut(&who.conn).and_then(|e| e.scram.replace(exchange));
+        if let Some(before) = before {
+            self.abandon(who, before);
+        }
+    }
+
+    /// Session `who` brought a login attempt: its SCRAM exchange, if it had one under way, ends
+    /// here. Returned when the attempt is that exchange's proof (`scram`); otherwise the
+    /// exchange was abandoned for another one.
+    pub fn scram_finished(&self, who: Who, scram: bool) -> Option<ScramExchange> {
+        let exchange = self.lock().get_mut(&who.conn).and_then(|e| e.scram.take())?;
+        if scram {
+            return Some(exchange);
+        }
+        self.abandon(who, exchange);
+        None
     }
 
     /// Every live session, oldest first.
@@ -224,13 +285,20 @@ mod tests {
 
     fn register(sessions: &Arc<Sessions>, id: u64) -> (Registration, CancellationToken) {
         let close = CancellationToken::new();
-        let peer: SocketAddr = "127.0.0.1:1000".parse().unwrap();
-        (sessions.register(id, Listener::Imaps, peer, close.clone(), Arc::default()), close)
+        (sessions.register(id, Listener::Imaps, peer(), close.clone(), Arc::default()), close)
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:1000".parse().unwrap()
+    }
+
+    fn who(conn: u64) -> Who {
+        Who { conn, listener: Listener::Imaps, peer: peer() }
     }
 
     #[test]
     fn only_sessions_of_unusable_app_passwords_are_closed() {
-        let sessions = Arc::new(Sessions::default());
+        let (sessions, _) = Sessions::new();
         let (_one, phone) = register(&sessions, 1);
         let (two, laptop) = register(&sessions, 2);
         let (_three, other) = register(&sessions, 3);
@@ -257,8 +325,31 @@ mod tests {
     }
 
     #[test]
+    fn scram_exchanges_that_end_without_a_proof_are_abandoned() {
+        let (sessions, mut abandoned) = Sessions::new();
+        let exchange = |name: &str| ScramExchange { username: name.into(), generation: Some(1) };
+        let gone = |name: &str| Abandoned { who: who(1), username: name.into() };
+        let (registration, _) = register(&sessions, 1);
+        // A proof ends the exchange.
+        sessions.scram_started(who(1), exchange("a@x.org"));
+        assert_eq!(sessions.scram_finished(who(1), true), Some(exchange("a@x.org")));
+        assert!(abandoned.try_recv().is_err());
+        // Another lookup, another mechanism, or the connection's end abandon it.
+        sessions.scram_started(who(1), exchange("b@x.org"));
+        sessions.scram_started(who(1), exchange("c@x.org"));
+        assert_eq!(abandoned.try_recv().unwrap(), gone("b@x.org"));
+        assert_eq!(sessions.scram_finished(who(1), false), None);
+        assert_eq!(abandoned.try_recv().unwrap(), gone("c@x.org"));
+        assert_eq!(sessions.scram_finished(who(1), true), None, "nothing under way");
+        sessions.scram_started(who(1), exchange("d@x.org"));
+        drop(registration);
+        assert_eq!(abandoned.try_recv().unwrap(), gone("d@x.org"));
+        assert!(abandoned.try_recv().is_err(), "each once");
+    }
+
+    #[test]
     fn kill_closes_a_live_session_and_a_closed_one_leaves() {
-        let sessions = Arc::new(Sessions::default());
+        let (sessions, _) = Sessions::new();
         let (registration, close) = register(&sessions, 7);
         assert_eq!(sessions.count(Listener::Imaps), 1);
         assert!(sessions.kill(7) && close.is_cancelled());

@@ -68,6 +68,9 @@ pub struct Principal {
     /// The account's address in its one normalised spelling.
     pub address: String,
     pub credential: Credential,
+    /// The account's credentials generation when these credentials were checked: a session
+    /// opened with them is closed once the account's generation moves past it.
+    pub generation: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,13 +222,15 @@ impl Authenticator {
                 if app.scopes & scope == 0 {
                     return refused(Refusal::AppPasswordOutOfScope(app.name));
                 }
-                let Some(address) = portcullis_store::normalize_address(username) else {
+                let account = self.store.credentials(username).await.map_err(|_| AuthError::Unavailable)?;
+                let Some(account) = account.filter(|c| c.account == app.account) else {
                     return refused(Refusal::UnknownAccount);
                 };
                 return Ok(Principal {
                     account: app.account,
-                    address,
+                    address: account.address,
                     credential: Credential::AppPassword { id: app.id, name: app.name },
+                    generation: account.generation,
                 });
             }
         }
@@ -256,7 +261,12 @@ impl Authenticator {
             return refused(Refusal::WrongPassword);
         }
         Ok((
-            Principal { account: c.account, address: c.address.clone(), credential: Credential::Password },
+            Principal {
+                account: c.account,
+                address: c.address.clone(),
+                credential: Credential::Password,
+                generation: c.generation,
+            },
             c.totp_enabled,
         ))
     }
@@ -318,7 +328,12 @@ impl Authenticator {
         if c.totp_enabled {
             return refused(Refusal::SecondFactorRequired);
         }
-        Ok(Principal { account: c.account, address: c.address, credential: Credential::Scram })
+        Ok(Principal {
+            account: c.account,
+            address: c.address,
+            credential: Credential::Scram,
+            generation: c.generation,
+        })
     }
 
     /// Why a SCRAM proof failed: an unknown account (its keys were a decoy), an account with

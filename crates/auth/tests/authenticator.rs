@@ -269,3 +269,21 @@ async fn wrong_codes_lock_totp_until_a_recovery_code_or_the_operator() {
     assert!(store.totp_unlock(id).await.unwrap());
     assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongCode)));
 }
+
+#[tokio::test]
+async fn principals_carry_the_generation_their_credentials_were_checked_under() {
+    let (_dir, store, auth, _) = setup().await;
+    let before = auth.verify("", "alice@example.org", pw(PASSWORD), SCOPE_IMAP, Lane::Ordinary).await.unwrap();
+    let phone = generate_app_password();
+    store
+        .add_app_password("alice@example.org", "phone", &secret_digest(phone.as_bytes()), SCOPE_IMAP, None)
+        .await
+        .unwrap();
+    let app = auth.verify("", "alice@example.org", pw(&phone), SCOPE_IMAP, Lane::Ordinary).await.unwrap();
+    assert_eq!(app.generation, before.generation);
+    let new_password = "a-new-passphrase-for-alice-7";
+    store.set_password("alice@example.org", &auth.secrets(new_password).await.unwrap()).await.unwrap();
+    let after = auth.verify("", "alice@example.org", pw(new_password), SCOPE_IMAP, Lane::Ordinary).await.unwrap();
+    assert!(after.generation > before.generation);
+    assert_eq!(auth.scram_principal("", "alice@example.org").await.unwrap().generation, after.generation);
+}

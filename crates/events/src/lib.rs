@@ -229,6 +229,13 @@ pub enum Event {
         account: String,
         app_password: String,
     },
+    /// A session was closed because the credentials it logged in with no longer open its
+    /// account: the account was removed, or its password changed, or TOTP was turned on.
+    AccountSessionClosed {
+        conn: u64,
+        account: String,
+        reason: AccountChange,
+    },
     /// The client broke a protocol rule or limit (line too long, too many commands, ...).
     ProtocolViolation {
         conn: u64,
@@ -347,6 +354,16 @@ pub enum CloseReason {
     Shutdown,
     /// A read or write failed.
     IoError,
+}
+
+/// What happened to an account that closed its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountChange {
+    /// The account is gone (its id is never given to another).
+    AccountRemoved,
+    /// Its password changed or TOTP was turned on (a new credentials generation).
+    CredentialsChanged,
 }
 
 /// An event with the time it happened.

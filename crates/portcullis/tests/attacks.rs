@@ -5,13 +5,14 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::totp::{enable_totp, totp_code};
 use common::*;
 use serde_json::json;
 
 const ADMIN: &str = "postmaster@example.test";
+const CAROL: &str = "carol@example.test";
 
 /// Failed logins answered at once, so that the tests do not wait out the guard's delays.
 const QUICK_GUARD: &str = "[guard]\nfailure_delay = \"1ms\"\nmax_failure_delay = \"2ms\"\n";
@@ -391,4 +392,140 @@ fn decoy_salts_do_not_tell_which_accounts_exist() {
     server.launch();
     let after = salts(&server);
     assert_eq!(before, after, "salts survive a restart, real or not");
+}
+
+// ---- item 10: sessions of removed accounts ----------------------------------------------
+
+/// Reads IMAP lines up to the tagged answer to `tag`, or to the end of the connection.
+fn imap_until(c: &mut Client, tag: &str) -> String {
+    let mut transcript = String::new();
+    loop {
+        let line = c.line();
+        transcript.push_str(&line);
+        transcript.push('\n');
+        if line.is_empty() || line.starts_with(&format!("{tag} ")) {
+            return transcript;
+        }
+    }
+}
+
+fn imap_session(server: &TestServer, source: &str, user: &str, password: &str) -> Client {
+    let mut c = imap_from(server, source);
+    c.send(&format!("a LOGIN {user} {password}"));
+    let answer = imap_until(&mut c, "a");
+    assert!(answer.contains("a OK"), "{answer}");
+    c
+}
+
+/// Whether the server ends the session within `limit`.
+fn session_closed_within(c: &mut Client, limit: Duration) -> bool {
+    c.set_read_timeout(Some(limit));
+    let started = Instant::now();
+    loop {
+        match c.read_chunk() {
+            Ok(data) if data.is_empty() => return true,
+            Ok(_) if started.elapsed() < limit => continue,
+            Ok(_) => return false,
+            Err(e) => return !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        }
+    }
+}
+
+/// The review's reproduction. Before: account ids were reused and open sessions never looked
+/// again, so bob's session, left open while bob was removed and carol added, read carol's mail.
+#[test]
+fn a_removed_accounts_session_cannot_read_the_next_accounts_mail() {
+    let server = TestServer::start_with(quick(&[]));
+    let mut bob = imap_session(&server, "127.0.0.90", BOB, PASSWORD);
+    server.cli_ok(&["account", "remove", BOB], None);
+    server.cli_ok(&["account", "add", CAROL, "--password-stdin"], Some(PASSWORD));
+    assert!(server.submit(CAROL, "Subject: for carol\r\n\r\nCarol's secret is 7f3a9.").starts_with("250"));
+    let mut transcript = String::new();
+    for (tag, command) in [("b", "SELECT INBOX"), ("c", "FETCH 1:* BODY[]")] {
+        if bob.try_send_raw(format!("{tag} {command}\r\n").as_bytes()).is_err() {
+            break;
+        }
+        transcript.push_str(&imap_until(&mut bob, tag));
+    }
+    assert!(!transcript.contains("7f3a9"), "bob's session read carol's mail:\n{transcript}");
+    assert!(session_closed_within(&mut bob, Duration::from_secs(5)), "{transcript}");
+    let closed = server.wait_event(|e| e["event"] == "account_session_closed");
+    assert_eq!((closed["account"].as_str(), closed["reason"].as_str()), (Some(BOB), Some("account_removed")));
+}
+
+/// Before: only sessions opened with a revoked app password were closed; a password change,
+/// or TOTP turned on, left every other session (and admin sign-in tokens) open.
+#[test]
+fn new_credentials_close_the_sessions_opened_with_the_old_ones() {
+    let server = TestServer::start_with(quick(&[&format!("[admin]\naccounts = [\"{ADMIN}\"]\n")]));
+    let added = server.cli_ok(&["account", "app-password", "add", ALICE, "--name", "phone"], None);
+    let app_password = added.lines().find_map(|l| l.strip_prefix("App password (shown only this once): ")).unwrap();
+    let mut with_password = imap_session(&server, "127.0.0.91", ALICE, PASSWORD);
+    let mut with_app_password = imap_session(&server, "127.0.0.92", ALICE, app_password);
+    let mut bob = imap_session(&server, "127.0.0.93", BOB, PASSWORD);
+
+    server.cli_ok(&["account", "passwd", ALICE, "--password-stdin"], Some("a-new-passphrase-for-alice-7"));
+    assert!(session_closed_within(&mut with_password, Duration::from_secs(5)), "password change, password session");
+    assert!(session_closed_within(&mut with_app_password, Duration::from_secs(5)), "and its app password session");
+    bob.send("n NOOP");
+    assert!(imap_until(&mut bob, "n").contains("n OK"), "other accounts' sessions stay");
+
+    enable_totp(&server, BOB);
+    assert!(session_closed_within(&mut bob, Duration::from_secs(5)), "TOTP turned on");
+    for account in [ALICE, BOB] {
+        server.wait_event(|e| {
+            e["event"] == "account_session_closed" && e["account"] == account && e["reason"] == "credentials_changed"
+        });
+    }
+
+    // An administrator's sign-in token ends with its password too.
+    server.cli_ok(&["account", "add", ADMIN, "--password-stdin"], Some(PASSWORD));
+    let uri = enable_totp(&server, ADMIN);
+    let body = json!({"account": ADMIN, "password": PASSWORD, "totp": totp_code(&uri, 30)}).to_string();
+    let r = server.http("POST", "/api/v1/signin", None, Some(&body));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let token = token["token"].as_str().unwrap().to_string();
+    assert_eq!(server.http("GET", "/api/v1/status", Some(&token), None).status, 200);
+    server.cli_ok(&["account", "passwd", ADMIN, "--password-stdin"], Some("a-new-passphrase-for-admin-7"));
+    assert_eq!(server.http("GET", "/api/v1/status", Some(&token), None).status, 401);
+}
+
+/// Before: a revoked session only noticed at its next read, so a FETCH already running sent
+/// every message of a removed account.
+#[test]
+fn revocation_stops_a_fetch_in_flight() {
+    const MESSAGES: usize = 40;
+    let server = TestServer::start_with(quick(&[]));
+    let mut smtp = server.connect_tls("submissions");
+    smtp.reply();
+    smtp.cmd("EHLO test.client");
+    assert!(smtp.cmd(&format!("AUTH PLAIN {}", plain(BOB, PASSWORD))).starts_with("235"));
+    let filler = "x".repeat(998);
+    let body: String = (0..500).map(|_| format!("{filler}\r\n")).collect();
+    for n in 0..MESSAGES {
+        smtp.cmd(&format!("MAIL FROM:<{BOB}>"));
+        assert!(smtp.cmd(&format!("RCPT TO:<{ALICE}>")).starts_with("250"));
+        assert!(smtp.cmd("DATA").starts_with("354"));
+        smtp.send(&format!("Subject: message {n}\r\n\r\n{body}."));
+        assert!(smtp.reply().starts_with("250"));
+    }
+    smtp.cmd("QUIT");
+
+    let mut imap = Client::plain(server.tcp_with("127.0.0.94", "imaps", Some(8192)).unwrap())
+        .upgrade(server.client_config(rustls::ALL_VERSIONS));
+    imap.line();
+    imap.send(&format!("a LOGIN {ALICE} {PASSWORD}"));
+    assert!(imap_until(&mut imap, "a").contains("a OK"));
+    imap.send("b SELECT INBOX");
+    assert!(imap_until(&mut imap, "b").contains(&format!("* {MESSAGES} EXISTS")));
+    imap.send("c FETCH 1:* BODY[]");
+    // The answer (20 MB) fills the buffers while the client does not read; then the account goes.
+    std::thread::sleep(Duration::from_millis(500));
+    server.cli_ok(&["account", "remove", ALICE], None);
+    std::thread::sleep(Duration::from_secs(3));
+    let rest = imap.rest();
+    let fetched = rest.matches(" FETCH (").count();
+    assert!(!rest.contains("c OK"), "the whole FETCH went out after the account was removed");
+    assert!(fetched < MESSAGES, "{fetched} of {MESSAGES} messages went out");
 }

@@ -119,8 +119,8 @@ pub async fn scram_keys(shared: &Shared, who: Who, username: &str) -> ScramKeys 
 }
 
 /// Checks a mail client's login attempt through the guard and reports the outcome as one
-/// event. A session opened with an app password is registered as such, so that revoking the
-/// app password closes it.
+/// event. The session is registered with the credentials it logged in with, so that revoking
+/// its app password, or a change to its account, closes it.
 pub async fn authenticate(
     shared: &Shared,
     who: Who,
@@ -128,14 +128,21 @@ pub async fn authenticate(
     attempt: Attempt,
 ) -> Result<Principal, AuthError> {
     let username = attempt.username().to_string();
-    shared.sessions.scram_finished(who, matches!(attempt, Attempt::Scram { .. }));
+    let exchange = shared.sessions.scram_finished(who, matches!(attempt, Attempt::Scram { .. }));
     let gate = Gate::enter(shared, who.peer.ip(), &username).await;
     let result = match attempt {
         Attempt::Password(c) => {
             shared.auth.verify(&c.authzid, &c.username, c.password, scope(who.listener), gate.lane).await
         }
         Attempt::Scram { authzid, username, proof: ScramProof::Valid } => {
-            shared.auth.scram_principal(&authzid, &username).await
+            shared.auth.scram_principal(&authzid, &username).await.map(|mut principal| {
+                // The keys proven were read at the lookup: if the password changed since, the
+                // session belongs to the older generation (and is closed for it).
+                if let Some(generation) = exchange.and_then(|e| e.generation) {
+                    principal.generation = principal.generation.min(generation);
+                }
+                principal
+            })
         }
         Attempt::Scram { username, proof, .. } => {
             Err(shared.auth.scram_refusal(&username, proof == ScramProof::BindingMismatch).await)
@@ -154,8 +161,8 @@ pub async fn authenticate(
                 credential: principal.credential.kind(),
                 app_password: app_password.map(|(_, name)| name.to_string()),
             });
-            if let Some((id, name)) = app_password {
-                shared.sessions.logged_in_with_app_password(conn, &principal.address, id, name);
+            shared.sessions.logged_in(conn, principal);
+            if let Some((id, _)) = app_password {
                 if let Err(e) =
                     shared.store.app_password_used(id, unix_time::now_seconds(), &peer.ip().to_string()).await
                 {

@@ -1,12 +1,14 @@
 //! The registry of live sessions: who is connected on which listener, since when, as which
-//! account, with which app password, how many bytes each way, and a way to close each one.
-//! The admin API lists and kills sessions through it; revoking an app password closes the
-//! sessions it opened.
+//! account (under which credentials generation, with which app password), how many bytes each
+//! way, and a way to close each one. The admin API lists and kills sessions through it;
+//! revoking an app password closes the sessions it opened, and removing an account or giving
+//! it new credentials closes all of its sessions (see `follow_store`).
 //!
 //! Closing reuses the guard's mechanism: cancelling the session's admission token makes its
-//! next read end with `CloseReason::Revoked`, exactly as when a ban cuts it. A session is
-//! registered by its connection (which alone has the token) and leaves when it closes; the
-//! account and TLS details come from the event stream (this is also a [`Sink`]).
+//! next read end with `CloseReason::Revoked`, exactly as when a ban cuts it, and stops what it
+//! is sending (see `Connection::send`). A session is registered by its connection (which
+//! alone has the token) and leaves when it closes; the TLS details come from the event stream
+//! (this is also a [`Sink`]).
 //!
 //! It also remembers each session's SCRAM exchange between the key lookup and the proof: an
 //! exchange that never gets to its proof (cancelled with `*`, cut off, left for another
@@ -17,7 +19,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use portcullis_events::{Event, Listener, Record, Sink};
+use portcullis_auth::Principal;
+use portcullis_events::{AccountChange, Event, Listener, Record, Sink};
+use portcullis_store::AccountId;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +49,13 @@ struct AppPassword {
     name: String,
 }
 
+/// The credentials a session logged in with, as far as they can change under it.
+struct Login {
+    account: AccountId,
+    /// The account's credentials generation at the login.
+    generation: i64,
+}
+
 /// A SCRAM exchange between the key lookup and the proof.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScramExchange {
@@ -68,6 +79,8 @@ struct Entry {
     tls: Option<String>,
     /// Until the app password is found unusable and the session closed for it.
     app_password: Option<AppPassword>,
+    /// Until the account is found changed (or gone) and the session closed for it.
+    login: Option<Login>,
     /// A SCRAM exchange waiting for its proof.
     scram: Option<ScramExchange>,
     traffic: Arc<Traffic>,
@@ -102,6 +115,14 @@ pub struct AppPasswordClosed {
     pub conn: u64,
     pub account: String,
     pub app_password: String,
+}
+
+/// A session closed because its account was removed or given new credentials.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AccountClosed {
+    pub conn: u64,
+    pub account: String,
+    pub reason: AccountChange,
 }
 
 /// Removes the session from the registry when dropped (the connection ended).
@@ -149,6 +170,7 @@ impl Sessions {
             account: None,
             tls: None,
             app_password: None,
+            login: None,
             scram: None,
             traffic,
             close,
@@ -157,12 +179,15 @@ impl Sessions {
         Registration { sessions: self.clone(), id }
     }
 
-    /// Session `conn` logged in to `account` with the app password `id` called `name`: it is
-    /// closed when that app password is revoked or expires.
-    pub fn logged_in_with_app_password(&self, conn: u64, account: &str, id: i64, name: &str) {
+    /// Session `conn` logged in as `principal`: it is closed when the account is removed or
+    /// its credentials generation moves on, and, if it logged in with an app password, when
+    /// that is revoked or expires.
+    pub fn logged_in(&self, conn: u64, principal: &Principal) {
         self.update(conn, |e| {
-            e.account = Some(account.to_string());
-            e.app_password = Some(AppPassword { id, name: name.to_string() });
+            e.account = Some(principal.address.clone());
+            e.login = Some(Login { account: principal.account, generation: principal.generation });
+            e.app_password =
+                principal.credential.app_password().map(|(id, name)| AppPassword { id, name: name.to_string() });
         });
     }
 
@@ -235,6 +260,37 @@ impl Sessions {
         ids
     }
 
+    /// The accounts live sessions are logged in to, each once.
+    pub fn accounts_in_use(&self) -> Vec<AccountId> {
+        let mut ids: Vec<AccountId> =
+            self.lock().values().filter_map(|e| e.login.as_ref().map(|l| l.account)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Closes every session whose account is not in `current` (removed) or has moved past the
+    /// generation the session logged in under; `current` holds (account, generation) for the
+    /// accounts that exist. Each is reported once, even though it stays listed until its
+    /// connection ends.
+    pub fn close_sessions_of_changed_accounts(&self, current: &[(AccountId, i64)]) -> Vec<AccountClosed> {
+        let mut live = self.lock();
+        let mut closed = Vec::new();
+        for (&conn, entry) in live.iter_mut() {
+            let Some(login) = &entry.login else { continue };
+            let reason = match current.iter().find(|(account, _)| *account == login.account) {
+                None => AccountChange::AccountRemoved,
+                Some(&(_, generation)) if generation != login.generation => AccountChange::CredentialsChanged,
+                Some(_) => continue,
+            };
+            entry.login = None;
+            entry.app_password = None;
+            entry.close.cancel();
+            closed.push(AccountClosed { conn, account: entry.account.clone().unwrap_or_default(), reason });
+        }
+        closed
+    }
+
     /// Closes every session that logged in with one of the app passwords `unusable`; each is
     /// reported once, even though it stays listed until its connection ends.
     pub fn close_app_password_sessions(&self, unusable: &[i64]) -> Vec<AppPasswordClosed> {
@@ -243,6 +299,7 @@ impl Sessions {
         for (&conn, entry) in live.iter_mut() {
             if entry.app_password.as_ref().is_some_and(|a| unusable.contains(&a.id)) {
                 let app_password = entry.app_password.take().map(|a| a.name).unwrap_or_default();
+                entry.login = None;
                 entry.close.cancel();
                 closed.push(AppPasswordClosed {
                     conn,
@@ -281,6 +338,8 @@ impl Sink for Sessions {
 
 #[cfg(test)]
 mod tests {
+    use portcullis_auth::Credential;
+
     use super::*;
 
     fn register(sessions: &Arc<Sessions>, id: u64) -> (Registration, CancellationToken) {
@@ -296,6 +355,14 @@ mod tests {
         Who { conn, listener: Listener::Imaps, peer: peer() }
     }
 
+    fn principal(account: AccountId, generation: i64, app_password: Option<(i64, &str)>) -> Principal {
+        let credential = match app_password {
+            Some((id, name)) => Credential::AppPassword { id, name: name.to_string() },
+            None => Credential::Password,
+        };
+        Principal { account, address: format!("user{account}@example.org"), credential, generation }
+    }
+
     #[test]
     fn only_sessions_of_unusable_app_passwords_are_closed() {
         let (sessions, _) = Sessions::new();
@@ -303,9 +370,10 @@ mod tests {
         let (two, laptop) = register(&sessions, 2);
         let (_three, other) = register(&sessions, 3);
         let (_four, password) = register(&sessions, 4);
-        sessions.logged_in_with_app_password(1, "alice@example.org", 10, "phone");
-        sessions.logged_in_with_app_password(2, "alice@example.org", 11, "laptop");
-        sessions.logged_in_with_app_password(3, "alice@example.org", 10, "phone");
+        sessions.logged_in(1, &principal(1, 1, Some((10, "phone"))));
+        sessions.logged_in(2, &principal(1, 1, Some((11, "laptop"))));
+        sessions.logged_in(3, &principal(1, 1, Some((10, "phone"))));
+        sessions.logged_in(4, &principal(1, 1, None));
         assert_eq!(sessions.app_passwords_in_use(), vec![10, 11]);
         drop(two);
         assert_eq!(sessions.app_passwords_in_use(), vec![10]);
@@ -315,13 +383,48 @@ mod tests {
             .map(|c| (c.conn, c.account, c.app_password))
             .collect();
         closed.sort_unstable();
-        let phone_session = |conn| (conn, "alice@example.org".to_string(), "phone".to_string());
+        let phone_session = |conn| (conn, "user1@example.org".to_string(), "phone".to_string());
         assert_eq!(closed, vec![phone_session(1), phone_session(3)]);
         assert!(phone.is_cancelled() && other.is_cancelled());
         assert!(!laptop.is_cancelled() && !password.is_cancelled());
         assert!(sessions.app_passwords_in_use().is_empty());
         assert!(sessions.close_app_password_sessions(&[10]).is_empty(), "reported once");
         assert_eq!(sessions.list().len(), 3, "closed sessions stay listed until their connection ends");
+    }
+
+    #[test]
+    fn sessions_of_removed_or_changed_accounts_are_closed() {
+        let (sessions, _) = Sessions::new();
+        let (_a, removed) = register(&sessions, 1);
+        let (_b, changed) = register(&sessions, 2);
+        let (_c, changed_app) = register(&sessions, 3);
+        let (_d, unchanged) = register(&sessions, 4);
+        let (_e, not_logged_in) = register(&sessions, 5);
+        sessions.logged_in(1, &principal(7, 1, None));
+        sessions.logged_in(2, &principal(8, 3, None));
+        sessions.logged_in(3, &principal(8, 3, Some((20, "phone"))));
+        sessions.logged_in(4, &principal(9, 2, None));
+        assert_eq!(sessions.accounts_in_use(), vec![7, 8, 9]);
+        let mut closed = sessions.close_sessions_of_changed_accounts(&[(8, 4), (9, 2)]);
+        closed.sort_by_key(|c| c.conn);
+        let closed_as = |conn, account: AccountId, reason| AccountClosed {
+            conn,
+            account: format!("user{account}@example.org"),
+            reason,
+        };
+        assert_eq!(
+            closed,
+            vec![
+                closed_as(1, 7, AccountChange::AccountRemoved),
+                closed_as(2, 8, AccountChange::CredentialsChanged),
+                closed_as(3, 8, AccountChange::CredentialsChanged),
+            ]
+        );
+        assert!(removed.is_cancelled() && changed.is_cancelled() && changed_app.is_cancelled());
+        assert!(!unchanged.is_cancelled() && !not_logged_in.is_cancelled());
+        assert!(sessions.close_sessions_of_changed_accounts(&[(9, 2)]).is_empty(), "reported once");
+        assert_eq!(sessions.accounts_in_use(), vec![9]);
+        assert!(sessions.app_passwords_in_use().is_empty(), "and not again for its app password");
     }
 
     #[test]

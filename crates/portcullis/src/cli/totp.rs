@@ -2,7 +2,8 @@
 //! with one-time recovery codes. With it on, mail clients need app passwords. After a few wrong
 //! codes given with the right password it locks (see `portcullis_auth::TOTP_LOCK_AT`), and
 //! `unlock` is the operator's way out (a recovery code is the owner's). On the store directly:
-//! the running server reads the lock from there at the next sign-in.
+//! the running server reads the lock from there at the next sign-in, and closes the sessions
+//! the password opened once TOTP is on (it follows the store's credentials generation).
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -127,7 +128,7 @@ async fn enable(store: &SqliteStore, address: &str) -> Result<(), Failure> {
         // The confirming code is spent: it cannot be replayed at the first sign-in.
         store.use_totp_step(account, step).await.map_err(explain)?;
     }
-    println!("TOTP is on for {address}.");
+    println!("TOTP is on for {address}; a running server closes its open sessions within a second.");
     println!("Recovery codes, each good once, shown only now (keep them apart from the phone):");
     for code in &codes {
         println!("  {}", code.as_str());

@@ -377,6 +377,8 @@ pub async fn remove_account(
     let normalized = portcullis_store::normalize_address(&address)
         .ok_or_else(|| ApiError::bad(format!("\"{address}\" is not a valid address")))?;
     admin.shared.store.remove_account(&normalized).await?;
+    // Its sessions close now, not at the next look at the store.
+    crate::follow_store::close_sessions_of_changed_accounts(&admin.shared).await;
     audit(&admin, &peer, "account_remove", normalized);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -415,10 +417,10 @@ pub async fn sign_in(
         ));
     };
     // The refusal is logged (admin_auth_failed, with its reason) where it is decided.
-    if !verifier.verify(&request.account, &request.password, &request.totp, peer.0).await {
+    let Some(signed_in) = verifier.verify(&request.account, &request.password, &request.totp, peer.0).await else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong account, password or code"));
-    }
-    let (token, lifetime) = admin.auth.mint_session();
+    };
+    let (token, lifetime) = admin.auth.mint_session(signed_in);
     audit(&admin, &peer, "sign_in", request.account);
     Ok(Json(json!({ "token": token, "expires_in": lifetime.as_secs() })))
 }

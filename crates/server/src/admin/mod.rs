@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::monitor::Monitor;
 use crate::state::Shared;
-pub use token::{AccountSignIn, AdminAuth, TotpSignIn};
+pub use token::{AccountSignIn, AdminAuth, Caller, SignedIn, TotpSignIn};
 
 /// How long a client may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,7 +115,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .with_state(admin)
 }
 
-/// `Authorization: Bearer <token>`, or 401.
+/// `Authorization: Bearer <token>`, or 401. A sign-in's session token is good while its
+/// account keeps the credentials it signed in with.
 async fn require_token(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
@@ -123,7 +124,12 @@ async fn require_token(State(admin): State<Arc<Admin>>, request: Request, next: 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    if presented.is_some_and(|t| admin.auth.accepts(t)) {
+    let accepted = match presented.and_then(|t| admin.auth.caller(t)) {
+        Some(Caller::Operator) => true,
+        Some(Caller::Account(signed_in)) => still_signed_in(&admin, signed_in).await,
+        None => false,
+    };
+    if accepted {
         return next.run(request).await;
     }
     if let Some(Peer(peer)) = request.extensions().get::<Peer>().copied() {
@@ -137,6 +143,20 @@ async fn require_token(State(admin): State<Arc<Admin>>, request: Request, next: 
         .into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"portcullis\""));
     response
+}
+
+/// Whether the account behind a session token still has the credentials it signed in with
+/// (the store is asked each time: the CLI may have changed them); if not, its sessions end.
+/// A store that cannot answer refuses the request.
+async fn still_signed_in(admin: &Admin, signed_in: SignedIn) -> bool {
+    match admin.shared.store.credentials_generations(&[signed_in.account]).await {
+        Ok(current) if current == [(signed_in.account, signed_in.generation)] => true,
+        Ok(_) => {
+            admin.auth.end_sessions(signed_in.account);
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// The dashboard runs only our own files: no inline script, no third party, no framing.

@@ -170,14 +170,15 @@ class Server:
         assert proc.returncode == 0, err
         return totp
 
-    def request(self, method, path, body=None, token=True, raw=None):
-        """(status, content type, body bytes) of one request to the admin listener."""
+    def request(self, method, path, body=None, token=True, raw=None, content_type="application/json"):
+        """(status, content type, body bytes) of one request to the admin listener; a body goes
+        with `content_type`."""
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if token:
             req.add_header("Authorization", f"Bearer {self.token if token is True else token}")
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", content_type)
         try:
             with urllib.request.urlopen(req, timeout=20) as resp:
                 return resp.status, resp.headers.get("Content-Type", ""), resp.read()

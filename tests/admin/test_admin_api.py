@@ -48,11 +48,13 @@ class Checker:
         self.server = server
         self.seen = {}  # (method, template) -> set of statuses
 
-    def call(self, method, template, params=None, body=None, token=True, raw=None, query=""):
+    def call(self, method, template, params=None, body=None, token=True, raw=None, query="",
+             content_type="application/json"):
         path = template
         for name, value in (params or {}).items():
             path = path.replace("{%s}" % name, urllib.parse.quote(str(value), safe=""))
-        status, content_type, payload = self.server.request(method, path + query, body=body, token=token, raw=raw)
+        status, content_type, payload = self.server.request(method, path + query, body=body, token=token, raw=raw,
+                                                            content_type=content_type)
         operation = SPEC["paths"][template][method.lower()]
         responses = operation["responses"]
         assert str(status) in responses, f"{method} {path}: {status} is not documented ({payload[:200]!r})"
@@ -100,6 +102,9 @@ def test_every_operation_answers_as_documented(server, api):
     assert api.call("GET", "/api/v1/status", token=session["token"])[0] == 200
     assert api.call("POST", "/api/v1/signin", body=sign_in, token=False)[0] == 401, "a code works once"
     assert api.call("POST", "/api/v1/signin", raw=b"{", token=False)[0] == 400
+    # Only JSON that says so: an HTML form elsewhere cannot post here.
+    for media in ("text/plain", "application/x-www-form-urlencoded"):
+        assert api.call("POST", "/api/v1/signin", body=sign_in, token=False, content_type=media)[0] == 415
     # The log is written apart from the answers: wait for the three refusals.
     failed = server.wait_events(lambda e: e.get("event") == "admin_auth_failed", 3)
     reasons = [(e.get("account"), e.get("reason")) for e in failed]
@@ -133,6 +138,7 @@ def test_every_operation_answers_as_documented(server, api):
     status, ban = api.call("POST", "/api/v1/bans", body={"network": "127.0.0.50", "duration": "1h", "reason": "t"})
     assert status == 201 and ban["network"] == "127.0.0.50/32"
     assert api.call("POST", "/api/v1/bans", body={"network": "not a network"})[0] == 400
+    assert api.call("POST", "/api/v1/bans", body={"network": "127.0.0.51"}, content_type="text/plain")[0] == 415
     assert api.call("POST", "/api/v1/bans", body={"network": TRUSTED})[0] == 409
     assert api.call("GET", "/api/v1/bans")[1][0]["network"] == "127.0.0.50/32"
     assert api.call("GET", "/api/v1/bans", query="?all=true")[0] == 200
@@ -155,6 +161,7 @@ def test_every_operation_answers_as_documented(server, api):
     assert api.call("POST", "/api/v1/domains", body={"domain": "second.test"})[0] == 201
     assert api.call("POST", "/api/v1/domains", body={"domain": "second.test"})[0] == 409
     assert api.call("POST", "/api/v1/domains", body={"domain": "not a domain"})[0] == 400
+    assert api.call("POST", "/api/v1/domains", body={"domain": "x.test"}, content_type="text/plain")[0] == 415
     assert api.call("GET", "/api/v1/domains")[1] == ["example.test", "second.test"]
     assert api.call("DELETE", "/api/v1/domains/{domain}", {"domain": "second.test"})[0] == 204
     assert api.call("DELETE", "/api/v1/domains/{domain}", {"domain": "second.test"})[0] == 404
@@ -167,6 +174,7 @@ def test_every_operation_answers_as_documented(server, api):
     assert api.call("POST", "/api/v1/accounts", body={"address": "carol@example.test"})[0] == 409
     assert api.call("POST", "/api/v1/accounts", body={"address": "dan@example.test", "password": "short"})[0] == 400
     assert api.call("POST", "/api/v1/accounts", body={"address": "erin@elsewhere.test"})[0] == 404
+    assert api.call("POST", "/api/v1/accounts", body={"address": "f@example.test"}, content_type="text/plain")[0] == 415
     assert any(a["address"] == "carol@example.test" for a in api.call("GET", "/api/v1/accounts")[1])
     assert api.call("DELETE", "/api/v1/accounts/{address}", {"address": "carol@example.test"})[0] == 204
     assert api.call("DELETE", "/api/v1/accounts/{address}", {"address": "carol@example.test"})[0] == 404

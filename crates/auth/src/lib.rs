@@ -20,8 +20,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pool::HashPool;
 pub use pool::Lane;
 use portcullis_sasl::ScramKeys;
-use portcullis_store::{AccountId, PasswordSecrets, Store, StoredScram};
+use portcullis_store::{AccountId, PasswordSecrets, ScramCredentials, Store, StoredScram};
+use tokio::sync::OnceCell;
 use zeroize::Zeroizing;
+
+/// Wrong TOTP codes (given with the right password) after which an account's TOTP locks: no
+/// code is accepted until a recovery code is used or the operator runs `portcullis account
+/// totp unlock`. A few typing mistakes pass; guessing 6 digits does not (5 tries at 3 valid
+/// codes in a million).
+pub const TOTP_LOCK_AT: u32 = 5;
+
+/// The name of the secret, kept in the store, that SCRAM's decoy salts derive from.
+const DECOY_SECRET: &str = "scram_decoy_salt";
 
 /// Which secret opened the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +68,9 @@ pub struct Principal {
     /// The account's address in its one normalised spelling.
     pub address: String,
     pub credential: Credential,
+    /// The account's credentials generation when these credentials were checked: a session
+    /// opened with them is closed once the account's generation moves past it.
+    pub generation: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +98,10 @@ pub enum Refusal {
     /// Acting as another user (a SASL authorisation identity) is not supported.
     AuthzidNotAllowed,
     WrongCode,
+    /// A wrong code, the last one allowed: the account's TOTP is locked from now on.
+    WrongCodeLocks,
+    /// The account's TOTP is locked after too many wrong codes: no TOTP code was checked.
+    TotpLocked,
     /// A TOTP code already used within its window.
     ReplayedCode,
     /// The admin sign-in, by an account not listed in `admin.accounts`.
@@ -105,6 +122,8 @@ impl Refusal {
             Refusal::SecondFactorRequired => "second_factor_required",
             Refusal::AuthzidNotAllowed => "authzid_not_allowed",
             Refusal::WrongCode => "wrong_code",
+            Refusal::WrongCodeLocks => "wrong_code_locks",
+            Refusal::TotpLocked => "totp_locked",
             Refusal::ReplayedCode => "replayed_code",
             Refusal::NotAdministrator => "not_administrator",
             Refusal::AppPasswordRevoked(_) => "app_password_revoked",
@@ -140,8 +159,10 @@ pub struct Authenticator {
     hasher: Arc<PasswordHasher>,
     /// A hash of a random password, verified when the account does not exist.
     decoy: Arc<str>,
-    /// Salts for the SCRAM keys of accounts that do not exist.
-    decoy_secret: [u8; 32],
+    /// What the salts of SCRAM's decoy keys derive from: created once and kept in the store, so
+    /// that a name's decoy salt is the same after a restart (and on every node), like a real
+    /// account's salt. Read at the first SCRAM exchange.
+    decoy_secret: OnceCell<[u8; 32]>,
     scram_iterations: u32,
     /// Where argon2 runs: one thread per CPU.
     pool: HashPool,
@@ -155,7 +176,7 @@ impl Authenticator {
             store,
             hasher: Arc::new(hasher),
             decoy: decoy.into(),
-            decoy_secret: rand::random(),
+            decoy_secret: OnceCell::new(),
             scram_iterations,
             pool: HashPool::new(cpus),
         })
@@ -201,13 +222,15 @@ impl Authenticator {
                 if app.scopes & scope == 0 {
                     return refused(Refusal::AppPasswordOutOfScope(app.name));
                 }
-                let Some(address) = portcullis_store::normalize_address(username) else {
+                let account = self.store.credentials(username).await.map_err(|_| AuthError::Unavailable)?;
+                let Some(account) = account.filter(|c| c.account == app.account) else {
                     return refused(Refusal::UnknownAccount);
                 };
                 return Ok(Principal {
                     account: app.account,
-                    address,
+                    address: account.address,
                     credential: Credential::AppPassword { id: app.id, name: app.name },
+                    generation: account.generation,
                 });
             }
         }
@@ -238,24 +261,59 @@ impl Authenticator {
             return refused(Refusal::WrongPassword);
         }
         Ok((
-            Principal { account: c.account, address: c.address.clone(), credential: Credential::Password },
+            Principal {
+                account: c.account,
+                address: c.address.clone(),
+                credential: Credential::Password,
+                generation: c.generation,
+            },
             c.totp_enabled,
         ))
     }
 
-    /// SCRAM keys for `username`: the account's, or a decoy that no proof will match (unknown
-    /// users, accounts whose keys predate SCRAM), looking the same from outside. If the store
-    /// fails, a decoy too: the exchange then ends in [`Authenticator::scram_refusal`], which
-    /// reports the store as unavailable.
-    pub async fn scram_keys(&self, username: &str) -> ScramKeys {
-        if let Ok(Some((_, StoredScram { salt, iterations, stored_key, server_key }, _))) =
-            self.store.scram_keys(username).await
-        {
-            if let (Ok(stored_key), Ok(server_key)) = (stored_key.try_into(), server_key.try_into()) {
-                return ScramKeys { salt, iterations, stored_key, server_key };
-            }
+    /// SCRAM keys for `username`: the account's, or keys that no proof will match, looking the
+    /// same from outside, with the account's credentials generation when there is one.
+    ///
+    /// No proof matches for an unknown user, an account whose keys predate SCRAM, or an
+    /// account with TOTP on: SCRAM proves the password, which does not open mail protocols
+    /// for such an account, so it is refused before anything is proven (the server's
+    /// signature would otherwise confirm a guessed password). What the client sees is what a
+    /// wrong password gets: the account's own salt and iteration count where it has them (they
+    /// do not change when TOTP is turned on), a salt derived from the name otherwise. If the
+    /// store fails, decoy keys too: the exchange then ends in [`Authenticator::scram_refusal`],
+    /// which reports the store as unavailable.
+    pub async fn scram_keys(&self, username: &str) -> ScramLookup {
+        let found = self.store.scram_keys(username).await.ok().flatten();
+        let generation = found.as_ref().map(|c| c.generation);
+        let keys = match found {
+            Some(ScramCredentials { scram: Some(scram), totp_enabled, .. }) => match real_keys(&scram) {
+                Some(keys) if !totp_enabled => keys,
+                // The account's salt and iterations, keys that match nothing.
+                _ => ScramKeys { salt: scram.salt, iterations: scram.iterations, ..self.decoy_keys(username).await },
+            },
+            _ => self.decoy_keys(username).await,
+        };
+        ScramLookup { keys, generation }
+    }
+
+    /// Keys no password matches, with a salt that depends only on the name (in its one
+    /// spelling, so that `ALICE@` and `alice@` of an unknown account get one salt, as they
+    /// would for a real one) and on the store's decoy secret.
+    async fn decoy_keys(&self, username: &str) -> ScramKeys {
+        let name = portcullis_store::normalize_address(username).unwrap_or_else(|| username.to_string());
+        let secret = self
+            .decoy_secret
+            .get_or_try_init(|| async {
+                let fresh: [u8; 32] = rand::random();
+                let stored = self.store.server_secret(DECOY_SECRET, &fresh).await?;
+                stored.try_into().map_err(|_| portcullis_store::StoreError::Backend("bad decoy secret".into()))
+            })
+            .await;
+        match secret {
+            Ok(secret) => ScramKeys::decoy(&name, secret, self.scram_iterations),
+            // The store failed: this exchange ends as unavailable anyway (see above).
+            Err(_) => ScramKeys::decoy(&name, &rand::random::<[u8; 32]>(), self.scram_iterations),
         }
-        ScramKeys::decoy(username, &self.decoy_secret, self.scram_iterations)
     }
 
     /// The account a SCRAM proof opened. SCRAM proves the account password, which no longer
@@ -270,15 +328,22 @@ impl Authenticator {
         if c.totp_enabled {
             return refused(Refusal::SecondFactorRequired);
         }
-        Ok(Principal { account: c.account, address: c.address, credential: Credential::Scram })
+        Ok(Principal {
+            account: c.account,
+            address: c.address,
+            credential: Credential::Scram,
+            generation: c.generation,
+        })
     }
 
-    /// Why a SCRAM proof failed: an unknown account (its keys were a decoy), a wrong password,
-    /// or a channel binding from another connection.
+    /// Why a SCRAM proof failed: an unknown account (its keys were a decoy), an account with
+    /// TOTP on (its keys were a decoy too: see [`Authenticator::scram_keys`]), a wrong
+    /// password, or a channel binding from another connection.
     pub async fn scram_refusal(&self, username: &str, binding_mismatch: bool) -> AuthError {
         match self.store.credentials(username).await {
             Err(_) => AuthError::Unavailable,
             Ok(None) => AuthError::Refused(Refusal::UnknownAccount),
+            Ok(Some(c)) if c.totp_enabled => AuthError::Refused(Refusal::SecondFactorRequired),
             Ok(Some(_)) if binding_mismatch => AuthError::Refused(Refusal::ChannelBindingMismatch),
             Ok(Some(_)) => AuthError::Refused(Refusal::WrongPassword),
         }
@@ -286,6 +351,11 @@ impl Authenticator {
 
     /// The account password plus a second factor: a TOTP code (each accepted once) or a
     /// recovery code (each usable once). For the admin API and `account totp check`.
+    ///
+    /// Wrong codes given with the right password are counted in the store: at
+    /// [`TOTP_LOCK_AT`] the account's TOTP locks, and then no TOTP code is even checked
+    /// (there is no oracle left to guess against) until a recovery code is used, which also
+    /// unlocks it, or the operator unlocks it. A right code clears the count.
     pub async fn verify_with_code(
         &self,
         username: &str,
@@ -293,25 +363,50 @@ impl Authenticator {
         code: &str,
         lane: Lane,
     ) -> Result<Principal, AuthError> {
+        let unavailable = |_| AuthError::Unavailable;
         let (principal, _) = self.check_password(username, password, lane).await?;
-        let totp = self.store.totp(&principal.address).await.map_err(|_| AuthError::Unavailable)?;
+        let totp = self.store.totp(&principal.address).await.map_err(unavailable)?;
         let Some(totp) = totp.filter(|t| t.enabled) else { return refused(Refusal::WrongCode) };
-        if let Some(step) = totp_step(&totp.secret, &principal.address, code, now() as u64) {
-            return match self.store.use_totp_step(totp.account, step).await.map_err(|_| AuthError::Unavailable)? {
-                true => Ok(principal),
-                false => refused(Refusal::ReplayedCode),
-            };
+        if !totp.locked {
+            if let Some(step) = totp_step(&totp.secret, &principal.address, code, now() as u64) {
+                if !self.store.use_totp_step(totp.account, step).await.map_err(unavailable)? {
+                    return refused(Refusal::ReplayedCode);
+                }
+                if totp.failures > 0 {
+                    self.store.totp_unlock(totp.account).await.map_err(unavailable)?;
+                }
+                return Ok(principal);
+            }
         }
-        match self
-            .store
-            .use_recovery_code(totp.account, &secret_digest(code.as_bytes()))
-            .await
-            .map_err(|_| AuthError::Unavailable)?
-        {
-            true => Ok(principal),
+        if self.store.use_recovery_code(totp.account, &secret_digest(code.as_bytes())).await.map_err(unavailable)? {
+            self.store.totp_unlock(totp.account).await.map_err(unavailable)?;
+            return Ok(principal);
+        }
+        if totp.locked {
+            return refused(Refusal::TotpLocked);
+        }
+        match self.store.totp_failed(totp.account, TOTP_LOCK_AT).await.map_err(unavailable)? {
+            true => refused(Refusal::WrongCodeLocks),
             false => refused(Refusal::WrongCode),
         }
     }
+}
+
+/// What [`Authenticator::scram_keys`] found: the keys to run the exchange with, and the
+/// account's credentials generation if there is an account.
+pub struct ScramLookup {
+    pub keys: ScramKeys,
+    pub generation: Option<i64>,
+}
+
+/// The stored keys in the form SCRAM uses; `None` if they are damaged.
+fn real_keys(scram: &StoredScram) -> Option<ScramKeys> {
+    Some(ScramKeys {
+        salt: scram.salt.clone(),
+        iterations: scram.iterations,
+        stored_key: scram.stored_key.clone().try_into().ok()?,
+        server_key: scram.server_key.clone().try_into().ok()?,
+    })
 }
 
 fn authzid_allowed(authzid: &str, username: &str) -> bool {

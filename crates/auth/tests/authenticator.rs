@@ -116,11 +116,15 @@ async fn app_passwords_are_scoped_expiring_and_revocable() {
 async fn scram_keys_are_real_or_a_decoy() {
     let (_dir, store, auth, id) = setup().await;
     let real = auth.scram_keys("alice@example.org").await;
-    let again = ScramKeysCheck::derive(&real);
-    assert!(again, "the stored keys are those of the password");
+    assert!(ScramKeysCheck::derive(&real.keys), "the stored keys are those of the password");
+    let generation = store.credentials("alice@example.org").await.unwrap().unwrap().generation;
+    assert_eq!(real.generation, Some(generation));
     let decoy = auth.scram_keys("ghost@example.org").await;
-    assert_eq!(decoy.salt.len(), real.salt.len());
-    assert_eq!(decoy.salt, auth.scram_keys("ghost@example.org").await.salt, "stable, like a real account");
+    assert_eq!(decoy.generation, None);
+    assert_eq!(decoy.keys.salt.len(), real.keys.salt.len());
+    assert_eq!(decoy.keys.salt, auth.scram_keys("ghost@example.org").await.keys.salt, "stable, like a real account");
+    assert_eq!(decoy.keys.salt, auth.scram_keys("Ghost@EXAMPLE.org").await.keys.salt, "however it is spelled");
+    assert_ne!(decoy.keys.salt, auth.scram_keys("ghost2@example.org").await.keys.salt);
     assert_eq!(auth.scram_principal("", "alice@example.org").await.unwrap().account, id);
     store.set_totp("alice@example.org", Some(&new_totp_secret()), true, &[]).await.unwrap();
     assert_eq!(
@@ -128,6 +132,35 @@ async fn scram_keys_are_real_or_a_decoy() {
         Err(AuthError::Refused(Refusal::SecondFactorRequired)),
         "TOTP on"
     );
+    // With TOTP on, nothing can be proven: the same salt and iterations as before, and keys
+    // that the password does not match.
+    let refused = auth.scram_keys("alice@example.org").await;
+    assert_eq!((&refused.keys.salt, refused.keys.iterations), (&real.keys.salt, real.keys.iterations));
+    assert!(!ScramKeysCheck::derive(&refused.keys));
+    assert_eq!(
+        auth.scram_refusal("alice@example.org", false).await,
+        AuthError::Refused(Refusal::SecondFactorRequired),
+        "logged for what it is"
+    );
+}
+
+#[tokio::test]
+async fn decoy_salts_outlive_the_authenticator() {
+    let (dir, store, auth, _) = setup().await;
+    let first = auth.scram_keys("ghost@example.org").await.keys.salt;
+    drop(auth);
+    // Another authenticator on the same store (a restart, another node) shows the same salt.
+    let config = portcullis_config::Passwords {
+        scram_iterations: 4096,
+        min_length: 12,
+        min_strength: 3,
+        argon2_memory_kib: 256,
+        argon2_iterations: 1,
+        argon2_parallelism: 1,
+    };
+    let again = Authenticator::new(store.clone(), PasswordHasher::new(&config).unwrap(), 4096).unwrap();
+    assert_eq!(again.scram_keys("ghost@example.org").await.keys.salt, first);
+    drop(dir);
 }
 
 struct ScramKeysCheck;
@@ -183,4 +216,74 @@ async fn totp_replaces_the_password_for_mail_and_guards_the_admin_login() {
         auth.verify_with_code("alice@example.org", pw(PASSWORD), &recovery, Lane::Ordinary).await,
         Err(AuthError::Refused(Refusal::WrongCode))
     );
+}
+
+/// A code that no step near now accepts.
+fn wrong_code(secret: &[u8]) -> String {
+    let valid: Vec<String> =
+        [now() - 30, now(), now() + 30].iter().map(|&t| totp_code(secret, "alice@example.org", t).unwrap()).collect();
+    (0..).map(|n| format!("{n:06}")).find(|c| !valid.contains(c)).unwrap()
+}
+
+#[tokio::test]
+async fn wrong_codes_lock_totp_until_a_recovery_code_or_the_operator() {
+    let (_dir, store, auth, id) = setup().await;
+    let secret = new_totp_secret();
+    let recovery = generate_recovery_code();
+    store
+        .set_totp("alice@example.org", Some(&secret), true, &[secret_digest(recovery.as_bytes()).to_vec()])
+        .await
+        .unwrap();
+    let wrong = wrong_code(&secret);
+    let attempt = |password: &'static str, code: String| {
+        let auth = &auth;
+        async move { auth.verify_with_code("alice@example.org", pw(password), &code, Lane::Ordinary).await }
+    };
+    // Wrong codes with a wrong password are not counted: only the password's holder can lock.
+    for _ in 0..TOTP_LOCK_AT + 2 {
+        assert_eq!(attempt("wrong-password", wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongPassword)));
+    }
+    // A right code clears the count.
+    for _ in 1..TOTP_LOCK_AT {
+        assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongCode)));
+    }
+    let code = totp_code(&secret, "alice@example.org", now()).unwrap();
+    assert!(attempt(PASSWORD, code).await.is_ok());
+    assert_eq!(store.totp("alice@example.org").await.unwrap().unwrap().failures, 0);
+    for _ in 1..TOTP_LOCK_AT {
+        assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongCode)));
+    }
+    assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongCodeLocks)));
+    // Locked: the right code (of the next step, not yet used) is not even looked at.
+    let next = totp_code(&secret, "alice@example.org", now() + 30).unwrap();
+    assert_eq!(attempt(PASSWORD, next.clone()).await, Err(AuthError::Refused(Refusal::TotpLocked)));
+    assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::TotpLocked)));
+    // A recovery code opens the account and unlocks it.
+    assert!(attempt(PASSWORD, recovery.clone()).await.is_ok());
+    assert!(attempt(PASSWORD, next).await.is_ok(), "unlocked");
+    // Locked again, the operator unlocks it.
+    for _ in 0..TOTP_LOCK_AT {
+        let _ = attempt(PASSWORD, wrong.clone()).await;
+    }
+    assert!(store.totp("alice@example.org").await.unwrap().unwrap().locked);
+    assert!(store.totp_unlock(id).await.unwrap());
+    assert_eq!(attempt(PASSWORD, wrong.clone()).await, Err(AuthError::Refused(Refusal::WrongCode)));
+}
+
+#[tokio::test]
+async fn principals_carry_the_generation_their_credentials_were_checked_under() {
+    let (_dir, store, auth, _) = setup().await;
+    let before = auth.verify("", "alice@example.org", pw(PASSWORD), SCOPE_IMAP, Lane::Ordinary).await.unwrap();
+    let phone = generate_app_password();
+    store
+        .add_app_password("alice@example.org", "phone", &secret_digest(phone.as_bytes()), SCOPE_IMAP, None)
+        .await
+        .unwrap();
+    let app = auth.verify("", "alice@example.org", pw(&phone), SCOPE_IMAP, Lane::Ordinary).await.unwrap();
+    assert_eq!(app.generation, before.generation);
+    let new_password = "a-new-passphrase-for-alice-7";
+    store.set_password("alice@example.org", &auth.secrets(new_password).await.unwrap()).await.unwrap();
+    let after = auth.verify("", "alice@example.org", pw(new_password), SCOPE_IMAP, Lane::Ordinary).await.unwrap();
+    assert!(after.generation > before.generation);
+    assert_eq!(auth.scram_principal("", "alice@example.org").await.unwrap().generation, after.generation);
 }

@@ -1,6 +1,7 @@
 //! `[firewall]` and `[firewall.LISTENER]`: which networks may connect at all (checked at
-//! accept, before any TLS work), globally and per listener, and the trusted networks that are
-//! never banned. The guard applies these; this file only reads them.
+//! accept, before any TLS work), globally and per listener (the admin listener included), and
+//! the trusted networks that are never banned. The guard applies these; this file only reads
+//! them.
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -20,7 +21,7 @@ pub struct NetRules {
 pub struct Firewall {
     /// For every listener.
     pub global: NetRules,
-    /// Per listener, by name ("submissions", "submission", "imaps", "pop3s").
+    /// Per listener, by name ("submissions", "submission", "imaps", "pop3s", "admin").
     pub listeners: Vec<(&'static str, NetRules)>,
     /// Never banned, however many failures (a monitoring host, the office).
     pub trusted: Vec<IpNet>,
@@ -42,6 +43,7 @@ pub(crate) struct RawFirewall {
     submission: Option<RawNetRules>,
     imaps: Option<RawNetRules>,
     pop3s: Option<RawNetRules>,
+    admin: Option<RawNetRules>,
 }
 
 #[derive(Deserialize, Default)]
@@ -74,6 +76,7 @@ impl RawFirewall {
             ("submission", "firewall.submission.allow", "firewall.submission.deny", self.submission),
             ("imaps", "firewall.imaps.allow", "firewall.imaps.deny", self.imaps),
             ("pop3s", "firewall.pop3s.allow", "firewall.pop3s.deny", self.pop3s),
+            ("admin", "firewall.admin.allow", "firewall.admin.deny", self.admin),
         ] {
             if let Some(rules) = rules {
                 listeners.push((

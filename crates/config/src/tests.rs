@@ -204,3 +204,12 @@ fn admin_and_log_file() {
         assert!(e.contains(key), "{key}: {e}");
     }
 }
+
+#[test]
+fn the_admin_listener_has_a_firewall_section() {
+    let c = parse(&format!("{MINIMAL}[firewall.admin]\nallow = [\"127.0.0.0/8\"]\ndeny = [\"127.0.0.9\"]\n")).unwrap();
+    let admin = c.firewall.listener("admin").unwrap();
+    assert_eq!(admin.allow, vec!["127.0.0.0/8".parse::<IpNet>().unwrap()]);
+    assert_eq!(admin.deny, vec!["127.0.0.9/32".parse::<IpNet>().unwrap()]);
+    assert!(error_of(&format!("{MINIMAL}[firewall.admin]\ndeny = [\"x\"]\n")).contains("firewall.admin.deny"));
+}

@@ -29,6 +29,10 @@ pub enum Listener {
     Pop3s,
     /// IMAP, implicit TLS (993).
     Imaps,
+    /// HTTP: the admin API, `/metrics` and the dashboard (`listen.admin`). Admitted by the
+    /// guard like the mail listeners, but not one of them: it has no mail sessions, and is
+    /// not in [`Listener::ALL`].
+    Admin,
 }
 
 impl Listener {
@@ -38,18 +42,21 @@ impl Listener {
             Listener::Submission => "submission",
             Listener::Pop3s => "pop3s",
             Listener::Imaps => "imaps",
+            Listener::Admin => "admin",
         }
     }
 
-    /// The protocol spoken on it: "smtp", "imap" or "pop3".
+    /// The protocol spoken on it: "smtp", "imap", "pop3" or "http".
     pub fn protocol(self) -> &'static str {
         match self {
             Listener::Submissions | Listener::Submission => "smtp",
             Listener::Pop3s => "pop3",
             Listener::Imaps => "imap",
+            Listener::Admin => "http",
         }
     }
 
+    /// The mail listeners (every listener but [`Listener::Admin`]).
     pub const ALL: [Listener; 4] = [Listener::Submissions, Listener::Submission, Listener::Imaps, Listener::Pop3s];
 }
 
@@ -110,6 +117,9 @@ pub enum AlertKind {
     /// A client proved an account's password through SCRAM-SHA-256-PLUS bound to another TLS
     /// connection: a man in the middle with a certificate the client accepted.
     ChannelBindingMismatch,
+    /// An account's TOTP locked after too many wrong codes given with the right password:
+    /// someone who is not its owner knows its password.
+    TotpLocked,
 }
 
 /// Everything observable. Field names are part of the operator interface (log lines are
@@ -219,6 +229,13 @@ pub enum Event {
         conn: u64,
         account: String,
         app_password: String,
+    },
+    /// A session was closed because the credentials it logged in with no longer open its
+    /// account: the account was removed, or its password changed, or TOTP was turned on.
+    AccountSessionClosed {
+        conn: u64,
+        account: String,
+        reason: AccountChange,
     },
     /// The client broke a protocol rule or limit (line too long, too many commands, ...).
     ProtocolViolation {
@@ -338,6 +355,16 @@ pub enum CloseReason {
     Shutdown,
     /// A read or write failed.
     IoError,
+}
+
+/// What happened to an account that closed its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountChange {
+    /// The account is gone (its id is never given to another).
+    AccountRemoved,
+    /// Its password changed or TOTP was turned on (a new credentials generation).
+    CredentialsChanged,
 }
 
 /// An event with the time it happened.

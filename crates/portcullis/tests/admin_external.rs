@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::totp::{enable_totp, totp_code};
 use common::*;
 use serde_json::json;
 
@@ -93,40 +94,4 @@ fn the_dashboard_in_headless_chromium() {
     server.wait_event(|e| e["event"] == "admin_auth_failed" && e["account"] == ADMIN && e["reason"] == "wrong_code");
     server.wait_event(|e| e["event"] == "admin_action" && e["action"] == "sign_in" && e["target"] == ADMIN);
     eprintln!("{report}screenshot: {}", screenshot.display());
-}
-
-/// `account totp enable`, answered like a person with an authenticator app (pyotp); the
-/// otpauth:// URI.
-fn enable_totp(server: &TestServer, user: &str) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::Stdio;
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&server.config_path)
-        .args(["account", "totp", "enable", user])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let uri = loop {
-        let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no otpauth:// URI printed");
-        if line.starts_with("otpauth://") {
-            break line.trim().to_string();
-        }
-    };
-    writeln!(child.stdin.take().unwrap(), "{}", totp_code(&uri, 0)).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    uri
-}
-
-/// The code an authenticator app shows `offset` seconds from now.
-fn totp_code(uri: &str, offset: u64) -> String {
-    let script = "import pyotp, sys, time; print(pyotp.parse_uri(sys.argv[1]).at(int(time.time()) + int(sys.argv[2])))";
-    let out = Command::new("python3").args(["-c", script, uri, &offset.to_string()]).output().unwrap();
-    assert!(out.status.success(), "pyotp: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_events::{Event, Listener, RefuseReason};
+use portcullis_events::{CloseReason, Event, Listener, RefuseReason};
 use portcullis_guard::Now;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -88,6 +88,8 @@ async fn serve(
         Listener::Pop3s => limits.pop3_idle_timeout,
         Listener::Imaps => limits.imap_idle_timeout,
         Listener::Submissions | Listener::Submission => limits.smtp_idle_timeout,
+        // Served by its own accept loop (`admin`), never from here.
+        Listener::Admin => return,
     };
     let mut conn = Connection::open(shared, id, listener, peer, idle, revoked);
     let reason = match listener {
@@ -95,6 +97,7 @@ async fn serve(
         Listener::Submission => smtp::run(shared, &mut conn, tcp, false).await,
         Listener::Pop3s => pop3::run(shared, &mut conn, tcp).await,
         Listener::Imaps => imap::run(shared, &mut conn, tcp).await,
+        Listener::Admin => CloseReason::Quit,
     };
     conn.close(reason);
 }
@@ -110,13 +113,15 @@ fn refuse(
     reason: RefuseReason,
 ) {
     shared.events.emit(Event::ConnectionRefused { listener, peer, reason });
-    let Ok(permit) = acceptance.polite_refusals.try_acquire() else { return };
-    permit.forget();
     let reply = match listener {
         Listener::Submissions | Listener::Submission => portcullis_proto_smtp::refused_connection(reason),
         Listener::Pop3s => portcullis_proto_pop3::refused_connection(reason),
         Listener::Imaps => portcullis_proto_imap::refused_connection(reason),
+        // The admin listener closes refused connections itself (`admin`).
+        Listener::Admin => return,
     };
+    let Ok(permit) = acceptance.polite_refusals.try_acquire() else { return };
+    permit.forget();
     let (shared, acceptance) = (shared.clone(), acceptance.clone());
     shared.clone().tasks.spawn(async move {
         let deadline = shared.config.tls.handshake_timeout;

@@ -1,5 +1,6 @@
 //! The anomaly detector at work: a [`Sink`] that counts connection attempts, refusals, failed
-//! logins and bans (per listener and overall) into the guard's [`Detector`], and the task that
+//! logins (the admin listener's bearer tokens and sign-ins too) and bans (per listener and
+//! overall) into the guard's [`Detector`], and the task that
 //! ticks it and raises one `alert_raised` event per anomaly episode.
 
 use std::sync::{Arc, Mutex};
@@ -17,9 +18,9 @@ pub struct AnomalyDetector {
 const METRICS: [Metric; 4] =
     [Metric::ConnectionAttempts, Metric::AuthFailures, Metric::RefusedConnections, Metric::Bans];
 
-/// Where a metric is counted: overall (`None`), and on each listener.
+/// Where a metric is counted: overall (`None`), and on each listener, the admin listener too.
 fn scopes() -> impl Iterator<Item = Option<&'static str>> {
-    std::iter::once(None).chain(Listener::ALL.iter().map(|l| Some(l.as_str())))
+    std::iter::once(None).chain(Listener::ALL.iter().chain([&Listener::Admin]).map(|l| Some(l.as_str())))
 }
 
 impl AnomalyDetector {
@@ -81,6 +82,8 @@ impl Sink for AnomalyDetector {
                 self.count(Metric::RefusedConnections, Some(listener.as_str()));
             }
             Event::AuthFailed { listener, .. } => self.count(Metric::AuthFailures, Some(listener.as_str())),
+            // A wrong bearer token or a refused sign-in: a failed login on the admin listener.
+            Event::AdminAuthFailed { .. } => self.count(Metric::AuthFailures, Some(Listener::Admin.as_str())),
             Event::BanAdded { .. } => self.count(Metric::Bans, None),
             _ => {}
         }
@@ -132,5 +135,5 @@ pub async fn watch(detector: Arc<AnomalyDetector>, events: Events, bucket: Durat
 }
 
 fn listener_named(name: &str) -> Option<Listener> {
-    Listener::ALL.into_iter().find(|l| l.as_str() == name)
+    Listener::ALL.into_iter().chain([Listener::Admin]).find(|l| l.as_str() == name)
 }

@@ -117,6 +117,11 @@ impl Connection {
     /// `connection_closed` says why, how long it lasted and what it moved.
     pub fn close(self, reason: CloseReason) {
         drop(self.registration);
+        // A send cut short by the revocation fails like a broken connection; say why it broke.
+        let reason = match reason {
+            CloseReason::IoError if self.revoked.is_cancelled() => CloseReason::Revoked,
+            other => other,
+        };
         self.events.emit(Event::ConnectionClosed {
             conn: self.id,
             listener: self.listener,
@@ -242,8 +247,15 @@ impl Connection {
     }
 
     /// Sends `data`; a client that does not take it within the idle timeout (a slow reader
-    /// holding a session open) is cut off.
+    /// holding a session open) is cut off. A revoked session sends nothing more, not even
+    /// the rest of what it was sending: what a removed account's long FETCH had left is not
+    /// delivered, whatever the client does (the command itself stops at its next batch, whose
+    /// output can no longer be sent).
     pub async fn send(&mut self, stream: &mut Stream, data: &[u8]) -> std::io::Result<()> {
+        let revoked = || std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "the session was revoked");
+        if self.revoked.is_cancelled() {
+            return Err(revoked());
+        }
         self.bytes_out += data.len() as u64;
         self.traffic.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
         if !data.is_empty() {
@@ -252,9 +264,12 @@ impl Connection {
                 self.events.emit(Event::CommandAnswered { conn: self.id, listener: self.listener, latency_us });
             }
         }
-        match tokio::time::timeout(self.idle, stream.send(data)).await {
-            Ok(result) => result,
-            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
+        tokio::select! {
+            sent = tokio::time::timeout(self.idle, stream.send(data)) => match sent {
+                Ok(result) => result,
+                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
+            },
+            _ = self.revoked.cancelled() => Err(revoked()),
         }
     }
 

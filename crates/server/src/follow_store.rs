@@ -1,6 +1,7 @@
 //! The task that follows what the admin CLI writes into the store while the server runs, once
 //! a second until the server stops: bans added or lifted (and expired ones), app passwords
-//! revoked or expired (whose sessions it closes), and, hourly, pruning the guard's history.
+//! revoked or expired, accounts removed or given new credentials (whose sessions it closes),
+//! and, hourly, pruning the guard's history.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,7 @@ pub async fn run(shared: Arc<Shared>) {
         let now = Now::current();
         bans::sync(&shared, now).await;
         close_revoked_app_password_sessions(&shared, unix_time::seconds(now.wall)).await;
+        close_sessions_of_changed_accounts(&shared).await;
         if rounds.is_multiple_of(PRUNE_EVERY) {
             shared.guard.forget_old(now);
             let logins_before = unix_time::seconds(now.wall - shared.config.guard.known_source_memory);
@@ -60,5 +62,29 @@ async fn close_revoked_app_password_sessions(shared: &Shared, now: i64) {
         Err(e) => {
             shared.events.emit(Event::InternalError { conn: None, what: format!("checking app passwords failed: {e}") })
         }
+    }
+}
+
+/// Closes the sessions whose account is gone or has new credentials (a new password, TOTP
+/// turned on): the credentials generation they logged in under is not the account's any more.
+/// Also called at once by the admin API after it changes an account.
+pub async fn close_sessions_of_changed_accounts(shared: &Shared) {
+    let in_use = shared.sessions.accounts_in_use();
+    if in_use.is_empty() {
+        return;
+    }
+    match shared.store.credentials_generations(&in_use).await {
+        Ok(current) => {
+            for closed in shared.sessions.close_sessions_of_changed_accounts(&current) {
+                shared.events.emit(Event::AccountSessionClosed {
+                    conn: closed.conn,
+                    account: closed.account,
+                    reason: closed.reason,
+                });
+            }
+        }
+        Err(e) => shared
+            .events
+            .emit(Event::InternalError { conn: None, what: format!("checking accounts' credentials failed: {e}") }),
     }
 }

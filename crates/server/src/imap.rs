@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 use crate::connection::{Connection, Input};
-use crate::login::authenticate;
+use crate::login::{authenticate, scram_keys};
 use crate::sessions::Who;
 use crate::socket::Stream;
 use crate::state::Shared;
@@ -44,7 +44,7 @@ impl Environment for Env<'_> {
     }
 
     async fn scram_keys(&self, username: &str) -> ScramKeys {
-        self.shared.auth.scram_keys(username).await
+        scram_keys(self.shared, self.who, username).await
     }
 
     fn report(&self, fact: Fact) {

@@ -120,7 +120,7 @@ async fn run(
     let (alert_queue, pending_alerts) = alert_delivery::AlertQueue::new(config.alerts.notify);
     // What the admin listener shows (metrics, charts, alerts, live sessions) reads it too.
     let monitor = monitor::Monitor::new(&config, detector.clone());
-    let sessions = Arc::new(sessions::Sessions::default());
+    let (sessions, abandoned_scram) = sessions::Sessions::new();
     let events =
         Events::new(vec![Arc::new(log), detector.clone(), Arc::new(alert_queue), monitor.clone(), sessions.clone()]);
     let auth =
@@ -143,6 +143,8 @@ async fn run(
     }
     bans::load(&shared).await;
     tokio::spawn(follow_store::run(shared.clone()));
+    let counting = shared.clone();
+    tokio::spawn(async move { login::count_abandoned(&counting, abandoned_scram).await });
     tokio::spawn(anomalies::watch(
         detector,
         events.clone(),

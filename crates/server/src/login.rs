@@ -9,18 +9,23 @@ use std::time::SystemTime;
 use portcullis_auth::{AuthError, Lane, Principal, Refusal};
 use portcullis_events::{AlertKind, Event, Listener, Severity};
 use portcullis_guard::{CheckLane, Now, Source, BUSY_DELAY};
-use portcullis_sasl::{Attempt, ScramProof};
+use portcullis_sasl::{Attempt, ScramKeys, ScramProof};
 use portcullis_store::{normalize_address, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
+use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
 use crate::bans;
-use crate::sessions::Who;
+use crate::sessions::{Abandoned, ScramExchange, Who};
 use crate::state::Shared;
 use crate::unix_time;
 
 /// The `reason` logged when a login is refused unchecked because too many password checks
 /// from unknown addresses are waiting (see `portcullis_auth::Lane`).
 const BUSY: &str = "server_busy";
+
+/// The `reason` and `mechanism` logged for a SCRAM exchange that ended without a proof.
+const ABANDONED: &str = "abandoned";
+const ABANDONED_MECHANISM: &str = "SCRAM";
 
 /// The admin sign-in's path, as its failure events name it.
 const SIGN_IN_PATH: &str = "/api/v1/signin";
@@ -31,6 +36,8 @@ fn scope(listener: Listener) -> u8 {
         Listener::Submissions | Listener::Submission => SCOPE_SMTP,
         Listener::Pop3s => SCOPE_POP3,
         Listener::Imaps => SCOPE_IMAP,
+        // No app password opens the admin listener.
+        Listener::Admin => 0,
     }
 }
 
@@ -101,9 +108,19 @@ impl Gate {
     }
 }
 
+/// The SCRAM keys for a mail client's exchange (see `Authenticator::scram_keys`). The
+/// exchange is remembered with the session until its proof comes to [`authenticate`]; if it
+/// never does, it counts as a failed login (see [`count_abandoned`]).
+pub async fn scram_keys(shared: &Shared, who: Who, username: &str) -> ScramKeys {
+    let lookup = shared.auth.scram_keys(username).await;
+    let exchange = ScramExchange { username: username.to_string(), generation: lookup.generation };
+    shared.sessions.scram_started(who, exchange);
+    lookup.keys
+}
+
 /// Checks a mail client's login attempt through the guard and reports the outcome as one
-/// event. A session opened with an app password is registered as such, so that revoking the
-/// app password closes it.
+/// event. The session is registered with the credentials it logged in with, so that revoking
+/// its app password, or a change to its account, closes it.
 pub async fn authenticate(
     shared: &Shared,
     who: Who,
@@ -111,13 +128,21 @@ pub async fn authenticate(
     attempt: Attempt,
 ) -> Result<Principal, AuthError> {
     let username = attempt.username().to_string();
+    let exchange = shared.sessions.scram_finished(who, matches!(attempt, Attempt::Scram { .. }));
     let gate = Gate::enter(shared, who.peer.ip(), &username).await;
     let result = match attempt {
         Attempt::Password(c) => {
             shared.auth.verify(&c.authzid, &c.username, c.password, scope(who.listener), gate.lane).await
         }
         Attempt::Scram { authzid, username, proof: ScramProof::Valid } => {
-            shared.auth.scram_principal(&authzid, &username).await
+            shared.auth.scram_principal(&authzid, &username).await.map(|mut principal| {
+                // The keys proven were read at the lookup: if the password changed since, the
+                // session belongs to the older generation (and is closed for it).
+                if let Some(generation) = exchange.and_then(|e| e.generation) {
+                    principal.generation = principal.generation.min(generation);
+                }
+                principal
+            })
         }
         Attempt::Scram { username, proof, .. } => {
             Err(shared.auth.scram_refusal(&username, proof == ScramProof::BindingMismatch).await)
@@ -136,8 +161,8 @@ pub async fn authenticate(
                 credential: principal.credential.kind(),
                 app_password: app_password.map(|(_, name)| name.to_string()),
             });
-            if let Some((id, name)) = app_password {
-                shared.sessions.logged_in_with_app_password(conn, &principal.address, id, name);
+            shared.sessions.logged_in(conn, principal);
+            if let Some((id, _)) = app_password {
                 if let Err(e) =
                     shared.store.app_password_used(id, unix_time::now_seconds(), &peer.ip().to_string()).await
                 {
@@ -218,6 +243,17 @@ pub async fn admin_sign_in(
                 account: Some(account.to_string()),
                 reason: Some(refusal.reason()),
             });
+            if *refusal == Refusal::WrongCodeLocks {
+                let message = format!(
+                    "{account}: {} wrong TOTP codes given with the right password, the last from {}; its TOTP is \
+                     locked until a recovery code is used or `portcullis account totp unlock {account}`. Someone \
+                     knows its password: change it",
+                    portcullis_auth::TOTP_LOCK_AT,
+                    peer.ip()
+                );
+                let (kind, severity) = (AlertKind::TotpLocked, Severity::Critical);
+                shared.alert(kind, severity, None, Some(account), portcullis_auth::TOTP_LOCK_AT as f64, message);
+            }
             gate.failed(shared).await;
         }
         Err(AuthError::Unavailable) => {
@@ -230,4 +266,33 @@ pub async fn admin_sign_in(
         }
     }
     result
+}
+
+/// Counts SCRAM exchanges that ended without a proof as failed logins, as they come, until
+/// the server stops. Such an exchange showed the client a salt (and perhaps, when cancelled
+/// after the server's signature, that a password was right) without leaving a trace: now it
+/// leaves an `auth_failed` event (reason "abandoned", mechanism "SCRAM": the family, since
+/// the lookup does not say whether -PLUS was asked for) and counts against its source and
+/// account like any failure. No delay: the client is gone or has moved on.
+pub async fn count_abandoned(shared: &Shared, mut abandoned: mpsc::UnboundedReceiver<Abandoned>) {
+    while let Some(Abandoned { who, username }) = abandoned.recv().await {
+        let ip = who.peer.ip();
+        // Whether the account knows the source, as `Gate::enter` asks: its owner is never banned.
+        let source = Source::of(ip).network().to_string();
+        let since = unix_time::seconds(SystemTime::now() - shared.config.guard.known_source_memory);
+        let known = shared.store.login_known(&username, &source, since).await.unwrap_or(false);
+        shared.events.emit(Event::AuthFailed {
+            conn: who.conn,
+            listener: who.listener,
+            peer: who.peer,
+            username: username.clone(),
+            mechanism: ABANDONED_MECHANISM,
+            reason: ABANDONED,
+            app_password: None,
+        });
+        let failure = shared.guard.auth_failed(ip, &username, known, Now::current());
+        if let Some(ban) = failure.ban {
+            bans::record(shared, &ban).await;
+        }
+    }
 }

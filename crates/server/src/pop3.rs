@@ -9,7 +9,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::connection::{Connection, Reader};
-use crate::login::authenticate;
+use crate::login::{authenticate, scram_keys};
 use crate::state::Shared;
 
 impl Reader for Session {
@@ -67,7 +67,7 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
                 let _ = stream.shutdown().await;
                 return reason;
             }
-            Action::ScramLookup { username } => session.scram_keys(shared.auth.scram_keys(&username).await),
+            Action::ScramLookup { username } => session.scram_keys(scram_keys(shared, conn.who(), &username).await),
             Action::Authenticate { method, attempt } => {
                 let outcome = match authenticate(shared, conn.who(), method.name(), attempt).await {
                     Ok(principal) => AuthOutcome::Success(principal.account),

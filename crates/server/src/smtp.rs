@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::connection::{Connection, Reader};
-use crate::login::authenticate;
+use crate::login::{authenticate, scram_keys};
 use crate::sessions::Who;
 use crate::socket::Stream;
 use crate::state::Shared;
@@ -94,7 +94,7 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream, implici
                 };
                 session.tls_established(stream.tls_summary().unwrap_or_default(), stream.channel_binding());
             }
-            Action::ScramLookup { username } => session.scram_keys(shared.auth.scram_keys(&username).await),
+            Action::ScramLookup { username } => session.scram_keys(scram_keys(shared, conn.who(), &username).await),
             Action::Authenticate { mechanism, attempt } => {
                 match authenticate(shared, conn.who(), mechanism.name(), attempt).await {
                     Ok(p) => {

@@ -52,6 +52,20 @@ pub struct Credentials {
     pub password_hash: String,
     /// With TOTP on, the main password no longer opens the mail protocols.
     pub totp_enabled: bool,
+    /// Grows whenever what opened a session may stop opening it (a new password, TOTP turned
+    /// on): sessions opened under an older generation are closed.
+    pub generation: i64,
+}
+
+/// What a SCRAM exchange needs to know about an account.
+#[derive(Debug, Clone)]
+pub struct ScramCredentials {
+    pub account: AccountId,
+    /// `None` until the password is next set (SCRAM cannot work from an argon2 hash).
+    pub scram: Option<StoredScram>,
+    pub totp_enabled: bool,
+    /// See [`Credentials::generation`].
+    pub generation: i64,
 }
 
 /// SCRAM-SHA-256 keys as stored (see portcullis_sasl::ScramKeys).
@@ -103,6 +117,11 @@ pub struct Totp {
     pub secret: Vec<u8>,
     pub enabled: bool,
     pub last_step: i64,
+    /// Wrong codes given (with the right password) since the last right one.
+    pub failures: u32,
+    /// Too many wrong codes: no TOTP code is accepted until a recovery code is used or the
+    /// operator unlocks it.
+    pub locked: bool,
 }
 
 /// A local account as delivery sees it.
@@ -478,8 +497,12 @@ pub trait Store: Send + Sync + 'static {
     /// `bans_before`.
     async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError>;
 
-    /// The account's SCRAM keys, if it has an account and keys; with whether TOTP is on.
-    async fn scram_keys(&self, address: &str) -> Result<Option<(AccountId, StoredScram, bool)>, StoreError>;
+    /// What SCRAM needs about the account (its keys, if it has them yet); `None` without an
+    /// account.
+    async fn scram_keys(&self, address: &str) -> Result<Option<ScramCredentials>, StoreError>;
+    /// The credentials generation of each of `accounts` that still exists (see
+    /// [`Credentials::generation`]): an account missing from the answer is gone.
+    async fn credentials_generations(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, i64)>, StoreError>;
 
     async fn add_app_password(
         &self,
@@ -513,6 +536,16 @@ pub trait Store: Send + Sync + 'static {
     async fn use_totp_step(&self, account: AccountId, step: i64) -> Result<bool, StoreError>;
     /// Uses up a recovery code; false if it is not one (or was used).
     async fn use_recovery_code(&self, account: AccountId, digest: &[u8]) -> Result<bool, StoreError>;
+    /// Counts a wrong code; the account's TOTP locks when the count reaches `lock_at`.
+    /// Whether this very failure locked it.
+    async fn totp_failed(&self, account: AccountId, lock_at: u32) -> Result<bool, StoreError>;
+    /// Clears the wrong codes and the lock (a right code, a recovery code, the operator);
+    /// whether it was locked.
+    async fn totp_unlock(&self, account: AccountId) -> Result<bool, StoreError>;
+
+    /// The server's secret called `name`, created from `fresh` the first time it is asked
+    /// for, and the same ever after (across restarts, and for every node of one store).
+    async fn server_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
 
     /// Finishes every queued write and releases the database; later calls fail.
     fn close(&self);

@@ -45,7 +45,7 @@ async fn migration_2_summarizes_existing_bodies() {
     assert_eq!(store.subscriptions(1).await.unwrap(), vec!["INBOX"], "subscriptions carried over");
     assert_eq!(store.append(1, message("after"), Flags::default(), 0).await.unwrap(), 3);
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 5, "and on to the current version");
+    assert_eq!(count(&dir, "PRAGMA user_version"), 6, "and on to the current version");
     assert_eq!(count(&dir, "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM summaries)"), 0);
 }
 
@@ -113,7 +113,33 @@ async fn migration_5_caches_the_headers_of_existing_bodies() {
     assert!(store.message_header_caches(1, &[601]).await.unwrap()[0].1.is_some());
     store.expunge(1, &[1, 2, 3]).await.unwrap();
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 5);
+    assert_eq!(count(&dir, "PRAGMA user_version"), 6);
     assert_eq!(count(&dir, "SELECT count(*) FROM header_caches"), 598);
     assert_eq!(count(&dir, "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM header_caches)"), 0);
+}
+
+#[tokio::test]
+async fn migration_6_starts_the_id_counters_above_the_ids_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mail.db");
+    SqliteStore::migrate_to(&path, 5).unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO domains(id, name, created) VALUES (1, 'example.org', 0);
+             INSERT INTO accounts(id, domain_id, localpart, password_hash, created) VALUES (1, 1, 'a', 'h', 0);
+             INSERT INTO accounts(id, domain_id, localpart, password_hash, created) VALUES (7, 1, 'b', 'h', 0);
+             INSERT INTO mailboxes(id, account_id, name, uidvalidity) VALUES (30, 7, 'INBOX', 7);",
+        )
+        .unwrap();
+    }
+    let store = open(&dir, None);
+    let b = store.credentials("b@example.org").await.unwrap().unwrap();
+    assert_eq!((b.account, b.generation), (7, 1), "existing accounts start at generation 1");
+    store.remove_account("b@example.org").await.unwrap();
+    let c = account(&store, "c@example.org").await;
+    assert_eq!(c, 8, "not 7, the id of the account just removed");
+    assert!(store.mailboxes(c).await.unwrap().iter().all(|m| m.id > 30));
+    store.close();
+    assert_eq!(count(&dir, "PRAGMA user_version"), 6);
 }

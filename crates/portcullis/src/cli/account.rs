@@ -78,6 +78,7 @@ pub fn run(config: &Config, action: AccountAction) -> Result<(), Failure> {
                 let address = address(&user)?;
                 store.remove_account(&address).await.map_err(explain)?;
                 println!("Removed account {address} and all of its mail.");
+                println!("A running server closes its open sessions within a second.");
             }
             AccountAction::List => {
                 let accounts = store.accounts().await.map_err(explain)?;
@@ -103,6 +104,9 @@ pub fn run(config: &Config, action: AccountAction) -> Result<(), Failure> {
                 let (password, generated) = new_password(config, &address, password_stdin)?;
                 store.set_password(&address, &secrets(config, &password)?).await.map_err(explain)?;
                 println!("Changed the password of {address}.");
+                println!(
+                    "A running server closes the sessions opened before, within a second (app passwords stay valid)."
+                );
                 if generated {
                     println!("Password (shown only this once): {}", password.as_str());
                 }

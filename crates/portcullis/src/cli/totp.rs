@@ -1,5 +1,9 @@
-//! `portcullis account totp enable|disable|check`: the second factor (TOTP, RFC 6238) with
-//! one-time recovery codes. With it on, mail clients need app passwords. On the store directly.
+//! `portcullis account totp enable|disable|check|unlock`: the second factor (TOTP, RFC 6238)
+//! with one-time recovery codes. With it on, mail clients need app passwords. After a few wrong
+//! codes given with the right password it locks (see `portcullis_auth::TOTP_LOCK_AT`), and
+//! `unlock` is the operator's way out (a recovery code is the owner's). On the store directly:
+//! the running server reads the lock from there at the next sign-in, and closes the sessions
+//! the password opened once TOTP is on (it follows the store's credentials generation).
 
 use std::io::{BufRead, Write};
 use std::sync::Arc;
@@ -33,6 +37,8 @@ pub enum TotpAction {
     /// Read the password and a code (or a recovery code) from standard input, one per line,
     /// and say whether they open the account
     Check { user: String },
+    /// Accept TOTP codes again after too many wrong ones locked them
+    Unlock { user: String },
 }
 
 pub async fn run(config: &Config, store: &Arc<SqliteStore>, action: TotpAction) -> Result<(), Failure> {
@@ -50,7 +56,25 @@ pub async fn run(config: &Config, store: &Arc<SqliteStore>, action: TotpAction) 
             Ok(())
         }
         TotpAction::Check { user } => check(config, store, &address(&user)?).await,
+        TotpAction::Unlock { user } => unlock(store, &address(&user)?).await,
     }
+}
+
+/// Clears the wrong codes and the lock. Said so when there was no lock to lift.
+async fn unlock(store: &SqliteStore, address: &str) -> Result<(), Failure> {
+    if !totp_enabled(store, address).await? {
+        return Err(Failure(format!("{address} does not have TOTP on")));
+    }
+    let Some(totp) = store.totp(address).await.map_err(explain)? else {
+        return Err(Failure(format!("{address} does not have TOTP on")));
+    };
+    if store.totp_unlock(totp.account).await.map_err(explain)? {
+        println!("Unlocked TOTP for {address}: its codes are accepted again.");
+        println!("It was locked by wrong codes given with its password: consider changing the password.");
+    } else {
+        println!("TOTP for {address} was not locked ({} wrong codes since the last right one).", totp.failures);
+    }
+    Ok(())
 }
 
 /// Whether the account has TOTP on; an error if there is no such account.
@@ -104,7 +128,7 @@ async fn enable(store: &SqliteStore, address: &str) -> Result<(), Failure> {
         // The confirming code is spent: it cannot be replayed at the first sign-in.
         store.use_totp_step(account, step).await.map_err(explain)?;
     }
-    println!("TOTP is on for {address}.");
+    println!("TOTP is on for {address}; a running server closes its open sessions within a second.");
     println!("Recovery codes, each good once, shown only now (keep them apart from the phone):");
     for code in &codes {
         println!("  {}", code.as_str());

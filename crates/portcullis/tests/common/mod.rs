@@ -4,6 +4,7 @@
 
 pub mod outside;
 pub mod pytest;
+pub mod totp;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

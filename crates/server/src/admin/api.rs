@@ -67,13 +67,31 @@ impl From<StoreError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// A JSON request body whose errors answer in the API's error format.
+/// A JSON request body whose errors answer in the API's error format. Only a body that says
+/// it is JSON (`Content-Type: application/json`) is read, 415 otherwise: an HTML form on any
+/// web page can post `text/plain` or form data across origins without asking, but not JSON.
 pub struct Body<T>(T);
+
+/// Whether the request says its body is `application/json` (parameters such as a charset
+/// allowed).
+fn is_json(request: &Request) -> bool {
+    let Some(value) = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let media = value.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json")
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(&request) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as JSON, with Content-Type: application/json",
+            ));
+        }
         let bytes = Bytes::from_request(request, state).await.map_err(|e| ApiError::bad(e.body_text()))?;
         serde_json::from_slice(&bytes).map(Body).map_err(|e| ApiError::bad(format!("invalid JSON body: {e}")))
     }
@@ -359,6 +377,8 @@ pub async fn remove_account(
     let normalized = portcullis_store::normalize_address(&address)
         .ok_or_else(|| ApiError::bad(format!("\"{address}\" is not a valid address")))?;
     admin.shared.store.remove_account(&normalized).await?;
+    // Its sessions close now, not at the next look at the store.
+    crate::follow_store::close_sessions_of_changed_accounts(&admin.shared).await;
     audit(&admin, &peer, "account_remove", normalized);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -397,10 +417,10 @@ pub async fn sign_in(
         ));
     };
     // The refusal is logged (admin_auth_failed, with its reason) where it is decided.
-    if !verifier.verify(&request.account, &request.password, &request.totp, peer.0).await {
+    let Some(signed_in) = verifier.verify(&request.account, &request.password, &request.totp, peer.0).await else {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong account, password or code"));
-    }
-    let (token, lifetime) = admin.auth.mint_session();
+    };
+    let (token, lifetime) = admin.auth.mint_session(signed_in);
     audit(&admin, &peer, "sign_in", request.account);
     Ok(Json(json!({ "token": token, "expires_in": lifetime.as_secs() })))
 }

@@ -2,10 +2,15 @@
 //! by `crates/server/openapi.yaml`), Prometheus metrics at `/metrics`, and the dashboard at
 //! `/`, whose files are compiled into the binary.
 //!
-//! Everything but the dashboard's static files and the OpenAPI description needs
-//! `Authorization: Bearer <admin token>`. Loopback by default; off loopback the config demands
-//! `admin.tls`, and the listener then speaks TLS with the `[tls]` certificate (reloaded on
-//! SIGHUP like the mail listeners').
+//! Everything but the dashboard's static files, the OpenAPI description and the sign-in needs
+//! `Authorization: Bearer <admin token>` (or a sign-in's session token). Loopback by default;
+//! off loopback the config demands `admin.tls`, and the listener then speaks TLS with the
+//! `[tls]` certificate (reloaded on SIGHUP like the mail listeners').
+//!
+//! Each connection is admitted by the guard like a mail client's (`guard.admit` with
+//! `Listener::Admin`): firewall rules (`[firewall]` and `[firewall.admin]`), bans, and the
+//! connection limits, per source and in total, shared with the mail listeners. A ban or new
+//! rules close admitted connections too.
 
 mod api;
 pub mod client;
@@ -23,17 +28,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use portcullis_events::Event;
+use portcullis_events::{Event, Listener};
+use portcullis_guard::Now;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::monitor::Monitor;
 use crate::state::Shared;
-pub use token::{AccountSignIn, AdminAuth, TotpSignIn};
+pub use token::{AccountSignIn, AdminAuth, Caller, SignedIn, TotpSignIn};
 
-/// Admin connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 64;
 /// How long a client may take to send a request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// An admin connection is closed after this long, whatever it does (the dashboard reconnects).
@@ -76,10 +80,9 @@ pub fn start(
     }
     let admin = Arc::new(Admin { shared: shared.clone(), monitor, auth, listeners });
     let app = router(admin.clone());
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     for (socket, addr) in bound {
         shared.events.emit(Event::AdminListening { listener: "admin", addr, tls });
-        tokio::spawn(accept_loop(admin.clone(), app.clone(), socket, tls, limit.clone()));
+        tokio::spawn(accept_loop(admin.clone(), app.clone(), socket, tls));
     }
     Ok(())
 }
@@ -112,7 +115,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .with_state(admin)
 }
 
-/// `Authorization: Bearer <token>`, or 401.
+/// `Authorization: Bearer <token>`, or 401. A sign-in's session token is good while its
+/// account keeps the credentials it signed in with.
 async fn require_token(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
@@ -120,7 +124,12 @@ async fn require_token(State(admin): State<Arc<Admin>>, request: Request, next: 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim);
-    if presented.is_some_and(|t| admin.auth.accepts(t)) {
+    let accepted = match presented.and_then(|t| admin.auth.caller(t)) {
+        Some(Caller::Operator) => true,
+        Some(Caller::Account(signed_in)) => still_signed_in(&admin, signed_in).await,
+        None => false,
+    };
+    if accepted {
         return next.run(request).await;
     }
     if let Some(Peer(peer)) = request.extensions().get::<Peer>().copied() {
@@ -134,6 +143,20 @@ async fn require_token(State(admin): State<Arc<Admin>>, request: Request, next: 
         .into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"portcullis\""));
     response
+}
+
+/// Whether the account behind a session token still has the credentials it signed in with
+/// (the store is asked each time: the CLI may have changed them); if not, its sessions end.
+/// A store that cannot answer refuses the request.
+async fn still_signed_in(admin: &Admin, signed_in: SignedIn) -> bool {
+    match admin.shared.store.credentials_generations(&[signed_in.account]).await {
+        Ok(current) if current == [(signed_in.account, signed_in.generation)] => true,
+        Ok(_) => {
+            admin.auth.end_sessions(signed_in.account);
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// The dashboard runs only our own files: no inline script, no third party, no framing.
@@ -154,16 +177,9 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-async fn accept_loop(admin: Arc<Admin>, app: Router, socket: TcpListener, tls: bool, limit: Arc<Semaphore>) {
+async fn accept_loop(admin: Arc<Admin>, app: Router, socket: TcpListener, tls: bool) {
     let shared = &admin.shared;
     loop {
-        let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-            _ = shared.stop_accepting.cancelled() => return,
-        };
         let (tcp, peer) = tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok(pair) => pair,
@@ -175,25 +191,38 @@ async fn accept_loop(admin: Arc<Admin>, app: Router, socket: TcpListener, tls: b
             },
             _ = shared.stop_accepting.cancelled() => return,
         };
+        // Before any TLS or HTTP work, as on the mail listeners; a refused connection is just
+        // closed (no polite answer: HTTP clients retry, and nothing here is owed to them).
+        let admission = match shared.guard.admit(peer.ip(), Listener::Admin, Now::current()) {
+            Ok(admission) => admission,
+            Err(reason) => {
+                shared.events.emit(Event::ConnectionRefused { listener: Listener::Admin, peer, reason });
+                drop(tcp);
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let app = app.clone().layer(Extension(Peer(peer)));
         let admin = admin.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let revoked = admission.revoked();
             if tls {
                 let handshake = admin.shared.tls.acceptor().accept(tcp);
                 if let Ok(Ok(stream)) = tokio::time::timeout(admin.shared.config.tls.handshake_timeout, handshake).await
                 {
-                    serve_http(app, stream).await;
+                    serve_http(app, stream, revoked).await;
                 }
             } else {
-                serve_http(app, tcp).await;
+                serve_http(app, tcp, revoked).await;
             }
+            drop(admission);
         });
     }
 }
 
-async fn serve_http<S>(app: Router, io: S)
+/// Serves HTTP/1.1 on one connection until the client leaves, its lifetime is over, or its
+/// admission is withdrawn (a ban, new firewall rules).
+async fn serve_http<S>(app: Router, io: S, revoked: CancellationToken)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -202,5 +231,8 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
         .serve_connection(TokioIo::new(io), service);
-    let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+    tokio::select! {
+        _ = tokio::time::timeout(CONNECTION_LIFETIME, connection) => {}
+        _ = revoked.cancelled() => {}
+    }
 }

@@ -1,6 +1,7 @@
 //! Who may use the admin listener: whoever presents the admin bearer token (from the config,
 //! or from a token file generated at the first start, mode 0600), compared in constant time;
-//! or a session token minted by an account sign-in (see [`AccountSignIn`]).
+//! or a session token minted by an account sign-in (see [`AccountSignIn`]), which lasts only
+//! as long as the credentials that signed in.
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use portcullis_config::{AdminToken, MIN_TOKEN_LENGTH};
+use portcullis_store::AccountId;
 use subtle::ConstantTimeEq;
 
 /// How long a session minted by an account sign-in lasts.
@@ -20,12 +22,20 @@ const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 /// Sessions kept at most (the oldest goes first).
 const MAX_SESSIONS: usize = 1000;
 
+/// Who signed in: the account and its credentials generation then. The session ends when the
+/// account's generation moves on (a new password, TOTP enrolled again) or the account goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedIn {
+    pub account: AccountId,
+    pub generation: i64,
+}
+
 /// Signing in with an administrator account instead of the admin token: `POST /api/v1/signin`
 /// trades `{account, password, totp}` for a session token that the API accepts like the admin
 /// token. Without one (no `admin.accounts`) that endpoint answers 501.
 #[async_trait::async_trait]
 pub trait AccountSignIn: Send + Sync {
-    async fn verify(&self, account: &str, password: &str, totp: &str, peer: SocketAddr) -> bool;
+    async fn verify(&self, account: &str, password: &str, totp: &str, peer: SocketAddr) -> Option<SignedIn>;
 }
 
 /// The sign-in of the accounts in `admin.accounts`: password plus TOTP or recovery code,
@@ -34,15 +44,30 @@ pub struct TotpSignIn(pub Arc<crate::state::Shared>);
 
 #[async_trait::async_trait]
 impl AccountSignIn for TotpSignIn {
-    async fn verify(&self, account: &str, password: &str, totp: &str, peer: SocketAddr) -> bool {
+    async fn verify(&self, account: &str, password: &str, totp: &str, peer: SocketAddr) -> Option<SignedIn> {
         let password = zeroize::Zeroizing::new(password.as_bytes().to_vec());
-        crate::login::admin_sign_in(&self.0, peer, account, password, totp).await.is_ok()
+        let principal = crate::login::admin_sign_in(&self.0, peer, account, password, totp).await.ok()?;
+        Some(SignedIn { account: principal.account, generation: principal.generation })
     }
+}
+
+/// Who a presented bearer token stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The admin token itself.
+    Operator,
+    /// A session minted by an account sign-in.
+    Account(SignedIn),
+}
+
+struct Session {
+    expires: Instant,
+    signed_in: SignedIn,
 }
 
 pub struct AdminAuth {
     token: String,
-    sessions: Mutex<HashMap<String, Instant>>,
+    sessions: Mutex<HashMap<String, Session>>,
     account_sign_in: Option<Arc<dyn AccountSignIn>>,
 }
 
@@ -142,32 +167,46 @@ impl AdminAuth {
         self.account_sign_in.clone()
     }
 
-    /// Whether `presented` is the admin token or a live session token; constant time in the
-    /// token's content.
-    pub fn accepts(&self, presented: &str) -> bool {
-        let mut ok = presented.as_bytes().ct_eq(self.token.as_bytes());
+    /// Whom `presented` stands for: the admin token, or a live session token; constant time in
+    /// the token's content.
+    pub fn caller(&self, presented: &str) -> Option<Caller> {
+        let operator = presented.as_bytes().ct_eq(self.token.as_bytes());
+        let mut account = None;
         if let Ok(mut sessions) = self.sessions.lock() {
             let now = Instant::now();
-            sessions.retain(|_, expires| *expires > now);
-            for token in sessions.keys() {
-                ok |= presented.as_bytes().ct_eq(token.as_bytes());
+            sessions.retain(|_, s| s.expires > now);
+            for (token, session) in sessions.iter() {
+                if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+                    account = Some(session.signed_in);
+                }
             }
         }
-        ok.into()
+        match (bool::from(operator), account) {
+            (true, _) => Some(Caller::Operator),
+            (false, Some(signed_in)) => Some(Caller::Account(signed_in)),
+            (false, None) => None,
+        }
     }
 
-    /// A new session token (after an account sign-in); with its lifetime.
-    pub fn mint_session(&self) -> (String, Duration) {
+    /// A new session token for an account that signed in; with its lifetime.
+    pub fn mint_session(&self, signed_in: SignedIn) -> (String, Duration) {
         let token = random_token();
         if let Ok(mut sessions) = self.sessions.lock() {
             if sessions.len() >= MAX_SESSIONS {
-                if let Some(oldest) = sessions.iter().min_by_key(|(_, e)| **e).map(|(t, _)| t.clone()) {
+                if let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.expires).map(|(t, _)| t.clone()) {
                     sessions.remove(&oldest);
                 }
             }
-            sessions.insert(token.clone(), Instant::now() + SESSION_LIFETIME);
+            sessions.insert(token.clone(), Session { expires: Instant::now() + SESSION_LIFETIME, signed_in });
         }
         (token, SESSION_LIFETIME)
+    }
+
+    /// Ends every session of `account` (its credentials changed, or it is gone).
+    pub fn end_sessions(&self, account: AccountId) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.retain(|_, s| s.signed_in.account != account);
+        }
     }
 }
 
@@ -186,12 +225,12 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let token = std::fs::read_to_string(&path).unwrap().trim().to_string();
         assert_eq!(token.len(), 43);
-        assert!(first.accepts(&token));
-        assert!(!first.accepts(&token[..42]));
-        assert!(!first.accepts(""));
+        assert_eq!(first.caller(&token), Some(Caller::Operator));
+        assert_eq!(first.caller(&token[..42]), None);
+        assert_eq!(first.caller(""), None);
         let (again, source) = AdminAuth::load(&AdminToken::File(path.clone())).unwrap();
         assert!(!source.unwrap().created);
-        assert!(again.accepts(&token));
+        assert_eq!(again.caller(&token), Some(Caller::Operator));
         assert_eq!(read_token(&AdminToken::File(path.clone())).unwrap(), token);
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -201,12 +240,19 @@ mod tests {
     }
 
     #[test]
-    fn minted_sessions_are_accepted_too() {
+    fn minted_sessions_are_accepted_until_their_account_ends_them() {
         let auth = AdminAuth::new("a-configured-token-of-some-length".into());
-        let (session, lifetime) = auth.mint_session();
+        let admin = SignedIn { account: 3, generation: 1 };
+        let other = SignedIn { account: 4, generation: 7 };
+        let (session, lifetime) = auth.mint_session(admin);
+        let (other_session, _) = auth.mint_session(other);
         assert!(lifetime > Duration::from_secs(3600));
-        assert!(auth.accepts(&session));
-        assert!(auth.accepts("a-configured-token-of-some-length"));
-        assert!(!auth.accepts("a-configured-token-of-some-lengtH"));
+        assert_eq!(auth.caller(&session), Some(Caller::Account(admin)));
+        assert_eq!(auth.caller(&other_session), Some(Caller::Account(other)));
+        assert_eq!(auth.caller("a-configured-token-of-some-length"), Some(Caller::Operator));
+        assert_eq!(auth.caller("a-configured-token-of-some-lengtH"), None);
+        auth.end_sessions(3);
+        assert_eq!(auth.caller(&session), None);
+        assert_eq!(auth.caller(&other_session), Some(Caller::Account(other)));
     }
 }

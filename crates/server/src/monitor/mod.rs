@@ -127,6 +127,7 @@ impl Monitor {
                 Listener::Submission => !listen.submission.is_empty(),
                 Listener::Imaps => !listen.imaps.is_empty(),
                 Listener::Pop3s => !listen.pop3s.is_empty(),
+                Listener::Admin => false,
             })
             .collect();
         let mut r = Registry::default();
@@ -215,6 +216,10 @@ impl Monitor {
     }
 
     fn count(&self, ts_ms: u64, measure: Measure, listener: Listener) {
+        // The charts are of the mail listeners; the admin listener's refusals are in /metrics.
+        if !Listener::ALL.contains(&listener) {
+            return;
+        }
         if let Ok(mut s) = self.series.lock() {
             s.advance(ts_ms, &|m, l| self.baseline(m, l));
             s.count(measure, listener);

@@ -58,7 +58,44 @@ pub(super) fn next_uidvalidity(conn: &Connection) -> Result<u32, StoreError> {
     Ok(next as u32)
 }
 
-pub(super) const ACCOUNT_BY_ADDRESS: &str = "SELECT a.id, a.password_hash, a.quota, a.used_bytes, a.totp_enabled
+/// The tables whose ids name something outside the database (a session's account, its
+/// selected mailbox, the app password it logged in with), and so must never be reused.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Ids {
+    Accounts,
+    Mailboxes,
+    AppPasswords,
+}
+
+impl Ids {
+    fn table(self) -> &'static str {
+        match self {
+            Ids::Accounts => "accounts",
+            Ids::Mailboxes => "mailboxes",
+            Ids::AppPasswords => "app_passwords",
+        }
+    }
+}
+
+/// A fresh id for a new row of `ids`' table: above every id the table ever had. SQLite alone
+/// would give the largest id in use + 1, which is the id of the newest row if it was removed;
+/// a session still holding that id would then reach the new row (schema migration 6).
+pub(super) fn next_id(conn: &Connection, ids: Ids) -> Result<i64, StoreError> {
+    let table = ids.table();
+    let key = format!("last_id.{table}");
+    let last: i64 =
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| r.get(0)).optional()?.unwrap_or(0);
+    let largest: i64 = conn.query_row(&format!("SELECT coalesce(max(id), 0) FROM {table}"), [], |r| r.get(0))?;
+    let next = last.max(largest) + 1;
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, next],
+    )?;
+    Ok(next)
+}
+
+pub(super) const ACCOUNT_BY_ADDRESS: &str =
+    "SELECT a.id, a.password_hash, a.quota, a.used_bytes, a.totp_enabled, a.credentials_generation
        FROM accounts a JOIN domains d ON d.id = a.domain_id
       WHERE d.name = ?1 AND a.localpart = ?2";
 
@@ -133,20 +170,22 @@ pub(super) fn add_account(
         .query_row("SELECT id FROM domains WHERE name = ?1", params![domain], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::NoSuchDomain(domain.clone()))?;
-    let inserted = conn.execute(
-        "INSERT INTO accounts(domain_id, localpart, password_hash, quota, created)
-         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-        params![domain_id, local, secrets.hash, quota_to_sql(quota), now()],
-    )?;
-    if inserted == 0 {
+    let exists: bool = conn
+        .prepare_cached("SELECT 1 FROM accounts WHERE domain_id = ?1 AND localpart = ?2")?
+        .exists(params![domain_id, local])?;
+    if exists {
         return Err(StoreError::AccountExists(format!("{local}@{domain}")));
     }
-    let account = conn.last_insert_rowid();
+    let account = next_id(conn, Ids::Accounts)?;
+    conn.execute(
+        "INSERT INTO accounts(id, domain_id, localpart, password_hash, quota, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![account, domain_id, local, secrets.hash, quota_to_sql(quota), now()],
+    )?;
     store_scram(conn, account, secrets.scram.as_ref())?;
     for (name, special_use) in DEFAULT_MAILBOXES {
         conn.execute(
-            "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES (?1, ?2, ?3, ?4)",
-            params![account, name, special_use, next_uidvalidity(conn)?],
+            "INSERT INTO mailboxes(id, account_id, name, special_use, uidvalidity) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![next_id(conn, Ids::Mailboxes)?, account, name, special_use, next_uidvalidity(conn)?],
         )?;
         conn.execute("INSERT INTO subscriptions(account_id, name) VALUES (?1, ?2)", params![account, name])?;
     }
@@ -201,7 +240,11 @@ pub(super) fn set_password(
         )
         .optional()?;
     let account = account.ok_or_else(|| StoreError::NoSuchAccount(format!("{local}@{domain}")))?;
-    conn.execute("UPDATE accounts SET password_hash = ?2 WHERE id = ?1", params![account, secrets.hash])?;
+    // A new generation: the sessions the old password opened are closed.
+    conn.execute(
+        "UPDATE accounts SET password_hash = ?2, credentials_generation = credentials_generation + 1 WHERE id = ?1",
+        params![account, secrets.hash],
+    )?;
     store_scram(conn, account, secrets.scram.as_ref())
 }
 

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::accounts::next_uidvalidity;
+use super::accounts::{next_id, next_uidvalidity, Ids};
 use super::messages::{insert_copies, no_such_mailbox, remove, sources, UidSet};
 use crate::names::{descendant_range, is_inbox, parents};
 use crate::*;
@@ -60,10 +60,13 @@ fn insert(
 ) -> Result<MailboxChange, StoreError> {
     let (mailbox, modseq): (i64, i64) = conn
         .prepare_cached(
-            "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO mailboxes(id, account_id, name, special_use, uidvalidity) VALUES (?1, ?2, ?3, ?4, ?5)
              RETURNING id, highestmodseq",
         )?
-        .query_row(params![account, name, special_use, next_uidvalidity(conn)?], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .query_row(
+            params![next_id(conn, Ids::Mailboxes)?, account, name, special_use, next_uidvalidity(conn)?],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
     Ok(MailboxChange { account, mailbox, modseq: modseq as u64 })
 }
 

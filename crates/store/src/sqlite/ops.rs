@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 use tokio::sync::broadcast;
 
 use super::accounts::{self, split};
@@ -99,6 +99,7 @@ impl Store for SqliteStore {
                     address: format!("{local}@{domain}"),
                     password_hash: r.get(1)?,
                     totp_enabled: r.get::<_, i64>(4)? != 0,
+                    generation: r.get(5)?,
                 }),
                 None => None,
             })
@@ -391,9 +392,24 @@ impl Store for SqliteStore {
         self.write(move |conn| guard::prune(conn, logins_before, bans_before)).await
     }
 
-    async fn scram_keys(&self, address: &str) -> Result<Option<(AccountId, StoredScram, bool)>, StoreError> {
+    async fn scram_keys(&self, address: &str) -> Result<Option<ScramCredentials>, StoreError> {
         let Ok((local, domain)) = split(address) else { return Ok(None) };
         self.read(move |conn| secrets::scram_keys(conn, &local, &domain)).await
+    }
+
+    async fn credentials_generations(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, i64)>, StoreError> {
+        let accounts = accounts.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT credentials_generation FROM accounts WHERE id = ?1")?;
+            let mut found = Vec::with_capacity(accounts.len());
+            for account in accounts {
+                if let Some(generation) = stmt.query_row(params![account], |r| r.get(0)).optional()? {
+                    found.push((account, generation));
+                }
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn add_app_password(
@@ -489,6 +505,19 @@ impl Store for SqliteStore {
             )? > 0)
         })
         .await
+    }
+
+    async fn totp_failed(&self, account: AccountId, lock_at: u32) -> Result<bool, StoreError> {
+        self.write(move |conn| secrets::totp_failed(conn, account, lock_at)).await
+    }
+
+    async fn totp_unlock(&self, account: AccountId) -> Result<bool, StoreError> {
+        self.write(move |conn| secrets::totp_unlock(conn, account)).await
+    }
+
+    async fn server_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (name, fresh) = (name.to_string(), fresh.to_vec());
+        self.write(move |conn| secrets::server_secret(conn, &name, &fresh)).await
     }
 
     fn close(&self) {

@@ -21,6 +21,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_3, then: None },
     Migration { sql: MIGRATION_4, then: None },
     Migration { sql: MIGRATION_5, then: Some(cache_existing_headers) },
+    Migration { sql: MIGRATION_6, then: None },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -217,6 +218,34 @@ const MIGRATION_5: &str = r#"
     CREATE TABLE header_caches (
         blob_id INTEGER PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
         data    BLOB NOT NULL
+    ) STRICT;
+    "#;
+
+// 6: what makes a session's credentials checkable, and a second factor that cannot be guessed.
+// - Ids are never reused. SQLite gives a new row the largest id + 1, so removing the newest
+//   account (or mailbox, or app password) handed its id to the next one, and a session still
+//   holding the old id read the new owner's mail. `meta` now keeps the largest id ever handed out
+//   per table (`last_id.<table>`), and new rows get ids above it (see `accounts::next_id`).
+// - `credentials_generation` grows whenever what opened a session stops opening it (a new
+//   password, TOTP turned on): the server compares it with the one each session logged in
+//   under, and closes the sessions left behind, whoever made the change.
+// - `totp_failures` counts wrong codes given with the right password since the last right
+//   one; at a few, `totp_locked` refuses every TOTP code until a recovery code or
+//   `portcullis account totp unlock`.
+// - `secrets`: random values the server creates once and keeps (the salt secret of SCRAM's
+//   decoys, which must not change with a restart or differ between nodes).
+const MIGRATION_6: &str = r#"
+    INSERT INTO meta(key, value) SELECT 'last_id.accounts', coalesce(max(id), 0) FROM accounts;
+    INSERT INTO meta(key, value) SELECT 'last_id.mailboxes', coalesce(max(id), 0) FROM mailboxes;
+    INSERT INTO meta(key, value) SELECT 'last_id.app_passwords', coalesce(max(id), 0) FROM app_passwords;
+
+    ALTER TABLE accounts ADD COLUMN credentials_generation INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE accounts ADD COLUMN totp_failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN totp_locked INTEGER NOT NULL DEFAULT 0;
+
+    CREATE TABLE secrets (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
     ) STRICT;
     "#;
 

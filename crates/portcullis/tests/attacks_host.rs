@@ -1,4 +1,4 @@
-//! Attacks reproduced against the real binary, each of which must fail: the service user
+//! Attacks reproduced against the real binary (issue 13, items 11-13), each of which must fail: the service user
 //! steering root's hand-over of the data directory onto root's own files (a directory swapped
 //! for a symbolic link mid-walk), the documented root start (`init` then `serve` as root) and
 //! the privacy of what it stores, log lines forged through a user name, and a hostile server

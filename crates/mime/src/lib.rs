@@ -14,10 +14,13 @@
 //! tests/robustness.rs over generated, mutated and truncated messages and hand-built bombs).
 #![forbid(unsafe_code)]
 
+mod address;
 mod codec;
+mod content;
 mod envelope;
 mod fields;
 mod node;
+mod nul;
 mod search;
 mod section;
 mod structure;
@@ -26,6 +29,7 @@ pub mod utf7;
 mod walk;
 mod wire;
 
+pub use nul::{encode_nul_parts, NulBytes};
 pub use wire::{nstring, number, string};
 
 use mail_parser::parsers::MessageStream;
@@ -47,7 +51,9 @@ pub struct Summary {
     pub body: Vec<u8>,
     /// Length of the header section including the blank line (offset where the top-level body starts).
     pub header_len: usize,
-    /// The Date: header as Unix seconds (for SENTBEFORE/SENTON/SENTSINCE), None if absent or unparsable.
+    /// The Date: header's date and time as written, in its own time zone (the zone itself
+    /// ignored), as seconds since 1970-01-01 00:00: SENTBEFORE/SENTON/SENTSINCE compare its day
+    /// (RFC 3501 §6.4.4: "disregarding time and timezone"). `None` if absent or unparsable.
     pub sent_date: Option<i64>,
     /// The decoded values of the header fields SEARCH is most often asked about (see
     /// [`header_cache`]).
@@ -62,8 +68,8 @@ pub fn summarize(raw: &[u8]) -> Summary {
     let mut writer = StructureWriter::default();
     Walker::new(raw.len()).walk(&msg, &mut writer);
     let sent_date =
-        msg.first(FieldKind::Date).and_then(|f| match MessageStream::new(f.raw_value(msg.buf)).parse_date() {
-            HeaderValue::DateTime(date) if date.is_valid() => Some(date.to_timestamp()),
+        msg.all(FieldKind::Date).last().and_then(|f| match MessageStream::new(f.raw_value(msg.buf)).parse_date() {
+            HeaderValue::DateTime(date) if date.is_valid() => Some(date.to_timestamp_local()),
             _ => None,
         });
     let header_len = msg.header_end();
@@ -133,7 +139,14 @@ pub fn header_cache(header: &[u8]) -> Vec<u8> {
     search::header_cache(header)
 }
 
-pub use search::{contains_lowered, header_may_contain, HeaderCache, CACHED_FIELDS};
+/// For SEARCH FROM, TO, CC and BCC: each `name` field of the top-level header section as the
+/// text those keys match: its addresses as `Display Name <local@domain>` (names decoded,
+/// comments and quoting gone), groups as `group: members;` (RFC 9051 §6.4.4).
+pub fn address_values(raw: &[u8], name: &str) -> Vec<String> {
+    search::address_values(raw, name)
+}
+
+pub use search::{contains_lowered, header_may_contain, HeaderCache, CACHED_ADDRESS_FIELDS, CACHED_FIELDS};
 
 /// For SEARCH BODY/TEXT: the decoded text of every text/* part (charset-converted to UTF-8 as mail-parser does), concatenated.
 ///

@@ -8,7 +8,7 @@ use portcullis_store::*;
 
 /// What the database says, read the slow way.
 async fn truth(store: &SqliteStore, mailbox: MailboxId) -> Vec<MessageIndex> {
-    message_index(&store, mailbox).await
+    message_index(store, mailbox).await
 }
 
 async fn selected(store: &SqliteStore, account: AccountId, name: &str) -> SelectedMailbox {

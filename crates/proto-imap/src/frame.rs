@@ -353,7 +353,7 @@ mod tests {
             assert!(refused);
             for _ in 0..100 {
                 f.push(&[b'y'; 50]);
-                assert_eq!(if raw { f.next_line().is_none() } else { f.next_frame().is_none() }, true);
+                assert!(if raw { f.next_line().is_none() } else { f.next_frame().is_none() });
                 assert_eq!(f.buffered(), 0, "raw line: {raw}");
             }
             f.push(b"yy\r\na NOOP\r\n");

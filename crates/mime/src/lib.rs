@@ -3,9 +3,11 @@
 //! of BODY[section] ([`section`]), BINARY[part] ([`binary`]) and the decoded text SEARCH
 //! matches against ([`header_values`], [`body_text`]).
 //!
-//! mail-parser finds the MIME structure one message level at a time (see `tree` for why not
-//! more); this crate owns the walk over the part tree (see `walk`) so that part numbers, limits
-//! and output are the same for every entry point.
+//! The MIME structure is found one message level at a time by this crate's own parser (`tree`,
+//! which reads malformed MIME the way Dovecot does), field values by `content` and `address`;
+//! mail-parser decodes what it decodes well (dates, RFC 2047 words, charsets). This crate owns
+//! the walk over the part tree (see `walk`) so that part numbers, limits and output are the
+//! same for every entry point.
 //!
 //! Every input is treated as hostile: nothing here panics on any byte string, nesting deeper
 //! than 24 levels and parts beyond a size-proportional budget are reported as opaque leaves,

@@ -38,7 +38,7 @@ pub fn encode_nul_parts(raw: &[u8]) -> NulBytes {
 
 /// One message level, rewritten: each edit replaces a byte range of `buf`.
 fn rewrite(buf: &[u8], depth: usize) -> Vec<u8> {
-    let msg = Msg::parse(buf);
+    let msg = Msg::parse_at(buf, depth);
     let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
     if let Some(root) = msg.part(0) {
         visit(&msg, root, false, depth, &mut edits);

@@ -137,6 +137,12 @@ struct Open {
     boundary: Vec<u8>,
 }
 
+/// How many message/rfc822 levels below a part [`ends_in_markup`] looks into. Each look parses
+/// that level's bytes again, so a bound keeps a hostile nesting of messages in multiparts in
+/// messages linear in the message size (at most this many extra passes per level); real mail
+/// nests one or two levels.
+const MARKUP_LOOKAHEAD: usize = 3;
+
 /// RFC 2046 §5.1.1: a boundary has at most 70 characters. Dovecot compares only those, so
 /// longer boundaries that share them are one boundary; so are they here.
 const MAX_BOUNDARY: usize = 70;
@@ -146,11 +152,11 @@ const MAX_BOUNDARY: usize = 70;
 /// break before the boundary that ends the part holding `buf` is the part's own, as Dovecot,
 /// which reads nested messages in one pass, counts it (a message/rfc822 part that is all header,
 /// or ends with its multipart's close delimiter).
-fn ends_in_markup(buf: &[u8], depth: usize) -> bool {
-    if depth > crate::walk::MAX_DEPTH {
+fn ends_in_markup(buf: &[u8], depth: usize, lookahead: usize) -> bool {
+    if depth > crate::walk::MAX_DEPTH || lookahead == 0 {
         return false;
     }
-    let mut parser = Parser::new(buf, depth);
+    let mut parser = Parser::new(buf, depth, lookahead - 1);
     parser.run_lines();
     if parser.markup {
         return true;
@@ -158,7 +164,7 @@ fn ends_in_markup(buf: &[u8], depth: usize) -> bool {
     // Content of a message/rfc822 leaf at this level: what ends that message decides.
     let last = parser.current();
     let message = last != 0 && parser.parts[last].children.is_none() && parser.is_message(last);
-    message && ends_in_markup(&buf[parser.parts[last].body.start..], depth + 1)
+    message && ends_in_markup(&buf[parser.parts[last].body.start..], depth + 1, lookahead - 1)
 }
 
 impl<'b> Msg<'b> {
@@ -168,7 +174,7 @@ impl<'b> Msg<'b> {
 
     /// A message nested `depth` message/rfc822 levels deep (see [`ends_in_markup`]).
     pub(crate) fn parse_at(buf: &'b [u8], depth: usize) -> Msg<'b> {
-        let mut parser = Parser::new(buf, depth);
+        let mut parser = Parser::new(buf, depth, MARKUP_LOOKAHEAD);
         parser.run();
         Msg { buf, parts: parser.parts }
     }
@@ -213,6 +219,8 @@ struct Parser<'b> {
     buf: &'b [u8],
     /// message/rfc822 levels above this one.
     depth: usize,
+    /// How much deeper [`ends_in_markup`] may still look.
+    lookahead: usize,
     parts: Vec<Part>,
     /// The parts being read, from the root to the current one; none of them has ended.
     chain: Vec<usize>,
@@ -225,10 +233,11 @@ struct Parser<'b> {
 }
 
 impl<'b> Parser<'b> {
-    fn new(buf: &'b [u8], depth: usize) -> Parser<'b> {
+    fn new(buf: &'b [u8], depth: usize, lookahead: usize) -> Parser<'b> {
         Parser {
             buf,
             depth,
+            lookahead,
             parts: vec![new_part(0)],
             chain: vec![0],
             open: Vec::new(),
@@ -332,7 +341,7 @@ impl<'b> Parser<'b> {
                 && !self.in_header
                 && self.parts[current].children.is_none()
                 && self.is_message(current)
-                && ends_in_markup(&self.buf[self.parts[current].body.start..pos], self.depth + 1));
+                && ends_in_markup(&self.buf[self.parts[current].body.start..pos], self.depth + 1, self.lookahead));
         let cut = if keeps { pos } else { pos - line_break };
         while let Some(&inner) = self.chain.last() {
             if inner == multipart {

@@ -498,9 +498,11 @@ async fn idle_hears_deliveries() {
     assert_eq!(a.send("i IDLE\r\n").await, "+ idling\r\n");
     assert_eq!(a.progress, Progress::Idle);
     deliver(&env, "alice@example.org", MESSAGE).await;
-    assert_eq!(a.idle_wake().await, "* 1 EXISTS\r\n* 1 RECENT\r\n");
-    assert_eq!(a.send("DONE\r\n").await, "i OK IDLE terminated\r\n");
+    // The EXISTS at once; the \Recent claim (a write) waits for DONE.
+    assert_eq!(a.idle_wake().await, "* 1 EXISTS\r\n* 0 RECENT\r\n");
+    assert_eq!(a.send("DONE\r\n").await, "* 1 RECENT\r\ni OK IDLE terminated\r\n");
     assert_eq!(a.progress, Progress::Ready);
+    assert_eq!(a.send("f FETCH 1 FLAGS\r\n").await, "* 1 FETCH (FLAGS (\\Recent))\r\nf OK FETCH completed\r\n");
 }
 
 #[tokio::test]

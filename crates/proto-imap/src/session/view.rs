@@ -29,6 +29,8 @@ pub(crate) struct View {
     pub vanished: Vec<u32>,
     /// The messages that are \Recent in this session (none with IMAP4rev2).
     pub recent: Recent,
+    /// New mail was seen that nobody may have claimed as \Recent yet (see `claim_recent`).
+    pub claim_due: bool,
 }
 
 impl View {
@@ -179,6 +181,7 @@ impl Session {
             stale: false,
             vanished: Vec::new(),
             recent,
+            claim_due: false,
         };
 
         self.flags_responses(&view);
@@ -320,14 +323,8 @@ impl Session {
                     view.messages.push(m);
                 }
                 // New mail nobody has been told of yet is recent here (RFC 3501 §2.3.2).
-                let unclaimed = added.last().is_some_and(|m| m.uid >= changes.recent_from);
-                if !self.rev2 && !view.read_only && unclaimed {
-                    let claimed =
-                        env.store().claim_recent(view.id).await.map_err(|_| no("[UNAVAILABLE] Try again later"))?;
-                    if let Some((from, to)) = claimed {
-                        view.recent.claimed(from, to);
-                    }
-                }
+                view.claim_due |= added.last().is_some_and(|m| m.uid >= changes.recent_from);
+                self.claim_recent(env, view).await?;
                 self.untagged(&format!("{} EXISTS", view.messages.len()));
                 if !self.rev2 {
                     self.untagged(&format!("{} RECENT", view.recent.count(&view.messages)));
@@ -337,7 +334,29 @@ impl Session {
         } else if allow_expunge {
             self.announce_vanished(view);
         }
+        if view.claim_due && self.claim_recent(env, view).await? {
+            self.untagged(&format!("{} RECENT", view.recent.count(&view.messages)));
+        }
         Ok(())
+    }
+
+    /// Takes the new mail nobody has been told of as \Recent, if due and allowed (not with
+    /// IMAP4rev2, not in EXAMINE); whether this took any. Not while IDLE: the EXISTS goes out
+    /// at once, and the claim, a write, waits for DONE (the client cannot look at flags
+    /// before it anyway).
+    async fn claim_recent(&mut self, env: &dyn Environment, view: &mut View) -> Result<bool, Answer> {
+        if !view.claim_due || self.idling() {
+            return Ok(false);
+        }
+        view.claim_due = false;
+        if self.rev2 || view.read_only {
+            return Ok(false);
+        }
+        let claimed = env.store().claim_recent(view.id).await.map_err(|_| no("[UNAVAILABLE] Try again later"))?;
+        if let Some((from, to)) = claimed {
+            view.recent.claimed(from, to);
+        }
+        Ok(claimed.is_some())
     }
 
     /// Sends EXPUNGE (or VANISHED with QRESYNC) for messages removed meanwhile, and forgets them.
@@ -385,6 +404,7 @@ impl View {
             stale: false,
             vanished: Vec::new(),
             recent: Recent::default(),
+            claim_due: false,
         }
     }
 }

@@ -326,7 +326,8 @@ impl Session {
                 view.claim_due |= added.last().is_some_and(|m| m.uid >= changes.recent_from);
                 self.claim_recent(env, view).await?;
                 self.untagged(&format!("{} EXISTS", view.messages.len()));
-                if !self.rev2 {
+                // With the claim put off (IDLE), RECENT comes once it is made.
+                if !self.rev2 && !view.claim_due {
                     self.untagged(&format!("{} RECENT", view.recent.count(&view.messages)));
                 }
             }

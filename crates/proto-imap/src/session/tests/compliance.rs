@@ -290,3 +290,15 @@ async fn address_keys_match_the_addresses_however_written() {
         assert_eq!(out, format!("* SEARCH{expected}\r\ns OK SEARCH completed\r\n"), "{query}");
     }
 }
+
+#[tokio::test]
+async fn an_empty_part_is_sent_as_an_empty_literal() {
+    let env = env().await;
+    deliver(&env, "alice@example.org", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n--b--\r\n").await;
+    let mut c = Client::selected(&env, "alice@example.org", "INBOX").await;
+    let out = c.send("a FETCH 1 (BODY.PEEK[1] BODY.PEEK[1.MIME] BINARY.PEEK[1])\r\n").await;
+    assert_eq!(
+        out,
+        "* 1 FETCH (BODY[1] {0}\r\n BODY[1.MIME] {2}\r\n\r\n BINARY[1] {0}\r\n)\r\na OK FETCH completed\r\n"
+    );
+}

@@ -1,15 +1,15 @@
 //! ENVELOPE (RFC 9051 §7.5.2, RFC 3501 §7.4.2) from one message's header.
 //!
-//! Date, subject, in-reply-to and message-id are the first such field, raw and unfolded.
-//! Address lists come from mail-parser's address parser run on the original bytes of the first
-//! such field. Each list's output is capped relative to the size of its field, so a header
+//! Date, subject, in-reply-to and message-id are the last such field, raw and unfolded; each
+//! address list joins the addresses of every field of its kind, parsed by our own parser (see
+//! `address`) from the original bytes. Subject and display names go out as written (encoded
+//! words and 8-bit bytes included, 8-bit text as a literal: never decoded and re-encoded, so
+//! never lost), with their white space tidied as Dovecot tidies it. Each list's output is capped relative to the size of its field, so a header
 //! like "To: a:;b:;c:;..." (three bytes per empty group, which the grammar turns into two
 //! address structures) cannot multiply the input.
 
-use mail_parser::parsers::MessageStream;
-use mail_parser::{Addr, Address, HeaderValue};
-
-use crate::fields::{encode_word, unfold};
+use crate::address::{self, Item, Mailbox};
+use crate::fields::unfold;
 use crate::tree::{FieldKind, Msg};
 use crate::wire::{nstring, string};
 
@@ -17,15 +17,18 @@ const LIST_BASE: usize = 64;
 const LIST_FACTOR: usize = 4;
 
 pub(crate) fn write(msg: &Msg<'_>, out: &mut Vec<u8>) {
-    let raw = |kind| msg.first(kind).map(|f| unfold(f.raw_value(msg.buf)));
+    // The last of each single field (as Dovecot takes them when a header repeats one), every
+    // address of every field of a kind.
+    let last = |kind| msg.all(kind).last().map(|f| f.raw_value(msg.buf));
+    let text = |kind| last(kind).map(unfold);
     let from = addresses(msg, FieldKind::From);
     let sender = addresses(msg, FieldKind::Sender).or_else(|| from.clone());
     let reply_to = addresses(msg, FieldKind::ReplyTo).or_else(|| from.clone());
 
     out.push(b'(');
-    nstring(out, raw(FieldKind::Date).as_deref());
+    nstring(out, text(FieldKind::Date).as_deref());
     out.push(b' ');
-    nstring(out, raw(FieldKind::Subject).as_deref());
+    nstring(out, last(FieldKind::Subject).map(for_humans).as_deref());
     for list in [
         from,
         sender,
@@ -41,51 +44,51 @@ pub(crate) fn write(msg: &Msg<'_>, out: &mut Vec<u8>) {
         }
     }
     out.push(b' ');
-    nstring(out, raw(FieldKind::InReplyTo).as_deref());
+    nstring(out, text(FieldKind::InReplyTo).as_deref());
     out.push(b' ');
-    nstring(out, raw(FieldKind::MessageId).as_deref());
+    nstring(out, text(FieldKind::MessageId).as_deref());
     out.push(b')');
 }
 
-/// The parenthesised address list of the first field of a kind; `None` when the field is
-/// absent or holds no address (the envelope then says NIL, or copies From).
-fn addresses(msg: &Msg<'_>, kind: FieldKind) -> Option<Vec<u8>> {
-    let value = msg.first(kind)?.raw_value(msg.buf);
-    let limit = LIST_BASE + LIST_FACTOR * value.len();
-    let mut out = vec![b'('];
-    match MessageStream::new(value).parse_address() {
-        HeaderValue::Address(Address::List(list)) => {
-            for addr in &list {
-                if out.len() > limit {
-                    break;
-                }
-                write_addr(&mut out, addr);
-            }
+/// Text for people (the subject, display names): line breaks removed, tabs made spaces, runs
+/// of white space made one, trimmed; the bytes otherwise as written (encoded words, 8-bit).
+pub(crate) fn for_humans(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    for &b in value.iter().filter(|&&b| b != b'\r' && b != b'\n') {
+        let b = if b == b'\t' { b' ' } else { b };
+        if b == b' ' && (out.is_empty() || out.last() == Some(&b' ')) {
+            continue;
         }
-        HeaderValue::Address(Address::Group(groups)) => {
-            for group in &groups {
-                if out.len() > limit {
-                    break;
-                }
-                let name = group.name.as_deref().filter(|n| !n.is_empty());
-                if let Some(name) = name {
-                    // Start of group: host NIL, mailbox the group name.
+        out.push(b);
+    }
+    if out.last() == Some(&b' ') {
+        out.pop();
+    }
+    out
+}
+
+/// The parenthesised address list of every field of a kind; `None` when there is none, or
+/// none holds an address (the envelope then says NIL, or copies From).
+fn addresses(msg: &Msg<'_>, kind: FieldKind) -> Option<Vec<u8>> {
+    let mut out = vec![b'('];
+    for field in msg.all(kind) {
+        let value = field.raw_value(msg.buf);
+        let limit = out.len() + LIST_BASE + LIST_FACTOR * value.len();
+        for item in address::parse(value) {
+            if out.len() > limit {
+                break;
+            }
+            match item {
+                // RFC 3501 §7.4.2: start of group is (NIL NIL name NIL), end (NIL NIL NIL NIL).
+                Item::GroupStart(name) => {
                     out.extend_from_slice(b"(NIL NIL ");
-                    string(&mut out, &encode_word(name));
+                    string(&mut out, &for_humans(&name));
                     out.extend_from_slice(b" NIL)");
                 }
-                for addr in &group.addresses {
-                    if out.len() > limit {
-                        break;
-                    }
-                    write_addr(&mut out, addr);
-                }
-                if name.is_some() {
-                    out.extend_from_slice(b"(NIL NIL NIL NIL)");
-                }
+                Item::GroupEnd => out.extend_from_slice(b"(NIL NIL NIL NIL)"),
+                Item::Mailbox(mailbox) => write_mailbox(&mut out, &mailbox),
             }
         }
-        _ => {}
     }
     if out.len() == 1 {
         return None;
@@ -94,23 +97,21 @@ fn addresses(msg: &Msg<'_>, kind: FieldKind) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// One address as (name adl mailbox host). A missing domain or mailbox is written as an empty
-/// string, never NIL: a NIL host would make the entry a group marker.
-fn write_addr(out: &mut Vec<u8>, addr: &Addr<'_>) {
-    let name = addr.name.as_deref().filter(|n| !n.is_empty());
-    let address = addr.address.as_deref().filter(|a| !a.is_empty());
-    if name.is_none() && address.is_none() {
-        return;
-    }
-    let (mailbox, host) = match address {
-        Some(address) => address.rsplit_once('@').unwrap_or((address, "")),
-        None => ("", ""),
-    };
+/// One address as (name adl mailbox host), the name's bytes as written. What is missing is
+/// named as Dovecot names it (MISSING_MAILBOX, MISSING_DOMAIN, INVALID_ROUTE), never NIL: a NIL
+/// host would make the entry a group marker.
+fn write_mailbox(out: &mut Vec<u8>, mailbox: &Mailbox) {
     out.push(b'(');
-    nstring(out, name.map(encode_word).as_deref());
-    out.extend_from_slice(b" NIL ");
-    string(out, mailbox.as_bytes());
+    nstring(out, mailbox.name.as_deref().map(for_humans).filter(|n| !n.is_empty()).as_deref());
     out.push(b' ');
-    string(out, host.as_bytes());
+    if mailbox.invalid_route() {
+        out.extend_from_slice(b"\"INVALID_ROUTE\"");
+    } else {
+        nstring(out, mailbox.route.as_deref());
+    }
+    out.push(b' ');
+    string(out, mailbox.local.as_deref().unwrap_or(b"MISSING_MAILBOX"));
+    out.push(b' ');
+    string(out, mailbox.domain.as_deref().unwrap_or(b"MISSING_DOMAIN"));
     out.push(b')');
 }

@@ -3,9 +3,11 @@
 //! of `BODY[section]` ([`section`]), `BINARY[part]` ([`binary`]) and the decoded text SEARCH
 //! matches against ([`header_values`], [`body_text`]).
 //!
-//! mail-parser finds the MIME structure one message level at a time (see `tree` for why not
-//! more); this crate owns the walk over the part tree (see `walk`) so that part numbers, limits
-//! and output are the same for every entry point.
+//! The MIME structure is found one message level at a time by this crate's own parser (`tree`,
+//! which reads malformed MIME the way Dovecot does), field values by `content` and `address`;
+//! mail-parser decodes what it decodes well (dates, RFC 2047 words, charsets). This crate owns
+//! the walk over the part tree (see `walk`) so that part numbers, limits and output are the
+//! same for every entry point.
 //!
 //! Every input is treated as hostile: nothing here panics on any byte string, nesting deeper
 //! than 24 levels and parts beyond a size-proportional budget are reported as opaque leaves,
@@ -14,10 +16,13 @@
 //! tests/robustness.rs over generated, mutated and truncated messages and hand-built bombs).
 #![forbid(unsafe_code)]
 
+mod address;
 mod codec;
+mod content;
 mod envelope;
 mod fields;
 mod node;
+mod nul;
 mod search;
 mod section;
 mod structure;
@@ -26,6 +31,7 @@ pub mod utf7;
 mod walk;
 mod wire;
 
+pub use nul::{encode_nul_parts, NulBytes};
 pub use wire::{nstring, number, string};
 
 use mail_parser::parsers::MessageStream;
@@ -47,7 +53,9 @@ pub struct Summary {
     pub body: Vec<u8>,
     /// Length of the header section including the blank line (offset where the top-level body starts).
     pub header_len: usize,
-    /// The Date: header as Unix seconds (for SENTBEFORE/SENTON/SENTSINCE), None if absent or unparsable.
+    /// The Date: header's date and time as written, in its own time zone (the zone itself
+    /// ignored), as seconds since 1970-01-01 00:00: SENTBEFORE/SENTON/SENTSINCE compare its day
+    /// (RFC 3501 §6.4.4: "disregarding time and timezone"). `None` if absent or unparsable.
     pub sent_date: Option<i64>,
     /// The decoded values of the header fields SEARCH is most often asked about (see
     /// [`header_cache`]).
@@ -62,8 +70,8 @@ pub fn summarize(raw: &[u8]) -> Summary {
     let mut writer = StructureWriter::default();
     Walker::new(raw.len()).walk(&msg, &mut writer);
     let sent_date =
-        msg.first(FieldKind::Date).and_then(|f| match MessageStream::new(f.raw_value(msg.buf)).parse_date() {
-            HeaderValue::DateTime(date) if date.is_valid() => Some(date.to_timestamp()),
+        msg.all(FieldKind::Date).last().and_then(|f| match MessageStream::new(f.raw_value(msg.buf)).parse_date() {
+            HeaderValue::DateTime(date) if date.is_valid() => Some(date.to_timestamp_local()),
             _ => None,
         });
     let header_len = msg.header_end();
@@ -134,7 +142,14 @@ pub fn header_cache(header: &[u8]) -> Vec<u8> {
     search::header_cache(header)
 }
 
-pub use search::{contains_lowered, header_may_contain, HeaderCache, CACHED_FIELDS};
+/// For SEARCH FROM, TO, CC and BCC: each `name` field of the top-level header section as the
+/// text those keys match: its addresses as `Display Name <local@domain>` (names decoded,
+/// comments and quoting gone), groups as `group: members;` (RFC 9051 §6.4.4).
+pub fn address_values(raw: &[u8], name: &str) -> Vec<String> {
+    search::address_values(raw, name)
+}
+
+pub use search::{contains_lowered, header_may_contain, HeaderCache, CACHED_ADDRESS_FIELDS, CACHED_FIELDS};
 
 /// For SEARCH BODY/TEXT: the decoded text of every text/* part (charset-converted to UTF-8 as mail-parser does), concatenated.
 ///

@@ -4,26 +4,24 @@
 
 use std::borrow::Cow;
 
-use mail_parser::parsers::MessageStream;
-use mail_parser::HeaderValue;
-
 use crate::codec::Cte;
-use crate::fields::{first_token, unfold};
+use crate::content;
+use crate::fields::unfold;
 use crate::tree::{Field, FieldKind, Msg, Part};
 
-/// A media type with lowercase type and subtype, parameters as mail-parser decodes them
-/// (RFC 2231 continuations joined, charsets converted to UTF-8).
+/// A media type with lowercase type and subtype, parameters as the message writes them (see
+/// `content`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Ctype {
     pub ty: String,
     pub sub: String,
-    pub params: Vec<(String, String)>,
+    pub params: Vec<(String, Vec<u8>)>,
 }
 
 impl Ctype {
     /// RFC 2045 §5.2: no (or an unusable) Content-Type means text/plain; charset=us-ascii.
     pub(crate) fn default_text() -> Ctype {
-        Ctype { ty: "text".into(), sub: "plain".into(), params: vec![("charset".into(), "us-ascii".into())] }
+        Ctype { ty: "text".into(), sub: "plain".into(), params: vec![("charset".into(), b"us-ascii".to_vec())] }
     }
 
     /// RFC 2046 §5.1.5: inside multipart/digest the default is message/rfc822.
@@ -36,19 +34,12 @@ impl Ctype {
         Ctype { ty: "application".into(), sub: "octet-stream".into(), params: Vec::new() }
     }
 
-    pub(crate) fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    pub(crate) fn param(&self, name: &str) -> Option<&[u8]> {
+        self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
     }
 }
 
-/// RFC 2045 §5.1 token. A type that is not one (mail-parser keeps bytes such as NUL in it) is
-/// an invalid Content-Type, which means the default; this also keeps what we decide on (is it
-/// text? message/rfc822?) identical to what the wire shows.
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| (0x21..0x7f).contains(&b) && !b"()<>@,;:\\\"/[]?=".contains(&b))
-}
-
-/// What a node is, once the real Content-Type and mail-parser's findings are put together.
+/// What a node is, once the real Content-Type and the part tree are put together.
 pub(crate) enum Shape<'m> {
     Leaf,
     Multipart(&'m [usize]),
@@ -68,14 +59,19 @@ pub(crate) struct NodeRef<'m, 'b> {
 }
 
 impl<'m, 'b> NodeRef<'m, 'b> {
-    /// The last field of a kind, as mail-parser (and so the structure) uses it.
-    pub(crate) fn last(&self, kind: FieldKind) -> Option<&'m Field> {
-        self.part?.fields.iter().rev().find(|f| f.kind == kind)
+    /// The first field of a kind; Content-* fields other than Content-Type only where they
+    /// count (see [`Msg::honours_content_fields`]).
+    pub(crate) fn first(&self, kind: FieldKind) -> Option<&'m Field> {
+        let part = self.part?;
+        if kind != FieldKind::ContentType && !self.msg.honours_content_fields(part) {
+            return None;
+        }
+        part.fields.iter().find(|f| f.kind == kind)
     }
 
-    /// The unfolded, trimmed value of the last field of a kind; `None` when absent or empty.
+    /// The unfolded, trimmed value of the first field of a kind; `None` when absent or empty.
     pub(crate) fn value(&self, kind: FieldKind) -> Option<Vec<u8>> {
-        let v = unfold(self.last(kind)?.raw_value(self.msg.buf));
+        let v = unfold(self.first(kind)?.raw_value(self.msg.buf));
         (!v.is_empty()).then_some(v)
     }
 
@@ -89,9 +85,11 @@ impl<'m, 'b> NodeRef<'m, 'b> {
         self.part.map_or(&[], |p| self.msg.slice(&p.header))
     }
 
-    /// The Content-Transfer-Encoding token as written (empty when absent).
+    /// The Content-Transfer-Encoding token as written (empty when absent or not one token).
     pub(crate) fn cte_token(&self) -> Vec<u8> {
-        self.value(FieldKind::Cte).map(|v| first_token(&v).to_vec()).unwrap_or_default()
+        self.first(FieldKind::Cte)
+            .and_then(|f| content::transfer_encoding(f.raw_value(self.msg.buf)).map(<[u8]>::to_vec))
+            .unwrap_or_default()
     }
 
     /// The decoder for this part's transfer encoding; `None` when it is one we do not know.
@@ -109,55 +107,34 @@ impl<'m, 'b> NodeRef<'m, 'b> {
 }
 
 impl<'b> Msg<'b> {
-    /// The real Content-Type of a part, read from the original bytes of the same field
-    /// mail-parser used (the last one).
+    /// Whether the Content-* fields of `part` (other than Content-Type) count: always in a
+    /// part of a multipart; in a message's own header only when it is a MIME message, with a
+    /// MIME-Version or a Content-Type field (as Dovecot reads it: elsewhere such fields are
+    /// taken for something else than MIME's).
+    pub(crate) fn honours_content_fields(&self, part: &Part) -> bool {
+        let root = self.parts.first().is_some_and(|r| std::ptr::eq(r, part));
+        !root || part.fields.iter().any(|f| matches!(f.kind, FieldKind::MimeVersion | FieldKind::ContentType))
+    }
+
+    /// The real Content-Type of a part, from its first Content-Type field.
     pub(crate) fn ctype(&self, part: &Part, parent_is_digest: bool) -> Ctype {
-        let field = part.fields.iter().rev().find(|f| f.kind == FieldKind::ContentType);
-        let parsed = field.map(|f| MessageStream::new(f.raw_value(self.buf)).parse_content_type());
-        let mut ct = match parsed {
-            Some(HeaderValue::ContentType(ct)) if is_token(&ct.c_type) => {
-                let sub = match ct.c_subtype.as_deref() {
-                    Some(sub) if is_token(sub) => sub.to_string(),
-                    // mail-parser treats "multipart" alone as a multipart; so do we.
-                    _ if ct.c_type == "multipart" => "mixed".to_string(),
-                    _ => return self.default_ctype(parent_is_digest),
-                };
-                let params = ct
-                    .attributes
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|a| (a.name.into_owned(), a.value.into_owned()))
-                    .collect();
-                Ctype { ty: ct.c_type.into_owned(), sub, params }
-            }
-            _ => return self.default_ctype(parent_is_digest),
+        let field = part.fields.iter().find(|f| f.kind == FieldKind::ContentType);
+        let Some((ty, sub, params)) = field.and_then(|f| content::content_type(f.raw_value(self.buf))) else {
+            return if parent_is_digest { Ctype::default_message() } else { Ctype::default_text() };
         };
+        let mut ct = Ctype { ty, sub, params };
         if ct.ty == "text" && ct.param("charset").is_none() {
-            ct.params.push(("charset".into(), "us-ascii".into()));
+            ct.params.push(("charset".into(), b"us-ascii".to_vec()));
         }
         ct
     }
 
-    fn default_ctype(&self, parent_is_digest: bool) -> Ctype {
-        if parent_is_digest {
-            Ctype::default_message()
-        } else {
-            Ctype::default_text()
-        }
-    }
-
-    /// Puts the real type and mail-parser's structure together. A multipart without a usable
-    /// boundary is text to mail-parser, and is reported as the RFC 2045 default.
+    /// Puts the real type and the part tree together.
     pub(crate) fn shape<'m>(&'m self, part: &'m Part, ct: Ctype) -> (Shape<'m>, Ctype) {
-        if ct.ty == "multipart" {
-            match &part.children {
-                Some(children) => (Shape::Multipart(children), ct),
-                None => (Shape::Leaf, Ctype::default_text()),
-            }
-        } else if ct.ty == "message" && ct.sub == "rfc822" {
-            (Shape::Message, ct)
-        } else {
-            (Shape::Leaf, ct)
+        match (&part.children, ct.ty.as_str(), ct.sub.as_str()) {
+            (Some(children), "multipart", _) => (Shape::Multipart(children), ct),
+            (_, "message", "rfc822") => (Shape::Message, ct),
+            _ => (Shape::Leaf, ct),
         }
     }
 }

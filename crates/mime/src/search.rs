@@ -12,6 +12,19 @@ pub(crate) fn header_values(raw: &[u8], name: &str) -> Vec<String> {
     values_of(&Msg::parse(raw), name)
 }
 
+pub(crate) fn address_values(raw: &[u8], name: &str) -> Vec<String> {
+    addresses_of(&Msg::parse(raw), name)
+}
+
+/// SEARCH FROM/TO/CC/BCC: each field's addresses as `address::search_text` writes them.
+fn addresses_of(msg: &Msg<'_>, name: &str) -> Vec<String> {
+    msg.fields()
+        .iter()
+        .filter(|f| f.name(msg.buf).eq_ignore_ascii_case(name.as_bytes()))
+        .map(|f| crate::address::search_text(f.raw_value(msg.buf)))
+        .collect()
+}
+
 fn values_of(msg: &Msg<'_>, name: &str) -> Vec<String> {
     msg.fields()
         .iter()
@@ -43,7 +56,7 @@ impl Visitor for TextCollector {
             return Flow::Continue;
         }
         let bytes = node.decoded_body();
-        let decoder = node.ct.param("charset").and_then(|c| charset_decoder(c.as_bytes()));
+        let decoder = node.ct.param("charset").and_then(charset_decoder);
         let text = match decoder {
             Some(decode) => decode(&bytes),
             None => String::from_utf8_lossy(&bytes).into_owned(),
@@ -75,9 +88,14 @@ impl Visitor for TextCollector {
 
 /// The fields kept in the header cache. Their indexes are part of the stored format.
 pub const CACHED_FIELDS: [&str; 8] = ["Message-ID", "Subject", "From", "To", "Cc", "Bcc", "In-Reply-To", "References"];
+/// The address fields whose addresses (as [`address_values`](crate::address_values) gives
+/// them) the cache keeps too, under indexes from [`ADDRESS_BASE`] on.
+pub const CACHED_ADDRESS_FIELDS: [&str; 4] = ["From", "To", "Cc", "Bcc"];
+const ADDRESS_BASE: usize = CACHED_FIELDS.len();
 /// First byte of the stored format. Bump it (and add a migration that recomputes the cache)
-/// whenever `header_values` or the format changes: a cache of another version is ignored.
-const CACHE_VERSION: u8 = 1;
+/// whenever `header_values`, `address_values` or the format changes: a cache of another
+/// version is ignored.
+const CACHE_VERSION: u8 = 2;
 /// A field whose values add up to more than this (a References list of a very long thread,
 /// say) is marked as not cached, and SEARCH reads the header for it.
 const MAX_CACHED_FIELD: usize = 4096;
@@ -91,8 +109,9 @@ const NOT_CACHED: u8 = 0x80;
 pub(crate) fn header_cache(header: &[u8]) -> Vec<u8> {
     let msg = Msg::parse(header);
     let mut out = vec![CACHE_VERSION];
-    for (index, name) in CACHED_FIELDS.iter().enumerate() {
-        let values = values_of(&msg, name);
+    let fields = CACHED_FIELDS.iter().map(|name| values_of(&msg, name));
+    let addresses = CACHED_ADDRESS_FIELDS.iter().map(|name| addresses_of(&msg, name));
+    for (index, values) in fields.chain(addresses).enumerate() {
         // Counting what each value takes in the cache bounds it for many tiny values too.
         if values.iter().map(|v| v.len() + 5).sum::<usize>() > MAX_CACHED_FIELD {
             out.extend_from_slice(&[index as u8 | NOT_CACHED, 0]);
@@ -131,7 +150,17 @@ impl<'a> HeaderCache<'a> {
     /// `None` when the cache cannot tell (not a cached field, left out, or damaged): read the
     /// header then.
     pub fn values(&self, name: &str) -> Option<Vec<&'a str>> {
-        let wanted = CACHED_FIELDS.iter().position(|f| f.eq_ignore_ascii_case(name))? as u8;
+        self.entry(CACHED_FIELDS.iter().position(|f| f.eq_ignore_ascii_case(name))?)
+    }
+
+    /// The addresses of field `name` (From, To, Cc or Bcc), as
+    /// [`address_values`](crate::address_values) gives them; `None` as for [`Self::values`].
+    pub fn addresses(&self, name: &str) -> Option<Vec<&'a str>> {
+        self.entry(ADDRESS_BASE + CACHED_ADDRESS_FIELDS.iter().position(|f| f.eq_ignore_ascii_case(name))?)
+    }
+
+    fn entry(&self, index: usize) -> Option<Vec<&'a str>> {
+        let wanted = index as u8;
         let mut values = Vec::new();
         let mut rest = self.entries;
         while let Some((&index, tail)) = rest.split_first() {
@@ -411,6 +440,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn cached_addresses_agree_with_parsing() {
+        let mut headers: Vec<Vec<u8>> = HEADERS.iter().map(|h| h.as_bytes().to_vec()).collect();
+        headers.push(b"From: <user-from (comment)@ (comment) domain.org>\r\nTo: g: a@b, c@d;, e:;\r\n\r\n".to_vec());
+        headers.push(b"Cc: =?utf-8?q?J=C3=BCrgen?= <j@x>\r\nBcc: \xe9t\xe9 <x@y>\r\n\r\n".to_vec());
+        let mut found = 0;
+        for header in &headers {
+            let cache = header_cache(header);
+            let cache = HeaderCache::new(&cache).unwrap();
+            for name in CACHED_ADDRESS_FIELDS {
+                let parsed = crate::address_values(header, name);
+                found += parsed.len();
+                assert_eq!(cache.addresses(&name.to_lowercase()), Some(parsed.iter().map(|v| v.as_str()).collect()));
+            }
+        }
+        assert!(found > 5, "the cases hold addresses ({found})");
+        let header = b"From: <user-from (comment)@ (comment) domain.org>\r\nTo: g: a@b, c@d;, e:;\r\n\r\n";
+        assert_eq!(crate::address_values(header, "from"), vec!["comment <user-from@domain.org>"]);
+        assert_eq!(crate::address_values(header, "To"), vec!["g: a@b, c@d;, e: ;"]);
+        assert_eq!(HeaderCache::new(&header_cache(header)).unwrap().addresses("X-Other"), None);
     }
 
     #[test]

@@ -2,15 +2,14 @@
 //! walk: they differ only by the extension data.
 //!
 //! Conventions: type, subtype, parameter names and the disposition type in uppercase (as in
-//! the RFC examples); values as the message has them. A parameter value that is not ASCII
-//! (mail-parser hands back RFC 2231 and RFC 2047 values decoded) is written back as an
-//! RFC 2231 `NAME*` "utf-8''..." value, so the structure stays 7-bit for every client.
+//! the RFC examples); parameter values as the message has them (8-bit ones as literals), as
+//! Dovecot sends them. Line counts are the line ends in the body (RFC 3501 §7.4.2 "size of the
+//! body in text lines"): the line break before a boundary is the boundary's, so a part's last
+//! line, without one of its own, is not counted, as Dovecot and Cyrus count.
 
-use mail_parser::parsers::MessageStream;
-use mail_parser::HeaderValue;
-
+use crate::content;
 use crate::envelope;
-use crate::fields::{count_lines, rfc2231_value, unfold};
+use crate::fields::count_lines;
 use crate::node::NodeRef;
 use crate::tree::{FieldKind, Msg};
 use crate::walk::{Flow, Visitor};
@@ -117,82 +116,53 @@ fn single_part_extension(node: &NodeRef<'_, '_>, out: &mut Vec<u8>) {
     nstring(out, node.value(FieldKind::Location).as_deref());
 }
 
-/// body-fld-param: NIL or ("NAME" "value" ...).
-fn params(params: &[(String, String)], out: &mut Vec<u8>) {
-    // mail-parser reports the language of an RFC 2231 value as an extra "<name>-language"
-    // parameter; it is not in the message, so it is not in the structure.
-    let shown: Vec<&(String, String)> = params
-        .iter()
-        .filter(|(name, _)| name.strip_suffix("-language").is_none_or(|stem| !params.iter().any(|(n, _)| n == stem)))
-        .collect();
-    if shown.is_empty() {
+/// body-fld-param: NIL or ("NAME" "value" ...), values as the message writes them.
+fn params(params: &[(String, Vec<u8>)], out: &mut Vec<u8>) {
+    if params.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
     }
     out.push(b'(');
-    for (i, (name, value)) in shown.into_iter().enumerate() {
+    for (i, (name, value)) in params.iter().enumerate() {
         if i > 0 {
             out.push(b' ');
         }
-        let mut name = name.to_ascii_uppercase().into_bytes();
-        if value.is_ascii() {
-            string(out, &name);
-            out.push(b' ');
-            string(out, value.as_bytes());
-        } else {
-            name.push(b'*');
-            string(out, &name);
-            out.push(b' ');
-            string(out, &rfc2231_value(value));
-        }
+        string(out, name.to_ascii_uppercase().as_bytes());
+        out.push(b' ');
+        string(out, value);
     }
     out.push(b')');
 }
 
 /// body-fld-dsp: NIL or ("TYPE" params).
 fn disposition(node: &NodeRef<'_, '_>, out: &mut Vec<u8>) {
-    let parsed =
-        node.last(FieldKind::Disposition).map(|f| MessageStream::new(f.raw_value(node.msg.buf)).parse_content_type());
-    match parsed {
-        Some(HeaderValue::ContentType(cd)) if !cd.c_type.is_empty() => {
-            let mut ty = cd.c_type.to_ascii_uppercase();
-            // "attachment/foo" is not a disposition, but do not lose what was written.
-            if let Some(sub) = cd.c_subtype.as_deref() {
-                ty.push('/');
-                ty.push_str(&sub.to_ascii_uppercase());
-            }
-            let list: Vec<(String, String)> = cd
-                .attributes
-                .unwrap_or_default()
-                .into_iter()
-                .map(|a| (a.name.into_owned(), a.value.into_owned()))
-                .collect();
+    match node.first(FieldKind::Disposition).and_then(|f| content::disposition(f.raw_value(node.msg.buf))) {
+        Some((ty, list)) => {
             out.push(b'(');
-            string(out, ty.as_bytes());
+            string(out, &ty.to_ascii_uppercase());
             out.push(b' ');
             params(&list, out);
             out.push(b')');
         }
-        _ => out.extend_from_slice(b"NIL"),
+        None => out.extend_from_slice(b"NIL"),
     }
 }
 
-/// body-fld-lang: NIL, one string, or a list of strings (RFC 3282 language tags).
+/// body-fld-lang: NIL or a list of the language tags (RFC 3282), as Dovecot writes it also
+/// for one tag.
 fn language(node: &NodeRef<'_, '_>, out: &mut Vec<u8>) {
-    let value = node.last(FieldKind::Language).map(|f| unfold(f.raw_value(node.msg.buf))).unwrap_or_default();
+    let value = node.value(FieldKind::Language).unwrap_or_default();
     let tags: Vec<&[u8]> = value.split(|&b| b == b',').map(crate::fields::trim).filter(|t| !t.is_empty()).collect();
-    match tags.as_slice() {
-        [] => out.extend_from_slice(b"NIL"),
-        [one] => string(out, one),
-        many => {
-            out.push(b'(');
-            for (i, tag) in many.iter().enumerate() {
-                if i > 0 {
-                    out.push(b' ');
-                }
-                string(out, tag);
-            }
-            out.push(b')');
-        }
+    if tags.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
     }
+    out.push(b'(');
+    for (i, tag) in tags.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        string(out, tag);
+    }
+    out.push(b')');
 }

@@ -5,7 +5,8 @@
 //! Limits, because the input is hostile:
 //! - depth: a multipart or message/rfc822 at depth `MAX_DEPTH` is reported as an opaque
 //!   application/octet-stream leaf instead of being entered. This bounds recursion and the
-//!   re-parsing of nested messages (each level parses its own bytes once).
+//!   re-parsing of nested messages (each level parses its own bytes a bounded number of times:
+//!   once, plus `tree`'s look at how the messages inside it end).
 //! - parts: every node visited costs one unit of a budget that grows with the message size
 //!   (`BUDGET_BASE + len / BUDGET_BYTES_PER_PART`, capped at `MAX_PARTS`). A container met
 //!   when the budget is spent becomes opaque, and a multipart stops listing children (it keeps
@@ -147,7 +148,7 @@ impl Walker {
                     Some(Cte::Base64 | Cte::QuotedPrintable) => node.decoded_body(),
                     _ => Cow::Borrowed(node.body()),
                 };
-                let inner = Msg::parse(&bytes);
+                let inner = Msg::parse_at(&bytes, depth + 1);
                 if v.message_start(&node, &inner) == Flow::Stop {
                     return Flow::Stop;
                 }

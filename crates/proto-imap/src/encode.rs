@@ -13,8 +13,9 @@ pub const SYSTEM_FLAGS: [(u8, &str); 5] = [
     (Flags::DRAFT, "\\Draft"),
 ];
 
-/// `(\Seen $Forwarded)`
-pub fn flags(out: &mut Vec<u8>, flags: &Flags) {
+/// `(\Recent \Seen $Forwarded)`: `recent` is the session's own \Recent (RFC 3501 §2.3.2),
+/// which the store does not keep with the other flags.
+pub fn flags(out: &mut Vec<u8>, flags: &Flags, recent: bool) {
     out.push(b'(');
     let mut first = true;
     let mut item = |out: &mut Vec<u8>, text: &str| {
@@ -24,6 +25,9 @@ pub fn flags(out: &mut Vec<u8>, flags: &Flags) {
         first = false;
         out.extend_from_slice(text.as_bytes());
     };
+    if recent {
+        item(out, "\\Recent");
+    }
     for (bit, name) in SYSTEM_FLAGS {
         if flags.system & bit != 0 {
             item(out, name);
@@ -83,10 +87,16 @@ mod tests {
     #[test]
     fn flag_lists() {
         let mut out = Vec::new();
-        flags(&mut out, &Flags { system: Flags::SEEN | Flags::DELETED, keywords: vec!["$Junk".into()] });
+        flags(&mut out, &Flags { system: Flags::SEEN | Flags::DELETED, keywords: vec!["$Junk".into()] }, false);
         assert_eq!(out, b"(\\Seen \\Deleted $Junk)");
         let mut out = Vec::new();
-        flags(&mut out, &Flags::default());
+        flags(&mut out, &Flags::default(), false);
         assert_eq!(out, b"()");
+        let mut out = Vec::new();
+        flags(&mut out, &Flags::system(Flags::SEEN), true);
+        assert_eq!(out, b"(\\Recent \\Seen)");
+        let mut out = Vec::new();
+        flags(&mut out, &Flags::default(), true);
+        assert_eq!(out, b"(\\Recent)");
     }
 }

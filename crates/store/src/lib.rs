@@ -160,6 +160,10 @@ pub struct Mailbox {
     pub uidvalidity: u32,
     pub uidnext: u32,
     pub highestmodseq: u64,
+    /// The first UID no session has yet been told of as \Recent (RFC 3501 §2.3.2): messages
+    /// from here on are recent for the next IMAP4rev1 session that selects the mailbox (see
+    /// [`Store::claim_recent`]).
+    pub recent_from: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,7 +221,8 @@ pub struct MessageRecord {
     pub body: Vec<u8>,
     /// Bytes of the header section, including the blank line that ends it.
     pub header_len: u64,
-    /// The `Date:` header, seconds since the Unix epoch (SEARCH SENTBEFORE etc.).
+    /// The `Date:` header's date and time in its own zone, as seconds since 1970-01-01 00:00
+    /// (SEARCH SENTBEFORE etc. compare its day; see `portcullis_mime::Summary::sent_date`).
     pub sent_date: Option<i64>,
 }
 
@@ -232,6 +237,8 @@ pub struct MailboxStatus {
     pub uidnext: u32,
     pub uidvalidity: u32,
     pub highestmodseq: u64,
+    /// Messages no session has claimed as \Recent yet (RFC 3501 STATUS RECENT).
+    pub recent: u32,
 }
 
 /// What changed in a mailbox since a MODSEQ (CONDSTORE CHANGEDSINCE, QRESYNC).
@@ -242,6 +249,9 @@ pub struct Changes {
     /// UIDs removed with a MODSEQ above the one asked about, ascending (QRESYNC VANISHED).
     pub expunged: Vec<u32>,
     pub highestmodseq: u64,
+    /// The mailbox's [`Mailbox::recent_from`] in the same snapshot: new messages at or above
+    /// it are still unclaimed, so a session seeing them claims them.
+    pub recent_from: u32,
 }
 
 /// The result of STORE.
@@ -470,6 +480,12 @@ pub trait Store: Send + Sync + 'static {
     async fn expunge_deleted(&self, mailbox: MailboxId, uids: Option<&[u32]>) -> Result<Vec<u32>, StoreError>;
     /// Messages changed and UIDs expunged after `modseq`.
     async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<Changes, StoreError>;
+    /// \Recent (RFC 3501 §2.3.2): the messages of a mailbox that no session has seen yet go to
+    /// the session calling this, and to no other. Atomically moves the mailbox's
+    /// `recent_from` up to its UIDNEXT and returns the UIDs claimed, `from..to` (`to`
+    /// excluded), or `None` when there was nothing to claim. Atomic in the database, so
+    /// several server processes sharing it never claim the same message twice.
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<Option<(u32, u32)>, StoreError>;
 
     /// Changes to the account's mailboxes, announced after they commit. A receiver that
     /// lags gets `RecvError::Lagged`, which means "something changed": writers never wait.

@@ -74,6 +74,7 @@ async fn each_kind_of_damage_is_found() {
         ("UPDATE accounts SET used_bytes = used_bytes + 7 WHERE localpart = 'bob'", "account bob@example.org: its usage says"),
         ("UPDATE mailboxes SET uidnext = 2 WHERE name = 'INBOX'", "not below the mailbox's UIDNEXT 2"),
         ("UPDATE mailboxes SET highestmodseq = 1 WHERE name = 'INBOX'", "(HIGHESTMODSEQ)"),
+        ("UPDATE mailboxes SET recent_from = uidnext + 1 WHERE name = 'INBOX'", "first unclaimed \\Recent UID"),
         ("DELETE FROM summaries WHERE blob_id = (SELECT min(id) FROM blobs)", "has no summary"),
         ("INSERT INTO blobs(data) VALUES (x'00')", "belongs to no message"),
         ("DELETE FROM blobs WHERE id = (SELECT max(blob_id) FROM messages)", "its body (#"),

@@ -204,3 +204,30 @@ async fn session_slots_are_counted_per_account() {
     assert!(store.acquire_session(a, 0).await.unwrap().is_none());
     assert!(store.acquire_session(a, 1).await.unwrap().is_some());
 }
+
+/// RFC 3501 §2.3.2: a message is recent in the one session that first hears of it. The claim
+/// is a write in the database, so it holds across processes sharing the file too.
+#[tokio::test]
+async fn recent_messages_are_claimed_once_across_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None);
+    let a = account(&store, "a@example.org").await;
+    let inbox = mailbox(&store, a, "INBOX").await.id;
+    assert_eq!(store.claim_recent(inbox).await.unwrap(), None, "nothing to claim yet");
+    fill(&store, inbox, 3).await;
+    assert_eq!(store.mailbox_status(inbox).await.unwrap().recent, 3);
+    let other = open(&dir, None);
+    assert_eq!(other.claim_recent(inbox).await.unwrap(), Some((1, 4)));
+    assert_eq!(store.claim_recent(inbox).await.unwrap(), None, "the other process took them");
+    assert_eq!(store.mailbox_status(inbox).await.unwrap().recent, 0);
+    fill(&store, inbox, 2).await;
+    let (first, second) = tokio::join!(store.claim_recent(inbox), other.claim_recent(inbox));
+    let mut claims: Vec<_> = [first.unwrap(), second.unwrap()].into_iter().flatten().collect();
+    assert_eq!(claims.pop(), Some((4, 6)));
+    assert!(claims.is_empty(), "claimed twice: {claims:?}");
+    // The claim is no change to the messages: no MODSEQ is spent on it.
+    let before = store.mailbox_status(inbox).await.unwrap().highestmodseq;
+    fill(&store, inbox, 1).await;
+    store.claim_recent(inbox).await.unwrap();
+    assert_eq!(store.mailbox_status(inbox).await.unwrap().highestmodseq, before + 1);
+}

@@ -213,7 +213,7 @@ async fn changes_since_reports_flag_changes_and_expunges() {
     let mark = store.mailbox_status(inbox).await.unwrap().highestmodseq;
     assert_eq!(
         store.changes_since(inbox, mark).await.unwrap(),
-        Changes { changed: vec![], expunged: vec![], highestmodseq: mark }
+        Changes { changed: vec![], expunged: vec![], highestmodseq: mark, recent_from: 1 }
     );
 
     store.store_flags(inbox, &[4, 2], FlagOp::Add, &Flags::system(Flags::SEEN), None).await.unwrap();

@@ -45,7 +45,7 @@ async fn migration_2_summarizes_existing_bodies() {
     assert_eq!(store.subscriptions(1).await.unwrap(), vec!["INBOX"], "subscriptions carried over");
     assert_eq!(store.append(1, message("after"), Flags::default(), 0).await.unwrap(), 3);
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 6, "and on to the current version");
+    assert_eq!(count(&dir, "PRAGMA user_version"), 7, "and on to the current version");
     assert_eq!(count(&dir, "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM summaries)"), 0);
 }
 
@@ -113,7 +113,7 @@ async fn migration_5_caches_the_headers_of_existing_bodies() {
     assert!(store.message_header_caches(1, &[601]).await.unwrap()[0].1.is_some());
     store.expunge(1, &[1, 2, 3]).await.unwrap();
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 6);
+    assert_eq!(count(&dir, "PRAGMA user_version"), 7);
     assert_eq!(count(&dir, "SELECT count(*) FROM header_caches"), 598);
     assert_eq!(count(&dir, "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM header_caches)"), 0);
 }
@@ -141,5 +141,63 @@ async fn migration_6_starts_the_id_counters_above_the_ids_in_use() {
     assert_eq!(c, 8, "not 7, the id of the account just removed");
     assert!(store.mailboxes(c).await.unwrap().iter().all(|m| m.id > 30));
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 6);
+    assert_eq!(count(&dir, "PRAGMA user_version"), 7);
+}
+
+#[tokio::test]
+async fn migration_7_recomputes_summaries_and_leaves_stored_mail_not_recent() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mail.db");
+    SqliteStore::migrate_to(&path, 6).unwrap();
+    // A multipart whose parts' line counts, and a Date: whose own day, the builds before
+    // schema 7 computed differently; its summary and cache are stored as they left them.
+    let raw = b"Date: Sun, 25 Mar 2007 00:30:00 +0200\r\nFrom: a@example.org\r\nTo: g: b@x, c@y;\r\n\
+                Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\none\r\ntwo\r\n--b--\r\n"
+        .to_vec();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO domains(id, name, created) VALUES (1, 'example.org', 0);
+             INSERT INTO accounts(id, domain_id, localpart, password_hash, created) VALUES (1, 1, 'a', 'h', 0);
+             INSERT INTO mailboxes(id, account_id, name, uidvalidity, uidnext, highestmodseq)
+                  VALUES (1, 1, 'INBOX', 7, 3, 2);",
+        )
+        .unwrap();
+        conn.execute("INSERT INTO blobs(id, data) VALUES (1, ?1)", params![raw]).unwrap();
+        conn.execute(
+            "INSERT INTO summaries(blob_id, header_len, envelope, bodystructure, body, sent_date)
+             VALUES (1, 3, x'6f6c64', x'6f6c64', x'6f6c64', 1)",
+            [],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO header_caches(blob_id, data) VALUES (1, x'01')", []).unwrap();
+        conn.execute(
+            "INSERT INTO messages(mailbox_id, uid, blob_id, size, internal_date, flags, keywords, modseq)
+             VALUES (1, 2, 1, ?1, 1000, 0, '', 2)",
+            params![raw.len() as i64],
+        )
+        .unwrap();
+    }
+
+    let store = open(&dir, None);
+    let record = store.message_records(1, &[2]).await.unwrap().pop().unwrap();
+    let fresh = portcullis_mime::summarize(&raw);
+    assert_eq!(
+        (&record.envelope, &record.bodystructure, &record.body, record.header_len as usize, record.sent_date),
+        (&fresh.envelope, &fresh.bodystructure, &fresh.body, fresh.header_len, fresh.sent_date),
+        "the summary was computed again"
+    );
+    assert!(String::from_utf8_lossy(&record.bodystructure).contains("\"7BIT\" 8 1 "), "line ends counted");
+    let cache = store.message_header_caches(1, &[2]).await.unwrap().pop().unwrap().1.unwrap();
+    assert_eq!(cache, fresh.header_cache);
+    assert_eq!(portcullis_mime::HeaderCache::new(&cache).unwrap().addresses("to"), Some(vec!["g: b@x, c@y;"]));
+    // Mail stored before \Recent existed is recent for nobody; what arrives now is.
+    let inbox = mailbox(&store, 1, "INBOX").await;
+    assert_eq!((inbox.recent_from, inbox.uidnext), (3, 3));
+    assert_eq!(store.mailbox_status(1).await.unwrap().recent, 0);
+    assert_eq!(store.claim_recent(1).await.unwrap(), None);
+    assert_eq!(store.append(1, message("new"), Flags::default(), 0).await.unwrap(), 3);
+    assert_eq!(store.mailbox_status(1).await.unwrap().recent, 1);
+    store.close();
+    assert_eq!(count(&dir, "PRAGMA user_version"), 7);
 }

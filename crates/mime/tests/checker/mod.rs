@@ -311,8 +311,10 @@ fn check_body(b: &Item, ext: bool, path: Vec<u32>, out: &mut Vec<Described>, dep
     }
 }
 
+/// Line ends, as IMAP servers count a body's lines (the line break before a boundary is the
+/// boundary's, so a last line without one is not counted).
 fn count_lines(b: &[u8]) -> u64 {
-    (b.iter().filter(|&&c| c == b'\n').count() + usize::from(b.last().is_some_and(|&c| c != b'\n'))) as u64
+    b.iter().filter(|&&c| c == b'\n').count() as u64
 }
 
 pub fn sec(raw: &[u8], path: &[u32], text: Option<SectionText>) -> Option<Vec<u8>> {

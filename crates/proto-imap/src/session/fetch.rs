@@ -81,8 +81,10 @@ impl Session {
         if command.uid && !items.contains(&FetchItem::Uid) {
             items.insert(0, FetchItem::Uid);
         }
+        if command.changed_since.is_some() || items.contains(&FetchItem::ModSeq) {
+            self.enable_condstore();
+        }
         if let Some(since) = command.changed_since {
-            self.condstore = true;
             let view = self.view()?;
             indexes.retain(|&i| view.messages.modseq(i) > since);
             if !items.contains(&FetchItem::ModSeq) {
@@ -206,6 +208,7 @@ impl Session {
             };
             let State::Selected(view) = &self.state else { return Err(no("No mailbox selected")) };
             let message = view.messages.get(index);
+            let recent = view.recent.contains(uid);
             let mut line = format!("* {} FETCH (", index + 1).into_bytes();
             let mut first = true;
             let mut flags_written = false;
@@ -218,7 +221,7 @@ impl Session {
                     FetchItem::Uid => line.extend_from_slice(format!("UID {uid}").as_bytes()),
                     FetchItem::Flags => {
                         line.extend_from_slice(b"FLAGS ");
-                        encode::flags(&mut line, &message.flags);
+                        encode::flags(&mut line, &message.flags, recent);
                         flags_written = true;
                     }
                     FetchItem::ModSeq => line.extend_from_slice(format!("MODSEQ ({})", message.modseq).as_bytes()),
@@ -281,7 +284,7 @@ impl Session {
             }
             if newly_seen.contains(&uid) && !flags_written {
                 line.extend_from_slice(b" FLAGS ");
-                encode::flags(&mut line, &message.flags);
+                encode::flags(&mut line, &message.flags, recent);
             }
             line.extend_from_slice(b")\r\n");
             self.out.extend_from_slice(&line);

@@ -51,7 +51,7 @@ pub(super) fn to_store_flags(flags: &[Flag]) -> Result<Flags, Answer> {
 
 impl Session {
     pub(super) async fn list(&mut self, env: &dyn Environment, list: ListCommand) -> Done {
-        let reference = self.mailbox_name_or_empty(&list.reference)?;
+        let reference = pattern_text(&list.reference, self.utf8);
         if !list.extended && list.patterns.len() == 1 && list.patterns[0].is_empty() {
             // The hierarchy delimiter and root (RFC 9051 §6.3.9).
             self.untagged("LIST (\\Noselect) \"/\" \"\"");
@@ -63,11 +63,13 @@ impl Session {
         let want_subscriptions = list.subscribed || list.return_subscribed;
         let subscriptions =
             if want_subscriptions { store.subscriptions(account).await.map_err(unavailable)? } else { Vec::new() };
+        // A pattern that is no mailbox name in the client's encoding (invalid modified UTF-7,
+        // say) is still a pattern: one that no mailbox matches (RFC 3501 §6.3.8).
         let patterns: Vec<String> = list
             .patterns
             .iter()
-            .map(|p| self.mailbox_name_or_empty(p).map(|p| format!("{reference}{p}")))
-            .collect::<Result<_, _>>()?;
+            .filter_map(|p| Some(format!("{}{}", reference.as_deref()?, pattern_text(p, self.utf8)?)))
+            .collect();
         let matches = |name: &str| patterns.iter().any(|p| pattern_matches(p, name));
 
         // Candidate names: existing mailboxes, or subscriptions for LIST (SUBSCRIBED).
@@ -76,10 +78,11 @@ impl Session {
         } else {
             mailboxes.iter().map(|m| m.name.clone()).filter(|n| matches(n)).collect()
         };
-        // RECURSIVEMATCH: parents whose subscribed children match (RFC 5258 §3.5).
+        // RECURSIVEMATCH: parents with a subscribed descendant that the patterns do not list
+        // themselves (RFC 5258 §3.5; a descendant that is listed speaks for itself).
         let mut child_info = Vec::new();
         if list.recursive_match {
-            for sub in &subscriptions {
+            for sub in subscriptions.iter().filter(|s| !matches(s)) {
                 for parent in names::parents(sub) {
                     if matches(parent) && !names.iter().any(|n| n == parent) {
                         child_info.push(parent.to_string());
@@ -131,32 +134,40 @@ impl Session {
     }
 
     pub(super) async fn lsub(&mut self, env: &dyn Environment, reference: &[u8], pattern: &[u8]) -> Done {
-        let pattern = format!("{}{}", self.mailbox_name_or_empty(reference)?, self.mailbox_name_or_empty(pattern)?);
+        let Some(pattern) = pattern_text(reference, self.utf8)
+            .and_then(|r| pattern_text(pattern, self.utf8).map(|p| format!("{r}{p}")))
+        else {
+            return Ok(()); // Names nothing (see `list`).
+        };
         let store = env.store();
         let account = self.account();
         let mailboxes = store.mailboxes(account).await.map_err(unavailable)?;
-        let mut subscriptions = store.subscriptions(account).await.map_err(unavailable)?;
-        subscriptions.sort_by(|a, b| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
-        for name in subscriptions.into_iter().filter(|n| pattern_matches(&pattern, n)) {
-            let attributes = if mailboxes.iter().any(|m| m.name == name) { "" } else { "\\Noselect" };
+        let subscriptions = store.subscriptions(account).await.map_err(unavailable)?;
+        // (name, selectable): the subscriptions the pattern matches, and, for one it does not,
+        // the parents it does match, as \Noselect: "%" on "foo" finds "foo" when only
+        // "foo/bar" is subscribed (RFC 3501 §6.3.9).
+        let mut listed: Vec<(String, bool)> = Vec::new();
+        for name in &subscriptions {
+            if pattern_matches(&pattern, name) {
+                listed.push((name.clone(), mailboxes.iter().any(|m| &m.name == name)));
+                continue;
+            }
+            for parent in names::parents(name) {
+                if pattern_matches(&pattern, parent) && !subscriptions.iter().any(|s| s == parent) {
+                    listed.push((parent.to_string(), false));
+                }
+            }
+        }
+        listed.sort_by(|(a, _), (b, _)| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
+        listed.dedup_by(|a, b| a.0 == b.0);
+        for (name, selectable) in listed {
+            let attributes = if selectable { "" } else { "\\Noselect" };
             let mut line = format!("* LSUB ({attributes}) \"/\" ").into_bytes();
             encode::mailbox(&mut line, &name, self.utf8);
             line.extend_from_slice(b"\r\n");
             self.out.extend_from_slice(&line);
         }
         Ok(())
-    }
-
-    /// Like [`Session::mailbox_name`], but "" is allowed (references and patterns).
-    fn mailbox_name_or_empty(&self, raw: &[u8]) -> Result<String, Answer> {
-        if raw.is_empty() {
-            return Ok(String::new());
-        }
-        let text = std::str::from_utf8(raw).map_err(|_| bad("Invalid mailbox name"))?;
-        if !self.utf8 && text.contains('&') {
-            return portcullis_mime::utf7::decode(text).ok_or_else(|| bad("Invalid modified UTF-7"));
-        }
-        Ok(text.to_string())
     }
 
     pub(super) async fn create(&mut self, env: &dyn Environment, raw: &[u8], special_use: Vec<String>) -> Done {
@@ -210,6 +221,9 @@ impl Session {
             .map_err(unavailable)?
             .ok_or_else(|| no("[NONEXISTENT] No such mailbox"))?;
         let status = store.mailbox_status(mailbox.id).await.map_err(unavailable)?;
+        if items.contains(&StatusItem::HighestModSeq) {
+            self.enable_condstore();
+        }
         self.status_line(&name, &status, items);
         Ok(())
     }
@@ -219,7 +233,7 @@ impl Session {
             .iter()
             .map(|item| match item {
                 StatusItem::Messages => format!("MESSAGES {}", status.messages),
-                StatusItem::Recent => "RECENT 0".to_string(),
+                StatusItem::Recent => format!("RECENT {}", status.recent),
                 StatusItem::UidNext => format!("UIDNEXT {}", status.uidnext),
                 StatusItem::UidValidity => format!("UIDVALIDITY {}", status.uidvalidity),
                 StatusItem::Unseen => format!("UNSEEN {}", status.unseen),
@@ -248,6 +262,17 @@ impl Session {
         }
         if message.is_empty() {
             return Err(no("[CANNOT] Empty message"));
+        }
+        // NUL can only come in a literal8 part (RFC 3516); no IMAP string could send it back.
+        let message = match portcullis_mime::encode_nul_parts(&message) {
+            portcullis_mime::NulBytes::Absent => message,
+            portcullis_mime::NulBytes::Encoded(encoded) => encoded,
+            portcullis_mime::NulBytes::Unencodable => {
+                return Err(no("[CANNOT] NUL bytes are allowed only in the body of a binary part"))
+            }
+        };
+        if message.len() as u64 > self.config.max_message_size {
+            return Err(no("[TOOBIG] Message too large once its binary parts are encoded"));
         }
         let flags = to_store_flags(&flags)?;
         let store = env.store();
@@ -308,6 +333,17 @@ impl Session {
     fn quota_line(&mut self, used: u64, limit: u64) {
         self.untagged(&format!("QUOTA \"\" (STORAGE {} {})", used.div_ceil(1024), limit / 1024));
     }
+}
+
+/// A LIST reference or pattern as text to match names against; `None` when it cannot name
+/// anything in the client's encoding: not UTF-8, 8-bit before UTF-8 is enabled, or invalid
+/// modified UTF-7 (RFC 3501 §5.1.3).
+fn pattern_text(raw: &[u8], utf8: bool) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?;
+    if utf8 || !text.contains('&') {
+        return (utf8 || text.is_ascii()).then(|| text.to_string());
+    }
+    portcullis_mime::utf7::decode(text)
 }
 
 /// LIST patterns match INBOX case-insensitively.

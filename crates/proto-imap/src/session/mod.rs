@@ -7,6 +7,7 @@
 
 mod fetch;
 mod mailboxes;
+mod recent;
 mod search;
 mod update;
 mod view;

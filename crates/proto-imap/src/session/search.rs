@@ -6,13 +6,15 @@
 //! Header keys on the fields searched most (Message-ID, Subject, From, To, Cc, Bcc,
 //! In-Reply-To, References) read the header caches computed when the messages were stored
 //! (`portcullis_mime::header_cache`), which hold exactly the values a parse of the header
-//! gives; other fields, and messages without a cache, are read from the header, with a quick
+//! gives (FROM, TO, CC and BCC match the addresses, `portcullis_mime::address_values`; HEADER
+//! matches the field's text); other fields, and messages without a cache, are read from the header, with a quick
 //! look at its bytes ruling most messages out before any parsing
 //! (`portcullis_mime::header_may_contain`). Needles are lower-cased once per command.
 
 use portcullis_mime::{contains_lowered, HeaderCache};
 use portcullis_store::{Flags, MessageIndex, MessageRecord};
 
+use super::recent::Recent;
 use super::{no, Answer, Environment, Progress, Session};
 use crate::command::{Flag, SearchCommand, SearchKey, SearchReturn};
 use crate::encode;
@@ -73,8 +75,15 @@ fn lowered(key: &SearchKey) -> SearchKey {
     }
 }
 
-/// The header fields the criteria look at.
-fn header_fields<'k>(key: &'k SearchKey, out: &mut Vec<&'k str>) {
+/// The header fields the criteria look at: as text (HEADER, SUBJECT), and as addresses
+/// (FROM, TO, CC, BCC).
+#[derive(Default)]
+struct Fields<'k> {
+    text: Vec<&'k str>,
+    addresses: Vec<&'static str>,
+}
+
+fn header_fields<'k>(key: &'k SearchKey, out: &mut Fields<'k>) {
     match key {
         SearchKey::And(keys) => keys.iter().for_each(|k| header_fields(k, out)),
         SearchKey::Or(a, b) => {
@@ -82,19 +91,21 @@ fn header_fields<'k>(key: &'k SearchKey, out: &mut Vec<&'k str>) {
             header_fields(b, out);
         }
         SearchKey::Not(k) => header_fields(k, out),
-        SearchKey::Header(field, _) => out.push(field),
-        SearchKey::Bcc(_) => out.push("Bcc"),
-        SearchKey::Cc(_) => out.push("Cc"),
-        SearchKey::From(_) => out.push("From"),
-        SearchKey::To(_) => out.push("To"),
-        SearchKey::Subject(_) => out.push("Subject"),
+        SearchKey::Header(field, _) => out.text.push(field),
+        SearchKey::Bcc(_) => out.addresses.push("Bcc"),
+        SearchKey::Cc(_) => out.addresses.push("Cc"),
+        SearchKey::From(_) => out.addresses.push("From"),
+        SearchKey::To(_) => out.addresses.push("To"),
+        SearchKey::Subject(_) => out.text.push("Subject"),
         _ => {}
     }
 }
 
 /// A stored header cache, if it answers for every one of `fields`.
-fn covering_cache<'a>(stored: Option<&'a [u8]>, fields: &[&str]) -> Option<HeaderCache<'a>> {
-    stored.and_then(HeaderCache::new).filter(|c| fields.iter().all(|f| c.values(f).is_some()))
+fn covering_cache<'a>(stored: Option<&'a [u8]>, fields: &Fields<'_>) -> Option<HeaderCache<'a>> {
+    stored.and_then(HeaderCache::new).filter(|c| {
+        fields.text.iter().all(|f| c.values(f).is_some()) && fields.addresses.iter().all(|f| c.addresses(f).is_some())
+    })
 }
 
 fn has_modseq(key: &SearchKey) -> bool {
@@ -119,6 +130,8 @@ struct Candidate<'a> {
     /// The header cache, when it answers for the fields the criteria name.
     cache: Option<HeaderCache<'a>>,
     saved: &'a [u32],
+    /// The session's \Recent messages.
+    recent: &'a Recent,
 }
 
 impl Candidate<'_> {
@@ -136,6 +149,28 @@ impl Candidate<'_> {
             return false;
         }
         let values = portcullis_mime::header_values(content, field);
+        if needle.is_empty() {
+            return !values.is_empty();
+        }
+        values.iter().any(|v| contains_lowered(v, needle))
+    }
+
+    /// FROM, TO, CC, BCC: `needle` (lower-cased) in the field's addresses, as
+    /// `portcullis_mime::address_values` writes them.
+    fn address_contains(&self, field: &str, needle: &str) -> bool {
+        if let Some(values) = self.cache.and_then(|c| c.addresses(field)) {
+            if needle.is_empty() {
+                return !values.is_empty();
+            }
+            return values.iter().any(|v| contains_lowered(v, needle));
+        }
+        let Some(content) = self.content else { return false };
+        // Only whether the field is there: the text matched is rebuilt from the addresses
+        // ("a (x)@ b" is found as "a@b"), so the raw bytes cannot rule a needle out.
+        if !portcullis_mime::header_may_contain(content, field, "") {
+            return false;
+        }
+        let values = portcullis_mime::address_values(content, field);
         if needle.is_empty() {
             return !values.is_empty();
         }
@@ -169,18 +204,18 @@ impl Candidate<'_> {
                 Flag::Flagged => flags & Flags::FLAGGED != 0,
                 Flag::Deleted => flags & Flags::DELETED != 0,
                 Flag::Draft => flags & Flags::DRAFT != 0,
-                // Portcullis keeps no \Recent state (removed in IMAP4rev2).
-                Flag::Recent => false,
+                Flag::Recent => self.recent.contains(self.message.uid),
                 Flag::Keyword(k) => self.message.flags.keywords.iter().any(|have| have.eq_ignore_ascii_case(k)),
                 Flag::Extension(_) => false,
             },
-            SearchKey::New => false,
-            SearchKey::Old => true,
+            // RFC 3501 §6.4.4: NEW is RECENT UNSEEN, OLD is NOT RECENT.
+            SearchKey::New => self.recent.contains(self.message.uid) && flags & Flags::SEEN == 0,
+            SearchKey::Old => !self.recent.contains(self.message.uid),
             SearchKey::Header(field, value) => self.header_contains(field, value),
-            SearchKey::Bcc(v) => self.header_contains("Bcc", v),
-            SearchKey::Cc(v) => self.header_contains("Cc", v),
-            SearchKey::From(v) => self.header_contains("From", v),
-            SearchKey::To(v) => self.header_contains("To", v),
+            SearchKey::Bcc(v) => self.address_contains("Bcc", v),
+            SearchKey::Cc(v) => self.address_contains("Cc", v),
+            SearchKey::From(v) => self.address_contains("From", v),
+            SearchKey::To(v) => self.address_contains("To", v),
             SearchKey::Subject(v) => self.header_contains("Subject", v),
             SearchKey::Body(v) => self.content.is_some_and(|c| contains_lowered(&portcullis_mime::body_text(c), v)),
             SearchKey::Text(v) => self.content.is_some_and(|c| {
@@ -221,13 +256,13 @@ impl Session {
             need.record = true;
         }
         let criteria = lowered(&command.criteria);
-        let mut fields = Vec::new();
+        let mut fields = Fields::default();
         header_fields(&criteria, &mut fields);
         // Header keys only on cached fields: the header caches answer, headers are read only
         // for messages they do not cover.
         let use_caches = need.header
             && !need.body
-            && fields.iter().all(|f| portcullis_mime::CACHED_FIELDS.iter().any(|c| c.eq_ignore_ascii_case(f)));
+            && fields.text.iter().all(|f| portcullis_mime::CACHED_FIELDS.iter().any(|c| c.eq_ignore_ascii_case(f)));
         let store = env.store();
         let unavailable = |_| no("[UNAVAILABLE] Try again later");
         let view = self.view()?;
@@ -305,6 +340,7 @@ impl Session {
                     content: content.as_deref(),
                     cache: header_cache,
                     saved: &self.saved,
+                    recent: &view.recent,
                 };
                 if candidate.matches(&criteria) {
                     found.push((seq, message.uid, message.modseq));
@@ -315,7 +351,7 @@ impl Session {
         let numbers: Vec<u32> = found.iter().map(|&(seq, uid, _)| if command.uid { uid } else { seq }).collect();
         let highest_modseq = has_modseq(&command.criteria).then(|| found.iter().map(|f| f.2).max()).flatten();
         if has_modseq(&command.criteria) {
-            self.condstore = true;
+            self.enable_condstore();
         }
         match &command.returns {
             None if !self.rev2 => {
@@ -350,7 +386,18 @@ impl Session {
                 if returns.contains(&SearchReturn::Count) {
                     line.push_str(&format!(" COUNT {}", numbers.len()));
                 }
-                if let Some(m) = highest_modseq {
+                // The highest modseq of the messages the answer names: with only MIN and/or
+                // MAX, those one or two (RFC 4731 §3.2, RFC 7162 §3.1.5).
+                let only_ends = !all && !returns.contains(&SearchReturn::Count);
+                let named_modseq = if only_ends {
+                    let ends = [found.first(), found.last()];
+                    let min = returns.contains(&SearchReturn::Min).then_some(ends[0]).flatten();
+                    let max = returns.contains(&SearchReturn::Max).then_some(ends[1]).flatten();
+                    highest_modseq.and(min.into_iter().chain(max).map(|f| f.2).max())
+                } else {
+                    highest_modseq
+                };
+                if let Some(m) = named_modseq {
                     line.push_str(&format!(" MODSEQ {m}"));
                 }
                 // SAVE alone sends no ESEARCH (RFC 5182 §2.1).

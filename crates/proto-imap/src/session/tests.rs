@@ -300,7 +300,7 @@ async fn append_select_and_status() {
         "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Todo)\r\n",
         "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Todo \\*)] Flags permitted\r\n",
         "* 1 EXISTS\r\n",
-        "* 0 RECENT\r\n",
+        "* 1 RECENT\r\n",
         "* OK [UNSEEN 1] First unseen\r\n",
         "* OK [UIDNEXT 2] Predicted next UID\r\n",
         "d OK [READ-WRITE] SELECT completed\r\n",
@@ -308,7 +308,7 @@ async fn append_select_and_status() {
         assert!(out.contains(expect), "{expect} in {out}");
     }
     let out = c.send("e FETCH 1 (FLAGS INTERNALDATE RFC822.SIZE)\r\n").await;
-    assert_eq!(out, format!("* 1 FETCH (FLAGS (\\Draft $Todo) INTERNALDATE \"28-Nov-2026 09:00:00 +0000\" RFC822.SIZE {})\r\ne OK FETCH completed\r\n", MESSAGE.len()));
+    assert_eq!(out, format!("* 1 FETCH (FLAGS (\\Recent \\Draft $Todo) INTERNALDATE \"28-Nov-2026 09:00:00 +0000\" RFC822.SIZE {})\r\ne OK FETCH completed\r\n", MESSAGE.len()));
     let out = c.send("f EXAMINE Drafts\r\n").await;
     assert!(out.contains("[PERMANENTFLAGS ()]") && out.ends_with("f OK [READ-ONLY] EXAMINE completed\r\n"), "{out}");
     assert!(c.send("g STORE 1 +FLAGS (\\Seen)\r\n").await.starts_with("g NO [READ-ONLY]"));
@@ -330,11 +330,11 @@ async fn fetch_bodies_sections_and_the_seen_flag() {
     let out = c.send("b FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)] FLAGS)\r\n").await;
     assert_eq!(
         out,
-        "* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: Lunch\r\n\r\n FLAGS ())\r\nb OK FETCH completed\r\n"
+        "* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: Lunch\r\n\r\n FLAGS (\\Recent))\r\nb OK FETCH completed\r\n"
     );
     let out = c.send("c FETCH 1 BODY[TEXT]<4.3>\r\n").await;
     assert_eq!(
-        out, "* 1 FETCH (BODY[TEXT]<4> {3}\r\nyou FLAGS (\\Seen))\r\nc OK FETCH completed\r\n",
+        out, "* 1 FETCH (BODY[TEXT]<4> {3}\r\nyou FLAGS (\\Recent \\Seen))\r\nc OK FETCH completed\r\n",
         "a non-PEEK fetch sets \\Seen"
     );
     let out = c.send("d UID FETCH 1:* (BODY[])\r\n").await;
@@ -357,16 +357,19 @@ async fn store_and_conditional_store() {
     let mut c = Client::selected(&env, "alice@example.org", "INBOX").await;
     assert_eq!(
         c.send("a STORE 1:2 +FLAGS (\\Flagged)\r\n").await,
-        "* 1 FETCH (UID 1 FLAGS (\\Flagged))\r\n* 2 FETCH (UID 2 FLAGS (\\Flagged))\r\na OK STORE completed\r\n"
+        "* 1 FETCH (UID 1 FLAGS (\\Recent \\Flagged))\r\n* 2 FETCH (UID 2 FLAGS (\\Recent \\Flagged))\r\na OK STORE completed\r\n"
     );
     assert_eq!(c.send("b STORE 1 -FLAGS.SILENT (\\Flagged)\r\n").await, "b OK STORE completed\r\n");
     assert_eq!(
         c.send("c UID STORE 3 FLAGS ($Important)\r\n").await,
-        "* 3 FETCH (UID 3 FLAGS ($Important))\r\nc OK STORE completed\r\n"
+        "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important)\r\n\
+         * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important \\*)] Flags permitted\r\n\
+         * 3 FETCH (UID 3 FLAGS (\\Recent $Important))\r\nc OK STORE completed\r\n"
     );
     let out = c.send("d FETCH 1:3 (UID MODSEQ)\r\n").await;
+    assert!(out.starts_with("* OK [HIGHESTMODSEQ "), "FETCH MODSEQ enables CONDSTORE: {out}");
     let modseq = |n: usize| -> u64 {
-        let line = out.lines().nth(n).unwrap();
+        let line = out.lines().filter(|l| l.contains(" FETCH ")).nth(n).unwrap();
         line.split("MODSEQ (").nth(1).unwrap().split(')').next().unwrap().parse().unwrap()
     };
     let (m1, m2) = (modseq(0), modseq(1));
@@ -375,7 +378,7 @@ async fn store_and_conditional_store() {
     if m2 > m1 {
         assert!(out.ends_with("e OK [MODIFIED 2] Conditional STORE failed for some messages\r\n"), "{out}");
     }
-    assert!(out.contains("* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ ("), "{out}");
+    assert!(out.contains("* 1 FETCH (UID 1 FLAGS (\\Recent \\Seen) MODSEQ ("), "{out}");
     let out = c.send("f STORE 1 +FLAGS (\\Recent)\r\n").await;
     assert!(out.ends_with("f OK STORE completed\r\n"), "\\Recent is ignored, not stored: {out}");
     assert!(c.send("g STORE 1 +FLAGS (\\Frob)\r\n").await.starts_with("g BAD"));
@@ -410,9 +413,12 @@ async fn search_keys_esearch_and_saved_results() {
         "* 1 FETCH (UID 1)\r\n* 3 FETCH (UID 3)\r\nl OK FETCH completed\r\n"
     );
     assert_eq!(c.send("m SEARCH HEADER Message-ID m1@example\r\n").await, "* SEARCH 1 2\r\nm OK SEARCH completed\r\n");
-    c.send("n ENABLE CONDSTORE\r\n").await;
     let out = c.send("o SEARCH MODSEQ 1\r\n").await;
-    assert!(out.starts_with("* SEARCH 1 2 3 (MODSEQ "), "{out}");
+    // The first CONDSTORE-enabling command in the selected state tells the HIGHESTMODSEQ
+    // (RFC 7162 §3.1).
+    assert!(out.starts_with("* OK [HIGHESTMODSEQ ") && out.contains("\r\n* SEARCH 1 2 3 (MODSEQ "), "{out}");
+    let out = c.send("p SEARCH MODSEQ 1\r\n").await;
+    assert!(out.starts_with("* SEARCH 1 2 3 (MODSEQ "), "once: {out}");
 }
 
 #[tokio::test]
@@ -473,10 +479,16 @@ async fn another_sessions_changes_arrive_without_renumbering_mid_command() {
     assert!(out.contains("* 2 EXPUNGE\r\n"), "{out}");
     deliver(&env, "alice@example.org", MESSAGE).await;
     a.session.mailbox_changed();
-    assert!(a.send("o NOOP\r\n").await.contains("* 3 EXISTS\r\n"));
+    // The first session to hear of a message has it as \Recent, and no other (RFC 3501
+    // §2.3.2): `a` selected first and took all three, and now the new one.
+    assert_eq!(a.send("o NOOP\r\n").await, "* 3 EXISTS\r\n* 3 RECENT\r\no OK NOOP completed\r\n");
+    b.session.mailbox_changed();
+    assert_eq!(b.send("o NOOP\r\n").await, "* 3 EXISTS\r\n* 0 RECENT\r\no OK NOOP completed\r\n");
     b.send("z STORE 1 +FLAGS (\\Answered)\r\n").await;
     a.session.mailbox_changed();
-    assert!(a.send("p NOOP\r\n").await.contains("* 1 FETCH (UID 1 FLAGS (\\Answered))"));
+    assert!(a.send("p NOOP\r\n").await.contains("* 1 FETCH (UID 1 FLAGS (\\Recent \\Answered))"));
+    assert_eq!(b.send("q SEARCH RECENT\r\n").await, "* SEARCH\r\nq OK SEARCH completed\r\n");
+    assert_eq!(a.send("q SEARCH RECENT\r\n").await, "* SEARCH 1 2 3\r\nq OK SEARCH completed\r\n");
 }
 
 #[tokio::test]
@@ -486,9 +498,11 @@ async fn idle_hears_deliveries() {
     assert_eq!(a.send("i IDLE\r\n").await, "+ idling\r\n");
     assert_eq!(a.progress, Progress::Idle);
     deliver(&env, "alice@example.org", MESSAGE).await;
+    // The EXISTS at once; the \Recent claim (a write) waits for DONE.
     assert_eq!(a.idle_wake().await, "* 1 EXISTS\r\n");
-    assert_eq!(a.send("DONE\r\n").await, "i OK IDLE terminated\r\n");
+    assert_eq!(a.send("DONE\r\n").await, "* 1 RECENT\r\ni OK IDLE terminated\r\n");
     assert_eq!(a.progress, Progress::Ready);
+    assert_eq!(a.send("f FETCH 1 FLAGS\r\n").await, "* 1 FETCH (FLAGS (\\Recent))\r\nf OK FETCH completed\r\n");
 }
 
 #[tokio::test]
@@ -506,7 +520,7 @@ async fn condstore_and_qresync() {
     assert_eq!(c.send("d EXPUNGE\r\n").await, "* VANISHED 1\r\nd OK EXPUNGE completed\r\n");
     c.send("e STORE 1 +FLAGS.SILENT (\\Seen)\r\n").await;
     let out = c.send(&format!("f UID FETCH 1:* (FLAGS) (CHANGEDSINCE {highest} VANISHED)\r\n")).await;
-    assert!(out.starts_with("* VANISHED (EARLIER) 1\r\n* 1 FETCH (UID 2 FLAGS (\\Seen) MODSEQ ("), "{out}");
+    assert!(out.starts_with("* VANISHED (EARLIER) 1\r\n* 1 FETCH (UID 2 FLAGS (\\Recent \\Seen) MODSEQ ("), "{out}");
     c.send("g UNSELECT\r\n").await;
     let out = c.send(&format!("h SELECT INBOX (QRESYNC ({validity} {highest} 1:3))\r\n")).await;
     assert!(out.contains("* VANISHED (EARLIER) 1\r\n"), "{out}");
@@ -680,7 +694,16 @@ async fn select_from_the_database(env: &TestEnv, mailbox: &str) -> String {
     });
     let mut c = Client::logged_in(&fresh, "alice@example.org").await;
     let selected = c.send(&format!("s SELECT {mailbox} (CONDSTORE)\r\n")).await;
-    selected + &c.send("f FETCH 1:* (UID FLAGS MODSEQ)\r\n").await
+    without_recent(selected + &c.send("f FETCH 1:* (UID FLAGS MODSEQ)\r\n").await)
+}
+
+/// \Recent goes to whichever session sees a message first (see `recent_goes_to_one_session`),
+/// so two sessions' views of the same mailbox are compared without it.
+fn without_recent(out: String) -> String {
+    out.lines()
+        .filter(|l| !(l.starts_with("* ") && l.ends_with(" RECENT")))
+        .map(|l| l.replace("\\Recent ", "").replace("(\\Recent)", "()") + "\r\n")
+        .collect()
 }
 
 /// SELECT is served from the store's shared message list, brought forward by MODSEQ: what
@@ -698,7 +721,7 @@ async fn select_sees_what_other_connections_and_processes_changed() {
     let mut b = Client::selected(&env, "alice@example.org", "INBOX").await;
     async fn reselect(a: &mut Client, mailbox: &str) -> String {
         let selected = a.send(&format!("s SELECT {mailbox} (CONDSTORE)\r\n")).await;
-        selected + &a.send("f FETCH 1:* (UID FLAGS MODSEQ)\r\n").await
+        without_recent(selected + &a.send("f FETCH 1:* (UID FLAGS MODSEQ)\r\n").await)
     }
     let first = reselect(&mut a, "INBOX").await;
     assert_eq!(first, select_from_the_database(&env, "INBOX").await);
@@ -764,3 +787,5 @@ async fn select_sees_what_other_connections_and_processes_changed() {
     assert_ne!(validity(&recreated), validity(&archive));
     assert!(validity(&archive).is_some());
 }
+
+mod compliance;

@@ -4,6 +4,7 @@
 use portcullis_store::{DeliveryError, FlagOp, Flags};
 
 use super::mailboxes::to_store_flags;
+use super::view::learn_keywords;
 use super::{no, Answer, Done, Environment, Progress, Session, State};
 use crate::command::{SequenceSet, StoreCommand, StoreOp};
 use crate::encode;
@@ -41,7 +42,7 @@ impl Session {
         self.saved = saved;
         let indexes = chosen?;
         if command.unchanged_since.is_some() {
-            self.condstore = true;
+            self.enable_condstore();
         }
         let (mailbox, uids) = {
             let view = self.view()?;
@@ -55,18 +56,23 @@ impl Session {
         let update =
             env.store().store_flags(mailbox, &uids, op, &flags, command.unchanged_since).await.map_err(unavailable)?;
         let mut changed = Vec::new();
+        let mut new_keywords = false;
         {
             let view = self.view_mut()?;
             for message in update.updated {
                 if let Some(i) = view.position(message.uid) {
-                    for k in &message.flags.keywords {
-                        if !view.keywords.iter().any(|known| known.eq_ignore_ascii_case(k)) {
-                            view.keywords.push(k.clone());
-                        }
-                    }
+                    new_keywords |= learn_keywords(&mut view.keywords, &message.flags.keywords);
                     view.messages.set(i, &message);
                     changed.push(i);
                 }
+            }
+        }
+        // A new keyword is announced before any FETCH names it (RFC 3501 §7.2.6).
+        if new_keywords {
+            if let State::Selected(view) = &mut self.state {
+                let view = std::mem::replace(view, Box::new(placeholder()));
+                self.flags_responses(&view);
+                self.state = State::Selected(view);
             }
         }
         // Without .SILENT the client hears the new flags of every message it named; with
@@ -81,11 +87,13 @@ impl Session {
             indexes.clone()
         };
         for i in report {
-            let message = self.view()?.messages.get(i);
+            let view = self.view()?;
+            let message = view.messages.get(i);
+            let recent = view.recent.contains(message.uid);
             if command.silent {
                 self.out.extend_from_slice(format!("* {} FETCH (MODSEQ ({}))\r\n", i + 1, message.modseq).as_bytes());
             } else {
-                self.flag_fetch(i + 1, &message, command.unchanged_since.is_some());
+                self.flag_fetch(i + 1, &message, recent, command.unchanged_since.is_some());
             }
         }
         self.sync(env, command.uid, false).await?;
@@ -142,6 +150,11 @@ impl Session {
         if uids.is_empty() {
             self.tagged(tag, &format!("OK {} completed", if is_move { "MOVE" } else { "COPY" }));
             return Ok(self.after_command());
+        }
+        // Into the selected mailbox itself: the copies are new messages the client hears of
+        // in this command's answer (EXISTS, and for MOVE after the EXPUNGEs).
+        if destination.id == source {
+            self.view_mut()?.stale = true;
         }
         let mapping = if is_move {
             store.move_messages(source, &uids, destination.id).await.map_err(unavailable)?

@@ -5,6 +5,7 @@
 
 use portcullis_store::{Flags, MailboxId, MessageIndex, MessageList};
 
+use super::recent::Recent;
 use super::{bad, no, Answer, Done, Environment, Session, State};
 use crate::command::{SelectParams, SequenceSet};
 use crate::encode;
@@ -26,6 +27,10 @@ pub(crate) struct View {
     pub stale: bool,
     /// Removed from the store, but the client has not been told yet.
     pub vanished: Vec<u32>,
+    /// The messages that are \Recent in this session (none with IMAP4rev2).
+    pub recent: Recent,
+    /// New mail was seen that nobody may have claimed as \Recent yet (see `claim_recent`).
+    pub claim_due: bool,
 }
 
 impl View {
@@ -85,6 +90,19 @@ impl View {
 }
 
 impl Session {
+    /// A CONDSTORE-enabling command (RFC 7162 §3.1: FETCH or SEARCH with MODSEQ, STORE
+    /// UNCHANGEDSINCE, STATUS HIGHESTMODSEQ…). The first one in the selected state tells the
+    /// client the mailbox's HIGHESTMODSEQ, which it has not heard at SELECT.
+    pub(super) fn enable_condstore(&mut self) {
+        if std::mem::replace(&mut self.condstore, true) {
+            return;
+        }
+        if let State::Selected(view) = &self.state {
+            let modseq = view.modseq.max(1);
+            self.untagged(&format!("OK [HIGHESTMODSEQ {modseq}] Highest"));
+        }
+    }
+
     pub(super) fn account(&self) -> i64 {
         self.principal.as_ref().map(|p| p.account).unwrap_or(-1)
     }
@@ -138,6 +156,19 @@ impl Session {
             .map_err(|_| no("[UNAVAILABLE] Try again later"))?
             .ok_or_else(|| no("[NONEXISTENT] No such mailbox"))?;
         let uidnext = mailbox.uidnext.max(messages.last_uid().map(|u| u + 1).unwrap_or(1));
+        let mut recent = Recent::default();
+        if !self.rev2 && read_only {
+            recent = Recent::from_on(mailbox.recent_from);
+        } else if !self.rev2 && mailbox.recent_from < uidnext {
+            // New mail since the last session looked: it is recent here, and only here. What
+            // arrives between the snapshot above and this claim is claimed too, and reaches the
+            // client (as recent) with the next sync.
+            let claimed =
+                env.store().claim_recent(mailbox.id).await.map_err(|_| no("[UNAVAILABLE] Try again later"))?;
+            if let Some((from, to)) = claimed {
+                recent.claimed(from, to);
+            }
+        }
         let view = View {
             id: mailbox.id,
             name: mailbox.name.clone(),
@@ -149,12 +180,14 @@ impl Session {
             keywords,
             stale: false,
             vanished: Vec::new(),
+            recent,
+            claim_due: false,
         };
 
         self.flags_responses(&view);
         self.untagged(&format!("{} EXISTS", view.messages.len()));
         if !self.rev2 {
-            self.untagged("0 RECENT");
+            self.untagged(&format!("{} RECENT", view.recent.count(&view.messages)));
             let first_unseen = view.messages.first_where(|flags| flags & Flags::SEEN == 0);
             if let Some(i) = first_unseen {
                 self.untagged(&format!("OK [UNSEEN {}] First unseen", i + 1));
@@ -181,7 +214,8 @@ impl Session {
         Ok(())
     }
 
-    fn flags_responses(&mut self, view: &View) {
+    /// FLAGS and PERMANENTFLAGS: at SELECT, and again whenever a keyword joins the mailbox.
+    pub(super) fn flags_responses(&mut self, view: &View) {
         let keywords: String = view.keywords.iter().map(|k| format!(" {k}")).collect();
         self.untagged(&format!("FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft{keywords})"));
         if view.read_only {
@@ -210,16 +244,16 @@ impl Session {
         }
         for (i, m) in view.messages.iter().enumerate() {
             if m.modseq > q.modseq {
-                self.flag_fetch(i + 1, &m.to_index(), true);
+                self.flag_fetch(i + 1, &m.to_index(), view.recent.contains(m.uid), true);
             }
         }
         Ok(())
     }
 
     /// `* n FETCH (UID u FLAGS (...) MODSEQ (m))`.
-    pub(super) fn flag_fetch(&mut self, seq: usize, message: &MessageIndex, with_modseq: bool) {
+    pub(super) fn flag_fetch(&mut self, seq: usize, message: &MessageIndex, recent: bool, with_modseq: bool) {
         let mut line = format!("* {seq} FETCH (UID {} FLAGS ", message.uid).into_bytes();
-        encode::flags(&mut line, &message.flags);
+        encode::flags(&mut line, &message.flags, recent);
         if with_modseq || self.condstore {
             line.extend_from_slice(format!(" MODSEQ ({})", message.modseq).as_bytes());
         }
@@ -246,26 +280,31 @@ impl Session {
                 .changes_since(view.id, view.modseq)
                 .await
                 .map_err(|_| no("[UNAVAILABLE] Try again later"))?;
+            let largest = view.largest_uid();
+            // Keywords first: no FETCH may name a keyword before a FLAGS response has
+            // announced it (RFC 3501 §7.2.6, RFC 9051 §7.3.5).
             let mut new_keywords = false;
+            for change in &changes.changed {
+                if change.uid > largest || view.position(change.uid).is_some() {
+                    new_keywords |= learn_keywords(&mut view.keywords, &change.flags.keywords);
+                }
+            }
+            if new_keywords {
+                self.flags_responses(view);
+            }
             let mut added = Vec::new();
             for change in changes.changed {
                 match view.position(change.uid) {
                     Some(i) => {
                         let known = view.messages.at(i);
                         if known.system != change.flags.system || known.keywords != change.flags.keywords {
-                            for k in &change.flags.keywords {
-                                if !view.keywords.iter().any(|known| known.eq_ignore_ascii_case(k)) {
-                                    view.keywords.push(k.clone());
-                                    new_keywords = true;
-                                }
-                            }
                             view.messages.set(i, &change);
-                            self.flag_fetch(i + 1, &change, false);
+                            self.flag_fetch(i + 1, &change, view.recent.contains(change.uid), false);
                         } else {
                             view.messages.set_modseq(i, change.modseq);
                         }
                     }
-                    None if change.uid > view.largest_uid() => added.push(change),
+                    None if change.uid > largest => added.push(change),
                     None => {}
                 }
             }
@@ -275,17 +314,6 @@ impl Session {
                 }
             }
             added.sort_by_key(|m| m.uid);
-            for m in &added {
-                for k in &m.flags.keywords {
-                    if !view.keywords.iter().any(|known| known.eq_ignore_ascii_case(k)) {
-                        view.keywords.push(k.clone());
-                        new_keywords = true;
-                    }
-                }
-            }
-            if new_keywords {
-                self.flags_responses(view);
-            }
             if allow_expunge {
                 self.announce_vanished(view);
             }
@@ -294,13 +322,42 @@ impl Session {
                 for m in &added {
                     view.messages.push(m);
                 }
+                // New mail nobody has been told of yet is recent here (RFC 3501 §2.3.2).
+                view.claim_due |= added.last().is_some_and(|m| m.uid >= changes.recent_from);
+                self.claim_recent(env, view).await?;
                 self.untagged(&format!("{} EXISTS", view.messages.len()));
+                // With the claim put off (IDLE), RECENT comes once it is made.
+                if !self.rev2 && !view.claim_due {
+                    self.untagged(&format!("{} RECENT", view.recent.count(&view.messages)));
+                }
             }
             view.modseq = view.modseq.max(changes.highestmodseq);
         } else if allow_expunge {
             self.announce_vanished(view);
         }
+        if view.claim_due && self.claim_recent(env, view).await? {
+            self.untagged(&format!("{} RECENT", view.recent.count(&view.messages)));
+        }
         Ok(())
+    }
+
+    /// Takes the new mail nobody has been told of as \Recent, if due and allowed (not with
+    /// IMAP4rev2, not in EXAMINE); whether this took any. Not while IDLE: the EXISTS goes out
+    /// at once, and the claim, a write, waits for DONE (the client cannot look at flags
+    /// before it anyway).
+    async fn claim_recent(&mut self, env: &dyn Environment, view: &mut View) -> Result<bool, Answer> {
+        if !view.claim_due || self.idling() {
+            return Ok(false);
+        }
+        view.claim_due = false;
+        if self.rev2 || view.read_only {
+            return Ok(false);
+        }
+        let claimed = env.store().claim_recent(view.id).await.map_err(|_| no("[UNAVAILABLE] Try again later"))?;
+        if let Some((from, to)) = claimed {
+            view.recent.claimed(from, to);
+        }
+        Ok(claimed.is_some())
     }
 
     /// Sends EXPUNGE (or VANISHED with QRESYNC) for messages removed meanwhile, and forgets them.
@@ -347,6 +404,20 @@ impl View {
             keywords: Vec::new(),
             stale: false,
             vanished: Vec::new(),
+            recent: Recent::default(),
+            claim_due: false,
         }
     }
+}
+
+/// Adds the keywords not yet in `known` (compared ignoring case); whether there were any.
+pub(super) fn learn_keywords(known: &mut Vec<String>, keywords: &[String]) -> bool {
+    let mut learned = false;
+    for k in keywords {
+        if !known.iter().any(|have| have.eq_ignore_ascii_case(k)) {
+            known.push(k.clone());
+            learned = true;
+        }
+    }
+    learned
 }

@@ -1,7 +1,8 @@
 //! `portcullis store check`: is the database sound, and does it hold what Portcullis relies on?
 //! SQLite's own checks (`integrity_check`, `foreign_key_check`), then the store's invariants:
 //! every message has its body, of the size it says, and a summary; UIDs are unique and below
-//! their mailbox's UIDNEXT, MODSEQs at most its HIGHESTMODSEQ; an expunged UID is gone; every
+//! their mailbox's UIDNEXT, MODSEQs at most its HIGHESTMODSEQ, the first UID not yet claimed
+//! as \Recent at most UIDNEXT; an expunged UID is gone; every
 //! account has an INBOX and uses exactly the bytes of its messages; no body is left without a
 //! message, and no summary or header cache without a body. A body's header cache (schema 5,
 //! SEARCH) is compared with one computed afresh from its header: a stale or damaged cache would
@@ -250,16 +251,17 @@ fn check(conn: &Connection, quick: bool) -> CheckReport {
     found(
         "mailbox",
         &format!(
-            "SELECT {WHO}, x.uidnext, x.uidvalidity, x.highestmodseq FROM mailboxes x
+            "SELECT {WHO}, x.uidnext, x.uidvalidity, x.highestmodseq, x.recent_from FROM mailboxes x
               WHERE x.uidnext < 1 OR x.uidvalidity < 1 OR x.uidvalidity > 4294967295 OR x.uidnext > 4294967296
-                 OR x.highestmodseq < 1 ORDER BY x.id"
+                 OR x.highestmodseq < 1 OR x.recent_from < 1 OR x.recent_from > x.uidnext ORDER BY x.id"
         ),
         &|r| {
             let (account, mailbox): (Option<String>, String) = (r.get("account")?, r.get("mailbox")?);
-            let (next, validity, modseq): (i64, i64, i64) =
-                (r.get("uidnext")?, r.get("uidvalidity")?, r.get("highestmodseq")?);
+            let (next, validity, modseq, recent): (i64, i64, i64, i64) =
+                (r.get("uidnext")?, r.get("uidvalidity")?, r.get("highestmodseq")?, r.get("recent_from")?);
             Ok(format!(
-                "mailbox {mailbox} of {}: UIDNEXT {next}, UIDVALIDITY {validity}, HIGHESTMODSEQ {modseq} out of range",
+                "mailbox {mailbox} of {}: UIDNEXT {next}, UIDVALIDITY {validity}, HIGHESTMODSEQ {modseq}, \
+                 first unclaimed \\Recent UID {recent} out of range",
                 account.unwrap_or_else(|| "a missing account".into())
             ))
         },

@@ -310,8 +310,15 @@ mod tests {
         }));
         let mut entries = cache.lock();
         for id in 1..=3 {
-            let mailbox =
-                Mailbox { id, name: String::new(), special_use: None, uidvalidity: 1, uidnext: 1, highestmodseq: 1 };
+            let mailbox = Mailbox {
+                id,
+                name: String::new(),
+                special_use: None,
+                uidvalidity: 1,
+                uidnext: 1,
+                highestmodseq: 1,
+                recent_from: 1,
+            };
             entries.put(&mailbox, big.clone(), Instant::now());
         }
         assert_eq!(entries.map.len(), 1);

@@ -11,6 +11,7 @@ use crate::*;
 // count only the index entries of the (usually few) unseen or deleted messages.
 pub(super) const COUNT_UNSEEN: &str = "SELECT count(*) FROM messages WHERE mailbox_id = ?1 AND (flags & 1) = 0";
 pub(super) const COUNT_DELETED: &str = "SELECT count(*) FROM messages WHERE mailbox_id = ?1 AND (flags & 8) != 0";
+pub(super) const COUNT_RECENT: &str = "SELECT count(*) FROM messages WHERE mailbox_id = ?1 AND uid >= ?2";
 
 fn mailbox_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
     Ok(Mailbox {
@@ -20,13 +21,14 @@ fn mailbox_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
         uidvalidity: row.get::<_, i64>(3)? as u32,
         uidnext: row.get::<_, i64>(4)? as u32,
         highestmodseq: row.get::<_, i64>(5)? as u64,
+        recent_from: row.get::<_, i64>(6)? as u32,
     })
 }
 
 pub(super) fn find(conn: &Connection, account: AccountId, name: &str) -> Result<Option<Mailbox>, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq
+            "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from
                FROM mailboxes WHERE account_id = ?1 AND name = ?2",
         )?
         .query_row(params![account, name], mailbox_from_row)
@@ -35,7 +37,7 @@ pub(super) fn find(conn: &Connection, account: AccountId, name: &str) -> Result<
 
 pub(super) fn list(conn: &Connection, account: AccountId) -> Result<Vec<Mailbox>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq
+        "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from
            FROM mailboxes WHERE account_id = ?1 ORDER BY name",
     )?;
     let rows = stmt.query_map(params![account], mailbox_from_row)?.collect::<Result<Vec<_>, _>>()?;
@@ -210,9 +212,11 @@ pub(super) fn set_subscribed(
 
 pub(super) fn status(conn: &Connection, mailbox: MailboxId) -> Result<MailboxStatus, StoreError> {
     let tx = conn.unchecked_transaction()?;
-    let Some((uidnext, uidvalidity, highestmodseq)) = tx
-        .prepare_cached("SELECT uidnext, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?1")?
-        .query_row(params![mailbox], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))
+    let Some((uidnext, uidvalidity, highestmodseq, recent_from)) = tx
+        .prepare_cached("SELECT uidnext, uidvalidity, highestmodseq, recent_from FROM mailboxes WHERE id = ?1")?
+        .query_row(params![mailbox], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        })
         .optional()?
     else {
         return Err(no_such_mailbox(mailbox));
@@ -222,6 +226,8 @@ pub(super) fn status(conn: &Connection, mailbox: MailboxId) -> Result<MailboxSta
         .query_row(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let unseen: i64 = tx.prepare_cached(COUNT_UNSEEN)?.query_row(params![mailbox], |r| r.get(0))?;
     let deleted: i64 = tx.prepare_cached(COUNT_DELETED)?.query_row(params![mailbox], |r| r.get(0))?;
+    // Usually none: a range scan of the (mailbox_id, uid) index from `recent_from`.
+    let recent: i64 = tx.prepare_cached(COUNT_RECENT)?.query_row(params![mailbox, recent_from], |r| r.get(0))?;
     Ok(MailboxStatus {
         messages: messages as u32,
         unseen: unseen as u32,
@@ -230,5 +236,24 @@ pub(super) fn status(conn: &Connection, mailbox: MailboxId) -> Result<MailboxSta
         uidnext: uidnext as u32,
         uidvalidity: uidvalidity as u32,
         highestmodseq: highestmodseq as u64,
+        recent: recent as u32,
     })
+}
+
+/// \Recent: moves `recent_from` up to UIDNEXT, returning what it passed over. Runs on the
+/// writer, inside its transaction, which holds SQLite's write lock: no other connection, in
+/// this process or another, can claim the same UIDs.
+pub(super) fn claim_recent(conn: &Connection, mailbox: MailboxId) -> Result<Option<(u32, u32)>, StoreError> {
+    let Some((from, to)) = conn
+        .prepare_cached("SELECT recent_from, uidnext FROM mailboxes WHERE id = ?1")?
+        .query_row(params![mailbox], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    if from >= to {
+        return Ok(None);
+    }
+    conn.prepare_cached("UPDATE mailboxes SET recent_from = ?2 WHERE id = ?1")?.execute(params![mailbox, to])?;
+    Ok(Some((from as u32, to as u32)))
 }

@@ -508,10 +508,10 @@ pub(super) fn changes_since_in(tx: &Connection, mailbox: MailboxId, modseq: u64)
         .query_map(params![mailbox, since], |r| Ok(r.get::<_, i64>(0)? as u32))?
         .collect::<Result<Vec<_>, _>>()?;
     expunged.sort_unstable();
-    let highestmodseq: i64 = tx
-        .prepare_cached("SELECT highestmodseq FROM mailboxes WHERE id = ?1")?
-        .query_row(params![mailbox], |r| r.get(0))
+    let (highestmodseq, recent_from): (i64, i64) = tx
+        .prepare_cached("SELECT highestmodseq, recent_from FROM mailboxes WHERE id = ?1")?
+        .query_row(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
-        .unwrap_or(0);
-    Ok(Changes { changed, expunged, highestmodseq: highestmodseq as u64 })
+        .unwrap_or((0, 0));
+    Ok(Changes { changed, expunged, highestmodseq: highestmodseq as u64, recent_from: recent_from as u32 })
 }

@@ -319,6 +319,10 @@ impl Store for SqliteStore {
         self.read(move |conn| messages::changes_since(conn, mailbox, modseq)).await
     }
 
+    async fn claim_recent(&self, mailbox: MailboxId) -> Result<Option<(u32, u32)>, StoreError> {
+        self.write(move |conn| mailboxes::claim_recent(conn, mailbox)).await
+    }
+
     fn watch(&self, account: AccountId) -> broadcast::Receiver<MailboxChange> {
         self.watchers.subscribe(account)
     }

@@ -22,6 +22,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_4, then: None },
     Migration { sql: MIGRATION_5, then: Some(cache_existing_headers) },
     Migration { sql: MIGRATION_6, then: None },
+    Migration { sql: MIGRATION_7, then: Some(resummarize_all) },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -249,6 +250,17 @@ const MIGRATION_6: &str = r#"
     ) STRICT;
     "#;
 
+// 7: IMAP4rev1 \Recent, and summaries computed again. `recent_from` is the first UID no
+// session has been told of as \Recent (see `Store::claim_recent`); mail already stored is not
+// new to anyone, so it starts at UIDNEXT. The Rust step recomputes every summary and header
+// cache: this build computes ENVELOPE (groups, source routes, comments), BODYSTRUCTURE (line
+// counts, 8-bit header text), the sent date (the Date: header's own day) and the address
+// values SEARCH matches differently from the builds before.
+const MIGRATION_7: &str = r#"
+    ALTER TABLE mailboxes ADD COLUMN recent_from INTEGER NOT NULL DEFAULT 1;
+    UPDATE mailboxes SET recent_from = uidnext;
+    "#;
+
 /// The schema version this build writes.
 pub const VERSION: usize = MIGRATIONS.len();
 
@@ -327,6 +339,29 @@ fn cache_existing_headers(tx: &Transaction<'_>) -> Result<(), StoreError> {
             data.read_at_exact(&mut header, 0)?;
             drop(data);
             super::messages::insert_header_cache(tx, blob, &portcullis_mime::header_cache(&header))?;
+        }
+        after = last;
+    }
+}
+
+/// Migration 6's Rust step: every summary and header cache computed again from its body, a
+/// batch of bodies at a time (never all of them in memory).
+fn resummarize_all(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    const BATCH: i64 = 100;
+    let mut after = 0i64;
+    loop {
+        let ids = tx
+            .prepare_cached("SELECT id FROM blobs WHERE id > ?1 ORDER BY id LIMIT ?2")?
+            .query_map(params![after, BATCH], |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        let Some(&last) = ids.last() else { return Ok(()) };
+        for id in ids {
+            let raw: Vec<u8> = tx.query_row("SELECT data FROM blobs WHERE id = ?1", params![id], |r| r.get(0))?;
+            let summary = portcullis_mime::summarize(&raw);
+            tx.execute("DELETE FROM summaries WHERE blob_id = ?1", params![id])?;
+            tx.execute("DELETE FROM header_caches WHERE blob_id = ?1", params![id])?;
+            super::messages::insert_summary(tx, id, &summary)?;
+            super::messages::insert_header_cache(tx, id, &summary.header_cache)?;
         }
         after = last;
     }

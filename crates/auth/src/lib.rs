@@ -67,14 +67,18 @@ pub enum AuthError {
     Refused(Refusal),
     /// Our side failed (store unavailable); the client may retry later.
     Unavailable,
-    /// Too many password checks from addresses the account does not know are waiting (a storm
-    /// of guesses): refused before any hashing; the client may retry later.
+    /// Refused before any check, for now: too many password checks from addresses the account
+    /// does not know are waiting (a storm of guesses), or the guard's limit of attempts on the
+    /// account from such addresses is reached; the client may retry later.
     Busy,
 }
 
 /// Why credentials were refused (for the log, never for the client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// A login name over `portcullis_config::MAX_LOGIN_NAME` bytes: refused before anything
+    /// looks it up or counts it.
+    NameTooLong,
     UnknownAccount,
     WrongPassword,
     /// SCRAM-SHA-256-PLUS: the right password proven over another TLS connection, the mark of
@@ -99,6 +103,7 @@ impl Refusal {
     /// As events name it.
     pub fn reason(&self) -> &'static str {
         match self {
+            Refusal::NameTooLong => "name_too_long",
             Refusal::UnknownAccount => "unknown_account",
             Refusal::WrongPassword => "wrong_password",
             Refusal::ChannelBindingMismatch => "channel_binding_mismatch",
@@ -248,6 +253,11 @@ impl Authenticator {
     /// fails, a decoy too: the exchange then ends in [`Authenticator::scram_refusal`], which
     /// reports the store as unavailable.
     pub async fn scram_keys(&self, username: &str) -> ScramKeys {
+        // A name no account can have is not looked up; the exchange ends in the login
+        // pipeline's refusal.
+        if username.len() > portcullis_config::MAX_LOGIN_NAME {
+            return ScramKeys::decoy(username, &self.decoy_secret, self.scram_iterations);
+        }
         if let Ok(Some((_, StoredScram { salt, iterations, stored_key, server_key }, _))) =
             self.store.scram_keys(username).await
         {

@@ -206,7 +206,7 @@ fn changes_from_the_store_add_and_lift_bans_and_the_guard_s_own_are_not_news() {
     let ended = Ban { until: Some(now.wall - Duration::from_secs(1)), ..auto[0].clone() };
     assert_eq!(g.apply_ban_changes(vec![ended], &[], now), BanSync::default());
     assert!(g.banned(ip("127.0.0.3"), now.wall).is_none());
-    assert!(g.remove_ban(&"127.0.0.3/32".parse().unwrap()) == false);
+    assert!(!g.remove_ban(&"127.0.0.3/32".parse().unwrap()));
     assert_eq!(g.ban_count(), 0);
 }
 

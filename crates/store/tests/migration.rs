@@ -45,7 +45,7 @@ async fn migration_2_summarizes_existing_bodies() {
     assert_eq!(store.subscriptions(1).await.unwrap(), vec!["INBOX"], "subscriptions carried over");
     assert_eq!(store.append(1, message("after"), Flags::default(), 0).await.unwrap(), 3);
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 5, "and on to the current version");
+    assert_eq!(count(&dir, "PRAGMA user_version"), 6, "and on to the current version");
     assert_eq!(count(&dir, "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM summaries)"), 0);
 }
 
@@ -113,7 +113,7 @@ async fn migration_5_caches_the_headers_of_existing_bodies() {
     assert!(store.message_header_caches(1, &[601]).await.unwrap()[0].1.is_some());
     store.expunge(1, &[1, 2, 3]).await.unwrap();
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 5);
+    assert_eq!(count(&dir, "PRAGMA user_version"), 6);
     assert_eq!(count(&dir, "SELECT count(*) FROM header_caches"), 598);
     assert_eq!(count(&dir, "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM header_caches)"), 0);
 }

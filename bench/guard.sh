@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The guard under attack (issue 4): two benchmarks over real TLS, IMAP LOGIN and SMTP AUTH
+# The guard under attack (issues 4 and 13): benchmarks over real TLS, IMAP LOGIN and SMTP AUTH
 # PLAIN, from many loopback source addresses (all of 127.0.0.0/8 is loopback).
-# BENCHMARKS.md ("Guard") says what is measured and how to read it.
+# docs/benchmarks.md ("Guard") says what is measured and how to read it.
 #
-#   bench/guard.sh                          # enumeration timing, then one 20 s storm
+#   bench/guard.sh                          # enumeration timing, accept latency, one 20 s storm, a slot flood
 #   PER_SOURCE="1 4 20" bench/guard.sh      # one storm per value, each on a fresh server
 #   STORM=30 SOURCES=120 bench/guard.sh
+#   SOURCES="20 249" STORM=40 bench/guard.sh   # time to ban a storm of 20 and of 249 sources
 #   ENUM_SAMPLES=0 ROUNDS=2 bench/guard.sh  # storms only: Portcullis and Dovecot twice each
+#   ENUM_SAMPLES=0 BANS= FLOOD=0 bench/guard.sh   # storms only
 #   PEER=none bench/guard.sh                # Portcullis only
 #
 # 1. Enumeration timing: the time to refuse an unknown user against a wrong password,
@@ -29,6 +31,16 @@
 #    addresses; it delays failures (auth_failure_delay, its per-IP auth penalty) and caps its
 #    login processes. The owner logs in over IMAP only there, so compare with Portcullis's
 #    IMAP figures (`by_protocol`). Its memory is summed over its process tree (Pss).
+# 4. Accept latency with many bans: for each value of BANS, a fresh server whose store holds
+#    that many bans (IPv6 /64s, written into its store before it starts, as a storm from one
+#    /48 would leave them), then connections one after another from 127.0.0.1 for
+#    ACCEPT_SECONDS: the time from connect to the IMAPS greeting, while the server re-reads its
+#    bans every second. BANS="0 60000" (the default) gives the ratio.
+# 5. Slot flood: FLOOD_SOURCES addresses hold FLOOD_PER_SOURCE silent TLS connections each (as
+#    many as the server lets in, a new one whenever one is closed) for FLOOD seconds, against
+#    the DEFAULT limits, while the owner logs in from 127.0.0.1 every 500 ms: the owner's login
+#    outcomes and latency before and during the flood, how many slots the flood held and for
+#    how long the server let a silent connection sit. FLOOD=0 skips it.
 #
 # The server runs from the release profile. Run as root, it drops to `nobody` as in the other
 # benchmarks; as another user it runs as that user. Everything lives in one temp dir, removed
@@ -38,8 +50,13 @@ set -euo pipefail
 STORM=${STORM:-20}             # seconds of each storm
 IDLE=${IDLE:-20}               # seconds of the idle phase before it
 AFTER=${AFTER:-10}             # seconds after it
-SOURCES=${SOURCES:-249}        # attacking addresses: 127.0.0.2 ... (at most 253)
+SOURCES=${SOURCES:-249}        # attacking addresses: 127.0.0.2 ... (at most 253); a list runs one storm per value
 PER_SOURCE=${PER_SOURCE:-4}    # connections per attacking address; a list runs one storm per value
+BANS=${BANS-0 60000}           # bans in the store for the accept latency; a list runs one server per value; empty skips
+ACCEPT_SECONDS=${ACCEPT_SECONDS:-15}
+FLOOD=${FLOOD:-90}             # seconds of the slot flood; 0 skips it
+FLOOD_SOURCES=${FLOOD_SOURCES:-100}
+FLOOD_PER_SOURCE=${FLOOD_PER_SOURCE:-20}
 PROBE_MS=${PROBE_MS:-200}      # the owner starts a login every PROBE_MS
 ENUM_SAMPLES=${ENUM_SAMPLES:-200}   # per kind and protocol; 0 skips the enumeration timing
 ROUNDS=${ROUNDS:-1}            # storms per PER_SOURCE value (and per server)
@@ -68,7 +85,10 @@ for n in 1 2 3 4 5; do VICTIMS+=("staff$n@$DOMAIN"); done
 . "$REPO/bench/lib.sh"
 refuse_tmpfs "$RUN_BASE"
 
-[ "$SOURCES" -ge 1 ] && [ "$SOURCES" -le 253 ] || die "SOURCES must be 1 to 253 (127.0.0.2 ... 127.0.0.254)"
+for sources in $SOURCES; do
+    [ "$sources" -ge 1 ] && [ "$sources" -le 253 ] || die "SOURCES must be 1 to 253 (127.0.0.2 ... 127.0.0.254)"
+done
+[ "$FLOOD_SOURCES" -ge 1 ] && [ "$FLOOD_SOURCES" -le 253 ] || die "FLOOD_SOURCES must be 1 to 253"
 case "$PEER" in
     none) ;;
     dovecot)
@@ -197,6 +217,38 @@ EOF
     stop_server
 fi
 
+# --- 4. Accept latency with many bans in the store -----------------------------------------
+# add_bans DB N: N automatic bans of IPv6 /64s (2001:db8:X:Y::/64, in force for a day) written
+# straight into the store, as a storm from a few /48s would leave them.
+add_bans() {
+    python3 - "$1" "$2" <<'EOF'
+import sqlite3, sys, time
+db, n = sqlite3.connect(sys.argv[1]), int(sys.argv[2])
+until = int(time.time()) + 86400
+db.executemany("INSERT INTO bans(network, until, reason, offence, manual, created) VALUES (?, ?, 'bench', 1, 0, 0)",
+               ((f"2001:db8:{i >> 16:x}:{i & 0xffff:x}::/64", until) for i in range(n)))
+db.commit()
+EOF
+}
+for bans in $BANS; do
+    name=accept-$bans
+    say "accept latency with $bans bans in the store: connections one after another from 127.0.0.1 for ${ACCEPT_SECONDS}s"
+    make_instance "$name" ""
+    add_bans "$PC/data/mail.db" "$bans"
+    "$BIN" --config "$PC/portcullis.toml" serve >"$PC/log.jsonl" 2>"$PC/stderr" &
+    SERVER_PID=$!
+    started=$(date +%s.%N)
+    for _ in $(seq 600); do
+        [ "$(grep -c '"event":"listening"' "$PC/log.jsonl" 2>/dev/null)" -ge 2 ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || die "Portcullis exited: $(cat "$PC/stderr")"
+        sleep 0.1
+    done
+    say "  listening after $(python3 -c "import time; print(round(time.time() - $started, 2))") s"
+    "$BENCH" accept "${common[@]}" --seconds "$ACCEPT_SECONDS" --timeout 30 >"$OUT/$name.txt" || say "warning: some connections were refused or failed"
+    cat "$OUT/$name.txt"
+    stop_server
+done
+
 # --- 2. The storms: Portcullis with the default guard and limits, and the peer --------------
 cat >"$RUN/summary.py" <<'EOF'
 # summary.py REPORT.json SERVER LOG BANS ALIVE: adds what the server's log says to the report
@@ -247,7 +299,9 @@ r["server_log"] = {
              "failures_logged_before_ban": {"mean": statistics.mean(before_ban) if before_ban else None,
                                             "max": max(before_ban, default=None)},
              "failures_logged_after_ban": {"mean": statistics.mean(after_ban) if after_ban else None,
-                                           "max": max(after_ban, default=None)}},
+                                           "max": max(after_ban, default=None)},
+             # Every attacking source banned, this long after the storm began (None: not all were).
+             "all_banned_after_s": ban_s[-1] if len(bans) >= r["attackers"]["sources"] and ban_s else None},
 }
 if server_name == "dovecot":
     # Its log is text: count the lines that say the server turned clients away or failed.
@@ -293,6 +347,8 @@ if server_name == "dovecot":
     for x in d["samples"]:
         print("  ", x[:200])
 else:
+    tb = b["all_banned_after_s"]
+    print(f"TIME TO BAN: {'all ' + str(a['sources']) + ' sources banned ' + f(tb) + ' s after the storm began' if tb is not None else 'only ' + str(b['total']) + ' of ' + str(a['sources']) + ' sources banned'}")
     print(f"bans: {b['total']} sources of {a['sources']} ({b['during_storm']} during the storm; store: {l['bans_in_store']}); "
           f"seconds from the storm's start: first {f(b['seconds_after_storm_start']['first'])}, p50 {f(b['seconds_after_storm_start']['p50'])}, "
           f"last {f(b['seconds_after_storm_start']['last'])}; failed logins per banned source logged before its ban "
@@ -344,15 +400,15 @@ start_dovecot() {
 }
 
 victims=$(IFS=,; echo "${VICTIMS[*]}")
-storm_args=(--owner "$OWNER" --victims "$victims" --sources "$SOURCES" --idle "$IDLE" --storm "$STORM"
+storm_args=(--owner "$OWNER" --victims "$victims" --idle "$IDLE" --storm "$STORM"
     --after "$AFTER" --probe-every-ms "$PROBE_MS" --json)
 
-# storm_portcullis NAME PER: one storm against a fresh Portcullis, its summary printed.
+# storm_portcullis NAME PER SOURCES: one storm against a fresh Portcullis, its summary printed.
 storm_portcullis() {
-    local name=$1 per=$2 status=0 alive=yes bans
-    say "Portcullis storm ($name): $SOURCES sources x $per connections for ${STORM}s (idle ${IDLE}s before, ${AFTER}s after); default [guard] and [limits]"
+    local name=$1 per=$2 sources=$3 status=0 alive=yes bans
+    say "Portcullis storm ($name): $sources sources x $per connections for ${STORM}s (idle ${IDLE}s before, ${AFTER}s after); default [guard] and [limits]"
     start_server "$name" ""
-    BENCH_PASSWORD=$PASSWORD "$BENCH" storm "${common[@]}" "${storm_args[@]}" --per-source "$per" \
+    BENCH_PASSWORD=$PASSWORD "$BENCH" storm "${common[@]}" "${storm_args[@]}" --sources "$sources" --per-source "$per" \
         --server-pid "$SERVER_PID" >"$OUT/$name.json" || status=$?
     [ -s "$OUT/$name.json" ] || die "the storm produced no report (status $status)"
     kill -0 "$SERVER_PID" 2>/dev/null || alive=no
@@ -362,13 +418,13 @@ storm_portcullis() {
     python3 "$RUN/summary.py" "$OUT/$name.json" portcullis "$PC/log.jsonl" "$bans" "$alive" || FAILED=1
 }
 
-# storm_dovecot NAME PER: the same storm against a fresh Dovecot, over IMAPS only.
+# storm_dovecot NAME PER SOURCES: the same storm against a fresh Dovecot, over IMAPS only.
 storm_dovecot() {
-    local name=$1 per=$2 status=0 alive=yes
-    say "Dovecot storm ($name): $SOURCES sources x $per connections for ${STORM}s (idle ${IDLE}s before, ${AFTER}s after); IMAPS only, Dovecot's defaults"
+    local name=$1 per=$2 sources=$3 status=0 alive=yes
+    say "Dovecot storm ($name): $sources sources x $per connections for ${STORM}s (idle ${IDLE}s before, ${AFTER}s after); IMAPS only, Dovecot's defaults"
     start_dovecot "$name"
     BENCH_PASSWORD=$PASSWORD "$BENCH" storm --imaps "127.0.0.1:$DOVECOT_PORT" --tls-name "$HOSTNAME_" \
-        --ca "$RUN/tls/cert.pem" "${storm_args[@]}" --per-source "$per" \
+        --ca "$RUN/tls/cert.pem" "${storm_args[@]}" --sources "$sources" --per-source "$per" \
         --server-pid "$DOVECOT_PID" --server-tree >"$OUT/$name.json" || status=$?
     [ -s "$OUT/$name.json" ] || die "the storm against Dovecot produced no report (status $status)"
     kill -0 "$DOVECOT_PID" 2>/dev/null || alive=no
@@ -376,21 +432,35 @@ storm_dovecot() {
     python3 "$RUN/summary.py" "$OUT/$name.json" dovecot "$DC/log" 0 "$alive" || FAILED=1
 }
 
-for per in $PER_SOURCE; do
-    for round in $(seq "$ROUNDS"); do
-        suffix=$per; [ "$ROUNDS" -gt 1 ] && suffix=$per-$round
-        # Who goes first alternates from round to round.
-        if [ "$PEER" = none ]; then
-            storm_portcullis "storm-$suffix" "$per"
-        elif [ $((round % 2)) -eq 1 ]; then
-            storm_portcullis "storm-$suffix" "$per"
-            storm_dovecot "dovecot-storm-$suffix" "$per"
-        else
-            storm_dovecot "dovecot-storm-$suffix" "$per"
-            storm_portcullis "storm-$suffix" "$per"
-        fi
+set -- $SOURCES
+for sources in $SOURCES; do
+    for per in $PER_SOURCE; do
+        for round in $(seq "$ROUNDS"); do
+            suffix=$per; [ "$#" -gt 1 ] && suffix=$sources-$per; [ "$ROUNDS" -gt 1 ] && suffix=$suffix-$round
+            # Who goes first alternates from round to round.
+            if [ "$PEER" = none ]; then
+                storm_portcullis "storm-$suffix" "$per" "$sources"
+            elif [ $((round % 2)) -eq 1 ]; then
+                storm_portcullis "storm-$suffix" "$per" "$sources"
+                storm_dovecot "dovecot-storm-$suffix" "$per" "$sources"
+            else
+                storm_dovecot "dovecot-storm-$suffix" "$per" "$sources"
+                storm_portcullis "storm-$suffix" "$per" "$sources"
+            fi
+        done
     done
 done
+
+# --- 5. Slot flood --------------------------------------------------------------------------
+if [ "$FLOOD" != 0 ]; then
+    say "slot flood: $FLOOD_SOURCES sources x $FLOOD_PER_SOURCE silent connections for ${FLOOD}s against the default [limits]; the owner logs in from 127.0.0.1 every 500 ms"
+    start_server flood ""
+    BENCH_PASSWORD=$PASSWORD "$BENCH" flood --imaps "127.0.0.1:$IMAPS_PORT" --tls-name "$HOSTNAME_" --ca "$RUN/tls/cert.pem" \
+        --owner "$OWNER" --sources "$FLOOD_SOURCES" --per-source "$FLOOD_PER_SOURCE" --flood "$FLOOD" \
+        --timeout 30 >"$OUT/flood.txt" || say "warning: the owner was refused during the flood"
+    cat "$OUT/flood.txt"
+    stop_server
+fi
 
 # --- 3. Side by side: the owner's IMAP logins (Dovecot is measured over IMAP only) ----------
 python3 - "$OUT" <<'EOF'

@@ -80,14 +80,18 @@ pub enum AuthError {
     Refused(Refusal),
     /// Our side failed (store unavailable); the client may retry later.
     Unavailable,
-    /// Too many password checks from addresses the account does not know are waiting (a storm
-    /// of guesses): refused before any hashing; the client may retry later.
+    /// Refused before any check, for now: too many password checks from addresses the account
+    /// does not know are waiting (a storm of guesses), or the guard's limit of attempts on the
+    /// account from such addresses is reached; the client may retry later.
     Busy,
 }
 
 /// Why credentials were refused (for the log, never for the client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// A login name over `portcullis_config::MAX_LOGIN_NAME` bytes: refused before anything
+    /// looks it up or counts it.
+    NameTooLong,
     UnknownAccount,
     WrongPassword,
     /// SCRAM-SHA-256-PLUS: the right password proven over another TLS connection, the mark of
@@ -116,6 +120,7 @@ impl Refusal {
     /// As events name it.
     pub fn reason(&self) -> &'static str {
         match self {
+            Refusal::NameTooLong => "name_too_long",
             Refusal::UnknownAccount => "unknown_account",
             Refusal::WrongPassword => "wrong_password",
             Refusal::ChannelBindingMismatch => "channel_binding_mismatch",
@@ -283,6 +288,11 @@ impl Authenticator {
     /// store fails, decoy keys too: the exchange then ends in [`Authenticator::scram_refusal`],
     /// which reports the store as unavailable.
     pub async fn scram_keys(&self, username: &str) -> ScramLookup {
+        // A name no account can have is not looked up; the exchange ends in the login
+        // pipeline's refusal.
+        if username.len() > portcullis_config::MAX_LOGIN_NAME {
+            return ScramLookup { keys: self.decoy_keys(username).await, generation: None };
+        }
         let found = self.store.scram_keys(username).await.ok().flatten();
         let generation = found.as_ref().map(|c| c.generation);
         let keys = match found {

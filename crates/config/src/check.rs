@@ -69,6 +69,21 @@ impl<'a> Check<'a> {
         Ok(v)
     }
 
+    /// A count that is 0 (the thing it counts towards never happens) or at least `min`.
+    pub(crate) fn never_or_at_least(
+        &self,
+        min: u32,
+        key: &'static str,
+        value: Option<u32>,
+        default: u32,
+    ) -> Result<u32, ConfigError> {
+        let v = value.unwrap_or(default);
+        if v != 0 && v < min {
+            return Err(self.invalid(key, format!("must be 0 (never) or at least {min}")));
+        }
+        Ok(v)
+    }
+
     /// A list of "address:port"; absent is empty.
     pub(crate) fn addresses(
         &self,

@@ -1,6 +1,7 @@
-//! `[guard]`: how failed logins are punished (delays, bans that double with each offence),
-//! how an attacked account is shielded, and the sending limits of an account. The guard crate
-//! decides with these numbers; this file reads them.
+//! `[guard]`: how failed logins are punished (delays, bans that double with each offence and
+//! widen from an IPv6 /64 to its /56 and /48), how an attacked account is shielded, and the
+//! sending limits of an account. The guard crate decides with these numbers; this file reads
+//! them.
 
 use std::time::Duration;
 
@@ -15,8 +16,13 @@ const BAN_DURATION: &str = "1h";
 const MAX_BAN_DURATION: &str = "30d";
 const FAILURE_DELAY: &str = "500ms";
 const MAX_FAILURE_DELAY: &str = "15s";
+const BAN_AFTER_ATTEMPTS: u32 = 20;
 const ACCOUNT_ATTACK_FAILURES: u32 = 20;
-const UNKNOWN_SOURCE_DELAY: &str = "3s";
+const UNKNOWN_SOURCE_ATTEMPTS: u32 = 20;
+const ESCALATE_AFTER: u32 = 4;
+/// IPv4 bans are not widened unless asked: a /24 is often many unrelated customers (an ISP's
+/// pool, a carrier's NAT), and an attacker cannot mint IPv4 addresses the way it mints /64s.
+const ESCALATE_IPV4_AFTER: u32 = 0;
 const KNOWN_SOURCE_MEMORY: &str = "30d";
 const MAX_MESSAGES_PER_HOUR: u32 = 500;
 const MAX_RECIPIENTS_PER_HOUR: u32 = 2000;
@@ -26,6 +32,10 @@ const MAX_TRACKED: usize = 100_000;
 pub struct Guard {
     /// Failures from one source within `ban_window` that get it banned.
     pub ban_after_failures: u32,
+    /// Login attempts from one source within `ban_window`, on accounts it never logged in
+    /// from and not followed by a success, that get it banned: counted when the attempt
+    /// starts, whether its password is then checked or it is refused unchecked.
+    pub ban_after_attempts: u32,
     pub ban_window: Duration,
     /// The first ban's length; each repeat offence doubles it, up to `max_ban_duration`.
     pub ban_duration: Duration,
@@ -33,10 +43,17 @@ pub struct Guard {
     /// Delay before answering a failed login; doubles with each recent failure of the source.
     pub failure_delay: Duration,
     pub max_failure_delay: Duration,
-    /// Failures on one account from addresses it never logged in from, within `ban_window`,
-    /// after which such addresses are slowed down for that account.
+    /// Failures on one account before a success that make the success worth an alert (the
+    /// password may have been guessed).
     pub account_attack_failures: u32,
-    pub unknown_source_delay: Duration,
+    /// Login attempts on one account from addresses it never logged in from, within
+    /// `ban_window`; beyond it such attempts are refused unchecked (a temporary failure).
+    pub unknown_source_attempts: u32,
+    /// Banned IPv6 /64s inside one /56, or /56s holding a ban inside one /48, that get the
+    /// wider network banned too; 0: never.
+    pub escalate_after: u32,
+    /// Banned IPv4 addresses inside one /24 that get the /24 banned; 0: never.
+    pub escalate_ipv4_after: u32,
     /// How long a successful login makes its address known for the account.
     pub known_source_memory: Duration,
     /// Sending limits per account (a compromised account is used to spam).
@@ -50,13 +67,16 @@ pub struct Guard {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawGuard {
     ban_after_failures: Option<u32>,
+    ban_after_attempts: Option<u32>,
     ban_window: Option<String>,
     ban_duration: Option<String>,
     max_ban_duration: Option<String>,
     failure_delay: Option<String>,
     max_failure_delay: Option<String>,
     account_attack_failures: Option<u32>,
-    unknown_source_delay: Option<String>,
+    unknown_source_attempts: Option<u32>,
+    escalate_after: Option<u32>,
+    escalate_ipv4_after: Option<u32>,
     known_source_memory: Option<String>,
     max_messages_per_hour: Option<u32>,
     max_recipients_per_hour: Option<u32>,
@@ -67,6 +87,7 @@ impl RawGuard {
     pub(crate) fn validate(self, c: &Check<'_>) -> Result<Guard, ConfigError> {
         let guard = Guard {
             ban_after_failures: c.positive("guard.ban_after_failures", self.ban_after_failures, BAN_AFTER_FAILURES)?,
+            ban_after_attempts: c.positive("guard.ban_after_attempts", self.ban_after_attempts, BAN_AFTER_ATTEMPTS)?,
             ban_window: c.duration("guard.ban_window", self.ban_window, BAN_WINDOW)?,
             ban_duration: c.duration("guard.ban_duration", self.ban_duration, BAN_DURATION)?,
             max_ban_duration: c.duration("guard.max_ban_duration", self.max_ban_duration, MAX_BAN_DURATION)?,
@@ -77,10 +98,17 @@ impl RawGuard {
                 self.account_attack_failures,
                 ACCOUNT_ATTACK_FAILURES,
             )?,
-            unknown_source_delay: c.duration(
-                "guard.unknown_source_delay",
-                self.unknown_source_delay,
-                UNKNOWN_SOURCE_DELAY,
+            unknown_source_attempts: c.positive(
+                "guard.unknown_source_attempts",
+                self.unknown_source_attempts,
+                UNKNOWN_SOURCE_ATTEMPTS,
+            )?,
+            escalate_after: c.never_or_at_least(2, "guard.escalate_after", self.escalate_after, ESCALATE_AFTER)?,
+            escalate_ipv4_after: c.never_or_at_least(
+                2,
+                "guard.escalate_ipv4_after",
+                self.escalate_ipv4_after,
+                ESCALATE_IPV4_AFTER,
             )?,
             known_source_memory: c.duration(
                 "guard.known_source_memory",

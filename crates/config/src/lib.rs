@@ -35,7 +35,7 @@ pub use ipnet::IpNet;
 pub use limits::Limits;
 pub use listen::Listen;
 pub use log::{Log, LogFormat};
-pub use names::is_hostname;
+pub use names::{is_hostname, normalize_address, normalize_domain, MAX_LOGIN_NAME};
 pub use passwords::Passwords;
 pub use process::Process;
 pub use root::Config;

@@ -1,5 +1,6 @@
-//! `[limits]`: how much the whole server, one connection and one message may take, and how
-//! long a client may stay silent. The defaults meet the RFC minimums cited beside them.
+//! `[limits]`: how much the whole server, one network, one connection and one message may
+//! take, and how long a client may stay silent or take to log in. The defaults meet the RFC
+//! minimums cited beside them.
 
 use std::time::Duration;
 
@@ -11,6 +12,16 @@ use crate::units::Size;
 
 const MAX_CONNECTIONS: usize = 2000;
 const MAX_CONNECTIONS_PER_IP: usize = 20;
+/// A household's or a small office's IPv6 allocation: by default, a few /64s' worth.
+const PER_56_IN_64S: usize = 3;
+/// A site's IPv6 allocation (RFC 6177): by default, ten /64s' worth.
+const PER_48_IN_64S: usize = 10;
+/// By default a tenth of `max_connections` is kept for the accounts' owners.
+const RESERVED_FOR_OWNERS_DIVISOR: usize = 10;
+/// Long enough for a client to connect, start TLS and log in over a slow link; short enough
+/// that a connection that never logs in cannot hold a slot for the 30 minutes IMAP allows a
+/// logged-in session.
+const LOGIN_TIMEOUT: &str = "1m";
 const MAX_MESSAGE_SIZE: u64 = 50 << 20;
 const MAX_RECIPIENTS: usize = 100;
 /// RFC 4954 §4 lets an AUTH line carry 12288 octets of SASL; 4 KiB is ample for PLAIN.
@@ -28,7 +39,15 @@ const MAX_IMAP_SESSIONS_PER_ACCOUNT: usize = 20;
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    /// From one IPv4 address or one IPv6 /64.
     pub max_connections_per_ip: usize,
+    /// From one IPv6 /56, and from one /48.
+    pub max_connections_per_56: usize,
+    pub max_connections_per_48: usize,
+    /// Of `max_connections`, kept for addresses accounts logged in from (and trusted networks).
+    pub reserved_for_owners: usize,
+    /// How long a connection may take to log in, from its opening (every protocol).
+    pub login_timeout: Duration,
     pub max_message_size: u64,
     pub max_recipients: usize,
     /// Longest command line, CRLF included (SASL responses ride on command lines).
@@ -50,6 +69,10 @@ pub struct Limits {
 pub(crate) struct RawLimits {
     max_connections: Option<usize>,
     max_connections_per_ip: Option<usize>,
+    max_connections_per_56: Option<usize>,
+    max_connections_per_48: Option<usize>,
+    reserved_for_owners: Option<usize>,
+    login_timeout: Option<String>,
     max_message_size: Option<Size>,
     max_recipients: Option<usize>,
     max_line_length: Option<usize>,
@@ -63,13 +86,22 @@ pub(crate) struct RawLimits {
 
 impl RawLimits {
     pub(crate) fn validate(self, c: &Check<'_>) -> Result<Limits, ConfigError> {
+        let max_connections = c.positive("limits.max_connections", self.max_connections, MAX_CONNECTIONS)?;
+        let per_ip =
+            c.positive("limits.max_connections_per_ip", self.max_connections_per_ip, MAX_CONNECTIONS_PER_IP)?;
+        let per_56 =
+            c.positive("limits.max_connections_per_56", self.max_connections_per_56, per_ip * PER_56_IN_64S)?;
         let limits = Limits {
-            max_connections: c.positive("limits.max_connections", self.max_connections, MAX_CONNECTIONS)?,
-            max_connections_per_ip: c.positive(
-                "limits.max_connections_per_ip",
-                self.max_connections_per_ip,
-                MAX_CONNECTIONS_PER_IP,
+            max_connections,
+            max_connections_per_ip: per_ip,
+            max_connections_per_56: per_56,
+            max_connections_per_48: c.positive(
+                "limits.max_connections_per_48",
+                self.max_connections_per_48,
+                (per_ip * PER_48_IN_64S).max(per_56),
             )?,
+            reserved_for_owners: self.reserved_for_owners.unwrap_or(max_connections / RESERVED_FOR_OWNERS_DIVISOR),
+            login_timeout: c.duration("limits.login_timeout", self.login_timeout, LOGIN_TIMEOUT)?,
             max_message_size: c.size("limits.max_message_size", self.max_message_size, MAX_MESSAGE_SIZE)?,
             max_recipients: c.positive("limits.max_recipients", self.max_recipients, MAX_RECIPIENTS)?,
             max_line_length: self.max_line_length.unwrap_or(MAX_LINE_LENGTH),
@@ -92,6 +124,19 @@ impl RawLimits {
         }
         if limits.max_connections_per_ip > limits.max_connections {
             return Err(c.invalid("limits.max_connections_per_ip", "cannot be larger than limits.max_connections"));
+        }
+        if limits.max_connections_per_56 < limits.max_connections_per_ip {
+            return Err(
+                c.invalid("limits.max_connections_per_56", "cannot be smaller than limits.max_connections_per_ip")
+            );
+        }
+        if limits.max_connections_per_48 < limits.max_connections_per_56 {
+            return Err(
+                c.invalid("limits.max_connections_per_48", "cannot be smaller than limits.max_connections_per_56")
+            );
+        }
+        if limits.reserved_for_owners >= limits.max_connections {
+            return Err(c.invalid("limits.reserved_for_owners", "must be smaller than limits.max_connections"));
         }
         Ok(limits)
     }

@@ -159,6 +159,79 @@ fn firewall_guard_and_alerts() {
 }
 
 #[test]
+fn connection_limits_per_network_and_for_owners_follow_the_per_address_limit() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!((c.limits.max_connections_per_56, c.limits.max_connections_per_48), (60, 200));
+    assert_eq!(c.limits.reserved_for_owners, 200, "a tenth of max_connections");
+    assert_eq!(c.limits.login_timeout, Duration::from_secs(60));
+    let c = parse(&format!(
+        "{MINIMAL}[limits]
+max_connections = 50
+max_connections_per_ip = 30
+"
+    ))
+    .unwrap();
+    assert_eq!((c.limits.max_connections_per_56, c.limits.max_connections_per_48), (90, 300));
+    assert_eq!(c.limits.reserved_for_owners, 5);
+    assert_eq!((c.guard.escalate_after, c.guard.escalate_ipv4_after), (4, 0));
+    for (extra, key) in [
+        (
+            "[limits]
+max_connections_per_56 = 10
+",
+            "limits.max_connections_per_56",
+        ),
+        (
+            "[limits]
+max_connections_per_56 = 100
+max_connections_per_48 = 99
+",
+            "limits.max_connections_per_48",
+        ),
+        (
+            "[limits]
+max_connections = 100
+reserved_for_owners = 100
+",
+            "limits.reserved_for_owners",
+        ),
+        (
+            "[limits]
+login_timeout = \"0s\"
+",
+            "limits.login_timeout",
+        ),
+        (
+            "[guard]
+escalate_after = 1
+",
+            "guard.escalate_after",
+        ),
+        (
+            "[guard]
+escalate_ipv4_after = 1
+",
+            "guard.escalate_ipv4_after",
+        ),
+        (
+            "[guard]
+ban_after_attempts = 0
+",
+            "guard.ban_after_attempts",
+        ),
+        (
+            "[guard]
+unknown_source_delay = \"3s\"
+",
+            "unknown_source_delay",
+        ),
+    ] {
+        let e = error_of(&format!("{MINIMAL}{extra}"));
+        assert!(e.contains(key), "{key}: {e}");
+    }
+}
+
+#[test]
 fn admin_and_log_file() {
     let c = parse(MINIMAL).unwrap();
     assert_eq!(c.admin.token, AdminToken::File(PathBuf::from("/etc/portcullis/data/admin.token")));

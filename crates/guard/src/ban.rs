@@ -1,6 +1,7 @@
 //! A ban: a network refused at accept until a time, or for good. The guard makes automatic
-//! ones after repeated failed logins; [`Ban::manual`] is the one way to make an
-//! administrator's, whether it comes through the admin API or the CLI.
+//! ones after repeated failed logins or attempts (and widens them, see `escalation`);
+//! [`Ban::manual`] is the one way to make an administrator's, whether it comes through the
+//! admin API or the CLI.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -35,6 +36,11 @@ impl Ban {
     }
 
     pub fn covers(&self, ip: IpAddr, now: SystemTime) -> bool {
-        self.network.contains(&canonical(ip)) && self.until.is_none_or(|until| until > now)
+        self.network.contains(&canonical(ip)) && self.in_force(now)
+    }
+
+    /// Whether its time is not up at `now`.
+    pub fn in_force(&self, now: SystemTime) -> bool {
+        self.until.is_none_or(|until| until > now)
     }
 }

@@ -44,6 +44,11 @@ impl<K: Hash + Eq + Clone, V> BoundedMap<K, V> {
         self.entries.retain(|_, (touched, _)| *touched >= cutoff);
     }
 
+    /// Every entry, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.entries.iter().map(|(k, (_, v))| (k, v))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

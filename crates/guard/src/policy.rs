@@ -14,9 +14,10 @@ use crate::source::canonical;
 /// sending what the server refuses is probing or broken, and is disconnected.
 pub const MAX_ERRORS: u32 = 20;
 
-/// How long a login takes that was refused unchecked, because too many password checks from
-/// unknown addresses were waiting. Not counted against the source (nothing was checked), but
-/// not instant either: a refusal that costs nothing would invite a tight retry loop.
+/// How long a login takes that was refused unchecked: too many password checks from unknown
+/// addresses were waiting, or the account's limit of attempts from unknown addresses was
+/// reached. Its attempt counts against the source all the same (see `logins`), and the
+/// refusal is not instant: one that costs nothing would invite a tight retry loop.
 pub const BUSY_DELAY: Duration = Duration::from_secs(1);
 
 /// Where a password check waits for the hashing pool (the server maps it onto
@@ -35,6 +36,10 @@ pub struct Policy {
     pub rules: Rules,
     pub max_connections: usize,
     pub max_connections_per_source: usize,
+    pub max_connections_per_56: usize,
+    pub max_connections_per_48: usize,
+    /// Of `max_connections`, the slots only owners may take.
+    pub reserved_for_owners: usize,
     pub settings: portcullis_config::Guard,
 }
 
@@ -44,6 +49,9 @@ impl Policy {
             rules: Rules::new(config.firewall.clone()),
             max_connections: config.limits.max_connections,
             max_connections_per_source: config.limits.max_connections_per_ip,
+            max_connections_per_56: config.limits.max_connections_per_56,
+            max_connections_per_48: config.limits.max_connections_per_48,
+            reserved_for_owners: config.limits.reserved_for_owners,
             settings: config.guard.clone(),
         }
     }
@@ -56,8 +64,8 @@ impl Policy {
 
     /// Whether a login from `ip` is, as far as the guard can tell, the account's owner: an
     /// address the account logged in from before (`known_source`, from the store), or a trusted
-    /// network. Such a login is never throttled, never gets its source banned, and has its
-    /// password checked ahead of the queue.
+    /// network. Such a login is never counted or limited, never gets its source banned, and
+    /// has its password checked ahead of the queue.
     pub fn is_owner(&self, ip: IpAddr, known_source: bool) -> bool {
         known_source || self.rules.is_trusted(canonical(ip))
     }

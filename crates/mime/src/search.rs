@@ -89,7 +89,7 @@ impl Visitor for TextCollector {
 /// The fields kept in the header cache. Their indexes are part of the stored format.
 pub const CACHED_FIELDS: [&str; 8] = ["Message-ID", "Subject", "From", "To", "Cc", "Bcc", "In-Reply-To", "References"];
 /// The address fields whose addresses (as [`address_values`](crate::address_values) gives
-/// them) the cache keeps too, under indexes from [`ADDRESS_BASE`] on.
+/// them) the cache keeps too, under indexes from `ADDRESS_BASE` on.
 pub const CACHED_ADDRESS_FIELDS: [&str; 4] = ["From", "To", "Cc", "Bcc"];
 const ADDRESS_BASE: usize = CACHED_FIELDS.len();
 /// First byte of the stored format. Bump it (and add a migration that recomputes the cache)

@@ -1,9 +1,8 @@
 //! Bans between the guard and the store. The guard decides and enforces bans in memory; the
 //! store keeps them, so that they survive a restart, are shared by every node, and can be
 //! written by the admin CLI while the server runs. Here: the conversions between the two
-//! forms, recording a ban the guard made, loading the list at start, and re-reading it.
-
-use std::time::SystemTime;
+//! forms, recording a ban the guard made, loading the list at start, and following what
+//! changes in it since (by the store's change numbers: only the changes are read and applied).
 
 use portcullis_events::{BanOrigin, Event};
 use portcullis_guard::{Ban, IpNet, Now};
@@ -53,40 +52,49 @@ pub(crate) async fn record(shared: &Shared, ban: &Ban) {
     announce(shared, ban);
 }
 
-fn in_force(ban: &Ban, now: SystemTime) -> bool {
-    ban.until.is_none_or(|until| until > now)
-}
-
 /// Loads the bans and their history from the store at start: the bans in force, and how often
-/// each network was banned before (repeat offenders get longer bans).
-pub(crate) async fn load(shared: &Shared) {
-    match shared.store.bans().await {
-        Ok(stored) => {
+/// each network was banned before (repeat offenders get longer bans). Returns the store's last
+/// change number, from which [`sync`] goes on; `None` if the store could not be read (then
+/// the first sync reads everything).
+pub(crate) async fn load(shared: &Shared) -> Option<i64> {
+    match shared.store.ban_changes(None).await {
+        Ok(changes) => {
             let now = Now::current();
-            let all: Vec<Ban> = stored.iter().filter_map(from_stored).collect();
+            let all: Vec<Ban> = changes.bans.iter().filter_map(from_stored).collect();
             let offences: Vec<(IpNet, u32)> = all.iter().map(|b| (b.network, b.offence)).collect();
             shared.guard.set_offences(&offences, now);
-            let active = all.into_iter().filter(|b| in_force(b, now.wall)).collect();
-            shared.guard.set_bans(active, now);
+            let active: Vec<Ban> = all.into_iter().filter(|b| b.in_force(now.wall)).collect();
+            shared.guard.apply_ban_changes(active, &[], now);
+            Some(changes.seq)
         }
-        Err(e) => shared.events.emit(Event::InternalError { conn: None, what: format!("loading bans failed: {e}") }),
+        Err(e) => {
+            shared.events.emit(Event::InternalError { conn: None, what: format!("loading bans failed: {e}") });
+            None
+        }
     }
 }
 
-/// Brings the guard's bans up to date: forgets the expired ones, then takes the store's list,
-/// announcing what an administrator added or lifted there (the CLI writes to the store).
-pub(crate) async fn sync(shared: &Shared, now: Now) {
+/// Brings the guard's bans up to date: forgets the expired ones, then applies what changed in
+/// the store after change number `after` (all of it when `None`), announcing what an
+/// administrator added or lifted there (the CLI writes to the store). Returns the change number
+/// to go on from.
+pub(crate) async fn sync(shared: &Shared, after: Option<i64>, now: Now) -> Option<i64> {
     for ban in shared.guard.expire_bans(now.wall) {
         shared.events.emit(Event::BanExpired { network: ban.network.to_string() });
     }
-    let Ok(stored) = shared.store.bans().await else { return };
-    let active: Vec<Ban> = stored.iter().filter_map(from_stored).filter(|b| in_force(b, now.wall)).collect();
-    let (gone, added) = shared.guard.set_bans(active, now);
-    for network in gone {
+    let changes = match shared.store.ban_changes(after).await {
+        Ok(changes) => changes,
+        Err(_) => return after,
+    };
+    let changed: Vec<Ban> = changes.bans.iter().filter_map(from_stored).collect();
+    let lifted: Vec<IpNet> = changes.lifted.iter().filter_map(|n| n.parse().ok()).collect();
+    let sync = shared.guard.apply_ban_changes(changed, &lifted, now);
+    for network in sync.lifted {
         shared.events.emit(Event::BanRemoved { network: network.to_string(), origin: BanOrigin::Admin });
     }
-    // The guard's own bans were announced when it made them.
-    for ban in added.iter().filter(|b| b.manual) {
+    // The guard's own bans were announced when it made them (on this node or another).
+    for ban in sync.added.iter().filter(|b| b.manual) {
         announce(shared, ban);
     }
+    Some(changes.seq)
 }

@@ -1,6 +1,7 @@
 //! One client connection as the protocol drivers see it: reads bounded by the idle timeout
-//! (tighter in the middle of a command or an upload), writes bounded the same way, the TLS
-//! handshake, the byte counts, and the events that open and close the session.
+//! (tighter in the middle of a command or an upload, and before login by what is left of the
+//! login timeout), writes bounded the same way, the TLS handshake, the byte counts, and the
+//! events that open and close the session.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -54,6 +55,10 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// How long a read may wait for the client, and a write for the client to take our data.
     idle: Duration,
+    /// Until the client logs in: when `limits.login_timeout` runs out. Every protocol's idle
+    /// timeout is long (IMAP's 30 minutes); a connection that never logs in must not hold its
+    /// slot that long, busy or not.
+    login_deadline: Option<Instant>,
     /// Cancelled when the connection must close at its next read (see [`Input::Revoked`]).
     revoked: CancellationToken,
     started: Instant,
@@ -98,6 +103,7 @@ impl Connection {
             listener,
             peer,
             idle,
+            login_deadline: Some(now + shared.config.limits.login_timeout),
             revoked,
             started: now,
             bytes_in: 0,
@@ -143,6 +149,11 @@ impl Connection {
         format!("{:x}{:08x}", self.id, rand::random::<u32>())
     }
 
+    /// The client has logged in: from now on only the idle timeout bounds its silence.
+    pub fn logged_in(&mut self) {
+        self.login_deadline = None;
+    }
+
     /// The protocol says whether the client is in the middle of a command (a partial line,
     /// an unfinished literal); call before each read. While it is, reads wait only for what
     /// is left of the idle timeout counted from the read that started the command.
@@ -166,10 +177,13 @@ impl Connection {
         }
     }
 
-    /// How long the next read may wait: the idle timeout, or less in the middle of a command
-    /// or an upload that has used up its time.
+    /// How long the next read (or write) may wait: the idle timeout, or less before login, in
+    /// the middle of a command or in an upload that has used up its time.
     fn wait(&self) -> Duration {
         let mut wait = self.idle;
+        if let Some(deadline) = self.login_deadline {
+            wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+        }
         if let Some(since) = self.mid_command_since {
             wait = wait.min(self.idle.saturating_sub(since.elapsed()));
         }
@@ -246,11 +260,11 @@ impl Connection {
         }
     }
 
-    /// Sends `data`; a client that does not take it within the idle timeout (a slow reader
-    /// holding a session open) is cut off. A revoked session sends nothing more, not even
-    /// the rest of what it was sending: what a removed account's long FETCH had left is not
-    /// delivered, whatever the client does (the command itself stops at its next batch, whose
-    /// output can no longer be sent).
+    /// Sends `data`; a client that does not take it within the idle timeout, or before login
+    /// the login timeout (a slow reader holding a session open), is cut off. A revoked session
+    /// sends nothing more, not even the rest of what it was sending: what a removed account's
+    /// long FETCH had left is not delivered, whatever the client does (the command itself stops
+    /// at its next batch, whose output can no longer be sent).
     pub async fn send(&mut self, stream: &mut Stream, data: &[u8]) -> std::io::Result<()> {
         let revoked = || std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "the session was revoked");
         if self.revoked.is_cancelled() {
@@ -264,8 +278,12 @@ impl Connection {
                 self.events.emit(Event::CommandAnswered { conn: self.id, listener: self.listener, latency_us });
             }
         }
+        let limit = match self.login_deadline {
+            Some(deadline) => self.idle.min(deadline.saturating_duration_since(Instant::now())),
+            None => self.idle,
+        };
         tokio::select! {
-            sent = tokio::time::timeout(self.idle, stream.send(data)) => match sent {
+            sent = tokio::time::timeout(limit, stream.send(data)) => match sent {
                 Ok(result) => result,
                 Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the client stopped reading")),
             },

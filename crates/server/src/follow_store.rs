@@ -1,13 +1,14 @@
-//! The task that follows what the admin CLI writes into the store while the server runs, once
-//! a second until the server stops: bans added or lifted (and expired ones), app passwords
-//! revoked or expired, accounts removed or given new credentials (whose sessions it closes),
-//! and, hourly, pruning the guard's history.
+//! The task that follows what the admin CLI (and other nodes) write into the store while the
+//! server runs, once a second until the server stops: bans added or lifted (and expired ones),
+//! app passwords revoked or expired, accounts removed or given new credentials (whose sessions
+//! it closes); and, at start and hourly, the addresses accounts logged in from (the owners'
+//! addresses the guard keeps slots for), and pruning the guard's history.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use portcullis_events::Event;
-use portcullis_guard::Now;
+use portcullis_guard::{IpNet, Now};
 
 use crate::bans;
 use crate::state::Shared;
@@ -20,9 +21,11 @@ const PRUNE_EVERY: u64 = 3600;
 /// Expired bans are kept this long as the offence history of their network.
 const BAN_HISTORY: Duration = Duration::from_secs(30 * 86_400);
 
-pub async fn run(shared: Arc<Shared>) {
+/// Follows the store from ban change number `bans_seen` on (see [`bans::load`]).
+pub async fn run(shared: Arc<Shared>, mut bans_seen: Option<i64>) {
     let mut tick = tokio::time::interval(EVERY);
     let mut rounds: u64 = 0;
+    load_known_sources(&shared).await;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -30,14 +33,34 @@ pub async fn run(shared: Arc<Shared>) {
         }
         rounds += 1;
         let now = Now::current();
-        bans::sync(&shared, now).await;
+        bans_seen = bans::sync(&shared, bans_seen, now).await;
         close_revoked_app_password_sessions(&shared, unix_time::seconds(now.wall)).await;
         close_sessions_of_changed_accounts(&shared).await;
         if rounds.is_multiple_of(PRUNE_EVERY) {
             shared.guard.forget_old(now);
             let logins_before = unix_time::seconds(now.wall - shared.config.guard.known_source_memory);
             let _ = shared.store.prune_guard_history(logins_before, unix_time::seconds(now.wall - BAN_HISTORY)).await;
+            // Other nodes' logins too.
+            load_known_sources(&shared).await;
         }
+    }
+}
+
+/// Tells the guard the addresses accounts logged in from within `guard.known_source_memory`.
+async fn load_known_sources(shared: &Shared) {
+    let now = Now::current();
+    let since = unix_time::seconds(now.wall - shared.config.guard.known_source_memory);
+    match shared.store.known_sources(since).await {
+        Ok(known) => {
+            let known: Vec<(IpNet, SystemTime)> = known
+                .iter()
+                .filter_map(|(source, at)| Some((source.parse().ok()?, unix_time::from_seconds(*at))))
+                .collect();
+            shared.guard.set_known_sources(&known, now);
+        }
+        Err(e) => shared
+            .events
+            .emit(Event::InternalError { conn: None, what: format!("reading known login addresses failed: {e}") }),
     }
 }
 

@@ -96,6 +96,7 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
             if let Some(principal) = session.principal() {
                 changes = Some(shared.store.watch(principal.account));
                 framer.logged_in();
+                conn.logged_in();
             }
         }
         if let Some(receiver) = changes.as_mut() {

@@ -141,8 +141,8 @@ async fn run(
     if let Some((_, Some(source))) = &admin_auth {
         events.emit(Event::AdminToken { path: source.path.display().to_string(), created: source.created });
     }
-    bans::load(&shared).await;
-    tokio::spawn(follow_store::run(shared.clone()));
+    let bans_seen = bans::load(&shared).await;
+    tokio::spawn(follow_store::run(shared.clone(), bans_seen));
     let counting = shared.clone();
     tokio::spawn(async move { login::count_abandoned(&counting, abandoned_scram).await });
     tokio::spawn(anomalies::watch(

@@ -1,14 +1,17 @@
-//! The login pipeline, the same for every protocol, mechanism and the admin sign-in: the guard
-//! throttles the attempt and picks the password check's lane, the authenticator checks it, the
-//! guard counts the outcome (perhaps banning the source), and the outcome is reported as one
-//! event (never the secret), with an alert when the guard finds it worth one.
+//! The login pipeline, the same for every protocol, mechanism and the admin sign-in: a name
+//! over 255 bytes is refused before anything else; the guard counts the attempt and says
+//! whether (and in which lane) its credentials may be checked; the authenticator checks them;
+//! the guard counts the outcome (perhaps banning the source); and the outcome is reported as
+//! one event (never the secret, and never more than 255 bytes of the name), with an alert when
+//! the guard finds it worth one.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
 use portcullis_auth::{AuthError, Lane, Principal, Refusal};
+use portcullis_config::MAX_LOGIN_NAME;
 use portcullis_events::{AlertKind, Event, Listener, Severity};
-use portcullis_guard::{CheckLane, Now, Source, BUSY_DELAY};
+use portcullis_guard::{Ban, CheckLane, Entry, Now, Source, BUSY_DELAY};
 use portcullis_sasl::{Attempt, ScramKeys, ScramProof};
 use portcullis_store::{normalize_address, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
 use tokio::sync::mpsc;
@@ -22,6 +25,11 @@ use crate::unix_time;
 /// The `reason` logged when a login is refused unchecked because too many password checks
 /// from unknown addresses are waiting (see `portcullis_auth::Lane`).
 const BUSY: &str = "server_busy";
+/// ... because the account has had as many attempts from unknown addresses as the guard allows
+/// in its window (`guard.unknown_source_attempts`).
+const ACCOUNT_LIMITED: &str = "account_limited";
+/// ... because this very attempt got its source banned (`guard.ban_after_attempts`).
+const SOURCE_BANNED: &str = "source_banned";
 
 /// The `reason` and `mechanism` logged for a SCRAM exchange that ended without a proof.
 const ABANDONED: &str = "abandoned";
@@ -29,6 +37,9 @@ const ABANDONED_MECHANISM: &str = "SCRAM";
 
 /// The admin sign-in's path, as its failure events name it.
 const SIGN_IN_PATH: &str = "/api/v1/signin";
+
+/// How much of an over-long name an event keeps.
+const LOGGED_PREFIX: usize = 64;
 
 /// Which app-password scope a listener's protocol is.
 fn scope(listener: Listener) -> u8 {
@@ -41,12 +52,25 @@ fn scope(listener: Listener) -> u8 {
     }
 }
 
+/// A login name as events carry it: whole up to the bound, else its start and its length.
+fn loggable(name: &str) -> String {
+    if name.len() <= MAX_LOGIN_NAME {
+        return name.to_string();
+    }
+    let mut end = LOGGED_PREFIX;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &name[..end], name.len())
+}
+
 /// A login attempt passing through the guard:
-/// 1. an address the account never logged in from waits while the account is under attack;
+/// 1. the guard counts it (unless the address is the account's) and may refuse it unchecked;
 /// 2. a failure makes the client wait longer each time, and may ban its source;
 /// 3. a success remembers the address as the account's, so its owner is never locked out.
 struct Gate {
     ip: IpAddr,
+    /// At most [`MAX_LOGIN_NAME`] bytes; empty for a name over it.
     username: String,
     source: String,
     known: bool,
@@ -54,26 +78,52 @@ struct Gate {
     lane: Lane,
 }
 
+/// Why a login was refused before its credentials were checked.
+enum Unchecked {
+    NameTooLong,
+    /// A temporary refusal, with the reason to log.
+    Later(&'static str),
+}
+
 impl Gate {
-    /// Looks the source up and waits the throttle the guard imposes.
-    async fn enter(shared: &Shared, ip: IpAddr, username: &str) -> Gate {
+    /// Counts the attempt with the guard (a name over the bound as no account's, without
+    /// looking it up), which may refuse it unchecked.
+    async fn enter(shared: &Shared, ip: IpAddr, username: &str) -> (Gate, Result<(), Unchecked>) {
         let source = Source::of(ip).network().to_string();
-        let since = unix_time::seconds(SystemTime::now() - shared.config.guard.known_source_memory);
-        let known = shared.store.login_known(username, &source, since).await.unwrap_or(false);
-        let throttle = shared.guard.auth_throttle(ip, username, known, Now::current());
-        if !throttle.is_zero() {
-            tokio::time::sleep(throttle).await;
-        }
-        let lane = match shared.guard.check_lane(ip, known) {
-            CheckLane::Priority => Lane::Priority,
-            CheckLane::Ordinary => Lane::Ordinary,
+        let too_long = username.len() > MAX_LOGIN_NAME;
+        let username = if too_long { String::new() } else { username.to_string() };
+        let known = if too_long {
+            false
+        } else {
+            let since = unix_time::seconds(SystemTime::now() - shared.config.guard.known_source_memory);
+            shared.store.login_known(&username, &source, since).await.unwrap_or(false)
         };
-        Gate { ip, username: username.to_string(), source, known, lane }
+        let entry = shared.guard.login_attempt(ip, &username, known, Now::current());
+        let mut gate = Gate { ip, username, source, known, lane: Lane::Ordinary };
+        let verdict = match entry {
+            _ if too_long => {
+                if let Entry::Banned(bans) = &entry {
+                    record(shared, bans).await;
+                }
+                Err(Unchecked::NameTooLong)
+            }
+            Entry::Check(CheckLane::Priority) => {
+                gate.lane = Lane::Priority;
+                Ok(())
+            }
+            Entry::Check(CheckLane::Ordinary) => Ok(()),
+            Entry::AccountLimited => Err(Unchecked::Later(ACCOUNT_LIMITED)),
+            Entry::Banned(bans) => {
+                record(shared, &bans).await;
+                Err(Unchecked::Later(SOURCE_BANNED))
+            }
+        };
+        (gate, verdict)
     }
 
     /// Alerts on a login after an attack or from a new address; remembers the address.
     async fn succeeded(self, shared: &Shared, who: Option<Who>, principal: &Principal) {
-        let success = shared.guard.auth_succeeded(&self.username, Now::current());
+        let success = shared.guard.auth_succeeded(self.ip, &self.username, self.known, Now::current());
         if success.after_attack {
             let message = format!(
                 "{} logged in from {} after {} failed attempts",
@@ -101,10 +151,41 @@ impl Gate {
     /// Counts the failure (perhaps banning the source) and makes the client wait.
     async fn failed(self, shared: &Shared) {
         let failure = shared.guard.auth_failed(self.ip, &self.username, self.known, Now::current());
-        if let Some(ban) = failure.ban {
-            bans::record(shared, &ban).await;
-        }
+        record(shared, &failure.bans).await;
         tokio::time::sleep(failure.delay).await;
+    }
+
+    /// A login refused before its check: a name over the bound fails like a wrong password
+    /// (counted, delayed); a temporary refusal waits [`BUSY_DELAY`] (the account's limit) or
+    /// not at all (the source is banned: its connection is being cut).
+    async fn unchecked(self, shared: &Shared, why: &Unchecked) -> AuthError {
+        match why {
+            Unchecked::NameTooLong => {
+                self.failed(shared).await;
+                AuthError::Refused(Refusal::NameTooLong)
+            }
+            Unchecked::Later(reason) => {
+                if *reason != SOURCE_BANNED {
+                    tokio::time::sleep(BUSY_DELAY).await;
+                }
+                AuthError::Busy
+            }
+        }
+    }
+}
+
+/// Bans the guard just put in force: into the store (they must survive a restart) and the log.
+async fn record(shared: &Shared, bans: &[Ban]) {
+    for ban in bans {
+        bans::record(shared, ban).await;
+    }
+}
+
+/// The reason an unchecked refusal is logged with.
+fn reason(why: &Unchecked) -> &'static str {
+    match why {
+        Unchecked::NameTooLong => Refusal::NameTooLong.reason(),
+        Unchecked::Later(reason) => reason,
     }
 }
 
@@ -127,9 +208,16 @@ pub async fn authenticate(
     mechanism: &'static str,
     attempt: Attempt,
 ) -> Result<Principal, AuthError> {
-    let username = attempt.username().to_string();
     let exchange = shared.sessions.scram_finished(who, matches!(attempt, Attempt::Scram { .. }));
-    let gate = Gate::enter(shared, who.peer.ip(), &username).await;
+    let Who { listener, peer, conn } = who;
+    let (gate, verdict) = Gate::enter(shared, peer.ip(), attempt.username()).await;
+    if let Err(why) = verdict {
+        let username = loggable(attempt.username());
+        let reason = reason(&why);
+        shared.events.emit(Event::AuthFailed { conn, listener, peer, username, mechanism, reason, app_password: None });
+        return Err(gate.unchecked(shared, &why).await);
+    }
+    let username = gate.username.clone();
     let result = match attempt {
         Attempt::Password(c) => {
             shared.auth.verify(&c.authzid, &c.username, c.password, scope(who.listener), gate.lane).await
@@ -148,7 +236,6 @@ pub async fn authenticate(
             Err(shared.auth.scram_refusal(&username, proof == ScramProof::BindingMismatch).await)
         }
     };
-    let Who { listener, peer, conn } = who;
     match &result {
         Ok(principal) => {
             let app_password = principal.credential.app_password();
@@ -224,7 +311,17 @@ pub async fn admin_sign_in(
     password: Zeroizing<Vec<u8>>,
     code: &str,
 ) -> Result<Principal, AuthError> {
-    let gate = Gate::enter(shared, peer.ip(), account).await;
+    let refused = |reason| Event::AdminAuthFailed {
+        peer,
+        path: SIGN_IN_PATH.into(),
+        account: Some(loggable(account)),
+        reason: Some(reason),
+    };
+    let (gate, verdict) = Gate::enter(shared, peer.ip(), account).await;
+    if let Err(why) = verdict {
+        shared.events.emit(refused(reason(&why)));
+        return Err(gate.unchecked(shared, &why).await);
+    }
     let administrator = normalize_address(account).is_some_and(|a| shared.config.admin.accounts.contains(&a));
     let result = if administrator {
         shared.auth.verify_with_code(account, password, code, gate.lane).await
@@ -237,12 +334,7 @@ pub async fn admin_sign_in(
     match &result {
         Ok(principal) => gate.succeeded(shared, None, principal).await,
         Err(AuthError::Refused(refusal)) => {
-            shared.events.emit(Event::AdminAuthFailed {
-                peer,
-                path: SIGN_IN_PATH.into(),
-                account: Some(account.to_string()),
-                reason: Some(refusal.reason()),
-            });
+            shared.events.emit(refused(refusal.reason()));
             if *refusal == Refusal::WrongCodeLocks {
                 let message = format!(
                     "{account}: {} wrong TOTP codes given with the right password, the last from {}; its TOTP is \
@@ -260,8 +352,7 @@ pub async fn admin_sign_in(
             shared.events.emit(Event::InternalError { conn: None, what: "authentication backend unavailable".into() });
         }
         Err(AuthError::Busy) => {
-            let (path, account) = (SIGN_IN_PATH.into(), Some(account.to_string()));
-            shared.events.emit(Event::AdminAuthFailed { peer, path, account, reason: Some(BUSY) });
+            shared.events.emit(refused(BUSY));
             tokio::time::sleep(BUSY_DELAY).await;
         }
     }
@@ -285,14 +376,28 @@ pub async fn count_abandoned(shared: &Shared, mut abandoned: mpsc::UnboundedRece
             conn: who.conn,
             listener: who.listener,
             peer: who.peer,
-            username: username.clone(),
+            username: loggable(&username),
             mechanism: ABANDONED_MECHANISM,
             reason: ABANDONED,
             app_password: None,
         });
         let failure = shared.guard.auth_failed(ip, &username, known, Now::current());
-        if let Some(ban) = failure.ban {
-            bans::record(shared, &ban).await;
-        }
+        record(shared, &failure.bans).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_carry_at_most_the_bound_of_a_name() {
+        assert_eq!(loggable("alice@example.org"), "alice@example.org");
+        let bound = "a".repeat(MAX_LOGIN_NAME);
+        assert_eq!(loggable(&bound), bound);
+        let long = "é".repeat(1 << 20);
+        let logged = loggable(&long);
+        assert!(logged.len() < 100, "{logged}");
+        assert!(logged.ends_with("... (2097152 bytes)"), "{logged}");
     }
 }

@@ -70,7 +70,10 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
             Action::ScramLookup { username } => session.scram_keys(scram_keys(shared, conn.who(), &username).await),
             Action::Authenticate { method, attempt } => {
                 let outcome = match authenticate(shared, conn.who(), method.name(), attempt).await {
-                    Ok(principal) => AuthOutcome::Success(principal.account),
+                    Ok(principal) => {
+                        conn.logged_in();
+                        AuthOutcome::Success(principal.account)
+                    }
                     Err(AuthError::Refused(_)) => AuthOutcome::InvalidCredentials,
                     Err(AuthError::Unavailable | AuthError::Busy) => AuthOutcome::TemporaryFailure,
                 };

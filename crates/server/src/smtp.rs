@@ -98,6 +98,7 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream, implici
             Action::Authenticate { mechanism, attempt } => {
                 match authenticate(shared, conn.who(), mechanism.name(), attempt).await {
                     Ok(p) => {
+                        conn.logged_in();
                         let principal = Principal { account: p.account, address: p.address };
                         session.auth_result(AuthOutcome::Success, Some(principal));
                     }

@@ -500,17 +500,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every ban the store holds, active or expired (the offence history).
     async fn bans(&self) -> Result<Vec<StoredBan>, StoreError>;
-    /// Adds or replaces the ban on `ban.network`.
+    /// What a server following the bans needs: with `after` `None`, every ban (as
+    /// [`Store::bans`]); with `Some(n)`, only the bans added or changed and the networks lifted
+    /// after change number `n`. Either way with the last change number, for the next call.
+    async fn ban_changes(&self, after: Option<i64>) -> Result<BanChanges, StoreError>;
+    /// Adds or replaces the ban on `ban.network` (a new change number).
     async fn put_ban(&self, ban: StoredBan) -> Result<(), StoreError>;
-    /// Removes the ban on exactly `network`; whether there was one.
+    /// Removes the ban on exactly `network` (a new change number); whether there was one.
     async fn delete_ban(&self, network: &str) -> Result<bool, StoreError>;
     /// Remembers that `account` logged in successfully from `source` at `when`.
     async fn record_login(&self, account: AccountId, source: &str, when: i64) -> Result<(), StoreError>;
     /// Whether the account with this address logged in successfully from `source` at or
     /// after `since` (false for unknown addresses).
     async fn login_known(&self, address: &str, source: &str, since: i64) -> Result<bool, StoreError>;
-    /// Forgets known logins older than `logins_before` and bans that ended before
-    /// `bans_before`.
+    /// The sources (as [`Store::record_login`] took them) any account logged in from
+    /// successfully at or after `since`, each with the latest such time.
+    async fn known_sources(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Forgets known logins older than `logins_before` and bans that ended (or were lifted)
+    /// before `bans_before`.
     async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError>;
 
     /// What SCRAM needs about the account (its keys, if it has them yet); `None` without an
@@ -565,6 +572,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Finishes every queued write and releases the database; later calls fail.
     fn close(&self);
+}
+
+/// Bans changed since a change number (see [`Store::ban_changes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BanChanges {
+    /// Added or changed (each the whole ban as it is now).
+    pub bans: Vec<StoredBan>,
+    /// Networks whose ban was lifted.
+    pub lifted: Vec<String>,
+    /// The last change number included: pass it as `after` next time.
+    pub seq: i64,
 }
 
 /// A ban as the store keeps it.

@@ -6,6 +6,9 @@ use common::*;
 use portcullis_store::*;
 use rusqlite::params;
 
+/// The schema version this build writes (the number of migrations in schema.rs).
+const CURRENT: i64 = 8;
+
 #[tokio::test]
 async fn migration_2_summarizes_existing_bodies() {
     let dir = tempfile::tempdir().unwrap();
@@ -45,7 +48,7 @@ async fn migration_2_summarizes_existing_bodies() {
     assert_eq!(store.subscriptions(1).await.unwrap(), vec!["INBOX"], "subscriptions carried over");
     assert_eq!(store.append(1, message("after"), Flags::default(), 0).await.unwrap(), 3);
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 7, "and on to the current version");
+    assert_eq!(count(&dir, "PRAGMA user_version"), CURRENT, "and on to the current version");
     assert_eq!(count(&dir, "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM summaries)"), 0);
 }
 
@@ -113,7 +116,7 @@ async fn migration_5_caches_the_headers_of_existing_bodies() {
     assert!(store.message_header_caches(1, &[601]).await.unwrap()[0].1.is_some());
     store.expunge(1, &[1, 2, 3]).await.unwrap();
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 7);
+    assert_eq!(count(&dir, "PRAGMA user_version"), CURRENT);
     assert_eq!(count(&dir, "SELECT count(*) FROM header_caches"), 598);
     assert_eq!(count(&dir, "SELECT count(*) FROM blobs WHERE id NOT IN (SELECT blob_id FROM header_caches)"), 0);
 }
@@ -141,7 +144,7 @@ async fn migration_6_starts_the_id_counters_above_the_ids_in_use() {
     assert_eq!(c, 8, "not 7, the id of the account just removed");
     assert!(store.mailboxes(c).await.unwrap().iter().all(|m| m.id > 30));
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 7);
+    assert_eq!(count(&dir, "PRAGMA user_version"), CURRENT);
 }
 
 #[tokio::test]
@@ -199,5 +202,5 @@ async fn migration_7_recomputes_summaries_and_leaves_stored_mail_not_recent() {
     assert_eq!(store.append(1, message("new"), Flags::default(), 0).await.unwrap(), 3);
     assert_eq!(store.mailbox_status(1).await.unwrap().recent, 1);
     store.close();
-    assert_eq!(count(&dir, "PRAGMA user_version"), 7);
+    assert_eq!(count(&dir, "PRAGMA user_version"), CURRENT);
 }

@@ -33,6 +33,8 @@ pub fn is_root() -> bool {
 pub struct Settings {
     pub tls: Vec<String>,
     pub limits: Vec<String>,
+    /// Replaces the cheap password hashing tests use by default.
+    pub passwords: Vec<String>,
     pub process: Vec<String>,
     pub store: Vec<String>,
     /// Whole extra sections, e.g. "[guard]\nban_after_failures = 3".
@@ -407,16 +409,22 @@ impl Drop for TestServer {
 fn config_text(s: &Settings) -> String {
     let user = if is_root() { "user = \"nobody\"\n" } else { "" };
     let admin = if s.no_admin { "" } else { "admin = [\"127.0.0.1:0\"]\n" };
+    let passwords = if s.passwords.is_empty() {
+        "argon2_memory_kib = 1024\nargon2_iterations = 1".to_string()
+    } else {
+        s.passwords.join("\n")
+    };
     format!(
         "hostname = \"{HOSTNAME}\"\ndata_dir = \"data\"\n\
          [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{}\n\
          [listen]\nsubmissions = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n{admin}\
-         [passwords]\nargon2_memory_kib = 1024\nargon2_iterations = 1\n\
+         [passwords]\n{}\n\
          [store]\n{}\n\
          [limits]\n{}\n\
          [process]\n{user}shutdown_grace = \"3s\"\n{}\n\
          [log]\nformat = \"json\"\n{}\n",
         s.tls.join("\n"),
+        passwords,
         s.store.join("\n"),
         s.limits.join("\n"),
         s.process.join("\n"),

@@ -372,6 +372,14 @@ impl Store for SqliteStore {
         self.read(guard::bans).await
     }
 
+    async fn ban_changes(&self, after: Option<i64>) -> Result<BanChanges, StoreError> {
+        self.read(move |conn| guard::ban_changes(conn, after)).await
+    }
+
+    async fn known_sources(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(move |conn| guard::known_sources(conn, since)).await
+    }
+
     async fn put_ban(&self, ban: StoredBan) -> Result<(), StoreError> {
         self.write(move |conn| guard::put_ban(conn, &ban)).await
     }

@@ -23,6 +23,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_5, then: Some(cache_existing_headers) },
     Migration { sql: MIGRATION_6, then: None },
     Migration { sql: MIGRATION_7, then: Some(resummarize_all) },
+    Migration { sql: MIGRATION_8, then: None },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -261,6 +262,22 @@ const MIGRATION_7: &str = r#"
     UPDATE mailboxes SET recent_from = uidnext;
     "#;
 
+// 8: bans numbered in the order they change, so that a running server re-reads only the bans
+// changed since its last look (a ban list of tens of thousands was re-read and compared whole
+// every second). `seq` comes from the `ban_seq` counter in `meta`; rows written before this
+// migration keep 0 and are read at start with every other ban. A ban lifted by hand leaves its
+// network in `lifted_bans`, with its own number, so that the others learn of it.
+const MIGRATION_8: &str = r#"
+    ALTER TABLE bans ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX bans_by_seq ON bans(seq);
+    CREATE TABLE lifted_bans (
+        network TEXT PRIMARY KEY,
+        seq     INTEGER NOT NULL,
+        lifted  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX lifted_bans_by_seq ON lifted_bans(seq);
+    "#;
+
 /// The schema version this build writes.
 pub const VERSION: usize = MIGRATIONS.len();
 
@@ -370,7 +387,7 @@ fn resummarize_all(tx: &Transaction<'_>) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::{mailboxes, messages};
+    use crate::sqlite::{guard, mailboxes, messages};
 
     /// What SQLite will do for `sql`, as EXPLAIN QUERY PLAN says it.
     fn plan(conn: &Connection, sql: &str) -> String {
@@ -398,6 +415,8 @@ mod tests {
             (messages::HEADER_CACHES, "sqlite_autoindex_messages_1 (mailbox_id=? AND uid>? AND uid<?)"),
             (mailboxes::COUNT_UNSEEN, "messages_unseen (mailbox_id=?)"),
             (mailboxes::COUNT_DELETED, "messages_deleted (mailbox_id=?)"),
+            (guard::BANS_CHANGED, "bans_by_seq (seq>?)"),
+            (guard::BANS_LIFTED, "lifted_bans_by_seq (seq>?)"),
         ] {
             let plan = plan(&conn, sql);
             assert!(plan.contains(index) && !plan.contains("TEMP B-TREE"), "{sql}\n  → {plan}");

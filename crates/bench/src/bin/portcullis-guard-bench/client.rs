@@ -179,6 +179,24 @@ impl Session {
         (answer, sent.elapsed())
     }
 
+    /// Sends nothing and reads until the server closes the session (or `limit` passes): a
+    /// silent client holding a connection slot. Whether the server closed it.
+    pub async fn wait_closed(&mut self, limit: Duration) -> bool {
+        tokio::time::timeout(limit, async {
+            loop {
+                match self.read_line().await {
+                    // A goodbye (`* BYE`, `421`) comes before the close; a timeout is only the
+                    // per-step bound of `read_line`.
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::TimedOut => {}
+                    Err(_) => break,
+                }
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     /// LOGOUT or QUIT, answer awaited (bounded), then the TLS close.
     pub async fn close(mut self) {
         let line: &[u8] = match self.proto {

@@ -4,11 +4,15 @@
 //!
 //! - `storm`: the owner's login latency on an idle server, under a credential-stuffing storm
 //!   and after it; attacker successes (must be 0), bans, the server's memory;
-//! - `enumeration`: the time to refuse an unknown user against a wrong password.
+//! - `enumeration`: the time to refuse an unknown user against a wrong password;
+//! - `accept`: the time from connect to greeting (run against a store holding many bans);
+//! - `flood`: the owner's login latency while silent connections try to hold every slot.
 #![forbid(unsafe_code)]
 
+mod accept;
 mod client;
 mod enumeration;
+mod flood;
 mod procfs;
 mod storm;
 
@@ -35,6 +39,10 @@ enum Command {
     Storm(storm::StormArgs),
     /// Time to refuse an unknown user against a wrong password
     Enumeration(enumeration::EnumArgs),
+    /// Time from connect to greeting, one connection after another
+    Accept(accept::AcceptArgs),
+    /// The owner's login latency while silent connections try to hold every slot
+    Flood(flood::FloodArgs),
 }
 
 /// Where the listeners are and how to trust them.
@@ -104,6 +112,21 @@ fn main() -> ExitCode {
         Command::Storm(args) => {
             let json = args.server.json;
             servers(&args.server).and_then(|servers| storm::run(args, servers)).map(|r| (json, r))
+        }
+        Command::Flood(args) => {
+            let json = args.server.json;
+            servers(&args.server).and_then(|servers| flood::run(args, servers)).map(|r| (json, r))
+        }
+        Command::Accept(args) => {
+            let json = args.server.json;
+            runtime()
+                .and_then(|rt| {
+                    rt.block_on(async {
+                        let servers = args.server.servers().await?;
+                        accept::run(args, servers).await
+                    })
+                })
+                .map(|r| (json, r))
         }
         Command::Enumeration(args) => {
             let json = args.server.json;

@@ -82,16 +82,16 @@ pub struct StormArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(crate) enum Phase {
     Idle,
     Storm,
     After,
 }
 
-const PHASES: [Phase; 3] = [Phase::Idle, Phase::Storm, Phase::After];
+pub(crate) const PHASES: [Phase; 3] = [Phase::Idle, Phase::Storm, Phase::After];
 
 impl Phase {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Phase::Idle => "idle",
             Phase::Storm => "storm",
@@ -102,15 +102,15 @@ impl Phase {
 
 /// When each phase ends, from the measurement's start.
 #[derive(Clone, Copy)]
-struct Schedule {
-    start: Instant,
-    idle_end: Duration,
-    storm_end: Duration,
-    after_end: Duration,
+pub(crate) struct Schedule {
+    pub(crate) start: Instant,
+    pub(crate) idle_end: Duration,
+    pub(crate) storm_end: Duration,
+    pub(crate) after_end: Duration,
 }
 
 impl Schedule {
-    fn phase(&self, at: Duration) -> Phase {
+    pub(crate) fn phase(&self, at: Duration) -> Phase {
         if at < self.idle_end {
             Phase::Idle
         } else if at < self.storm_end {
@@ -122,7 +122,7 @@ impl Schedule {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     DroppedAtAccept,
     Busy,
@@ -148,11 +148,11 @@ impl Outcome {
 }
 
 /// One owner login.
-struct Probe {
-    proto: Proto,
-    started: Duration,
-    ended: Duration,
-    outcome: Outcome,
+pub(crate) struct Probe {
+    pub(crate) proto: Proto,
+    pub(crate) started: Duration,
+    pub(crate) ended: Duration,
+    pub(crate) outcome: Outcome,
     /// TCP, TLS and greeting (and EHLO).
     connect: Duration,
     /// The LOGIN / AUTH command to its answer.
@@ -220,14 +220,34 @@ async fn probe(servers: Servers, proto: Proto, from: IpAddr, user: String, passw
     p
 }
 
+/// Who the owner is and how often it logs in (from the storm's or the flood's arguments).
+pub(crate) struct Owner {
+    pub(crate) address: String,
+    pub(crate) password: String,
+    pub(crate) from: IpAddr,
+    pub(crate) every_ms: u64,
+    pub(crate) max_inflight: usize,
+}
+
+impl StormArgs {
+    fn owner(&self) -> Owner {
+        Owner {
+            address: self.owner.clone(),
+            password: self.password.clone(),
+            from: self.owner_from,
+            every_ms: self.probe_every_ms,
+            max_inflight: self.probe_max_inflight,
+        }
+    }
+}
+
 /// The owner's side: one login first (it must succeed: that makes the address known), then
 /// a login every `probe_every` until the end of the last phase.
-fn run_owner(args: &StormArgs, servers: Servers, s: Schedule) -> Result<(Vec<Probe>, [u64; 3]), String> {
+pub(crate) fn run_owner(o: &Owner, servers: Servers, s: Schedule) -> Result<(Vec<Probe>, [u64; 3]), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let protocols = servers.protocols();
-    let every = Duration::from_millis(args.probe_every_ms.max(1));
-    let (owner, password, from, max) =
-        (args.owner.clone(), args.password.clone(), args.owner_from, args.probe_max_inflight.max(1));
+    let every = Duration::from_millis(o.every_ms.max(1));
+    let (owner, password, from, max) = (o.address.clone(), o.password.clone(), o.from, o.max_inflight.max(1));
     runtime.block_on(async move {
         let mut probes = Vec::new();
         let mut skipped = [0u64; 3];
@@ -261,19 +281,12 @@ fn run_owner(args: &StormArgs, servers: Servers, s: Schedule) -> Result<(Vec<Pro
 }
 
 /// Logs the owner in once from its address; an error if that fails.
-fn first_login(args: &StormArgs, servers: &Servers) -> Result<(), String> {
+pub(crate) fn first_login(o: &Owner, servers: &Servers) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let s =
         Schedule { start: Instant::now(), idle_end: Duration::MAX, storm_end: Duration::MAX, after_end: Duration::MAX };
     for proto in servers.protocols() {
-        let p = runtime.block_on(probe(
-            servers.clone(),
-            proto,
-            args.owner_from,
-            args.owner.clone(),
-            args.password.clone(),
-            s,
-        ));
+        let p = runtime.block_on(probe(servers.clone(), proto, o.from, o.address.clone(), o.password.clone(), s));
         if p.outcome != Outcome::Ok {
             return Err(format!(
                 "the owner's first login over {} failed: {}{}",
@@ -570,7 +583,8 @@ pub fn run(args: StormArgs, servers: Servers) -> Result<(Value, String, bool), S
     if IpAddr::V4(args.first_source) <= args.owner_from && args.owner_from <= IpAddr::V4(last) {
         return Err(format!("--owner-from {} is among the attacking sources", args.owner_from));
     }
-    first_login(&args, &servers)?;
+    let owner = args.owner();
+    first_login(&owner, &servers)?;
 
     let start = Instant::now();
     let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -584,7 +598,7 @@ pub fn run(args: StormArgs, servers: Servers) -> Result<(Value, String, bool), S
     let every = Duration::from_millis(if args.server_tree { 250 } else { 100 });
     let sampler = args.server_pid.map(|pid| Sampler::start(pid, args.server_tree, start, every));
     let (owner, attack) = std::thread::scope(|scope| {
-        let owner = scope.spawn(|| run_owner(&args, servers.clone(), s));
+        let owner = scope.spawn(|| run_owner(&owner, servers.clone(), s));
         let attack = scope.spawn(|| run_attackers(&args, servers.clone(), s));
         (owner.join(), attack.join())
     });
@@ -604,7 +618,7 @@ pub fn run(args: StormArgs, servers: Servers) -> Result<(Value, String, bool), S
 }
 
 /// Latency figures of the successful probes among `probes`.
-fn owner_figures(probes: &[&Probe]) -> Value {
+pub(crate) fn owner_figures(probes: &[&Probe]) -> Value {
     let ok: Vec<&&Probe> = probes.iter().filter(|p| p.outcome == Outcome::Ok).collect();
     let login: Vec<Duration> = ok.iter().map(|p| p.login).collect();
     let total: Vec<Duration> = ok.iter().map(|p| p.total()).collect();

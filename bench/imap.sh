@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # IMAP over implicit TLS: Portcullis and Dovecot side by side in one run, on the same messages,
 # with the same certificate, the same argon2id password hashes and the same filesystem
-# (DESIGN §5). BENCHMARKS.md ("IMAP") says what was measured and how to read it.
+# (docs/architecture.md §11). docs/benchmarks.md ("IMAP") says what was measured and how to read it.
 #
 #   bench/imap.sh                               # 100,000-message mailbox, 16 clients, IDLE x 50
 #   MESSAGES=10000 DURATION=10 bench/imap.sh    # a quicker run

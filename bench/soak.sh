@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Soak: a bounded mixed load on every protocol at once (SMTP submission, IMAP with IDLE, POP3)
 # for DURATION seconds, with the server's memory (VmRSS) and open file descriptors sampled from
-# /proc before the load, every INTERVAL seconds, and after it. BENCHMARKS.md ("Soak") says how
+# /proc before the load, every INTERVAL seconds, and after it. docs/benchmarks.md ("Soak") says how
 # to read it; the goal is no growth.
 #
 #   bench/soak.sh                          # 10 minutes, samples every 30 s

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SMTP submission over implicit TLS: Portcullis and Postfix side by side in one run, same load,
 # same certificate, same filesystem, each fsyncing every message before it answers 250
-# (DESIGN §5). BENCHMARKS.md says what was measured and how to read it.
+# (docs/architecture.md §11). docs/benchmarks.md says what was measured and how to read it.
 #
 #   bench/submission.sh                      # 8 clients x 200 messages x 10 KiB, 5 rounds
 #   CLIENTS=16 MESSAGES=100 SIZE_KIB=64 ROUNDS=5 bench/submission.sh

@@ -104,7 +104,7 @@ def test_idle_sees_a_delivery_within_a_moment(server):
     arrived = time.time()
     assert line == b"* 1 EXISTS\r\n", line
     accepted = server.wait_event(lambda e: e.get("event") == "message_accepted")
-    # The push follows the commit closely (the issue asks for 100 ms; measured in BENCHMARKS.md).
+    # The push follows the commit closely (the issue asks for 100 ms; measured in docs/benchmarks.md).
     assert arrived - accepted["ts_ms"] / 1000 < 2.0
     m.send(b"DONE\r\n")
     # Untagged responses may come first (an IMAP4rev1 session hears `* 1 RECENT` at DONE).

@@ -201,7 +201,7 @@ impl Authenticator {
     /// mail protocols once TOTP is on. SASL semantics (RFC 4422): `authzid` may be empty or
     /// equal to `username`; acting as another user is not supported. `lane`: see [`Lane`]
     /// (the guard's call: whether the source is known to the account); a full ordinary lane
-    /// answers [`AuthError::Unavailable`] without checking anything.
+    /// answers [`AuthError::Busy`] without checking anything.
     pub async fn verify(
         &self,
         authzid: &str,

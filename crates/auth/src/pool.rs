@@ -5,7 +5,7 @@
 //!
 //! Two lanes, because hashing is what a credential-stuffing storm exhausts: with one queue, the
 //! owner of an account logging in from an address it used before waited behind every queued
-//! attacker hash (BENCHMARKS.md "Guard": p99 18 s under a 20 s storm). Jobs in the `Priority`
+//! attacker hash (docs/benchmarks.md "Guard": p99 18 s under a 20 s storm). Jobs in the `Priority`
 //! lane (known addresses, trusted networks, the operator setting a password) always run
 //! first. The `Ordinary` lane holds at most a few dozen jobs per thread; beyond that an attempt is
 //! refused as a temporary failure before any hashing, so a storm cannot build a backlog that

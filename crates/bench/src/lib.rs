@@ -1,4 +1,4 @@
-//! Load generators for Portcullis benchmarks (BENCHMARKS.md): `portcullis-bench` drives SMTP
+//! Load generators for Portcullis benchmarks (docs/benchmarks.md): `portcullis-bench` drives SMTP
 //! submission, `portcullis-imap-bench` drives IMAP. Both speak implicit TLS through [`tls`].
 #![forbid(unsafe_code)]
 

@@ -45,7 +45,7 @@ impl std::fmt::Display for Failure {
 }
 
 /// A TLS client configuration that trusts `ca` (a PEM file), or anything when `ca` is `None`.
-/// The ring provider is named explicitly (DEPENDENCIES.md pitfall 2).
+/// The ring provider is named explicitly (docs/dependencies.md pitfall 2).
 pub fn tls_config(ca: Option<&std::path::Path>) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())

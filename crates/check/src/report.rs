@@ -1,5 +1,5 @@
 //! What the audit found, how bad it is, and how it is shown: severities, the one table of
-//! findings (severity and fix in one place, so the README and the code cannot disagree), grades,
+//! findings (severity and fix in one place, so docs/auditor.md and the code cannot disagree), grades,
 //! the text table and the JSON.
 
 use portcullis_events::escape::printable;

@@ -1,4 +1,4 @@
-//! Real TLS handshakes with rustls (ring provider, built explicitly: DEPENDENCIES.md pitfall 2),
+//! Real TLS handshakes with rustls (ring provider, built explicitly: docs/dependencies.md pitfall 2),
 //! as a modern client makes them.
 //!
 //! The verifier here records the server's chain and lets the handshake finish whatever the

@@ -1,4 +1,4 @@
-//! `portcullis.toml` (DESIGN §3): one file, unknown keys and bad values are errors that name the
+//! `portcullis.toml` (reference: docs/configuration.md): one file, unknown keys and bad values are errors that name the
 //! key, relative paths are relative to the file. Every default here is the safe one for a server
 //! on the open internet.
 //!

@@ -1,4 +1,4 @@
-//! One event stream (DESIGN §2). Every connection, handshake, authentication and delivery is
+//! One event stream (docs/architecture.md §7). Every connection, handshake, authentication and delivery is
 //! reported as one typed [`Event`]; logs (and later metrics, anomaly detection and alerts) are
 //! consumers of the same stream, so what is logged and what is counted can never disagree.
 //!

@@ -1,4 +1,4 @@
-//! Anomaly detection on event rates (DESIGN §1, "attacks nobody noticed").
+//! Anomaly detection on event rates (docs/architecture.md §1, "attacks nobody noticed").
 //!
 //! For each series (a metric, per listener or overall) events are counted in fixed buckets. When a
 //! bucket closes, its count is compared with a learned baseline: an exponentially weighted mean and

@@ -1,4 +1,4 @@
-//! The guard (DESIGN §2): every admission and punishment decision for every listener is made
+//! The guard (docs/architecture.md §5): every admission and punishment decision for every listener is made
 //! here. Protocols report facts (a connection, a login attempt and how it ended, a message
 //! sent); the guard decides (refuse, limit, delay, ban, allow) and says what it decided, so that
 //! the server can record it (the store, events). Pure code: it is given the time and does no

@@ -1,4 +1,4 @@
-//! `portcullis`: the one binary. Operator interface in DESIGN §3. This file parses the command
+//! `portcullis`: the one binary. Operator interface in docs/operations.md. This file parses the command
 //! line and hands each command to its file in `cli/`; it does nothing else.
 #![forbid(unsafe_code)]
 

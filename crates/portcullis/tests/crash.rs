@@ -1,4 +1,4 @@
-//! Crash safety (DESIGN §4, issue 8): mail is submitted by several clients at once, and
+//! Crash safety (docs/architecture.md §10, issue 8): mail is submitted by several clients at once, and
 //! appended over IMAP by another, while the server is killed with SIGKILL at random moments,
 //! cycle after cycle. Every message the server acknowledged (250 to the final dot, a tagged OK
 //! to APPEND) must then be there, byte for byte, over IMAP and over POP3, in every recipient's

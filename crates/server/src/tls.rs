@@ -27,7 +27,7 @@ const CIPHER_SUITES: &[rustls::SupportedCipherSuite] = &[
 ];
 
 /// The ring provider restricted to our suites. Built explicitly: with a second provider
-/// compiled in, rustls' process default would panic (DEPENDENCIES.md pitfall 2).
+/// compiled in, rustls' process default would panic (docs/dependencies.md pitfall 2).
 fn provider() -> CryptoProvider {
     CryptoProvider {
         cipher_suites: CIPHER_SUITES.to_vec(),

@@ -1,4 +1,4 @@
-//! The store (DESIGN §2, "one store model"): domains, accounts, and mailboxes of messages with
+//! The store (docs/architecture.md §6, "one store model"): domains, accounts, and mailboxes of messages with
 //! UIDVALIDITY, UIDNEXT, per-message UID, flags and MODSEQ, shaped by IMAP. SMTP delivers into
 //! it, POP3 reads INBOX through it.
 //!

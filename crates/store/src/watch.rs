@@ -1,4 +1,4 @@
-//! The notification hook (DESIGN §2): mailbox changes are announced to the sessions of the
+//! The notification hook (docs/architecture.md §6.3): mailbox changes are announced to the sessions of the
 //! account they belong to, after the change committed. In-process broadcast channels now; a
 //! PostgreSQL backend will feed the same hub from LISTEN/NOTIFY.
 //!

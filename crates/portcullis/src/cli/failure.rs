@@ -1,4 +1,4 @@
-//! [`Failure`]: how every command fails. DESIGN §3: one plain sentence on stderr that says what
+//! [`Failure`]: how every command fails. docs/operations.md: one plain sentence on stderr that says what
 //! to do, and a non-zero exit code (`main` prints it).
 
 /// An error for the operator: one plain sentence that says what to do.

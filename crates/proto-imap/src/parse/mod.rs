@@ -1,7 +1,7 @@
 //! The command parser: recursive descent over one framed command (RFC 9051 §9 ABNF, with
 //! RFC 3501 rev1 forms and the extensions Portcullis offers).
 //!
-//! Written here rather than taken from imap-codec (the crate DEPENDENCIES.md suggests) because
+//! Written here rather than taken from imap-codec (see docs/dependencies.md, "Considered and not used") because
 //! its 2.0 alphas do not parse LIST-EXTENDED selection/return options or SEARCH RETURN
 //! (ESEARCH), both required here; wrapping it would mean parsing half of the commands twice.
 //! This parser is small, total (every input gives a command or an error, never a panic), and

@@ -213,7 +213,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Copies the WAL back into the database file off the writer thread. Done inside a commit (as
 /// SQLite does by default) it puts an fsync of the database file, 2 to 10 ms here, in front of
-/// every delivery queued behind that commit: most of the submission p99 in BENCHMARKS.md.
+/// every delivery queued behind that commit: most of the submission p99 in docs/benchmarks.md.
 /// PASSIVE never blocks the writer or readers.
 struct Checkpointer {
     stop: Arc<(Mutex<bool>, std::sync::Condvar)>,

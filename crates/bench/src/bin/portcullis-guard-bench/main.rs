@@ -1,4 +1,4 @@
-//! `portcullis-guard-bench`: the guard's benchmarks (BENCHMARKS.md, "Guard"), over real TLS,
+//! `portcullis-guard-bench`: the guard's benchmarks (docs/benchmarks.md, "Guard"), over real TLS,
 //! with IMAP LOGIN and SMTP AUTH PLAIN, from many loopback source addresses (every address of
 //! 127.0.0.0/8 is loopback). Subcommands:
 //!

@@ -1,5 +1,5 @@
 //! `portcullis-imap-bench`: IMAP over implicit TLS, measured the same way against any server
-//! (BENCHMARKS.md, "IMAP"). Subcommands:
+//! (docs/benchmarks.md, "IMAP"). Subcommands:
 //!
 //! - `corpus`: writes a deterministic corpus of realistic messages as a Maildir;
 //! - `load`: APPENDs a Maildir to an account (LITERAL+, pipelined, several connections);

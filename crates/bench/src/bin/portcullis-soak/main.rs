@@ -1,5 +1,5 @@
 //! `portcullis-soak`: a bounded mixed load on every protocol at once, for a long time, while
-//! the server's memory (VmRSS) and open file descriptors are sampled from /proc (BENCHMARKS.md,
+//! the server's memory (VmRSS) and open file descriptors are sampled from /proc (docs/benchmarks.md,
 //! "Soak"). The load is a steady state: what SMTP delivers, POP3 and IMAP clients read and
 //! delete, so the store stays about the same size and any growth is the server's own.
 //!

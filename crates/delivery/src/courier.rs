@@ -9,11 +9,12 @@ use crate::mta_sts::{Lookup, MtaSts, Policy};
 use crate::record::{AttemptOutcome, AttemptRecord, RecipientReport, Why};
 use crate::route::{self, Hop, RouteError};
 use crate::settings::DeliverySettings;
-use crate::tls::{dane, CertificateCheck, HostPolicy, TlsFailure, TrustRoots};
+use crate::tls::{dane, CertificateCheck, HostPolicy, PolicyKind, TlsFailure, TrustRoots};
 use async_trait::async_trait;
 use portcullis_dns::{DnsError, Resolver};
 use portcullis_smtp_client::{
-    ClientConfig, Disposition, Ending, EnhancedCode, LocalReason, Message, MessageResult, Reason, TlsMode,
+    Cause, ClientConfig, Disposition, Ending, EnhancedCode, LocalReason, Message, MessageResult, Reason,
+    SessionFailure, Stage, TlsMode,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
@@ -61,12 +62,13 @@ impl RemoteCourier {
         RemoteCourier { settings, resolver, roots, mta_sts }
     }
 
-    fn client_config(&self, policy: &HostPolicy) -> ClientConfig {
+    fn client_config(&self, policy: &HostPolicy, plaintext: bool) -> ClientConfig {
         let relay = self.settings.relay.as_ref();
         ClientConfig {
             helo_name: self.settings.helo_name.clone(),
             tls: match (policy.requires_tls(), relay) {
                 (_, Some(r)) if r.implicit_tls => TlsMode::Never,
+                (false, None) if plaintext => TlsMode::Never,
                 (true, _) => TlsMode::Required,
                 (false, _) => TlsMode::Opportunistic, // STARTTLS always attempted
             },
@@ -99,13 +101,14 @@ impl RemoteCourier {
         }
     }
 
-    /// The TLS policy of one exchanger; `Err` when the policy excludes it.
+    /// The TLS policy of one exchanger; `Err` when the policy excludes it, with the kind of
+    /// policy that did.
     async fn host_policy(
         &self,
         hop: &Hop,
         sts: Option<&Policy>,
         domain: &str,
-    ) -> Result<HostPolicy, (String, TlsFailure)> {
+    ) -> Result<HostPolicy, (String, TlsFailure, PolicyKind)> {
         if self.settings.relay.is_some() {
             return Ok(HostPolicy::Relay);
         }
@@ -123,13 +126,17 @@ impl RemoteCourier {
                 Ok(_) | Err(DnsError::NotFound(_)) => {}
                 // RFC 7672 §2.2: a secure host whose TLSA records cannot be had is not used
                 // (a downgrade to no DANE is what an attacker would cause).
-                Err(e) => return Err((format!("TLSA lookup for {} failed: {e}", hop.host), TlsFailure::DnssecInvalid)),
+                Err(e) => {
+                    let why = format!("TLSA lookup for {} failed: {e}", hop.host);
+                    return Err((why, TlsFailure::DnssecInvalid, PolicyKind::Dane));
+                }
             }
         }
         match sts {
             Some(policy) if !policy.allows(&hop.host) && policy.mode == crate::mta_sts::Mode::Enforce => Err((
                 format!("{} is not an MX host of the MTA-STS policy of {domain}", hop.host),
                 TlsFailure::ValidationFailure,
+                PolicyKind::MtaStsEnforce,
             )),
             Some(policy) => Ok(HostPolicy::MtaSts {
                 domain: domain.to_string(),
@@ -173,7 +180,7 @@ impl Courier for RemoteCourier {
                         domain: domain.clone(),
                         host: format!("mta-sts.{domain}"),
                         address: None,
-                        policy: crate::tls::PolicyKind::None,
+                        policy: PolicyKind::None, // no policy applies; TLS-RPT files the failure under "sts"
                         tls: None,
                         certificate: CertificateCheck::NotChecked,
                         tls_failure: Some(failure),
@@ -194,16 +201,12 @@ impl Courier for RemoteCourier {
         'hosts: for hop in &hops {
             let policy = match self.host_policy(hop, sts.as_ref(), &domain).await {
                 Ok(policy) => policy,
-                Err((why, failure)) => {
+                Err((why, failure, kind)) => {
                     attempts.push(AttemptRecord {
                         domain: domain.clone(),
                         host: hop.host.clone(),
                         address: None,
-                        policy: if sts.is_some() {
-                            crate::tls::PolicyKind::MtaStsEnforce
-                        } else {
-                            crate::tls::PolicyKind::Dane
-                        },
+                        policy: kind,
                         tls: None,
                         certificate: CertificateCheck::NotChecked,
                         tls_failure: Some(failure),
@@ -216,53 +219,65 @@ impl Courier for RemoteCourier {
             };
             let port = self.settings.relay.as_ref().map_or(self.settings.port, |r| r.port);
             for &ip in &hop.addresses {
-                let open: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].report.is_none()).collect();
-                if open.is_empty() || connections >= self.settings.max_connections.max(1) {
-                    break 'hosts;
-                }
-                connections += 1;
-                let messages: Vec<&Message> = open.iter().map(|&i| &batch.messages[i]).collect();
-                let plan = Plan {
-                    host: &hop.host,
-                    address: SocketAddr::new(ip, port),
-                    source: self.source_for(ip),
-                    policy: &policy,
-                    implicit_tls: self.settings.relay.as_ref().is_some_and(|r| r.implicit_tls),
-                    client: self.client_config(&policy),
-                    timeouts: self.settings.timeouts,
-                    roots: &self.roots,
-                };
-                let run = connection::run(plan, &messages).await;
-                let decided = run.results.len();
-                for (position, result) in run.results {
-                    let index = open[position];
-                    settle(&mut pending[index], result, &hop.host);
-                }
-                let (outcome, tls_failure) =
-                    describe(&run.connect_error, &run.ending, &run.certificate, run.starttls_missing);
-                if let AttemptOutcome::SessionFailed(_) | AttemptOutcome::ConnectFailed(_) = &outcome {
-                    let why = match &run.ending {
-                        Some(Ending::Failed(f)) => Why::Smtp(Reason::Session(f.clone())),
-                        _ => Why::Smtp(Reason::Session(portcullis_smtp_client::SessionFailure {
-                            stage: portcullis_smtp_client::Stage::Connect,
-                            cause: portcullis_smtp_client::Cause::Connect(
-                                run.connect_error.clone().unwrap_or_default(),
-                            ),
-                        })),
+                // RFC 7435: without a policy, a failed handshake is followed by one session in
+                // plaintext to the same address (as Postfix does at security level "may"), so
+                // a server whose TLS rustls cannot speak still gets its mail. Never under a
+                // policy that requires TLS.
+                let mut plaintext = false;
+                loop {
+                    let open: Vec<usize> = (0..pending.len()).filter(|&i| pending[i].report.is_none()).collect();
+                    if open.is_empty() || connections >= self.settings.max_connections.max(1) {
+                        break 'hosts;
+                    }
+                    connections += 1;
+                    let messages: Vec<&Message> = open.iter().map(|&i| &batch.messages[i]).collect();
+                    let plan = Plan {
+                        host: &hop.host,
+                        address: SocketAddr::new(ip, port),
+                        source: self.source_for(ip),
+                        policy: &policy,
+                        implicit_tls: self.settings.relay.as_ref().is_some_and(|r| r.implicit_tls),
+                        client: self.client_config(&policy, plaintext),
+                        timeouts: self.settings.timeouts,
+                        roots: &self.roots,
                     };
-                    last_failure = Some((why, Some(hop.host.clone())));
+                    let run = connection::run(plan, &messages).await;
+                    let decided = run.results.len();
+                    for (position, result) in run.results {
+                        let index = open[position];
+                        settle(&mut pending[index], result, &hop.host);
+                    }
+                    let (outcome, tls_failure) =
+                        describe(&run.connect_error, &run.ending, &run.certificate, run.starttls_missing);
+                    if let AttemptOutcome::SessionFailed(_) | AttemptOutcome::ConnectFailed(_) = &outcome {
+                        let why = match &run.ending {
+                            Some(Ending::Failed(f)) => Why::Smtp(Reason::Session(f.clone())),
+                            _ => Why::Smtp(Reason::Session(SessionFailure {
+                                stage: Stage::Connect,
+                                cause: Cause::Connect(run.connect_error.clone().unwrap_or_default()),
+                            })),
+                        };
+                        last_failure = Some((why, Some(hop.host.clone())));
+                    }
+                    let handshake_failed = decided == 0
+                        && matches!(&run.ending, Some(Ending::Failed(f)) if f.stage == Stage::TlsHandshake);
+                    attempts.push(AttemptRecord {
+                        domain: domain.clone(),
+                        host: hop.host.clone(),
+                        address: Some(SocketAddr::new(ip, port)),
+                        policy: policy.kind(),
+                        tls: run.tls,
+                        certificate: run.certificate,
+                        tls_failure,
+                        outcome,
+                        messages: decided,
+                    });
+                    if handshake_failed && !plaintext && !policy.requires_tls() && self.settings.relay.is_none() {
+                        plaintext = true;
+                        continue;
+                    }
+                    break;
                 }
-                attempts.push(AttemptRecord {
-                    domain: domain.clone(),
-                    host: hop.host.clone(),
-                    address: Some(SocketAddr::new(ip, port)),
-                    policy: policy.kind(),
-                    tls: run.tls,
-                    certificate: run.certificate,
-                    tls_failure,
-                    outcome,
-                    messages: decided,
-                });
             }
         }
 
@@ -361,7 +376,7 @@ fn describe(
         (Some(e), _) => AttemptOutcome::ConnectFailed(e.clone()),
         (None, Some(Ending::Quit)) => AttemptOutcome::Completed,
         (None, Some(Ending::Failed(f))) => {
-            if let portcullis_smtp_client::Cause::Tls(_) = f.cause {
+            if let Cause::Tls(_) = f.cause {
                 tls_failure = tls_failure.or(Some(TlsFailure::ValidationFailure));
             }
             AttemptOutcome::SessionFailed(f.to_string())

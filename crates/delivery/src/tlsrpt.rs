@@ -92,8 +92,11 @@ impl TlsReportAggregate {
     /// left out; so are connections that never reached TLS for reasons TLS-RPT does not count
     /// (refused, timed out) unless a TLS failure was recorded.
     pub fn record(&mut self, attempt: &AttemptRecord) {
+        let policy_fetch =
+            matches!(attempt.tls_failure, Some(TlsFailure::StsPolicyFetchError | TlsFailure::StsPolicyInvalid));
         let policy_type = match attempt.policy {
             PolicyKind::Relay => return,
+            _ if policy_fetch => "sts",
             PolicyKind::MtaStsTesting | PolicyKind::MtaStsEnforce => "sts",
             PolicyKind::Dane => "tlsa",
             PolicyKind::None => "no-policy-found",

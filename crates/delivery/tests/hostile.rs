@@ -136,6 +136,55 @@ async fn garbage_instead_of_a_tls_handshake_is_temporary() {
 }
 
 #[tokio::test]
+async fn after_a_failed_handshake_without_policy_one_plaintext_session_follows() {
+    // A server whose TLS the client cannot speak, but which takes mail in plaintext.
+    let ip = Ipv4Addr::new(127, 0, 0, 57);
+    let (port, _, _task) = hostile(ip, |mut s: TcpStream, _| async move {
+        let mut buf = vec![0u8; 4096];
+        let _ = s.write_all(b"220 old.hostile.test\r\n").await;
+        loop {
+            let Ok(n) = s.read(&mut buf).await else { return };
+            if n == 0 {
+                return;
+            }
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let reply: &[u8] = if text.starts_with("EHLO") {
+                b"250-old.hostile.test\r\n250 STARTTLS\r\n"
+            } else if text.starts_with("STARTTLS") {
+                b"220 go ahead\r\n"
+            } else if text.starts_with("DATA") {
+                b"354 go\r\n"
+            } else if text.ends_with("\r\n.\r\n") {
+                b"250 2.0.0 taken in plaintext\r\n"
+            } else if text.starts_with("QUIT") {
+                b"221 bye\r\n"
+            } else if text.starts_with("MAIL") || text.starts_with("RCPT") {
+                b"250 ok\r\n"
+            } else {
+                b"\x15\x03\x03\x00\x02\x02\x28" // a TLS alert where a ServerHello belongs
+            };
+            if s.write_all(reply).await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let dns = TestDns::start(zone_with_mx("hostile.test", ip)).unwrap();
+    let courier = courier(&dns, settings(port), &[]);
+    let report = courier
+        .deliver(portcullis_delivery::Batch {
+            domain: "hostile.test".into(),
+            messages: vec![message(&["v@hostile.test"])],
+        })
+        .await;
+    assert_eq!(report.messages[0][0].disposition, Disposition::Delivered, "{report:#?}");
+    assert_eq!(report.attempts.len(), 2, "{:#?}", report.attempts);
+    assert!(report.attempts[0].tls_failure.is_some());
+    assert!(report.attempts[1].tls.is_none(), "the second session is plaintext");
+    assert_eq!(report.attempts[1].outcome, AttemptOutcome::Completed);
+}
+
+#[tokio::test]
 async fn a_silent_server_and_a_closed_port_are_temporary() {
     let ip = Ipv4Addr::new(127, 0, 0, 55);
     let (port, _, _task) = hostile(ip, |s: TcpStream, _| async move {

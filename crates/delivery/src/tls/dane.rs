@@ -82,7 +82,7 @@ fn chain_to(
 }
 
 /// The SubjectPublicKeyInfo of an X.509 certificate (DER), as its whole TLV: the seventh
-/// field of tbsCertificate, counting the optional [0] version (RFC 5280 §4.1). A short walk
+/// field of tbsCertificate, counting the optional `[0]` version (RFC 5280 §4.1). A short walk
 /// over fixed fields, no X.509 crate.
 pub fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
     let (tag, certificate, _) = tlv(cert)?;

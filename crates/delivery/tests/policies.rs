@@ -10,6 +10,8 @@ use portcullis_delivery::{AttemptOutcome, CertificateCheck, PolicyKind, Relay, T
 use portcullis_smtp_client::{Credentials, Disposition, LocalReason, Reason};
 use portcullis_testdns::{TestDns, Zones};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -18,13 +20,25 @@ const MX: &str = "mx.example.test";
 
 /// Serves `policy` at https://mta-sts.example.test/.well-known/mta-sts.txt on `ip`.
 async fn policy_server(ip: Ipv4Addr, ca: &TestCa, policy: &'static str) -> (u16, tokio::task::JoinHandle<()>) {
+    let (port, task, _) = counted_policy_server(ip, ca, policy).await;
+    (port, task)
+}
+
+/// As [`policy_server`], counting the policy requests served.
+async fn counted_policy_server(
+    ip: Ipv4Addr,
+    ca: &TestCa,
+    policy: &'static str,
+) -> (u16, tokio::task::JoinHandle<()>, Arc<AtomicUsize>) {
     let listener = TcpListener::bind((ip, 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
     let acceptor = tokio_rustls::TlsAcceptor::from(ca.issue(&["mta-sts.example.test"]).server_config());
     let task = tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { return };
-            let acceptor = acceptor.clone();
+            let (acceptor, counter) = (acceptor.clone(), counter.clone());
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else { return };
                 let mut request = Vec::new();
@@ -36,6 +50,7 @@ async fn policy_server(ip: Ipv4Addr, ca: &TestCa, policy: &'static str) -> (u16,
                     }
                 }
                 let ok = request.starts_with(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\n");
+                counter.fetch_add(1, Ordering::SeqCst);
                 let response = if ok {
                     format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{policy}",
@@ -49,7 +64,7 @@ async fn policy_server(ip: Ipv4Addr, ca: &TestCa, policy: &'static str) -> (u16,
             });
         }
     });
-    (port, task)
+    (port, task, served)
 }
 
 const ENFORCE: &str = "version: STSv1\r\nmode: enforce\r\nmx: mx.example.test\r\nmax_age: 86400\r\n";
@@ -340,4 +355,78 @@ async fn several_messages_share_one_connection_and_the_source_address_is_bound()
     assert_eq!(report.attempts.len(), 1);
     assert_eq!(report.attempts[0].messages, 2);
     assert_eq!(*receiver.peers.lock().unwrap(), [IpAddr::V4(Ipv4Addr::new(127, 0, 0, 41))]);
+}
+
+#[tokio::test]
+async fn an_mta_sts_policy_is_cached_refetched_on_a_new_id_and_kept_when_the_fetch_fails() {
+    let ca = TestCa::new("STS Test CA");
+    let (mx_ip, sts_ip) = (Ipv4Addr::new(127, 0, 0, 27), Ipv4Addr::new(127, 0, 0, 28));
+    let (sts_port, policy_task, served) = counted_policy_server(sts_ip, &ca, ENFORCE).await;
+    let behaviour = Behaviour { tls: Some(ca.issue(&[MX]).server_config()), extensions: vec![] };
+    let receiver = Receiver::start(IpAddr::V4(mx_ip), 0, behaviour).await;
+    let dns = TestDns::start(sts_zone(mx_ip, sts_ip)).unwrap();
+    let mut s = settings(receiver.addr.port());
+    s.mta_sts_port = sts_port;
+    // No DNS cache, so the changed TXT record is seen at once.
+    let mut dns_settings = portcullis_dns::DnsSettings::with_servers(vec![dns.addr()]);
+    dns_settings.cache_size = 0;
+    dns_settings.timeout = std::time::Duration::from_millis(500);
+    let resolver = portcullis_dns::Resolver::new(&dns_settings).unwrap();
+    let courier = portcullis_delivery::RemoteCourier::new(
+        s,
+        resolver,
+        portcullis_delivery::TrustRoots::new(std::slice::from_ref(&ca.der)).unwrap(),
+    );
+    for _ in 0..2 {
+        let report = deliver(&courier, DOMAIN, vec![message(&["bob@example.test"])]).await;
+        assert_eq!(report.messages[0][0].disposition, Disposition::Delivered, "{report:#?}");
+    }
+    assert_eq!(served.load(Ordering::SeqCst), 1, "the second delivery used the cached policy");
+
+    // A new id in the TXT record: fetched again.
+    let new_id = |id: &str| {
+        zone_with_mx(DOMAIN, mx_ip)
+            .txt("_mta-sts.example.test", &format!("v=STSv1; id={id};"))
+            .a("mta-sts.example.test", sts_ip)
+    };
+    dns.set_zones(new_id("20261207T2"));
+    deliver(&courier, DOMAIN, vec![message(&["bob@example.test"])]).await;
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+
+    // The policy server is gone and the id changes again (an attacker blocking the fetch):
+    // the cached enforce policy stays, so a receiver without TLS gets nothing.
+    policy_task.abort();
+    let port = receiver.addr.port();
+    drop(receiver);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await; // the old listener is closed
+    let plain = Receiver::start(IpAddr::V4(mx_ip), port, Behaviour { tls: None, extensions: vec![] }).await;
+    dns.set_zones(new_id("20261207T3"));
+    let report = deliver(&courier, DOMAIN, vec![message(&["bob@example.test"])]).await;
+    assert_eq!(report.messages[0][0].disposition, Disposition::Temporary, "{report:#?}");
+    assert_eq!(report.attempts.last().unwrap().policy, PolicyKind::MtaStsEnforce);
+    assert!(plain.messages().is_empty(), "a blocked policy fetch downgraded the domain");
+}
+
+#[tokio::test]
+async fn the_smart_host_over_implicit_tls() {
+    let ca = TestCa::new("Relay CA");
+    let relay_name = "smtps.provider.test";
+    let ip = Ipv4Addr::new(127, 0, 0, 42);
+    let behaviour =
+        Behaviour { tls: Some(ca.issue(&[relay_name]).server_config()), extensions: vec!["AUTH LOGIN PLAIN"] };
+    let receiver = Receiver::start_implicit_tls(IpAddr::V4(ip), 0, behaviour).await;
+    let dns = TestDns::start(Zones::new().zone("provider.test").a(relay_name, ip)).unwrap();
+    let mut s = settings(25);
+    s.relay = Some(Relay {
+        host: relay_name.into(),
+        port: receiver.addr.port(),
+        implicit_tls: true,
+        credentials: Some(Credentials { username: "u".into(), password: "p".to_string().into() }),
+    });
+    let courier = courier(&dns, s, std::slice::from_ref(&ca.der));
+    let report = deliver(&courier, "anywhere.example", vec![message(&["x@anywhere.example"])]).await;
+    assert_eq!(report.messages[0][0].disposition, Disposition::Delivered, "{report:#?}");
+    let got = receiver.messages();
+    assert!(got[0].tls && got[0].auth.is_some(), "{got:?}");
+    assert_eq!(report.attempts[0].certificate, CertificateCheck::Valid);
 }

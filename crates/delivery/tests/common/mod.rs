@@ -173,6 +173,15 @@ impl Drop for Receiver {
 
 impl Receiver {
     pub async fn start(ip: IpAddr, port: u16, behaviour: Behaviour) -> Receiver {
+        Receiver::listen(ip, port, behaviour, false).await
+    }
+
+    /// TLS from the first byte (a submission server on 465, RFC 8314).
+    pub async fn start_implicit_tls(ip: IpAddr, port: u16, behaviour: Behaviour) -> Receiver {
+        Receiver::listen(ip, port, behaviour, true).await
+    }
+
+    async fn listen(ip: IpAddr, port: u16, behaviour: Behaviour, implicit: bool) -> Receiver {
         let listener = TcpListener::bind((ip, port)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -184,7 +193,7 @@ impl Receiver {
                 let Ok((stream, peer)) = listener.accept().await else { return };
                 *c.lock().unwrap() += 1;
                 p.lock().unwrap().push(peer.ip());
-                tokio::spawn(serve(stream, behaviour.clone(), r.clone()));
+                tokio::spawn(serve(stream, behaviour.clone(), r.clone(), implicit));
             }
         });
         Receiver { addr, received, connections, peers, task }
@@ -195,7 +204,15 @@ impl Receiver {
     }
 }
 
-async fn serve(mut tcp: TcpStream, behaviour: Behaviour, log: Arc<Mutex<Vec<Received>>>) {
+async fn serve(mut tcp: TcpStream, behaviour: Behaviour, log: Arc<Mutex<Vec<Received>>>, implicit: bool) {
+    if implicit {
+        let Some(config) = behaviour.tls.clone() else { return };
+        let Ok(mut tls) = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await else { return };
+        if tls.write_all(b"220 receiver.test ESMTP\r\n").await.is_ok() {
+            dialogue(&mut tls, &behaviour, &log, true).await;
+        }
+        return;
+    }
     if tcp.write_all(b"220 receiver.test ESMTP\r\n").await.is_err() {
         return;
     }

@@ -170,7 +170,8 @@ fn server(input: &mut Input) {
 
     // What the reader must say, and where in the messages it can first tell.
     let version = supported_version.unwrap_or(legacy_version);
-    let hello = |certificates: Vec<Vec<u8>>| Answer::Hello { version, suite, certificates };
+    let ems = extensions.iter().any(|(kind, _)| *kind == 0x0017);
+    let hello = |certificates: Vec<Vec<u8>>| Answer::Hello { version, suite, ems, certificates };
     let (expected, decided_at) = if !want_certificates || version >= TLS13 {
         (hello(vec![]), Some(hello_end))
     } else if let Some(certificates) = certificates {

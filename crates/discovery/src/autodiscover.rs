@@ -9,7 +9,7 @@
 //! and the body's size is bounded by the HTTP layer before it gets here.
 
 use quick_xml::events::Event;
-use quick_xml::Reader;
+use quick_xml::{Reader, XmlVersion};
 
 use crate::facts::ServerFacts;
 use crate::xml::escape;
@@ -49,17 +49,18 @@ impl std::fmt::Display for RequestError {
 /// prefixes ignored (clients differ in how they write them).
 pub fn parse_request(body: &[u8]) -> Result<Request, RequestError> {
     let bad = |why: String| RequestError(why);
-    let mut reader = Reader::from_reader(body);
+    // Clients send UTF-8 (the declaration says so); anything else is not read at all.
+    let body = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8".into()))?;
+    let mut reader = Reader::from_str(body);
     reader.config_mut().trim_text(true);
     let mut path: Vec<String> = Vec::new();
     let mut text = String::new();
     let (mut email, mut schema) = (None, None);
-    let mut buf = Vec::new();
     loop {
-        let event = reader.read_event_into(&mut buf).map_err(|e| bad(e.to_string()))?;
+        let event = reader.read_event().map_err(|e| bad(e.to_string()))?;
         match event {
             Event::Start(start) => {
-                let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+                let name = start.local_name().as_ref().to_string();
                 if path.is_empty() && name != "Autodiscover" {
                     return Err(bad(format!("the root element is {name:?}, not Autodiscover")));
                 }
@@ -70,12 +71,12 @@ pub fn parse_request(body: &[u8]) -> Result<Request, RequestError> {
                 text.clear();
             }
             Event::Empty(_) => text.clear(),
-            Event::Text(t) => push_text(&mut text, &t.xml_content().map_err(|e| bad(e.to_string()))?)?,
-            Event::CData(t) => push_text(&mut text, &t.decode().map_err(|e| bad(e.to_string()))?)?,
+            Event::Text(t) => push_text(&mut text, &t.xml_content(XmlVersion::Implicit1_0))?,
+            Event::CData(t) => push_text(&mut text, &t.into_inner())?,
             Event::GeneralRef(r) => {
                 let c = match r.resolve_char_ref().map_err(|e| bad(e.to_string()))? {
                     Some(c) => c,
-                    None => predefined(&r.decode().map_err(|e| bad(e.to_string()))?)
+                    None => predefined(&r.into_inner())
                         .ok_or_else(|| bad("an entity other than the five XML predefines".into()))?,
                 };
                 push_text(&mut text, c.encode_utf8(&mut [0; 4]))?;
@@ -94,7 +95,6 @@ pub fn parse_request(body: &[u8]) -> Result<Request, RequestError> {
             Event::Eof => break,
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
         }
-        buf.clear();
     }
     if !path.is_empty() {
         return Err(bad("the document ends inside an element".into()));

@@ -14,7 +14,7 @@ use cli::account::AccountAction;
 use cli::ban::BanAction;
 use cli::domain::DomainAction;
 use cli::store::StoreAction;
-use cli::{account, ban, check, config_file, domain, init, serve, status, store, Failure};
+use cli::{account, ban, check, config_file, dns, domain, init, serve, status, store, Failure};
 
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "A mail server whose ports are locked down by default")]
@@ -57,6 +57,8 @@ enum Command {
     },
     /// Audit any mail server's ports against the secure-port checklist (exit 2: --fail-on hit)
     Check(check::CheckArgs),
+    /// Print the DNS records a domain needs (`dns DOMAIN`), or check them (`dns check DOMAIN`)
+    Dns(dns::DnsArgs),
     /// Show what the running server is doing: listeners, sessions, bans, the latest alerts
     /// (through the admin API: needs listen.admin)
     Status,
@@ -90,6 +92,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Account { action } => account::run(&config()?, action),
         Command::Ban { action } => ban::run(&config()?, action),
         Command::Check(args) => check::run(args),
+        Command::Dns(args) => dns::run(&config()?, args),
         Command::Status => status::run(&config()?),
         Command::Store { action } => store::run(&config()?, action),
     }

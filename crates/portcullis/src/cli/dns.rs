@@ -1,0 +1,111 @@
+//! `portcullis dns DOMAIN` prints every DNS record the domain needs, ready to paste into a
+//! zone; `portcullis dns check DOMAIN` looks each one up and prints one line per record:
+//! ok, missing or wrong, with the record to publish (exit 1 when any needs attention). The
+//! records and the check are portcullis-discovery's; this file reads the facts from the
+//! config and the store and prints.
+
+use std::net::SocketAddr;
+
+use clap::Subcommand;
+use portcullis_config::{normalize_domain, Config};
+use portcullis_discovery::{DomainFacts, Plan, Ports, ServerFacts};
+use portcullis_dns::{DnsSettings, Resolver, Servers};
+use portcullis_store::Store;
+
+use crate::cli::runtime::block_on;
+use crate::cli::store_access::{explain, open};
+use crate::cli::Failure;
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DnsArgs {
+    #[command(subcommand)]
+    action: Option<DnsAction>,
+    /// The domain whose records to print
+    domain: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum DnsAction {
+    /// Look the records up and say what is missing or wrong, with the fix (exit 1 if any)
+    Check {
+        domain: String,
+        /// Ask this DNS server (IP or IP:port; repeat for several) instead of the system's
+        #[arg(long = "dns-server", value_name = "ADDR")]
+        dns_servers: Vec<String>,
+    },
+}
+
+pub fn run(config: &Config, args: DnsArgs) -> Result<(), Failure> {
+    match (args.action, args.domain) {
+        (Some(DnsAction::Check { domain, dns_servers }), _) => check(config, &domain, &dns_servers),
+        (None, Some(domain)) => {
+            print!("{}", plan(config, &domain)?.zone_text());
+            Ok(())
+        }
+        (None, None) => Err(Failure(
+            "name the domain: `portcullis dns example.org` prints its records, `portcullis dns check example.org` checks them"
+                .into(),
+        )),
+    }
+}
+
+fn check(config: &Config, domain: &str, dns_servers: &[String]) -> Result<(), Failure> {
+    let plan = plan(config, domain)?;
+    let servers = Servers::parse(dns_servers).map_err(|e| Failure(format!("--dns-server: {e}")))?;
+    let settings = DnsSettings { servers, ..DnsSettings::default() };
+    let findings = block_on(async {
+        let resolver = Resolver::new(&settings).map_err(|e| Failure(e.to_string()))?;
+        Ok::<_, Failure>(portcullis_discovery::check(&resolver, &plan, &config.hostname).await)
+    })?;
+    for note in &plan.notes {
+        println!("note     {note}");
+    }
+    for finding in &findings {
+        println!("{}", finding.line());
+    }
+    let attention = findings.iter().filter(|f| !f.is_ok()).count();
+    if attention > 0 {
+        return Err(Failure(format!(
+            "{attention} of {} records for {} are missing, wrong or could not be checked; publish the records above and check again",
+            findings.len(),
+            plan.domain
+        )));
+    }
+    println!("All {} records for {} are in place.", findings.len(), plan.domain);
+    Ok(())
+}
+
+/// The records for `domain`, which must be one of this server's.
+fn plan(config: &Config, domain: &str) -> Result<Plan, Failure> {
+    let domain = normalize_domain(domain).ok_or_else(|| Failure(format!("\"{domain}\" is not a domain name")))?;
+    let store = open(config)?;
+    let local = block_on(async {
+        let domains = store.domains().await.map_err(explain);
+        store.close();
+        domains
+    })?;
+    if !local.contains(&domain) {
+        return Err(Failure(format!(
+            "{domain} is not a domain of this server; add it first with `portcullis domain add {domain}`"
+        )));
+    }
+    Ok(portcullis_discovery::plan(&server_facts(config), &DomainFacts::new(domain)))
+}
+
+/// What the records are made from, read from the config: the host name and the port each
+/// listener is reached on.
+fn server_facts(config: &Config) -> ServerFacts {
+    let port = |addrs: &[SocketAddr]| addrs.first().map(SocketAddr::port);
+    let listen = &config.listen;
+    let ports = Ports {
+        submissions: port(&listen.submissions),
+        submission: port(&listen.submission),
+        imaps: port(&listen.imaps),
+        pop3s: port(&listen.pop3s),
+        // Port 25 and the HTTPS listener are not in the config yet; their records are notes.
+        smtp: None,
+        https: None,
+    };
+    ServerFacts::new(config.hostname.clone(), ports)
+}

@@ -7,13 +7,16 @@ import { confirmAction, showOnce } from "./dialogs.js";
 import { $, bytes, day, el, fillTable } from "./dom.js";
 import { quotaText, usage } from "./accounts.js";
 
-// The account shown, and what the last reading said of it (for the confirmations' wording).
+// The account shown, and what the last reading said of it (for the confirmations' wording);
+// the account this page removed, which the address bar may name until it moves on.
 let address = "";
 let shown = null;
+let removed = "";
 
 const path = (rest = "") => `/api/v1/accounts/${part(address)}${rest}`;
 
 export async function load(which) {
+  if (which === removed) return;
   if (which !== address) {
     address = which;
     shown = null;
@@ -37,7 +40,9 @@ export async function load(which) {
   $("acct-missing").textContent = "";
   renderSummary(account);
   renderTotp(account.totp);
-  fillTable("acct-mailboxes", account.mailboxes.map((m) => el("tr", { "data-mailbox": m.name },
+  // INBOX first, then the others as the server sorts them.
+  const mailboxes = [...account.mailboxes].sort((a, b) => (b.name === "INBOX") - (a.name === "INBOX"));
+  fillTable("acct-mailboxes", mailboxes.map((m) => el("tr", { "data-mailbox": m.name },
     el("td", {}, m.name), el("td", { class: "number" }, m.messages), el("td", { class: "number" }, bytes(m.bytes)),
   )), 3, "No mailboxes.");
   renderAppPasswords(appPasswords);
@@ -130,8 +135,10 @@ $("acct-remove").addEventListener("click", async () => {
     typed: address,
   });
   if (!sure) return;
-  if (await change($("acct-remove-error"), "DELETE", path())) {
-    address = "";
-    location.hash = "#accounts";
-  }
+  // Marked before it goes: a reading queued behind the removal must not look for it.
+  removed = address;
+  if (await change($("acct-remove-error"), "DELETE", path())) location.hash = "#accounts";
+  else removed = "";
 });
+// Once the address bar has moved on, an account of that name (made again) is an account again.
+addEventListener("hashchange", () => { removed = ""; });

@@ -27,6 +27,16 @@ export async function api(method, path, body) {
   return data;
 }
 
+// The dashboard's exchanges with the server, one at a time: a change never overlaps a reading
+// of the page shown, so no page is read half-way through a change (an account's page read
+// while the account is being removed would only find it gone).
+let last = Promise.resolve();
+export function oneAtATime(task) {
+  const run = last.then(task);
+  last = run.catch(() => {});
+  return run;
+}
+
 // A path segment (an address, a domain, an app password's name) as the URL carries it.
 export const part = (text) => encodeURIComponent(text);
 
@@ -42,7 +52,7 @@ export const announce = {
 // shown is read again, so that it shows what the server now holds.
 export async function change(problem, method, path, body) {
   try {
-    const result = await api(method, path, body);
+    const result = await oneAtATime(() => api(method, path, body));
     if (problem) problem.textContent = "";
     return result ?? {};
   } catch (e) {

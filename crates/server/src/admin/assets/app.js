@@ -4,7 +4,7 @@
 // again every few seconds and after every change. The overview charts the last hour and lists
 // the sessions, bans and alerts; the other pages are modules of their own. No dependencies.
 
-import { api, change, token, Unauthorized } from "./api.js";
+import { api, change, oneAtATime, token, Unauthorized } from "./api.js";
 import { $, bytes, duration, el, fillTable, svg, when } from "./dom.js";
 import { forgetOnce } from "./dialogs.js";
 import * as domains from "./domains.js";
@@ -165,12 +165,14 @@ async function refresh() {
     return;
   }
   reading = true;
-  const { page, argument } = route();
-  show(page);
   try {
-    renderStatus(await api("GET", "/api/v1/status"));
-    await PAGES[page].load(argument);
-    $(PAGES[page].section).dataset.loaded = "true";
+    await oneAtATime(async () => {
+      const { page, argument } = route();
+      show(page);
+      renderStatus(await api("GET", "/api/v1/status"));
+      await PAGES[page].load(argument);
+      $(PAGES[page].section).dataset.loaded = "true";
+    });
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
   } catch (e) {
     if (e instanceof Unauthorized) {

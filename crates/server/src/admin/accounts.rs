@@ -88,7 +88,7 @@ pub async fn accounts(State(admin): Shared) -> ApiResult<Json<Vec<AccountView>>>
 }
 
 /// The address in a request, normalised; 400 when it is not one.
-fn address(text: &str) -> ApiResult<String> {
+fn normalized(text: &str) -> ApiResult<String> {
     portcullis_store::normalize_address(text).ok_or_else(|| ApiError::bad(format!("\"{text}\" is not a valid address")))
 }
 
@@ -135,7 +135,7 @@ pub async fn add_account(
     Extension(peer): Extension<Peer>,
     Body(new): Body<NewAccount>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let address = address(&new.address)?;
+    let address = normalized(&new.address)?;
     let quota = match new.quota.as_deref() {
         None => Quota::Default,
         Some(q) => parse_quota(q, false)?,
@@ -154,11 +154,11 @@ pub async fn remove_account(
     Extension(peer): Extension<Peer>,
     Path(address): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let normalized = self::address(&address)?;
-    admin.shared.store.remove_account(&normalized).await?;
+    let address = normalized(&address)?;
+    admin.shared.store.remove_account(&address).await?;
     // Its sessions close now, not at the next look at the store.
     follow_store::close_sessions_of_changed_accounts(&admin.shared).await;
-    audit(&admin, &peer, "account_remove", normalized);
+    audit(&admin, &peer, "account_remove", address);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -197,7 +197,7 @@ pub struct AccountDetail {
 
 /// One account: its usage per mailbox, its TOTP state and its live sessions.
 pub async fn account(State(admin): Shared, Path(address): Path<String>) -> ApiResult<Json<AccountDetail>> {
-    let address = self::address(&address)?;
+    let address = normalized(&address)?;
     let store = &admin.shared.store;
     let summary = summary(&admin, &address).await?;
     let credentials = store.credentials(&address).await?.ok_or_else(|| StoreError::NoSuchAccount(address.clone()))?;
@@ -230,7 +230,7 @@ pub async fn set_quota(
     Path(address): Path<String>,
     Body(new): Body<NewQuota>,
 ) -> ApiResult<Json<AccountView>> {
-    let address = self::address(&address)?;
+    let address = normalized(&address)?;
     let quota = parse_quota(&new.quota, true)?;
     admin.shared.store.set_quota(&address, quota).await?;
     audit(&admin, &peer, "account_quota", address.clone());
@@ -252,7 +252,7 @@ pub async fn reset_password(
     Path(address): Path<String>,
     Body(new): Body<NewPassword>,
 ) -> ApiResult<Json<Value>> {
-    let address = self::address(&address)?;
+    let address = normalized(&address)?;
     let store = &admin.shared.store;
     // Before the (slow) hashing, and so that a bad password for no account says "no account".
     let credentials = store.credentials(&address).await?.ok_or_else(|| StoreError::NoSuchAccount(address.clone()))?;
@@ -280,7 +280,7 @@ pub struct AppPasswordView {
 }
 
 pub async fn app_passwords(State(admin): Shared, Path(address): Path<String>) -> ApiResult<Json<Vec<AppPasswordView>>> {
-    let address = self::address(&address)?;
+    let address = normalized(&address)?;
     let store = &admin.shared.store;
     // The store lists nothing for an account that does not exist: say which it is.
     if store.credentials(&address).await?.is_none() {
@@ -309,7 +309,7 @@ pub async fn revoke_app_password(
     Extension(peer): Extension<Peer>,
     Path((address, name)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let address = self::address(&address)?;
+    let address = normalized(&address)?;
     if !admin.shared.store.revoke_app_password(&address, &name).await? {
         return Err(ApiError::not_found(format!("{address} has no app password named \"{name}\" in use")));
     }
@@ -336,7 +336,7 @@ pub async fn reset_totp(
     Extension(peer): Extension<Peer>,
     Path(address): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let address = self::address(&address)?;
+    let address = normalized(&address)?;
     let account = with_totp(&admin, &address).await?;
     admin.shared.store.set_totp(&address, None, false, &[]).await?;
     admin.auth.end_sessions(account);
@@ -350,7 +350,7 @@ pub async fn unlock_totp(
     Extension(peer): Extension<Peer>,
     Path(address): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let address = self::address(&address)?;
+    let address = normalized(&address)?;
     let account = with_totp(&admin, &address).await?;
     let was_locked = admin.shared.store.totp_unlock(account).await?;
     audit(&admin, &peer, "totp_unlock", address);

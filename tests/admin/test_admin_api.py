@@ -2,17 +2,20 @@
 the description is valid OpenAPI 3.1 (openapi-spec-validator); every documented operation is
 called, every answer's status is one the description lists for it, and every JSON body
 validates against the schema it documents (jsonschema, Draft 2020-12). /metrics is read with
-the Prometheus project's own Python parser.
+the Prometheus project's own Python parser. What the account operations do to logins and
+sessions is checked with Python's imaplib: a new password replaces the old one and closes the
+sessions, a revoked app password closes only its own.
 """
 import imaplib
 import ssl
+import subprocess
 import time
 import urllib.parse
 
 import pytest
 
 from conftest import ADMIN, ALICE, BOB, PASSWORD, ROOT, TRUSTED
-from portcullis_testlib import require_module
+from portcullis_testlib import BIN, require_module
 
 jsonschema = require_module("jsonschema")
 yaml = require_module("yaml", "pyyaml")
@@ -180,6 +183,13 @@ def test_every_operation_answers_as_documented(server, api):
     assert api.call("DELETE", "/api/v1/accounts/{address}", {"address": "carol@example.test"})[0] == 404
     assert api.call("DELETE", "/api/v1/accounts/{address}", {"address": "nobody"})[0] == 400
 
+    # One account: its page, quota, password, app passwords (what each does to sessions and
+    # logins is tested apart, below).
+    account_operations(server, api)
+    # TOTP: the administrator's, locked by wrong codes, unlocked, then turned off, which ends
+    # the sign-in made with it.
+    totp_operations(server, api, totp, session["token"])
+
     # The dashboard's series, and the metrics.
     status, series = api.call("GET", "/api/v1/series")
     assert status == 200 and len(series["lines"]) == 4
@@ -195,6 +205,127 @@ def test_every_operation_answers_as_documented(server, api):
             successes = {int(code) for code in operation["responses"] if code.startswith("2")}
             assert seen, f"{method.upper()} {template} was never called"
             assert seen & successes or template == "/api/v1/signin", f"{method.upper()} {template}: only {seen}"
+
+
+DORA = {"address": "dora@example.test"}
+NOBODY = {"address": "nobody@example.test"}
+ACCOUNT = "/api/v1/accounts/{address}"
+QUOTA = ACCOUNT + "/quota"
+NEW_PASSWORD = ACCOUNT + "/password"
+APP_PASSWORDS = ACCOUNT + "/app-passwords"
+APP_PASSWORD = APP_PASSWORDS + "/{name}"
+TOTP = ACCOUNT + "/totp"
+UNLOCK = TOTP + "/unlock"
+
+
+def account_operations(server, api):
+    status, _ = api.call("POST", "/api/v1/accounts", body={**DORA, "quota": "1MiB"})
+    assert status == 201
+    status, dora = api.call("GET", ACCOUNT, DORA)
+    assert status == 200 and (dora["quota_bytes"], dora["quota_default"], dora["used_bytes"]) == (1 << 20, False, 0)
+    assert {m["name"] for m in dora["mailboxes"]} >= {"INBOX", "Sent", "Trash"}
+    assert dora["totp"] == {"enabled": False, "locked": False, "failures": 0} and dora["sessions"] == 0
+    assert api.call("GET", ACCOUNT, NOBODY)[0] == 404
+    assert api.call("GET", ACCOUNT, {"address": "nobody"})[0] == 400
+
+    status, dora = api.call("PUT", QUOTA, DORA, body={"quota": "unlimited"})
+    assert status == 200 and (dora["quota_bytes"], dora["quota_default"]) == (None, False)
+    status, dora = api.call("PUT", QUOTA, DORA, body={"quota": "default"})
+    assert status == 200 and dora["quota_default"]
+    status, dora = api.call("PUT", QUOTA, DORA, body={"quota": "5MiB"})
+    assert status == 200 and dora["quota_bytes"] == 5 << 20
+    assert api.call("PUT", QUOTA, DORA, body={"quota": "lots"})[0] == 400
+    assert api.call("PUT", QUOTA, DORA, body={"size": "1MiB"})[0] == 400
+    assert api.call("PUT", QUOTA, DORA, body={"quota": "1MiB"}, content_type="text/plain")[0] == 415
+    assert api.call("PUT", QUOTA, NOBODY, body={"quota": "1MiB"})[0] == 404
+
+    status, reset = api.call("POST", NEW_PASSWORD, DORA, body={})
+    assert status == 200 and reset["address"] == DORA["address"] and len(reset["password"]) >= 12
+    status, reset = api.call("POST", NEW_PASSWORD, DORA, body={"password": "a-chosen-passphrase-for-dora-5"})
+    assert status == 200 and reset["password"] is None
+    status, refused = api.call("POST", NEW_PASSWORD, DORA, body={"password": "password1234"})
+    assert status == 400 and "password" in refused["error"]
+    assert api.call("POST", NEW_PASSWORD, DORA, body={}, content_type="application/x-www-form-urlencoded")[0] == 415
+    assert api.call("POST", NEW_PASSWORD, NOBODY, body={"password": "short"})[0] == 404, "no account, said first"
+
+    server.cli("account", "app-password", "add", DORA["address"], "--name", "dora phone", "--scope", "imap,smtp")
+    status, listed = api.call("GET", APP_PASSWORDS, DORA)
+    assert status == 200 and [(p["name"], p["scopes"], p["state"]) for p in listed] == [
+        ("dora phone", ["imap", "smtp"], "active")]
+    assert listed[0]["last_used"] is None and listed[0]["expires"] is None
+    assert api.call("DELETE", APP_PASSWORD, {**DORA, "name": "dora phone"})[0] == 204
+    assert api.call("DELETE", APP_PASSWORD, {**DORA, "name": "dora phone"})[0] == 404, "revoked already"
+    assert api.call("DELETE", APP_PASSWORD, {**DORA, "name": "tablet"})[0] == 404
+    assert api.call("GET", APP_PASSWORDS, DORA)[1][0]["state"] == "revoked"
+    assert api.call("GET", APP_PASSWORDS, NOBODY)[0] == 404
+    assert api.call("GET", APP_PASSWORDS, {"address": "@"})[0] == 400
+
+    # Without TOTP there is nothing to turn off or unlock.
+    assert api.call("DELETE", TOTP, DORA)[0] == 404
+    assert api.call("POST", UNLOCK, DORA)[0] == 404
+    assert api.call("POST", UNLOCK, NOBODY)[0] == 404
+
+    for action, target in [("account_quota", "dora@example.test"), ("account_password", "dora@example.test"),
+                           ("app_password_revoke", "dora@example.test/dora phone")]:
+        server.wait_event(lambda e: e.get("event") == "admin_action" and (e["action"], e["target"]) == (action, target))
+
+
+def wrong_code(totp):
+    """A six-digit code that is none of the ones accepted now (the current step and its neighbours)."""
+    now = int(time.time())
+    valid = {totp.at(now + offset) for offset in (-30, 0, 30)}
+    return next(code for code in (f"{n:06d}" for n in range(10**6)) if code not in valid)
+
+
+def totp_operations(server, api, totp, session):
+    admin = {"address": ADMIN}
+    status, unlocked = api.call("POST", UNLOCK, admin)
+    assert status == 200 and unlocked == {"was_locked": False}
+    # Wrong codes with the right password (`account totp check`, on the store) lock it.
+    wrong = wrong_code(totp)
+    for _ in range(5):
+        out = subprocess.run([BIN, "--config", str(server.config), "account", "totp", "check", ADMIN],
+                             input=f"{PASSWORD}\n{wrong}\n", capture_output=True, text=True)
+        assert out.returncode != 0, out.stdout
+    status, detail = api.call("GET", ACCOUNT, admin)
+    assert status == 200 and detail["totp"] == {"enabled": True, "locked": True, "failures": 5}
+    status, unlocked = api.call("POST", UNLOCK, admin)
+    assert status == 200 and unlocked == {"was_locked": True}
+    assert api.call("GET", ACCOUNT, admin)[1]["totp"] == {"enabled": True, "locked": False, "failures": 0}
+
+    assert api.call("GET", "/api/v1/status", token=session)[0] == 200
+    assert api.call("DELETE", TOTP, admin)[0] == 204
+    assert api.call("GET", "/api/v1/status", token=session)[0] == 401, "the sign-in made with TOTP ends with it"
+    assert api.call("GET", ACCOUNT, admin)[1]["totp"]["enabled"] is False
+    assert api.call("DELETE", TOTP, admin)[0] == 404
+    for action in ("totp_unlock", "totp_reset"):
+        server.wait_event(lambda e: e.get("event") == "admin_action" and (e["action"], e["target"]) == (action, ADMIN))
+    # The password alone opens mail clients again.
+    imap_login(server, ADMIN, PASSWORD).logout()
+
+
+def imap_login(server, user, password):
+    """An IMAPS session logged in as `user`; imaplib.IMAP4.error when the login is refused."""
+    context = ssl.create_default_context(cafile=str(server.cert))
+    imap = imaplib.IMAP4_SSL(*server.addrs["imaps"], ssl_context=context, timeout=20)
+    try:
+        imap.login(user, password)
+    except imaplib.IMAP4.error:
+        imap.shutdown()
+        raise
+    return imap
+
+
+def closed_at_once(server, imap, event):
+    """Whether the server closed `imap` before it answered the change (the server's own round
+    through the store would take up to a second): the very next command finds the session gone.
+    And the close is logged as `event` says."""
+    try:
+        imap.noop()
+    except (imaplib.IMAP4.abort, OSError, EOFError):
+        server.wait_event(event)
+        return True
+    return False
 
 
 def test_metrics_parse_with_the_prometheus_client(server):
@@ -226,3 +357,46 @@ def test_metrics_parse_with_the_prometheus_client(server):
     assert logins and logins[0].labels["credential"] == "password"
     buckets = [s for s in families["portcullis_tls_handshake_seconds"].samples if s.name.endswith("_bucket")]
     assert buckets and buckets[-1].labels["le"] == "+Inf"
+
+
+def test_a_new_password_closes_the_sessions_and_replaces_the_old_one(server, api):
+    erin = {"address": "erin@example.test"}
+    old = "erin-first-passphrase-31"
+    assert api.call("POST", "/api/v1/accounts", body={**erin, "password": old})[0] == 201
+    imap = imap_login(server, erin["address"], old)
+    status, detail = api.call("GET", ACCOUNT, erin)
+    assert status == 200 and detail["sessions"] == 1
+    status, reset = api.call("POST", NEW_PASSWORD, erin, body={})
+    assert status == 200
+    assert closed_at_once(server, imap, lambda e: e.get("event") == "account_session_closed"
+                  and e.get("account") == erin["address"] and e.get("reason") == "credentials_changed")
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_login(server, erin["address"], old)
+    fresh = imap_login(server, erin["address"], reset["password"])
+    fresh.select("INBOX")
+    fresh.logout()
+    # A chosen one works as well, and the generated one no longer does.
+    chosen = "erin-second-passphrase-47"
+    assert api.call("POST", NEW_PASSWORD, erin, body={"password": chosen})[0] == 200
+    imap_login(server, erin["address"], chosen).logout()
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_login(server, erin["address"], reset["password"])
+
+
+def test_revoking_an_app_password_closes_its_sessions_only(server, api):
+    frank = {"address": "frank@example.test"}
+    password = "frank-own-passphrase-83"
+    assert api.call("POST", "/api/v1/accounts", body={**frank, "password": password})[0] == 201
+    added = server.cli("account", "app-password", "add", frank["address"], "--name", "laptop")
+    secret = next(line.split(": ", 1)[1] for line in added.splitlines() if line.startswith("App password (shown"))
+    with_app_password = imap_login(server, frank["address"], secret)
+    with_password = imap_login(server, frank["address"], password)
+    listed = api.call("GET", APP_PASSWORDS, frank)[1]
+    assert listed[0]["last_used"] is not None and listed[0]["last_ip"] == "127.0.0.1"
+    assert api.call("DELETE", APP_PASSWORD, {**frank, "name": "laptop"})[0] == 204
+    assert closed_at_once(server, with_app_password, lambda e: e.get("event") == "app_password_session_closed"
+                  and e.get("account") == frank["address"] and e.get("app_password") == "laptop")
+    assert with_password.noop()[0] == "OK", "the password's session stays"
+    with_password.logout()
+    with pytest.raises(imaplib.IMAP4.error):
+        imap_login(server, frank["address"], secret)

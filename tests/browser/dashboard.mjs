@@ -1,9 +1,17 @@
 // The dashboard in headless Chromium against a live server (started and fed with traffic by
 // crates/portcullis/tests/admin_external.rs): a wrong token is refused, the right one signs
 // in, the charts show the traffic, a session is listed, unban works; a screenshot is saved.
+// Then the domain and account pages: a domain and an account in it added (its generated
+// password shown once), its quota set, the account removed after typing its address and the
+// domain removed; an app password revoked, a new password generated (printed for the Rust
+// side to log in with), a TOTP lock lifted and TOTP turned off; a screenshot of an account.
+// Last, an administrator account signs in with its password and a TOTP code.
 //
 // Environment: DASHBOARD_URL, ADMIN_TOKEN, BANNED (a network banned before the page loads),
-// SCREENSHOT (where to save the PNG), CHROMIUM (default /usr/bin/chromium).
+// SCREENSHOT and ACCOUNT_SCREENSHOT (where to save the PNGs), APP_PASSWORD_OWNER (an account
+// with an app password "phone"), TOTP_OWNER (an account with TOTP on and a wrong code
+// counted), ACCOUNT, ACCOUNT_PASSWORD and ACCOUNT_CODE (the administrator's sign-in),
+// CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
 
 const url = process.env.DASHBOARD_URL;
@@ -78,6 +86,110 @@ try {
 
   await page.screenshot({ path: screenshot, fullPage: true });
   check(true, `screenshot saved to ${screenshot}`);
+
+  // What the API says, with the token the page holds: the pages' changes are checked there too.
+  const read = (path) => page.evaluate(async (p) => {
+    const r = await fetch(p, { headers: { Authorization: `Bearer ${sessionStorage.getItem("portcullis.admin.token")}` } });
+    return r.json();
+  }, path);
+  // Confirms the dialog a button opened, typing `typed` first when it asks for it.
+  const confirmWith = async (typed) => {
+    await page.waitForSelector("#confirm[open]");
+    if (typed) {
+      check(await page.isDisabled("#confirm-ok"), "the confirmation waits for the name to be typed");
+      await page.fill("#confirm-input", typed);
+    }
+    await page.click("#confirm-ok");
+    await page.waitForSelector("#confirm", { state: "hidden" });
+  };
+  const textOf = async (selector) => (await page.textContent(selector)).trim();
+
+  // Domains: add one.
+  await page.click("#pages a[data-page=domains]");
+  await page.waitForSelector("#domains tr[data-domain]");
+  check(await page.getAttribute("#pages a[data-page=domains]", "aria-current") === "page", "the Domains page shows");
+  await page.fill("#domain-name", "second.test");
+  await page.click("#domain-form button[type=submit]");
+  await page.waitForSelector('#domains tr[data-domain="second.test"]');
+  check((await read("/api/v1/domains")).includes("second.test"), "a domain is added from its page");
+
+  // Accounts: add one in it, with a quota; its generated password is shown once.
+  await page.click("#pages a[data-page=accounts]");
+  await page.fill("#new-address", "carol@second.test");
+  await page.fill("#new-quota", "10MiB");
+  await page.click("#account-add-form button[type=submit]");
+  await page.waitForSelector("#once", { state: "visible" });
+  const generated = await textOf("#once-secret");
+  check(generated.length >= 12 && (await textOf("#once-what")).includes("carol@second.test"),
+    "the new account's generated password is shown once");
+  await page.click("#once-done");
+  check(!(await page.isVisible("#once")) && (await textOf("#once-secret")) === "", "and forgotten when done");
+  await page.waitForSelector('#accounts tr[data-account="carol@second.test"]');
+  // The domain filter.
+  await page.selectOption("#accounts-domain", "second.test");
+  await page.waitForFunction(() => location.hash === "#accounts/%40second.test");
+  await page.waitForFunction(() => document.querySelectorAll("#accounts tr[data-account]").length === 1);
+  check(true, "the accounts of one domain are listed on their own");
+
+  // Its page: set the quota, then remove it after typing its address.
+  await page.click('#accounts a[href="#account/carol%40second.test"]');
+  await page.waitForFunction(() => document.getElementById("acct-title").textContent === "carol@second.test"
+    && document.getElementById("acct-quota").textContent === "10.0MiB");
+  await page.fill("#quota-value", "20MiB");
+  await page.click("#quota-form button[type=submit]");
+  await page.waitForFunction(() => document.getElementById("acct-quota").textContent === "20.0MiB");
+  const carol = await read("/api/v1/accounts/carol%40second.test");
+  check(carol.quota_bytes === 20 * 1024 * 1024 && !carol.quota_default, "the quota is set from the account's page");
+  await page.click("#acct-remove");
+  await confirmWith("carol@second.test");
+  await page.waitForFunction(() => location.hash === "#accounts");
+  await page.waitForSelector('#accounts tr[data-account="carol@second.test"]', { state: "detached" });
+  check(!(await read("/api/v1/accounts")).some((a) => a.address === "carol@second.test"), "the account is removed");
+
+  // The domain, now empty, goes too.
+  await page.click("#pages a[data-page=domains]");
+  await page.waitForSelector('#domains tr[data-domain="second.test"] button:not([disabled])');
+  check(await page.isDisabled('#domains button[data-remove-domain="example.test"]'), "a domain with accounts cannot be removed");
+  await page.click('#domains button[data-remove-domain="second.test"]');
+  await confirmWith(null);
+  await page.waitForSelector('#domains tr[data-domain="second.test"]', { state: "detached" });
+  check(!(await read("/api/v1/domains")).includes("second.test"), "the empty domain is removed");
+
+  // An account with an app password and a live session: revoke it, give it a new password.
+  const owner = process.env.APP_PASSWORD_OWNER;
+  await page.click("#pages a[data-page=accounts]");
+  await page.click(`#accounts a[href="#account/${encodeURIComponent(owner)}"]`);
+  await page.waitForSelector('#app-passwords tr[data-app-password="phone"] button[data-revoke="phone"]');
+  check(Number(await textOf("#acct-sessions")) >= 2, "the account's live sessions are counted");
+  await page.click('button[data-revoke="phone"]');
+  await confirmWith(null);
+  await page.waitForFunction(() =>
+    document.querySelector('#app-passwords tr[data-app-password="phone"] td:nth-child(3)').textContent === "revoked");
+  check(true, "the app password is revoked from the account's page");
+  await page.click("#password-form button[type=submit]");
+  await confirmWith(null);
+  await page.waitForSelector("#once", { state: "visible" });
+  const fresh = await textOf("#once-secret");
+  check(fresh.length >= 12, "a new password is generated and shown once");
+  console.log(`new password of ${owner}: ${fresh}`);
+  await page.waitForFunction(() => document.getElementById("acct-sessions").textContent === "0");
+  check(true, "the account's sessions are closed");
+  await page.screenshot({ path: process.env.ACCOUNT_SCREENSHOT, fullPage: true });
+  check(true, `screenshot of an account saved to ${process.env.ACCOUNT_SCREENSHOT}`);
+  await page.click("#once-done");
+
+  // An account with TOTP on and a wrong code counted: unlock, then turn TOTP off.
+  const totpOwner = process.env.TOTP_OWNER;
+  await page.evaluate((a) => { location.hash = `#account/${encodeURIComponent(a)}`; }, totpOwner);
+  await page.waitForSelector('#totp-state[data-totp="on"]');
+  await page.waitForSelector("#totp-unlock", { state: "visible" });
+  await page.click("#totp-unlock");
+  await page.waitForSelector("#totp-unlock", { state: "hidden" });
+  check((await read(`/api/v1/accounts/${encodeURIComponent(totpOwner)}`)).totp.failures === 0, "the wrong codes are forgotten");
+  await page.click("#totp-reset");
+  await confirmWith(null);
+  await page.waitForSelector('#totp-state[data-totp="off"]');
+  check(!(await read(`/api/v1/accounts/${encodeURIComponent(totpOwner)}`)).totp.enabled, "TOTP is turned off");
 
   // Signed out, an administrator account signs in with its password and a TOTP code.
   await page.click("#signout");

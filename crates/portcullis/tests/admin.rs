@@ -1,6 +1,6 @@
 //! The admin listener against real traffic: `/metrics` (read with a Prometheus text parser)
 //! and the JSON log agree with what happened; the admin API's token, sessions, bans, alerts,
-//! domains and accounts; `portcullis status` and `portcullis ban` through the API; TLS on the
+//! domains and accounts (usage, quota and a new password as delivery and POP3 see them); `portcullis status` and `portcullis ban` through the API; TLS on the
 //! admin listener; the log file and its rotation.
 
 mod common;
@@ -440,6 +440,73 @@ fn bans_alerts_domains_and_accounts_through_the_api() {
     // The sign-in extension point answers, for now, that account sign-in does not exist yet.
     let r = server.http("POST", "/api/v1/signin", None, Some(r#"{"account":"a@b","password":"x","totp":"123456"}"#));
     assert_eq!(r.status, 501);
+}
+
+/// `RCPT TO:<to>` in a submission as alice: the reply.
+fn rcpt(server: &TestServer, to: &str) -> String {
+    let mut c = server.connect_tls("submissions");
+    c.reply();
+    c.cmd("EHLO test.client");
+    assert!(c.cmd(&format!("AUTH PLAIN {}", plain(ALICE, PASSWORD))).starts_with("235"));
+    assert!(c.cmd(&format!("MAIL FROM:<{ALICE}>")).starts_with("250"));
+    let reply = c.cmd(&format!("RCPT TO:<{to}>"));
+    c.cmd("QUIT");
+    reply
+}
+
+/// POP3 `AUTH PLAIN` as `user`: the reply, and the session (open if it worked).
+fn pop3_login(server: &TestServer, user: &str, password: &str) -> (String, Client) {
+    let mut pop = server.connect_tls("pop3s");
+    pop.line();
+    let reply = pop.cmd(&format!("AUTH PLAIN {}", plain(user, password)));
+    (reply, pop)
+}
+
+/// What the dashboard's account page does, seen from the protocols: its usage is what delivery
+/// stored, a quota set through the API refuses the next message at RCPT, and a new password
+/// replaces the old one for POP3 and closes the session the old one opened.
+#[test]
+fn an_account_looked_after_through_the_api() {
+    let server = TestServer::start_with(quick_guard());
+    assert!(server.submit(BOB, "Subject: usage\r\n\r\nSome bytes to count.").starts_with("250"));
+    let (status, bob) = server.api("GET", "/api/v1/accounts/bob@example.test", None);
+    assert_eq!(status, 200, "{bob}");
+    let inbox = bob["mailboxes"].as_array().unwrap().iter().find(|m| m["name"] == "INBOX").unwrap().clone();
+    let used = bob["used_bytes"].as_u64().unwrap();
+    assert!(used > 20, "{bob}");
+    assert_eq!(
+        (inbox["messages"].as_u64(), inbox["bytes"].as_u64(), bob["messages"].as_u64()),
+        (Some(1), Some(used), Some(1))
+    );
+
+    // Full at exactly what it holds: the next message is refused at RCPT; unlimited takes it.
+    let (status, set) =
+        server.api("PUT", "/api/v1/accounts/bob@example.test/quota", Some(json!({"quota": used.to_string()})));
+    assert_eq!((status, set["quota_bytes"].as_u64(), set["quota_default"].as_bool()), (200, Some(used), Some(false)));
+    assert!(rcpt(&server, BOB).starts_with("552 5.2.2"), "the quota set through the API is in force");
+    let (status, set) =
+        server.api("PUT", "/api/v1/accounts/bob@example.test/quota", Some(json!({"quota": "unlimited"})));
+    assert_eq!((status, set["quota_bytes"].is_null()), (200, true));
+    assert!(rcpt(&server, BOB).starts_with("250"));
+
+    // A new password: the session the old one opened closes, the old one no longer opens POP3.
+    let (reply, mut open) = pop3_login(&server, BOB, PASSWORD);
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let (status, reset) = server.api("POST", "/api/v1/accounts/bob@example.test/password", Some(json!({})));
+    assert_eq!(status, 200, "{reset}");
+    open.until_closed();
+    let new_password = reset["password"].as_str().unwrap();
+    assert!(pop3_login(&server, BOB, new_password).0.starts_with("+OK"));
+    assert!(pop3_login(&server, BOB, PASSWORD).0.starts_with("-ERR"));
+    server.wait_event(|e| {
+        e["event"] == "account_session_closed" && e["account"] == BOB && e["reason"] == "credentials_changed"
+    });
+    for action in ["account_quota", "account_password"] {
+        server.wait_event(|e| e["event"] == "admin_action" && e["action"] == action && e["target"] == BOB);
+    }
+    // Never a generated password in the log.
+    let log = server.events().iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    assert!(!log.contains(new_password));
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The admin listener checked by tools nobody here wrote: the OpenAPI description against the
 //! live API (openapi-spec-validator, jsonschema) and `/metrics` through the Prometheus
 //! client's parser, in the pytest suite in tests/admin; and the dashboard in headless Chromium
-//! driven by Playwright (tests/browser). `.ci/run` installs them. A tool that is missing is a
+//! driven by Playwright (tests/browser), its overview and its domain and account pages, whose
+//! changes are then checked here against the server (events, IMAP logins, closed sessions). `.ci/run` installs them. A tool that is missing is a
 //! skip that says what to install (a failure with PORTCULLIS_REQUIRE_ALL=1, which `.ci/run` sets).
 
 mod common;
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::totp::{enable_totp, totp_code};
+use common::totp::{enable_totp, totp_code, wrong_code};
 use common::*;
 use serde_json::json;
 
@@ -65,11 +66,26 @@ fn the_dashboard_in_headless_chromium() {
     imap.line();
     imap.send(&format!("a LOGIN {ALICE} {PASSWORD}"));
     assert!(imap.line().starts_with("a OK"));
+    // For the account pages: an app password of alice's, with a session it opened (the page
+    // revokes it); bob with TOTP on and one wrong code counted (the page unlocks it, then turns
+    // TOTP off).
+    let added = server.cli_ok(&["account", "app-password", "add", ALICE, "--name", "phone"], None);
+    let app_password = added.lines().find_map(|l| l.strip_prefix("App password (shown only this once): ")).unwrap();
+    let mut phone = server.connect_from("127.0.0.2", "imaps").upgrade(server.client_config(rustls::ALL_VERSIONS));
+    phone.line();
+    phone.send(&format!("p LOGIN {ALICE} {app_password}"));
+    assert!(phone.line().starts_with("p OK"));
+    let bob_totp = enable_totp(&server, BOB);
+    let out = server.cli(&["account", "totp", "check", BOB], Some(&format!("{PASSWORD}\n{}\n", wrong_code(&bob_totp))));
+    assert!(!out.status.success(), "a wrong code is refused");
     // A few 1 s buckets close, so that the detector has a baseline to draw.
     std::thread::sleep(Duration::from_millis(2500));
 
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    let _ = std::fs::remove_file(&screenshot);
+    let account_screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-account.png");
+    for old in [&screenshot, &account_screenshot] {
+        let _ = std::fs::remove_file(old);
+    }
     let started = Instant::now();
     let out = Command::new(node)
         .arg("dashboard.mjs")
@@ -82,16 +98,56 @@ fn the_dashboard_in_headless_chromium() {
         // The next time step's code (accepted for clock skew): the enrollment spent this one's.
         .env("ACCOUNT_CODE", totp_code(&totp, 30))
         .env("SCREENSHOT", &screenshot)
+        .env("ACCOUNT_SCREENSHOT", &account_screenshot)
+        .env("APP_PASSWORD_OWNER", ALICE)
+        .env("TOTP_OWNER", BOB)
         .output()
         .expect("run node");
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the browser test failed:\n{report}");
     assert!(started.elapsed() < Duration::from_secs(60), "{report}");
-    assert!(std::fs::metadata(&screenshot).map(|m| m.len() > 10_000).unwrap_or(false), "no screenshot: {report}");
+    for shot in [&screenshot, &account_screenshot] {
+        assert!(std::fs::metadata(shot).map(|m| m.len() > 10_000).unwrap_or(false), "no {}: {report}", shot.display());
+    }
     // The server saw the unban the page asked for.
     server.wait_event(|e| e["event"] == "ban_removed" && e["network"] == "127.0.0.77/32");
     server.wait_event(|e| e["event"] == "admin_action" && e["action"] == "ban_remove");
     server.wait_event(|e| e["event"] == "admin_auth_failed" && e["account"] == ADMIN && e["reason"] == "wrong_code");
     server.wait_event(|e| e["event"] == "admin_action" && e["action"] == "sign_in" && e["target"] == ADMIN);
-    eprintln!("{report}screenshot: {}", screenshot.display());
+
+    // What the account pages did, as the server saw it.
+    for (action, target) in [
+        ("domain_add", "second.test"),
+        ("account_add", "carol@second.test"),
+        ("account_quota", "carol@second.test"),
+        ("account_remove", "carol@second.test"),
+        ("domain_remove", "second.test"),
+        ("app_password_revoke", "alice@example.test/phone"),
+        ("account_password", ALICE),
+        ("totp_unlock", BOB),
+        ("totp_reset", BOB),
+    ] {
+        server.wait_event(|e| e["event"] == "admin_action" && e["action"] == action && e["target"] == target);
+    }
+    // The revoked app password's session and the old password's are closed; the password the
+    // page showed once opens IMAP, the old one no longer does, nor the app password.
+    // (Each read fails the test if the server stays silent instead of closing.)
+    phone.until_closed();
+    imap.until_closed();
+    server.wait_event(|e| e["event"] == "app_password_session_closed" && e["app_password"] == "phone");
+    server.wait_event(|e| {
+        e["event"] == "account_session_closed" && e["account"] == ALICE && e["reason"] == "credentials_changed"
+    });
+    let new_password = report
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("new password of {ALICE}: ")))
+        .unwrap_or_else(|| panic!("the page showed no new password:\n{report}"));
+    assert!(server.imap_login("127.0.0.2", ALICE, new_password).starts_with("a OK"));
+    assert!(server.imap_login("127.0.0.2", ALICE, PASSWORD).starts_with("a NO"));
+    assert!(server.imap_login("127.0.0.2", ALICE, app_password).starts_with("a NO"));
+    // Bob's TOTP is off: his password opens mail clients again.
+    assert!(server.imap_login("127.0.0.2", BOB, PASSWORD).starts_with("a OK"));
+    let (_, bob) = server.api("GET", "/api/v1/accounts/bob@example.test", None);
+    assert_eq!(bob["totp"], json!({"enabled": false, "locked": false, "failures": 0}));
+    eprintln!("{report}screenshots: {} {}", screenshot.display(), account_screenshot.display());
 }

@@ -65,8 +65,8 @@ async fn load_known_sources(shared: &Shared) {
 }
 
 /// Closes the sessions whose app password no longer opens anything (revoked, expired, or gone
-/// with its account).
-async fn close_revoked_app_password_sessions(shared: &Shared, now: i64) {
+/// with its account). Also called at once by the admin API after it revokes one.
+pub async fn close_revoked_app_password_sessions(shared: &Shared, now: i64) {
     let in_use = shared.sessions.app_passwords_in_use();
     if in_use.is_empty() {
         return;

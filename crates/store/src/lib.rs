@@ -94,6 +94,8 @@ impl PasswordSecrets {
 pub const SCOPE_IMAP: u8 = 1;
 pub const SCOPE_POP3: u8 = 2;
 pub const SCOPE_SMTP: u8 = 4;
+/// The scopes by the names the CLI and the admin API give them, in the order they are shown.
+pub const SCOPE_NAMES: [(&str, u8); 3] = [("imap", SCOPE_IMAP), ("pop3", SCOPE_POP3), ("smtp", SCOPE_SMTP)];
 
 /// An app password as listed (never its secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +110,43 @@ pub struct AppPassword {
     pub last_used: Option<i64>,
     pub last_ip: Option<String>,
     pub revoked: bool,
+}
+
+/// Whether an app password still opens anything, as listings show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppPasswordState {
+    Active,
+    /// Past its expiry (it may still be revoked for the record, but need not be).
+    Expired,
+    Revoked,
+}
+
+impl AppPasswordState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppPasswordState::Active => "active",
+            AppPasswordState::Expired => "expired",
+            AppPasswordState::Revoked => "revoked",
+        }
+    }
+}
+
+impl AppPassword {
+    /// Its state at `now` (Unix seconds): a revocation outranks an expiry.
+    pub fn state(&self, now: i64) -> AppPasswordState {
+        if self.revoked {
+            AppPasswordState::Revoked
+        } else if self.expires.is_some_and(|e| e <= now) {
+            AppPasswordState::Expired
+        } else {
+            AppPasswordState::Active
+        }
+    }
+
+    /// The names of the protocols it opens (see [`SCOPE_NAMES`]).
+    pub fn scope_names(&self) -> Vec<&'static str> {
+        SCOPE_NAMES.iter().filter(|(_, bit)| self.scopes & bit != 0).map(|(name, _)| *name).collect()
+    }
 }
 
 /// An account's TOTP state.
@@ -596,4 +635,30 @@ pub struct StoredBan {
     pub offence: u32,
     pub manual: bool,
     pub created: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_app_passwords_state_and_scopes_as_listed() {
+        let mut a = AppPassword {
+            id: 1,
+            account: 1,
+            name: "phone".into(),
+            scopes: SCOPE_IMAP | SCOPE_SMTP,
+            created: 100,
+            expires: Some(200),
+            last_used: None,
+            last_ip: None,
+            revoked: false,
+        };
+        assert_eq!(a.scope_names(), ["imap", "smtp"]);
+        assert_eq!(a.state(199), AppPasswordState::Active);
+        assert_eq!(a.state(200), AppPasswordState::Expired);
+        a.revoked = true;
+        assert_eq!(a.state(150).as_str(), "revoked");
+        assert_eq!(a.state(300), AppPasswordState::Revoked, "a revocation outranks an expiry");
+    }
 }

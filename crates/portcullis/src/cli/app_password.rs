@@ -4,14 +4,12 @@
 
 use clap::Subcommand;
 use portcullis_auth::{generate_app_password, secret_digest};
-use portcullis_store::{AppPassword, SqliteStore, Store, StoreError, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
+use portcullis_store::{SqliteStore, Store, StoreError, SCOPE_IMAP, SCOPE_NAMES, SCOPE_POP3, SCOPE_SMTP};
 use zeroize::Zeroizing;
 
 use crate::cli::store_access::{address, explain};
 use crate::cli::units::{date, now};
 use crate::cli::Failure;
-
-const SCOPES: [(&str, u8); 3] = [("imap", SCOPE_IMAP), ("pop3", SCOPE_POP3), ("smtp", SCOPE_SMTP)];
 
 #[derive(Subcommand)]
 pub enum AppPasswordAction {
@@ -77,7 +75,7 @@ pub async fn run(store: &SqliteStore, action: AppPasswordAction) -> Result<(), F
                     "{:<20} {:<15} {:<8} {:<20} {:<20} {:<20} {}",
                     a.name,
                     scope_names(a.scopes),
-                    status(&a, now()),
+                    a.state(now()).as_str(),
                     date(a.created),
                     a.expires.map(date).unwrap_or_else(|| "never".into()),
                     a.last_used.map(date).unwrap_or_else(|| "never".into()),
@@ -100,16 +98,6 @@ pub async fn run(store: &SqliteStore, action: AppPasswordAction) -> Result<(), F
     Ok(())
 }
 
-fn status(a: &AppPassword, now: i64) -> &'static str {
-    if a.revoked {
-        "revoked"
-    } else if a.expires.is_some_and(|e| e <= now) {
-        "expired"
-    } else {
-        "active"
-    }
-}
-
 fn check_name(name: &str) -> Result<(), Failure> {
     let ok = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_alphanumeric() || "-_.@ ".contains(c));
     if ok {
@@ -128,7 +116,7 @@ fn parse_scopes(names: &[String]) -> Result<u8, Failure> {
     let mut scopes = 0;
     for name in names {
         let name = name.trim().to_ascii_lowercase();
-        let (_, bit) = SCOPES.iter().find(|(n, _)| *n == name).ok_or_else(|| {
+        let (_, bit) = SCOPE_NAMES.iter().find(|(n, _)| *n == name).ok_or_else(|| {
             Failure(format!("--scope: \"{name}\" is not a protocol; use a comma-separated list of imap, pop3, smtp"))
         })?;
         scopes |= bit;
@@ -137,7 +125,7 @@ fn parse_scopes(names: &[String]) -> Result<u8, Failure> {
 }
 
 fn scope_names(scopes: u8) -> String {
-    SCOPES.iter().filter(|(_, bit)| scopes & bit != 0).map(|(n, _)| *n).collect::<Vec<_>>().join(",")
+    SCOPE_NAMES.iter().filter(|(_, bit)| scopes & bit != 0).map(|(n, _)| *n).collect::<Vec<_>>().join(",")
 }
 
 #[cfg(test)]

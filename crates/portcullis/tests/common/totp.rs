@@ -38,3 +38,9 @@ pub fn totp_code(uri: &str, offset: i64) -> String {
     assert!(out.status.success(), "pyotp must be installed (see .ci/run): {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// A code the app does not show now, nor one step before or after (the codes accepted).
+pub fn wrong_code(uri: &str) -> String {
+    let valid: Vec<String> = [-30, 0, 30].iter().map(|&o| totp_code(uri, o)).collect();
+    (0..).map(|n| format!("{n:06}")).find(|c| !valid.contains(c)).unwrap()
+}

@@ -1,5 +1,6 @@
 //! The admin API's handlers: JSON in and out, errors as `{"error": "..."}` with a status that
-//! says what kind of error it is. Every change is reported as an `admin_action` event.
+//! says what kind of error it is. Every change is reported as an `admin_action` event. The
+//! domain and account handlers are in `accounts.rs`; what they share with these is here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use portcullis_events::{BanOrigin, Event};
 use portcullis_guard::{Ban, Now};
-use portcullis_store::{Quota, StoreError, StoredBan};
+use portcullis_store::{StoreError, StoredBan};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -27,19 +28,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, message: message.into() }
     }
-    fn bad(message: impl Into<String>) -> ApiError {
+    pub(super) fn bad(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
-    fn not_found(message: impl Into<String>) -> ApiError {
+    pub(super) fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, message)
     }
-    fn conflict(message: impl Into<String>) -> ApiError {
+    pub(super) fn conflict(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::CONFLICT, message)
     }
-    fn internal(message: impl Into<String>) -> ApiError {
+    pub(super) fn internal(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 }
@@ -55,9 +56,10 @@ impl From<StoreError> for ApiError {
         let message = e.to_string();
         match e {
             StoreError::NoSuchDomain(_) | StoreError::NoSuchAccount(_) => ApiError::not_found(message),
-            StoreError::DomainExists(_) | StoreError::DomainInUse(_) | StoreError::AccountExists(_) => {
-                ApiError::conflict(message)
-            }
+            StoreError::DomainExists(_)
+            | StoreError::DomainInUse(_)
+            | StoreError::AccountExists(_)
+            | StoreError::AppPasswordExists(_) => ApiError::conflict(message),
             StoreError::InvalidAddress(_) | StoreError::InvalidDomain(_) => ApiError::bad(message),
             #[allow(unreachable_patterns)]
             _ => ApiError::internal(message),
@@ -65,12 +67,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(super) type ApiResult<T> = Result<T, ApiError>;
 
 /// A JSON request body whose errors answer in the API's error format. Only a body that says
 /// it is JSON (`Content-Type: application/json`) is read, 415 otherwise: an HTML form on any
 /// web page can post `text/plain` or form data across origins without asking, but not JSON.
-pub struct Body<T>(T);
+pub struct Body<T>(pub T);
 
 /// Whether the request says its body is `application/json` (parameters such as a charset
 /// allowed).
@@ -112,7 +114,7 @@ fn flag(query: &Option<String>, name: &str) -> ApiResult<bool> {
     Ok(false)
 }
 
-fn audit(admin: &Admin, peer: &Peer, action: &'static str, target: impl Into<String>) {
+pub(super) fn audit(admin: &Admin, peer: &Peer, action: &'static str, target: impl Into<String>) {
     admin.shared.events.emit(Event::AdminAction { peer: peer.0, action, target: target.into() });
 }
 
@@ -263,124 +265,6 @@ pub async fn acknowledge(
     let alert = admin.monitor.acknowledge(id).ok_or_else(|| ApiError::not_found(format!("there is no alert {id}")))?;
     audit(&admin, &peer, "alert_ack", id.to_string());
     Ok(Json(json!(alert)))
-}
-
-pub async fn domains(State(admin): Shared) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(admin.shared.store.domains().await?)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewDomain {
-    domain: String,
-}
-
-pub async fn add_domain(
-    State(admin): Shared,
-    Extension(peer): Extension<Peer>,
-    Body(new): Body<NewDomain>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    admin.shared.store.add_domain(&new.domain).await?;
-    let domain = new.domain.trim().to_ascii_lowercase();
-    audit(&admin, &peer, "domain_add", domain.clone());
-    Ok((StatusCode::CREATED, Json(json!({ "domain": domain }))))
-}
-
-pub async fn remove_domain(
-    State(admin): Shared,
-    Extension(peer): Extension<Peer>,
-    Path(domain): Path<String>,
-) -> ApiResult<StatusCode> {
-    admin.shared.store.remove_domain(&domain).await?;
-    audit(&admin, &peer, "domain_remove", domain.to_ascii_lowercase());
-    Ok(StatusCode::NO_CONTENT)
-}
-
-pub async fn accounts(State(admin): Shared) -> ApiResult<Json<Value>> {
-    let default_quota = admin.shared.config.store.default_quota;
-    let list: Vec<Value> = admin
-        .shared
-        .store
-        .accounts()
-        .await?
-        .into_iter()
-        .map(|a| {
-            let (quota, quota_default) = match a.quota {
-                Quota::Default => (default_quota, true),
-                Quota::Unlimited => (None, false),
-                Quota::Bytes(b) => (Some(b), false),
-            };
-            json!({
-                "address": a.address,
-                "used_bytes": a.used,
-                "messages": a.messages,
-                "quota_bytes": quota,
-                "quota_default": quota_default,
-                "created": a.created,
-            })
-        })
-        .collect();
-    Ok(Json(json!(list)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewAccount {
-    address: String,
-    /// Absent: a password is generated and returned once.
-    password: Option<String>,
-    /// "5GiB", "unlimited"; absent: store.default_quota.
-    quota: Option<String>,
-}
-
-pub async fn add_account(
-    State(admin): Shared,
-    Extension(peer): Extension<Peer>,
-    Body(new): Body<NewAccount>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let config = &admin.shared.config;
-    let address = portcullis_store::normalize_address(&new.address)
-        .ok_or_else(|| ApiError::bad(format!("\"{}\" is not a valid address", new.address)))?;
-    let quota = match new.quota.as_deref() {
-        None => Quota::Default,
-        Some(q) if q.eq_ignore_ascii_case("unlimited") => Quota::Unlimited,
-        Some(q) => Quota::Bytes(portcullis_config::parse_size(q).map_err(|e| ApiError::bad(format!("quota: {e}")))?),
-    };
-    let (password, generated) = match new.password {
-        Some(p) => {
-            let local = address.split('@').next().unwrap_or("");
-            portcullis_auth::check_password(&p, &config.passwords, &[&address, local])
-                .map_err(|e| ApiError::bad(format!("password: {e}")))?;
-            (p, false)
-        }
-        None => (portcullis_auth::generate_password(), true),
-    };
-    create_account(&admin, &address, &password, quota).await?;
-    audit(&admin, &peer, "account_add", address.clone());
-    let shown = generated.then_some(password);
-    Ok((StatusCode::CREATED, Json(json!({ "address": address, "password": shown }))))
-}
-
-/// Derives what is stored for the password (argon2id hash, SCRAM keys; off the async threads)
-/// and creates the account.
-async fn create_account(admin: &Admin, address: &str, password: &str, quota: Quota) -> ApiResult<()> {
-    let secrets = admin.shared.auth.secrets(password).await.map_err(|e| ApiError::bad(format!("password: {e}")))?;
-    admin.shared.store.add_account(address, &secrets, quota).await?;
-    Ok(())
-}
-
-pub async fn remove_account(
-    State(admin): Shared,
-    Extension(peer): Extension<Peer>,
-    Path(address): Path<String>,
-) -> ApiResult<StatusCode> {
-    let normalized = portcullis_store::normalize_address(&address)
-        .ok_or_else(|| ApiError::bad(format!("\"{address}\" is not a valid address")))?;
-    admin.shared.store.remove_account(&normalized).await?;
-    // Its sessions close now, not at the next look at the store.
-    crate::follow_store::close_sessions_of_changed_accounts(&admin.shared).await;
-    audit(&admin, &peer, "account_remove", normalized);
-    Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn series(State(admin): Shared) -> Json<Value> {

@@ -1,14 +1,26 @@
-//! The dashboard's files, compiled into the binary (no CDN, no build step): one page, one
-//! script, one style sheet. It reads everything through the admin API with the token the
-//! operator signs in with (kept in sessionStorage, gone with the tab).
+//! The dashboard's files, compiled into the binary (no CDN, no build step): one page, its
+//! script modules (the shell and overview in `app.js`, a module per other page, shared helpers)
+//! and one style sheet. It reads everything through the admin API with the token the operator
+//! signs in with (kept in sessionStorage, gone with the tab).
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 const INDEX: &str = include_str!("assets/index.html");
-const SCRIPT: &str = include_str!("assets/app.js");
-const STYLE: &str = include_str!("assets/style.css");
+const JS: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+/// What `/assets/{file}` serves: each file once, with its type. A new module is one line here.
+const ASSETS: &[(&str, &str, &str)] = &[
+    ("app.js", JS, include_str!("assets/app.js")),
+    ("api.js", JS, include_str!("assets/api.js")),
+    ("dom.js", JS, include_str!("assets/dom.js")),
+    ("dialogs.js", JS, include_str!("assets/dialogs.js")),
+    ("domains.js", JS, include_str!("assets/domains.js")),
+    ("accounts.js", JS, include_str!("assets/accounts.js")),
+    ("account.js", JS, include_str!("assets/account.js")),
+    ("style.css", CSS, include_str!("assets/style.css")),
+];
 /// The admin API's description, also in the repository as `crates/server/openapi.yaml`.
 pub const OPENAPI: &str = include_str!("../../openapi.yaml");
 
@@ -17,13 +29,38 @@ pub async fn index() -> Response {
 }
 
 pub async fn asset(Path(file): Path<String>) -> Response {
-    match file.as_str() {
-        "app.js" => ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], SCRIPT).into_response(),
-        "style.css" => ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response(),
-        _ => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "no such file"}))).into_response(),
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some(&(_, content_type, text)) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
+        None => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "no such file"}))).into_response(),
     }
 }
 
 pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/yaml; charset=utf-8")], OPENAPI).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module left out of [`ASSETS`] would be a 404 that breaks the page only in a browser.
+    #[test]
+    fn every_asset_is_served_and_every_import_is_an_asset() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/admin/assets");
+        let served = |name: &str| ASSETS.iter().any(|(n, _, _)| *n == name);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(name == "index.html" || served(&name), "{name} is in assets/ but not in ASSETS");
+        }
+        for (name, _, text) in ASSETS {
+            for line in text.lines().filter(|l| l.starts_with("import ")) {
+                let target = line.rsplit_once("from \"./").map(|(_, t)| t.trim_end_matches("\";")).unwrap_or("");
+                assert!(served(target), "{name} imports {line:?}, which is not served");
+            }
+        }
+        for reference in INDEX.split("\"/assets/").skip(1) {
+            let target = reference.split('"').next().unwrap();
+            assert!(served(target), "index.html names /assets/{target}, which is not served");
+        }
+    }
 }

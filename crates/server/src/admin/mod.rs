@@ -12,6 +12,7 @@
 //! connection limits, per source and in total, shared with the mail listeners. A ban or new
 //! rules close admitted connections too.
 
+mod accounts;
 mod api;
 pub mod client;
 mod dashboard;
@@ -25,7 +26,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use portcullis_events::{Event, Listener};
@@ -98,10 +99,16 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route(&v1("/bans/{network}"), delete(api::remove_ban))
         .route(&v1("/alerts"), get(api::alerts))
         .route(&v1("/alerts/{id}/ack"), post(api::acknowledge))
-        .route(&v1("/domains"), get(api::domains).post(api::add_domain))
-        .route(&v1("/domains/{domain}"), delete(api::remove_domain))
-        .route(&v1("/accounts"), get(api::accounts).post(api::add_account))
-        .route(&v1("/accounts/{address}"), delete(api::remove_account))
+        .route(&v1("/domains"), get(accounts::domains).post(accounts::add_domain))
+        .route(&v1("/domains/{domain}"), delete(accounts::remove_domain))
+        .route(&v1("/accounts"), get(accounts::accounts).post(accounts::add_account))
+        .route(&v1("/accounts/{address}"), get(accounts::account).delete(accounts::remove_account))
+        .route(&v1("/accounts/{address}/quota"), put(accounts::set_quota))
+        .route(&v1("/accounts/{address}/password"), post(accounts::reset_password))
+        .route(&v1("/accounts/{address}/app-passwords"), get(accounts::app_passwords))
+        .route(&v1("/accounts/{address}/app-passwords/{name}"), delete(accounts::revoke_app_password))
+        .route(&v1("/accounts/{address}/totp"), delete(accounts::reset_totp))
+        .route(&v1("/accounts/{address}/totp/unlock"), post(accounts::unlock_totp))
         .route(&v1("/series"), get(api::series))
         .route_layer(middleware::from_fn_with_state(admin.clone(), require_token));
     Router::new()

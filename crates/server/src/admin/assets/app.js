@@ -1,74 +1,20 @@
-// The Portcullis dashboard: reads the admin API every few seconds with the admin token the
-// operator signed in with, or the session token an administrator account's password and TOTP
-// code bought (kept in sessionStorage: it goes with the tab). No dependencies.
+// The Portcullis dashboard's shell and its overview page. The shell signs in (the admin token,
+// or the session token an administrator account's password and TOTP code bought), shows the
+// page the address bar names (#overview, #domains, #accounts, #account/ADDRESS) and reads it
+// again every few seconds and after every change. The overview charts the last hour and lists
+// the sessions, bans and alerts; the other pages are modules of their own. No dependencies.
+
+import { api, change, oneAtATime, token, Unauthorized } from "./api.js";
+import { $, bytes, duration, el, fillTable, svg, when } from "./dom.js";
+import { forgetOnce } from "./dialogs.js";
+import * as domains from "./domains.js";
+import * as accounts from "./accounts.js";
+import * as account from "./account.js";
 
 const REFRESH_MS = 5000;
 const HOUR_MS = 3600 * 1000;
-const SVG = "http://www.w3.org/2000/svg";
-const TOKEN_KEY = "portcullis.admin.token";
 
-const $ = (id) => document.getElementById(id);
 let timer = null;
-
-class Unauthorized extends Error {}
-
-async function api(method, path, body) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
-  const response = await fetch(path, {
-    method,
-    headers: { "Authorization": `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-    cache: "no-store",
-  });
-  if (response.status === 401) throw new Unauthorized();
-  const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!response.ok) throw new Error((data && data.error) || `HTTP ${response.status}`);
-  return data;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else if (k.startsWith("data-")) node.setAttribute(k, v);
-    else if (k === "onclick") node.addEventListener("click", v);
-    else node[k] = v;
-  }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c ?? "")));
-  return node;
-}
-
-function svg(tag, attrs = {}) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  return node;
-}
-
-const when = (ms) => new Date(ms).toLocaleString();
-function duration(ms) {
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
-  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
-}
-function bytes(n) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
-  return i ? `${n.toFixed(1)}${units[i]}` : `${n}B`;
-}
-
-function fillTable(id, rows, columns, empty) {
-  const body = $(id).tBodies[0];
-  body.replaceChildren();
-  if (!rows.length) {
-    body.append(el("tr", {}, el("td", { class: "empty", colSpan: columns }, empty)));
-    return;
-  }
-  for (const row of rows) body.append(row);
-}
 
 // One chart: counts per bucket over the last hour, with the detector's band (mean ± k·sd).
 function chart(title, line, series) {
@@ -161,40 +107,93 @@ function renderAlerts(alerts) {
   )), 5, "No alerts.");
 }
 
-async function act(method, path, body) {
-  try {
-    await api(method, path, body);
-  } catch (e) {
-    if (e instanceof Unauthorized) return signOut("Signed out: the token is no longer accepted.");
-    alert(e.message);
-  }
-  refresh();
+// A button's change on the overview: an error is shown in an alert box.
+const act = (method, path) => change(null, method, path);
+
+async function loadOverview() {
+  const [series, sessions, bans, alerts] = await Promise.all([
+    api("GET", "/api/v1/series"), api("GET", "/api/v1/sessions"), api("GET", "/api/v1/bans"), api("GET", "/api/v1/alerts"),
+  ]);
+  renderCharts(series);
+  renderSessions(sessions);
+  renderBans(bans);
+  renderAlerts(alerts);
+  document.body.dataset.loaded = "true";
 }
+
+// The pages: the section each shows, how it reads the API (with the argument after its name
+// in the address bar), and the navigation link it belongs under.
+const PAGES = {
+  overview: { section: "page-overview", load: loadOverview },
+  domains: { section: "page-domains", load: domains.load },
+  accounts: { section: "page-accounts", load: accounts.load },
+  account: { section: "page-account", load: account.load, nav: "accounts" },
+};
+
+// The page the address bar names: "#account/alice%40example.org" is the account page for
+// alice@example.org. Anything else is the overview.
+function route() {
+  const [name, ...rest] = location.hash.slice(1).split("/");
+  let argument = "";
+  try {
+    argument = decodeURIComponent(rest.join("/"));
+  } catch {
+    // A malformed escape: no argument.
+  }
+  if (name === "account" && !argument) return { page: "accounts", argument: "" };
+  return PAGES[name] ? { page: name, argument } : { page: "overview", argument: "" };
+}
+
+function show(page) {
+  for (const [name, p] of Object.entries(PAGES)) $(p.section).hidden = name !== page;
+  const current = PAGES[page].nav ?? page;
+  for (const link of document.querySelectorAll("#pages a")) {
+    if (link.dataset.page === current) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+// Reads the page shown (and the status, for the header). One reading at a time: a change
+// made meanwhile asks for another one right after.
+let reading = false;
+let again = false;
 
 async function refresh() {
   clearTimeout(timer);
+  if (reading) {
+    again = true;
+    return;
+  }
+  reading = true;
   try {
-    const [status, series, sessions, bans, alerts] = await Promise.all([
-      api("GET", "/api/v1/status"), api("GET", "/api/v1/series"), api("GET", "/api/v1/sessions"),
-      api("GET", "/api/v1/bans"), api("GET", "/api/v1/alerts"),
-    ]);
-    renderStatus(status);
-    renderCharts(series);
-    renderSessions(sessions);
-    renderBans(bans);
-    renderAlerts(alerts);
+    await oneAtATime(async () => {
+      const { page, argument } = route();
+      show(page);
+      renderStatus(await api("GET", "/api/v1/status"));
+      await PAGES[page].load(argument);
+      $(PAGES[page].section).dataset.loaded = "true";
+    });
     $("updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
-    document.body.dataset.loaded = "true";
   } catch (e) {
-    if (e instanceof Unauthorized) return signOut("That token is not accepted.");
+    if (e instanceof Unauthorized) {
+      reading = again = false;
+      return signOut("That token is not accepted.");
+    }
     $("updated").textContent = `update failed: ${e.message}`;
   }
-  timer = setTimeout(refresh, REFRESH_MS);
+  reading = false;
+  if (again) {
+    again = false;
+    return refresh();
+  }
+  if (token.get()) timer = setTimeout(refresh, REFRESH_MS);
 }
 
 function signOut(message = "") {
   clearTimeout(timer);
-  sessionStorage.removeItem(TOKEN_KEY);
+  token.clear();
+  forgetOnce();
+  if ($("confirm").open) $("confirm").close();
   $("app").hidden = true;
   $("signin").hidden = false;
   $("signin-error").textContent = message;
@@ -209,7 +208,7 @@ function start() {
 
 $("signin-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  token.set($("token").value.trim());
   $("token").value = "";
   start();
 });
@@ -225,7 +224,7 @@ $("account-form").addEventListener("submit", async (event) => {
     });
     const data = await response.json().catch(() => null);
     if (!response.ok) throw new Error((data && data.error) || `HTTP ${response.status}`);
-    sessionStorage.setItem(TOKEN_KEY, data.token);
+    token.set(data.token);
     $("account-error").textContent = "";
     start();
   } catch (e) {
@@ -239,15 +238,15 @@ $("ban-form").addEventListener("submit", async (event) => {
   const body = { network: form.network.value.trim() };
   if (form.duration.value.trim()) body.duration = form.duration.value.trim();
   if (form.reason.value.trim()) body.reason = form.reason.value.trim();
-  try {
-    await api("POST", "/api/v1/bans", body);
-    form.reset();
-    $("ban-error").textContent = "";
-  } catch (e) {
-    $("ban-error").textContent = e.message;
-  }
-  refresh();
+  if (await change($("ban-error"), "POST", "/api/v1/bans", body)) form.reset();
+});
+// The pages' changes: read the page again (after the change's own code has run, which may
+// have moved to another page); a refused token signs out.
+document.addEventListener("portcullis:changed", () => setTimeout(refresh, 0));
+document.addEventListener("portcullis:unauthorized", () => signOut("Signed out: the token is no longer accepted."));
+addEventListener("hashchange", () => {
+  if (token.get()) refresh();
 });
 
-if (sessionStorage.getItem(TOKEN_KEY)) start();
+if (token.get()) start();
 else signOut();

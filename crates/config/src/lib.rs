@@ -37,6 +37,7 @@ pub use listen::Listen;
 pub use log::{Log, LogFormat};
 pub use names::{is_hostname, normalize_address, normalize_domain, MAX_LOGIN_NAME};
 pub use passwords::Passwords;
+pub use portcullis_listeners::Listener;
 pub use process::Process;
 pub use root::Config;
 pub use store::Store;

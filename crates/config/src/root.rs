@@ -98,7 +98,7 @@ impl RawConfig {
         let firewall = self.firewall.unwrap_or_default().validate(&c)?;
         let guard = self.guard.unwrap_or_default().validate(&c)?;
         let alerts = self.alerts.unwrap_or_default().validate(&c)?;
-        let admin = self.admin.unwrap_or_default().validate(&c, &data_dir, &listen.admin)?;
+        let admin = self.admin.unwrap_or_default().validate(&c, &data_dir, listen.admin())?;
         Ok(Config {
             path: path.to_path_buf(),
             hostname: hostname.to_ascii_lowercase(),

@@ -29,7 +29,7 @@ fn minimal_config_gets_safe_defaults_and_resolves_paths() {
     assert_eq!(c.limits.pop3_idle_timeout, Duration::from_secs(600));
     assert_eq!(c.limits.imap_idle_timeout, Duration::from_secs(1800));
     assert_eq!(c.limits.max_imap_sessions_per_account, 20);
-    assert!(c.listen.submissions.is_empty(), "a missing key means that listener is off");
+    assert!(c.listen.addresses(Listener::Submissions).is_empty(), "a missing key means that listener is off");
     assert!(!c.process.allow_root);
 }
 
@@ -64,7 +64,7 @@ format = "text"
     .unwrap();
     assert_eq!(c.hostname, "mail.example.org");
     assert_eq!(c.tls.min_version, TlsVersion::V1_3);
-    assert_eq!(c.listen.submissions.len(), 2);
+    assert_eq!(c.listen.addresses(Listener::Submissions).len(), 2);
     assert_eq!(c.store.sqlite_path, PathBuf::from("/var/lib/portcullis/mail.db"));
     assert_eq!(c.store.default_quota, None);
     assert_eq!(c.limits.max_message_size, 10 << 20);
@@ -139,8 +139,8 @@ fn firewall_guard_and_alerts() {
     .unwrap();
     assert_eq!(c.firewall.global.deny, vec!["192.0.2.0/24".parse::<IpNet>().unwrap()]);
     assert_eq!(c.firewall.trusted, vec!["198.51.100.7/32".parse::<IpNet>().unwrap()]);
-    assert_eq!(c.firewall.listener("imaps").unwrap().allow.len(), 2);
-    assert!(c.firewall.listener("pop3s").is_none());
+    assert_eq!(c.firewall.listener(Listener::Imaps).unwrap().allow.len(), 2);
+    assert!(c.firewall.listener(Listener::Pop3s).is_none());
     assert_eq!(c.guard.ban_after_failures, 5);
     assert_eq!(c.guard.ban_duration, Duration::from_secs(7200));
     assert_eq!(c.guard.ban_window, Duration::from_secs(600), "defaults fill the rest");
@@ -155,7 +155,7 @@ fn firewall_guard_and_alerts() {
         let e = error_of(&format!("{MINIMAL}{extra}"));
         assert!(e.contains(key), "{key}: {e}");
     }
-    assert!(error_of(&format!("{MINIMAL}[firewall.smtp]\nallow = []\n")).contains("smtp"));
+    assert!(error_of(&format!("{MINIMAL}[firewall.lmtp]\nallow = []\n")).contains("lmtp"));
 }
 
 #[test]
@@ -245,7 +245,7 @@ fn admin_and_log_file() {
          [log]\nfile = \"log/portcullis.log\"\nmax_size = \"10MiB\"\nkeep = 3\n"
     ))
     .unwrap();
-    assert_eq!(c.listen.admin.len(), 2);
+    assert_eq!(c.listen.admin().len(), 2);
     assert_eq!(c.admin.token, AdminToken::File(PathBuf::from("/etc/portcullis/secret/admin")));
     assert_eq!(c.log.file, Some(PathBuf::from("/etc/portcullis/log/portcullis.log")));
     assert_eq!((c.log.max_size, c.log.keep), (10 << 20, 3));
@@ -281,7 +281,7 @@ fn admin_and_log_file() {
 #[test]
 fn the_admin_listener_has_a_firewall_section() {
     let c = parse(&format!("{MINIMAL}[firewall.admin]\nallow = [\"127.0.0.0/8\"]\ndeny = [\"127.0.0.9\"]\n")).unwrap();
-    let admin = c.firewall.listener("admin").unwrap();
+    let admin = c.firewall.listener(Listener::Admin).unwrap();
     assert_eq!(admin.allow, vec!["127.0.0.0/8".parse::<IpNet>().unwrap()]);
     assert_eq!(admin.deny, vec!["127.0.0.9/32".parse::<IpNet>().unwrap()]);
     assert!(error_of(&format!("{MINIMAL}[firewall.admin]\ndeny = [\"x\"]\n")).contains("firewall.admin.deny"));

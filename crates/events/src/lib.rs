@@ -17,54 +17,9 @@ mod rotate;
 pub use log::{LogFormat, LogSink};
 pub use rotate::RotatingFile;
 
-/// Which gate a connection came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Listener {
-    /// SMTP submission, implicit TLS (465).
-    Submissions,
-    /// SMTP submission, STARTTLS required (587).
-    Submission,
-    /// POP3, implicit TLS (995).
-    Pop3s,
-    /// IMAP, implicit TLS (993).
-    Imaps,
-    /// HTTP: the admin API, `/metrics` and the dashboard (`listen.admin`). Admitted by the
-    /// guard like the mail listeners, but not one of them: it has no mail sessions, and is
-    /// not in [`Listener::ALL`].
-    Admin,
-}
-
-impl Listener {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Listener::Submissions => "submissions",
-            Listener::Submission => "submission",
-            Listener::Pop3s => "pop3s",
-            Listener::Imaps => "imaps",
-            Listener::Admin => "admin",
-        }
-    }
-
-    /// The protocol spoken on it: "smtp", "imap", "pop3" or "http".
-    pub fn protocol(self) -> &'static str {
-        match self {
-            Listener::Submissions | Listener::Submission => "smtp",
-            Listener::Pop3s => "pop3",
-            Listener::Imaps => "imap",
-            Listener::Admin => "http",
-        }
-    }
-
-    /// The mail listeners (every listener but [`Listener::Admin`]).
-    pub const ALL: [Listener; 4] = [Listener::Submissions, Listener::Submission, Listener::Imaps, Listener::Pop3s];
-}
-
-impl std::fmt::Display for Listener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Which gate a connection came through, and everything that varies per gate: one table in
+/// its own crate (`portcullis-listeners`), which the config reads too.
+pub use portcullis_listeners::{self as listeners, Listener, Protocol, TlsMode};
 
 /// Why a connection was refused before any protocol or TLS work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -23,6 +23,8 @@
 
 use std::time::{Duration, Instant};
 
+use portcullis_events::Listener;
+
 /// Buckets shorter than this are treated as this long (a zero bucket would divide by zero).
 const MIN_BUCKET: Duration = Duration::from_millis(1);
 /// The set of series is small by construction (metrics x listeners); this only guards memory if
@@ -39,11 +41,11 @@ pub enum Metric {
     Bans,
 }
 
-/// What a series counts: a metric for one listener (by name, e.g. "imaps"), or overall (None).
+/// What a series counts: a metric for one listener, or overall (None).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Series {
     pub metric: Metric,
-    pub listener: Option<&'static str>,
+    pub listener: Option<Listener>,
 }
 
 #[derive(Debug, Clone)]
@@ -347,8 +349,8 @@ impl Detector {
 mod tests {
     use super::*;
 
-    const IMAPS: Series = Series { metric: Metric::ConnectionAttempts, listener: Some("imaps") };
-    const POP3S: Series = Series { metric: Metric::ConnectionAttempts, listener: Some("pop3s") };
+    const IMAPS: Series = Series { metric: Metric::ConnectionAttempts, listener: Some(Listener::Imaps) };
+    const POP3S: Series = Series { metric: Metric::ConnectionAttempts, listener: Some(Listener::Pop3s) };
     const ALL: Series = Series { metric: Metric::ConnectionAttempts, listener: None };
 
     fn test_settings() -> Settings {
@@ -539,7 +541,7 @@ mod tests {
         assert_eq!(series, [&IMAPS, &ALL]);
         assert!(!h.det.in_episode(&POP3S));
         // Other metrics of the same listener are separate series too.
-        let auth = Series { metric: Metric::AuthFailures, listener: Some("imaps") };
+        let auth = Series { metric: Metric::AuthFailures, listener: Some(Listener::Imaps) };
         assert!(!h.det.in_episode(&auth) && h.det.baseline(&auth).is_none());
     }
 

@@ -24,7 +24,7 @@ impl Rules {
 
     /// Whether `ip` may connect to `listener` at all.
     pub fn admits(&self, ip: IpAddr, listener: Listener) -> bool {
-        admits(&self.firewall.global, ip) && self.firewall.listener(listener.as_str()).is_none_or(|r| admits(r, ip))
+        admits(&self.firewall.global, ip) && self.firewall.listener(listener).is_none_or(|r| admits(r, ip))
     }
 
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -49,7 +49,10 @@ mod tests {
     fn global_and_per_listener_rules() {
         let rules = Rules::new(Firewall {
             global: NetRules { allow: vec![], deny: vec![net("192.0.2.0/24")] },
-            listeners: vec![("imaps", NetRules { allow: vec![net("10.0.0.0/8")], deny: vec![net("10.9.0.0/16")] })],
+            listeners: vec![(
+                Listener::Imaps,
+                NetRules { allow: vec![net("10.0.0.0/8")], deny: vec![net("10.9.0.0/16")] },
+            )],
             trusted: vec![net("198.51.100.7/32")],
         });
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();

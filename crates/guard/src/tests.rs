@@ -74,7 +74,7 @@ fn connection_limits_per_source_and_in_total() {
 fn firewall_rules_refuse_before_anything_else() {
     let g = guard_with(Firewall {
         global: NetRules { allow: vec![], deny: vec!["127.0.0.66/32".parse().unwrap()] },
-        listeners: vec![("imaps", NetRules { allow: vec!["127.0.0.0/28".parse().unwrap()], deny: vec![] })],
+        listeners: vec![(Listener::Imaps, NetRules { allow: vec!["127.0.0.0/28".parse().unwrap()], deny: vec![] })],
         trusted: vec![],
     });
     let now = Now::current();
@@ -91,7 +91,7 @@ fn reload_revokes_sessions_the_new_rules_refuse() {
     let office = g.admit(ip("127.0.0.5"), Listener::Imaps, now).unwrap();
     let outsider = g.admit(ip("127.0.0.40"), Listener::Imaps, now).unwrap();
     let firewall = Firewall {
-        listeners: vec![("imaps", NetRules { allow: vec!["127.0.0.0/28".parse().unwrap()], deny: vec![] })],
+        listeners: vec![(Listener::Imaps, NetRules { allow: vec!["127.0.0.0/28".parse().unwrap()], deny: vec![] })],
         ..Firewall::default()
     };
     let revoked = g.reload(policy_with(firewall));

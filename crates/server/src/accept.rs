@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_events::{CloseReason, Event, Listener, RefuseReason};
+use portcullis_events::{CloseReason, Event, Listener, Protocol, RefuseReason, TlsMode};
 use portcullis_guard::Now;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -84,20 +84,19 @@ async fn serve(
     revoked: CancellationToken,
 ) {
     let limits = &shared.config.limits;
-    let idle = match listener {
-        Listener::Pop3s => limits.pop3_idle_timeout,
-        Listener::Imaps => limits.imap_idle_timeout,
-        Listener::Submissions | Listener::Submission => limits.smtp_idle_timeout,
+    let idle = match listener.spec().protocol {
+        Protocol::Pop3 => limits.pop3_idle_timeout,
+        Protocol::Imap => limits.imap_idle_timeout,
+        Protocol::Smtp => limits.smtp_idle_timeout,
         // Served by its own accept loop (`admin`), never from here.
-        Listener::Admin => return,
+        Protocol::Http => return,
     };
     let mut conn = Connection::open(shared, id, listener, peer, idle, revoked);
-    let reason = match listener {
-        Listener::Submissions => smtp::run(shared, &mut conn, tcp, true).await,
-        Listener::Submission => smtp::run(shared, &mut conn, tcp, false).await,
-        Listener::Pop3s => pop3::run(shared, &mut conn, tcp).await,
-        Listener::Imaps => imap::run(shared, &mut conn, tcp).await,
-        Listener::Admin => CloseReason::Quit,
+    let reason = match listener.spec().protocol {
+        Protocol::Smtp => smtp::run(shared, &mut conn, tcp).await,
+        Protocol::Pop3 => pop3::run(shared, &mut conn, tcp).await,
+        Protocol::Imap => imap::run(shared, &mut conn, tcp).await,
+        Protocol::Http => CloseReason::Quit,
     };
     conn.close(reason);
 }
@@ -113,12 +112,12 @@ fn refuse(
     reason: RefuseReason,
 ) {
     shared.events.emit(Event::ConnectionRefused { listener, peer, reason });
-    let reply = match listener {
-        Listener::Submissions | Listener::Submission => portcullis_proto_smtp::refused_connection(reason),
-        Listener::Pop3s => portcullis_proto_pop3::refused_connection(reason),
-        Listener::Imaps => portcullis_proto_imap::refused_connection(reason),
+    let reply = match listener.spec().protocol {
+        Protocol::Smtp => portcullis_proto_smtp::refused_connection(reason),
+        Protocol::Pop3 => portcullis_proto_pop3::refused_connection(reason),
+        Protocol::Imap => portcullis_proto_imap::refused_connection(reason),
         // The admin listener closes refused connections itself (`admin`).
-        Listener::Admin => return,
+        Protocol::Http => return,
     };
     let Ok(permit) = acceptance.polite_refusals.try_acquire() else { return };
     permit.forget();
@@ -126,9 +125,9 @@ fn refuse(
     shared.clone().tasks.spawn(async move {
         let deadline = shared.config.tls.handshake_timeout;
         let _ = tokio::time::timeout(deadline, async {
-            let mut stream = match listener {
-                Listener::Submission => Stream::Plain(tcp),
-                _ => match shared.tls.acceptor().accept(tcp).await {
+            let mut stream = match listener.spec().tls {
+                TlsMode::StartTlsRequired | TlsMode::AdminSetting => Stream::Plain(tcp),
+                TlsMode::Implicit => match shared.tls.acceptor().accept(tcp).await {
                     Ok(tls) => Stream::Tls(Box::new(tls)),
                     Err(_) => return,
                 },

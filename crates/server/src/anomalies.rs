@@ -19,8 +19,8 @@ const METRICS: [Metric; 4] =
     [Metric::ConnectionAttempts, Metric::AuthFailures, Metric::RefusedConnections, Metric::Bans];
 
 /// Where a metric is counted: overall (`None`), and on each listener, the admin listener too.
-fn scopes() -> impl Iterator<Item = Option<&'static str>> {
-    std::iter::once(None).chain(Listener::ALL.iter().chain([&Listener::Admin]).map(|l| Some(l.as_str())))
+fn scopes() -> impl Iterator<Item = Option<Listener>> {
+    std::iter::once(None).chain(Listener::EVERY.into_iter().map(Some))
 }
 
 impl AnomalyDetector {
@@ -41,7 +41,7 @@ impl AnomalyDetector {
         self.detector.lock().ok().and_then(|d| d.baseline(series))
     }
 
-    fn count(&self, metric: Metric, listener: Option<&'static str>) {
+    fn count(&self, metric: Metric, listener: Option<Listener>) {
         let now = Instant::now();
         if let Ok(mut d) = self.detector.lock() {
             if listener.is_some() {
@@ -76,14 +76,14 @@ impl AnomalyDetector {
 impl Sink for AnomalyDetector {
     fn accept(&self, record: &Record) {
         match &record.event {
-            Event::ConnectionOpened { listener, .. } => self.count(Metric::ConnectionAttempts, Some(listener.as_str())),
+            Event::ConnectionOpened { listener, .. } => self.count(Metric::ConnectionAttempts, Some(*listener)),
             Event::ConnectionRefused { listener, .. } => {
-                self.count(Metric::ConnectionAttempts, Some(listener.as_str()));
-                self.count(Metric::RefusedConnections, Some(listener.as_str()));
+                self.count(Metric::ConnectionAttempts, Some(*listener));
+                self.count(Metric::RefusedConnections, Some(*listener));
             }
-            Event::AuthFailed { listener, .. } => self.count(Metric::AuthFailures, Some(listener.as_str())),
+            Event::AuthFailed { listener, .. } => self.count(Metric::AuthFailures, Some(*listener)),
             // A wrong bearer token or a refused sign-in: a failed login on the admin listener.
-            Event::AdminAuthFailed { .. } => self.count(Metric::AuthFailures, Some(Listener::Admin.as_str())),
+            Event::AdminAuthFailed { .. } => self.count(Metric::AuthFailures, Some(Listener::Admin)),
             Event::BanAdded { .. } => self.count(Metric::Bans, None),
             _ => {}
         }
@@ -118,7 +118,7 @@ pub async fn watch(detector: Arc<AnomalyDetector>, events: Events, bucket: Durat
         }
         for anomaly in detector.tick() {
             let (kind, message) = describe(&anomaly, bucket);
-            let listener = anomaly.series.listener.and_then(listener_named);
+            let listener = anomaly.series.listener;
             events.emit(Event::AlertRaised {
                 kind,
                 severity: Severity::Warning,
@@ -132,8 +132,4 @@ pub async fn watch(detector: Arc<AnomalyDetector>, events: Events, bucket: Durat
             });
         }
     }
-}
-
-fn listener_named(name: &str) -> Option<Listener> {
-    Listener::ALL.into_iter().chain([Listener::Admin]).find(|l| l.as_str() == name)
 }

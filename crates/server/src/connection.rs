@@ -55,9 +55,10 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// How long a read may wait for the client, and a write for the client to take our data.
     idle: Duration,
-    /// Until the client logs in: when `limits.login_timeout` runs out. Every protocol's idle
-    /// timeout is long (IMAP's 30 minutes); a connection that never logs in must not hold its
-    /// slot that long, busy or not.
+    /// Until the client logs in: when `limits.login_timeout` runs out, on the listeners where
+    /// clients log in (the listener table's `login`). Every protocol's idle timeout is long
+    /// (IMAP's 30 minutes); a connection that never logs in must not hold its slot that long,
+    /// busy or not.
     login_deadline: Option<Instant>,
     /// Cancelled when the connection must close at its next read (see [`Input::Revoked`]).
     revoked: CancellationToken,
@@ -103,7 +104,9 @@ impl Connection {
             listener,
             peer,
             idle,
-            login_deadline: Some(now + shared.config.limits.login_timeout),
+            // Only where clients log in: on 25 other servers deliver without logging in, and
+            // a long message from a slow one must not be cut off by a login deadline.
+            login_deadline: listener.spec().login.then(|| now + shared.config.limits.login_timeout),
             revoked,
             started: now,
             bytes_in: 0,

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use portcullis_auth::{Authenticator, PasswordHasher};
 use portcullis_config::{Config, LogFormat};
-use portcullis_events::{Event, Events, Listener, LogSink};
+use portcullis_events::{Event, Events, Listener, LogSink, TlsMode};
 use portcullis_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
@@ -56,26 +56,24 @@ pub fn serve(config: Config) -> Result<(), String> {
         eprintln!("{warning}");
     }
     let mut bound = Vec::new();
-    for (listener, addrs) in [
-        (Listener::Submissions, &config.listen.submissions),
-        (Listener::Submission, &config.listen.submission),
-        (Listener::Pop3s, &config.listen.pop3s),
-        (Listener::Imaps, &config.listen.imaps),
-    ] {
+    for (listener, addrs) in config.listen.mail() {
         for addr in addrs {
-            let socket = socket::bind(*addr).map_err(|e| format!("listen.{listener}: cannot listen on {addr}: {e}"))?;
+            let socket = socket::bind(*addr)
+                .map_err(|e| format!("{}: cannot listen on {addr}: {e}", listener.spec().listen_key))?;
             bound.push((listener, socket));
         }
     }
     let mut admin_sockets = Vec::new();
-    for addr in &config.listen.admin {
+    for addr in config.listen.admin() {
         let socket = socket::bind(*addr).map_err(|e| format!("listen.admin: cannot listen on {addr}: {e}"))?;
         admin_sockets.push(socket);
     }
     if bound.is_empty() {
+        let keys: Vec<&str> = Listener::ALL.iter().map(|l| l.spec().listen_key).collect();
         return Err(format!(
-            "{}: no listener is configured; set listen.submissions, listen.submission, listen.imaps or listen.pop3s",
-            config.path.display()
+            "{}: no mail listener is configured; set one of {}",
+            config.path.display(),
+            keys.join(", ")
         ));
     }
     process::drop_privileges(&config)?;
@@ -164,7 +162,9 @@ async fn run(
         let socket = TcpListener::from_std(socket).map_err(|e| format!("listen.{listener}: {e}"))?;
         if let Ok(addr) = socket.local_addr() {
             events.emit(Event::Listening { listener, addr });
-            listening.push(admin::ListenerInfo { name: listener.as_str().into(), addr, tls: true });
+            // Whether every session on it is encrypted: not where STARTTLS is only offered (25).
+            let tls = matches!(listener.spec().tls, TlsMode::Implicit | TlsMode::StartTlsRequired);
+            listening.push(admin::ListenerInfo { name: listener.as_str().into(), addr, tls });
         }
         shared.tasks.spawn(accept::accept_loop(shared.clone(), acceptance.clone(), listener, socket));
     }

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use portcullis_auth::{AuthError, Lane, Principal, Refusal};
 use portcullis_config::MAX_LOGIN_NAME;
-use portcullis_events::{AlertKind, Event, Listener, Severity};
+use portcullis_events::{AlertKind, Event, Listener, Protocol, Severity};
 use portcullis_guard::{Ban, CheckLane, Entry, Now, Source, BUSY_DELAY};
 use portcullis_sasl::{Attempt, ScramKeys, ScramProof};
 use portcullis_store::{normalize_address, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
@@ -43,12 +43,12 @@ const LOGGED_PREFIX: usize = 64;
 
 /// Which app-password scope a listener's protocol is.
 fn scope(listener: Listener) -> u8 {
-    match listener {
-        Listener::Submissions | Listener::Submission => SCOPE_SMTP,
-        Listener::Pop3s => SCOPE_POP3,
-        Listener::Imaps => SCOPE_IMAP,
+    match listener.spec().protocol {
+        Protocol::Smtp => SCOPE_SMTP,
+        Protocol::Pop3 => SCOPE_POP3,
+        Protocol::Imap => SCOPE_IMAP,
         // No app password opens the admin listener.
-        Listener::Admin => 0,
+        Protocol::Http => 0,
     }
 }
 

@@ -2,7 +2,7 @@
 //! its actions with TLS, the login pipeline, the guard's sending limits and the store.
 
 use portcullis_auth::AuthError;
-use portcullis_events::{AlertKind, CloseReason, Event, Severity};
+use portcullis_events::{AlertKind, CloseReason, Event, Severity, TlsMode};
 use portcullis_guard::{Now, SendingLimit};
 use portcullis_proto_smtp::{
     Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome, Session,
@@ -33,7 +33,8 @@ impl Reader for Session {
     }
 }
 
-pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream, implicit_tls: bool) -> CloseReason {
+pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> CloseReason {
+    let implicit_tls = conn.listener.spec().tls == TlsMode::Implicit;
     let mut stream = if implicit_tls {
         match conn.handshake(shared, tcp).await {
             Ok(stream) => stream,

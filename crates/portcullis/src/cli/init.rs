@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Gid;
 
 use portcullis_auth::{derive_secrets, generate_password, PasswordHasher};
-use portcullis_config::{is_hostname, Config};
+use portcullis_config::{is_hostname, Config, Listener};
 use portcullis_store::{Quota, Store};
 
 use crate::cli::runtime::block_on;
@@ -153,21 +153,16 @@ pub fn dev_instance(dir: &Path) -> Result<Config, Failure> {
         init(&InitArgs { hostname: None, domain: None, dir: dir.to_path_buf(), dev: true, user: None, data_dir: None })?
     };
     println!("Listening on loopback only:");
-    for (what, addrs) in [
-        ("SMTP submission, implicit TLS", &config.listen.submissions),
-        ("SMTP submission, STARTTLS", &config.listen.submission),
-        ("IMAP, implicit TLS", &config.listen.imaps),
-        ("POP3, implicit TLS", &config.listen.pop3s),
-    ] {
+    for (listener, addrs) in config.listen.mail() {
         for addr in addrs {
-            println!("  {what:<30} {addr}");
+            println!("  {:<46} {addr}", listener.spec().summary);
         }
     }
-    for addr in &config.listen.admin {
-        println!("  {:<30} http://{addr}/", "Dashboard, admin API, /metrics");
+    for addr in config.listen.admin() {
+        println!("  {:<46} http://{addr}/", Listener::Admin.spec().summary);
     }
     if let portcullis_config::AdminToken::File(path) = &config.admin.token {
-        if !config.listen.admin.is_empty() {
+        if !config.listen.admin().is_empty() {
             println!("The dashboard's sign-in token is in {} (created at the first start).", path.display());
         }
     }
@@ -205,10 +200,8 @@ fn config_text(hostname: &str, dev: bool, user: &str, data_dir: Option<&Path>) -
         }
     };
     let root = nix::unistd::Uid::effective().is_root();
-    let (listen, process, log) = if dev {
+    let (process, log) = if dev {
         (
-            "submissions = [\"127.0.0.1:10465\"]\nsubmission = [\"127.0.0.1:10587\"]\nimaps = [\"127.0.0.1:10993\"]\npop3s = [\"127.0.0.1:10995\"]\n\
-             admin = [\"127.0.0.1:18080\"]               # admin API, /metrics, dashboard\n",
             if root {
                 // A dev instance on loopback, started by root (a container): stay root rather
                 // than lose access to a home directory only root may enter.
@@ -220,14 +213,11 @@ fn config_text(hostname: &str, dev: bool, user: &str, data_dir: Option<&Path>) -
         )
     } else {
         (
-            "submissions = [\"0.0.0.0:465\"]       # add \"[::]:465\" for IPv6\nsubmission = [\"0.0.0.0:587\"]\nimaps = [\"0.0.0.0:993\"]\npop3s = [\"0.0.0.0:995\"]\n\
-             # Admin API, /metrics and the dashboard; the token is in admin.token in data_dir (made at the\n\
-             # first start). Off loopback, set admin.tls = true.\n\
-             admin = [\"127.0.0.1:8080\"]\n",
             format!("# Started as root, `serve` binds its ports and then runs as this user\n# (create it with `useradd --system --home-dir /var/lib/portcullis {user}`).\nuser = \"{user}\"\n"),
             "",
         )
     };
+    let listen = listen_section(dev);
     Ok(format!(
         "# Portcullis configuration. Reference: docs/configuration.md.\n\
          hostname = \"{hostname}\"\n\
@@ -251,6 +241,34 @@ fn config_text(hostname: &str, dev: bool, user: &str, data_dir: Option<&Path>) -
          \n\
          {log}"
     ))
+}
+
+/// `[listen]`: every listener of the table on its standard port (the admin listener on loopback
+/// only), or with `--dev` on 127.0.0.1 at 10000 + the standard port.
+fn listen_section(dev: bool) -> String {
+    let mut section = String::new();
+    for listener in Listener::EVERY {
+        let spec = listener.spec();
+        let (host, port) = match (dev, listener) {
+            (true, _) => ("127.0.0.1", listener.dev_port()),
+            (false, Listener::Admin) => ("127.0.0.1", spec.port),
+            (false, _) => ("0.0.0.0", spec.port),
+        };
+        if listener == Listener::Admin && !dev {
+            section.push_str(
+                "# Admin API, /metrics and the dashboard; the token is in admin.token in data_dir (made at the\n\
+                 # first start). Off loopback, set admin.tls = true.\n",
+            );
+        }
+        let line = format!("{} = [\"{host}:{port}\"]", spec.name);
+        let comment = if dev || listener == Listener::Admin {
+            spec.summary.to_string()
+        } else {
+            format!("{}; add \"[::]:{port}\" for IPv6", spec.summary)
+        };
+        section.push_str(&format!("{line:<38} # {comment}\n"));
+    }
+    section
 }
 
 /// Modes and group for what `init` creates (see the module comment).
@@ -339,9 +357,9 @@ mod tests {
         for dev in [true, false] {
             let text = config_text("mail.example.org", dev, "mailsvc", None).unwrap();
             let config = Config::parse(Path::new("/srv/p/portcullis.toml"), &text).unwrap();
-            assert_eq!(config.listen.submissions.len(), 1);
-            assert_eq!(config.listen.admin.len(), 1);
-            assert!(config.listen.admin[0].ip().is_loopback());
+            assert_eq!(config.listen.addresses(Listener::Submissions).len(), 1);
+            assert_eq!(config.listen.admin().len(), 1);
+            assert!(config.listen.admin()[0].ip().is_loopback());
             assert_eq!(config.store.sqlite_path, PathBuf::from("/srv/p/data/mail.db"));
             assert_eq!(config.process.user.as_deref(), (!dev).then_some("mailsvc"));
         }

@@ -47,7 +47,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 impl AdminClient {
     /// A client for the configured admin listener; `None` when `listen.admin` is not set.
     pub fn from_config(config: &Config) -> Result<Option<AdminClient>, String> {
-        let Some(first) = config.listen.admin.first() else { return Ok(None) };
+        let Some(first) = config.listen.admin().first() else { return Ok(None) };
         let mut addr = *first;
         if addr.ip().is_unspecified() {
             addr.set_ip(match addr.ip() {

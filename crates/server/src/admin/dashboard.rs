@@ -42,6 +42,7 @@ pub async fn openapi() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use portcullis_events::Listener;
 
     /// A module left out of [`ASSETS`] would be a 404 that breaks the page only in a browser.
     #[test]
@@ -62,5 +63,29 @@ mod tests {
             let target = reference.split('"').next().unwrap();
             assert!(served(target), "index.html names /assets/{target}, which is not served");
         }
+    }
+
+    /// The `enum:` list of the schema `name` in the OpenAPI file.
+    fn schema_enum(name: &str) -> Vec<String> {
+        let start = OPENAPI.find(&format!("\n    {name}:\n")).unwrap_or_else(|| panic!("no schema {name}"));
+        let rest = &OPENAPI[start..];
+        let list = rest.find("enum: [").map(|i| &rest[i + "enum: [".len()..]).expect("an enum");
+        list[..list.find(']').expect("a closed list")].split(',').map(|s| s.trim().to_string()).collect()
+    }
+
+    #[test]
+    fn the_openapi_listener_enums_are_the_listener_table() {
+        let every: Vec<String> = Listener::EVERY.iter().map(|l| l.as_str().to_string()).collect();
+        let mail: Vec<String> = Listener::ALL.iter().map(|l| l.as_str().to_string()).collect();
+        let mut protocols: Vec<String> = Listener::ALL.iter().map(|l| l.protocol().to_string()).collect();
+        protocols.dedup();
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v.dedup();
+            v
+        };
+        assert_eq!(sorted(schema_enum("Listener")), sorted(every));
+        assert_eq!(sorted(schema_enum("MailListener")), sorted(mail));
+        assert_eq!(sorted(schema_enum("MailProtocol")), sorted(protocols));
     }
 }

@@ -79,8 +79,8 @@ pub struct Monitor {
     series: Mutex<Series>,
     alerts: Mutex<AlertLog>,
     detector: Arc<AnomalyDetector>,
-    /// Per listener, in the order of `Listener::ALL`.
-    commands: [CommandLatency; 4],
+    /// Per mail listener, in the order of `Listener::ALL`.
+    commands: [CommandLatency; Listener::ALL.len()],
     /// The detector's k and floor, for drawing its threshold.
     pub deviations: f64,
     pub floor: f64,
@@ -119,17 +119,7 @@ fn detector_metric(measure: Measure) -> Metric {
 
 impl Monitor {
     pub fn new(config: &portcullis_config::Config, detector: Arc<AnomalyDetector>) -> Arc<Monitor> {
-        let listen = &config.listen;
-        let listeners: Vec<Listener> = Listener::ALL
-            .into_iter()
-            .filter(|l| match l {
-                Listener::Submissions => !listen.submissions.is_empty(),
-                Listener::Submission => !listen.submission.is_empty(),
-                Listener::Imaps => !listen.imaps.is_empty(),
-                Listener::Pop3s => !listen.pop3s.is_empty(),
-                Listener::Admin => false,
-            })
-            .collect();
+        let listeners: Vec<Listener> = config.listen.mail().map(|(listener, _)| listener).collect();
         let mut r = Registry::default();
         use Kind::*;
         r.declare("portcullis_build_info", Gauge, "Always 1; the version is a label.");
@@ -212,12 +202,12 @@ impl Monitor {
     }
 
     fn baseline(&self, measure: Measure, listener: Listener) -> series::Baseline {
-        self.detector.baseline(&DetectorSeries { metric: detector_metric(measure), listener: Some(listener.as_str()) })
+        self.detector.baseline(&DetectorSeries { metric: detector_metric(measure), listener: Some(listener) })
     }
 
     fn count(&self, ts_ms: u64, measure: Measure, listener: Listener) {
         // The charts are of the mail listeners; the admin listener's refusals are in /metrics.
-        if !Listener::ALL.contains(&listener) {
+        if !listener.is_mail() {
             return;
         }
         if let Ok(mut s) = self.series.lock() {
@@ -315,8 +305,8 @@ impl Sink for Monitor {
     fn accept(&self, record: &Record) {
         let event = &record.event;
         if let Event::CommandAnswered { listener, latency_us, .. } = event {
-            if let Some(i) = Listener::ALL.iter().position(|l| l == listener) {
-                self.commands[i].observe(*latency_us);
+            if let Some(latency) = self.commands.get(listener.index()) {
+                latency.observe(*latency_us);
             }
             return;
         }

@@ -20,8 +20,12 @@ pub enum Measure {
 
 const MEASURES: [Measure; 2] = [Measure::ConnectionAttempts, Measure::AuthFailures];
 
-fn index(listener: Listener) -> usize {
-    Listener::ALL.iter().position(|&l| l == listener).unwrap_or(0)
+/// Mail listeners charted; each slot has one row per listener.
+const LISTENERS: usize = Listener::ALL.len();
+
+/// The listener's row, for a mail listener (the admin listener is not charted).
+fn index(listener: Listener) -> Option<usize> {
+    listener.is_mail().then(|| listener.index())
 }
 
 /// (mean, standard deviation) per bucket.
@@ -29,8 +33,8 @@ pub type Baseline = Option<(f64, f64)>;
 
 #[derive(Clone, Default)]
 struct Slot {
-    counts: [[u32; 2]; 4],
-    baseline: [[Option<(f32, f32)>; 2]; 4],
+    counts: [[u32; 2]; LISTENERS],
+    baseline: [[Option<(f32, f32)>; 2]; LISTENERS],
 }
 
 pub struct Series {
@@ -94,8 +98,8 @@ impl Series {
 
     /// Counts one event in the newest bucket (call `advance` first).
     pub fn count(&mut self, measure: Measure, listener: Listener) {
-        if let Some(slot) = self.slots.back_mut() {
-            let n = &mut slot.counts[index(listener)][measure as usize];
+        if let (Some(slot), Some(l)) = (self.slots.back_mut(), index(listener)) {
+            let n = &mut slot.counts[l][measure as usize];
             *n = n.saturating_add(1);
         }
     }
@@ -105,8 +109,7 @@ impl Series {
         let points = self.slots.len();
         let start_ms = (self.newest + 1 - points as u64) * self.bucket_ms;
         let mut lines = Vec::new();
-        for &listener in listeners {
-            let l = index(listener);
+        for (&listener, l) in listeners.iter().filter_map(|l| Some((l, index(*l)?))) {
             for m in MEASURES {
                 let m = m as usize;
                 lines.push(Line {

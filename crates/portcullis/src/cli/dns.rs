@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use clap::Subcommand;
-use portcullis_config::{normalize_domain, Config};
+use portcullis_config::{normalize_domain, Config, Listener};
 use portcullis_discovery::{DomainFacts, Plan, Ports, ServerFacts};
 use portcullis_dns::{DnsSettings, Resolver, Servers};
 use portcullis_store::Store;
@@ -96,13 +96,12 @@ fn plan(config: &Config, domain: &str) -> Result<Plan, Failure> {
 /// What the records are made from, read from the config: the host name and the port each
 /// listener is reached on.
 fn server_facts(config: &Config) -> ServerFacts {
-    let port = |addrs: &[SocketAddr]| addrs.first().map(SocketAddr::port);
-    let listen = &config.listen;
+    let port = |listener| config.listen.addresses(listener).first().map(SocketAddr::port);
     let ports = Ports {
-        submissions: port(&listen.submissions),
-        submission: port(&listen.submission),
-        imaps: port(&listen.imaps),
-        pop3s: port(&listen.pop3s),
+        submissions: port(Listener::Submissions),
+        submission: port(Listener::Submission),
+        imaps: port(Listener::Imaps),
+        pop3s: port(Listener::Pop3s),
         // Port 25 and the HTTPS listener are not in the config yet; their records are notes.
         smtp: None,
         https: None,

@@ -155,7 +155,7 @@ fn fetch_items_sections_and_modifiers() {
     let CommandBody::Fetch(f) = parse("a FETCH 1:* (FLAGS)\r\n") else { panic!() };
     assert_eq!(
         (f.uid, f.set, f.items),
-        (false, SequenceSet::Ranges(vec![(SeqNum::Value(1), SeqNum::Star)]), vec![FetchItem::Flags])
+        (false, SequenceSet::of(&[(SeqNum::Value(1), SeqNum::Star)]), vec![FetchItem::Flags])
     );
     let CommandBody::Fetch(f) = parse(
         "a UID FETCH 4,6:9 (UID BODY.PEEK[HEADER.FIELDS (From Subject)] BODY[1.2.MIME] BODY[TEXT]<0.2048> BINARY.PEEK[2] BINARY.SIZE[1] RFC822.SIZE MODSEQ) (CHANGEDSINCE 12345 VANISHED)\r\n",

@@ -33,6 +33,31 @@ pub trait Environment: Send + Sync {
     async fn scram_keys(&self, username: &str) -> ScramKeys;
     /// A protocol fact the guard and the operator should know about.
     fn report(&self, fact: Fact);
+    /// Runs work that may take long (parsing a large message's MIME structure, matching LIST
+    /// patterns against every mailbox) where it does not hold up other sessions: the server
+    /// runs it on a thread of its own, off the workers every connection shares. By default,
+    /// in place.
+    async fn offload(&self, work: Box<dyn FnOnce() + Send>) {
+        work()
+    }
+}
+
+/// Runs `work` through [`Environment::offload`]; its result, or `None` if it panicked.
+pub(crate) async fn offloaded<R: Send + 'static>(
+    env: &dyn Environment,
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let result = slot.clone();
+    env.offload(Box::new(move || {
+        let value = work();
+        if let Ok(mut result) = result.lock() {
+            *result = Some(value);
+        }
+    }))
+    .await;
+    let value = slot.lock().ok()?.take();
+    value
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -187,7 +187,8 @@ impl Session {
             let moved: Vec<u32> = mapping.iter().map(|m| m.0).collect();
             if let State::Selected(view) = &mut self.state {
                 let mut view = std::mem::replace(view, Box::new(placeholder()));
-                view.vanished.retain(|u| !moved.contains(u));
+                // `moved` ascends (source UID order): looked up, not scanned.
+                view.vanished.retain(|u| moved.binary_search(u).is_err());
                 self.remove_from_view(&mut view, &moved);
                 self.state = State::Selected(view);
             }
@@ -213,7 +214,8 @@ impl Session {
         let removed = env.store().expunge_deleted(mailbox, restrict.as_deref()).await.map_err(unavailable)?;
         if let State::Selected(view) = &mut self.state {
             let mut view = std::mem::replace(view, Box::new(placeholder()));
-            view.vanished.retain(|u| !removed.contains(u));
+            // `removed` ascends: looked up, not scanned.
+            view.vanished.retain(|u| removed.binary_search(u).is_err());
             self.remove_from_view(&mut view, &removed);
             self.state = State::Selected(view);
         }

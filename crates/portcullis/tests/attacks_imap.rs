@@ -296,11 +296,7 @@ fn one_fetch_naming_a_large_body_many_times_holds_little() {
         );
         assert!(ok.starts_with("f OK"), "{ok}");
         assert_eq!(answer.literal_bytes, expected, "{what}: the answer's size");
-        assert!(
-            peak.saturating_sub(baseline) < MEMORY_BOUND_KIB,
-            "{what}: the server grew by {} KiB",
-            peak - baseline
-        );
+        assert!(peak.saturating_sub(baseline) < MEMORY_BOUND_KIB, "{what}: the server grew by {} KiB", peak - baseline);
     }
 }
 
@@ -332,8 +328,14 @@ fn fetching_a_mailbox_of_large_messages_to_a_client_that_stops_reading_holds_lit
         std::thread::sleep(Duration::from_millis(2000));
         let peak = sampler.peak();
         drop(reader);
-        eprintln!("{fetch} on {count} messages of 1 MiB, never read: server VmRSS {baseline} KiB before, {peak} KiB at most");
-        assert!(peak.saturating_sub(baseline) < MEMORY_BOUND_KIB, "{fetch}: the server grew by {} KiB", peak - baseline);
+        eprintln!(
+            "{fetch} on {count} messages of 1 MiB, never read: server VmRSS {baseline} KiB before, {peak} KiB at most"
+        );
+        assert!(
+            peak.saturating_sub(baseline) < MEMORY_BOUND_KIB,
+            "{fetch}: the server grew by {} KiB",
+            peak - baseline
+        );
     }
     // And read to the end, the answers are whole.
     let (answer, ok) = command(&mut c, "r", "FETCH 1:* (BINARY.SIZE[2] BODY.PEEK[2]<0.100>)");
@@ -363,7 +365,11 @@ fn searching_the_bodies_of_large_messages_holds_little() {
         );
         assert!(ok.starts_with("q OK"), "{ok}");
         assert!(answer.lines.iter().any(|l| l.starts_with("* SEARCH")), "{:?}", answer.lines);
-        assert!(peak.saturating_sub(baseline) < MEMORY_BOUND_KIB, "{search}: the server grew by {} KiB", peak - baseline);
+        assert!(
+            peak.saturating_sub(baseline) < MEMORY_BOUND_KIB,
+            "{search}: the server grew by {} KiB",
+            peak - baseline
+        );
     }
     let (answer, _) = command(&mut c, "q", "SEARCH BODY \"needle is not\"");
     assert_eq!(answer.lines[0].split(' ').count(), 2 + count, "every message matches: {}", answer.lines[0]);
@@ -387,10 +393,15 @@ fn list_patterns_cost_little() {
 
     // Far past the cap: 60,000 bytes of wildcards and letters.
     let huge = "%*a".repeat(20_000);
-    let (waited, bob) = under_attack(&server, 3, |_| {}, |c| {
-        let (_, answer) = command(c, "l", &format!("LIST \"\" \"{huge}\""));
-        assert!(answer.starts_with("l NO [LIMIT]"), "{answer}");
-    });
+    let (waited, bob) = under_attack(
+        &server,
+        3,
+        |_| {},
+        |c| {
+            let (_, answer) = command(c, "l", &format!("LIST \"\" \"{huge}\""));
+            assert!(answer.starts_with("l NO [LIMIT]"), "{answer}");
+        },
+    );
     eprintln!("LIST with a 60,000-byte pattern over 206 mailboxes, 3 at once: {waited:?}; bob's worst NOOP {bob:?}");
     assert!(bob < BYSTANDER_WORST, "bob waited {bob:?}");
 
@@ -402,13 +413,18 @@ fn list_patterns_cost_little() {
     }
     let pattern = format!("*{}", "ab".repeat(30)).repeat(16);
     let patterns = vec![format!("\"{pattern}\""); 4].join(" ");
-    let (waited, bob) = under_attack(&server, 3, |_| {}, |c| {
-        for round in 0..3 {
-            let (answer, ok) = command(c, "l", &format!("LIST \"\" ({patterns})"));
-            assert!(ok.starts_with("l OK"), "round {round}: {ok}");
-            assert_eq!(answer.lines.len(), 40, "round {round}");
-        }
-    });
+    let (waited, bob) = under_attack(
+        &server,
+        3,
+        |_| {},
+        |c| {
+            for round in 0..3 {
+                let (answer, ok) = command(c, "l", &format!("LIST \"\" ({patterns})"));
+                assert!(ok.starts_with("l OK"), "round {round}: {ok}");
+                assert_eq!(answer.lines.len(), 40, "round {round}");
+            }
+        },
+    );
     eprintln!(
         "LIST with 4 patterns of {} bytes and 16 wildcards each over 286 mailboxes, 3 rounds, 3 at once: \
          {waited:?}; bob's worst NOOP {bob:?}",
@@ -439,20 +455,27 @@ fn sequence_sets_named_thousands_of_times_cost_little() {
     exists(&mut c);
     let count = grow(&mut c, 16384);
     let set = vec!["1:*"; 15_000].join(",");
-    let (waited, bob) = under_attack(&server, 3, |c| { exists(c); }, |c| {
-        for (tag, text) in [
-            ("f", format!("FETCH {set} (FLAGS)")),
-            ("s", format!("SEARCH {set}")),
-            ("u", format!("UID SEARCH UID {set}")),
-            ("t", format!("STORE {set} +FLAGS.SILENT (\\Flagged)")),
-        ] {
-            let (answer, ok) = command(c, tag, &text);
-            assert!(ok.starts_with(&format!("{tag} OK")), "{ok}");
-            if tag == "f" {
-                assert_eq!(answer.lines.len(), count);
+    let (waited, bob) = under_attack(
+        &server,
+        3,
+        |c| {
+            exists(c);
+        },
+        |c| {
+            for (tag, text) in [
+                ("f", format!("FETCH {set} (FLAGS)")),
+                ("s", format!("SEARCH {set}")),
+                ("u", format!("UID SEARCH UID {set}")),
+                ("t", format!("STORE {set} +FLAGS.SILENT (\\Flagged)")),
+            ] {
+                let (answer, ok) = command(c, tag, &text);
+                assert!(ok.starts_with(&format!("{tag} OK")), "{ok}");
+                if tag == "f" {
+                    assert_eq!(answer.lines.len(), count);
+                }
             }
-        }
-    });
+        },
+    );
     eprintln!("FETCH, SEARCH, UID SEARCH and STORE with 15,000 ranges over {count} messages, 3 at once: {waited:?}; bob's worst NOOP {bob:?}");
     assert!(bob < BYSTANDER_WORST, "bob waited {bob:?}");
 
@@ -460,11 +483,18 @@ fn sequence_sets_named_thousands_of_times_cost_little() {
     let keys = vec!["1:*"; 15_000].join(" ");
     let (_, answer) = command(&mut c, "k", &format!("SEARCH {keys}"));
     assert!(answer.starts_with("k BAD") || answer.starts_with("k NO [LIMIT]"), "{answer}");
-    let (waited, bob) = under_attack(&server, 3, |c| { exists(c); }, |c| {
-        let keys = vec!["ALL"; 900].join(" ");
-        let (_, ok) = command(c, "k", &format!("SEARCH {keys}"));
-        assert!(ok.starts_with("k OK"), "{ok}");
-    });
+    let (waited, bob) = under_attack(
+        &server,
+        3,
+        |c| {
+            exists(c);
+        },
+        |c| {
+            let keys = vec!["ALL"; 900].join(" ");
+            let (_, ok) = command(c, "k", &format!("SEARCH {keys}"));
+            assert!(ok.starts_with("k OK"), "{ok}");
+        },
+    );
     eprintln!("SEARCH with 900 keys over {count} messages, 3 at once: {waited:?}; bob's worst NOOP {bob:?}");
     assert!(bob < BYSTANDER_WORST, "bob waited {bob:?}");
 }
@@ -494,15 +524,20 @@ fn qresync_known_uids_cost_little() {
     // Known UIDs: every other one, as many as fit in a command.
     let known: Vec<String> = (1..).step_by(2).take(11_000).map(|u: u32| u.to_string()).collect();
     let known = known.join(",");
-    let (waited, bob) = under_attack(&server, 3, |c| {
-        command(c, "v", "ENABLE QRESYNC");
-    }, |c| {
-        let (answer, ok) = command(c, "q", &format!("SELECT INBOX (QRESYNC ({uidvalidity} 1 {known}))"));
-        assert!(ok.starts_with("q OK"), "{ok}");
-        assert!(answer.lines.iter().any(|l| l.starts_with("* VANISHED (EARLIER) ")), "{:?}", &answer.lines[..5]);
-        let (_, ok) = command(c, "w", &format!("UID FETCH {known} (FLAGS) (CHANGEDSINCE 1 VANISHED)"));
-        assert!(ok.starts_with("w OK"), "{ok}");
-    });
+    let (waited, bob) = under_attack(
+        &server,
+        3,
+        |c| {
+            command(c, "v", "ENABLE QRESYNC");
+        },
+        |c| {
+            let (answer, ok) = command(c, "q", &format!("SELECT INBOX (QRESYNC ({uidvalidity} 1 {known}))"));
+            assert!(ok.starts_with("q OK"), "{ok}");
+            assert!(answer.lines.iter().any(|l| l.starts_with("* VANISHED (EARLIER) ")), "{:?}", &answer.lines[..5]);
+            let (_, ok) = command(c, "w", &format!("UID FETCH {known} (FLAGS) (CHANGEDSINCE 1 VANISHED)"));
+            assert!(ok.starts_with("w OK"), "{ok}");
+        },
+    );
     eprintln!("SELECT (QRESYNC) and UID FETCH (VANISHED) with 11,000 known UIDs, {} expunged, 3 at once: {waited:?}; bob's worst NOOP {bob:?}", count - 1000);
     assert!(bob < BYSTANDER_WORST, "bob waited {bob:?}");
 }

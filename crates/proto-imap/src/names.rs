@@ -175,7 +175,6 @@ impl Pattern {
             state[w] |= incoming;
         }
     }
-
 }
 
 fn set(bits: &mut [u64], i: usize) {
@@ -294,7 +293,10 @@ mod tests {
             let mut out = vec![vec![]];
             let mut last = vec![vec![]];
             for _ in 0..max {
-                last = last.iter().flat_map(|w: &Vec<char>| alphabet.iter().map(move |&c| [w.clone(), vec![c]].concat())).collect();
+                last = last
+                    .iter()
+                    .flat_map(|w: &Vec<char>| alphabet.iter().map(move |&c| [w.clone(), vec![c]].concat()))
+                    .collect();
                 out.extend(last.iter().cloned());
             }
             out

@@ -284,9 +284,13 @@ pub enum MailboxError {
     InboxCannotBeDeleted,
     #[error("invalid mailbox name")]
     InvalidName,
-    /// Reserved for a per-account limit on mailboxes; nothing returns it yet.
-    #[error("too many mailboxes")]
-    QuotaExceeded,
+    /// The account has as many mailboxes as it may have (see
+    /// [`SqliteStore::with_max_mailboxes`]); nothing was created.
+    #[error("an account may have at most {0} mailboxes")]
+    TooManyMailboxes(usize),
+    /// The account has as many subscriptions as it may have (as many as mailboxes).
+    #[error("an account may have at most {0} subscriptions")]
+    TooManySubscriptions(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -22,7 +22,12 @@ fn mailbox_error(e: MailboxError) -> Answer {
         MailboxError::HasChildren => no("[HASCHILDREN] Mailbox has children; delete them first"),
         MailboxError::InboxCannotBeDeleted => no("[CANNOT] INBOX cannot be deleted"),
         MailboxError::InvalidName => no("[CANNOT] Invalid mailbox name"),
-        MailboxError::QuotaExceeded => no("[OVERQUOTA] Quota exceeded"),
+        MailboxError::TooManyMailboxes(limit) => {
+            no(format!("[LIMIT] An account may have at most {limit} mailboxes; delete some first"))
+        }
+        MailboxError::TooManySubscriptions(limit) => {
+            no(format!("[LIMIT] An account may have at most {limit} subscriptions; remove some first"))
+        }
         MailboxError::Store(_) => no("[UNAVAILABLE] Try again later"),
     }
 }
@@ -88,11 +93,8 @@ impl Session {
         // RECURSIVEMATCH, parents with a subscribed descendant that the patterns do not list
         // themselves (RFC 5258 §3.5; a descendant that is listed speaks for itself). Matched
         // away from the workers every session shares: a few thousand names of up to 1 KiB.
-        let candidates: Vec<String> = if list.subscribed {
-            subscriptions.clone()
-        } else {
-            mailboxes.iter().map(|m| m.name.clone()).collect()
-        };
+        let candidates: Vec<String> =
+            if list.subscribed { subscriptions.clone() } else { mailboxes.iter().map(|m| m.name.clone()).collect() };
         let recursive = list.recursive_match.then(|| subscriptions.clone());
         let matched = offloaded(env, move || {
             let mut names: Vec<String> = candidates.into_iter().filter(|n| patterns.matches(n)).collect();
@@ -228,7 +230,7 @@ impl Session {
 
     pub(super) async fn subscribe(&mut self, env: &dyn Environment, raw: &[u8], subscribed: bool) -> Done {
         let name = self.mailbox_name(raw)?;
-        env.store().set_subscribed(self.account(), &name, subscribed).await.map_err(unavailable)
+        env.store().set_subscribed(self.account(), &name, subscribed).await.map_err(mailbox_error)
     }
 
     pub(super) async fn status(&mut self, env: &dyn Environment, raw: &[u8], items: &[StatusItem]) -> Done {

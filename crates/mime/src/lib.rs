@@ -1,7 +1,8 @@
 //! What IMAP FETCH and SEARCH need from a raw RFC 5322 message, computed without I/O:
-//! ENVELOPE, BODY and BODYSTRUCTURE once at store time ([`summarize`]), and on demand the bytes
-//! of `BODY[section]` ([`section`]), `BINARY[part]` ([`binary`]) and the decoded text SEARCH
-//! matches against ([`header_values`], [`body_text`]).
+//! ENVELOPE, BODY and BODYSTRUCTURE once at store time ([`summarize`]), and on demand where the
+//! bytes of every `BODY[section]` and `BINARY[part]` one FETCH names are ([`locate`], or one at
+//! a time [`section`] and [`binary`]) and the decoded text SEARCH matches against
+//! ([`header_values`], [`body_text`]).
 //!
 //! The MIME structure is found one message level at a time by this crate's own parser (`tree`,
 //! which reads malformed MIME the way Dovecot does), field values by `content` and `address`;
@@ -109,6 +110,8 @@ pub enum SectionText {
 pub fn section(raw: &[u8], section: &Section) -> Option<Vec<u8>> {
     section::section(raw, section)
 }
+
+pub use section::{locate, Found, Wanted};
 
 /// The content-transfer-encoding of a part is one this server cannot undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -152,7 +152,9 @@ pub fn address_values(raw: &[u8], name: &str) -> Vec<String> {
     search::address_values(raw, name)
 }
 
-pub use search::{contains_lowered, header_may_contain, HeaderCache, CACHED_ADDRESS_FIELDS, CACHED_FIELDS};
+pub use search::{
+    contains_lowered, header_may_contain, HeaderCache, ParsedHeader, CACHED_ADDRESS_FIELDS, CACHED_FIELDS,
+};
 
 /// For SEARCH BODY/TEXT: the decoded text of every text/* part (charset-converted to UTF-8 as mail-parser does), concatenated.
 ///

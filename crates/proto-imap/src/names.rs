@@ -168,11 +168,10 @@ impl Pattern {
     /// merged, so a wildcard is never followed by another: one step is enough.
     fn skip_wildcards(&self, state: &mut [u64]) {
         let mut carry = 0;
-        for w in 0..self.words {
-            let skipped = state[w] & self.wild[w];
-            let incoming = (skipped << 1) | carry;
+        for (word, wild) in state.iter_mut().zip(&self.wild) {
+            let skipped = *word & wild;
+            *word |= (skipped << 1) | carry;
             carry = skipped >> 63;
-            state[w] |= incoming;
         }
     }
 }

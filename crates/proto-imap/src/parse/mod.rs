@@ -28,7 +28,7 @@ pub struct ParseError {
 }
 
 pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
-    let mut p = Parser { b: input, i: 0, depth: 0 };
+    let mut p = Parser { b: input, i: 0, depth: 0, keys: 0 };
     let tag = p.tag().map_err(|message| ParseError { tag: None, message })?;
     let body = p.command_body().map_err(|message| ParseError { tag: Some(tag.clone()), message })?;
     Ok(Command { tag, body })
@@ -40,6 +40,8 @@ struct Parser<'a> {
     b: &'a [u8],
     i: usize,
     depth: usize,
+    /// SEARCH keys read so far (see `search::MAX_KEYS`).
+    keys: usize,
 }
 
 #[cfg(test)]

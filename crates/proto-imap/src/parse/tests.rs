@@ -13,7 +13,7 @@ fn error(s: &[u8]) -> ParseError {
 }
 
 fn set(s: &str) -> SequenceSet {
-    let mut p = Parser { b: s.as_bytes(), i: 0, depth: 0 };
+    let mut p = Parser { b: s.as_bytes(), i: 0, depth: 0, keys: 0 };
     p.sequence_set().unwrap()
 }
 

@@ -118,7 +118,7 @@ enum State {
 
 /// A command that continues past one call.
 enum Pending {
-    Fetch(PendingFetch),
+    Fetch(Box<PendingFetch>),
     Idle { tag: String },
     Sasl { tag: String, exchange: sasl::Exchange },
 }
@@ -312,7 +312,7 @@ impl Session {
     /// Continues a command that returned [`Progress::More`].
     pub async fn resume(&mut self, env: &dyn Environment) -> Progress {
         match self.pending.take() {
-            Some(Pending::Fetch(pending)) => self.fetch_more(env, pending).await,
+            Some(Pending::Fetch(pending)) => self.fetch_more(env, *pending).await,
             other => {
                 self.pending = other;
                 Progress::Ready

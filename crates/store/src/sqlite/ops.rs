@@ -267,6 +267,16 @@ impl Store for SqliteStore {
         self.read(move |conn| messages::message_contents(conn, mailbox, &uids, false)).await
     }
 
+    async fn message_bytes(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        start: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |conn| messages::message_bytes(conn, mailbox, uid, start, len)).await
+    }
+
     async fn store_flags(
         &self,
         mailbox: MailboxId,

@@ -42,6 +42,29 @@ pub trait Environment: Send + Sync {
     }
 }
 
+/// Lets the runtime run other tasks before this one goes on: work that is long but needs
+/// nothing from the store (a search over a large mailbox's flags, the flags of every message
+/// changed by another session) would otherwise hold its worker, and the sessions queued on it,
+/// to the end. Written here rather than taken from tokio, which the session does not use.
+pub(crate) async fn yield_now() {
+    struct YieldNow(bool);
+    impl std::future::Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+    YieldNow(false).await
+}
+
+/// Messages a loop over a mailbox handles between two yields (see [`yield_now`]).
+pub(crate) const MESSAGES_PER_YIELD: usize = 2000;
+
 /// Runs `work` through [`Environment::offload`]; its result, or `None` if it panicked.
 pub(crate) async fn offloaded<R: Send + 'static>(
     env: &dyn Environment,

@@ -16,8 +16,8 @@
 //! [`GROUP_BYTES`] at a time (their sizes known from their records) and the text keys are
 //! evaluated for such a group off the workers every session shares
 //! ([`Environment::offload`]), each message's header parsed once and its body text decoded
-//! once however many keys look at them; and the session lets others in between chunks of
-//! [`CHUNK`] messages.
+//! once however many keys look at them; and what is evaluated in place yields to other
+//! sessions every [`TESTS_PER_YIELD`] key tests.
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 use portcullis_mime::{contains_lowered, HeaderCache, ParsedHeader};
 use portcullis_store::{Flags, MessageIndex, MessageRecord};
 
-use super::{no, offloaded, Answer, Environment, Progress, Session};
+use super::{no, offloaded, yield_now, Answer, Environment, Progress, Session};
 use crate::command::{Flag, SearchCommand, SearchKey, SearchReturn, SequenceSet};
 use crate::encode;
 use crate::time::day_of;
@@ -35,6 +35,10 @@ use crate::time::day_of;
 const CHUNK: usize = 1000;
 /// Bytes of messages (or headers) read and evaluated together.
 const GROUP_BYTES: u64 = 1 << 20;
+/// Key tests (keys times messages) the session makes between two yields to other sessions
+/// when it evaluates without reading anything: a thousand keys over a chunk of messages would
+/// otherwise hold the worker for all of them.
+const TESTS_PER_YIELD: usize = 20_000;
 /// Keys that look at text (HEADER, FROM, TO, CC, BCC, SUBJECT, BODY, TEXT) in one SEARCH: each
 /// scans text of every message it reaches. Clients send one or a few.
 const MAX_TEXT_KEYS: usize = 64;
@@ -130,6 +134,16 @@ fn covering_cache<'a>(stored: Option<&'a [u8]>, fields: &Fields<'_>) -> Option<H
     stored.and_then(HeaderCache::new).filter(|c| {
         fields.text.iter().all(|f| c.values(f).is_some()) && fields.addresses.iter().all(|f| c.addresses(f).is_some())
     })
+}
+
+/// The keys in the criteria, nested ones included: what one message's test costs.
+fn weight(key: &SearchKey) -> usize {
+    1 + match key {
+        SearchKey::And(keys) => keys.iter().map(weight).sum(),
+        SearchKey::Or(a, b) => weight(a) + weight(b),
+        SearchKey::Not(k) => weight(k),
+        _ => 0,
+    }
 }
 
 fn has_modseq(key: &SearchKey) -> bool {
@@ -322,24 +336,6 @@ fn any_contains(values: &[String], needle: &str) -> bool {
     values.iter().any(|v| v.contains(needle))
 }
 
-/// Lets the runtime run other tasks before this one goes on: a search over a large mailbox
-/// that needs nothing from the store would otherwise hold its worker to the end.
-async fn yield_now() {
-    struct YieldNow(bool);
-    impl std::future::Future for YieldNow {
-        type Output = ();
-        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-            if self.0 {
-                return std::task::Poll::Ready(());
-            }
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    }
-    YieldNow(false).await
-}
-
 impl Session {
     pub(super) async fn search(
         &mut self,
@@ -388,11 +384,9 @@ impl Session {
             )
         };
         let mut found: Vec<(u32, u32, u64)> = Vec::new(); // (seq, uid, modseq)
+        let per_yield = (TESTS_PER_YIELD / weight(&criteria)).max(1);
 
         for start in (0..count).step_by(CHUNK) {
-            if start > 0 {
-                yield_now().await;
-            }
             let view = self.view()?;
             let mut entries: Vec<Entry> = (start..(start + CHUNK).min(count))
                 .map(|i| {
@@ -485,7 +479,10 @@ impl Session {
                 let group: Vec<Entry> =
                     group.iter_mut().filter(|e| e.seq != 0).map(|e| std::mem::replace(e, Entry::removed())).collect();
                 if wanted.is_empty() {
-                    found.extend(evaluate(&criteria, ends, &group));
+                    for slice in group.chunks(per_yield) {
+                        found.extend(evaluate(&criteria, ends, slice));
+                        yield_now().await;
+                    }
                 } else {
                     let criteria = criteria.clone();
                     let matched = offloaded(env, move || evaluate(&criteria, ends, &group)).await;

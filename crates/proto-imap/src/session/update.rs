@@ -5,7 +5,7 @@ use portcullis_store::{DeliveryError, FlagOp, Flags};
 
 use super::mailboxes::to_store_flags;
 use super::view::learn_keywords;
-use super::{no, Answer, Done, Environment, Progress, Session, State};
+use super::{no, yield_now, Answer, Done, Environment, Progress, Session, State, MESSAGES_PER_YIELD};
 use crate::command::{SequenceSet, StoreCommand, StoreOp};
 use crate::encode;
 
@@ -86,7 +86,10 @@ impl Session {
         } else {
             indexes.clone()
         };
-        for i in report {
+        for (n, i) in report.into_iter().enumerate() {
+            if n > 0 && n % MESSAGES_PER_YIELD == 0 {
+                yield_now().await;
+            }
             let view = self.view()?;
             let message = view.messages.get(i);
             let recent = view.recent.contains(message.uid);

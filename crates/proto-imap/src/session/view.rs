@@ -6,7 +6,7 @@
 use portcullis_store::{Flags, MailboxId, MessageIndex, MessageList};
 
 use super::recent::Recent;
-use super::{bad, no, Answer, Done, Environment, Session, State};
+use super::{bad, no, yield_now, Answer, Done, Environment, Session, State, MESSAGES_PER_YIELD};
 use crate::command::{SelectParams, SequenceSet};
 use crate::encode;
 
@@ -292,7 +292,10 @@ impl Session {
                 self.flags_responses(view);
             }
             let mut added = Vec::new();
-            for change in changes.changed {
+            for (n, change) in changes.changed.into_iter().enumerate() {
+                if n > 0 && n % MESSAGES_PER_YIELD == 0 {
+                    yield_now().await;
+                }
                 match view.position(change.uid) {
                     Some(i) => {
                         let known = view.messages.at(i);

@@ -119,7 +119,7 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
             }
             Progress::More => session.resume(&env).await,
             Progress::Ready => match framer.next_frame() {
-                Some(Frame::Command(command)) => session.command(&env, &command).await,
+                Some(Frame::Command(command)) => session.command_owned(&env, command).await,
                 Some(Frame::Continue) => {
                     session.continue_literal();
                     Progress::Ready

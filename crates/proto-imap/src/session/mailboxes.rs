@@ -285,7 +285,18 @@ impl Session {
             return Err(no("[CANNOT] Empty message"));
         }
         // NUL can only come in a literal8 part (RFC 3516); no IMAP string could send it back.
-        let message = match portcullis_mime::encode_nul_parts(&message) {
+        // Re-encoding means parsing the message: off the workers.
+        let (message, nul) = if message.contains(&0) {
+            offloaded(env, move || {
+                let nul = portcullis_mime::encode_nul_parts(&message);
+                (message, nul)
+            })
+            .await
+            .ok_or_else(|| no("[UNAVAILABLE] Try again later"))?
+        } else {
+            (message, portcullis_mime::NulBytes::Absent)
+        };
+        let message = match nul {
             portcullis_mime::NulBytes::Absent => message,
             portcullis_mime::NulBytes::Encoded(encoded) => encoded,
             portcullis_mime::NulBytes::Unencodable => {

@@ -18,7 +18,7 @@ use portcullis_store::{AccountId, SessionSlot, Store};
 
 use crate::command::*;
 use crate::frame::Refusal;
-use crate::parse::parse_command;
+use crate::parse::{parse_command, parse_command_owned};
 use view::View;
 
 pub use fetch::PendingFetch;
@@ -276,13 +276,34 @@ impl Session {
 
     /// One whole command as framed.
     pub async fn command(&mut self, env: &dyn Environment, input: &[u8]) -> Progress {
+        if let Some(closing) = self.count_command(env) {
+            return closing;
+        }
+        self.run(env, parse_command(input)).await
+    }
+
+    /// [`Session::command`] for a command the driver gives away: APPEND's message is then
+    /// held once, as the command's own buffer (see [`parse_command_owned`]).
+    pub async fn command_owned(&mut self, env: &dyn Environment, input: Vec<u8>) -> Progress {
+        if let Some(closing) = self.count_command(env) {
+            return closing;
+        }
+        self.run(env, parse_command_owned(input)).await
+    }
+
+    /// Counts a command; `Some(Close)` past `max_commands`.
+    fn count_command(&mut self, env: &dyn Environment) -> Option<Progress> {
         self.commands += 1;
         if self.commands > self.config.max_commands {
             env.report(Fact::TooManyCommands);
             self.untagged("BYE Too many commands");
-            return Progress::Close;
+            return Some(Progress::Close);
         }
-        let command = match parse_command(input) {
+        None
+    }
+
+    async fn run(&mut self, env: &dyn Environment, parsed: Result<Command, crate::ParseError>) -> Progress {
+        let command = match parsed {
             Ok(command) => command,
             Err(e) => {
                 let text = format!("BAD Syntax error: {}", e.message);

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod address;
+mod body_text;
 mod codec;
 mod content;
 mod envelope;
@@ -160,5 +161,13 @@ pub use search::{
 ///
 /// Parts are separated by a newline; text/html is included as it is (tags and all).
 pub fn body_text(raw: &[u8]) -> String {
-    search::body_text(raw)
+    body_text::body_text(raw)
+}
+
+/// For SEARCH BODY/TEXT: for each of `needles` (each lower-cased with `str::to_lowercase`),
+/// whether [`body_text`] lower-cased holds it, as `body_text(raw).to_lowercase().contains(n)`
+/// says, without making the text whole: it is decoded, lower-cased and searched 64 KiB at a
+/// time, and the search stops once every needle is found. An empty needle is always found.
+pub fn body_contains(raw: &[u8], needles: &[&str]) -> Vec<bool> {
+    body_text::body_contains(raw, needles)
 }

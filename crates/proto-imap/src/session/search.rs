@@ -17,7 +17,10 @@
 //! evaluated for such a group off the workers every session shares
 //! ([`Environment::offload`]), each message's header parsed once and its body text decoded
 //! once however many keys look at them; and what is evaluated in place yields to other
-//! sessions every [`TESTS_PER_YIELD`] key tests.
+//! sessions every [`TESTS_PER_YIELD`] key tests. A message larger than a group is read alone,
+//! and its body text is never made whole: it is decoded, lower-cased and searched for every
+//! BODY and TEXT needle 64 KiB at a time (`portcullis_mime::body_contains`), so what a SEARCH
+//! holds is at most a group, or one message, and a window.
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
@@ -179,18 +182,36 @@ struct Ends {
     largest_uid: u32,
 }
 
+/// The needles of the BODY and TEXT keys (lower-cased), each once: a message's body text is
+/// searched for all of them in one pass.
+fn body_needles<'k>(key: &'k SearchKey, out: &mut Vec<&'k str>) {
+    match key {
+        SearchKey::And(keys) => keys.iter().for_each(|k| body_needles(k, out)),
+        SearchKey::Or(a, b) => {
+            body_needles(a, out);
+            body_needles(b, out);
+        }
+        SearchKey::Not(k) => body_needles(k, out),
+        SearchKey::Body(needle) | SearchKey::Text(needle) if !out.contains(&needle.as_str()) => out.push(needle),
+        _ => {}
+    }
+}
+
 /// Which of `entries` match: (seq, uid, modseq) of each, in order.
 fn evaluate(criteria: &SearchKey, ends: Ends, entries: &[Entry]) -> Vec<(u32, u32, u64)> {
+    let mut needles = Vec::new();
+    body_needles(criteria, &mut needles);
     entries
         .iter()
-        .filter(|e| Candidate::new(e, ends).matches(criteria))
+        .filter(|e| Candidate::new(e, ends, &needles).matches(criteria))
         .map(|e| (e.seq, e.message.uid, e.message.modseq))
         .collect()
 }
 
 /// One message under evaluation, with what is worked out of it once whatever the number of
-/// keys that need it: its header parsed, each field's values lower-cased, its texts decoded and
-/// lower-cased.
+/// keys that need it: its header parsed, each field's values lower-cased, its header text
+/// lower-cased, and whether its body text holds each needle (one pass over the body, a window
+/// at a time: `portcullis_mime::body_contains`).
 struct Candidate<'a> {
     entry: &'a Entry,
     ends: Ends,
@@ -200,13 +221,15 @@ struct Candidate<'a> {
     parsed: OnceCell<ParsedHeader<'a>>,
     /// (address field?, field lower-cased) -> the values, lower-cased.
     values: RefCell<HashMap<(bool, String), Vec<String>>>,
-    /// The header as text, and the body text, lower-cased (TEXT, BODY).
+    /// The header as text, lower-cased (TEXT).
     header_text: OnceCell<String>,
-    body_text: OnceCell<String>,
+    /// The needles of the BODY and TEXT keys, and whether the body text holds each.
+    body_needles: &'a [&'a str],
+    body_found: OnceCell<Vec<bool>>,
 }
 
 impl<'a> Candidate<'a> {
-    fn new(entry: &'a Entry, ends: Ends) -> Candidate<'a> {
+    fn new(entry: &'a Entry, ends: Ends, body_needles: &'a [&'a str]) -> Candidate<'a> {
         let header = entry.content.as_deref().map(|c| {
             let len = entry.record.as_ref().map_or(c.len(), |r| r.header_len as usize);
             &c[..len.min(c.len())]
@@ -219,7 +242,8 @@ impl<'a> Candidate<'a> {
             parsed: OnceCell::new(),
             values: RefCell::default(),
             header_text: OnceCell::new(),
-            body_text: OnceCell::new(),
+            body_needles,
+            body_found: OnceCell::new(),
         }
     }
 
@@ -272,7 +296,12 @@ impl<'a> Candidate<'a> {
 
     fn body_contains(&self, needle: &str) -> bool {
         let Some(content) = self.entry.content.as_deref() else { return false };
-        self.body_text.get_or_init(|| portcullis_mime::body_text(content).to_lowercase()).contains(needle)
+        let found = self.body_found.get_or_init(|| portcullis_mime::body_contains(content, self.body_needles));
+        match self.body_needles.iter().position(|n| *n == needle) {
+            Some(i) => found[i],
+            // Every BODY and TEXT needle is in the list; this is only a fallback.
+            None => portcullis_mime::body_contains(content, &[needle])[0],
+        }
     }
 
     fn text_contains(&self, needle: &str) -> bool {

@@ -35,6 +35,11 @@ const POP3_IDLE_TIMEOUT: &str = "10m";
 /// RFC 9051 §5.4: an autologout timer of at least 30 minutes.
 const IMAP_IDLE_TIMEOUT: &str = "30m";
 const MAX_IMAP_SESSIONS_PER_ACCOUNT: usize = 20;
+/// Far more folders than people keep; every LIST reads them all, so one account must not make
+/// its LISTs as slow as it likes.
+const MAX_MAILBOXES_PER_ACCOUNT: usize = 1000;
+/// The mailboxes every account is created with (INBOX and the five special-use ones).
+const DEFAULT_MAILBOXES: usize = 6;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -62,6 +67,8 @@ pub struct Limits {
     pub imap_idle_timeout: Duration,
     /// Concurrent IMAP sessions one account may have.
     pub max_imap_sessions_per_account: usize,
+    /// Mailboxes one account may have (parents included), and as many subscriptions.
+    pub max_mailboxes_per_account: usize,
 }
 
 #[derive(Deserialize, Default)]
@@ -82,6 +89,7 @@ pub(crate) struct RawLimits {
     pop3_idle_timeout: Option<String>,
     imap_idle_timeout: Option<String>,
     max_imap_sessions_per_account: Option<usize>,
+    max_mailboxes_per_account: Option<usize>,
 }
 
 impl RawLimits {
@@ -115,9 +123,16 @@ impl RawLimits {
                 self.max_imap_sessions_per_account,
                 MAX_IMAP_SESSIONS_PER_ACCOUNT,
             )?,
+            max_mailboxes_per_account: self.max_mailboxes_per_account.unwrap_or(MAX_MAILBOXES_PER_ACCOUNT),
         };
         if limits.max_line_length < 512 {
             return Err(c.invalid("limits.max_line_length", "must be at least 512 (RFC 5321 §4.5.3.1.4)"));
+        }
+        if limits.max_mailboxes_per_account < DEFAULT_MAILBOXES {
+            return Err(c.invalid(
+                "limits.max_mailboxes_per_account",
+                "must be at least 6 (every account gets INBOX and five special-use mailboxes)",
+            ));
         }
         if limits.max_message_size < 1024 {
             return Err(c.invalid("limits.max_message_size", "must be at least 1KiB"));

@@ -29,6 +29,7 @@ fn minimal_config_gets_safe_defaults_and_resolves_paths() {
     assert_eq!(c.limits.pop3_idle_timeout, Duration::from_secs(600));
     assert_eq!(c.limits.imap_idle_timeout, Duration::from_secs(1800));
     assert_eq!(c.limits.max_imap_sessions_per_account, 20);
+    assert_eq!(c.limits.max_mailboxes_per_account, 1000);
     assert!(c.listen.addresses(Listener::Submissions).is_empty(), "a missing key means that listener is off");
     assert!(!c.process.allow_root);
 }
@@ -151,6 +152,7 @@ fn firewall_guard_and_alerts() {
         ("[guard]\nban_duration = \"2h\"\nmax_ban_duration = \"1h\"\n", "guard.max_ban_duration"),
         ("[alerts]\nwebhook = \"ftp://x\"\n", "alerts.webhook"),
         ("[alerts]\nmail_to = \"nobody\"\n", "alerts.mail_to"),
+        ("[limits]\nmax_mailboxes_per_account = 5\n", "limits.max_mailboxes_per_account"),
     ] {
         let e = error_of(&format!("{MINIMAL}{extra}"));
         assert!(e.contains(key), "{key}: {e}");

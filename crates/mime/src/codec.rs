@@ -51,25 +51,43 @@ fn b64_value(c: u8) -> Option<u32> {
 /// concatenate padded chunks still decode), a dangling single sextet is dropped.
 pub(crate) fn base64_decode(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len() / 4 * 3 + 3);
-    let mut acc: u32 = 0;
-    let mut n = 0;
-    for &c in input {
-        if let Some(v) = b64_value(c) {
-            acc = acc << 6 | v;
-            n += 1;
-            if n == 4 {
-                out.extend_from_slice(&acc.to_be_bytes()[1..]);
-                acc = 0;
-                n = 0;
+    let mut decoder = Base64Decoder::default();
+    decoder.feed(input, &mut out);
+    decoder.finish(&mut out);
+    out
+}
+
+/// [`base64_decode`] a piece at a time: the input may be cut anywhere, the quantum in
+/// progress is carried over, so that the pieces decode to what the whole would (SEARCH reads
+/// a large attachment in windows instead of decoding it whole).
+#[derive(Default)]
+pub(crate) struct Base64Decoder {
+    acc: u32,
+    n: u32,
+}
+
+impl Base64Decoder {
+    pub(crate) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        for &c in input {
+            if let Some(v) = b64_value(c) {
+                self.acc = self.acc << 6 | v;
+                self.n += 1;
+                if self.n == 4 {
+                    out.extend_from_slice(&self.acc.to_be_bytes()[1..]);
+                    self.acc = 0;
+                    self.n = 0;
+                }
+            } else if c == b'=' {
+                flush_b64(out, self.acc, self.n);
+                self.acc = 0;
+                self.n = 0;
             }
-        } else if c == b'=' {
-            flush_b64(&mut out, acc, n);
-            acc = 0;
-            n = 0;
         }
     }
-    flush_b64(&mut out, acc, n);
-    out
+
+    pub(crate) fn finish(self, out: &mut Vec<u8>) {
+        flush_b64(out, self.acc, self.n);
+    }
 }
 
 fn flush_b64(out: &mut Vec<u8>, acc: u32, n: u32) {
@@ -111,7 +129,9 @@ fn hex_value(c: u8) -> Option<u8> {
 
 /// Lenient quoted-printable (RFC 2045 §6.7): `=XX` is a byte, `=` at the end of a line is a
 /// soft break, trailing whitespace on a line is transport padding and goes; any other `=` is
-/// kept literally instead of failing the whole part.
+/// kept literally instead of failing the whole part. Each line decodes on its own, so input
+/// cut just after line feeds decodes piece by piece to the bytes the whole gives (SEARCH's
+/// body text relies on it).
 pub(crate) fn qp_decode(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     // The hard line break ending the previous line (Some(had CR)), written once we know

@@ -1,7 +1,8 @@
 //! What IMAP FETCH and SEARCH need from a raw RFC 5322 message, computed without I/O:
-//! ENVELOPE, BODY and BODYSTRUCTURE once at store time ([`summarize`]), and on demand the bytes
-//! of `BODY[section]` ([`section`]), `BINARY[part]` ([`binary`]) and the decoded text SEARCH
-//! matches against ([`header_values`], [`body_text`]).
+//! ENVELOPE, BODY and BODYSTRUCTURE once at store time ([`summarize`]), and on demand where the
+//! bytes of every `BODY[section]` and `BINARY[part]` one FETCH names are ([`locate`], or one at
+//! a time [`section`] and [`binary`]) and the decoded text SEARCH matches against
+//! ([`header_values`], [`body_text`]).
 //!
 //! The MIME structure is found one message level at a time by this crate's own parser (`tree`,
 //! which reads malformed MIME the way Dovecot does), field values by `content` and `address`;
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod address;
+mod body_text;
 mod codec;
 mod content;
 mod envelope;
@@ -110,6 +112,8 @@ pub fn section(raw: &[u8], section: &Section) -> Option<Vec<u8>> {
     section::section(raw, section)
 }
 
+pub use section::{locate, Found, Wanted};
+
 /// The content-transfer-encoding of a part is one this server cannot undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnknownEncoding;
@@ -149,11 +153,21 @@ pub fn address_values(raw: &[u8], name: &str) -> Vec<String> {
     search::address_values(raw, name)
 }
 
-pub use search::{contains_lowered, header_may_contain, HeaderCache, CACHED_ADDRESS_FIELDS, CACHED_FIELDS};
+pub use search::{
+    contains_lowered, header_may_contain, HeaderCache, ParsedHeader, CACHED_ADDRESS_FIELDS, CACHED_FIELDS,
+};
 
 /// For SEARCH BODY/TEXT: the decoded text of every text/* part (charset-converted to UTF-8 as mail-parser does), concatenated.
 ///
 /// Parts are separated by a newline; text/html is included as it is (tags and all).
 pub fn body_text(raw: &[u8]) -> String {
-    search::body_text(raw)
+    body_text::body_text(raw)
+}
+
+/// For SEARCH BODY/TEXT: for each of `needles` (each lower-cased with `str::to_lowercase`),
+/// whether [`body_text`] lower-cased holds it, as `body_text(raw).to_lowercase().contains(n)`
+/// says, without making the text whole: it is decoded, lower-cased and searched 64 KiB at a
+/// time, and the search stops once every needle is found. An empty needle is always found.
+pub fn body_contains(raw: &[u8], needles: &[&str]) -> Vec<bool> {
+    body_text::body_contains(raw, needles)
 }

@@ -215,31 +215,113 @@ pub enum SeqNum {
 /// A sequence set, or `$`: the result saved by the last SEARCH RETURN (SAVE) (RFC 5182).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SequenceSet {
-    Ranges(Vec<(SeqNum, SeqNum)>),
+    Ranges(Ranges),
     Saved,
 }
 
 impl SequenceSet {
-    /// The ranges with `*` resolved, each ordered low..=high (none for `$`, which the session
-    /// resolves itself).
-    pub fn ranges(&self, largest: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let ranges: &[(SeqNum, SeqNum)] = match self {
-            SequenceSet::Ranges(r) => r,
-            SequenceSet::Saved => &[],
-        };
-        ranges.iter().map(move |&(a, b)| {
-            let (a, b) = (a.resolve(largest), b.resolve(largest));
-            if a <= b {
-                (a, b)
-            } else {
-                (b, a)
-            }
-        })
+    /// The set of these ranges (in any order, overlapping or not, high:low or low:high).
+    pub fn of(ranges: &[(SeqNum, SeqNum)]) -> SequenceSet {
+        SequenceSet::Ranges(Ranges::new(ranges.iter().copied()))
     }
 
-    /// Whether `n` is in the set, `largest` standing in for `*`.
+    /// Disjoint ranges, ascending, with `*` resolved to `largest` (none for `$`, which the
+    /// session resolves itself): at most one more than the set has ranges of plain numbers.
+    pub fn ranges(&self, largest: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+        match self {
+            SequenceSet::Ranges(r) => r.resolved(largest),
+            SequenceSet::Saved => Vec::new(),
+        }
+        .into_iter()
+    }
+
+    /// Whether `n` is in the set, `largest` standing in for `*`: a binary search.
     pub fn contains(&self, n: u32, largest: u32) -> bool {
-        self.ranges(largest).any(|(lo, hi)| lo <= n && n <= hi)
+        match self {
+            SequenceSet::Ranges(r) => r.contains(n, largest),
+            SequenceSet::Saved => false,
+        }
+    }
+}
+
+/// The ranges of a sequence set, sorted and merged once, when the command is parsed: the order
+/// and repetition of ranges carry no meaning (RFC 9051 §9, `sequence-set`), so a set naming
+/// `1:*` fifteen thousand times costs what `1:*` costs, and a number is looked up by binary
+/// search, never range by range.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ranges {
+    /// Ranges of plain numbers: ascending, disjoint and not adjacent.
+    fixed: Vec<(u32, u32)>,
+    /// The ranges that name `*`, together. `n:*` is `n` up to the largest number in use, or,
+    /// when `n` is larger, the largest up to `n` (RFC 9051 §9: "559:*" names the last UID even
+    /// when 559 is higher); every such range holds the largest number, so together they are one
+    /// range, from the lower of the lowest `n` and the largest up to the higher of the highest
+    /// `n` and the largest. Kept as (lowest `n`, highest `n`); `*` alone is `*:*`, which adds
+    /// nothing but the largest: `(u32::MAX, 0)`.
+    star: Option<(u32, u32)>,
+}
+
+impl Ranges {
+    pub fn new(ranges: impl IntoIterator<Item = (SeqNum, SeqNum)>) -> Ranges {
+        let mut fixed = Vec::new();
+        let mut star: Option<(u32, u32)> = None;
+        for pair in ranges {
+            let n = match pair {
+                (SeqNum::Value(a), SeqNum::Value(b)) => {
+                    fixed.push((a.min(b), a.max(b)));
+                    continue;
+                }
+                (SeqNum::Value(n), SeqNum::Star) | (SeqNum::Star, SeqNum::Value(n)) => Some(n),
+                (SeqNum::Star, SeqNum::Star) => None,
+            };
+            let (lo, hi) = star.get_or_insert((u32::MAX, 0));
+            if let Some(n) = n {
+                *lo = (*lo).min(n);
+                *hi = (*hi).max(n);
+            }
+        }
+        fixed.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(fixed.len());
+        for (lo, hi) in fixed {
+            match merged.last_mut() {
+                Some((_, last)) if lo <= last.saturating_add(1) => *last = (*last).max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        Ranges { fixed: merged, star }
+    }
+
+    /// The range `*` stands for, given the largest number in use.
+    fn star_range(&self, largest: u32) -> Option<(u32, u32)> {
+        self.star.map(|(lo, hi)| (lo.min(largest), hi.max(largest)))
+    }
+
+    fn resolved(&self, largest: u32) -> Vec<(u32, u32)> {
+        let Some(star) = self.star_range(largest) else { return self.fixed.clone() };
+        // The star range merged in where it belongs.
+        let mut out = Vec::with_capacity(self.fixed.len() + 1);
+        let mut star = Some(star);
+        for &(lo, hi) in &self.fixed {
+            match star {
+                Some((s_lo, s_hi)) if s_hi.saturating_add(1) < lo => {
+                    out.push((s_lo, s_hi));
+                    star = None;
+                    out.push((lo, hi));
+                }
+                Some((s_lo, s_hi)) if s_lo <= hi.saturating_add(1) => star = Some((s_lo.min(lo), s_hi.max(hi))),
+                _ => out.push((lo, hi)),
+            }
+        }
+        out.extend(star);
+        out
+    }
+
+    fn contains(&self, n: u32, largest: u32) -> bool {
+        if self.star_range(largest).is_some_and(|(lo, hi)| lo <= n && n <= hi) {
+            return true;
+        }
+        let after = self.fixed.partition_point(|&(lo, _)| lo <= n);
+        after > 0 && self.fixed[after - 1].1 >= n
     }
 }
 
@@ -249,6 +331,50 @@ impl SeqNum {
             SeqNum::Value(n) => n,
             SeqNum::Star => largest,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute(pairs: &[(SeqNum, SeqNum)], n: u32, largest: u32) -> bool {
+        pairs.iter().any(|&(a, b)| {
+            let (a, b) = (a.resolve(largest), b.resolve(largest));
+            a.min(b) <= n && n <= a.max(b)
+        })
+    }
+
+    /// Normalized sets name exactly what their ranges name, one by one, for every largest
+    /// number, and come out disjoint and ascending.
+    #[test]
+    fn normalized_sets_name_what_their_ranges_name() {
+        use SeqNum::{Star, Value};
+        let cases: Vec<Vec<(SeqNum, SeqNum)>> = vec![
+            vec![(Value(1), Star)],
+            vec![(Star, Star)],
+            vec![(Value(7), Star), (Value(2), Star), (Star, Star)],
+            vec![(Value(3), Value(5)), (Value(1), Value(1)), (Value(9), Value(6)), (Value(11), Star)],
+            vec![(Value(2), Value(3)), (Value(4), Value(4)), (Value(20), Value(30)), (Star, Value(12))],
+            vec![(Value(u32::MAX), Value(u32::MAX - 1)), (Value(1), Value(1))],
+            vec![(Value(5), Value(5)); 1000],
+        ];
+        for pairs in &cases {
+            let set = SequenceSet::of(pairs);
+            for largest in [0, 1, 4, 5, 8, 12, 15, 25, 40, u32::MAX] {
+                let ranges: Vec<(u32, u32)> = set.ranges(largest).collect();
+                assert!(ranges.windows(2).all(|w| w[0].1.saturating_add(1) < w[1].0), "{pairs:?}: {ranges:?}");
+                for n in (0..45).chain([u32::MAX - 2, u32::MAX - 1, u32::MAX]) {
+                    let expected = brute(pairs, n, largest);
+                    assert_eq!(set.contains(n, largest), expected, "{pairs:?} {n} of {largest}");
+                    let listed = ranges.iter().any(|&(lo, hi)| lo <= n && n <= hi);
+                    assert_eq!(listed, expected, "{pairs:?} {n} of {largest}: {ranges:?}");
+                }
+            }
+        }
+        // Fifteen thousand times `1:*` is one range.
+        let set = SequenceSet::of(&vec![(Value(1), Star); 15_000]);
+        assert_eq!(set.ranges(100).collect::<Vec<_>>(), vec![(1, 100)]);
     }
 }
 

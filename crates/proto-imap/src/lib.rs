@@ -9,7 +9,7 @@ pub mod time;
 
 pub use command::*;
 pub use frame::{Frame, Framer, Limits, Refusal};
-pub use parse::{parse_command, ParseError};
+pub use parse::{parse_command, parse_command_owned, ParseError};
 
 mod encode;
 pub mod names;

@@ -63,6 +63,12 @@ impl Environment for Env<'_> {
             what: what.into(),
         });
     }
+
+    /// On tokio's blocking threads: the runtime's workers serve every connection, and a long
+    /// MIME parse or LIST match on one of them would stall the sessions queued behind it.
+    async fn offload(&self, work: Box<dyn FnOnce() + Send>) {
+        let _ = tokio::task::spawn_blocking(work).await;
+    }
 }
 
 pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> CloseReason {
@@ -113,7 +119,7 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
             }
             Progress::More => session.resume(&env).await,
             Progress::Ready => match framer.next_frame() {
-                Some(Frame::Command(command)) => session.command(&env, &command).await,
+                Some(Frame::Command(command)) => session.command_owned(&env, command).await,
                 Some(Frame::Continue) => {
                     session.continue_literal();
                     Progress::Ready

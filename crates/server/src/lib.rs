@@ -111,7 +111,8 @@ async fn run(
     log: LogSink,
 ) -> Result<(), String> {
     let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)
-        .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?;
+        .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?
+        .with_max_mailboxes(config.limits.max_mailboxes_per_account);
     let store: Arc<dyn Store> = Arc::new(store);
     // One event stream: the log, the anomaly detector and alert delivery all read it.
     let detector = anomalies::AnomalyDetector::new(&config.alerts);

@@ -323,9 +323,13 @@ pub enum MailboxError {
     InboxCannotBeDeleted,
     #[error("invalid mailbox name")]
     InvalidName,
-    /// Reserved for a per-account limit on mailboxes; nothing returns it yet.
-    #[error("too many mailboxes")]
-    QuotaExceeded,
+    /// The account has as many mailboxes as it may have (see
+    /// [`SqliteStore::with_max_mailboxes`]); nothing was created.
+    #[error("an account may have at most {0} mailboxes")]
+    TooManyMailboxes(usize),
+    /// The account has as many subscriptions as it may have (as many as mailboxes).
+    #[error("an account may have at most {0} subscriptions")]
+    TooManySubscriptions(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -484,6 +488,16 @@ pub trait Store: Send + Sync + 'static {
     async fn message_header_caches(&self, mailbox: MailboxId, uids: &[u32]) -> Result<HeaderCaches, StoreError>;
     /// The raw bytes of these messages, in the order asked (missing UIDs omitted).
     async fn message_raws(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
+    /// Up to `len` bytes of a message from offset `start` (fewer at its end, none past it),
+    /// read without reading the rest: FETCH sends a large body a piece at a time rather than
+    /// holding it. `None` if the message is gone.
+    async fn message_bytes(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        start: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
     /// Changes the flags of these messages. Every message whose flags change gets the same
     /// new MODSEQ (one per command); messages already as requested keep theirs. With
     /// `unchanged_since`, messages whose MODSEQ is above it are left alone and reported.

@@ -231,3 +231,38 @@ async fn recent_messages_are_claimed_once_across_processes() {
     store.claim_recent(inbox).await.unwrap();
     assert_eq!(store.mailbox_status(inbox).await.unwrap().highestmodseq, before + 1);
 }
+
+/// Issue 13, item 3: mailboxes (parents included) and subscriptions are bounded per account,
+/// in the write transaction, and a refused CREATE or RENAME leaves nothing behind.
+#[tokio::test]
+async fn mailboxes_and_subscriptions_per_account_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None).with_max_mailboxes(9);
+    let a = account(&store, "a@example.org").await;
+    let b = account(&store, "b@example.org").await;
+    assert_eq!(store.mailboxes(a).await.unwrap().len(), DEFAULT_MAILBOXES.len());
+    // Three places left: "x/y/z" takes them all, "w" finds none.
+    assert!(matches!(store.create_mailbox(a, "p/q/r/s", None).await, Err(MailboxError::TooManyMailboxes(9))));
+    assert_eq!(store.mailboxes(a).await.unwrap().len(), 6, "a refused CREATE made no parents");
+    store.create_mailbox(a, "x/y/z", None).await.unwrap();
+    assert!(matches!(store.create_mailbox(a, "w", None).await, Err(MailboxError::TooManyMailboxes(9))));
+    // Renaming within the count is fine; renaming INBOX or into new parents needs room.
+    store.rename_mailbox(a, "x/y/z", "x/y/zz").await.unwrap();
+    assert!(matches!(store.rename_mailbox(a, "Junk", "new/Junk").await, Err(MailboxError::TooManyMailboxes(9))));
+    assert!(matches!(store.rename_mailbox(a, "INBOX", "Old").await, Err(MailboxError::TooManyMailboxes(9))));
+    assert!(store.mailbox(a, "new").await.unwrap().is_none());
+    store.delete_mailbox(a, "x/y/zz").await.unwrap();
+    store.create_mailbox(a, "w", None).await.unwrap();
+    // Another account counts its own.
+    store.create_mailbox(b, "x/y/z", None).await.unwrap();
+
+    // Subscriptions: six come with the account; three more, then none, except again.
+    for name in ["s1", "s2", "Not/There"] {
+        store.set_subscribed(a, name, true).await.unwrap();
+    }
+    assert!(matches!(store.set_subscribed(a, "s4", true).await, Err(MailboxError::TooManySubscriptions(9))));
+    store.set_subscribed(a, "s1", true).await.unwrap();
+    store.set_subscribed(a, "s1", false).await.unwrap();
+    store.set_subscribed(a, "s4", true).await.unwrap();
+    assert_eq!(store.subscriptions(a).await.unwrap().len(), 9);
+}

@@ -36,6 +36,13 @@ async fn append_and_read_back() {
     assert_eq!(store.message_headers(drafts.id, &[1]).await.unwrap().remove(0).1, raw[..header_len].to_vec());
     assert!(store.message_headers(drafts.id, &[9]).await.unwrap().is_empty());
     assert_eq!(store.message_raw(drafts.id, 1).await.unwrap().unwrap(), raw);
+    // Pieces, as FETCH streams a large body: from anywhere, cut at the end, empty past it.
+    let piece = |start, len| store.message_bytes(drafts.id, 1, start, len);
+    assert_eq!(piece(0, raw.len()).await.unwrap().unwrap(), raw);
+    assert_eq!(piece(5, 7).await.unwrap().unwrap(), raw[5..12].to_vec());
+    assert_eq!(piece(raw.len() as u64 - 3, 100).await.unwrap().unwrap(), raw[raw.len() - 3..].to_vec());
+    assert_eq!(piece(raw.len() as u64 + 10, 100).await.unwrap().unwrap(), Vec::<u8>::new());
+    assert_eq!(store.message_bytes(drafts.id, 9, 0, 10).await.unwrap(), None, "no such message");
     assert!(matches!(store.append(4242, raw, Flags::default(), 0).await, Err(DeliveryError::Store(_))));
 }
 

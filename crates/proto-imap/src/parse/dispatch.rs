@@ -209,10 +209,11 @@ impl Parser<'_> {
             date = Some(self.date_time()?);
             self.sp()?;
         }
-        // literal8 (RFC 3516, part of IMAP4rev2): the message may hold any octet.
+        // literal8 (RFC 3516, part of IMAP4rev2): the message may hold any octet. Not copied
+        // here: the caller takes it out of the command (see `parse_command_owned`).
         self.eat(b'~');
-        let message = self.literal()?;
-        Ok(CommandBody::Append { mailbox, flags, date, message })
+        self.append_message = Some(self.literal_span()?);
+        Ok(CommandBody::Append { mailbox, flags, date, message: Vec::new() })
     }
 
     pub(super) fn store(&mut self, uid: bool) -> R<StoreCommand> {

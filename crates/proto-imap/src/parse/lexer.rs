@@ -143,6 +143,12 @@ impl<'a> Parser<'a> {
     }
 
     pub(super) fn literal(&mut self) -> R<Vec<u8>> {
+        let span = self.literal_span()?;
+        Ok(self.b[span].to_vec())
+    }
+
+    /// Where a literal's bytes are in the command, without copying them.
+    pub(super) fn literal_span(&mut self) -> R<std::ops::Range<usize>> {
         self.expect(b'{')?;
         let size = self.number64()?;
         if !self.eat(b'+') {
@@ -153,9 +159,9 @@ impl<'a> Parser<'a> {
         self.expect(b'\n')?;
         let size = usize::try_from(size).map_err(|_| "literal too large")?;
         let end = self.i.checked_add(size).filter(|&e| e <= self.b.len()).ok_or("truncated literal")?;
-        let data = self.b[self.i..end].to_vec();
+        let start = self.i;
         self.i = end;
-        Ok(data)
+        Ok(start..end)
     }
 
     pub(super) fn string(&mut self) -> R<Vec<u8>> {

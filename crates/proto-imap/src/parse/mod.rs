@@ -28,10 +28,32 @@ pub struct ParseError {
 }
 
 pub fn parse_command(input: &[u8]) -> Result<Command, ParseError> {
-    let mut p = Parser { b: input, i: 0, depth: 0 };
+    let (mut command, message) = parse(input)?;
+    if let (CommandBody::Append { message: slot, .. }, Some(span)) = (&mut command.body, message) {
+        *slot = input[span].to_vec();
+    }
+    Ok(command)
+}
+
+/// [`parse_command`] for a command the caller gives away: APPEND's message becomes the
+/// command's own buffer, cut down in place, never copied, so that a message of the largest
+/// size is held once, not twice.
+pub fn parse_command_owned(mut input: Vec<u8>) -> Result<Command, ParseError> {
+    let (mut command, message) = parse(&input)?;
+    if let (CommandBody::Append { message: slot, .. }, Some(span)) = (&mut command.body, message) {
+        input.truncate(span.end);
+        input.drain(..span.start);
+        *slot = input;
+    }
+    Ok(command)
+}
+
+/// The command, and where APPEND's message is in `input` (left empty in the command).
+fn parse(input: &[u8]) -> Result<(Command, Option<std::ops::Range<usize>>), ParseError> {
+    let mut p = Parser { b: input, i: 0, depth: 0, keys: 0, append_message: None };
     let tag = p.tag().map_err(|message| ParseError { tag: None, message })?;
     let body = p.command_body().map_err(|message| ParseError { tag: Some(tag.clone()), message })?;
-    Ok(Command { tag, body })
+    Ok((Command { tag, body }, p.append_message))
 }
 
 type R<T> = Result<T, String>;
@@ -40,6 +62,10 @@ struct Parser<'a> {
     b: &'a [u8],
     i: usize,
     depth: usize,
+    /// SEARCH keys read so far (see `search::MAX_KEYS`).
+    keys: usize,
+    /// Where APPEND's message literal is.
+    append_message: Option<std::ops::Range<usize>>,
 }
 
 #[cfg(test)]

@@ -7,6 +7,10 @@ use crate::command::*;
 /// Nesting allowed in SEARCH keys (parentheses, NOT, OR): enough for any real client, and a
 /// bound on recursion for hostile ones.
 const MAX_DEPTH: usize = 32;
+/// Keys one SEARCH may hold, nested ones included: each is evaluated for every message of the
+/// mailbox, so a command of 64 KiB of `1:*` keys (16,000 of them) would cost 16,000 tests per
+/// message. Real clients send a handful.
+pub(crate) const MAX_KEYS: usize = 1000;
 
 impl Parser<'_> {
     pub(super) fn search(&mut self, uid: bool) -> R<SearchCommand> {
@@ -41,6 +45,10 @@ impl Parser<'_> {
     }
 
     pub(super) fn search_key(&mut self) -> R<SearchKey> {
+        self.keys += 1;
+        if self.keys > MAX_KEYS {
+            return Err(format!("more than {MAX_KEYS} search keys"));
+        }
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err("search criteria nested too deeply".into());

@@ -13,7 +13,7 @@ fn error(s: &[u8]) -> ParseError {
 }
 
 fn set(s: &str) -> SequenceSet {
-    let mut p = Parser { b: s.as_bytes(), i: 0, depth: 0 };
+    let mut p = Parser { b: s.as_bytes(), i: 0, depth: 0, keys: 0, append_message: None };
     p.sequence_set().unwrap()
 }
 
@@ -155,7 +155,7 @@ fn fetch_items_sections_and_modifiers() {
     let CommandBody::Fetch(f) = parse("a FETCH 1:* (FLAGS)\r\n") else { panic!() };
     assert_eq!(
         (f.uid, f.set, f.items),
-        (false, SequenceSet::Ranges(vec![(SeqNum::Value(1), SeqNum::Star)]), vec![FetchItem::Flags])
+        (false, SequenceSet::of(&[(SeqNum::Value(1), SeqNum::Star)]), vec![FetchItem::Flags])
     );
     let CommandBody::Fetch(f) = parse(
         "a UID FETCH 4,6:9 (UID BODY.PEEK[HEADER.FIELDS (From Subject)] BODY[1.2.MIME] BODY[TEXT]<0.2048> BINARY.PEEK[2] BINARY.SIZE[1] RFC822.SIZE MODSEQ) (CHANGEDSINCE 12345 VANISHED)\r\n",
@@ -314,6 +314,27 @@ fn sequence_sets() {
     assert!(
         matches!(parse("a APPEND INBOX ~{3}\r\na\0c\r\n"), CommandBody::Append { message, .. } if message == b"a\0c")
     );
+}
+
+/// APPEND's message taken out of a command given away is the message, byte for byte; every
+/// other command parses as from a borrowed buffer.
+#[test]
+fn owned_commands_give_append_its_own_buffer() {
+    for raw in [
+        &b"a APPEND INBOX (\\Seen) {12}\r\nhello\r\nworld\r\n"[..],
+        b"b APPEND INBOX ~{3+}\r\na\0c\r\n",
+        b"c APPEND \"Sent Items\" \"28-Nov-2026 10:00:00 +0000\" {0}\r\n\r\n",
+        b"d SEARCH TEXT {5}\r\nhello\r\n",
+        b"e LOGIN {5}\r\nalice pw\r\n",
+    ] {
+        let owned = parse_command_owned(raw.to_vec()).unwrap();
+        assert_eq!(owned, parse_command(raw).unwrap(), "{:?}", String::from_utf8_lossy(raw));
+    }
+    assert!(matches!(
+        parse_command_owned(b"a APPEND INBOX {12}\r\nhello\r\nworld\r\n".to_vec()).unwrap().body,
+        CommandBody::Append { message, .. } if message == b"hello\r\nworld"
+    ));
+    assert!(parse_command_owned(b"a APPEND INBOX {99}\r\nshort\r\n".to_vec()).is_err());
 }
 
 #[test]

@@ -13,6 +13,7 @@ impl Parser<'_> {
         }
     }
 
+    /// A sequence set, its ranges sorted and merged here, once (see [`Ranges`]).
     pub(super) fn sequence_set(&mut self) -> R<SequenceSet> {
         if self.eat(b'$') {
             return Ok(SequenceSet::Saved);
@@ -26,7 +27,7 @@ impl Parser<'_> {
                 return Err("sequence set too long".into());
             }
             if !self.eat(b',') {
-                return Ok(SequenceSet::Ranges(ranges));
+                return Ok(SequenceSet::Ranges(Ranges::new(ranges)));
             }
         }
     }

@@ -1,12 +1,12 @@
 //! Commands on mailboxes as a whole: LIST (with LIST-EXTENDED, LIST-STATUS and SPECIAL-USE),
 //! LSUB, CREATE, DELETE, RENAME, (UN)SUBSCRIBE, STATUS, APPEND and QUOTA.
 
-use portcullis_store::{DeliveryError, Flags, MailboxError, MailboxStatus};
+use portcullis_store::{DeliveryError, Flags, Mailbox, MailboxError, MailboxStatus};
 
-use super::{bad, no, Answer, Done, Environment, Session, State};
+use super::{bad, no, offloaded, Answer, Done, Environment, Session, State};
 use crate::command::{Flag, ListCommand, StatusItem};
 use crate::encode;
-use crate::names::{self, DELIMITER};
+use crate::names::{self, Patterns, DELIMITER};
 
 /// Special-use attributes a mailbox may be created with (RFC 6154).
 const SPECIAL_USES: [&str; 5] = ["\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"];
@@ -22,7 +22,12 @@ fn mailbox_error(e: MailboxError) -> Answer {
         MailboxError::HasChildren => no("[HASCHILDREN] Mailbox has children; delete them first"),
         MailboxError::InboxCannotBeDeleted => no("[CANNOT] INBOX cannot be deleted"),
         MailboxError::InvalidName => no("[CANNOT] Invalid mailbox name"),
-        MailboxError::QuotaExceeded => no("[OVERQUOTA] Quota exceeded"),
+        MailboxError::TooManyMailboxes(limit) => {
+            no(format!("[LIMIT] An account may have at most {limit} mailboxes; delete some first"))
+        }
+        MailboxError::TooManySubscriptions(limit) => {
+            no(format!("[LIMIT] An account may have at most {limit} subscriptions; remove some first"))
+        }
         MailboxError::Store(_) => no("[UNAVAILABLE] Try again later"),
     }
 }
@@ -50,64 +55,76 @@ pub(super) fn to_store_flags(flags: &[Flag]) -> Result<Flags, Answer> {
 }
 
 impl Session {
+    /// The patterns of a LIST or LSUB joined to the reference, compiled; `NO [LIMIT]` past
+    /// the caps (see [`names::MAX_PATTERN_BYTES`]). A pattern that is no mailbox name in the
+    /// client's encoding (invalid modified UTF-7, say) is still a pattern: one that no mailbox
+    /// matches (RFC 3501 §6.3.8), so it is left out.
+    fn patterns<'p>(&self, reference: &[u8], patterns: impl Iterator<Item = &'p Vec<u8>>) -> Result<Patterns, Answer> {
+        let reference = pattern_text(reference, self.utf8);
+        let texts: Vec<String> = patterns
+            .filter_map(|p| Some(format!("{}{}", reference.as_deref()?, pattern_text(p, self.utf8)?)))
+            .collect();
+        Patterns::new(&texts).map_err(|_| {
+            no(format!(
+                "[LIMIT] At most {} bytes of patterns, each with at most {} wildcards",
+                names::MAX_PATTERN_BYTES,
+                names::MAX_WILDCARDS
+            ))
+        })
+    }
+
     pub(super) async fn list(&mut self, env: &dyn Environment, list: ListCommand) -> Done {
-        let reference = pattern_text(&list.reference, self.utf8);
         if !list.extended && list.patterns.len() == 1 && list.patterns[0].is_empty() {
             // The hierarchy delimiter and root (RFC 9051 §6.3.9).
             self.untagged("LIST (\\Noselect) \"/\" \"\"");
             return Ok(());
         }
+        let patterns = self.patterns(&list.reference, list.patterns.iter())?;
         let store = env.store();
         let account = self.account();
-        let mailboxes = store.mailboxes(account).await.map_err(unavailable)?;
+        let mut mailboxes = store.mailboxes(account).await.map_err(unavailable)?;
+        mailboxes.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         let want_subscriptions = list.subscribed || list.return_subscribed;
-        let subscriptions =
+        let mut subscriptions =
             if want_subscriptions { store.subscriptions(account).await.map_err(unavailable)? } else { Vec::new() };
-        // A pattern that is no mailbox name in the client's encoding (invalid modified UTF-7,
-        // say) is still a pattern: one that no mailbox matches (RFC 3501 §6.3.8).
-        let patterns: Vec<String> = list
-            .patterns
-            .iter()
-            .filter_map(|p| Some(format!("{}{}", reference.as_deref()?, pattern_text(p, self.utf8)?)))
-            .collect();
-        let matches = |name: &str| patterns.iter().any(|p| pattern_matches(p, name));
+        subscriptions.sort_unstable();
 
-        // Candidate names: existing mailboxes, or subscriptions for LIST (SUBSCRIBED).
-        let mut names: Vec<String> = if list.subscribed {
-            subscriptions.iter().filter(|n| matches(n)).cloned().collect()
-        } else {
-            mailboxes.iter().map(|m| m.name.clone()).filter(|n| matches(n)).collect()
-        };
-        // RECURSIVEMATCH: parents with a subscribed descendant that the patterns do not list
-        // themselves (RFC 5258 §3.5; a descendant that is listed speaks for itself).
-        let mut child_info = Vec::new();
-        if list.recursive_match {
-            for sub in subscriptions.iter().filter(|s| !matches(s)) {
-                for parent in names::parents(sub) {
-                    if matches(parent) && !names.iter().any(|n| n == parent) {
-                        child_info.push(parent.to_string());
-                    }
-                }
+        // Candidate names: existing mailboxes, or subscriptions for LIST (SUBSCRIBED); and for
+        // RECURSIVEMATCH, parents with a subscribed descendant that the patterns do not list
+        // themselves (RFC 5258 §3.5; a descendant that is listed speaks for itself). Matched
+        // away from the workers every session shares: a few thousand names of up to 1 KiB.
+        let candidates: Vec<String> =
+            if list.subscribed { subscriptions.clone() } else { mailboxes.iter().map(|m| m.name.clone()).collect() };
+        let recursive = list.recursive_match.then(|| subscriptions.clone());
+        let matched = offloaded(env, move || {
+            let mut names: Vec<String> = candidates.into_iter().filter(|n| patterns.matches(n)).collect();
+            let mut child_info = Vec::new();
+            for sub in recursive.iter().flatten().filter(|s| !patterns.matches(s)) {
+                child_info.extend(patterns.matching_parents(sub).into_iter().map(str::to_string));
             }
-            child_info.sort();
+            child_info.sort_unstable();
             child_info.dedup();
+            names.sort_unstable();
+            child_info.retain(|parent| names.binary_search(parent).is_err());
             names.extend(child_info.iter().cloned());
-        }
-        names.sort_by(|a, b| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
-        names.dedup();
+            names.sort_by(|a, b| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
+            names.dedup();
+            (names, child_info)
+        })
+        .await;
+        let (names, child_info) = matched.ok_or_else(|| no("[UNAVAILABLE] Try again later"))?;
 
         for name in names {
-            let mailbox = mailboxes.iter().find(|m| m.name == name);
-            let special_use = mailbox.and_then(|m| m.special_use.clone());
+            let found = mailboxes.binary_search_by(|m| m.name.as_str().cmp(&name)).ok().map(|i| &mailboxes[i]);
+            let special_use = found.and_then(|m| m.special_use.clone());
             if list.special_use_only && special_use.is_none() {
                 continue;
             }
-            let subscribed = subscriptions.contains(&name);
-            let prefix = format!("{name}{DELIMITER}");
+            let subscribed = subscriptions.binary_search(&name).is_ok();
             let mut attributes = Vec::new();
-            if mailbox.is_none() {
+            if found.is_none() {
                 attributes.push("\\NonExistent".to_string());
-            } else if mailboxes.iter().any(|m| m.name.starts_with(&prefix)) {
+            } else if has_children(&mailboxes, &name) {
                 attributes.push("\\HasChildren".into());
             } else {
                 attributes.push("\\HasNoChildren".into());
@@ -120,12 +137,12 @@ impl Session {
             }
             let mut line = format!("* LIST ({}) \"/\" ", attributes.join(" ")).into_bytes();
             encode::mailbox(&mut line, &name, self.utf8);
-            if child_info.contains(&name) && !subscribed {
+            if !subscribed && child_info.binary_search(&name).is_ok() {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
             line.extend_from_slice(b"\r\n");
             self.out.extend_from_slice(&line);
-            if let (false, Some(mailbox)) = (list.return_status.is_empty(), mailbox) {
+            if let (false, Some(mailbox)) = (list.return_status.is_empty(), found) {
                 let status = store.mailbox_status(mailbox.id).await.map_err(unavailable)?;
                 self.status_line(&name, &status, &list.return_status);
             }
@@ -134,32 +151,36 @@ impl Session {
     }
 
     pub(super) async fn lsub(&mut self, env: &dyn Environment, reference: &[u8], pattern: &[u8]) -> Done {
-        let Some(pattern) = pattern_text(reference, self.utf8)
-            .and_then(|r| pattern_text(pattern, self.utf8).map(|p| format!("{r}{p}")))
-        else {
-            return Ok(()); // Names nothing (see `list`).
-        };
+        let patterns = self.patterns(reference, std::iter::once(&pattern.to_vec()))?;
         let store = env.store();
         let account = self.account();
-        let mailboxes = store.mailboxes(account).await.map_err(unavailable)?;
-        let subscriptions = store.subscriptions(account).await.map_err(unavailable)?;
+        let mut mailboxes: Vec<String> =
+            store.mailboxes(account).await.map_err(unavailable)?.into_iter().map(|m| m.name).collect();
+        mailboxes.sort_unstable();
+        let mut subscriptions = store.subscriptions(account).await.map_err(unavailable)?;
+        subscriptions.sort_unstable();
         // (name, selectable): the subscriptions the pattern matches, and, for one it does not,
         // the parents it does match, as \Noselect: "%" on "foo" finds "foo" when only
-        // "foo/bar" is subscribed (RFC 3501 §6.3.9).
-        let mut listed: Vec<(String, bool)> = Vec::new();
-        for name in &subscriptions {
-            if pattern_matches(&pattern, name) {
-                listed.push((name.clone(), mailboxes.iter().any(|m| &m.name == name)));
-                continue;
-            }
-            for parent in names::parents(name) {
-                if pattern_matches(&pattern, parent) && !subscriptions.iter().any(|s| s == parent) {
-                    listed.push((parent.to_string(), false));
+        // "foo/bar" is subscribed (RFC 3501 §6.3.9). Matched as LIST matches, off the workers.
+        let listed = offloaded(env, move || {
+            let mut listed: Vec<(String, bool)> = Vec::new();
+            for name in &subscriptions {
+                if patterns.matches(name) {
+                    listed.push((name.clone(), mailboxes.binary_search(name).is_ok()));
+                    continue;
+                }
+                for parent in patterns.matching_parents(name) {
+                    if subscriptions.binary_search_by(|s| s.as_str().cmp(parent)).is_err() {
+                        listed.push((parent.to_string(), false));
+                    }
                 }
             }
-        }
-        listed.sort_by(|(a, _), (b, _)| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
-        listed.dedup_by(|a, b| a.0 == b.0);
+            listed.sort_by(|(a, _), (b, _)| (a != "INBOX", a).cmp(&(b != "INBOX", b)));
+            listed.dedup_by(|a, b| a.0 == b.0);
+            listed
+        })
+        .await
+        .ok_or_else(|| no("[UNAVAILABLE] Try again later"))?;
         for (name, selectable) in listed {
             let attributes = if selectable { "" } else { "\\Noselect" };
             let mut line = format!("* LSUB ({attributes}) \"/\" ").into_bytes();
@@ -209,7 +230,7 @@ impl Session {
 
     pub(super) async fn subscribe(&mut self, env: &dyn Environment, raw: &[u8], subscribed: bool) -> Done {
         let name = self.mailbox_name(raw)?;
-        env.store().set_subscribed(self.account(), &name, subscribed).await.map_err(unavailable)
+        env.store().set_subscribed(self.account(), &name, subscribed).await.map_err(mailbox_error)
     }
 
     pub(super) async fn status(&mut self, env: &dyn Environment, raw: &[u8], items: &[StatusItem]) -> Done {
@@ -264,7 +285,18 @@ impl Session {
             return Err(no("[CANNOT] Empty message"));
         }
         // NUL can only come in a literal8 part (RFC 3516); no IMAP string could send it back.
-        let message = match portcullis_mime::encode_nul_parts(&message) {
+        // Re-encoding means parsing the message: off the workers.
+        let (message, nul) = if message.contains(&0) {
+            offloaded(env, move || {
+                let nul = portcullis_mime::encode_nul_parts(&message);
+                (message, nul)
+            })
+            .await
+            .ok_or_else(|| no("[UNAVAILABLE] Try again later"))?
+        } else {
+            (message, portcullis_mime::NulBytes::Absent)
+        };
+        let message = match nul {
             portcullis_mime::NulBytes::Absent => message,
             portcullis_mime::NulBytes::Encoded(encoded) => encoded,
             portcullis_mime::NulBytes::Unencodable => {
@@ -346,10 +378,12 @@ fn pattern_text(raw: &[u8], utf8: bool) -> Option<String> {
     portcullis_mime::utf7::decode(text)
 }
 
-/// LIST patterns match INBOX case-insensitively.
-fn pattern_matches(pattern: &str, name: &str) -> bool {
-    names::matches(pattern, name)
-        || (name.starts_with("INBOX") && names::matches(&names::normalize_inbox(pattern), name))
+/// Whether a mailbox below `name` exists, in the list sorted by name: its descendants sort
+/// right after "name/" (see `portcullis_store`'s `descendant_range`).
+fn has_children(sorted: &[Mailbox], name: &str) -> bool {
+    let prefix = format!("{name}{DELIMITER}");
+    let at = sorted.partition_point(|m| m.name.as_str() < prefix.as_str());
+    sorted.get(at).is_some_and(|m| m.name.starts_with(&prefix))
 }
 
 fn now() -> i64 {

@@ -18,7 +18,7 @@ use portcullis_store::{AccountId, SessionSlot, Store};
 
 use crate::command::*;
 use crate::frame::Refusal;
-use crate::parse::parse_command;
+use crate::parse::{parse_command, parse_command_owned};
 use view::View;
 
 pub use fetch::PendingFetch;
@@ -33,6 +33,54 @@ pub trait Environment: Send + Sync {
     async fn scram_keys(&self, username: &str) -> ScramKeys;
     /// A protocol fact the guard and the operator should know about.
     fn report(&self, fact: Fact);
+    /// Runs work that may take long (parsing a large message's MIME structure, matching LIST
+    /// patterns against every mailbox) where it does not hold up other sessions: the server
+    /// runs it on a thread of its own, off the workers every connection shares. By default,
+    /// in place.
+    async fn offload(&self, work: Box<dyn FnOnce() + Send>) {
+        work()
+    }
+}
+
+/// Lets the runtime run other tasks before this one goes on: work that is long but needs
+/// nothing from the store (a search over a large mailbox's flags, the flags of every message
+/// changed by another session) would otherwise hold its worker, and the sessions queued on it,
+/// to the end. Written here rather than taken from tokio, which the session does not use.
+pub(crate) async fn yield_now() {
+    struct YieldNow(bool);
+    impl std::future::Future for YieldNow {
+        type Output = ();
+        fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+            if self.0 {
+                return std::task::Poll::Ready(());
+            }
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+    YieldNow(false).await
+}
+
+/// Messages a loop over a mailbox handles between two yields (see [`yield_now`]).
+pub(crate) const MESSAGES_PER_YIELD: usize = 2000;
+
+/// Runs `work` through [`Environment::offload`]; its result, or `None` if it panicked.
+pub(crate) async fn offloaded<R: Send + 'static>(
+    env: &dyn Environment,
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Option<R> {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let result = slot.clone();
+    env.offload(Box::new(move || {
+        let value = work();
+        if let Ok(mut result) = result.lock() {
+            *result = Some(value);
+        }
+    }))
+    .await;
+    let value = slot.lock().ok()?.take();
+    value
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +141,7 @@ enum State {
 
 /// A command that continues past one call.
 enum Pending {
-    Fetch(PendingFetch),
+    Fetch(Box<PendingFetch>),
     Idle { tag: String },
     Sasl { tag: String, exchange: sasl::Exchange },
 }
@@ -228,13 +276,34 @@ impl Session {
 
     /// One whole command as framed.
     pub async fn command(&mut self, env: &dyn Environment, input: &[u8]) -> Progress {
+        if let Some(closing) = self.count_command(env) {
+            return closing;
+        }
+        self.run(env, parse_command(input)).await
+    }
+
+    /// [`Session::command`] for a command the driver gives away: APPEND's message is then
+    /// held once, as the command's own buffer (see [`parse_command_owned`]).
+    pub async fn command_owned(&mut self, env: &dyn Environment, input: Vec<u8>) -> Progress {
+        if let Some(closing) = self.count_command(env) {
+            return closing;
+        }
+        self.run(env, parse_command_owned(input)).await
+    }
+
+    /// Counts a command; `Some(Close)` past `max_commands`.
+    fn count_command(&mut self, env: &dyn Environment) -> Option<Progress> {
         self.commands += 1;
         if self.commands > self.config.max_commands {
             env.report(Fact::TooManyCommands);
             self.untagged("BYE Too many commands");
-            return Progress::Close;
+            return Some(Progress::Close);
         }
-        let command = match parse_command(input) {
+        None
+    }
+
+    async fn run(&mut self, env: &dyn Environment, parsed: Result<Command, crate::ParseError>) -> Progress {
+        let command = match parsed {
             Ok(command) => command,
             Err(e) => {
                 let text = format!("BAD Syntax error: {}", e.message);
@@ -287,7 +356,7 @@ impl Session {
     /// Continues a command that returned [`Progress::More`].
     pub async fn resume(&mut self, env: &dyn Environment) -> Progress {
         match self.pending.take() {
-            Some(Pending::Fetch(pending)) => self.fetch_more(env, pending).await,
+            Some(Pending::Fetch(pending)) => self.fetch_more(env, *pending).await,
             other => {
                 self.pending = other;
                 Progress::Ready

@@ -788,4 +788,5 @@ async fn select_sees_what_other_connections_and_processes_changed() {
     assert!(validity(&archive).is_some());
 }
 
+mod bounds;
 mod compliance;

@@ -5,7 +5,7 @@ use portcullis_store::{DeliveryError, FlagOp, Flags};
 
 use super::mailboxes::to_store_flags;
 use super::view::learn_keywords;
-use super::{no, Answer, Done, Environment, Progress, Session, State};
+use super::{no, yield_now, Answer, Done, Environment, Progress, Session, State, MESSAGES_PER_YIELD};
 use crate::command::{SequenceSet, StoreCommand, StoreOp};
 use crate::encode;
 
@@ -86,7 +86,10 @@ impl Session {
         } else {
             indexes.clone()
         };
-        for i in report {
+        for (n, i) in report.into_iter().enumerate() {
+            if n > 0 && n % MESSAGES_PER_YIELD == 0 {
+                yield_now().await;
+            }
             let view = self.view()?;
             let message = view.messages.get(i);
             let recent = view.recent.contains(message.uid);
@@ -187,7 +190,8 @@ impl Session {
             let moved: Vec<u32> = mapping.iter().map(|m| m.0).collect();
             if let State::Selected(view) = &mut self.state {
                 let mut view = std::mem::replace(view, Box::new(placeholder()));
-                view.vanished.retain(|u| !moved.contains(u));
+                // `moved` ascends (source UID order): looked up, not scanned.
+                view.vanished.retain(|u| moved.binary_search(u).is_err());
                 self.remove_from_view(&mut view, &moved);
                 self.state = State::Selected(view);
             }
@@ -213,7 +217,8 @@ impl Session {
         let removed = env.store().expunge_deleted(mailbox, restrict.as_deref()).await.map_err(unavailable)?;
         if let State::Selected(view) = &mut self.state {
             let mut view = std::mem::replace(view, Box::new(placeholder()));
-            view.vanished.retain(|u| !removed.contains(u));
+            // `removed` ascends: looked up, not scanned.
+            view.vanished.retain(|u| removed.binary_search(u).is_err());
             self.remove_from_view(&mut view, &removed);
             self.state = State::Selected(view);
         }

@@ -6,7 +6,7 @@
 use portcullis_store::{Flags, MailboxId, MessageIndex, MessageList};
 
 use super::recent::Recent;
-use super::{bad, no, Answer, Done, Environment, Session, State};
+use super::{bad, no, yield_now, Answer, Done, Environment, Session, State, MESSAGES_PER_YIELD};
 use crate::command::{SelectParams, SequenceSet};
 use crate::encode;
 
@@ -42,43 +42,42 @@ impl View {
         self.messages.last_uid().unwrap_or(0)
     }
 
-    /// Indexes (0-based, ascending, unique) named by a set of sequence numbers.
+    /// Indexes (0-based, ascending, unique) named by a set of sequence numbers. The set's
+    /// ranges are disjoint and ascending (see [`crate::command::Ranges`]): this costs what it
+    /// names, however the client spelled it.
     pub fn by_sequence(&self, set: &SequenceSet, saved: &[u32]) -> Result<Vec<usize>, Answer> {
         if *set == SequenceSet::Saved {
             return Ok(self.by_uids(saved));
         }
         let count = self.messages.len() as u32;
-        let mut chosen = vec![false; self.messages.len()];
+        if count == 0 {
+            // "1:*" on an empty mailbox names nothing rather than an error.
+            return Ok(Vec::new());
+        }
+        let mut chosen = Vec::new();
         for (lo, hi) in set.ranges(count) {
-            if count == 0 {
-                // "1:*" on an empty mailbox names nothing rather than an error.
-                continue;
-            }
             if lo == 0 || hi > count {
                 return Err(bad("Invalid message sequence number"));
             }
-            for flag in &mut chosen[(lo - 1) as usize..hi as usize] {
-                *flag = true;
-            }
+            chosen.extend((lo - 1) as usize..hi as usize);
         }
-        Ok(chosen.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| i).collect())
+        Ok(chosen)
     }
 
-    /// Indexes of the messages whose UIDs are in `set` (UIDs not present are ignored).
+    /// Indexes (ascending, unique) of the messages whose UIDs are in `set` (UIDs not present
+    /// are ignored).
     pub fn by_uid_set(&self, set: &SequenceSet, saved: &[u32]) -> Vec<usize> {
         if *set == SequenceSet::Saved {
             return self.by_uids(saved);
         }
         let largest = self.largest_uid();
-        let mut chosen = vec![false; self.messages.len()];
+        let mut chosen = Vec::new();
         for (lo, hi) in set.ranges(largest) {
             let start = self.messages.partition_point(lo);
             let end = hi.checked_add(1).map_or(self.messages.len(), |next| self.messages.partition_point(next));
-            for flag in chosen.iter_mut().take(end).skip(start) {
-                *flag = true;
-            }
+            chosen.extend(start..end.max(start));
         }
-        chosen.iter().enumerate().filter(|(_, &c)| c).map(|(i, _)| i).collect()
+        chosen
     }
 
     fn by_uids(&self, uids: &[u32]) -> Vec<usize> {
@@ -293,7 +292,10 @@ impl Session {
                 self.flags_responses(view);
             }
             let mut added = Vec::new();
-            for change in changes.changed {
+            for (n, change) in changes.changed.into_iter().enumerate() {
+                if n > 0 && n % MESSAGES_PER_YIELD == 0 {
+                    yield_now().await;
+                }
                 match view.position(change.uid) {
                     Some(i) => {
                         let known = view.messages.at(i);
@@ -308,10 +310,13 @@ impl Session {
                     None => {}
                 }
             }
-            for uid in changes.expunged {
-                if view.position(uid).is_some() && !view.vanished.contains(&uid) {
-                    view.vanished.push(uid);
-                }
+            // Sorted and deduplicated once, not checked one by one: another session may
+            // have removed a whole mailbox's worth.
+            let before = view.vanished.len();
+            view.vanished.extend(changes.expunged.into_iter().filter(|&uid| view.messages.position(uid).is_some()));
+            if view.vanished.len() > before {
+                view.vanished.sort_unstable();
+                view.vanished.dedup();
             }
             added.sort_by_key(|m| m.uid);
             if allow_expunge {

@@ -82,6 +82,30 @@ fn create_missing_parents(conn: &Connection, account: AccountId, name: &str) -> 
     Ok(created)
 }
 
+/// `TooManyMailboxes` unless `adding` more mailboxes fit under `limit`, counted in the write
+/// transaction, so that two sessions creating at once cannot both take the last place.
+fn check_room(conn: &Connection, account: AccountId, adding: usize, limit: Option<usize>) -> Result<(), MailboxError> {
+    let Some(limit) = limit else { return Ok(()) };
+    let have: i64 = conn
+        .prepare_cached("SELECT count(*) FROM mailboxes WHERE account_id = ?1")?
+        .query_row(params![account], |r| r.get(0))?;
+    if have.max(0) as usize + adding > limit {
+        return Err(MailboxError::TooManyMailboxes(limit));
+    }
+    Ok(())
+}
+
+/// How many of `name`'s parents do not exist yet.
+fn missing_parents(conn: &Connection, account: AccountId, name: &str) -> Result<usize, StoreError> {
+    let mut missing = 0;
+    for parent in parents(name) {
+        if find(conn, account, parent)?.is_none() {
+            missing += 1;
+        }
+    }
+    Ok(missing)
+}
+
 fn require_account(conn: &Connection, account: AccountId) -> Result<(), StoreError> {
     match conn.query_row("SELECT 1 FROM accounts WHERE id = ?1", params![account], |_| Ok(())).optional()? {
         Some(()) => Ok(()),
@@ -94,11 +118,13 @@ pub(super) fn create(
     account: AccountId,
     name: &str,
     special_use: Option<&str>,
+    limit: Option<usize>,
 ) -> Result<(MailboxId, Vec<MailboxChange>), MailboxError> {
     require_account(conn, account)?;
     if find(conn, account, name)?.is_some() {
         return Err(MailboxError::AlreadyExists);
     }
+    check_room(conn, account, 1 + missing_parents(conn, account, name)?, limit)?;
     let mut changes = create_missing_parents(conn, account, name)?;
     let created = insert(conn, account, name, special_use)?;
     changes.push(created);
@@ -126,10 +152,16 @@ pub(super) fn rename(
     account: AccountId,
     from: &str,
     to: &str,
+    limit: Option<usize>,
 ) -> Result<Vec<MailboxChange>, MailboxError> {
     let source = find(conn, account, from)?.ok_or(MailboxError::NoSuchMailbox)?;
     if is_inbox(to) || find(conn, account, to)?.is_some() {
         return Err(MailboxError::AlreadyExists);
+    }
+    // A rename adds the parents of `to` that are missing; renaming INBOX also adds `to`.
+    let adding = missing_parents(conn, account, to)? + usize::from(is_inbox(from));
+    if adding > 0 {
+        check_room(conn, account, adding, limit)?;
     }
     if is_inbox(from) {
         return rename_inbox(conn, account, &source, to);
@@ -197,8 +229,19 @@ pub(super) fn set_subscribed(
     account: AccountId,
     name: &str,
     subscribed: bool,
+    limit: Option<usize>,
 ) -> Result<(), MailboxError> {
     require_account(conn, account)?;
+    if let (true, Some(limit)) = (subscribed, limit) {
+        // Subscriptions may name mailboxes that do not exist, so they are bounded on their
+        // own, by as many as there may be mailboxes.
+        let (have, already): (i64, i64) = conn
+            .prepare_cached("SELECT count(*), coalesce(sum(name = ?2), 0) FROM subscriptions WHERE account_id = ?1")?
+            .query_row(params![account, name], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if already == 0 && have.max(0) as usize >= limit {
+            return Err(MailboxError::TooManySubscriptions(limit));
+        }
+    }
     if subscribed {
         conn.execute(
             "INSERT INTO subscriptions(account_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",

@@ -490,6 +490,31 @@ pub(super) fn message_contents(
     Ok(out)
 }
 
+/// A piece of one message, through incremental blob I/O. The blob is found through the
+/// message's (mailbox, UID) at each call, never kept by its id: a body removed meanwhile
+/// could see its id taken by another account's message.
+pub(super) fn message_bytes(
+    conn: &Connection,
+    mailbox: MailboxId,
+    uid: u32,
+    start: u64,
+    len: usize,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let blob: Option<i64> = tx
+        .prepare_cached("SELECT blob_id FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?
+        .query_row(params![mailbox, uid], |r| r.get(0))
+        .optional()?;
+    let Some(blob) = blob else { return Ok(None) };
+    let data = tx.blob_open("main", "blobs", "data", blob, true)?;
+    let size = data.len() as u64;
+    let start = start.min(size);
+    let len = (len as u64).min(size - start) as usize;
+    let mut piece = vec![0; len];
+    data.read_at_exact(&mut piece, start as usize)?;
+    Ok(Some(piece))
+}
+
 pub(super) fn changes_since(conn: &Connection, mailbox: MailboxId, modseq: u64) -> Result<Changes, StoreError> {
     let tx = conn.unchecked_transaction()?;
     changes_since_in(&tx, mailbox, modseq)

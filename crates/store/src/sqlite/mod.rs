@@ -45,6 +45,8 @@ type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 pub struct SqliteStore {
     path: PathBuf,
     default_quota: Option<u64>,
+    /// Mailboxes (and subscriptions) one account may have; `None`: no limit.
+    max_mailboxes: Option<usize>,
     writer: Mutex<Option<(mpsc::Sender<Job>, JoinHandle<()>)>>,
     checkpointer: Mutex<Option<Checkpointer>>,
     readers: Arc<Mutex<Vec<Connection>>>,
@@ -95,6 +97,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_path_buf(),
             default_quota,
+            max_mailboxes: None,
             writer: Mutex::new(Some((tx, handle))),
             checkpointer: Mutex::new(Some(checkpointer)),
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -103,6 +106,19 @@ impl SqliteStore {
             watchers: Arc::new(Watchers::default()),
             index: Arc::new(index_cache::IndexCache::default()),
         })
+    }
+
+    /// At most `max` mailboxes per account, and as many subscriptions: CREATE and RENAME that
+    /// would make more (parents included) fail with [`MailboxError::TooManyMailboxes`], a
+    /// subscription more with [`MailboxError::TooManySubscriptions`]. Every LIST reads them
+    /// all; without a bound one account could make each of its LISTs as slow as it likes.
+    /// New accounts get their default mailboxes whatever the limit.
+    ///
+    /// [`MailboxError::TooManyMailboxes`]: crate::MailboxError::TooManyMailboxes
+    /// [`MailboxError::TooManySubscriptions`]: crate::MailboxError::TooManySubscriptions
+    pub fn with_max_mailboxes(mut self, max: usize) -> SqliteStore {
+        self.max_mailboxes = Some(max);
+        self
     }
 
     /// Creates (or brings) the database at `path` to schema `version` and no further: for

@@ -199,7 +199,8 @@ impl Store for SqliteStore {
     ) -> Result<MailboxId, MailboxError> {
         let name = normalize_mailbox_name(name)?;
         let special_use = special_use.map(String::from);
-        self.write_announcing(move |conn| mailboxes::create(conn, account, &name, special_use.as_deref())).await
+        let limit = self.max_mailboxes;
+        self.write_announcing(move |conn| mailboxes::create(conn, account, &name, special_use.as_deref(), limit)).await
     }
 
     async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<(), MailboxError> {
@@ -209,7 +210,8 @@ impl Store for SqliteStore {
 
     async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<(), MailboxError> {
         let (from, to) = (normalize_mailbox_name(from)?, normalize_mailbox_name(to)?);
-        self.write_announcing(move |conn| Ok(((), mailboxes::rename(conn, account, &from, &to)?))).await
+        let limit = self.max_mailboxes;
+        self.write_announcing(move |conn| Ok(((), mailboxes::rename(conn, account, &from, &to, limit)?))).await
     }
 
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>, StoreError> {
@@ -218,7 +220,8 @@ impl Store for SqliteStore {
 
     async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<(), MailboxError> {
         let name = normalize_mailbox_name(name)?;
-        self.write(move |conn| mailboxes::set_subscribed(conn, account, &name, subscribed)).await
+        let limit = self.max_mailboxes;
+        self.write(move |conn| mailboxes::set_subscribed(conn, account, &name, subscribed, limit)).await
     }
 
     async fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus, StoreError> {
@@ -262,6 +265,16 @@ impl Store for SqliteStore {
     async fn message_raws(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
         let uids = uids.to_vec();
         self.read(move |conn| messages::message_contents(conn, mailbox, &uids, false)).await
+    }
+
+    async fn message_bytes(
+        &self,
+        mailbox: MailboxId,
+        uid: u32,
+        start: u64,
+        len: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |conn| messages::message_bytes(conn, mailbox, uid, start, len)).await
     }
 
     async fn store_flags(

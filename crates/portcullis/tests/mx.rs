@@ -4,7 +4,8 @@
 //! the policies (DMARC p=reject and p=quarantine, SPF -all, null MX, no MX/A/AAAA, temporary
 //! DNS failures), the refusals of the MX role (AUTH, relaying, early talkers, pipelining before
 //! it was offered), the guard's limits and harvest defence, and no login timeout on 25.
-//! Senders are 127.0.0.x addresses; nothing outside Rust is needed (Postfix is mx_postfix.rs).
+//! Senders are 127.0.0.x addresses. Only the last test needs a program from outside (swaks,
+//! with the shared skip rule); Postfix is mx_postfix.rs.
 
 mod common;
 
@@ -344,4 +345,49 @@ fn requiretls_and_smtputf8_over_starttls() {
     assert_eq!(event["require_tls"], true);
     let stored = &stored(&server, BOB, "INBOX")[0];
     assert!(header(stored, "Received").unwrap().contains("with UTF8SMTPS"), "{stored}");
+}
+
+/// Runs swaks against port 25 from `source`; what it printed (both streams).
+fn swaks(swaks: &std::path::Path, server: &TestServer, source: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(swaks)
+        .args(["--server", &server.addr("smtp").to_string(), "--local-interface", source])
+        .args(["--ehlo", "mx.sender.test", "--timeout", "20"])
+        .args(args)
+        .output()
+        .unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn swaks_drives_the_edge_cases() {
+    let Some(bin) = common::outside::program("swaks", "apt-get install swaks libnet-ssleay-perl libio-socket-ssl-perl")
+    else {
+        return;
+    };
+    let world = World::start();
+    let server = server(&world);
+    let from = format!("alice@{GOOD}");
+
+    // STARTTLS and PIPELINING, from an address in the SPF record: delivered.
+    let said = swaks(&bin, &server, GOOD_IP, &["--from", &from, "--to", BOB, "--tls", "--pipeline"]);
+    assert!(said.contains("<~  250 2.0.0") || said.contains("<~ 250 2.0.0"), "{said}");
+    let received = server.wait_event(|e| e["event"] == "message_received");
+    assert!(received["tls_version"].as_str().is_some_and(|v| v.starts_with("TLSv1.")), "{received}");
+
+    // AUTH is never offered on 25, so swaks cannot even try.
+    let said =
+        swaks(&bin, &server, GOOD_IP, &["--from", &from, "--to", BOB, "--auth", "PLAIN", "-au", BOB, "-ap", "x"]);
+    assert!(said.contains("Host did not advertise authentication"), "{said}");
+    assert!(!said.contains("AUTH PLAIN"), "{said}");
+
+    // A relay attempt.
+    let said = swaks(&bin, &server, GOOD_IP, &["--from", &from, "--to", "victim@elsewhere.example"]);
+    assert!(said.contains("<** 550 5.7.1"), "{said}");
+
+    // The null sender (a bounce), checked by the HELO name's SPF record.
+    let bounce_from = format!("From: <mailer-daemon@{GOOD}>");
+    let said = swaks(&bin, &server, GOOD_IP, &["--from", "<>", "--to", BOB, "--header", &bounce_from]);
+    assert!(said.contains(" -> MAIL FROM:<>") && said.contains("<-  250 2.0.0"), "{said}");
+    server.wait_events(|e| e["event"] == "message_received", 2);
+    assert_eq!(stored(&server, BOB, "INBOX").len(), 2);
 }

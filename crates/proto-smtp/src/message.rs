@@ -41,7 +41,7 @@ pub struct Received<'a> {
     pub peer_name: Option<&'a str>,
     pub hostname: &'a str,
     pub id: &'a str,
-    /// "ESMTPSA", ...: see [`protocol`].
+    /// "ESMTPSA", ...: the words of `protocol()` in this module.
     pub protocol: &'static str,
     /// Ours ("TLSv1.3 TLS13_AES_256_GCM_SHA384"), written as is.
     pub tls: Option<&'a str>,

@@ -14,7 +14,9 @@
 #![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_proto_smtp::{Action, AuthOutcome, Config, DeliveryOutcome, Peer, Principal, RecipientOutcome, Session};
+use portcullis_proto_smtp::{
+    Action, AuthOutcome, Config, DeliveryOutcome, Peer, Principal, RecipientOutcome, Role, Session,
+};
 use portcullis_sasl::{Attempt, ScramKeys, ScramProof};
 
 const ALICE: &str = "alice@example.org";
@@ -25,6 +27,7 @@ const MAX_RECIPIENTS: usize = 3;
 fn config(implicit_tls: bool) -> Config {
     Config {
         hostname: "mail.example.org".into(),
+        role: Role::Submission,
         implicit_tls,
         max_message_size: MAX_MESSAGE,
         max_recipients: MAX_RECIPIENTS,
@@ -123,6 +126,8 @@ impl Driver {
                     self.s.delivery_result(self.delivery.clone());
                 }
                 Action::Report(_) => {}
+                // Port 25's actions; this target drives the submission role (mx_session drives 25).
+                Action::CheckClient | Action::CheckSender { .. } => panic!("{action:?} on a submission port"),
             }
         }
         check_replies(&self.s.take_output());
@@ -160,6 +165,7 @@ fuzz_target!(|data: &[u8]| {
         session_id: "F1".into(),
         tls: implicit_tls.then(|| "TLSv1.3 TLS13_AES_128_GCM_SHA256".into()),
         channel_binding: (options & 2 != 0).then(|| vec![7; 32]),
+        name: None,
     };
     let delivery = match (options >> 2) & 3 {
         0 => DeliveryOutcome::Stored,

@@ -46,6 +46,20 @@ impl<'a> Check<'a> {
         Ok(d)
     }
 
+    /// A duration that may be zero ("0s": the thing it delays is not delayed).
+    pub(crate) fn duration_or_zero(
+        &self,
+        key: &'static str,
+        value: Option<String>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
+        let text = value.unwrap_or_else(|| default.to_string());
+        if text.trim() == "0" {
+            return Ok(Duration::ZERO);
+        }
+        parse_duration(&text).map_err(|m| self.invalid(key, m))
+    }
+
     /// A size in bytes, written as a number or as text with a unit.
     pub(crate) fn size(&self, key: &'static str, value: Option<Size>, default: u64) -> Result<u64, ConfigError> {
         match value {

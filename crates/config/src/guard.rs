@@ -27,6 +27,11 @@ const KNOWN_SOURCE_MEMORY: &str = "30d";
 const MAX_MESSAGES_PER_HOUR: u32 = 500;
 const MAX_RECIPIENTS_PER_HOUR: u32 = 2000;
 const MAX_TRACKED: usize = 100_000;
+/// A server that mistypes a few addresses is normal; twenty unknown recipients from one source
+/// within the window is someone trying names (a directory harvest).
+const BAN_AFTER_UNKNOWN_RECIPIENTS: u32 = 20;
+/// Postfix's postscreen refuses an early talker each time; three in the window is ratware.
+const BAN_AFTER_EARLY_TALK: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -61,6 +66,13 @@ pub struct Guard {
     pub max_recipients_per_hour: u32,
     /// Sources and accounts whose failures are remembered, at most (memory bound).
     pub max_tracked: usize,
+    /// Unknown local recipients (RCPT TO on port 25) from one source within `ban_window` that
+    /// get it banned: a directory harvest. Each one also delays the reply, doubling from
+    /// `failure_delay` up to `max_failure_delay`.
+    pub ban_after_unknown_recipients: u32,
+    /// Connections on port 25 from one source within `ban_window` that spoke before the
+    /// greeting or pipelined before PIPELINING was offered, that get it banned.
+    pub ban_after_early_talk: u32,
 }
 
 #[derive(Deserialize, Default)]
@@ -81,6 +93,8 @@ pub(crate) struct RawGuard {
     max_messages_per_hour: Option<u32>,
     max_recipients_per_hour: Option<u32>,
     max_tracked: Option<usize>,
+    ban_after_unknown_recipients: Option<u32>,
+    ban_after_early_talk: Option<u32>,
 }
 
 impl RawGuard {
@@ -126,6 +140,16 @@ impl RawGuard {
                 MAX_RECIPIENTS_PER_HOUR,
             )?,
             max_tracked: c.positive("guard.max_tracked", self.max_tracked, MAX_TRACKED)?,
+            ban_after_unknown_recipients: c.positive(
+                "guard.ban_after_unknown_recipients",
+                self.ban_after_unknown_recipients,
+                BAN_AFTER_UNKNOWN_RECIPIENTS,
+            )?,
+            ban_after_early_talk: c.positive(
+                "guard.ban_after_early_talk",
+                self.ban_after_early_talk,
+                BAN_AFTER_EARLY_TALK,
+            )?,
         };
         if guard.max_ban_duration < guard.ban_duration {
             return Err(c.invalid("guard.max_ban_duration", "cannot be shorter than guard.ban_duration"));

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::admin::{Admin, RawAdmin};
 use crate::alerts::{Alerts, RawAlerts};
 use crate::check::Check;
+use crate::dns::{Dns, RawDns};
 use crate::error::ConfigError;
 use crate::firewall::{Firewall, RawFirewall};
 use crate::guard::{Guard, RawGuard};
@@ -18,6 +19,8 @@ use crate::log::{Log, RawLog};
 use crate::names::is_hostname;
 use crate::passwords::{Passwords, RawPasswords};
 use crate::process::{Process, RawProcess};
+use crate::sender_auth::{RawSenderAuth, SenderAuth};
+use crate::smtp::{RawSmtp, Smtp};
 use crate::store::{RawStore, Store};
 use crate::tls::{RawTls, Tls};
 
@@ -41,6 +44,11 @@ pub struct Config {
     pub guard: Guard,
     pub alerts: Alerts,
     pub admin: Admin,
+    /// The MX listener (`listen.smtp`): its connection and rate limits, its greeting delay.
+    pub smtp: Smtp,
+    pub dns: Dns,
+    /// What the checks of mail from other servers lead to.
+    pub sender_auth: SenderAuth,
 }
 
 /// The file as written: every key optional, unknown keys refused.
@@ -60,6 +68,9 @@ pub(crate) struct RawConfig {
     guard: Option<RawGuard>,
     alerts: Option<RawAlerts>,
     admin: Option<RawAdmin>,
+    smtp: Option<RawSmtp>,
+    dns: Option<RawDns>,
+    sender_auth: Option<RawSenderAuth>,
 }
 
 impl Config {
@@ -99,6 +110,9 @@ impl RawConfig {
         let guard = self.guard.unwrap_or_default().validate(&c)?;
         let alerts = self.alerts.unwrap_or_default().validate(&c)?;
         let admin = self.admin.unwrap_or_default().validate(&c, &data_dir, listen.admin())?;
+        let smtp = self.smtp.unwrap_or_default().validate(&c, limits.max_connections)?;
+        let dns = self.dns.unwrap_or_default().validate(&c)?;
+        let sender_auth = self.sender_auth.unwrap_or_default().validate(&c)?;
         Ok(Config {
             path: path.to_path_buf(),
             hostname: hostname.to_ascii_lowercase(),
@@ -114,6 +128,9 @@ impl RawConfig {
             guard,
             alerts,
             admin,
+            smtp,
+            dns,
+            sender_auth,
         })
     }
 }

@@ -288,3 +288,49 @@ fn the_admin_listener_has_a_firewall_section() {
     assert_eq!(admin.deny, vec!["127.0.0.9/32".parse::<IpNet>().unwrap()]);
     assert!(error_of(&format!("{MINIMAL}[firewall.admin]\ndeny = [\"x\"]\n")).contains("firewall.admin.deny"));
 }
+
+#[test]
+fn the_mx_listener_dns_and_sender_auth_sections() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!((c.smtp.max_connections, c.smtp.max_connections_per_ip), (500, 10), "a quarter of 2000");
+    assert_eq!(c.smtp.greeting_delay, Duration::ZERO, "no greeting delay by default");
+    assert_eq!(c.dns.servers, DnsServers::System);
+    assert_eq!((c.dns.timeout, c.dns.attempts), (Duration::from_secs(5), 2));
+    assert_eq!(c.sender_auth.dmarc_reject, AuthAction::Reject);
+    assert_eq!(c.sender_auth.dmarc_quarantine, AuthAction::Junk);
+    assert!(c.sender_auth.dnsbl.is_empty(), "DNSBL is off by default");
+    assert_eq!(c.sender_auth.temp_errors, TempErrorAction::TempFail);
+
+    let c = parse(&format!(
+        "{MINIMAL}[limits]\nmax_connections = 40\n[listen]\nsmtp = [\"127.0.0.1:2525\"]\n\
+         [smtp]\ngreeting_delay = \"3s\"\n[dns]\nservers = [\"127.0.0.1:5353\", \"::1\"]\n\
+         [sender_auth]\ndmarc_reject = \"junk\"\ndnsbl = [\"Zen.Spamhaus.org.\"]\ntemp_errors = \"accept\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.listen.addresses(Listener::Smtp), &["127.0.0.1:2525".parse().unwrap()]);
+    assert_eq!((c.smtp.max_connections, c.smtp.max_connections_per_ip), (10, 10), "defaults follow the total");
+    assert_eq!(c.smtp.greeting_delay, Duration::from_secs(3));
+    assert_eq!(c.dns.servers, DnsServers::Listed(vec!["127.0.0.1:5353".parse().unwrap(), "[::1]:53".parse().unwrap()]));
+    assert_eq!(c.sender_auth.dmarc_reject, AuthAction::Junk);
+    assert_eq!(c.sender_auth.dnsbl, vec!["zen.spamhaus.org".to_string()]);
+    assert_eq!(c.sender_auth.temp_errors, TempErrorAction::Accept);
+
+    for (extra, key) in [
+        ("[smtp]\nmax_connections = 5000\n", "smtp.max_connections"),
+        ("[smtp]\nmax_connections = 5\nmax_connections_per_ip = 6\n", "smtp.max_connections_per_ip"),
+        ("[smtp]\ngreeting_delay = \"5m\"\n", "smtp.greeting_delay"),
+        ("[smtp]\ngreeting_delay = \"soon\"\n", "smtp.greeting_delay"),
+        ("[dns]\nservers = [\"system\", \"127.0.0.1\"]\n", "dns.servers"),
+        ("[dns]\nservers = [\"resolver.example\"]\n", "dns.servers"),
+        ("[dns]\nattempts = 0\n", "dns.attempts"),
+        ("[sender_auth]\ndmarc_reject = \"quarantine\"\n", "sender_auth.dmarc_reject"),
+        ("[sender_auth]\ntemp_errors = \"reject\"\n", "sender_auth.temp_errors"),
+        ("[sender_auth]\ndnsbl = [\"not a zone\"]\n", "sender_auth.dnsbl"),
+        ("[guard]\nban_after_unknown_recipients = 0\n", "guard.ban_after_unknown_recipients"),
+    ] {
+        let e = error_of(&format!("{MINIMAL}{extra}"));
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    let e = error_of(&format!("{MINIMAL}[sender_auth]\ndmarc_reject = \"quarantine\"\n"));
+    assert!(e.contains("reject, junk, accept"), "the error names the words allowed: {e}");
+}

@@ -31,7 +31,37 @@ pub enum RefuseReason {
     Banned,
     TooManyConnections,
     TooManyConnectionsFromPeer,
+    /// The address opened more connections within a minute than its listener allows
+    /// (`smtp.connections_per_minute`).
+    TooManyConnectionsPerMinute,
     ShuttingDown,
+}
+
+/// Why a recipient was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientRefusal {
+    /// A local domain, no such account (550 5.1.1).
+    UnknownUser,
+    /// Not a local domain: relaying is refused (550 5.7.1).
+    NotLocal,
+    MailboxFull,
+    /// Over the source's recipients per minute (450 4.7.1).
+    RateLimited,
+    /// The lookup failed on our side (451).
+    TemporaryFailure,
+}
+
+impl RecipientRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecipientRefusal::UnknownUser => "unknown_user",
+            RecipientRefusal::NotLocal => "not_local",
+            RecipientRefusal::MailboxFull => "mailbox_full",
+            RecipientRefusal::RateLimited => "rate_limited",
+            RecipientRefusal::TemporaryFailure => "temporary_failure",
+        }
+    }
 }
 
 /// Who put a ban in place.
@@ -213,6 +243,93 @@ pub enum Event {
         size: u64,
         recipients: usize,
         reason: String,
+    },
+    /// Port 25, at connect: what the checks of the client found (forward-confirmed reverse DNS,
+    /// the DNSBL zones) and what follows (`accept`, `junk`, `reject`).
+    ClientChecked {
+        conn: u64,
+        peer: SocketAddr,
+        /// RFC 8601 `iprev` result: pass, fail, temperror, permerror.
+        iprev: &'static str,
+        /// Its reverse DNS names, when forward-confirmed.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        names: Vec<String>,
+        /// The DNSBL zones that list it.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        listed: Vec<String>,
+        decision: &'static str,
+    },
+    /// Port 25, at MAIL FROM: whether mail to the sender's domain could be delivered at all
+    /// (null MX, no MX/A/AAAA), and what follows.
+    SenderChecked {
+        conn: u64,
+        peer: SocketAddr,
+        /// MAIL FROM; empty for the null sender.
+        mail_from: String,
+        /// "routable", "null_mx", "unroutable", "null_sender", "address_literal", "temporary".
+        result: &'static str,
+        decision: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+    },
+    /// A recipient was refused (RCPT TO), on any SMTP listener.
+    RecipientRefused {
+        conn: u64,
+        listener: Listener,
+        peer: SocketAddr,
+        recipient: String,
+        reason: RecipientRefusal,
+    },
+    /// A source went over a per-minute rate of its listener (`[smtp]`): what was refused.
+    RateLimited {
+        conn: u64,
+        listener: Listener,
+        peer: SocketAddr,
+        /// "messages_per_minute" or "recipients_per_minute".
+        limit: &'static str,
+        value: u32,
+    },
+    /// Port 25, at the end of DATA: who really sent the message (RFC 8601 words) and what was
+    /// decided (`accept`, `junk`, `reject`, `tempfail`). One per message, stored or not.
+    SenderVerdict {
+        conn: u64,
+        peer: SocketAddr,
+        mail_from: String,
+        /// The RFC5322.From domain DMARC evaluated (empty if none).
+        from_domain: String,
+        spf: &'static str,
+        spf_helo: &'static str,
+        /// pass if any signature passed, else the first other result, else none.
+        dkim: &'static str,
+        /// The d= of every signature that passed.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        dkim_domains: Vec<String>,
+        dmarc: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dmarc_policy: Option<&'static str>,
+        arc: &'static str,
+        iprev: &'static str,
+        decision: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+    },
+    /// Port 25: a message from another server is durably stored (it was answered 250).
+    MessageReceived {
+        conn: u64,
+        peer: SocketAddr,
+        helo: String,
+        mail_from: String,
+        size: u64,
+        recipients: usize,
+        /// "INBOX", or "Junk" when the verdict put it there.
+        mailbox: &'static str,
+        /// "TLSv1.3" and its cipher suite, when it came over TLS (absent: plaintext).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_version: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_cipher: Option<String>,
+        /// The sender asked for REQUIRETLS (RFC 8689).
+        require_tls: bool,
     },
     BanAdded {
         network: String,

@@ -3,7 +3,9 @@
 //! one /48 (so that one customer cannot take every slot a /64 at a time), and the last
 //! `limits.reserved_for_owners` slots, which only owners may take (addresses an account logged
 //! in from lately, trusted networks), so that a flood of connections cannot lock them out at
-//! the door. An admitted connection holds an [`Admission`] until it closes.
+//! the door. A listener with limits of its own (port 25) is then held to them too: connections
+//! on it at once, from everyone and from one source, and new connections per minute from one
+//! source. An admitted connection holds an [`Admission`] until it closes.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use portcullis_events::{Listener, RefuseReason};
 use tokio_util::sync::CancellationToken;
 
+use crate::listener_limits::Rate;
 use crate::source::{canonical, Source};
 use crate::{Guard, Inner, Now};
 
@@ -29,6 +32,9 @@ pub(crate) struct Connections {
     per_source: HashMap<Source, usize>,
     per_56: HashMap<u64, usize>,
     per_48: HashMap<u64, usize>,
+    /// On listeners with limits of their own: connections on each, and per source on each.
+    per_listener: HashMap<Listener, usize>,
+    per_listener_source: HashMap<(Listener, Source), usize>,
     live: HashMap<u64, Live>,
 }
 
@@ -37,6 +43,8 @@ pub struct Admission {
     inner: Arc<Inner>,
     id: u64,
     source: Source,
+    /// Counted against its listener's own limits (see [`Connections::per_listener`]).
+    listener: Option<Listener>,
     revoke: CancellationToken,
 }
 
@@ -66,6 +74,10 @@ impl Drop for Admission {
             if let (Some(n56), Some(n48)) = (self.source.v6_56(), self.source.v6_48()) {
                 count_down(&mut c.per_56, &n56);
                 count_down(&mut c.per_48, &n48);
+            }
+            if let Some(listener) = self.listener {
+                count_down(&mut c.per_listener, &listener);
+                count_down(&mut c.per_listener_source, &(listener, self.source));
             }
         }
     }
@@ -100,6 +112,23 @@ impl Guard {
         {
             return Err(RefuseReason::TooManyConnectionsFromPeer);
         }
+        // The listener's own limits, for all but trusted networks.
+        let own_limits = policy.limits_of(listener).filter(|_| !policy.rules.is_trusted(ip)).copied();
+        if let Some(limits) = own_limits {
+            if c.per_listener.get(&listener).copied().unwrap_or(0) >= limits.max_connections {
+                return Err(RefuseReason::TooManyConnections);
+            }
+            if c.per_listener_source.get(&(listener, source)).copied().unwrap_or(0) >= limits.max_connections_per_source
+            {
+                return Err(RefuseReason::TooManyConnectionsFromPeer);
+            }
+            // Counted last: only admitted connections use up the rate.
+            if self.rate(listener, Rate::Connections, ip, 1, now).is_err() {
+                return Err(RefuseReason::TooManyConnectionsPerMinute);
+            }
+            *c.per_listener.entry(listener).or_default() += 1;
+            *c.per_listener_source.entry((listener, source)).or_default() += 1;
+        }
         c.total += 1;
         *c.per_source.entry(source).or_default() += 1;
         if let (Some(n56), Some(n48)) = (n56, n48) {
@@ -109,7 +138,7 @@ impl Guard {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let revoke = CancellationToken::new();
         c.live.insert(id, Live { ip, listener, revoke: revoke.clone() });
-        Ok(Admission { inner: self.inner.clone(), id, source, revoke })
+        Ok(Admission { inner: self.inner.clone(), id, source, listener: own_limits.map(|_| listener), revoke })
     }
 
     /// Connections currently admitted.

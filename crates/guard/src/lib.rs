@@ -5,11 +5,13 @@
 //! I/O.
 //!
 //! Where each part lives: `admission` (connections: firewall, bans, limits per source and per
-//! wider network, slots kept for owners), `logins` (attempts, failures and successes: the
-//! per-account limit, delays, bans), `banning` (the ban list: added, widened, lifted, synced
-//! from the store, expired), `sending` (hourly sending limits); `ban_list`, `escalation`,
-//! `known_sources`, `source`, `bounded_map` are the leaves they share, `policy` and `firewall`
-//! what they decide by.
+//! wider network, slots kept for owners, a listener's own limits), `logins` (attempts, failures
+//! and successes: the per-account limit, delays, bans), `banning` (the ban list: added, widened,
+//! lifted, synced from the store, expired), `sending` (hourly sending limits), `listener_limits`
+//! (a listener's own limits and per-minute rates per source: port 25's), `delivery_offences`
+//! (port 25: directory harvests, early talkers); `ban_list`, `escalation`, `known_sources`,
+//! `source`, `bounded_map` are the leaves they share, `policy` and `firewall` what they decide
+//! by.
 //!
 //! Everything it remembers is bounded: attempts and failures per source and per account, and
 //! the owners' addresses, live in [`BoundedMap`]s; bans come from the store, which keeps them
@@ -23,9 +25,11 @@ mod ban;
 mod ban_list;
 mod banning;
 mod bounded_map;
+mod delivery_offences;
 mod escalation;
 mod firewall;
 mod known_sources;
+mod listener_limits;
 mod logins;
 mod policy;
 mod sending;
@@ -44,6 +48,7 @@ pub use banning::BanSync;
 pub use bounded_map::BoundedMap;
 pub use firewall::Rules;
 pub use ipnet::IpNet;
+pub use listener_limits::{ListenerLimits, Rate, RateHit};
 pub use logins::{account_key, Entry, Failure, Success};
 pub use policy::{CheckLane, Policy, BUSY_DELAY, MAX_ERRORS};
 pub use sending::{LimitHit, SendingLimit};
@@ -73,6 +78,10 @@ struct Inner {
     known: Mutex<known_sources::KnownSources>,
     bans: RwLock<ban_list::BanList>,
     sending: Mutex<HashMap<i64, sending::SendingWindow>>,
+    /// Per-minute rates per listener, source and what is counted (port 25).
+    rates: Mutex<BoundedMap<(portcullis_events::Listener, Source, Rate), listener_limits::MinuteRate>>,
+    /// Unknown recipients and early talk per source (port 25).
+    offenders: Mutex<BoundedMap<Source, delivery_offences::OffenceRecord>>,
     next_id: AtomicU64,
 }
 
@@ -103,6 +112,8 @@ impl Guard {
                 known: Mutex::new(known_sources::KnownSources::new(tracked)),
                 bans: RwLock::default(),
                 sending: Mutex::default(),
+                rates: Mutex::new(BoundedMap::new(tracked)),
+                offenders: Mutex::new(BoundedMap::new(tracked)),
                 next_id: AtomicU64::new(1),
             }),
         }
@@ -137,6 +148,15 @@ impl Guard {
             }
             if let Ok(mut s) = self.inner.sources.lock() {
                 s.forget_before(cutoff);
+            }
+            if let Ok(mut o) = self.inner.offenders.lock() {
+                o.forget_before(cutoff);
+            }
+        }
+        // A rate forgets everything two minutes back.
+        if let Some(cutoff) = now.mono.checked_sub(Duration::from_secs(120)) {
+            if let Ok(mut r) = self.inner.rates.lock() {
+                r.forget_before(cutoff);
             }
         }
         if let Some(cutoff) = now.mono.checked_sub(OFFENCE_MEMORY) {

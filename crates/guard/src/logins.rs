@@ -224,7 +224,7 @@ impl Guard {
 
     /// Bans `source` for `reason` (longer for each repeat offence), and any wider network that
     /// completes; returns the bans.
-    fn ban_source(&self, source: Source, reason: String, now: Now) -> Vec<Ban> {
+    pub(crate) fn ban_source(&self, source: Source, reason: String, now: Now) -> Vec<Ban> {
         let s = &self.policy().settings;
         let network = source.network();
         let offence = self.offence(network, now);

@@ -6,8 +6,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use portcullis_events::Listener;
 
 use crate::firewall::Rules;
+use crate::listener_limits::ListenerLimits;
 use crate::source::canonical;
 
 /// Refused commands tolerated per connection, whatever the protocol: a client that keeps
@@ -40,6 +42,8 @@ pub struct Policy {
     pub max_connections_per_48: usize,
     /// Of `max_connections`, the slots only owners may take.
     pub reserved_for_owners: usize,
+    /// Limits of listeners that have their own (port 25's `[smtp]`).
+    pub listener_limits: Vec<(Listener, ListenerLimits)>,
     pub settings: portcullis_config::Guard,
 }
 
@@ -52,8 +56,14 @@ impl Policy {
             max_connections_per_56: config.limits.max_connections_per_56,
             max_connections_per_48: config.limits.max_connections_per_48,
             reserved_for_owners: config.limits.reserved_for_owners,
+            listener_limits: vec![(Listener::Smtp, ListenerLimits::from_smtp(&config.smtp))],
             settings: config.guard.clone(),
         }
+    }
+
+    /// The limits of its own `listener` has, if any.
+    pub fn limits_of(&self, listener: Listener) -> Option<&ListenerLimits> {
+        self.listener_limits.iter().find(|(l, _)| *l == listener).map(|(_, limits)| limits)
     }
 
     /// Whether an administrator may ban `network`: not when it touches a trusted network, which

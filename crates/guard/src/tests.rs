@@ -21,6 +21,8 @@ fn settings() -> portcullis_config::Guard {
         max_messages_per_hour: 3,
         max_recipients_per_hour: 5,
         max_tracked: 1000,
+        ban_after_unknown_recipients: 4,
+        ban_after_early_talk: 2,
     }
 }
 
@@ -32,6 +34,16 @@ fn policy_with(firewall: Firewall) -> Policy {
         max_connections_per_56: 5,
         max_connections_per_48: 7,
         reserved_for_owners: 0,
+        listener_limits: vec![(
+            Listener::Smtp,
+            ListenerLimits {
+                max_connections: 4,
+                max_connections_per_source: 2,
+                connections_per_minute: 3,
+                messages_per_minute: 2,
+                recipients_per_minute: 5,
+            },
+        )],
         settings: settings(),
     }
 }
@@ -532,4 +544,76 @@ fn sixty_thousand_bans_from_the_store_and_then_only_what_changed() {
     assert_eq!(g.apply_ban_changes(vec![one.clone()], &[bans[5].network], now).added, vec![one]);
     assert_eq!(g.ban_count(), 60_000);
     assert_eq!(g.expire_bans(later(now, 3600).wall).len(), 60_000);
+}
+
+#[test]
+fn port_25_has_connection_limits_of_its_own() {
+    let g = guard();
+    let now = Now::current();
+    let two: Vec<_> = (0..2).map(|_| g.admit(ip("127.0.0.2"), Listener::Smtp, now).unwrap()).collect();
+    assert_eq!(g.admit(ip("127.0.0.2"), Listener::Smtp, now).err(), Some(RefuseReason::TooManyConnectionsFromPeer));
+    assert!(g.admit(ip("127.0.0.2"), Listener::Imaps, now).is_ok(), "other listeners keep the global limits");
+    let more: Vec<_> = (0..2).map(|i| g.admit(ip(&format!("127.0.3.{i}")), Listener::Smtp, now).unwrap()).collect();
+    assert_eq!(g.admit(ip("127.0.4.1"), Listener::Smtp, now).err(), Some(RefuseReason::TooManyConnections));
+    drop(more);
+    drop(two);
+    // Back under the limits at once, but not under the rate: a fourth connection within a minute.
+    assert!(g.admit(ip("127.0.0.2"), Listener::Smtp, now).is_ok(), "the third");
+    assert_eq!(
+        g.admit(ip("127.0.0.2"), Listener::Smtp, now).map(drop).err(),
+        Some(RefuseReason::TooManyConnectionsPerMinute)
+    );
+    assert!(g.admit(ip("127.0.0.2"), Listener::Smtp, later(now, 130)).is_ok(), "two minutes on");
+    // Trusted networks are not held to them (only to the server-wide limits: 3 per source).
+    let trusted: Vec<_> = (0..3).map(|_| g.admit(ip("127.0.0.9"), Listener::Smtp, now).unwrap()).collect();
+    assert_eq!(trusted.len(), 3);
+}
+
+#[test]
+fn messages_and_recipients_per_minute_per_source_on_25() {
+    let g = guard();
+    let now = Now::current();
+    let a = ip("127.0.0.2");
+    assert!(g.rate(Listener::Smtp, Rate::Messages, a, 1, now).is_ok());
+    assert!(g.rate(Listener::Smtp, Rate::Messages, a, 1, now).is_ok());
+    let hit = g.rate(Listener::Smtp, Rate::Messages, a, 1, now).unwrap_err();
+    assert_eq!((hit.rate, hit.limit), (Rate::Messages, 2));
+    assert!(g.rate(Listener::Smtp, Rate::Messages, ip("127.0.0.3"), 1, now).is_ok(), "per source");
+    assert!((0..5).all(|_| g.rate(Listener::Smtp, Rate::Recipients, a, 1, now).is_ok()));
+    assert!(g.rate(Listener::Smtp, Rate::Recipients, a, 1, now).is_err());
+    assert!(g.rate(Listener::Smtp, Rate::Messages, a, 1, later(now, 125)).is_ok(), "the minute passes");
+    assert!(g.rate(Listener::Submissions, Rate::Messages, a, 100, now).is_ok(), "no limits of its own");
+    assert!((0..10).all(|_| g.rate(Listener::Smtp, Rate::Messages, ip("127.0.0.9"), 1, now).is_ok()), "trusted");
+}
+
+#[test]
+fn a_directory_harvest_is_slowed_then_banned() {
+    let g = guard();
+    let now = Now::current();
+    let held = g.admit(ip("127.0.0.5"), Listener::Smtp, now).unwrap();
+    let delays: Vec<Duration> = (0..3).map(|_| g.unknown_recipient(ip("127.0.0.5"), now).delay).collect();
+    assert_eq!(delays, [100, 200, 400].map(Duration::from_millis), "each unknown recipient waits longer");
+    let fourth = g.unknown_recipient(ip("127.0.0.5"), now);
+    let ban = fourth.bans.first().expect("banned at the fourth unknown recipient");
+    assert_eq!(ban.network, "127.0.0.5/32".parse::<IpNet>().unwrap());
+    assert!(ban.reason.contains("unknown recipients"), "{}", ban.reason);
+    assert!(held.revoked().is_cancelled(), "its open connection is cut");
+    assert_eq!(g.admit(ip("127.0.0.5"), Listener::Smtp, now).err(), Some(RefuseReason::Banned));
+    // Spread over longer than the window, a few typos ban nobody.
+    for i in 0..8 {
+        assert!(g.unknown_recipient(ip("127.0.0.6"), later(now, i * 301)).bans.is_empty());
+    }
+    let trusted = g.unknown_recipient(ip("127.0.0.9"), now);
+    assert_eq!((trusted.delay, trusted.bans.len()), (Duration::ZERO, 0), "trusted: neither slowed nor banned");
+}
+
+#[test]
+fn early_talkers_are_banned_after_a_few_connections() {
+    let g = guard();
+    let now = Now::current();
+    assert!(g.early_talk(ip("127.0.0.7"), now).is_empty());
+    let bans = g.early_talk(ip("127.0.0.7"), now);
+    assert_eq!(bans.len(), 1, "the second one within the window bans");
+    assert!(bans[0].reason.contains("talking out of turn"), "{}", bans[0].reason);
+    assert!((0..5).all(|_| g.early_talk(ip("127.0.0.9"), now).is_empty()), "trusted");
 }

@@ -15,6 +15,8 @@ use serde::{Serialize, Serializer};
 /// Which gate a connection came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Listener {
+    /// SMTP from other mail servers (MX, 25): STARTTLS offered, never AUTH.
+    Smtp,
     /// SMTP submission, implicit TLS (465).
     Submissions,
     /// SMTP submission, STARTTLS required (587).
@@ -57,6 +59,8 @@ pub enum TlsMode {
     Implicit,
     /// STARTTLS, and nothing but EHLO/HELO/STARTTLS/NOOP/RSET/QUIT before it (587).
     StartTlsRequired,
+    /// STARTTLS offered, plaintext allowed: other servers may lack TLS (RFC 3207, port 25).
+    StartTlsOffered,
     /// As `admin.tls` says (plain HTTP on loopback by default).
     AdminSetting,
 }
@@ -85,7 +89,19 @@ pub struct Spec {
 }
 
 /// Every listener, in the order of [`Listener`] (a test checks it).
-pub const TABLE: [Spec; 5] = [
+pub const TABLE: [Spec; 6] = [
+    Spec {
+        listener: Listener::Smtp,
+        name: "smtp",
+        protocol: Protocol::Smtp,
+        tls: TlsMode::StartTlsOffered,
+        port: 25,
+        login: false,
+        summary: "SMTP from other servers (MX), STARTTLS offered",
+        listen_key: "listen.smtp",
+        firewall_allow_key: "firewall.smtp.allow",
+        firewall_deny_key: "firewall.smtp.deny",
+    },
     Spec {
         listener: Listener::Submissions,
         name: "submissions",
@@ -270,7 +286,10 @@ mod tests {
     }
 
     #[test]
-    fn dev_ports_and_protocols() {
+    fn port_25_offers_starttls_and_takes_no_logins() {
+        let smtp = Listener::Smtp.spec();
+        assert_eq!((smtp.port, smtp.tls, smtp.login), (25, TlsMode::StartTlsOffered, false));
+        assert_eq!(Listener::Smtp.dev_port(), 10025);
         assert_eq!(Listener::Submissions.dev_port(), 10465);
         assert!(Listener::Submission.spec().login);
         assert_eq!(Listener::Imaps.protocol(), "imap");
@@ -279,6 +298,7 @@ mod tests {
     #[test]
     fn listeners_serialise_as_their_names() {
         assert_eq!(serde_json::to_string(&Listener::Pop3s).unwrap(), "\"pop3s\"");
+        assert_eq!(serde_json::to_string(&Listener::Smtp).unwrap(), "\"smtp\"");
         assert_eq!(Listener::Submission.to_string(), "submission");
     }
 }

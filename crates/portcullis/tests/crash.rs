@@ -6,6 +6,10 @@
 //! and only for all of its recipients at once; and `portcullis store check` must pass after
 //! every crash.
 //!
+//! The same holds on port 25 (issue 14): other servers deliver over plaintext and STARTTLS
+//! from 127.0.0.x, every message checked (SPF, DKIM, DMARC against a loopback DNS server),
+//! while the server is killed the same way.
+//!
 //! The random moments come from a seed printed at the start; `CRASH_SEED=N` repeats a run.
 
 mod common;
@@ -258,8 +262,10 @@ fn verify(protocol: &str, user: &str, found: &[(String, Vec<u8>)], sent: &HashMa
         assert!(message.recipients.contains(&user), "{protocol}: {user} has {id}, sent to {:?}", message.recipients);
         // SMTP: the server prepends its Received header; the rest is ours, byte for byte.
         // APPEND: all of it is ours.
+        // On 25 our Authentication-Results and Received-SPF come first.
         let intact = if message.smtp {
-            raw.ends_with(&message.raw) && raw.starts_with(b"Received: ")
+            raw.ends_with(&message.raw)
+                && (raw.starts_with(b"Received: ") || raw.starts_with(b"Authentication-Results: "))
         } else {
             *raw == message.raw
         };
@@ -434,4 +440,158 @@ fn store_check_names_damage_and_fails() {
     assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
     assert!(stdout.contains("account bob@example.test: its usage says"), "{stdout}");
     assert!(stderr.starts_with("error: the store has 1 problem (listed above)"), "{stderr}");
+}
+
+/// A connection to `addr` from the loopback address `source` (another server's address).
+fn tcp_from(source: &str, addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    let source: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&source.into())?;
+    socket.connect(&addr.into())?;
+    let tcp: std::net::TcpStream = socket.into();
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+    Ok(tcp)
+}
+
+/// Delivers messages on port 25 from `source` (over STARTTLS when `tls`) on one connection
+/// until the server goes away; every message it started is recorded, acknowledged or not.
+fn deliver_until_killed(
+    server_addr: std::net::SocketAddr,
+    (source, tls): (&str, Option<Arc<rustls::ClientConfig>>),
+    (cycle, client, connection): (usize, usize, usize),
+    seed: u64,
+    log: &Mutex<Vec<Sent>>,
+) {
+    use common::mx::GOOD;
+    let mut rng = Rng(seed ^ ((cycle * 1000 + connection) as u64) ^ (client as u64 + 7).wrapping_mul(0x9e37_79b9));
+    let Ok(tcp) = tcp_from(source, server_addr) else { return };
+    let mut c = Client::plain(tcp);
+    if !c.reply().starts_with("220") || !try_cmd(&mut c, "EHLO mx.sender.test").is_some_and(|r| r.starts_with("250")) {
+        return;
+    }
+    if let Some(cfg) = tls {
+        if !try_cmd(&mut c, "STARTTLS").is_some_and(|r| r.starts_with("220")) {
+            return;
+        }
+        let Ok(upgraded) = c.handshake(cfg) else { return };
+        c = upgraded;
+        if !try_cmd(&mut c, "EHLO mx.sender.test").is_some_and(|r| r.starts_with("250")) {
+            return;
+        }
+    }
+    for n in 0.. {
+        let id = format!("<crash-25-{cycle}-{client}-{connection}-{n}@sender.test>");
+        let recipients: Vec<&'static str> = match n % 3 {
+            0 => vec![ALICE, BOB],
+            1 => vec![BOB],
+            _ => vec![ALICE],
+        };
+        let raw = message(&id, &mut rng);
+        let mut ok = try_cmd(&mut c, &format!("MAIL FROM:<relay@{GOOD}>")).is_some_and(|r| r.starts_with("250"));
+        for to in &recipients {
+            ok = ok && try_cmd(&mut c, &format!("RCPT TO:<{to}>")).is_some_and(|r| r.starts_with("250"));
+        }
+        ok = ok && try_cmd(&mut c, "DATA").is_some_and(|r| r.starts_with("354"));
+        if !ok {
+            return;
+        }
+        let index = {
+            let mut log = log.lock().unwrap();
+            log.push(Sent { id, raw: raw.clone(), recipients, smtp: true, acknowledged: false });
+            log.len() - 1
+        };
+        let mut data = raw;
+        data.extend_from_slice(b".\r\n");
+        if c.try_send_raw(&data).is_err() {
+            return;
+        }
+        let reply = c.reply();
+        if !reply.starts_with("250") {
+            // Anything but a 250 here would be a verdict gone wrong: the check below names it.
+            assert!(reply.is_empty() || reply.starts_with("421"), "{reply}");
+            return;
+        }
+        log.lock().unwrap()[index].acknowledged = true;
+    }
+}
+
+#[test]
+fn acknowledged_mail_on_port_25_survives_sigkill_under_load() {
+    use common::mx::{World, GOOD_IP, GOOD_IP2};
+    let seed = std::env::var("CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
+    });
+    eprintln!("CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
+    let world = World::start();
+    let mut settings = Settings::mx(world.addr());
+    // The per-source rates of 25 would throttle the load, which is not what is tested here.
+    settings
+        .sections
+        .push("[smtp]\nconnections_per_minute = 0\nmessages_per_minute = 0\nrecipients_per_minute = 0".into());
+    let mut server = TestServer::start_with(settings);
+    let log: Arc<Mutex<Vec<Sent>>> = Arc::default();
+
+    for cycle in 0..CYCLES {
+        if cycle > 0 {
+            server.launch();
+        }
+        let cfg = server.client_config(rustls::ALL_VERSIONS);
+        let addr = server.addr("smtp");
+        let stop = Arc::new(AtomicBool::new(false));
+        let before = log.lock().unwrap().len();
+        let clients: Vec<_> = (0..SMTP_CLIENTS)
+            .map(|client| {
+                let (cfg, log, stop) = (cfg.clone(), log.clone(), stop.clone());
+                // Half over STARTTLS, half in plaintext; from two addresses of the SPF record.
+                let source = if client % 2 == 0 { GOOD_IP } else { GOOD_IP2 };
+                let tls = (client < SMTP_CLIENTS / 2).then_some(cfg);
+                std::thread::spawn(move || {
+                    for connection in 0.. {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        deliver_until_killed(addr, (source, tls.clone()), (cycle, client, connection), seed, &log);
+                    }
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(600 + rng.below(1500)));
+        nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGKILL).unwrap();
+        server.kill();
+        stop.store(true, Ordering::Relaxed);
+        for client in clients {
+            client.join().unwrap();
+        }
+        let cycle_sent = log.lock().unwrap()[before..].to_vec();
+        eprintln!(
+            "cycle {cycle}: {} messages started on 25, {} acknowledged before SIGKILL",
+            cycle_sent.len(),
+            cycle_sent.iter().filter(|m| m.acknowledged).count()
+        );
+        store_check(&server, &format!("after crash {cycle} on 25"));
+    }
+
+    server.launch();
+    let sent: HashMap<String, Sent> = log.lock().unwrap().iter().map(|m| (m.id.clone(), m.clone())).collect();
+    let acknowledged = sent.values().filter(|m| m.acknowledged).count();
+    assert!(acknowledged >= CYCLES * SMTP_CLIENTS, "the load was too light to mean anything: {acknowledged}");
+    let mut stored: HashMap<&str, Vec<String>> = HashMap::new();
+    for user in [ALICE, BOB] {
+        let over_imap = imap_messages(&server, user);
+        let a = verify("IMAP", user, &over_imap, &sent);
+        let mut ids: Vec<String> = over_imap.into_iter().map(|(id, _)| id).collect();
+        ids.sort();
+        eprintln!("{user}: {} messages, all {a} acknowledged ones intact", ids.len());
+        stored.insert(user, ids);
+    }
+    for message in sent.values().filter(|m| m.recipients.len() == 2) {
+        let there = |user: &str| stored[user].binary_search(&message.id).is_ok();
+        assert_eq!(there(ALICE), there(BOB), "{} is stored for one recipient only", message.id);
+    }
+    store_check(&server, "with the server running (25)");
+    let internal: Vec<_> = server.events().into_iter().filter(|e| e["event"] == "internal_error").collect();
+    assert!(internal.is_empty(), "{internal:?}");
+    let (status, stderr) = server.stop();
+    assert!(status.success() && !stderr.contains("panic"), "{status}: {stderr}");
 }

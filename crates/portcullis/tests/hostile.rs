@@ -1,7 +1,9 @@
 //! Hostile input against the real server, over real TLS (issue 8): overlong lines, huge and
 //! never-ending IMAP literals and SMTP message data, NUL bytes and invalid UTF-8, half-open and
 //! slowloris connections, pipelined floods, TLS garbage and plaintext on the TLS ports,
-//! STARTTLS injection on 587, and thousands of connections from one address.
+//! STARTTLS injection on 587, and thousands of connections from one address. Port 25 (issue
+//! 14) gets its own server and battery: the same kinds of input where they apply, and hostile
+//! DNS (malformed answers, a silent server, huge TXT records, DKIM keys that do not parse).
 //!
 //! One server takes the whole battery. Every case must end in a clear protocol error or a
 //! closed connection within its limit; afterwards the server must still serve a normal client,
@@ -1076,4 +1078,193 @@ fn connection_flood(server: &TestServer) {
         assert!(again.elapsed() < SLACK, "{SRC} still refused: {reply}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+// ---- port 25 ---------------------------------------------------------------------------------
+
+/// A domain whose SPF record is one huge TXT record (about 36 KiB, only over TCP).
+const HUGE_TXT: &str = "hugetxt.test";
+/// A domain whose DKIM key record does not parse.
+const BAD_KEY: &str = "badkey.test";
+/// A domain whose name server answers with malformed packets.
+const MALFORMED: &str = "malformed.test";
+
+/// Port 25 gets the same treatment as 465/587 where it applies (no login there): overlong
+/// lines, messages over the limit and never-ending ones, NUL bytes and invalid UTF-8, a silent
+/// client, a pipelined flood, STARTTLS injection and TLS garbage; and what only 25 meets, the
+/// answers of other people's DNS: malformed packets, a server that never answers (a timeout,
+/// then 451), huge TXT records, DKIM keys that do not parse. Afterwards the server still takes
+/// mail on 25, and nothing went wrong inside it.
+#[test]
+fn hostile_input_on_port_25_is_refused_or_cut_and_leaves_the_server_as_it_was() {
+    use common::mx::*;
+    use portcullis_testdns::Fault;
+
+    let key = portcullis_dkim_sign::SigningKey::generate(portcullis_dkim_sign::Algorithm::Ed25519Sha256).unwrap();
+    let huge_spf = format!(
+        "v=spf1 {} ip4:{GOOD_IP} -all",
+        (0..2000).map(|i| format!("ip4:10.{}.{}.0/24", i / 250, i % 250)).collect::<Vec<_>>().join(" ")
+    );
+    let zones = zones(&key)
+        .zone(HUGE_TXT)
+        .mx(HUGE_TXT, 10, &format!("mx.{GOOD}"))
+        .txt(HUGE_TXT, &huge_spf)
+        .zone(BAD_KEY)
+        .mx(BAD_KEY, 10, &format!("mx.{GOOD}"))
+        .txt(BAD_KEY, &format!("v=spf1 ip4:{GOOD_IP} -all"))
+        .txt(&format!("{SELECTOR}._domainkey.{BAD_KEY}"), "v=DKIM1; k=ed25519; p=!!not*base64!!")
+        .zone(MALFORMED)
+        .mx(MALFORMED, 10, &format!("mx.{GOOD}"));
+    let dns = portcullis_testdns::TestDns::start(zones).unwrap();
+    dns.set_fault_for(MALFORMED, Fault::Malformed);
+    let world = World { dns, key };
+    let mut s = Settings::mx(world.addr());
+    s.limits.extend(settings().limits);
+    s.tls.extend(settings().tls);
+    s.sections.push("[sender_auth]\ndeadline = \"3s\"".into());
+    let server = TestServer::start_with(s);
+    let from = format!("alice@{GOOD}");
+    let greeted = |source: &str| {
+        let mut c = server.connect_from(source, "smtp");
+        assert!(c.reply().starts_with("220 "));
+        c
+    };
+    let ehlo = |source: &str| {
+        let mut c = greeted(source);
+        assert!(c.cmd("EHLO mx.sender.test").starts_with("250-"));
+        c
+    };
+
+    // Overlong lines; a message announced over the limit, and one sent over it.
+    let mut c = greeted(GOOD_IP);
+    c.send(&format!("EHLO {}", "a".repeat(1 << 20)));
+    assert_eq!(c.reply(), "500 5.5.2 Line too long");
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK");
+    assert!(violation(&server, c.local_addr(), "line too long"));
+    assert!(c.cmd("EHLO mx.sender.test").contains(&format!("SIZE {MAX_MESSAGE}")));
+    assert!(c.cmd(&format!("MAIL FROM:<{from}> SIZE={}", MAX_MESSAGE + 1)).starts_with("552 5.3.4"));
+    assert!(c.cmd(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+    assert!(c.cmd(&format!("RCPT TO:<{BOB}>")).starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    let line = format!("{}\r\n", "y".repeat(998));
+    for _ in 0..(MAX_MESSAGE / 1000 + 100) {
+        c.send_raw(line.as_bytes());
+    }
+    c.send(".");
+    assert!(c.reply().starts_with("552 5.3.4"));
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK");
+
+    // A message that never ends, in DATA and in BDAT: cut well before 16 times the limit.
+    for start in ["DATA", "BDAT 1000000000000"] {
+        let mut c = ehlo(GOOD_IP);
+        assert!(c.cmd(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+        assert!(c.cmd(&format!("RCPT TO:<{BOB}>")).starts_with("250"));
+        c.send(start);
+        if start == "DATA" {
+            assert!(c.reply().starts_with("354"));
+        }
+        let piece = format!("{}\r\n", "n".repeat(1022)).repeat(64);
+        let mut sent = 0;
+        while sent < 16 * MAX_MESSAGE && c.try_send_raw(piece.as_bytes()).is_ok() {
+            sent += piece.len();
+        }
+        let (_, closed) = until_closed(&mut c, SLACK);
+        assert!(closed && sent < 16 * MAX_MESSAGE, "{start}: took {sent} bytes");
+        assert!(violation(&server, c.local_addr(), "message too big"), "{start}");
+    }
+
+    // NUL bytes and invalid UTF-8 where commands and addresses belong.
+    let mut c = ehlo(GOOD_IP);
+    c.send_raw(b"NO\0OP\r\n");
+    assert_eq!(c.reply(), "500 5.5.2 Command unrecognized");
+    c.send_raw(format!("MAIL FROM:<ali\0ce@{GOOD}>\r\n").as_bytes());
+    assert_eq!(c.reply(), "553 5.1.7 Bad sender address syntax");
+    c.send_raw(b"MAIL FROM:<\xff\xfe@sender.test>\r\n");
+    assert_eq!(c.reply(), "553 5.6.7 Non-ASCII address requires the SMTPUTF8 parameter");
+    assert!(c.cmd(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+    c.send_raw(b"RCPT TO:<b\0ob@example.test>\r\n");
+    assert_eq!(c.reply(), "553 5.1.3 Bad recipient address syntax");
+    assert_eq!(c.cmd("NOOP"), "250 2.0.0 OK");
+
+    // A client that connects and says nothing is cut at the idle timeout.
+    let mut c = greeted(GOOD_IP);
+    let started = Instant::now();
+    let (_, closed) = until_closed(&mut c, IDLE + SLACK);
+    assert!(closed && started.elapsed() >= IDLE, "silent client: closed {closed} after {:?}", started.elapsed());
+
+    // A pipelined flood (PIPELINING was offered): cut at max_commands.
+    let mut c = ehlo(GOOD_IP);
+    let _ = c.try_send_raw("NOOP\r\n".repeat(3 * MAX_COMMANDS).as_bytes());
+    let (said, closed) = until_closed(&mut c, Duration::from_secs(30));
+    assert!(closed && said.matches("250 2.0.0 OK").count() <= MAX_COMMANDS, "NOOP flood on 25");
+    assert!(violation(&server, c.local_addr(), "too many commands"));
+
+    // STARTTLS injection: what was pipelined behind STARTTLS never runs.
+    let mut c = ehlo(GOOD_IP);
+    c.send_raw(format!("STARTTLS\r\nMAIL FROM:<{from}>\r\nRCPT TO:<{BOB}>\r\nDATA\r\nx\r\n.\r\n").as_bytes());
+    assert_eq!(c.reply(), "220 2.0.0 Ready to start TLS");
+    let peer = c.local_addr();
+    let mut c = c.upgrade(server.client_config(rustls::ALL_VERSIONS));
+    assert!(c.cmd("EHLO mx.sender.test").starts_with("250-"), "the first answer under TLS is our EHLO's");
+    assert!(c.cmd(&format!("RCPT TO:<{BOB}>")).starts_with("503"), "the injected MAIL FROM never ran");
+    c.cmd("QUIT");
+    assert!(!events_of(&server, peer).iter().any(|e| e["event"] == "message_received"));
+    // Plaintext where the ClientHello belongs.
+    let mut c = ehlo(GOOD_IP);
+    assert_eq!(c.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS");
+    c.send_raw(b"EHLO evil\r\nMAIL FROM:<a@b>\r\n");
+    let (said, closed) = until_closed(&mut c, SLACK);
+    assert!(closed && !said.contains("\r\n"), "plaintext after STARTTLS: {said:?}");
+    assert_eq!(close_reason(&server, c.local_addr()), "tls_failed");
+
+    // Other people's DNS. Malformed answers for the sender's domain: a temporary failure.
+    let mut c = ehlo(GOOD_IP);
+    let reply = c.cmd(&format!("MAIL FROM:<x@{MALFORMED}>"));
+    assert!(reply.starts_with("451 4.4.3 "), "malformed answers: {reply}");
+    // A huge SPF record (truncated over UDP, whole over TCP): read and judged like any other,
+    // never a temporary failure, since the DNS did answer.
+    let huge_from = format!("news@{HUGE_TXT}");
+    let reply = send(&mut c, &huge_from, BOB, message(&huge_from, BOB, "huge txt").as_bytes());
+    assert!(reply.starts_with("250 ") || reply.starts_with("550 5.7."), "huge TXT: {reply}");
+    let verdict = server.wait_event(|e| e["event"] == "sender_verdict" && e["mail_from"] == huge_from.as_str());
+    assert_ne!(verdict["spf"], "temperror", "{verdict}");
+    // A DKIM key that does not parse: the signature cannot verify, SPF carries the message.
+    let bad_from = format!("alice@{BAD_KEY}");
+    let unverifiable = portcullis_dkim_sign::Signer::new(
+        portcullis_dkim_sign::SigningKey::from_pem(&world.key.to_pem()).unwrap(),
+        BAD_KEY,
+        SELECTOR,
+    )
+    .sign_message(message(&bad_from, BOB, "bad key").as_bytes())
+    .unwrap();
+    let reply = send(&mut c, &bad_from, BOB, &unverifiable);
+    assert!(reply.starts_with("250 "), "bad DKIM key: {reply}");
+    let verdict = server.wait_event(|e| e["event"] == "sender_verdict" && e["mail_from"] == bad_from.as_str());
+    assert!(["permerror", "neutral", "fail"].contains(&verdict["dkim"].as_str().unwrap()), "{verdict}");
+    assert_eq!(verdict["spf"], "pass", "{verdict}");
+    c.cmd("QUIT");
+    // A DNS server that never answers, during DATA: 451 after the deadline, nothing stored.
+    let mut c = ehlo(GOOD_IP2);
+    assert!(c.cmd(&format!("MAIL FROM:<{from}>")).starts_with("250"));
+    assert!(c.cmd(&format!("RCPT TO:<{BOB}>")).starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    world.dns.set_fault(Some(Fault::Silent));
+    let started = Instant::now();
+    c.send_raw(format!("{}.\r\n", message(&from, BOB, "silent dns")).as_bytes());
+    let reply = c.reply();
+    world.dns.set_fault(None);
+    assert!(reply.starts_with("451 4."), "silent DNS: {reply}");
+    assert!(started.elapsed() < Duration::from_secs(3) + SLACK, "bounded by the deadline: {:?}", started.elapsed());
+
+    // Still taking mail on 25.
+    let signed = world.signer().sign_message(message(&from, BOB, "after the battery").as_bytes()).unwrap();
+    let reply = send(&mut c, &from, BOB, &signed);
+    assert!(reply.starts_with("250 "), "after the battery: {reply}");
+    c.cmd("QUIT");
+
+    let internal: Vec<Value> = server.events().into_iter().filter(|e| e["event"] == "internal_error").collect();
+    assert!(internal.is_empty(), "internal errors: {internal:?}");
+    let (status, stderr) = server_stop(server);
+    assert!(status.success(), "the server did not stop cleanly: {status}: {stderr}");
+    assert!(!stderr.contains("panic"), "the server panicked: {stderr}");
 }

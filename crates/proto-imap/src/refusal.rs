@@ -8,9 +8,9 @@ use portcullis_events::RefuseReason;
 pub fn refused_connection(reason: RefuseReason) -> &'static [u8] {
     match reason {
         // RFC 9051 §7.1: UNAVAILABLE, a temporary failure; the client may try again later.
-        RefuseReason::TooManyConnections | RefuseReason::TooManyConnectionsFromPeer => {
-            b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
-        }
+        RefuseReason::TooManyConnections
+        | RefuseReason::TooManyConnectionsFromPeer
+        | RefuseReason::TooManyConnectionsPerMinute => b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n",
         RefuseReason::ShuttingDown => b"* BYE [UNAVAILABLE] Shutting down, try again later\r\n",
         RefuseReason::Firewall | RefuseReason::Banned => b"* BYE Not accepting connections from your address\r\n",
     }

@@ -7,9 +7,9 @@ use portcullis_events::RefuseReason;
 pub fn refused_connection(reason: RefuseReason) -> &'static [u8] {
     match reason {
         // RFC 3206 §4: SYS/TEMP, a temporary problem on the server's side; come back later.
-        RefuseReason::TooManyConnections | RefuseReason::TooManyConnectionsFromPeer => {
-            b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
-        }
+        RefuseReason::TooManyConnections
+        | RefuseReason::TooManyConnectionsFromPeer
+        | RefuseReason::TooManyConnectionsPerMinute => b"-ERR [SYS/TEMP] Too many connections, try again later\r\n",
         RefuseReason::ShuttingDown => b"-ERR [SYS/TEMP] Shutting down, try again later\r\n",
         RefuseReason::Firewall | RefuseReason::Banned => b"-ERR Not accepting connections from your address\r\n",
     }

@@ -1,6 +1,7 @@
-//! What submission does to a message before storing it (RFC 6409 §8, RFC 5321 §4.4): line
-//! endings made CRLF, a Received trace header prepended, Date and Message-ID added when the
-//! client left them out.
+//! What the session does to a message before handing it over (RFC 5321 §4.4, RFC 6409 §8):
+//! line endings made CRLF, a Received trace header prepended (with the protocol words of
+//! RFC 3848 and RFC 6531), and, on submission only, Date and Message-ID added when the client
+//! left them out.
 
 use std::net::IpAddr;
 
@@ -9,19 +10,39 @@ use crate::AccountId;
 /// A message ready to be stored.
 #[derive(Debug, Clone)]
 pub struct Envelope {
+    /// MAIL FROM; empty for the null sender (bounces, port 25).
     pub from: String,
     /// Address as the client gave it, and the account it resolved to.
     pub recipients: Vec<(String, AccountId)>,
+    /// The EHLO/HELO name the client gave.
+    pub helo: String,
+    /// MAIL FROM carried REQUIRETLS (RFC 8689; port 25, over TLS only).
+    pub require_tls: bool,
     /// The message as it will be stored, headers added.
     pub data: Vec<u8>,
+    /// How many bytes at the start of `data` are our Received header: `data[trace_len..]` is
+    /// the message as the client sent it (with CRLF line endings, and on submission Date and
+    /// Message-ID added), which is what sender authentication verifies.
+    pub trace_len: usize,
+}
+
+impl Envelope {
+    /// The message as the client sent it, without our Received header.
+    pub fn message(&self) -> &[u8] {
+        &self.data[self.trace_len.min(self.data.len())..]
+    }
 }
 
 /// The facts the Received header records.
 pub struct Received<'a> {
     pub helo: &'a str,
     pub peer_ip: IpAddr,
+    /// The client's forward-confirmed reverse DNS name, when known (port 25).
+    pub peer_name: Option<&'a str>,
     pub hostname: &'a str,
     pub id: &'a str,
+    /// "ESMTPSA", ...: the words of `protocol()` in this module.
+    pub protocol: &'static str,
     /// Ours ("TLSv1.3 TLS13_AES_256_GCM_SHA384"), written as is.
     pub tls: Option<&'a str>,
     /// Only a single recipient is named, so that Bcc recipients stay hidden.
@@ -29,14 +50,37 @@ pub struct Received<'a> {
     pub now: i64,
 }
 
-pub fn prepare(body: &[u8], received: &Received<'_>) -> Vec<u8> {
+/// The `with` word of a Received header: SMTP after HELO, ESMTP after EHLO (RFC 3848 §2),
+/// UTF8SMTP when the transaction used SMTPUTF8 (RFC 6531 §3.7.3), then S over TLS and A
+/// once authenticated.
+pub fn protocol(extended: bool, smtputf8: bool, tls: bool, authenticated: bool) -> &'static str {
+    match (extended, smtputf8, tls, authenticated) {
+        (false, _, _, _) => "SMTP",
+        (true, false, false, false) => "ESMTP",
+        (true, false, false, true) => "ESMTPA",
+        (true, false, true, false) => "ESMTPS",
+        (true, false, true, true) => "ESMTPSA",
+        (true, true, false, false) => "UTF8SMTP",
+        (true, true, false, true) => "UTF8SMTPA",
+        (true, true, true, false) => "UTF8SMTPS",
+        (true, true, true, true) => "UTF8SMTPSA",
+    }
+}
+
+/// The message with our Received header on top (and, when `complete`, Date and Message-ID
+/// added if missing), and the length of that Received header.
+pub fn prepare(body: &[u8], received: &Received<'_>, complete: bool) -> (Vec<u8>, usize) {
     let body = crlf(body);
     let date = mail_parser::DateTime::from_timestamp(received.now).to_rfc822();
     let mut out = Vec::with_capacity(body.len() + 512);
 
-    out.extend_from_slice(format!("Received: from {} ([{}])\r\n", clean(received.helo), received.peer_ip).as_bytes());
+    let from = match received.peer_name {
+        Some(name) => format!("{} ({} [{}])", clean(received.helo), clean(name), received.peer_ip),
+        None => format!("{} ([{}])", clean(received.helo), received.peer_ip),
+    };
+    out.extend_from_slice(format!("Received: from {from}\r\n").as_bytes());
     out.extend_from_slice(
-        format!("\tby {} (Portcullis) with ESMTPSA id {}", received.hostname, received.id).as_bytes(),
+        format!("\tby {} (Portcullis) with {} id {}", received.hostname, received.protocol, received.id).as_bytes(),
     );
     if let Some(tls) = received.tls {
         out.extend_from_slice(format!("\r\n\t(using {tls})").as_bytes());
@@ -45,16 +89,17 @@ pub fn prepare(body: &[u8], received: &Received<'_>) -> Vec<u8> {
         out.extend_from_slice(format!("\r\n\tfor <{}>", clean(rcpt)).as_bytes());
     }
     out.extend_from_slice(format!(";\r\n\t{date}\r\n").as_bytes());
+    let trace_len = out.len();
 
     let (has_date, has_message_id) = present_headers(&body);
-    if !has_date {
+    if complete && !has_date {
         out.extend_from_slice(format!("Date: {date}\r\n").as_bytes());
     }
-    if !has_message_id {
+    if complete && !has_message_id {
         out.extend_from_slice(format!("Message-ID: <{}@{}>\r\n", received.id, received.hostname).as_bytes());
     }
     out.extend_from_slice(&body);
-    out
+    (out, trace_len)
 }
 
 /// Bare LF becomes CRLF: stored messages are in canonical form, as IMAP and POP3 serve them.
@@ -109,8 +154,10 @@ mod tests {
         Received {
             helo: "client (evil)\r\nX-Injected: 1",
             peer_ip: "127.0.0.2".parse().unwrap(),
+            peer_name: None,
             hostname: "mail.example.org",
             id: "abc.1",
+            protocol: "ESMTPSA",
             tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384"),
             single_recipient: Some("bob@example.org"),
             now: 1_764_291_600,
@@ -119,7 +166,9 @@ mod tests {
 
     #[test]
     fn adds_trace_date_and_message_id_when_missing() {
-        let out = String::from_utf8(prepare(b"Subject: hi\r\n\r\nbody\r\n", &received())).unwrap();
+        let (out, trace_len) = prepare(b"Subject: hi\r\n\r\nbody\r\n", &received(), true);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out[trace_len..].starts_with("Date: "), "{out}");
         assert!(out.starts_with("Received: from client__evil___X-Injected:_1 ([127.0.0.2])\r\n\tby mail.example.org (Portcullis) with ESMTPSA id abc.1\r\n\t(using TLSv1.3 TLS13_AES_256_GCM_SHA384)\r\n\tfor <bob@example.org>;\r\n\tFri, 28 Nov 2025 01:00:00 +0000\r\n"), "{out}");
         assert!(out.contains("\r\nDate: Fri, 28 Nov 2025 01:00:00 +0000\r\n"), "{out}");
         assert!(out.contains("\r\nMessage-ID: <abc.1@mail.example.org>\r\n"), "{out}");
@@ -129,15 +178,40 @@ mod tests {
     #[test]
     fn keeps_the_clients_date_and_message_id() {
         let msg = b"DATE: Thu, 1 Jan 2026 00:00:00 +0000\r\nmessage-id: <x@y>\r\n\r\nMessage-ID: in the body\r\n";
-        let out = String::from_utf8(prepare(msg, &received())).unwrap();
+        let out = String::from_utf8(prepare(msg, &received(), true).0).unwrap();
         assert_eq!(out.matches("Date:").count() + out.matches("DATE:").count(), 1);
         assert!(!out.contains("Message-ID: <abc.1"));
     }
 
     #[test]
     fn body_headers_do_not_count() {
-        let out = String::from_utf8(prepare(b"Subject: x\r\n\r\nDate: not a header\r\n", &received())).unwrap();
+        let out = String::from_utf8(prepare(b"Subject: x\r\n\r\nDate: not a header\r\n", &received(), true).0).unwrap();
         assert!(out.contains("\r\nDate: Fri"));
+    }
+
+    #[test]
+    fn mail_from_other_servers_gets_only_its_trace_header() {
+        let mut r = received();
+        r.helo = "mx.sender.test";
+        r.peer_name = Some("mx.sender.test");
+        r.protocol = protocol(true, false, true, false);
+        let body = b"Subject: signed\r\n\r\nbody\r\n";
+        let (out, trace_len) = prepare(body, &r, false);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.starts_with("Received: from mx.sender.test (mx.sender.test [127.0.0.2])\r\n\tby mail.example.org (Portcullis) with ESMTPS id abc.1\r\n"),
+            "{out}"
+        );
+        assert_eq!(&out[trace_len..], "Subject: signed\r\n\r\nbody\r\n", "no Date, no Message-ID added");
+    }
+
+    #[test]
+    fn protocol_words_follow_rfc_3848_and_6531() {
+        assert_eq!(protocol(false, false, true, true), "SMTP");
+        assert_eq!(protocol(true, false, false, false), "ESMTP");
+        assert_eq!(protocol(true, false, true, false), "ESMTPS");
+        assert_eq!(protocol(true, false, true, true), "ESMTPSA");
+        assert_eq!(protocol(true, true, true, false), "UTF8SMTPS");
     }
 
     #[test]

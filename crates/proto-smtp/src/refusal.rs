@@ -12,6 +12,9 @@ pub fn refused_connection(reason: RefuseReason) -> &'static [u8] {
             b"421 4.7.0 Too many connections from your address, try again later\r\n"
         }
         // RFC 3463 X.3.2: the system is not accepting network messages.
+        RefuseReason::TooManyConnectionsPerMinute => {
+            b"421 4.7.0 Too many connections from your address per minute, try again later\r\n"
+        }
         RefuseReason::TooManyConnections => b"421 4.3.2 Too many connections, try again later\r\n",
         RefuseReason::ShuttingDown => b"421 4.3.2 Shutting down, try again later\r\n",
         RefuseReason::Firewall | RefuseReason::Banned => b"421 4.7.0 Not accepting connections from your address\r\n",
@@ -25,7 +28,14 @@ mod tests {
     #[test]
     fn every_refusal_is_one_421_line() {
         use RefuseReason::*;
-        for reason in [Firewall, Banned, TooManyConnections, TooManyConnectionsFromPeer, ShuttingDown] {
+        for reason in [
+            Firewall,
+            Banned,
+            TooManyConnections,
+            TooManyConnectionsFromPeer,
+            TooManyConnectionsPerMinute,
+            ShuttingDown,
+        ] {
             let reply = refused_connection(reason);
             assert!(reply.starts_with(b"421 4."), "{reason:?}");
             assert!(reply.ends_with(b"\r\n") && !reply[..reply.len() - 2].contains(&b'\n'), "{reason:?}");

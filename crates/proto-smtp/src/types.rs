@@ -6,11 +6,26 @@ use std::net::IpAddr;
 /// Opaque account handle, as the driver's store knows it.
 pub type AccountId = i64;
 
+/// Whose mail a listener takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// 465 and 587 (RFC 6409): clients log in and send as themselves; on 587 nothing but
+    /// EHLO/HELO/STARTTLS/NOOP/RSET/QUIT before STARTTLS.
+    Submission,
+    /// 25 (RFC 5321): other servers deliver mail for local recipients. STARTTLS is offered and
+    /// plaintext allowed; AUTH is never offered nor accepted. The client is checked before the
+    /// greeting ([`crate::Action::CheckClient`]), the sender at MAIL FROM
+    /// ([`crate::Action::CheckSender`]); early talkers and clients that pipeline before
+    /// PIPELINING was offered are refused.
+    Mx,
+}
+
 /// Per-listener and per-connection settings.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub hostname: String,
-    /// `false` on port 587: nothing but EHLO/HELO/STARTTLS/NOOP/RSET/QUIT until STARTTLS.
+    pub role: Role,
+    /// TLS from the first byte (465); otherwise STARTTLS, required or offered by the role.
     pub implicit_tls: bool,
     pub max_message_size: u64,
     pub max_recipients: usize,
@@ -31,6 +46,8 @@ pub struct Peer {
     pub tls: Option<String>,
     /// The TLS connection's `tls-exporter` value, for SCRAM-SHA-256-PLUS.
     pub channel_binding: Option<Vec<u8>>,
+    /// The client's forward-confirmed reverse DNS name, for the Received header (port 25).
+    pub name: Option<String>,
 }
 
 /// The authenticated account.
@@ -55,7 +72,35 @@ pub enum RecipientOutcome {
     /// Not one of our domains, and relaying is not enabled.
     NotLocal,
     MailboxFull,
+    /// The client's source sent more recipients per minute than the guard allows.
+    RateLimited,
     TemporaryFailure,
+}
+
+/// A refusal decided outside the session (the sender checks, the verdict on a message): a
+/// reply code, its RFC 3463 enhanced code and one line of text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub enhanced: &'static str,
+    pub text: String,
+}
+
+/// What the checks of a port-25 client at connect found ([`crate::Action::CheckClient`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientOutcome {
+    /// Refuse the client: the greeting is `554` with this text (RFC 5321 §3.1), and nothing
+    /// but QUIT is accepted after it (a DNSBL listing).
+    pub refuse: Option<String>,
+    /// Its forward-confirmed reverse DNS name, for the Received header.
+    pub name: Option<String>,
+}
+
+/// What the checks of MAIL FROM on port 25 decided ([`crate::Action::CheckSender`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SenderOutcome {
+    Accept,
+    Refused(Refusal),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,5 +111,8 @@ pub enum DeliveryOutcome {
     MailboxFull(String),
     /// The account reached its sending limit; not stored.
     SendingLimit,
+    /// Refused by a decision about the message (port 25: the sender-authentication verdict,
+    /// or a temporary DNS failure); not stored.
+    Refused(Refusal),
     TemporaryFailure,
 }

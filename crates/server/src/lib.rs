@@ -4,7 +4,8 @@
 //! - `state`: what every task shares; `sessions`: the registry of live sessions.
 //! - `accept` admits each connection through the guard and hands it to its driver (`smtp`,
 //!   `imap`, `pop3`), which talks over a `connection` (timeouts, handshake, session events) on
-//!   a `socket`, with `tls` as configured.
+//!   a `socket`, with `tls` as configured; `mx` answers what the SMTP session asks on port 25
+//!   (client and sender checks, the verdict on who really sent a message).
 //! - `login`: every login through the guard; `bans`: bans between the guard and the store;
 //!   `follow_store`: what the admin CLI writes into the store while the server runs.
 //! - `anomalies` raises alerts on unusual rates, `alert_delivery` sends alerts out, `monitor`
@@ -21,6 +22,7 @@ mod follow_store;
 mod imap;
 mod login;
 mod monitor;
+mod mx;
 mod pop3;
 pub mod process;
 mod sessions;
@@ -124,7 +126,9 @@ async fn run(
         Events::new(vec![Arc::new(log), detector.clone(), Arc::new(alert_queue), monitor.clone(), sessions.clone()]);
     let auth =
         Authenticator::new(store.clone(), PasswordHasher::new(&config.passwords)?, config.passwords.scram_iterations)?;
-    let shared = Arc::new(Shared::new(config, store.clone(), auth, events.clone(), tls, sessions));
+    // One resolver for the whole server, built only when port 25 needs it.
+    let sender_auth = if config.listen.is_on(Listener::Smtp) { Some(mx::authenticator(&config)?) } else { None };
+    let shared = Arc::new(Shared::new(config, store.clone(), auth, events.clone(), tls, sessions, sender_auth));
     let admin_auth = if admin_sockets.is_empty() {
         None
     } else {

@@ -1,11 +1,13 @@
 //! The SMTP driver: runs a [`portcullis_proto_smtp::Session`] over a connection, answering
-//! its actions with TLS, the login pipeline, the guard's sending limits and the store.
+//! its actions with TLS, the login pipeline, the guard's sending limits and the store; on a
+//! listener without logins (port 25) the session is in its MX role, and `mx` answers its
+//! own actions (client and sender checks, recipients through the guard, the verdict).
 
 use portcullis_auth::AuthError;
 use portcullis_events::{AlertKind, CloseReason, Event, Severity, TlsMode};
 use portcullis_guard::{Now, SendingLimit};
 use portcullis_proto_smtp::{
-    Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome, Session,
+    Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome, Role, Session,
 };
 use portcullis_store::{Delivery, DeliveryError};
 use tokio::io::AsyncWriteExt;
@@ -13,6 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::connection::{Connection, Reader};
 use crate::login::{authenticate, scram_keys};
+use crate::mx::{self, MxState};
 use crate::sessions::Who;
 use crate::socket::Stream;
 use crate::state::Shared;
@@ -44,8 +47,11 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
         Stream::Plain(tcp)
     };
     let limits = &shared.config.limits;
+    // An SMTP listener where nobody logs in is where other servers deliver: port 25.
+    let role = if conn.listener.spec().login { Role::Submission } else { Role::Mx };
     let config = Config {
         hostname: shared.config.hostname.clone(),
+        role,
         implicit_tls,
         max_message_size: limits.max_message_size,
         max_recipients: limits.max_recipients,
@@ -59,9 +65,11 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
         session_id: conn.session_id(),
         tls: stream.tls_summary(),
         channel_binding: stream.channel_binding(),
+        name: None,
     };
     let mut session = Session::new(config, peer);
     let mut reason = CloseReason::Quit;
+    let mut mx_state = MxState::new();
 
     loop {
         let action = session.next_action();
@@ -109,9 +117,32 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
                     }
                 }
             }
+            Action::CheckClient => match mx::check_client(shared, conn, &mut stream, &mut session, &mut mx_state).await
+            {
+                Ok(Some(why)) => reason = why,
+                Ok(None) => {}
+                Err(()) => return CloseReason::IoError,
+            },
+            Action::CheckSender { address } => session.sender_result(mx::check_sender(shared, conn, &address).await),
             Action::LookupRecipient { address } => {
-                let outcome = lookup_recipient(shared, &address).await;
+                let outcome = match role {
+                    Role::Mx => mx::recipient(shared, conn, &address).await,
+                    Role::Submission => lookup_recipient(shared, &address).await,
+                };
+                if let Some(refusal) = mx::recipient_refusal(outcome) {
+                    shared.events.emit(Event::RecipientRefused {
+                        conn: conn.id,
+                        listener: conn.listener,
+                        peer: conn.peer,
+                        recipient: address,
+                        reason: refusal,
+                    });
+                }
                 session.recipient_result(outcome);
+            }
+            Action::Deliver(envelope) if role == Role::Mx => {
+                let outcome = mx::deliver(shared, conn, stream.tls_parts(), envelope, &mx_state).await;
+                session.delivery_result(outcome);
             }
             Action::Deliver(envelope) => {
                 let (account_id, account) =
@@ -135,9 +166,22 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
             Action::Report(fact) => {
                 if matches!(
                     fact,
-                    Fact::TooManyCommands | Fact::TooManyErrors | Fact::TooManyAuthFailures | Fact::HttpRequest
+                    Fact::TooManyCommands
+                        | Fact::TooManyErrors
+                        | Fact::TooManyAuthFailures
+                        | Fact::HttpRequest
+                        | Fact::EarlyTalker
+                        | Fact::UnofferedPipelining
                 ) {
                     reason = CloseReason::Limit;
+                }
+                if matches!(fact, Fact::EarlyTalker | Fact::UnofferedPipelining) {
+                    // The refusal goes out first: a ban the guard decides now cuts the connection.
+                    let output = session.take_output();
+                    if conn.send(&mut stream, &output).await.is_err() {
+                        return CloseReason::IoError;
+                    }
+                    mx::early_talk(shared, conn).await;
                 }
                 shared.events.emit(Event::ProtocolViolation {
                     conn: conn.id,
@@ -159,10 +203,15 @@ fn describe(fact: &Fact) -> String {
         Fact::CommandBeforeStartTls(command) => format!("{command} before STARTTLS"),
         Fact::MessageTooBig => "message too big".into(),
         Fact::HttpRequest => "HTTP request on a mail port".into(),
+        Fact::EarlyTalker => "spoke before the greeting".into(),
+        Fact::UnofferedPipelining => "pipelined before PIPELINING was offered".into(),
+        Fact::AuthOnMx => "AUTH on port 25".into(),
     }
 }
 
-async fn lookup_recipient(shared: &Shared, address: &str) -> RecipientOutcome {
+/// Whether `address` is a local account with room, an unknown user of a local domain, or not
+/// local at all.
+pub(crate) async fn lookup_recipient(shared: &Shared, address: &str) -> RecipientOutcome {
     match shared.store.account(address).await {
         Ok(Some(account)) if !account.has_room_for(1) => RecipientOutcome::MailboxFull,
         Ok(Some(account)) => RecipientOutcome::Local(account.id),

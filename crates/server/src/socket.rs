@@ -50,6 +50,11 @@ impl Stream {
         self.tls_connection().and_then(tls::channel_binding)
     }
 
+    /// The TLS version and cipher suite apart, once TLS is up (for port 25's event).
+    pub fn tls_parts(&self) -> Option<(String, String)> {
+        self.tls_connection().map(tls::describe)
+    }
+
     /// "TLSv1.3 TLS13_AES_256_GCM_SHA384", for the SMTP Received header; `None` before TLS.
     pub fn tls_summary(&self) -> Option<String> {
         self.tls_connection().map(|c| {

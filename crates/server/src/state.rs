@@ -22,6 +22,9 @@ pub struct Shared {
     pub events: Events,
     pub guard: Guard,
     pub tls: Tls,
+    /// Who is really sending (SPF, DKIM, DMARC, ARC, FCrDNS, DNSBL) on the server's one DNS
+    /// resolver: built when port 25 listens (`listen.smtp`), `None` otherwise.
+    pub sender_auth: Option<portcullis_sender_auth::Authenticator>,
     /// Live sessions: the admin API lists and kills them, revoked app passwords close them.
     pub sessions: Arc<Sessions>,
     /// Every connection's task, so that shutdown can wait for them.
@@ -41,6 +44,7 @@ impl Shared {
         events: Events,
         tls: Tls,
         sessions: Arc<Sessions>,
+        sender_auth: Option<portcullis_sender_auth::Authenticator>,
     ) -> Shared {
         let guard = Guard::new(Policy::from_config(&config));
         Shared {
@@ -50,6 +54,7 @@ impl Shared {
             events,
             guard,
             tls,
+            sender_auth,
             sessions,
             tasks: TaskTracker::new(),
             stop_accepting: CancellationToken::new(),

@@ -2,6 +2,7 @@
 //! generated for the test, cheap password hashing, and a tiny client for its protocols.
 #![allow(dead_code)]
 
+pub mod mx;
 pub mod outside;
 pub mod pytest;
 pub mod totp;
@@ -39,8 +40,23 @@ pub struct Settings {
     pub store: Vec<String>,
     /// Whole extra sections, e.g. "[guard]\nban_after_failures = 3".
     pub sections: Vec<String>,
+    /// Extra `[listen]` lines, e.g. `smtp = ["127.0.0.1:0"]` (port 25's listener, which needs
+    /// a `[dns]` section pointing at a test DNS server: see [`Settings::mx`]).
+    pub listen: Vec<String>,
     /// Leave out the admin listener (on by default, on 127.0.0.1:0).
     pub no_admin: bool,
+}
+
+impl Settings {
+    /// With the MX listener on (`listen.smtp`), its DNS questions asked of `dns` (a
+    /// `portcullis_testdns::TestDns` on loopback), answered quickly or not at all.
+    pub fn mx(dns: SocketAddr) -> Settings {
+        Settings {
+            listen: vec!["smtp = [\"127.0.0.1:0\"]".into()],
+            sections: vec![format!("[dns]\nservers = [\"{dns}\"]\ntimeout = \"1s\"\nattempts = 1")],
+            ..Settings::default()
+        }
+    }
 }
 
 pub struct TestServer {
@@ -417,13 +433,14 @@ fn config_text(s: &Settings) -> String {
     format!(
         "hostname = \"{HOSTNAME}\"\ndata_dir = \"data\"\n\
          [tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n{}\n\
-         [listen]\nsubmissions = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n{admin}\
+         [listen]\nsubmissions = [\"127.0.0.1:0\"]\nsubmission = [\"127.0.0.1:0\"]\nimaps = [\"127.0.0.1:0\"]\npop3s = [\"127.0.0.1:0\"]\n{admin}{}\
          [passwords]\n{}\n\
          [store]\n{}\n\
          [limits]\n{}\n\
          [process]\n{user}shutdown_grace = \"3s\"\n{}\n\
          [log]\nformat = \"json\"\n{}\n",
         s.tls.join("\n"),
+        s.listen.iter().map(|l| format!("{l}\n")).collect::<String>(),
         passwords,
         s.store.join("\n"),
         s.limits.join("\n"),

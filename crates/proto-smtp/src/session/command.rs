@@ -1,11 +1,13 @@
 //! Reading a command line: HTTP spoken to the mail port, the command count, the STARTTLS gate
-//! of port 587, and the hand-over of each command to its phase; commands that need no phase
-//! of their own (NOOP, RSET, QUIT, VRFY, HELP) are answered here.
+//! of port 587, port 25's rules (no pipelining before it was offered, only QUIT after a 554
+//! greeting, no AUTH), and the hand-over of each command to its phase; commands that need no
+//! phase of their own (NOOP, RSET, QUIT, VRFY, HELP) are answered here.
 
 use smtp_proto::{Error as ParseError, Request};
 
 use super::{Action, Fact, Session, State, Transaction};
 use crate::reply::Reply;
+use crate::Role;
 
 impl Session {
     pub(super) fn command(&mut self, mut line: Vec<u8>) -> Option<Action> {
@@ -21,10 +23,12 @@ impl Session {
         if !in_transaction && !self.count_command() {
             return None;
         }
+        // Only 587 holds everything back until STARTTLS; 25 allows plaintext (RFC 3207 §4).
+        let gated = !self.tls && self.config.role == Role::Submission;
         let request = match parsed {
             Ok(request) => request,
             Err(e) => {
-                let refused = if self.tls { None } else { Some("(unparsable)") };
+                let refused = if gated { Some("(unparsable)") } else { None };
                 if let Some(what) = refused {
                     self.reports.push(Fact::CommandBeforeStartTls(what));
                     self.error(Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"));
@@ -35,7 +39,12 @@ impl Session {
             }
         };
 
-        if !self.tls
+        if self.config.role == Role::Mx {
+            if let Some(action) = self.mx_rules(&request) {
+                return action;
+            }
+        }
+        if gated
             && !matches!(
                 request,
                 Request::Ehlo { .. }
@@ -56,7 +65,7 @@ impl Session {
             Request::Helo { host } => self.ehlo(host, false),
             Request::StartTls => return self.starttls(),
             Request::Auth { mechanism, initial_response } => return self.auth(mechanism, initial_response),
-            Request::Mail { from } => self.mail(from),
+            Request::Mail { from } => return self.mail(from),
             Request::Rcpt { to } => return self.rcpt(to),
             Request::Data => self.data(),
             Request::Bdat { chunk_size, is_last } => self.bdat(chunk_size as u64, is_last),
@@ -81,6 +90,36 @@ impl Session {
             | Request::Atrn { .. }
             | Request::Burl { .. }
             | Request::Lhlo { .. } => self.error(Reply::new(502, "5.5.1", "Command not implemented")),
+        }
+        None
+    }
+}
+
+impl Session {
+    /// Port 25's rules before a command runs: `Some` when it must not run (refused, or the
+    /// connection closing), with the action that follows (none).
+    fn mx_rules(&mut self, request: &Request<String>) -> Option<Option<Action>> {
+        // RFC 2920 §3.1: without PIPELINING offered, a client waits for each reply. Commands
+        // already buffered behind this one were sent ahead of it: ratware, not a mail server
+        // (a BDAT chunk follows its command by design, RFC 3030 §2).
+        if !self.pipelining_offered && !matches!(request, Request::Bdat { .. }) && !self.input.is_empty() {
+            self.reports.push(Fact::UnofferedPipelining);
+            self.reply(Reply::new(554, "5.5.0", "Improper command pipelining: wait for each reply"));
+            self.state = State::Closing;
+            return Some(None);
+        }
+        if self.refused_at_connect && !matches!(request, Request::Quit) {
+            self.error(Reply::new(503, "5.5.1", "Bad sequence of commands: this server refused you, send QUIT"));
+            return Some(None);
+        }
+        if matches!(request, Request::Auth { .. }) {
+            self.reports.push(Fact::AuthOnMx);
+            self.error(Reply::new(
+                503,
+                "5.5.1",
+                "Authentication is not available on this port; mail clients submit on port 465 or 587",
+            ));
+            return Some(None);
         }
         None
     }

@@ -6,7 +6,7 @@ use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 use super::{Action, Fact, Pending, Session, State, Transaction};
 use crate::message::{self, Envelope, Received};
 use crate::reply::Reply;
-use crate::DeliveryOutcome;
+use crate::{DeliveryOutcome, Role};
 
 /// What a message may go over `max_message_size` by, at least, and still be read to its end.
 const OVERFLOW_MIN: u64 = 1 << 20;
@@ -25,6 +25,7 @@ impl Session {
             DeliveryOutcome::SendingLimit => {
                 Reply::new(451, "4.7.1", "Sending limit reached for this account; try again later")
             }
+            DeliveryOutcome::Refused(refusal) => Reply::owned(refusal.code, refusal.enhanced, refusal.text),
             DeliveryOutcome::TemporaryFailure => {
                 Reply::new(451, "4.3.0", "Temporary storage failure, message not stored; try again later")
             }
@@ -170,17 +171,31 @@ impl Session {
         self.messages += 1;
         let body = std::mem::take(&mut self.tx.body);
         let recipients = std::mem::take(&mut self.tx.recipients);
+        let helo = self.helo.clone().unwrap_or_else(|| "unknown".into());
         let received = Received {
-            helo: self.helo.as_deref().unwrap_or("unknown"),
+            helo: &helo,
             peer_ip: self.peer.ip,
+            peer_name: self.peer.name.as_deref(),
             hostname: &self.config.hostname,
             id: &format!("{}.{}", self.peer.session_id, self.messages),
+            protocol: message::protocol(self.extended, self.tx.smtputf8, self.tls, self.principal.is_some()),
             tls: self.peer.tls.as_deref(),
             single_recipient: (recipients.len() == 1).then(|| recipients[0].0.as_str()),
             now: (self.clock)(),
         };
-        let data = message::prepare(&body, &received);
+        // Submission completes a message its client left without Date or Message-ID (RFC 6409
+        // §8); mail from other servers is left as it came (RFC 5321 §7.9), or its DKIM
+        // signatures, which may cover those fields' absence, would break.
+        let complete = self.config.role == Role::Submission;
+        let (data, trace_len) = message::prepare(&body, &received, complete);
         self.state = State::Waiting(Pending::Delivery);
-        Action::Deliver(Envelope { from: self.tx.from.clone().unwrap_or_default(), recipients, data })
+        Action::Deliver(Envelope {
+            from: self.tx.from.clone().unwrap_or_default(),
+            recipients,
+            helo,
+            require_tls: self.tx.require_tls,
+            data,
+            trace_len,
+        })
     }
 }

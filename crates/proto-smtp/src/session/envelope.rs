@@ -1,9 +1,10 @@
-//! MAIL FROM and RCPT TO: the sender must be the authenticated account, recipients are looked up
-//! by the driver one at a time, and their number is bounded per transaction.
+//! MAIL FROM and RCPT TO: on 465/587 the sender must be the authenticated account; on 25 any
+//! sender (the null one too, for bounces) is checked by the driver; recipients are looked up by
+//! the driver one at a time, and their number is bounded per transaction.
 
 use super::{Action, Pending, Session, State};
 use crate::reply::Reply;
-use crate::RecipientOutcome;
+use crate::{RecipientOutcome, Role, SenderOutcome};
 
 impl Session {
     pub fn recipient_result(&mut self, outcome: RecipientOutcome) {
@@ -30,41 +31,95 @@ impl Session {
                 )
             }
             RecipientOutcome::MailboxFull => Reply::owned(552, "5.2.2", format!("<{address}>: Mailbox full")),
+            // RFC 3463 X.7.1: refused by policy, for now (450: try later).
+            RecipientOutcome::RateLimited => {
+                Reply::new(450, "4.7.1", "Too many recipients from your address; try again later")
+            }
             RecipientOutcome::TemporaryFailure => Reply::new(451, "4.3.0", "Temporary failure, try again later"),
         };
         self.reply(reply);
     }
 
-    pub(super) fn mail(&mut self, from: smtp_proto::MailFrom<String>) {
-        if self.helo.is_none() {
-            return self.error(Reply::new(503, "5.5.1", "Send EHLO first"));
+    /// The sender checks asked for by [`Action::CheckSender`] are done (port 25).
+    pub fn sender_result(&mut self, outcome: SenderOutcome) {
+        debug_assert!(matches!(self.state, State::Waiting(Pending::Sender)));
+        self.state = State::Command;
+        let Some(address) = self.tx.pending_from.take() else { return };
+        match outcome {
+            SenderOutcome::Accept => {
+                self.tx.from = Some(address);
+                self.reply(Reply::new(250, "2.1.0", "Sender ok"));
+            }
+            SenderOutcome::Refused(refusal) => {
+                // The transaction never started: its parameters go with it.
+                self.tx.smtputf8 = false;
+                self.tx.require_tls = false;
+                self.errors += 1;
+                self.reply(Reply::owned(refusal.code, refusal.enhanced, refusal.text));
+            }
         }
-        let Some(principal) = &self.principal else {
-            return self.error(Reply::new(530, "5.7.0", "Authentication required"));
-        };
+    }
+
+    pub(super) fn mail(&mut self, from: smtp_proto::MailFrom<String>) -> Option<Action> {
+        if self.helo.is_none() {
+            self.error(Reply::new(503, "5.5.1", "Send EHLO first"));
+            return None;
+        }
+        if self.config.role == Role::Submission && self.principal.is_none() {
+            self.error(Reply::new(530, "5.7.0", "Authentication required"));
+            return None;
+        }
         if self.tx.from.is_some() {
-            return self.error(Reply::new(503, "5.5.1", "Sender already specified"));
+            self.error(Reply::new(503, "5.5.1", "Sender already specified"));
+            return None;
         }
         if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
-            return self.error(Reply::new(555, "5.5.4", "BODY=BINARYMIME is not supported"));
+            self.error(Reply::new(555, "5.5.4", "BODY=BINARYMIME is not supported"));
+            return None;
         }
         if !from.address.is_ascii() && from.flags & smtp_proto::MAIL_SMTPUTF8 == 0 {
-            return self.error(Reply::new(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter"));
+            self.error(Reply::new(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter"));
+            return None;
         }
         if from.size as u64 > self.config.max_message_size {
-            return self.error(Reply::owned(
+            self.error(Reply::owned(
                 552,
                 "5.3.4",
                 format!("Message size exceeds the maximum of {} bytes", self.config.max_message_size),
             ));
+            return None;
         }
-        if !same_address(&from.address, &principal.address) {
-            let text =
-                format!("<{}>: Sender address is not yours (authenticated as {})", from.address, principal.address);
-            return self.error(Reply::owned(553, "5.7.1", text));
+        let require_tls = from.flags & smtp_proto::MAIL_REQUIRETLS != 0;
+        if require_tls && self.config.role == Role::Submission {
+            self.error(Reply::new(555, "5.5.4", "Unsupported parameter REQUIRETLS"));
+            return None;
+        }
+        if require_tls && !self.tls {
+            // RFC 8689 §4: offered only over TLS; RFC 3463 X.7.10: encryption needed.
+            self.error(Reply::new(530, "5.7.10", "REQUIRETLS needs STARTTLS first"));
+            return None;
+        }
+        self.tx.smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
+        self.tx.require_tls = require_tls;
+        match (self.config.role, &self.principal) {
+            (Role::Mx, _) => {
+                self.tx.pending_from = Some(from.address.clone());
+                self.state = State::Waiting(Pending::Sender);
+                return Some(Action::CheckSender { address: from.address });
+            }
+            (Role::Submission, Some(principal)) if !same_address(&from.address, &principal.address) => {
+                let text =
+                    format!("<{}>: Sender address is not yours (authenticated as {})", from.address, principal.address);
+                self.tx.smtputf8 = false;
+                self.tx.require_tls = false;
+                self.error(Reply::owned(553, "5.7.1", text));
+                return None;
+            }
+            (Role::Submission, _) => {}
         }
         self.tx.from = Some(from.address);
         self.reply(Reply::new(250, "2.1.0", "Sender ok"));
+        None
     }
 
     pub(super) fn rcpt(&mut self, to: smtp_proto::RcptTo<String>) -> Option<Action> {

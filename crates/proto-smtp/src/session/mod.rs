@@ -1,13 +1,15 @@
 //! The session state machine: the driver feeds bytes in, takes bytes out, and asks
 //! [`Session::next_action`] what to do next; each protocol phase lives in a file of its own
-//! (`ehlo`, `starttls`, `auth`, `envelope` for MAIL/RCPT, `data` for DATA/BDAT), and `command`
-//! reads a command line and hands it to its phase.
+//! (`greeting` for port 25's checks before the greeting, `ehlo`, `starttls`, `auth`,
+//! `envelope` for MAIL/RCPT, `data` for DATA/BDAT), and `command` reads a command line and
+//! hands it to its phase.
 
 mod auth;
 mod command;
 mod data;
 mod ehlo;
 mod envelope;
+mod greeting;
 mod starttls;
 
 use portcullis_lines::{Line, LineBuffer};
@@ -15,7 +17,7 @@ use portcullis_sasl::{self as sasl, Mechanism};
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 
 use crate::reply::Reply;
-use crate::{AccountId, Config, Envelope, Peer, Principal};
+use crate::{AccountId, Config, Envelope, Peer, Principal, Role};
 
 /// What the driver must do next.
 #[derive(Debug)]
@@ -23,6 +25,14 @@ pub enum Action {
     /// Send [`Session::take_output`], then read and call [`Session::feed`] (or
     /// [`Session::peer_closed`]).
     Read,
+    /// Port 25, before the greeting: check the client (its reverse DNS, the DNSBL zones) and
+    /// wait out the greeting delay, feeding whatever the client sends meanwhile
+    /// ([`Session::feed`]: an early talker is refused), then call
+    /// [`Session::client_checked`].
+    CheckClient,
+    /// Port 25, MAIL FROM: check the sender (its domain, the source's message rate), then
+    /// call [`Session::sender_result`]. The address is empty for the null sender (bounces).
+    CheckSender { address: String },
     /// Send the output, run the server side of a TLS handshake, then call
     /// [`Session::tls_established`].
     StartTls,
@@ -53,6 +63,13 @@ pub enum Fact {
     MessageTooBig,
     /// Someone spoke HTTP to the mail port (cross-protocol attack or scanner).
     HttpRequest,
+    /// Port 25: the client sent before the greeting (RFC 5321 §3.1: it must wait for it).
+    EarlyTalker,
+    /// Port 25: the client sent commands ahead of the replies before PIPELINING was offered
+    /// (RFC 2920 §3.1).
+    UnofferedPipelining,
+    /// Port 25: AUTH, which belongs on 465 and 587.
+    AuthOnMx,
 }
 
 enum State {
@@ -77,6 +94,8 @@ enum State {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
+    Client,
+    Sender,
     Tls,
     ScramKeys,
     Auth,
@@ -87,6 +106,12 @@ enum Pending {
 #[derive(Default)]
 struct Transaction {
     from: Option<String>,
+    /// The sender being checked (port 25).
+    pending_from: Option<String>,
+    /// MAIL FROM carried SMTPUTF8 (RFC 6531), for the Received header's protocol.
+    smtputf8: bool,
+    /// MAIL FROM carried REQUIRETLS (RFC 8689).
+    require_tls: bool,
     recipients: Vec<(String, AccountId)>,
     /// The recipient being looked up.
     pending_recipient: Option<String>,
@@ -111,6 +136,13 @@ pub struct Session {
     state: State,
     tls: bool,
     helo: Option<String>,
+    /// The client greeted with EHLO rather than HELO.
+    extended: bool,
+    /// An EHLO reply offering PIPELINING was sent (since TLS started, if it did): only then
+    /// may a client on 25 send commands ahead of replies (RFC 2920 §3.1).
+    pipelining_offered: bool,
+    /// Port 25: the greeting was 554; nothing but QUIT is accepted (RFC 5321 §3.1).
+    refused_at_connect: bool,
     principal: Option<Principal>,
     tx: Transaction,
     commands: u64,
@@ -129,7 +161,8 @@ fn system_clock() -> i64 {
 }
 
 impl Session {
-    /// A new connection; the greeting is already in the output.
+    /// A new connection. On 465 and 587 the greeting is already in the output; on 25 the
+    /// first action is [`Action::CheckClient`], and the greeting follows its outcome.
     pub fn new(config: Config, peer: Peer) -> Session {
         Session::with_clock(config, peer, system_clock)
     }
@@ -146,6 +179,9 @@ impl Session {
             state: State::Command,
             tls,
             helo: None,
+            extended: false,
+            pipelining_offered: false,
+            refused_at_connect: false,
             principal: None,
             tx: Transaction::default(),
             commands: 0,
@@ -156,7 +192,14 @@ impl Session {
             sasl: None,
             queued: None,
         };
-        session.greet();
+        match session.config.role {
+            // The greeting waits for the client's checks (and the greeting delay).
+            Role::Mx => {
+                session.state = State::Waiting(Pending::Client);
+                session.queued = Some(Action::CheckClient);
+            }
+            Role::Submission => session.greet(),
+        }
         session
     }
 
@@ -309,3 +352,5 @@ impl Session {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_mx;

@@ -12,6 +12,8 @@ impl Session {
         self.peer.tls = Some(description);
         self.peer.channel_binding = channel_binding;
         self.helo = None;
+        // RFC 3207 §4.2: the client forgets what it learnt, PIPELINING included.
+        self.pipelining_offered = false;
         self.tx = Transaction::default();
         self.input.clear();
         self.state = State::Command;

@@ -6,9 +6,10 @@ use crate::*;
 const ALICE: &str = "alice@example.org";
 const ALICE_PW: &[u8] = b"plinth-orbit-cactus-9";
 
-fn config(implicit_tls: bool) -> Config {
+pub(super) fn config(implicit_tls: bool) -> Config {
     Config {
         hostname: "mail.example.org".into(),
+        role: Role::Submission,
         implicit_tls,
         max_message_size: 1000,
         max_recipients: 3,
@@ -19,38 +20,59 @@ fn config(implicit_tls: bool) -> Config {
     }
 }
 
-struct Harness {
-    s: Session,
-    delivered: Vec<Envelope>,
-    facts: Vec<Fact>,
-    handshakes: usize,
-    closed: bool,
+pub(super) struct Harness {
+    pub(super) s: Session,
+    pub(super) delivered: Vec<Envelope>,
+    pub(super) facts: Vec<Fact>,
+    pub(super) handshakes: usize,
+    pub(super) closed: bool,
     /// Answer for the next delivery.
-    delivery: DeliveryOutcome,
+    pub(super) delivery: DeliveryOutcome,
+    /// Port 25: what the client checks find, and what the client sends while they run.
+    pub(super) client: ClientOutcome,
+    pub(super) early: Vec<u8>,
+    /// Port 25: the answer to the sender checks, and the senders asked about.
+    pub(super) sender: SenderOutcome,
+    pub(super) senders: Vec<String>,
 }
 
 impl Harness {
-    fn new(implicit_tls: bool) -> Harness {
+    pub(super) fn new(implicit_tls: bool) -> Harness {
         Harness::with(config(implicit_tls))
     }
 
     fn with(config: Config) -> Harness {
-        let peer = Peer { ip: "127.0.0.2".parse().unwrap(), session_id: "S1".into(), tls: None, channel_binding: None };
-        let mut h = Harness {
+        let mut h = Harness::unstarted(config);
+        let greeting = h.run();
+        assert_eq!(greeting, "220 mail.example.org ESMTP Portcullis\r\n");
+        h
+    }
+
+    /// A session whose greeting (or, on 25, whose client checks) have not run yet.
+    pub(super) fn unstarted(config: Config) -> Harness {
+        let peer = Peer {
+            ip: "127.0.0.2".parse().unwrap(),
+            session_id: "S1".into(),
+            tls: None,
+            channel_binding: None,
+            name: None,
+        };
+        Harness {
             s: Session::with_clock(config, peer, || 1_764_291_600),
             delivered: vec![],
             facts: vec![],
             handshakes: 0,
             closed: false,
             delivery: DeliveryOutcome::Stored,
-        };
-        let greeting = h.run();
-        assert_eq!(greeting, "220 mail.example.org ESMTP Portcullis\r\n");
-        h
+            client: ClientOutcome::default(),
+            early: vec![],
+            sender: SenderOutcome::Accept,
+            senders: vec![],
+        }
     }
 
     /// Runs actions until the session wants input or closes; returns what it sent.
-    fn run(&mut self) -> String {
+    pub(super) fn run(&mut self) -> String {
         let mut out = Vec::new();
         loop {
             match self.s.next_action() {
@@ -107,6 +129,15 @@ impl Harness {
                     self.s.delivery_result(self.delivery.clone());
                 }
                 Action::Report(fact) => self.facts.push(fact),
+                Action::CheckClient => {
+                    let early = std::mem::take(&mut self.early);
+                    self.s.feed(&early);
+                    self.s.client_checked(self.client.clone());
+                }
+                Action::CheckSender { address } => {
+                    self.senders.push(address);
+                    self.s.sender_result(self.sender.clone());
+                }
             }
             out.extend(self.s.take_output());
         }
@@ -114,11 +145,11 @@ impl Harness {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    fn send(&mut self, input: &str) -> String {
+    pub(super) fn send(&mut self, input: &str) -> String {
         self.send_bytes(input.as_bytes())
     }
 
-    fn send_bytes(&mut self, input: &[u8]) -> String {
+    pub(super) fn send_bytes(&mut self, input: &[u8]) -> String {
         assert!(!self.closed, "sending to a closed session");
         self.s.feed(input);
         self.run()
@@ -133,7 +164,7 @@ impl Harness {
     }
 }
 
-fn plain(user: &str, password: &[u8]) -> String {
+pub(super) fn plain(user: &str, password: &[u8]) -> String {
     let mut raw = vec![0];
     raw.extend_from_slice(user.as_bytes());
     raw.push(0);
@@ -141,7 +172,7 @@ fn plain(user: &str, password: &[u8]) -> String {
     sasl::encode(&raw)
 }
 
-fn codes(replies: &str) -> Vec<&str> {
+pub(super) fn codes(replies: &str) -> Vec<&str> {
     replies.lines().map(|l| &l[..l.len().min(3)]).collect()
 }
 

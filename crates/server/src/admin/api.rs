@@ -145,6 +145,7 @@ pub async fn status(State(admin): Shared) -> Json<Value> {
         "sessions": { "total": by_listener.values().sum::<usize>(), "by_listener": by_listener },
         "bans": { "active": shared.guard.bans().len() },
         "alerts": { "unacknowledged": admin.monitor.unacknowledged(), "recent": recent },
+        "inbound": admin.monitor.inbound(),
     }))
 }
 

@@ -1,11 +1,12 @@
 //! What the admin listener shows, all derived from the one event stream by one [`Sink`]: the
 //! Prometheus metrics, the last hour of connection attempts and failed logins per listener
-//! (with the anomaly detector's baseline), and the recent alerts with their acknowledgement.
+//! (with the anomaly detector's baseline), the recent alerts with their acknowledgement, and
+//! the mail from other servers (port 25) by verdict.
 
 mod prometheus;
 pub mod series;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -72,12 +73,22 @@ struct AlertLog {
     kept: VecDeque<AlertEntry>,
 }
 
+/// Mail from other servers (port 25) since the start, by verdict: what the dashboard shows.
+#[derive(Debug, Default, Serialize)]
+pub struct Inbound {
+    /// Messages by decision: accept, junk, reject, tempfail.
+    pub messages: BTreeMap<&'static str, u64>,
+    /// Per method (spf, spf_helo, dkim, dmarc, arc, iprev), messages by result.
+    pub results: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+}
+
 pub struct Monitor {
     started_ms: u64,
     listeners: Vec<Listener>,
     registry: Mutex<Registry>,
     series: Mutex<Series>,
     alerts: Mutex<AlertLog>,
+    inbound: Mutex<Inbound>,
     detector: Arc<AnomalyDetector>,
     /// Per mail listener, in the order of `Listener::ALL`.
     commands: [CommandLatency; Listener::ALL.len()],
@@ -161,6 +172,33 @@ impl Monitor {
             "Time from a command's last input byte to its answer, by listener.",
         );
         r.declare("portcullis_protocol_violations_total", Counter, "Protocol rules or limits broken, by listener.");
+        r.declare(
+            "portcullis_inbound_messages_total",
+            Counter,
+            "Messages from other servers (port 25) at the end of DATA, by decision (accept, junk, reject, tempfail).",
+        );
+        r.declare(
+            "portcullis_sender_auth_results_total",
+            Counter,
+            "Sender-authentication results of messages from other servers, by method (spf, spf_helo, dkim, dmarc, arc, iprev) and result.",
+        );
+        r.declare(
+            "portcullis_messages_received_total",
+            Counter,
+            "Messages from other servers stored, by mailbox (INBOX, Junk) and whether they came over TLS.",
+        );
+        r.declare(
+            "portcullis_client_checks_total",
+            Counter,
+            "Port-25 clients checked at connect, by iprev result and decision.",
+        );
+        r.declare("portcullis_sender_checks_total", Counter, "MAIL FROM checks on port 25, by result and decision.");
+        r.declare("portcullis_recipients_refused_total", Counter, "Recipients refused, by listener and reason.");
+        r.declare(
+            "portcullis_rate_limited_total",
+            Counter,
+            "Refusals for a per-minute rate of a source, by listener and limit.",
+        );
         r.declare("portcullis_bans_active", Gauge, "Bans in force now.");
         r.declare("portcullis_bans_added_total", Counter, "Bans added, by origin (auto, admin).");
         r.declare("portcullis_bans_removed_total", Counter, "Bans lifted by an administrator.");
@@ -185,6 +223,7 @@ impl Monitor {
             registry: Mutex::new(r),
             series: Mutex::new(Series::new(bucket_ms, started_ms)),
             alerts: Mutex::new(AlertLog { next_id: 1, kept: VecDeque::new() }),
+            inbound: Mutex::default(),
             detector,
             commands: std::array::from_fn(|_| CommandLatency::new()),
             deviations: config.alerts.deviations,
@@ -253,6 +292,11 @@ impl Monitor {
             Ok(log) => log.kept.iter().rev().filter(|a| !(unacknowledged_only && a.acknowledged)).cloned().collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// Mail from other servers since the start, by verdict.
+    pub fn inbound(&self) -> serde_json::Value {
+        self.inbound.lock().map(|i| serde_json::to_value(&*i).unwrap_or_default()).unwrap_or_default()
     }
 
     pub fn unacknowledged(&self) -> usize {
@@ -331,6 +375,7 @@ impl Sink for Monitor {
                     RefuseReason::Banned => "banned",
                     RefuseReason::TooManyConnections => "too_many_connections",
                     RefuseReason::TooManyConnectionsFromPeer => "too_many_connections_from_peer",
+                    RefuseReason::TooManyConnectionsPerMinute => "too_many_connections_per_minute",
                     RefuseReason::ShuttingDown => "shutting_down",
                 };
                 r.add(
@@ -396,6 +441,51 @@ impl Sink for Monitor {
             }
             Event::ProtocolViolation { listener, .. } => {
                 r.add("portcullis_protocol_violations_total", labels(&[("listener", listener.as_str())]), 1.0);
+            }
+            Event::SenderVerdict { spf, spf_helo, dkim, dmarc, arc, iprev, decision, .. } => {
+                r.add("portcullis_inbound_messages_total", labels(&[("decision", decision)]), 1.0);
+                let methods = [
+                    ("spf", *spf),
+                    ("spf_helo", *spf_helo),
+                    ("dkim", *dkim),
+                    ("dmarc", *dmarc),
+                    ("arc", *arc),
+                    ("iprev", *iprev),
+                ];
+                for (method, result) in methods {
+                    r.add(
+                        "portcullis_sender_auth_results_total",
+                        labels(&[("method", method), ("result", result)]),
+                        1.0,
+                    );
+                }
+                if let Ok(mut inbound) = self.inbound.lock() {
+                    *inbound.messages.entry(decision).or_default() += 1;
+                    for (method, result) in methods {
+                        *inbound.results.entry(method).or_default().entry(result).or_default() += 1;
+                    }
+                }
+            }
+            Event::MessageReceived { mailbox, tls_version, .. } => {
+                let tls = if tls_version.is_some() { "yes" } else { "no" };
+                r.add("portcullis_messages_received_total", labels(&[("mailbox", mailbox), ("tls", tls)]), 1.0);
+            }
+            Event::ClientChecked { iprev, decision, .. } => {
+                r.add("portcullis_client_checks_total", labels(&[("iprev", iprev), ("decision", decision)]), 1.0);
+            }
+            Event::SenderChecked { result, decision, .. } => {
+                r.add("portcullis_sender_checks_total", labels(&[("result", result), ("decision", decision)]), 1.0);
+            }
+            Event::RecipientRefused { listener, reason, .. } => {
+                let labels = labels(&[("listener", listener.as_str()), ("reason", reason.as_str())]);
+                r.add("portcullis_recipients_refused_total", labels, 1.0);
+            }
+            Event::RateLimited { listener, limit, .. } => {
+                r.add(
+                    "portcullis_rate_limited_total",
+                    labels(&[("listener", listener.as_str()), ("limit", limit)]),
+                    1.0,
+                );
             }
             Event::BanAdded { origin, .. } => {
                 let origin = if *origin == BanOrigin::Auto { "auto" } else { "admin" };

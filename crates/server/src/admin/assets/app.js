@@ -80,6 +80,18 @@ function renderStatus(status) {
   $("card-listeners").textContent = status.listeners.map((l) => `${l.name} ${l.addr}`).join("\n");
 }
 
+// Mail from other servers by verdict: decisions on the card, each check's results in a table.
+const METHODS = { spf: "SPF (MAIL FROM)", spf_helo: "SPF (HELO)", dkim: "DKIM", dmarc: "DMARC", arc: "ARC", iprev: "Reverse DNS" };
+function renderInbound(inbound) {
+  const decisions = Object.entries(inbound.messages);
+  $("card-inbound").textContent = decisions.reduce((sum, [, n]) => sum + n, 0);
+  $("card-inbound-detail").textContent = decisions.map(([d, n]) => `${d} ${n}`).join(" · ");
+  const rows = Object.entries(METHODS).filter(([method]) => inbound.results[method]).map(([method, name]) =>
+    el("tr", { "data-method": method }, el("td", {}, name),
+      el("td", {}, Object.entries(inbound.results[method]).map(([result, n]) => `${result} ${n}`).join(" · "))));
+  fillTable("inbound", rows, 2, "No mail from other servers yet.");
+}
+
 function renderSessions(sessions) {
   fillTable("sessions", sessions.map((s) => el("tr", { "data-session": s.id },
     el("td", {}, s.id), el("td", {}, s.listener), el("td", {}, s.peer), el("td", {}, s.account ?? "–"),
@@ -169,7 +181,9 @@ async function refresh() {
     await oneAtATime(async () => {
       const { page, argument } = route();
       show(page);
-      renderStatus(await api("GET", "/api/v1/status"));
+      const status = await api("GET", "/api/v1/status");
+      renderStatus(status);
+      renderInbound(status.inbound);
       await PAGES[page].load(argument);
       $(PAGES[page].section).dataset.loaded = "true";
     });

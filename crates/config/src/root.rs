@@ -90,6 +90,14 @@ impl RawConfig {
         let data_dir = c.file(self.data_dir.as_deref().unwrap_or(DATA_DIR));
         let tls = self.tls.unwrap_or_default().validate(&c)?;
         let listen = self.listen.unwrap_or_default().validate(&c)?;
+        // RFC 8737: the CA proves control of the names on port 443, which only the HTTPS
+        // listener answers.
+        if tls.acme.is_some() && !listen.is_on(crate::Listener::Https) {
+            return Err(c.invalid(
+                "tls.acme",
+                "needs the HTTPS listener, where the CA checks the names (TLS-ALPN-01): set listen.https = [\"0.0.0.0:443\"]",
+            ));
+        }
         let store = self.store.unwrap_or_default().validate(&c, &data_dir)?;
         let limits = self.limits.unwrap_or_default().validate(&c)?;
         let passwords = self.passwords.unwrap_or_default().validate(&c)?;

@@ -286,3 +286,49 @@ fn the_admin_listener_has_a_firewall_section() {
     assert_eq!(admin.deny, vec!["127.0.0.9/32".parse::<IpNet>().unwrap()]);
     assert!(error_of(&format!("{MINIMAL}[firewall.admin]\ndeny = [\"x\"]\n")).contains("firewall.admin.deny"));
 }
+
+#[test]
+fn acme_is_read_and_needs_the_https_listener() {
+    let with = |acme: &str, https: bool| {
+        let listen = if https { "[listen]\nhttps = [\"0.0.0.0:443\"]\n" } else { "" };
+        parse(&format!("{MINIMAL}acme = {{ {acme} }}\n{listen}"))
+    };
+    let c = with(
+        r#"directory = "https://ca.example:14000/dir", contact = "mailto:ops@example.org", directory_ca = "ca.pem""#,
+        true,
+    )
+    .unwrap();
+    let acme = c.tls.acme.unwrap();
+    assert_eq!(acme.directory, "https://ca.example:14000/dir");
+    assert_eq!(acme.directory_host().as_deref(), Some("ca.example"));
+    assert_eq!(acme.contact, "mailto:ops@example.org");
+    assert_eq!(acme.directory_ca, Some(PathBuf::from("/etc/portcullis/ca.pem")));
+    assert_eq!(c.listen.addresses(Listener::Https), &["0.0.0.0:443".parse().unwrap()]);
+    assert!(parse(MINIMAL).unwrap().tls.acme.is_none());
+
+    let ok = r#"directory = "https://ca.example/dir", contact = "mailto:ops@example.org""#;
+    let err = with(ok, false).unwrap_err().to_string();
+    assert!(err.contains("tls.acme") && err.contains("listen.https"), "{err}");
+    let err = with(r#"directory = "http://ca.example/dir", contact = "mailto:ops@example.org""#, true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tls.acme.directory") && err.contains("https://"), "{err}");
+    let err =
+        with(r#"directory = "https://ca.example/dir", contact = "ops@example.org""#, true).unwrap_err().to_string();
+    assert!(err.contains("tls.acme.contact"), "{err}");
+    let err = with(r#"contact = "mailto:ops@example.org""#, true).unwrap_err().to_string();
+    assert!(err.contains("tls.acme.directory"), "{err}");
+    let err = with(&format!("{ok}, challenge = \"dns-01\""), true).unwrap_err().to_string();
+    assert!(err.contains("challenge"), "unknown keys are refused: {err}");
+}
+
+#[test]
+fn the_https_listener_has_its_firewall_rules() {
+    let c = parse(&format!(
+        "{MINIMAL}[listen]\nhttps = [\"127.0.0.1:10443\"]\n[firewall.https]\ndeny = [\"10.0.0.0/8\"]\n"
+    ))
+    .unwrap();
+    assert!(c.listen.is_on(Listener::Https));
+    assert!(c.listen.mail().all(|(l, _)| l != Listener::Https), "not a mail listener");
+    assert!(c.firewall.listener(Listener::Https).is_some());
+}

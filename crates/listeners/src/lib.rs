@@ -23,6 +23,10 @@ pub enum Listener {
     Imaps,
     /// POP3, implicit TLS (995).
     Pop3s,
+    /// HTTPS (443): the documents mail clients set themselves up from (autoconfig,
+    /// autodiscover, Apple profiles), the MTA-STS policy, and ACME's TLS-ALPN-01 answers. Not a
+    /// mail listener: nobody logs in, and it is not in [`Listener::ALL`].
+    Https,
     /// HTTP: the admin API, `/metrics` and the dashboard (`listen.admin`). Admitted by the
     /// guard like the mail listeners, but not one of them: it has no mail sessions, and is not
     /// in [`Listener::ALL`].
@@ -85,7 +89,7 @@ pub struct Spec {
 }
 
 /// Every listener, in the order of [`Listener`] (a test checks it).
-pub const TABLE: [Spec; 5] = [
+pub const TABLE: [Spec; 6] = [
     Spec {
         listener: Listener::Submissions,
         name: "submissions",
@@ -135,6 +139,18 @@ pub const TABLE: [Spec; 5] = [
         firewall_deny_key: "firewall.pop3s.deny",
     },
     Spec {
+        listener: Listener::Https,
+        name: "https",
+        protocol: Protocol::Http,
+        tls: TlsMode::Implicit,
+        port: 443,
+        login: false,
+        summary: "HTTPS: autoconfig, autodiscover, MTA-STS, ACME",
+        listen_key: "listen.https",
+        firewall_allow_key: "firewall.https.allow",
+        firewall_deny_key: "firewall.https.deny",
+    },
+    Spec {
         listener: Listener::Admin,
         name: "admin",
         protocol: Protocol::Http,
@@ -162,6 +178,17 @@ pub const NAMES: [&str; COUNT] = {
     names
 };
 
+/// How many mail listeners there are: the rows before the first HTTP one (a test checks that
+/// every mail row comes before every HTTP row, so that the mail listeners' indexes are
+/// `0..MAIL_COUNT`).
+pub const MAIL_COUNT: usize = {
+    let mut i = 0;
+    while i < COUNT && !matches!(TABLE[i].protocol, Protocol::Http) {
+        i += 1;
+    }
+    i
+};
+
 /// What `init --dev` adds to a standard port: 465 becomes 10465.
 pub const DEV_PORT_OFFSET: u16 = 10_000;
 
@@ -177,12 +204,13 @@ impl Listener {
         every
     };
 
-    /// The mail listeners: every listener but [`Listener::Admin`], in table order. Arrays
-    /// indexed by [`Listener::index`] have this length.
-    pub const ALL: [Listener; COUNT - 1] = {
-        let mut all = [Listener::Admin; COUNT - 1];
+    /// The mail listeners: every listener but the HTTP ones ([`Listener::Https`],
+    /// [`Listener::Admin`]), in table order. Arrays indexed by [`Listener::index`] of a mail
+    /// listener have this length.
+    pub const ALL: [Listener; MAIL_COUNT] = {
+        let mut all = [Listener::Admin; MAIL_COUNT];
         let mut i = 0;
-        while i < COUNT - 1 {
+        while i < MAIL_COUNT {
             all[i] = TABLE[i].listener;
             i += 1;
         }
@@ -209,7 +237,7 @@ impl Listener {
         self as usize
     }
 
-    /// Whether it carries mail sessions (every listener but the admin listener).
+    /// Whether it carries mail sessions (every listener but the HTTP ones).
     pub const fn is_mail(self) -> bool {
         !matches!(self.spec().protocol, Protocol::Http)
     }
@@ -259,11 +287,13 @@ mod tests {
     }
 
     #[test]
-    fn the_mail_listeners_are_every_listener_but_the_admin_one() {
+    fn the_mail_listeners_are_every_listener_but_the_http_ones_and_come_first() {
         assert_eq!(Listener::EVERY.last(), Some(&Listener::Admin));
-        assert_eq!(&Listener::EVERY[..COUNT - 1], &Listener::ALL[..]);
+        assert_eq!(&Listener::EVERY[..MAIL_COUNT], &Listener::ALL[..]);
         assert!(Listener::ALL.iter().all(|l| l.is_mail()));
+        assert!(Listener::EVERY[MAIL_COUNT..].iter().all(|l| !l.is_mail()), "HTTP rows come last");
         assert!(!Listener::Admin.is_mail());
+        assert!(!Listener::Https.is_mail());
         for (i, l) in Listener::ALL.iter().enumerate() {
             assert_eq!(l.index(), i);
         }
@@ -274,6 +304,9 @@ mod tests {
         assert_eq!(Listener::Submissions.dev_port(), 10465);
         assert!(Listener::Submission.spec().login);
         assert_eq!(Listener::Imaps.protocol(), "imap");
+        let https = Listener::Https.spec();
+        assert_eq!((https.port, https.tls, https.login), (443, TlsMode::Implicit, false));
+        assert_eq!((Listener::Https.dev_port(), Listener::Https.protocol()), (10443, "http"));
     }
 
     #[test]

@@ -301,6 +301,15 @@ fn acme_is_read_and_needs_the_https_listener() {
     let acme = c.tls.acme.unwrap();
     assert_eq!(acme.directory, "https://ca.example:14000/dir");
     assert_eq!(acme.directory_host().as_deref(), Some("ca.example"));
+    assert_eq!(acme.caa_issuer().as_deref(), Some("ca.example"));
+    let lets_encrypt =
+        r#"directory = "https://acme-v02.api.letsencrypt.org/directory", contact = "mailto:a@example.org""#;
+    assert_eq!(with(lets_encrypt, true).unwrap().tls.acme.unwrap().caa_issuer().as_deref(), Some("letsencrypt.org"));
+    let local = r#"directory = "https://127.0.0.1:14000/dir", contact = "mailto:a@example.org""#;
+    assert_eq!(with(local, true).unwrap().tls.acme.unwrap().caa_issuer(), None);
+    let named =
+        r#"directory = "https://acme.zerossl.com/v2/DV90", contact = "mailto:a@example.org", caa = "Sectigo.com""#;
+    assert_eq!(with(named, true).unwrap().tls.acme.unwrap().caa_issuer().as_deref(), Some("sectigo.com"));
     assert_eq!(acme.contact, "mailto:ops@example.org");
     assert_eq!(acme.directory_ca, Some(PathBuf::from("/etc/portcullis/ca.pem")));
     assert_eq!(c.listen.addresses(Listener::Https), &["0.0.0.0:443".parse().unwrap()]);

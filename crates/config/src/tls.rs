@@ -40,12 +40,29 @@ pub struct Acme {
     /// CA certificates (PEM) trusted for the directory's HTTPS beside the public roots: a
     /// private CA, or a test CA.
     pub directory_ca: Option<PathBuf>,
+    /// The CA's domain for the CAA record `portcullis dns` prints (RFC 8659 §4.2); `None`:
+    /// derived from the directory's host ([`Acme::caa_issuer`]).
+    pub caa: Option<String>,
 }
 
 impl Acme {
-    /// The CA's domain as CAA names it (RFC 8659 §4.2): the directory URL's host, without a
-    /// port (`acme-v02.api.letsencrypt.org` → publish `letsencrypt.org` by hand if the CA asks
-    /// for its base domain; the host is what is known for sure).
+    /// The CA's domain as CAA names it (RFC 8659 §4.2): `caa` when set, else the last two
+    /// labels of the directory's host (`acme-v02.api.letsencrypt.org` → `letsencrypt.org`),
+    /// which is right for the big CAs whose CAA domain is their own; `None` for an IP address
+    /// or a one-label host, which no CAA record can name.
+    pub fn caa_issuer(&self) -> Option<String> {
+        if let Some(caa) = &self.caa {
+            return Some(caa.clone());
+        }
+        let host = self.directory_host()?;
+        if host.parse::<std::net::IpAddr>().is_ok() {
+            return None;
+        }
+        let labels: Vec<&str> = host.split('.').filter(|l| !l.is_empty()).collect();
+        (labels.len() >= 2).then(|| labels[labels.len() - 2..].join("."))
+    }
+
+    /// The directory URL's host, lower case, without a port.
     pub fn directory_host(&self) -> Option<String> {
         let rest = self.directory.strip_prefix("https://")?;
         let authority = rest.split(['/', '?', '#']).next()?;
@@ -63,6 +80,7 @@ pub(crate) struct RawAcme {
     directory: Option<String>,
     contact: Option<String>,
     directory_ca: Option<String>,
+    caa: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -105,7 +123,7 @@ impl RawAcme {
                 "is required (the CA's directory URL, e.g. \"https://acme-v02.api.letsencrypt.org/directory\")",
             )
         })?;
-        let acme = Acme { directory, contact: String::new(), directory_ca: None };
+        let acme = Acme { directory, contact: String::new(), directory_ca: None, caa: None };
         // RFC 8555 §6.1: all ACME traffic is HTTPS.
         if acme.directory_host().is_none() {
             return Err(c.invalid("tls.acme.directory", format!("\"{}\" is not an https:// URL", acme.directory)));
@@ -120,6 +138,13 @@ impl RawAcme {
         if crate::names::normalize_address(address).is_none() {
             return Err(c.invalid("tls.acme.contact", format!("\"{contact}\" is not mailto: followed by an address")));
         }
-        Ok(Acme { contact, directory_ca: self.directory_ca.map(|f| c.file(&f)), ..acme })
+        let caa = match self.caa {
+            Some(caa) => Some(
+                crate::names::normalize_domain(&caa)
+                    .ok_or_else(|| c.invalid("tls.acme.caa", format!("\"{caa}\" is not a domain name")))?,
+            ),
+            None => None,
+        };
+        Ok(Acme { contact, directory_ca: self.directory_ca.map(|f| c.file(&f)), caa, ..acme })
     }
 }

@@ -136,7 +136,7 @@ pub async fn status(State(admin): Shared) -> Json<Value> {
     let started_ms = admin.monitor.started_ms();
     let now_ms = unix_time::now_millis();
     let recent: Vec<_> = admin.monitor.alerts(false).into_iter().take(5).collect();
-    Json(json!({
+    let mut status = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "hostname": shared.config.hostname,
         "started_ms": started_ms,
@@ -145,7 +145,11 @@ pub async fn status(State(admin): Shared) -> Json<Value> {
         "sessions": { "total": by_listener.values().sum::<usize>(), "by_listener": by_listener },
         "bans": { "active": shared.guard.bans().len() },
         "alerts": { "unacknowledged": admin.monitor.unacknowledged(), "recent": recent },
-    }))
+    });
+    if shared.config.tls.acme.is_some() {
+        status["acme"] = json!(admin.monitor.acme());
+    }
+    Json(status)
 }
 
 pub async fn sessions(State(admin): Shared) -> Json<Value> {

@@ -41,6 +41,8 @@ pub struct Settings {
     pub sections: Vec<String>,
     /// Leave out the admin listener (on by default, on 127.0.0.1:0).
     pub no_admin: bool,
+    /// Extra `[listen]` lines, e.g. `https = ["127.0.0.1:0"]`.
+    pub listen: Vec<String>,
 }
 
 pub struct TestServer {
@@ -408,7 +410,11 @@ impl Drop for TestServer {
 
 fn config_text(s: &Settings) -> String {
     let user = if is_root() { "user = \"nobody\"\n" } else { "" };
-    let admin = if s.no_admin { "" } else { "admin = [\"127.0.0.1:0\"]\n" };
+    let mut admin = if s.no_admin { String::new() } else { "admin = [\"127.0.0.1:0\"]\n".to_string() };
+    for line in &s.listen {
+        admin.push_str(line);
+        admin.push('\n');
+    }
     let passwords = if s.passwords.is_empty() {
         "argon2_memory_kib = 1024\nargon2_iterations = 1".to_string()
     } else {

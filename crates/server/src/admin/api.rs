@@ -99,7 +99,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-fn flag(query: &Option<String>, name: &str) -> ApiResult<bool> {
+pub(super) fn flag(query: &Option<String>, name: &str) -> ApiResult<bool> {
     let Some(query) = query else { return Ok(false) };
     for pair in query.split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));

@@ -158,6 +158,9 @@ pub fn dev_instance(dir: &Path) -> Result<Config, Failure> {
             println!("  {:<46} {addr}", listener.spec().summary);
         }
     }
+    for addr in config.listen.addresses(Listener::Https) {
+        println!("  {:<46} https://{addr}/", Listener::Https.spec().summary);
+    }
     for addr in config.listen.admin() {
         println!("  {:<46} http://{addr}/", Listener::Admin.spec().summary);
     }

@@ -41,7 +41,7 @@ pub use portcullis_listeners::Listener;
 pub use process::Process;
 pub use root::Config;
 pub use store::Store;
-pub use tls::{Acme, Tls, TlsVersion};
+pub use tls::{Acme, AcmeChallenge, Tls, TlsVersion};
 pub use units::{format_size, parse_duration, parse_size};
 
 /// The environment variable that names the config file when `--config` is not given.

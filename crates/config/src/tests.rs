@@ -327,8 +327,16 @@ fn acme_is_read_and_needs_the_https_listener() {
     assert!(err.contains("tls.acme.contact"), "{err}");
     let err = with(r#"contact = "mailto:ops@example.org""#, true).unwrap_err().to_string();
     assert!(err.contains("tls.acme.directory"), "{err}");
+    assert_eq!(with(ok, true).unwrap().tls.acme.unwrap().challenge, AcmeChallenge::TlsAlpn01);
     let err = with(&format!("{ok}, challenge = \"dns-01\""), true).unwrap_err().to_string();
-    assert!(err.contains("challenge"), "unknown keys are refused: {err}");
+    assert!(err.contains("tls.acme.challenge") && err.contains("http-01"), "{err}");
+    let err = with(&format!("{ok}, challenge = \"http-01\""), true).unwrap_err().to_string();
+    assert!(err.contains("listen.http"), "HTTP-01 needs port 80: {err}");
+    let http01 =
+        parse(&format!("{MINIMAL}acme = {{ {ok}, challenge = \"http-01\" }}\n[listen]\nhttp = [\"0.0.0.0:80\"]\n"));
+    assert_eq!(http01.unwrap().tls.acme.unwrap().challenge, AcmeChallenge::Http01, "and not the HTTPS listener");
+    let err = with(&format!("{ok}, renew = \"30d\""), true).unwrap_err().to_string();
+    assert!(err.contains("renew"), "unknown keys are refused: {err}");
 }
 
 #[test]

@@ -43,6 +43,17 @@ pub struct Acme {
     /// The CA's domain for the CAA record `portcullis dns` prints (RFC 8659 §4.2); `None`:
     /// derived from the directory's host ([`Acme::caa_issuer`]).
     pub caa: Option<String>,
+    /// How the CA checks that the names are ours.
+    pub challenge: AcmeChallenge,
+}
+
+/// `tls.acme.challenge` (RFC 8555 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// RFC 8737, in the TLS handshake on port 443: the HTTPS listener answers.
+    TlsAlpn01,
+    /// RFC 8555 §8.3, over plain HTTP on port 80: `listen.http` answers.
+    Http01,
 }
 
 impl Acme {
@@ -81,6 +92,7 @@ pub(crate) struct RawAcme {
     contact: Option<String>,
     directory_ca: Option<String>,
     caa: Option<String>,
+    challenge: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -123,7 +135,13 @@ impl RawAcme {
                 "is required (the CA's directory URL, e.g. \"https://acme-v02.api.letsencrypt.org/directory\")",
             )
         })?;
-        let acme = Acme { directory, contact: String::new(), directory_ca: None, caa: None };
+        let acme = Acme {
+            directory,
+            contact: String::new(),
+            directory_ca: None,
+            caa: None,
+            challenge: AcmeChallenge::TlsAlpn01,
+        };
         // RFC 8555 §6.1: all ACME traffic is HTTPS.
         if acme.directory_host().is_none() {
             return Err(c.invalid("tls.acme.directory", format!("\"{}\" is not an https:// URL", acme.directory)));
@@ -145,6 +163,15 @@ impl RawAcme {
             ),
             None => None,
         };
-        Ok(Acme { contact, directory_ca: self.directory_ca.map(|f| c.file(&f)), caa, ..acme })
+        let challenge = match self.challenge.as_deref().unwrap_or("tls-alpn-01") {
+            "tls-alpn-01" => AcmeChallenge::TlsAlpn01,
+            "http-01" => AcmeChallenge::Http01,
+            other => {
+                return Err(
+                    c.invalid("tls.acme.challenge", format!("must be \"tls-alpn-01\" or \"http-01\", not \"{other}\""))
+                )
+            }
+        };
+        Ok(Acme { contact, directory_ca: self.directory_ca.map(|f| c.file(&f)), caa, challenge, ..acme })
     }
 }

@@ -27,6 +27,9 @@ pub enum Listener {
     /// autodiscover, Apple profiles), the MTA-STS policy, and ACME's TLS-ALPN-01 answers. Not a
     /// mail listener: nobody logs in, and it is not in [`Listener::ALL`].
     Https,
+    /// Plain HTTP (80): ACME HTTP-01 answers only (`tls.acme.challenge = "http-01"`); every
+    /// other request is a 404, so no document is ever sent where it could be altered.
+    Http,
     /// HTTP: the admin API, `/metrics` and the dashboard (`listen.admin`). Admitted by the
     /// guard like the mail listeners, but not one of them: it has no mail sessions, and is not
     /// in [`Listener::ALL`].
@@ -63,6 +66,9 @@ pub enum TlsMode {
     StartTlsRequired,
     /// As `admin.tls` says (plain HTTP on loopback by default).
     AdminSetting,
+    /// Never: port 80 serves nothing but ACME HTTP-01 answers (RFC 8555 §8.3 asks for them
+    /// over plain HTTP).
+    Never,
 }
 
 /// One row of [`TABLE`]: everything that varies from one listener to the next.
@@ -89,7 +95,7 @@ pub struct Spec {
 }
 
 /// Every listener, in the order of [`Listener`] (a test checks it).
-pub const TABLE: [Spec; 6] = [
+pub const TABLE: [Spec; 7] = [
     Spec {
         listener: Listener::Submissions,
         name: "submissions",
@@ -149,6 +155,18 @@ pub const TABLE: [Spec; 6] = [
         listen_key: "listen.https",
         firewall_allow_key: "firewall.https.allow",
         firewall_deny_key: "firewall.https.deny",
+    },
+    Spec {
+        listener: Listener::Http,
+        name: "http",
+        protocol: Protocol::Http,
+        tls: TlsMode::Never,
+        port: 80,
+        login: false,
+        summary: "HTTP: ACME HTTP-01 answers only",
+        listen_key: "listen.http",
+        firewall_allow_key: "firewall.http.allow",
+        firewall_deny_key: "firewall.http.deny",
     },
     Spec {
         listener: Listener::Admin,
@@ -294,6 +312,7 @@ mod tests {
         assert!(Listener::EVERY[MAIL_COUNT..].iter().all(|l| !l.is_mail()), "HTTP rows come last");
         assert!(!Listener::Admin.is_mail());
         assert!(!Listener::Https.is_mail());
+        assert!(!Listener::Http.is_mail());
         for (i, l) in Listener::ALL.iter().enumerate() {
             assert_eq!(l.index(), i);
         }
@@ -307,6 +326,8 @@ mod tests {
         let https = Listener::Https.spec();
         assert_eq!((https.port, https.tls, https.login), (443, TlsMode::Implicit, false));
         assert_eq!((Listener::Https.dev_port(), Listener::Https.protocol()), (10443, "http"));
+        let http = Listener::Http.spec();
+        assert_eq!((http.port, http.tls, http.login), (80, TlsMode::Never, false));
     }
 
     #[test]

@@ -339,12 +339,19 @@ impl Drop for Pebble {
     }
 }
 
+/// Where pebble's validator connects: the server's HTTPS (TLS-ALPN-01) and port-80 (HTTP-01)
+/// listeners.
+struct Validated {
+    tls_port: u16,
+    http_port: u16,
+}
+
 fn start_pebble(
     files: &PebbleFiles,
     dir: &Path,
     port: u16,
     dns: SocketAddr,
-    tls_port: u16,
+    to: Validated,
     blocklist: &[String],
 ) -> Pebble {
     let config = serde_json::json!({
@@ -353,8 +360,8 @@ fn start_pebble(
             "managementListenAddress": format!("127.0.0.1:{}", free_port()),
             "certificate": files.cert_file,
             "privateKey": files.key_file,
-            "httpPort": free_port(),
-            "tlsPort": tls_port,
+            "httpPort": to.http_port,
+            "tlsPort": to.tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": false,
             "domainBlocklist": blocklist,
@@ -362,9 +369,9 @@ fn start_pebble(
             "certificateValidityPeriod": 15,
         }
     });
-    let config_file = dir.join(format!("pebble-{}.json", blocklist.len()));
+    let config_file = dir.join(format!("pebble-{port}-{}.json", blocklist.len()));
     std::fs::write(&config_file, config.to_string()).unwrap();
-    let log = std::fs::File::create(dir.join(format!("pebble-{}.log", blocklist.len()))).unwrap();
+    let log = std::fs::File::create(dir.join(format!("pebble-{port}-{}.log", blocklist.len()))).unwrap();
     let child = Command::new(PEBBLE)
         .arg("-config")
         .arg(&config_file)
@@ -475,6 +482,22 @@ fn wait_long(
     }
 }
 
+/// Every name of DOMAIN resolving to loopback, for pebble's validator.
+fn test_dns() -> portcullis_testdns::TestDns {
+    let mut zones = portcullis_testdns::Zones::new().zone(DOMAIN);
+    for name in every_name() {
+        zones = zones.a(&name, Ipv4Addr::LOCALHOST);
+    }
+    portcullis_testdns::TestDns::start(zones).unwrap()
+}
+
+fn acme_line(pebble_port: u16, files: &PebbleFiles, extra: &str) -> String {
+    format!(
+        "acme = {{ directory = \"https://127.0.0.1:{pebble_port}/dir\", contact = \"mailto:postmaster@{DOMAIN}\", directory_ca = \"{}\"{extra} }}",
+        files.ca_file.display()
+    )
+}
+
 fn issued(e: &serde_json::Value) -> bool {
     e["event"] == "acme_certificate" && e["new"] == true
 }
@@ -485,20 +508,13 @@ fn a_certificate_from_acme_is_served_everywhere_renewed_under_an_open_session_an
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut zones = portcullis_testdns::Zones::new().zone(DOMAIN);
-    for name in every_name() {
-        zones = zones.a(&name, Ipv4Addr::LOCALHOST);
-    }
-    let dns = portcullis_testdns::TestDns::start(zones).unwrap();
+    let dns = test_dns();
     let files = pebble_files(dir.path());
     let (pebble_port, https_port) = (free_port(), free_port());
-    let pebble = start_pebble(&files, dir.path(), pebble_port, dns.addr(), https_port, &[]);
-    let acme = format!(
-        "acme = {{ directory = \"https://127.0.0.1:{pebble_port}/dir\", contact = \"mailto:postmaster@{DOMAIN}\", directory_ca = \"{}\" }}",
-        files.ca_file.display()
-    );
+    let to = || Validated { tls_port: https_port, http_port: free_port() };
+    let pebble = start_pebble(&files, dir.path(), pebble_port, dns.addr(), to(), &[]);
     let server = TestServer::start_with(Settings {
-        tls: vec![acme],
+        tls: vec![acme_line(pebble_port, &files, "")],
         listen: vec![format!("https = [\"127.0.0.1:{https_port}\"]")],
         ..Settings::default()
     });
@@ -541,7 +557,7 @@ fn a_certificate_from_acme_is_served_everywhere_renewed_under_an_open_session_an
     // The CA now refuses every name: the certificate in service stays, and an alert says so.
     drop(pebble);
     let blocked: Vec<String> = every_name();
-    let _refusing = start_pebble(&files, dir.path(), pebble_port, dns.addr(), https_port, &blocked);
+    let _refusing = start_pebble(&files, dir.path(), pebble_port, dns.addr(), to(), &blocked);
     let failed = wait_long(&server, Duration::from_secs(60), 1, |e| e["event"] == "acme_failed").remove(0);
     assert!(failed["failures"].as_u64() >= Some(1), "{failed}");
     let error = failed["error"].as_str().unwrap();
@@ -559,4 +575,37 @@ fn a_certificate_from_acme_is_served_everywhere_renewed_under_an_open_session_an
     assert!(["warning", "critical"].contains(&alert["severity"].as_str().unwrap()), "{alert}");
     let status = server.cli_ok(&["status"], None);
     assert!(status.contains("last attempt failed"), "{status}");
+}
+
+#[test]
+fn a_certificate_is_issued_by_http_01_on_port_80_which_serves_nothing_else() {
+    if !pebble_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dns = test_dns();
+    let files = pebble_files(dir.path());
+    let (pebble_port, http_port) = (free_port(), free_port());
+    let to = Validated { tls_port: free_port(), http_port };
+    let _pebble = start_pebble(&files, dir.path(), pebble_port, dns.addr(), to, &[]);
+    let server = TestServer::start_with(Settings {
+        tls: vec![acme_line(pebble_port, &files, ", challenge = \"http-01\"")],
+        listen: vec![format!("http = [\"127.0.0.1:{http_port}\"]")],
+        ..Settings::default()
+    });
+    wait_long(&server, Duration::from_secs(60), 1, issued);
+    let shown = served_leaf(&server, "imaps", HOSTNAME);
+    assert_eq!(shown, stored_leaf(&server));
+    assert!(issuer_of(&shown).contains("Pebble"), "issued by {}", issuer_of(&shown));
+    let answered = server.wait_event(|e| e["event"] == "http_request" && e["listener"] == "http" && e["status"] == 200);
+    assert!(answered["path"].as_str().unwrap().starts_with("/.well-known/acme-challenge/"), "{answered}");
+
+    // Nothing but challenge answers without TLS: the documents are a 404 on port 80, and so is
+    // a token that is not pending.
+    for target in ["/mail/config-v1.1.xml", "/.well-known/acme-challenge/not-pending", "/.well-known/mta-sts.txt"] {
+        let mut plain = TcpStream::connect(server.addr("http")).unwrap();
+        plain.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        plain.write_all(format!("GET {target} HTTP/1.1\r\nHost: autoconfig.{DOMAIN}\r\n\r\n").as_bytes()).unwrap();
+        assert_eq!(read_answer(&mut plain).expect("an answer").status, 404, "{target}");
+    }
 }

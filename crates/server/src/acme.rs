@@ -1,7 +1,7 @@
 //! `[tls] acme` at work: the certificate manager of crates/acme run inside the server. It
 //! certifies the host name and the `autoconfig.`, `autodiscover.` and `mta-sts.` names of each
-//! local domain, answers TLS-ALPN-01 on the HTTPS listener (through the [`Challenges`] given
-//! to `https::start`), and hands every certificate to the listeners' SNI choice under the
+//! local domain, answers TLS-ALPN-01 on the HTTPS listener or HTTP-01 on the port-80 listener
+//! (through the [`Challenges`] given to `https::start` and `https::start_http`), and hands every certificate to the listeners' SNI choice under the
 //! label "acme": new handshakes get it at once, established sessions keep theirs.
 //!
 //! What the manager reports becomes the server's events (`acme_certificate`, `acme_failed`),
@@ -11,7 +11,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use portcullis_acme::{AcmeEvent, AcmeSettings, CertStore, Challenges, Hooks, Manager, Urgency};
+use portcullis_acme::{AcmeEvent, AcmeSettings, CertStore, ChallengeKind, Challenges, Hooks, Manager, Urgency};
+use portcullis_config::AcmeChallenge;
 use portcullis_events::{AlertKind, Event, Events, Severity};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -30,6 +31,10 @@ pub async fn start(shared: &Arc<Shared>, challenges: Arc<Challenges>) -> Result<
     let domains = shared.store.domains().await.map_err(|e| format!("tls.acme: cannot read the local domains: {e}"))?;
     let mut settings =
         AcmeSettings::new(&acme.directory, vec![acme.contact.clone()], names(&shared.config.hostname, &domains));
+    settings.challenge = match acme.challenge {
+        AcmeChallenge::TlsAlpn01 => ChallengeKind::TlsAlpn01,
+        AcmeChallenge::Http01 => ChallengeKind::Http01,
+    };
     if let Some(file) = &acme.directory_ca {
         settings.extra_roots = CertificateDer::pem_file_iter(file)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())

@@ -15,6 +15,9 @@
 //!   connection's whole life ([`CONNECTION_LIFETIME`]).
 //!
 //! Every answered request is one `http_request` event.
+//!
+//! The port-80 listener (`listen.http`, for ACME HTTP-01 only) is the same loop without TLS:
+//! `Site::respond` with `tls: false` serves nothing there but `/.well-known/acme-challenge/`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -59,7 +62,9 @@ const PLAIN_PEEK: usize = 1024;
 struct Https {
     shared: Arc<Shared>,
     site: Site,
-    acceptor: TlsAcceptor,
+    listener: Listener,
+    /// `None` on the port-80 listener.
+    acceptor: Option<TlsAcceptor>,
 }
 
 /// Starts serving on the bound `listen.https` sockets; emits a `listening` event for each and
@@ -87,11 +92,32 @@ pub fn start(
     let https = Arc::new(Https {
         shared: shared.clone(),
         site: Site::new(facts(&shared.config, &every)),
-        acceptor: TlsAcceptor::from(Arc::new(config)),
+        listener: Listener::Https,
+        acceptor: Some(TlsAcceptor::from(Arc::new(config))),
     });
     for (socket, addr) in bound {
         shared.events.emit(Event::Listening { listener: Listener::Https, addr });
         shared.tasks.spawn(accept_loop(https.clone(), socket));
+    }
+    Ok(listening)
+}
+
+/// Starts the port-80 listener (`listen.http`): ACME HTTP-01 answers from `challenges`, a 404
+/// for everything else.
+pub fn start_http(
+    shared: &Arc<Shared>,
+    challenges: Arc<Challenges>,
+    sockets: Vec<std::net::TcpListener>,
+) -> Result<Vec<ListenerInfo>, String> {
+    let site = Site::new(server_facts(&shared.config)).with_http01(Arc::new(move |token| challenges.http01(token)));
+    let http = Arc::new(Https { shared: shared.clone(), site, listener: Listener::Http, acceptor: None });
+    let mut listening = Vec::new();
+    for socket in sockets {
+        let socket = TcpListener::from_std(socket).map_err(|e| format!("listen.http: {e}"))?;
+        let addr = socket.local_addr().map_err(|e| format!("listen.http: {e}"))?;
+        listening.push(ListenerInfo { name: Listener::Http.as_str().into(), addr, tls: false });
+        shared.events.emit(Event::Listening { listener: Listener::Http, addr });
+        shared.tasks.spawn(accept_loop(http.clone(), socket));
     }
     Ok(listening)
 }
@@ -121,12 +147,13 @@ fn facts(config: &portcullis_config::Config, bound: &[ListenerInfo]) -> ServerFa
 
 async fn accept_loop(https: Arc<Https>, socket: TcpListener) {
     let shared = &https.shared;
+    let listener = https.listener;
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = socket.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
-                    shared.events.emit(Event::InternalError { conn: None, what: format!("accept on https failed: {e}") });
+                    shared.events.emit(Event::InternalError { conn: None, what: format!("accept on {listener} failed: {e}") });
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -135,10 +162,10 @@ async fn accept_loop(https: Arc<Https>, socket: TcpListener) {
         };
         // Before any TLS or HTTP work; a refused connection is just closed (an HTTP client
         // retries, and a polite answer would cost a handshake).
-        let admission = match shared.guard.admit(peer.ip(), Listener::Https, Now::current()) {
+        let admission = match shared.guard.admit(peer.ip(), listener, Now::current()) {
             Ok(admission) => admission,
             Err(reason) => {
-                shared.events.emit(Event::ConnectionRefused { listener: Listener::Https, peer, reason });
+                shared.events.emit(Event::ConnectionRefused { listener, peer, reason });
                 drop(tcp);
                 continue;
             }
@@ -158,6 +185,9 @@ impl Https {
     /// ban, new firewall rules) or the server closes its sessions.
     async fn serve(self: &Arc<Self>, tcp: TcpStream, peer: SocketAddr, revoked: CancellationToken) {
         let work = async {
+            let Some(acceptor) = &self.acceptor else {
+                return self.serve_http(tcp, peer).await;
+            };
             let handshake_timeout = self.shared.config.tls.handshake_timeout;
             // RFC 8446 §5.1: a TLS connection opens with a handshake record (content type 22).
             let mut first = [0u8; 1];
@@ -166,7 +196,7 @@ impl Https {
                 Ok(Ok(1)) => return self.refuse_plain_http(tcp, peer).await,
                 _ => return,
             }
-            let Ok(Ok(mut stream)) = tokio::time::timeout(handshake_timeout, self.acceptor.accept(tcp)).await else {
+            let Ok(Ok(mut stream)) = tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await else {
                 return;
             };
             if is_challenge_connection(stream.get_ref().1.alpn_protocol()) {
@@ -203,7 +233,10 @@ impl Https {
         self.emitted(peer, None, method, target, 400);
     }
 
-    async fn serve_http(self: &Arc<Self>, stream: tokio_rustls::server::TlsStream<TcpStream>, peer: SocketAddr) {
+    async fn serve_http<S>(self: &Arc<Self>, stream: S, peer: SocketAddr)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let requests = Arc::new(AtomicU32::new(0));
         let https = self.clone();
         let service = hyper::service::service_fn(move |request| {
@@ -260,14 +293,14 @@ impl Https {
                                 method: parts.method.as_str(),
                                 target,
                                 body: &body,
-                                tls: true,
+                                tls: self.acceptor.is_some(),
                             };
                             self.site.respond(&request, &domains)
                         }
                         Err(e) => {
                             self.shared.events.emit(Event::InternalError {
                                 conn: None,
-                                what: format!("https: cannot read the local domains: {e}"),
+                                what: format!("{}: cannot read the local domains: {e}", self.listener),
                             });
                             plain(503, "The server cannot answer now; try again later.\n")
                         }
@@ -282,7 +315,7 @@ impl Https {
     fn emitted(&self, peer: SocketAddr, host: Option<&str>, method: &str, target: &str, status: u16) {
         let path = target.split('?').next().unwrap_or("");
         self.shared.events.emit(Event::HttpRequest {
-            listener: Listener::Https,
+            listener: self.listener,
             peer,
             host: host.map(|h| h.chars().take(LOGGED_HOST).collect()),
             method: method.chars().take(16).collect(),

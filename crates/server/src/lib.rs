@@ -79,6 +79,11 @@ pub fn serve(config: Config) -> Result<(), String> {
         let socket = socket::bind(*addr).map_err(|e| format!("listen.https: cannot listen on {addr}: {e}"))?;
         https_sockets.push(socket);
     }
+    let mut http_sockets = Vec::new();
+    for addr in config.listen.addresses(Listener::Http) {
+        let socket = socket::bind(*addr).map_err(|e| format!("listen.http: cannot listen on {addr}: {e}"))?;
+        http_sockets.push(socket);
+    }
     if bound.is_empty() {
         let keys: Vec<&str> = Listener::ALL.iter().map(|l| l.spec().listen_key).collect();
         return Err(format!(
@@ -95,7 +100,7 @@ pub fn serve(config: Config) -> Result<(), String> {
         .thread_name("portcullis")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let sockets = Sockets { mail: bound, https: https_sockets, admin: admin_sockets };
+    let sockets = Sockets { mail: bound, https: https_sockets, http: http_sockets, admin: admin_sockets };
     runtime.block_on(run(config, tls, sockets, log))
 }
 
@@ -119,11 +124,12 @@ fn log_sink(log: &portcullis_config::Log) -> Result<LogSink, String> {
 struct Sockets {
     mail: Vec<(Listener, std::net::TcpListener)>,
     https: Vec<std::net::TcpListener>,
+    http: Vec<std::net::TcpListener>,
     admin: Vec<std::net::TcpListener>,
 }
 
 async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> Result<(), String> {
-    let Sockets { mail: bound, https: https_sockets, admin: admin_sockets } = sockets;
+    let Sockets { mail: bound, https: https_sockets, http: http_sockets, admin: admin_sockets } = sockets;
     let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)
         .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
@@ -186,6 +192,7 @@ async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> R
     let challenges = portcullis_acme::Challenges::new();
     let https = https::start(&shared, challenges.clone(), https_sockets, &listening)?;
     listening.extend(https);
+    listening.extend(https::start_http(&shared, challenges.clone(), http_sockets)?);
     acme::start(&shared, challenges).await?;
     if let Some((auth, _)) = admin_auth {
         admin::start(shared.clone(), monitor, auth, listening, admin_sockets)?;

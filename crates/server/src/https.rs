@@ -59,7 +59,8 @@ const LOGGED_HOST: usize = 255;
 /// How much of a plain-HTTP request is read to say what it asked for.
 const PLAIN_PEEK: usize = 1024;
 
-struct Https {
+/// One listener of this file: the HTTPS one, or the port-80 one (`acceptor` `None`).
+struct WebListener {
     shared: Arc<Shared>,
     site: Site,
     listener: Listener,
@@ -89,7 +90,7 @@ pub fn start(
     let mut config = tls::server_config(resolver, shared.config.tls.min_version)?;
     config.alpn_protocols = https_alpn_protocols();
     let every: Vec<ListenerInfo> = mail.iter().chain(&listening).cloned().collect();
-    let https = Arc::new(Https {
+    let https = Arc::new(WebListener {
         shared: shared.clone(),
         site: Site::new(facts(&shared.config, &every)),
         listener: Listener::Https,
@@ -110,7 +111,7 @@ pub fn start_http(
     sockets: Vec<std::net::TcpListener>,
 ) -> Result<Vec<ListenerInfo>, String> {
     let site = Site::new(server_facts(&shared.config)).with_http01(Arc::new(move |token| challenges.http01(token)));
-    let http = Arc::new(Https { shared: shared.clone(), site, listener: Listener::Http, acceptor: None });
+    let http = Arc::new(WebListener { shared: shared.clone(), site, listener: Listener::Http, acceptor: None });
     let mut listening = Vec::new();
     for socket in sockets {
         let socket = TcpListener::from_std(socket).map_err(|e| format!("listen.http: {e}"))?;
@@ -145,7 +146,7 @@ fn facts(config: &portcullis_config::Config, bound: &[ListenerInfo]) -> ServerFa
     facts
 }
 
-async fn accept_loop(https: Arc<Https>, socket: TcpListener) {
+async fn accept_loop(https: Arc<WebListener>, socket: TcpListener) {
     let shared = &https.shared;
     let listener = https.listener;
     loop {
@@ -180,7 +181,7 @@ async fn accept_loop(https: Arc<Https>, socket: TcpListener) {
     }
 }
 
-impl Https {
+impl WebListener {
     /// One connection, until it ends, its lifetime is over, its admission is withdrawn (a
     /// ban, new firewall rules) or the server closes its sessions.
     async fn serve(self: &Arc<Self>, tcp: TcpStream, peer: SocketAddr, revoked: CancellationToken) {

@@ -170,6 +170,18 @@ def test_every_operation_answers_as_documented(server, api):
     assert api.call("DELETE", "/api/v1/domains/{domain}", {"domain": "second.test"})[0] == 404
     assert api.call("DELETE", "/api/v1/domains/{domain}", {"domain": "example.test"})[0] == 409
     assert api.call("DELETE", "/api/v1/domains/{domain}", {"domain": "bad domain"})[0] == 400
+    # Its DNS checklist: the records `portcullis dns` prints, and with check=true the verdicts.
+    DNS = "/api/v1/domains/{domain}/dns"
+    status, plan = api.call("GET", DNS, {"domain": "Example.TEST"})
+    assert status == 200 and plan["domain"] == "example.test" and not plan["checked"]
+    assert {"MX", "TXT", "SRV"} <= {r["type"] for r in plan["records"]}
+    assert all("status" not in r and r["zone_line"].startswith(r["name"] + ".") for r in plan["records"])
+    status, checked = api.call("GET", DNS, {"domain": "example.test"}, query="?check=true")
+    assert status == 200 and checked["checked"] and len(checked["records"]) == len(plan["records"])
+    assert all(r["status"] in ("ok", "missing", "wrong", "unknown") for r in checked["records"])
+    assert api.call("GET", DNS, {"domain": "elsewhere.test"})[0] == 404
+    assert api.call("GET", DNS, {"domain": "bad domain"})[0] == 400
+    assert api.call("GET", DNS, {"domain": "example.test"}, query="?check=maybe")[0] == 400
 
     # Accounts.
     status, made = api.call("POST", "/api/v1/accounts", body={"address": "carol@example.test"})

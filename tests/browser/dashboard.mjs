@@ -113,6 +113,15 @@ try {
   await page.waitForSelector('#domains tr[data-domain="second.test"]');
   check((await read("/api/v1/domains")).includes("second.test"), "a domain is added from its page");
 
+  // Its DNS checklist: the records to publish, then (after "Check now") a verdict for each.
+  await page.click('#domains a[data-dns="second.test"]');
+  await page.waitForSelector('#dns-records tr[data-record="second.test MX"]');
+  check((await textOf("#dns-title")).includes("second.test"), "a domain's DNS page names it");
+  check((await textOf('#dns-records tr[data-record="second.test MX"]')).includes("MX 10"), "the MX record is listed, ready to paste");
+  await page.click("#dns-check");
+  await page.waitForSelector("#dns-records td[class^=verdict-]", { timeout: 60000 });
+  check(/records|place/.test(await textOf("#dns-summary")), "the check gives a verdict per record");
+
   // Accounts: add one in it, with a quota; its generated password is shown once.
   await page.click("#pages a[data-page=accounts]");
   await page.fill("#new-address", "carol@second.test");

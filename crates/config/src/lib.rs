@@ -47,7 +47,7 @@ pub use root::Config;
 pub use sender_auth::{AuthAction, SenderAuth, TempErrorAction};
 pub use smtp::Smtp;
 pub use store::Store;
-pub use tls::{Tls, TlsVersion};
+pub use tls::{Acme, AcmeChallenge, Tls, TlsVersion};
 pub use units::{format_size, parse_duration, parse_size};
 
 /// The environment variable that names the config file when `--config` is not given.

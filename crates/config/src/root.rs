@@ -101,6 +101,23 @@ impl RawConfig {
         let data_dir = c.file(self.data_dir.as_deref().unwrap_or(DATA_DIR));
         let tls = self.tls.unwrap_or_default().validate(&c)?;
         let listen = self.listen.unwrap_or_default().validate(&c)?;
+        // The CA checks the names on the listener its challenge names: RFC 8737 on port 443,
+        // RFC 8555 §8.3 on port 80.
+        match tls.acme.as_ref().map(|a| a.challenge) {
+            Some(crate::AcmeChallenge::TlsAlpn01) if !listen.is_on(crate::Listener::Https) => {
+                return Err(c.invalid(
+                    "tls.acme",
+                    "needs the HTTPS listener, where the CA checks the names (TLS-ALPN-01): set listen.https = [\"0.0.0.0:443\"]",
+                ))
+            }
+            Some(crate::AcmeChallenge::Http01) if !listen.is_on(crate::Listener::Http) => {
+                return Err(c.invalid(
+                    "tls.acme.challenge",
+                    "\"http-01\" needs the port-80 listener, where the CA checks the names: set listen.http = [\"0.0.0.0:80\"]",
+                ))
+            }
+            _ => {}
+        }
         let store = self.store.unwrap_or_default().validate(&c, &data_dir)?;
         let limits = self.limits.unwrap_or_default().validate(&c)?;
         let passwords = self.passwords.unwrap_or_default().validate(&c)?;

@@ -334,3 +334,66 @@ fn the_mx_listener_dns_and_sender_auth_sections() {
     let e = error_of(&format!("{MINIMAL}[sender_auth]\ndmarc_reject = \"quarantine\"\n"));
     assert!(e.contains("reject, junk, accept"), "the error names the words allowed: {e}");
 }
+
+#[test]
+fn acme_is_read_and_needs_the_https_listener() {
+    let with = |acme: &str, https: bool| {
+        let listen = if https { "[listen]\nhttps = [\"0.0.0.0:443\"]\n" } else { "" };
+        parse(&format!("{MINIMAL}acme = {{ {acme} }}\n{listen}"))
+    };
+    let c = with(
+        r#"directory = "https://ca.example:14000/dir", contact = "mailto:ops@example.org", directory_ca = "ca.pem""#,
+        true,
+    )
+    .unwrap();
+    let acme = c.tls.acme.unwrap();
+    assert_eq!(acme.directory, "https://ca.example:14000/dir");
+    assert_eq!(acme.directory_host().as_deref(), Some("ca.example"));
+    assert_eq!(acme.caa_issuer().as_deref(), Some("ca.example"));
+    let lets_encrypt =
+        r#"directory = "https://acme-v02.api.letsencrypt.org/directory", contact = "mailto:a@example.org""#;
+    assert_eq!(with(lets_encrypt, true).unwrap().tls.acme.unwrap().caa_issuer().as_deref(), Some("letsencrypt.org"));
+    let local = r#"directory = "https://127.0.0.1:14000/dir", contact = "mailto:a@example.org""#;
+    assert_eq!(with(local, true).unwrap().tls.acme.unwrap().caa_issuer(), None);
+    let named =
+        r#"directory = "https://acme.zerossl.com/v2/DV90", contact = "mailto:a@example.org", caa = "Sectigo.com""#;
+    assert_eq!(with(named, true).unwrap().tls.acme.unwrap().caa_issuer().as_deref(), Some("sectigo.com"));
+    assert_eq!(acme.contact, "mailto:ops@example.org");
+    assert_eq!(acme.directory_ca, Some(PathBuf::from("/etc/portcullis/ca.pem")));
+    assert_eq!(c.listen.addresses(Listener::Https), &["0.0.0.0:443".parse().unwrap()]);
+    assert!(parse(MINIMAL).unwrap().tls.acme.is_none());
+
+    let ok = r#"directory = "https://ca.example/dir", contact = "mailto:ops@example.org""#;
+    let err = with(ok, false).unwrap_err().to_string();
+    assert!(err.contains("tls.acme") && err.contains("listen.https"), "{err}");
+    let err = with(r#"directory = "http://ca.example/dir", contact = "mailto:ops@example.org""#, true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tls.acme.directory") && err.contains("https://"), "{err}");
+    let err =
+        with(r#"directory = "https://ca.example/dir", contact = "ops@example.org""#, true).unwrap_err().to_string();
+    assert!(err.contains("tls.acme.contact"), "{err}");
+    let err = with(r#"contact = "mailto:ops@example.org""#, true).unwrap_err().to_string();
+    assert!(err.contains("tls.acme.directory"), "{err}");
+    assert_eq!(with(ok, true).unwrap().tls.acme.unwrap().challenge, AcmeChallenge::TlsAlpn01);
+    let err = with(&format!("{ok}, challenge = \"dns-01\""), true).unwrap_err().to_string();
+    assert!(err.contains("tls.acme.challenge") && err.contains("http-01"), "{err}");
+    let err = with(&format!("{ok}, challenge = \"http-01\""), true).unwrap_err().to_string();
+    assert!(err.contains("listen.http"), "HTTP-01 needs port 80: {err}");
+    let http01 =
+        parse(&format!("{MINIMAL}acme = {{ {ok}, challenge = \"http-01\" }}\n[listen]\nhttp = [\"0.0.0.0:80\"]\n"));
+    assert_eq!(http01.unwrap().tls.acme.unwrap().challenge, AcmeChallenge::Http01, "and not the HTTPS listener");
+    let err = with(&format!("{ok}, renew = \"30d\""), true).unwrap_err().to_string();
+    assert!(err.contains("renew"), "unknown keys are refused: {err}");
+}
+
+#[test]
+fn the_https_listener_has_its_firewall_rules() {
+    let c = parse(&format!(
+        "{MINIMAL}[listen]\nhttps = [\"127.0.0.1:10443\"]\n[firewall.https]\ndeny = [\"10.0.0.0/8\"]\n"
+    ))
+    .unwrap();
+    assert!(c.listen.is_on(Listener::Https));
+    assert!(c.listen.mail().all(|(l, _)| l != Listener::Https), "not a mail listener");
+    assert!(c.firewall.listener(Listener::Https).is_some());
+}

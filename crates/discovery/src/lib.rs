@@ -20,6 +20,7 @@ pub mod autoconfig;
 pub mod autodiscover;
 mod check;
 mod facts;
+mod from_config;
 mod http;
 pub mod mobileconfig;
 pub mod mta_sts;
@@ -29,6 +30,7 @@ mod xml;
 
 pub use check::{judge, Context, Finding, Observed, Status};
 pub use facts::{DkimKey, DomainFacts, Ports, ServerFacts};
+pub use from_config::server_facts;
 pub use http::{Http01Answers, LocalDomains, Request, Response, Site, MAX_BODY};
 pub use observe::{check, observe};
 pub use records::{plan, Data, Expected, Plan, Purpose, TTL};

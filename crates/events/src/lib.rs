@@ -105,6 +105,9 @@ pub enum AlertKind {
     /// An account's TOTP locked after too many wrong codes given with the right password:
     /// someone who is not its owner knows its password.
     TotpLocked,
+    /// The ACME CA did not renew the certificate: warning while at least a sixth of its
+    /// lifetime is left, critical after that or while there is none from the CA yet.
+    CertificateRenewal,
 }
 
 /// Everything observable. Field names are part of the operator interface (log lines are
@@ -390,6 +393,39 @@ pub enum Event {
         /// e.g. "ban_add", "ban_remove", "session_kill", "alert_ack", "domain_add".
         action: &'static str,
         target: String,
+    },
+    /// One request answered on an HTTP listener other than the admin one (`https`): what was
+    /// asked and the status given. The query (which carries an address) is never logged.
+    HttpRequest {
+        listener: Listener,
+        peer: SocketAddr,
+        /// The Host header as sent, at most 255 characters.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+        method: String,
+        /// The path, without the query, at most 200 characters.
+        path: String,
+        status: u16,
+    },
+    /// A certificate from the ACME CA was put in service: the stored one at start (`new`
+    /// false) or one just obtained (`new` true). Times are Unix seconds.
+    AcmeCertificate {
+        names: Vec<String>,
+        not_after: u64,
+        renewal_due: u64,
+        new: bool,
+    },
+    /// An attempt to get a certificate from the ACME CA failed; the one in service stays. An
+    /// `alert_raised` (`certificate_renewal`) goes with it.
+    AcmeFailed {
+        error: String,
+        /// Failed attempts in a row.
+        failures: u32,
+        retry_in_s: u64,
+        /// How long the certificate in service has left; absent when there is none from the CA.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_in_s: Option<u64>,
+        severity: Severity,
     },
     /// Something went wrong on our side (store, I/O) that an operator must see.
     InternalError {

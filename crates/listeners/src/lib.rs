@@ -25,6 +25,13 @@ pub enum Listener {
     Imaps,
     /// POP3, implicit TLS (995).
     Pop3s,
+    /// HTTPS (443): the documents mail clients set themselves up from (autoconfig,
+    /// autodiscover, Apple profiles), the MTA-STS policy, and ACME's TLS-ALPN-01 answers. Not a
+    /// mail listener: nobody logs in, and it is not in [`Listener::ALL`].
+    Https,
+    /// Plain HTTP (80): ACME HTTP-01 answers only (`tls.acme.challenge = "http-01"`); every
+    /// other request is a 404, so no document is ever sent where it could be altered.
+    Http,
     /// HTTP: the admin API, `/metrics` and the dashboard (`listen.admin`). Admitted by the
     /// guard like the mail listeners, but not one of them: it has no mail sessions, and is not
     /// in [`Listener::ALL`].
@@ -63,6 +70,9 @@ pub enum TlsMode {
     StartTlsOffered,
     /// As `admin.tls` says (plain HTTP on loopback by default).
     AdminSetting,
+    /// Never: port 80 serves nothing but ACME HTTP-01 answers (RFC 8555 §8.3 asks for them
+    /// over plain HTTP).
+    Never,
 }
 
 /// One row of [`TABLE`]: everything that varies from one listener to the next.
@@ -89,7 +99,7 @@ pub struct Spec {
 }
 
 /// Every listener, in the order of [`Listener`] (a test checks it).
-pub const TABLE: [Spec; 6] = [
+pub const TABLE: [Spec; 8] = [
     Spec {
         listener: Listener::Smtp,
         name: "smtp",
@@ -151,6 +161,30 @@ pub const TABLE: [Spec; 6] = [
         firewall_deny_key: "firewall.pop3s.deny",
     },
     Spec {
+        listener: Listener::Https,
+        name: "https",
+        protocol: Protocol::Http,
+        tls: TlsMode::Implicit,
+        port: 443,
+        login: false,
+        summary: "HTTPS: autoconfig, autodiscover, MTA-STS, ACME",
+        listen_key: "listen.https",
+        firewall_allow_key: "firewall.https.allow",
+        firewall_deny_key: "firewall.https.deny",
+    },
+    Spec {
+        listener: Listener::Http,
+        name: "http",
+        protocol: Protocol::Http,
+        tls: TlsMode::Never,
+        port: 80,
+        login: false,
+        summary: "HTTP: ACME HTTP-01 answers only",
+        listen_key: "listen.http",
+        firewall_allow_key: "firewall.http.allow",
+        firewall_deny_key: "firewall.http.deny",
+    },
+    Spec {
         listener: Listener::Admin,
         name: "admin",
         protocol: Protocol::Http,
@@ -178,6 +212,17 @@ pub const NAMES: [&str; COUNT] = {
     names
 };
 
+/// How many mail listeners there are: the rows before the first HTTP one (a test checks that
+/// every mail row comes before every HTTP row, so that the mail listeners' indexes are
+/// `0..MAIL_COUNT`).
+pub const MAIL_COUNT: usize = {
+    let mut i = 0;
+    while i < COUNT && !matches!(TABLE[i].protocol, Protocol::Http) {
+        i += 1;
+    }
+    i
+};
+
 /// What `init --dev` adds to a standard port: 465 becomes 10465.
 pub const DEV_PORT_OFFSET: u16 = 10_000;
 
@@ -193,12 +238,13 @@ impl Listener {
         every
     };
 
-    /// The mail listeners: every listener but [`Listener::Admin`], in table order. Arrays
-    /// indexed by [`Listener::index`] have this length.
-    pub const ALL: [Listener; COUNT - 1] = {
-        let mut all = [Listener::Admin; COUNT - 1];
+    /// The mail listeners: every listener but the HTTP ones ([`Listener::Https`],
+    /// [`Listener::Admin`]), in table order. Arrays indexed by [`Listener::index`] of a mail
+    /// listener have this length.
+    pub const ALL: [Listener; MAIL_COUNT] = {
+        let mut all = [Listener::Admin; MAIL_COUNT];
         let mut i = 0;
-        while i < COUNT - 1 {
+        while i < MAIL_COUNT {
             all[i] = TABLE[i].listener;
             i += 1;
         }
@@ -225,7 +271,7 @@ impl Listener {
         self as usize
     }
 
-    /// Whether it carries mail sessions (every listener but the admin listener).
+    /// Whether it carries mail sessions (every listener but the HTTP ones).
     pub const fn is_mail(self) -> bool {
         !matches!(self.spec().protocol, Protocol::Http)
     }
@@ -275,11 +321,14 @@ mod tests {
     }
 
     #[test]
-    fn the_mail_listeners_are_every_listener_but_the_admin_one() {
+    fn the_mail_listeners_are_every_listener_but_the_http_ones_and_come_first() {
         assert_eq!(Listener::EVERY.last(), Some(&Listener::Admin));
-        assert_eq!(&Listener::EVERY[..COUNT - 1], &Listener::ALL[..]);
+        assert_eq!(&Listener::EVERY[..MAIL_COUNT], &Listener::ALL[..]);
         assert!(Listener::ALL.iter().all(|l| l.is_mail()));
+        assert!(Listener::EVERY[MAIL_COUNT..].iter().all(|l| !l.is_mail()), "HTTP rows come last");
         assert!(!Listener::Admin.is_mail());
+        assert!(!Listener::Https.is_mail());
+        assert!(!Listener::Http.is_mail());
         for (i, l) in Listener::ALL.iter().enumerate() {
             assert_eq!(l.index(), i);
         }
@@ -293,6 +342,11 @@ mod tests {
         assert_eq!(Listener::Submissions.dev_port(), 10465);
         assert!(Listener::Submission.spec().login);
         assert_eq!(Listener::Imaps.protocol(), "imap");
+        let https = Listener::Https.spec();
+        assert_eq!((https.port, https.tls, https.login), (443, TlsMode::Implicit, false));
+        assert_eq!((Listener::Https.dev_port(), Listener::Https.protocol()), (10443, "http"));
+        let http = Listener::Http.spec();
+        assert_eq!((http.port, http.tls, http.login), (80, TlsMode::Never, false));
     }
 
     #[test]

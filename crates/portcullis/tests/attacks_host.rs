@@ -306,9 +306,10 @@ fn the_documented_root_start_serves_and_keeps_the_store_private() {
     // Loopback ports for the test; everything else as `init` wrote it.
     let config = dir.join("portcullis.toml");
     let text = std::fs::read_to_string(&config).unwrap();
-    let text = ["0.0.0.0:25", "0.0.0.0:465", "0.0.0.0:587", "0.0.0.0:993", "0.0.0.0:995", "127.0.0.1:8080"]
-        .iter()
-        .fold(text, |t, addr| t.replace(addr, "127.0.0.1:0"));
+    let text =
+        ["0.0.0.0:25", "0.0.0.0:465", "0.0.0.0:587", "0.0.0.0:993", "0.0.0.0:995", "0.0.0.0:443", "127.0.0.1:8080"]
+            .iter()
+            .fold(text, |t, addr| t.replace(addr, "127.0.0.1:0"));
     std::fs::write(&config, text).unwrap();
 
     let mut server = Served::start(&config);
@@ -383,9 +384,10 @@ fn the_documented_systemd_start_runs_as_the_service_user_throughout() {
     let config = etc.join("portcullis.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains(&format!("data_dir = \"{}\"", state.display())), "{text}");
-    let text = ["0.0.0.0:25", "0.0.0.0:465", "0.0.0.0:587", "0.0.0.0:993", "0.0.0.0:995", "127.0.0.1:8080"]
-        .iter()
-        .fold(text, |t, addr| t.replace(addr, "127.0.0.1:0"));
+    let text =
+        ["0.0.0.0:25", "0.0.0.0:465", "0.0.0.0:587", "0.0.0.0:993", "0.0.0.0:995", "0.0.0.0:443", "127.0.0.1:8080"]
+            .iter()
+            .fold(text, |t, addr| t.replace(addr, "127.0.0.1:0"));
     std::fs::write(&config, text).unwrap();
 
     // The unit starts the binary as the service user; a copy it can reach wherever the build is.

@@ -69,7 +69,8 @@ fn made_wrong(line: &str) -> String {
         }
         return fields.join(" ");
     }
-    let swaps: [(&str, &str); 4] = [
+    let swaps: [(&str, &str); 5] = [
+        (" CNAME mail.example.test.", " CNAME www.elsewhere.example."),
         (" MX 10 mail.example.test.", " MX 10 mx.elsewhere.example."),
         ("v=spf1 mx -all", "v=spf1 mx +all"),
         ("p=reject", "p=none"),
@@ -97,6 +98,10 @@ fn the_records_print_as_a_zone_and_check_clean_against_it() {
         "_pop3s._tcp.example.test. 3600 IN SRV 10 1 10995 mail.example.test.",
         "_imap._tcp.example.test. 3600 IN SRV 0 0 0 .",
         "_pop3._tcp.example.test. 3600 IN SRV 0 0 0 .",
+        // `init --dev` turns the HTTPS listener on (10443): where clients find the documents.
+        "autoconfig.example.test. 3600 IN CNAME mail.example.test.",
+        "autodiscover.example.test. 3600 IN CNAME mail.example.test.",
+        "_autodiscover._tcp.example.test. 3600 IN SRV 0 1 10443 mail.example.test.",
     ] {
         assert!(zone.contains(expected), "{expected} missing from\n{zone}");
     }
@@ -105,7 +110,7 @@ fn the_records_print_as_a_zone_and_check_clean_against_it() {
     assert!(ok, "{output}");
     let lines: Vec<&str> = output.lines().filter(|l| l.starts_with("ok ")).collect();
     assert_eq!(lines.len(), record_lines(&zone).len(), "{output}");
-    assert!(output.contains("All 10 records for example.test are in place."), "{output}");
+    assert!(output.contains("All 13 records for example.test are in place."), "{output}");
 }
 
 #[test]
@@ -154,7 +159,7 @@ fn an_unanswering_dns_server_is_unknown_not_clean() {
     server.set_fault(Some(portcullis_testdns::Fault::ServFail));
     let (ok, output) = check(dir.path(), &config, &server);
     assert!(!ok);
-    assert!(output.lines().filter(|l| l.starts_with("unknown ")).count() == 10, "{output}");
+    assert!(output.lines().filter(|l| l.starts_with("unknown ")).count() == 13, "{output}");
     assert!(output.contains("run the check again"), "{output}");
 }
 

@@ -126,7 +126,9 @@ fn refuse(
         let deadline = shared.config.tls.handshake_timeout;
         let _ = tokio::time::timeout(deadline, async {
             let mut stream = match listener.spec().tls {
-                TlsMode::StartTlsRequired | TlsMode::StartTlsOffered | TlsMode::AdminSetting => Stream::Plain(tcp),
+                TlsMode::StartTlsRequired | TlsMode::StartTlsOffered | TlsMode::AdminSetting | TlsMode::Never => {
+                    Stream::Plain(tcp)
+                }
                 TlsMode::Implicit => match shared.tls.acceptor().accept(tcp).await {
                     Ok(tls) => Stream::Tls(Box::new(tls)),
                     Err(_) => return,

@@ -8,17 +8,22 @@
 //!   (client and sender checks, the verdict on who really sent a message).
 //! - `login`: every login through the guard; `bans`: bans between the guard and the store;
 //!   `follow_store`: what the admin CLI writes into the store while the server runs.
+//! - `https` serves the documents mail clients set themselves up from and answers ACME's
+//!   TLS-ALPN-01 challenges; `acme` keeps a certificate from the CA in every listener's SNI
+//!   choice (`tls`).
 //! - `anomalies` raises alerts on unusual rates, `alert_delivery` sends alerts out, `monitor`
 //!   and `admin` show it all to the operator.
 #![forbid(unsafe_code)]
 
 mod accept;
+mod acme;
 pub mod admin;
 mod alert_delivery;
 mod anomalies;
 pub mod bans;
 mod connection;
 mod follow_store;
+mod https;
 mod imap;
 mod login;
 mod monitor;
@@ -52,7 +57,8 @@ const FINAL_CLOSE: Duration = Duration::from_secs(5);
 /// Order matters: the certificate is read and the ports are bound while still privileged;
 /// then root is dropped; only then do threads start and the network is read.
 pub fn serve(config: Config) -> Result<(), String> {
-    let tls = tls::load(&config.tls.cert, &config.tls.key, config.tls.min_version)?;
+    let files = tls::CertFiles { cert: config.tls.cert.clone(), key: config.tls.key.clone() };
+    let tls = tls::Tls::load(&files, config.tls.min_version)?;
     // While still root, who may raise it furthest.
     if let Some(warning) = process::raise_open_file_limit(&config) {
         eprintln!("{warning}");
@@ -70,6 +76,16 @@ pub fn serve(config: Config) -> Result<(), String> {
         let socket = socket::bind(*addr).map_err(|e| format!("listen.admin: cannot listen on {addr}: {e}"))?;
         admin_sockets.push(socket);
     }
+    let mut https_sockets = Vec::new();
+    for addr in config.listen.addresses(Listener::Https) {
+        let socket = socket::bind(*addr).map_err(|e| format!("listen.https: cannot listen on {addr}: {e}"))?;
+        https_sockets.push(socket);
+    }
+    let mut http_sockets = Vec::new();
+    for addr in config.listen.addresses(Listener::Http) {
+        let socket = socket::bind(*addr).map_err(|e| format!("listen.http: cannot listen on {addr}: {e}"))?;
+        http_sockets.push(socket);
+    }
     if bound.is_empty() {
         let keys: Vec<&str> = Listener::ALL.iter().map(|l| l.spec().listen_key).collect();
         return Err(format!(
@@ -86,7 +102,8 @@ pub fn serve(config: Config) -> Result<(), String> {
         .thread_name("portcullis")
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    runtime.block_on(run(config, tls::Tls::new(tls), bound, admin_sockets, log))
+    let sockets = Sockets { mail: bound, https: https_sockets, http: http_sockets, admin: admin_sockets };
+    runtime.block_on(run(config, tls, sockets, log))
 }
 
 /// The log: standard output, or `log.file` rotated by size.
@@ -105,13 +122,16 @@ fn log_sink(log: &portcullis_config::Log) -> Result<LogSink, String> {
     Ok(LogSink::spawn(format, out))
 }
 
-async fn run(
-    config: Config,
-    tls: tls::Tls,
-    bound: Vec<(Listener, std::net::TcpListener)>,
-    admin_sockets: Vec<std::net::TcpListener>,
-    log: LogSink,
-) -> Result<(), String> {
+/// The listening sockets, bound while still privileged.
+struct Sockets {
+    mail: Vec<(Listener, std::net::TcpListener)>,
+    https: Vec<std::net::TcpListener>,
+    http: Vec<std::net::TcpListener>,
+    admin: Vec<std::net::TcpListener>,
+}
+
+async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> Result<(), String> {
+    let Sockets { mail: bound, https: https_sockets, http: http_sockets, admin: admin_sockets } = sockets;
     let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)
         .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?
         .with_max_mailboxes(config.limits.max_mailboxes_per_account);
@@ -173,6 +193,12 @@ async fn run(
         }
         shared.tasks.spawn(accept::accept_loop(shared.clone(), acceptance.clone(), listener, socket));
     }
+    // The HTTPS listener answers the CA's challenges, so it runs before the manager asks.
+    let challenges = portcullis_acme::Challenges::new();
+    let https = https::start(&shared, challenges.clone(), https_sockets, &listening)?;
+    listening.extend(https);
+    listening.extend(https::start_http(&shared, challenges.clone(), http_sockets)?);
+    acme::start(&shared, challenges).await?;
     if let Some((auth, _)) = admin_auth {
         admin::start(shared.clone(), monitor, auth, listening, admin_sockets)?;
     }
@@ -216,10 +242,12 @@ fn reload(shared: &Shared) {
     };
     shared.events.emit(Event::ConfigReloaded { what: "firewall", ok, error });
 
-    let tls = &shared.config.tls;
-    let (ok, error) = match tls::load(&tls.cert, &tls.key, tls.min_version) {
-        Ok(config) => {
-            shared.tls.replace(config);
+    // The default certificate is replaced in the SNI choice every listener shares, so that a
+    // certificate from the ACME CA stays beside it.
+    let files = tls::CertFiles { cert: shared.config.tls.cert.clone(), key: shared.config.tls.key.clone() };
+    let (ok, error) = match tls::certified_key(&files) {
+        Ok(key) => {
+            shared.tls.sni().set_default(Arc::new(key));
             (true, None)
         }
         Err(e) => (false, Some(e)),

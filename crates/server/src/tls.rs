@@ -7,7 +7,7 @@
 //! first certificate valid for that name, by the same rules a client checks it with
 //! (webpki's name matching, wildcards included), else the default, the host name's.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use portcullis_config::TlsVersion;
@@ -41,12 +41,6 @@ fn provider() -> CryptoProvider {
         kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
         ..ring::default_provider()
     }
-}
-
-/// Builds a server configuration from the files named in `[tls]`.
-pub fn load(cert: &Path, key: &Path, min_version: TlsVersion) -> Result<ServerConfig, String> {
-    let default = CertFiles { cert: cert.to_path_buf(), key: key.to_path_buf() };
-    load_with_sni(&default, &[], min_version).map(|(config, _)| config)
 }
 
 /// A certificate chain and its private key, as PEM files (they may be one file holding both).
@@ -137,6 +131,11 @@ impl SniResolver {
         });
     }
 
+    /// Replaces the default certificate (SIGHUP re-reading `[tls]`), keeping the others.
+    pub fn set_default(&self, key: Arc<CertifiedKey>) {
+        self.update(|choice| choice.default = key);
+    }
+
     /// The certificate for a client that asked for `server_name` (or for none).
     pub fn choose(&self, server_name: Option<&str>) -> Arc<CertifiedKey> {
         let choice = self.current.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone());
@@ -182,27 +181,28 @@ pub fn channel_binding(conn: &rustls::ServerConnection) -> Option<Vec<u8>> {
     Some(binding)
 }
 
-/// The current TLS configuration; new connections take a snapshot, so replacing it leaves
-/// established sessions alone.
+/// The TLS configuration of every listener. Its certificates are chosen by [`SniResolver`],
+/// which SIGHUP and the ACME manager update in place: a new handshake gets the new
+/// certificate, an established session keeps the one it negotiated.
 pub struct Tls {
-    current: RwLock<Arc<ServerConfig>>,
+    config: Arc<ServerConfig>,
+    sni: Arc<SniResolver>,
 }
 
 impl Tls {
-    pub fn new(config: ServerConfig) -> Tls {
-        Tls { current: RwLock::new(Arc::new(config)) }
+    /// The configuration of the `[tls]` files, the certificate chosen by SNI.
+    pub fn load(default: &CertFiles, min_version: TlsVersion) -> Result<Tls, String> {
+        let (config, sni) = load_with_sni(default, &[], min_version)?;
+        Ok(Tls { config: Arc::new(config), sni })
+    }
+
+    /// The certificate choice every listener shares.
+    pub fn sni(&self) -> &Arc<SniResolver> {
+        &self.sni
     }
 
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
-        let config = self.current.read().map(|c| c.clone()).unwrap_or_else(|p| p.into_inner().clone());
-        tokio_rustls::TlsAcceptor::from(config)
-    }
-
-    pub fn replace(&self, config: ServerConfig) {
-        match self.current.write() {
-            Ok(mut current) => *current = Arc::new(config),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(config),
-        }
+        tokio_rustls::TlsAcceptor::from(self.config.clone())
     }
 }
 
@@ -223,6 +223,7 @@ pub fn describe(conn: &rustls::ServerConnection) -> (String, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// A self-signed certificate for `names`, written as two PEM files in `dir`.
     fn files(dir: &Path, label: &str, names: &[&str]) -> CertFiles {
@@ -286,7 +287,7 @@ mod tests {
         let err = load_with_sni(&a, &[mixed], TlsVersion::V1_2).unwrap_err();
         assert!(err.contains("do not fit"), "{err}");
         let missing = CertFiles { cert: dir.path().join("none.crt"), key: a.key.clone() };
-        assert!(load(&missing.cert, &missing.key, TlsVersion::V1_2).unwrap_err().contains("none.crt"));
+        assert!(certified_key(&missing).unwrap_err().contains("none.crt"));
     }
 
     #[tokio::test]

@@ -4,11 +4,9 @@
 //! records and the check are portcullis-discovery's; this file reads the facts from the
 //! config and the store and prints.
 
-use std::net::SocketAddr;
-
 use clap::Subcommand;
-use portcullis_config::{normalize_domain, Config, Listener};
-use portcullis_discovery::{DomainFacts, Plan, Ports, ServerFacts};
+use portcullis_config::{normalize_domain, Config};
+use portcullis_discovery::{server_facts, DomainFacts, Plan};
 use portcullis_dns::{DnsSettings, Resolver, Servers};
 use portcullis_store::Store;
 
@@ -90,21 +88,7 @@ fn plan(config: &Config, domain: &str) -> Result<Plan, Failure> {
             "{domain} is not a domain of this server; add it first with `portcullis domain add {domain}`"
         )));
     }
+    // No DKIM key yet: the store keeps none until outbound signing lands, so the plan says so
+    // in a note rather than printing a record for a key nobody signs with.
     Ok(portcullis_discovery::plan(&server_facts(config), &DomainFacts::new(domain)))
-}
-
-/// What the records are made from, read from the config: the host name and the port each
-/// listener is reached on.
-fn server_facts(config: &Config) -> ServerFacts {
-    let port = |listener| config.listen.addresses(listener).first().map(SocketAddr::port);
-    let ports = Ports {
-        submissions: port(Listener::Submissions),
-        submission: port(Listener::Submission),
-        imaps: port(Listener::Imaps),
-        pop3s: port(Listener::Pop3s),
-        // Port 25 and the HTTPS listener are not in the config yet; their records are notes.
-        smtp: None,
-        https: None,
-    };
-    ServerFacts::new(config.hostname.clone(), ports)
 }

@@ -158,6 +158,9 @@ pub fn dev_instance(dir: &Path) -> Result<Config, Failure> {
             println!("  {:<46} {addr}", listener.spec().summary);
         }
     }
+    for addr in config.listen.addresses(Listener::Https) {
+        println!("  {:<46} https://{addr}/", Listener::Https.spec().summary);
+    }
     for addr in config.listen.admin() {
         println!("  {:<46} http://{addr}/", Listener::Admin.spec().summary);
     }
@@ -261,6 +264,13 @@ fn listen_section(dev: bool) -> String {
             );
         }
         let line = format!("{} = [\"{host}:{port}\"]", spec.name);
+        // Port 80 only answers ACME HTTP-01, which TLS-ALPN-01 on 443 makes unnecessary: off
+        // unless the operator chooses that challenge.
+        if listener == Listener::Http {
+            let line = format!("# {line}");
+            section.push_str(&format!("{line:<38} # {}, with tls.acme challenge = \"http-01\"\n", spec.summary));
+            continue;
+        }
         let comment = if dev || listener == Listener::Admin {
             spec.summary.to_string()
         } else {

@@ -11,6 +11,26 @@ fn duration(seconds: u64) -> String {
     humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
 }
 
+/// "Certificate from the ACME CA: expires 2027-03-01T…, last renewed 2026-12-01T…".
+fn acme_line(acme: &serde_json::Value) -> String {
+    let at = |seconds: u64| {
+        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds)).to_string()
+    };
+    let mut line = match acme["not_after"].as_u64() {
+        Some(not_after) => format!("Certificate from the ACME CA: expires {}", at(not_after)),
+        None => "Certificate from the ACME CA: none yet".to_string(),
+    };
+    match acme["last_issued_ms"].as_u64() {
+        Some(ms) => line.push_str(&format!(", last renewed {}", at(ms / 1000))),
+        None if acme["not_after"].is_u64() => line.push_str(", loaded from the store at start"),
+        None => {}
+    }
+    if let Some(error) = acme["last_error"].as_str() {
+        line.push_str(&format!("\n  last attempt failed: {error}"));
+    }
+    line
+}
+
 pub fn run(config: &Config) -> Result<(), Failure> {
     let client = AdminClient::from_config(config).map_err(Failure)?.ok_or_else(|| {
         Failure(
@@ -41,6 +61,9 @@ pub fn run(config: &Config) -> Result<(), Failure> {
         .collect();
     println!("Sessions: {} ({})", s["sessions"]["total"], by.join(", "));
     println!("Bans in force: {}", s["bans"]["active"]);
+    if let Some(acme) = s.get("acme") {
+        println!("{}", acme_line(acme));
+    }
     let recent = s["alerts"]["recent"].as_array().cloned().unwrap_or_default();
     println!("Alerts: {} unacknowledged", s["alerts"]["unacknowledged"]);
     for a in &recent {

@@ -40,7 +40,7 @@ pub struct Settings {
     pub store: Vec<String>,
     /// Whole extra sections, e.g. "[guard]\nban_after_failures = 3".
     pub sections: Vec<String>,
-    /// Extra `[listen]` lines, e.g. `smtp = ["127.0.0.1:0"]` (port 25's listener, which needs
+    /// Extra `[listen]` lines, e.g. `https = ["127.0.0.1:0"]`, or `smtp = ["127.0.0.1:0"]` (port 25's listener, which needs
     /// a `[dns]` section pointing at a test DNS server: see [`Settings::mx`]).
     pub listen: Vec<String>,
     /// Leave out the admin listener (on by default, on 127.0.0.1:0).

@@ -99,7 +99,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
-fn flag(query: &Option<String>, name: &str) -> ApiResult<bool> {
+pub(super) fn flag(query: &Option<String>, name: &str) -> ApiResult<bool> {
     let Some(query) = query else { return Ok(false) };
     for pair in query.split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, "true"));
@@ -136,7 +136,7 @@ pub async fn status(State(admin): Shared) -> Json<Value> {
     let started_ms = admin.monitor.started_ms();
     let now_ms = unix_time::now_millis();
     let recent: Vec<_> = admin.monitor.alerts(false).into_iter().take(5).collect();
-    Json(json!({
+    let mut status = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "hostname": shared.config.hostname,
         "started_ms": started_ms,
@@ -146,7 +146,11 @@ pub async fn status(State(admin): Shared) -> Json<Value> {
         "bans": { "active": shared.guard.bans().len() },
         "alerts": { "unacknowledged": admin.monitor.unacknowledged(), "recent": recent },
         "inbound": admin.monitor.inbound(),
-    }))
+    });
+    if shared.config.tls.acme.is_some() {
+        status["acme"] = json!(admin.monitor.acme());
+    }
+    Json(status)
 }
 
 pub async fn sessions(State(admin): Shared) -> Json<Value> {

@@ -17,6 +17,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("dom.js", JS, include_str!("assets/dom.js")),
     ("dialogs.js", JS, include_str!("assets/dialogs.js")),
     ("domains.js", JS, include_str!("assets/domains.js")),
+    ("domain.js", JS, include_str!("assets/domain.js")),
     ("accounts.js", JS, include_str!("assets/accounts.js")),
     ("account.js", JS, include_str!("assets/account.js")),
     ("style.css", CSS, include_str!("assets/style.css")),

@@ -16,6 +16,7 @@ mod accounts;
 mod api;
 pub mod client;
 mod dashboard;
+mod dns;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -101,6 +102,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route(&v1("/alerts/{id}/ack"), post(api::acknowledge))
         .route(&v1("/domains"), get(accounts::domains).post(accounts::add_domain))
         .route(&v1("/domains/{domain}"), delete(accounts::remove_domain))
+        .route(&v1("/domains/{domain}/dns"), get(dns::checklist))
         .route(&v1("/accounts"), get(accounts::accounts).post(accounts::add_account))
         .route(&v1("/accounts/{address}"), get(accounts::account).delete(accounts::remove_account))
         .route(&v1("/accounts/{address}/quota"), put(accounts::set_quota))

@@ -82,8 +82,28 @@ pub struct Inbound {
     pub results: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
 }
 
+/// The certificate from the ACME CA, as its events told (`portcullis status` shows it).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AcmeState {
+    /// Unix seconds; absent until a certificate from the CA is in service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renewal_due: Option<u64>,
+    /// When the last certificate was obtained from the CA (Unix milliseconds); absent when
+    /// the one in service was loaded from the store at start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_issued_ms: Option<u64>,
+    /// The last failed attempt since the last success: when (Unix milliseconds) and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_failure_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
 pub struct Monitor {
     started_ms: u64,
+    acme: Mutex<AcmeState>,
     listeners: Vec<Listener>,
     registry: Mutex<Registry>,
     series: Mutex<Series>,
@@ -208,6 +228,13 @@ impl Monitor {
         r.declare("portcullis_config_reloads_total", Counter, "Reloads (SIGHUP), by what and outcome (ok, error).");
         r.declare("portcullis_internal_errors_total", Counter, "Errors on the server's side (store, I/O).");
         r.declare("portcullis_admin_auth_failures_total", Counter, "Admin API requests refused for a bad token.");
+        r.declare("portcullis_http_requests_total", Counter, "HTTPS listener requests, by listener and status.");
+        r.declare(
+            "portcullis_acme_certificate_expiry_seconds",
+            Gauge,
+            "When the certificate from the ACME CA in service expires, Unix seconds.",
+        );
+        r.declare("portcullis_acme_failures_total", Counter, "Failed attempts to get a certificate from the ACME CA.");
         let started_ms = unix_time::now_millis();
         r.set("portcullis_build_info", labels(&[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
         r.set("portcullis_start_time_seconds", vec![], (started_ms / 1000) as f64);
@@ -219,6 +246,7 @@ impl Monitor {
         let bucket_ms = config.alerts.bucket.as_millis().max(1) as u64;
         Arc::new(Monitor {
             started_ms,
+            acme: Mutex::new(AcmeState::default()),
             listeners,
             registry: Mutex::new(r),
             series: Mutex::new(Series::new(bucket_ms, started_ms)),
@@ -229,6 +257,31 @@ impl Monitor {
             deviations: config.alerts.deviations,
             floor: config.alerts.floor,
         })
+    }
+
+    /// The certificate from the ACME CA, when `tls.acme` is set.
+    pub fn acme(&self) -> AcmeState {
+        self.acme.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    fn remember_acme(&self, ts_ms: u64, event: &Event) {
+        let Ok(mut acme) = self.acme.lock() else { return };
+        match event {
+            Event::AcmeCertificate { not_after, renewal_due, new, .. } => {
+                acme.not_after = Some(*not_after);
+                acme.renewal_due = Some(*renewal_due);
+                if *new {
+                    acme.last_issued_ms = Some(ts_ms);
+                }
+                acme.last_failure_ms = None;
+                acme.last_error = None;
+            }
+            Event::AcmeFailed { error, .. } => {
+                acme.last_failure_ms = Some(ts_ms);
+                acme.last_error = Some(error.clone());
+            }
+            _ => {}
+        }
     }
 
     pub fn started_ms(&self) -> u64 {
@@ -360,6 +413,7 @@ impl Sink for Monitor {
             }
             Event::AuthFailed { listener, .. } => self.count(record.ts_ms, Measure::AuthFailures, *listener),
             Event::AlertRaised { .. } => self.remember_alert(record.ts_ms, event),
+            Event::AcmeCertificate { .. } | Event::AcmeFailed { .. } => self.remember_acme(record.ts_ms, event),
             _ => {}
         }
         let Ok(mut r) = self.registry.lock() else { return };
@@ -506,6 +560,15 @@ impl Sink for Monitor {
             }
             Event::InternalError { .. } => r.add("portcullis_internal_errors_total", vec![], 1.0),
             Event::AdminAuthFailed { .. } => r.add("portcullis_admin_auth_failures_total", vec![], 1.0),
+            Event::HttpRequest { listener, status, .. } => r.add(
+                "portcullis_http_requests_total",
+                labels(&[("listener", listener.as_str()), ("status", &status.to_string())]),
+                1.0,
+            ),
+            Event::AcmeCertificate { not_after, .. } => {
+                r.set("portcullis_acme_certificate_expiry_seconds", vec![], *not_after as f64)
+            }
+            Event::AcmeFailed { .. } => r.add("portcullis_acme_failures_total", vec![], 1.0),
             _ => {}
         }
     }

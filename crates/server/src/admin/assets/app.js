@@ -8,6 +8,7 @@ import { api, change, oneAtATime, token, Unauthorized } from "./api.js";
 import { $, bytes, duration, el, fillTable, svg, when } from "./dom.js";
 import { forgetOnce } from "./dialogs.js";
 import * as domains from "./domains.js";
+import * as domain from "./domain.js";
 import * as accounts from "./accounts.js";
 import * as account from "./account.js";
 
@@ -138,6 +139,7 @@ async function loadOverview() {
 const PAGES = {
   overview: { section: "page-overview", load: loadOverview },
   domains: { section: "page-domains", load: domains.load },
+  domain: { section: "page-domain", load: domain.load, nav: "domains" },
   accounts: { section: "page-accounts", load: accounts.load },
   account: { section: "page-account", load: account.load, nav: "accounts" },
 };
@@ -153,6 +155,7 @@ function route() {
     // A malformed escape: no argument.
   }
   if (name === "account" && !argument) return { page: "accounts", argument: "" };
+  if (name === "domain" && !argument) return { page: "domains", argument: "" };
   return PAGES[name] ? { page: name, argument } : { page: "overview", argument: "" };
 }
 

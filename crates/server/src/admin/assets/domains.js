@@ -1,15 +1,15 @@
-// The Domains page: the domains this server receives mail for, each with its accounts and the
-// mail they hold; add one, remove one that has no accounts left.
+// The Domains page: the domains this server receives mail for, each with its accounts, the
+// mail they hold and a link to its DNS checklist (domain.js); add one, remove one that has no
+// accounts left.
 
 import { api, change, part } from "./api.js";
 import { confirmAction } from "./dialogs.js";
 import { $, bytes, el, fillTable } from "./dom.js";
 
-// The columns of a domain's row, from its name and its accounts. A column is one entry here:
-// the per-domain DNS checklist (the records to publish and whether they are found, from the
-// discovery work's `dns check`) becomes the next one once the admin API serves it.
+// The columns of a domain's row, from its name and its accounts. A column is one entry here.
 const COLUMNS = [
   { heading: "Domain", cell: (d) => d.name },
+  { heading: "DNS", cell: (d) => el("a", { href: `#domain/${part(d.name)}`, "data-dns": d.name }, "records") },
   { heading: "Accounts", cell: (d) => el("a", { href: `#accounts/${part(`@${d.name}`)}` }, String(d.accounts.length)) },
   { heading: "Stored", cell: (d) => bytes(d.accounts.reduce((sum, a) => sum + a.used_bytes, 0)) },
   { heading: "", cell: removeButton },

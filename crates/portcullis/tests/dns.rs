@@ -69,12 +69,14 @@ fn made_wrong(line: &str) -> String {
         }
         return fields.join(" ");
     }
-    let swaps: [(&str, &str); 5] = [
+    let swaps: [(&str, &str); 6] = [
         (" CNAME mail.example.test.", " CNAME www.elsewhere.example."),
         (" MX 10 mail.example.test.", " MX 10 mx.elsewhere.example."),
         ("v=spf1 mx -all", "v=spf1 mx +all"),
         ("p=reject", "p=none"),
         ("v=TLSRPTv1; rua=mailto:postmaster@example.test", "v=TLSRPTv1;"),
+        // A policy changed without its id: sending servers keep the cached one (RFC 8461 §3.1).
+        ("v=STSv1; id=", "v=STSv1; id=stale"),
     ];
     let (from, to) =
         swaps.iter().find(|(from, _)| line.contains(from)).unwrap_or_else(|| panic!("no wrong form for {line}"));
@@ -92,6 +94,9 @@ fn the_records_print_as_a_zone_and_check_clean_against_it() {
         "example.test. 3600 IN TXT \"v=spf1 mx -all\"",
         "_dmarc.example.test. 3600 IN TXT \"v=DMARC1; p=reject;",
         "_smtp._tls.example.test. 3600 IN TXT \"v=TLSRPTv1; rua=mailto:postmaster@example.test\"",
+        // `init --dev` turns port 25 on (10025): the MTA-STS policy is published.
+        "_mta-sts.example.test. 3600 IN TXT \"v=STSv1; id=",
+        "mta-sts.example.test. 3600 IN CNAME mail.example.test.",
         "_submissions._tcp.example.test. 3600 IN SRV 0 1 10465 mail.example.test.",
         "_submission._tcp.example.test. 3600 IN SRV 0 1 10587 mail.example.test.",
         "_imaps._tcp.example.test. 3600 IN SRV 0 1 10993 mail.example.test.",
@@ -110,7 +115,15 @@ fn the_records_print_as_a_zone_and_check_clean_against_it() {
     assert!(ok, "{output}");
     let lines: Vec<&str> = output.lines().filter(|l| l.starts_with("ok ")).collect();
     assert_eq!(lines.len(), record_lines(&zone).len(), "{output}");
-    assert!(output.contains("All 13 records for example.test are in place."), "{output}");
+    assert!(output.contains("All 15 records for example.test are in place."), "{output}");
+
+    // Without --dns-server the check asks the config's `[dns]` servers (the MX listener's).
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n[dns]\nservers = [\"{}\"]\n", server.addr()));
+    std::fs::write(&config, text).unwrap();
+    let out = dns(dir.path(), &config, &["check", DOMAIN]);
+    let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && output.contains("All 15 records"), "{output}");
 }
 
 #[test]
@@ -159,7 +172,7 @@ fn an_unanswering_dns_server_is_unknown_not_clean() {
     server.set_fault(Some(portcullis_testdns::Fault::ServFail));
     let (ok, output) = check(dir.path(), &config, &server);
     assert!(!ok);
-    assert!(output.lines().filter(|l| l.starts_with("unknown ")).count() == 13, "{output}");
+    assert!(output.lines().filter(|l| l.starts_with("unknown ")).count() == 15, "{output}");
     assert!(output.contains("run the check again"), "{output}");
 }
 

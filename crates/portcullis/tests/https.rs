@@ -187,6 +187,26 @@ fn a_mail_client_discovers_the_servers_tls_ports_from_the_https_listener() {
     assert!(text.contains("portcullis_http_requests_total{listener=\"https\",status=\"200\"}"), "{text}");
 }
 
+/// With port 25 on, sending servers find the MTA-STS policy (RFC 8461 §3.2) for each local
+/// domain, naming this host as the MX, and only under the `mta-sts.` name.
+#[test]
+fn the_mta_sts_policy_is_served_once_port_25_is_on() {
+    let dns = test_dns();
+    let mut settings = Settings::mx(dns.addr());
+    settings.listen.push("https = [\"127.0.0.1:0\"]".into());
+    let server = TestServer::start_with(settings);
+    let policy = get(&server, &format!("mta-sts.{DOMAIN}"), "/.well-known/mta-sts.txt");
+    assert_eq!(policy.status, 200, "{}{}", policy.head, policy.body);
+    assert!(policy.head.to_ascii_lowercase().contains("content-type: text/plain"), "{}", policy.head);
+    let lines: Vec<&str> = policy.body.lines().collect();
+    assert_eq!(lines.first(), Some(&"version: STSv1"), "{}", policy.body);
+    assert!(lines.contains(&"mode: enforce") && lines.contains(&format!("mx: {HOSTNAME}").as_str()), "{}", policy.body);
+    assert!(lines.iter().any(|l| l.starts_with("max_age: ")), "{}", policy.body);
+    // Not under the domain's own name, nor for a domain that is not ours.
+    assert_eq!(get(&server, DOMAIN, "/.well-known/mta-sts.txt").status, 404);
+    assert_eq!(get(&server, "mta-sts.example.net", "/.well-known/mta-sts.txt").status, 404);
+}
+
 #[test]
 fn bad_requests_get_clear_http_errors_and_bounded_time() {
     let server = TestServer::start_with(Settings {

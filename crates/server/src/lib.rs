@@ -30,6 +30,7 @@ mod monitor;
 mod mx;
 mod pop3;
 pub mod process;
+pub mod resolver;
 mod sessions;
 mod smtp;
 mod socket;

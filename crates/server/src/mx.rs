@@ -8,7 +8,7 @@
 //! recipients, early talk) and the sender-authentication crate (verdicts), and records what
 //! they decided.
 
-use portcullis_config::{AuthAction, Config, DnsServers, TempErrorAction};
+use portcullis_config::{AuthAction, Config, TempErrorAction};
 use portcullis_events::{CloseReason, Event, RecipientRefusal};
 use portcullis_guard::{Now, Rate};
 use portcullis_proto_smtp::{
@@ -38,16 +38,7 @@ impl MxState {
 /// The one authenticator of the server: the `[dns]` resolver and the `[sender_auth]` policy,
 /// with the hostname as authserv-id.
 pub fn authenticator(config: &Config) -> Result<Authenticator, String> {
-    let dns = &config.dns;
-    let settings = portcullis_dns::DnsSettings {
-        servers: match &dns.servers {
-            DnsServers::System => portcullis_dns::Servers::System,
-            DnsServers::Listed(servers) => portcullis_dns::Servers::Listed(servers.clone()),
-        },
-        timeout: dns.timeout,
-        attempts: dns.attempts,
-        cache_size: dns.cache_size,
-    };
+    let settings = crate::resolver::settings(&config.dns);
     let resolver = portcullis_dns::Resolver::new(&settings).map_err(|e| format!("dns.servers: {e}"))?;
     Ok(Authenticator::new(resolver, auth_settings(config)))
 }

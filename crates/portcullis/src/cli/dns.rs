@@ -7,7 +7,7 @@
 use clap::Subcommand;
 use portcullis_config::{normalize_domain, Config};
 use portcullis_discovery::{server_facts, DomainFacts, Plan};
-use portcullis_dns::{DnsSettings, Resolver, Servers};
+use portcullis_dns::{Resolver, Servers};
 use portcullis_store::Store;
 
 use crate::cli::runtime::block_on;
@@ -28,7 +28,7 @@ pub enum DnsAction {
     /// Look the records up and say what is missing or wrong, with the fix (exit 1 if any)
     Check {
         domain: String,
-        /// Ask this DNS server (IP or IP:port; repeat for several) instead of the system's
+        /// Ask this DNS server (IP or IP:port; repeat for several) instead of the config's `[dns]` servers
         #[arg(long = "dns-server", value_name = "ADDR")]
         dns_servers: Vec<String>,
     },
@@ -50,8 +50,11 @@ pub fn run(config: &Config, args: DnsArgs) -> Result<(), Failure> {
 
 fn check(config: &Config, domain: &str, dns_servers: &[String]) -> Result<(), Failure> {
     let plan = plan(config, domain)?;
-    let servers = Servers::parse(dns_servers).map_err(|e| Failure(format!("--dns-server: {e}")))?;
-    let settings = DnsSettings { servers, ..DnsSettings::default() };
+    // The `[dns]` servers of the config, unless the command line names others.
+    let mut settings = portcullis_server::resolver::settings(&config.dns);
+    if !dns_servers.is_empty() {
+        settings.servers = Servers::parse(dns_servers).map_err(|e| Failure(format!("--dns-server: {e}")))?;
+    }
     let findings = block_on(async {
         let resolver = Resolver::new(&settings).map_err(|e| Failure(e.to_string()))?;
         Ok::<_, Failure>(portcullis_discovery::check(&resolver, &plan, &config.hostname).await)

@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use portcullis_config::normalize_domain;
 use portcullis_discovery::{server_facts, DomainFacts, Finding, Status};
-use portcullis_dns::{DnsSettings, Resolver};
+use portcullis_dns::Resolver;
 use serde::Serialize;
 
 use super::api::{flag, ApiError, ApiResult};
@@ -54,7 +54,8 @@ pub async fn checklist(
     // The same plan `portcullis dns` prints: the facts from the config.
     let plan = portcullis_discovery::plan(&server_facts(&shared.config), &DomainFacts::new(name));
     let findings: Option<Vec<Finding>> = if check {
-        let resolver = Resolver::new(&DnsSettings::default()).map_err(|e| ApiError::internal(e.to_string()))?;
+        let resolver = Resolver::new(&crate::resolver::settings(&shared.config.dns))
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         Some(portcullis_discovery::check(&resolver, &plan, &shared.config.hostname).await)
     } else {
         None

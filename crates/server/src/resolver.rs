@@ -1,0 +1,19 @@
+//! The `[dns]` section as the resolver's settings: one mapping for every part that asks DNS
+//! questions (the MX listener's sender checks, the DNS checklist of the admin API, `portcullis
+//! dns check`), so that they all ask the servers the operator named.
+
+use portcullis_config::{Dns, DnsServers};
+use portcullis_dns::{DnsSettings, Servers};
+
+/// The resolver settings for the configured `[dns]` section.
+pub fn settings(dns: &Dns) -> DnsSettings {
+    DnsSettings {
+        servers: match &dns.servers {
+            DnsServers::System => Servers::System,
+            DnsServers::Listed(servers) => Servers::Listed(servers.clone()),
+        },
+        timeout: dns.timeout,
+        attempts: dns.attempts,
+        cache_size: dns.cache_size,
+    }
+}

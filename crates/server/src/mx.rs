@@ -354,7 +354,8 @@ async fn store_in_junk(shared: &Shared, accounts: &[i64], raw: Vec<u8>) -> Resul
 /// How a recipient refusal is logged; `None` for an accepted one.
 pub fn recipient_refusal(outcome: RecipientOutcome) -> Option<RecipientRefusal> {
     match outcome {
-        RecipientOutcome::Local(_) => None,
+        // `Remote` is only ever answered on submission, after login, where the session takes it.
+        RecipientOutcome::Local(_) | RecipientOutcome::Remote => None,
         RecipientOutcome::UnknownUser => Some(RecipientRefusal::UnknownUser),
         RecipientOutcome::NotLocal => Some(RecipientRefusal::NotLocal),
         RecipientOutcome::MailboxFull => Some(RecipientRefusal::MailboxFull),

@@ -8,7 +8,7 @@ use portcullis_auth::Authenticator;
 use portcullis_config::Config;
 use portcullis_events::{AlertKind, Event, Events, Severity};
 use portcullis_guard::{Guard, Policy};
-use portcullis_store::Store;
+use portcullis_store::{QueueStore, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,6 +18,8 @@ use crate::tls::Tls;
 pub struct Shared {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    /// The outbound queue, in the same database as `store`.
+    pub queue: Arc<dyn QueueStore>,
     pub auth: Authenticator,
     pub events: Events,
     pub guard: Guard,
@@ -40,6 +42,7 @@ impl Shared {
     pub fn new(
         config: Config,
         store: Arc<dyn Store>,
+        queue: Arc<dyn QueueStore>,
         auth: Authenticator,
         events: Events,
         tls: Tls,
@@ -50,6 +53,7 @@ impl Shared {
         Shared {
             config,
             store,
+            queue,
             auth,
             events,
             guard,

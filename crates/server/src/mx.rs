@@ -37,7 +37,9 @@ impl MxState {
 
 /// The one authenticator of the server: the `[dns]` resolver and the `[sender_auth]` policy,
 /// with the hostname as authserv-id.
-pub fn authenticator(config: &Config) -> Result<Authenticator, String> {
+/// The server's one resolver (`[dns]`): port 25's checks and outbound delivery share it and
+/// its cache.
+pub fn resolver(config: &Config) -> Result<portcullis_dns::Resolver, String> {
     let dns = &config.dns;
     let settings = portcullis_dns::DnsSettings {
         servers: match &dns.servers {
@@ -48,8 +50,11 @@ pub fn authenticator(config: &Config) -> Result<Authenticator, String> {
         attempts: dns.attempts,
         cache_size: dns.cache_size,
     };
-    let resolver = portcullis_dns::Resolver::new(&settings).map_err(|e| format!("dns.servers: {e}"))?;
-    Ok(Authenticator::new(resolver, auth_settings(config)))
+    portcullis_dns::Resolver::new(&settings).map_err(|e| format!("dns.servers: {e}"))
+}
+
+pub fn authenticator(config: &Config, resolver: portcullis_dns::Resolver) -> Authenticator {
+    Authenticator::new(resolver, auth_settings(config))
 }
 
 fn failure_action(action: AuthAction) -> sender_auth::FailureAction {

@@ -291,7 +291,11 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
             content: envelope.data,
             queued_at: now,
         };
-        shared.queue.enqueue(queued, local).await.map(|_| ())
+        let queued = shared.queue.enqueue(queued, local).await.map(|_| ());
+        if queued.is_ok() {
+            shared.queue_wakeup.notify_one();
+        }
+        queued
     };
     match stored {
         Ok(()) => {

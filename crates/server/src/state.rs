@@ -20,6 +20,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// The outbound queue, in the same database as `store`.
     pub queue: Arc<dyn QueueStore>,
+    /// Wakes the queue runner when a submission queued a message.
+    pub queue_wakeup: tokio::sync::Notify,
     pub auth: Authenticator,
     pub events: Events,
     pub guard: Guard,
@@ -54,6 +56,7 @@ impl Shared {
             config,
             store,
             queue,
+            queue_wakeup: tokio::sync::Notify::new(),
             auth,
             events,
             guard,

@@ -44,7 +44,7 @@ use std::time::Duration;
 use portcullis_auth::{Authenticator, PasswordHasher};
 use portcullis_config::{Config, LogFormat};
 use portcullis_events::{Event, Events, Listener, LogSink, TlsMode};
-use portcullis_store::{QueueStore, SqliteStore, Store};
+use portcullis_store::{SqliteStore, Store};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -137,8 +137,6 @@ async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> R
         .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?
         .with_max_mailboxes(config.limits.max_mailboxes_per_account);
     let store = Arc::new(store);
-    let queue: Arc<dyn QueueStore> = store.clone();
-    let store: Arc<dyn Store> = store;
     // One event stream: the log, the anomaly detector and alert delivery all read it.
     let detector = anomalies::AnomalyDetector::new(&config.alerts);
     let (alert_queue, pending_alerts) = alert_delivery::AlertQueue::new(config.alerts.notify);
@@ -168,7 +166,7 @@ async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> R
         Some(resolver) => Some(queue_runner::courier(&config, resolver)?),
         None => None,
     };
-    let shared = Arc::new(Shared::new(config, store.clone(), queue, auth, events.clone(), tls, sessions, sender_auth));
+    let shared = Arc::new(Shared::new(config, store.clone(), auth, events.clone(), tls, sessions, sender_auth));
     let admin_auth = if admin_sockets.is_empty() {
         None
     } else {

@@ -41,10 +41,10 @@ pub struct Shared {
 
 impl Shared {
     /// `sessions` is made beforehand: it also reads the event stream that `events` feeds.
-    pub fn new(
+    /// `store` serves both the mailboxes and the outbound queue (one database).
+    pub fn new<S: Store + QueueStore>(
         config: Config,
-        store: Arc<dyn Store>,
-        queue: Arc<dyn QueueStore>,
+        store: Arc<S>,
         auth: Authenticator,
         events: Events,
         tls: Tls,
@@ -54,8 +54,8 @@ impl Shared {
         let guard = Guard::new(Policy::from_config(&config));
         Shared {
             config,
-            store,
-            queue,
+            store: store.clone(),
+            queue: store,
             queue_wakeup: tokio::sync::Notify::new(),
             auth,
             events,

@@ -3,7 +3,8 @@
 //! 127.0.0.3) found through an MX record served by `portcullis_testdns`; a destination that
 //! refuses with 5xx gives the sender a failure notice; one that answers 4xx is tried again;
 //! a message queued when A is killed with SIGKILL is delivered once after the restart.
-//! The refusing, deferring and counting destinations are small SMTP sinks written here.
+//! The refusing, deferring and counting destinations are small SMTP sinks written here; the
+//! operator's `queue list|flush|remove` is checked on the deferred message.
 
 mod common;
 
@@ -214,6 +215,18 @@ fn a_temporary_refusal_is_tried_again() {
         assert!(attempt["reason"].as_str().unwrap().contains("greylisted"), "{attempt}");
     }
     assert!(stored(&a, ALICE, "INBOX").is_empty(), "no notice while it is retried (delay notices are off)");
+
+    // The operator sees it waiting, and may take it out of the queue.
+    let list = a.cli_ok(&["queue", "list"], None);
+    assert!(list.contains(&format!("#1 from {ALICE}")), "{list}");
+    assert!(list.contains(&format!("someone@{} (pending): ", DEFERRING.0)) && list.contains("greylisted"), "{list}");
+    assert!(a.cli_ok(&["queue", "flush"], None).contains("made due now"));
+    assert!(a.cli_ok(&["queue", "remove", "1"], None).contains("Removed queued message #1"));
+    assert_eq!(queued(&a), 0);
+    let again = a.cli(&["queue", "remove", "1"], None);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no queued message #1"));
+    assert!(a.cli_ok(&["queue", "list"], None).contains("The queue is empty."));
 }
 
 #[test]

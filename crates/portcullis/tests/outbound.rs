@@ -249,3 +249,26 @@ fn a_message_queued_when_a_is_killed_is_delivered_once_after_the_restart() {
     assert_eq!(taken.load(Ordering::SeqCst), 1, "delivered once");
     assert_eq!(queued(&a), 0);
 }
+
+#[test]
+fn remote_recipients_count_toward_the_hourly_sending_limit() {
+    let dns = TestDns::start(zones()).unwrap();
+    let a = TestServer::start_with(Settings {
+        sections: vec![dns_section(&dns), "[guard]\nmax_recipients_per_hour = 2".into()],
+        ..Settings::default()
+    });
+    let mut c = a.connect_tls("submissions");
+    c.reply();
+    c.cmd("EHLO c");
+    c.cmd(&format!("AUTH PLAIN {}", common::plain(ALICE, PASSWORD)));
+    c.cmd(&format!("MAIL FROM:<{ALICE}>"));
+    for n in 0..3 {
+        assert!(c.cmd(&format!("RCPT TO:<r{n}@{}>", DEFERRING.0)).starts_with("250"));
+    }
+    c.cmd("DATA");
+    c.send("Subject: spam\r\n\r\nbuy\r\n.");
+    let reply = c.reply();
+    assert!(reply.starts_with("4"), "over the limit: {reply}");
+    assert_eq!(queued(&a), 0, "nothing queued");
+    a.wait_event(|e| e["event"] == "alert_raised" && e["kind"] == "sending_limit");
+}

@@ -155,7 +155,7 @@ impl QueueRunner {
                     reason = Some(r.why.to_string());
                 }
                 updates.push(RecipientUpdate { address: r.address.clone(), state, reply: Some(r.why.to_string()) });
-                let status = |action| RecipientStatus {
+                let status = |action: ReportAction| RecipientStatus {
                     address: r.address.clone(),
                     original: original.and_then(|o| o.original.clone()),
                     notify: original.and_then(|o| o.notify),
@@ -165,7 +165,7 @@ impl QueueRunner {
                     reply: r.why.reply().cloned(),
                     explanation: r.why.reply().is_none().then(|| r.why.to_string()),
                     last_attempt: Some(now),
-                    will_retry_until: Some(self.schedule.expires_at(queued_at)),
+                    will_retry_until: (action == ReportAction::Delayed).then(|| self.schedule.expires_at(queued_at)),
                 };
                 if let Some(action) = action {
                     statuses.push(status(action));

@@ -152,7 +152,9 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
             Action::Deliver(envelope) => {
                 let (account_id, account) =
                     session.principal().map(|p| (p.account, p.address.clone())).unwrap_or_default();
-                let recipients = envelope.recipients.len() as u32;
+                // Remote recipients count toward the hourly limits like local ones: they are
+                // what a stolen account would be used for.
+                let recipients = (envelope.recipients.len() + envelope.remote_recipients.len()) as u32;
                 let outcome = if sending_allowed(shared, conn.who(), account_id, &account, recipients) {
                     deliver(shared, conn, &account, envelope).await
                 } else {
@@ -161,7 +163,7 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
                         peer: conn.peer,
                         account: account.clone(),
                         size: envelope.data.len() as u64,
-                        recipients: envelope.recipients.len(),
+                        recipients: recipients as usize,
                         reason: "sending limit reached".into(),
                     });
                     DeliveryOutcome::SendingLimit

@@ -1,7 +1,7 @@
 //! `[dns]`: the server's one DNS resolver, asked for every MX, SPF, DKIM, DMARC, PTR and DNSBL
 //! question (issue 14): which servers, how long one query may take, how often it is tried, how
-//! many answers are kept. The server builds `portcullis_dns::DnsSettings` from this; the
-//! resolver is only built when a listener needs it (`listen.smtp`).
+//! many answers are kept. The server builds `portcullis_dns::DnsSettings` from this, for
+//! port 25's checks and for outbound delivery (issue 15).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;

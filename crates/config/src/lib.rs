@@ -12,6 +12,7 @@
 mod admin;
 mod alerts;
 mod check;
+mod delivery;
 mod dns;
 mod error;
 mod firewall;
@@ -22,6 +23,7 @@ mod log;
 mod names;
 mod passwords;
 mod process;
+mod queue;
 mod root;
 mod sender_auth;
 mod smtp;
@@ -31,6 +33,7 @@ mod units;
 
 pub use admin::{Admin, AdminToken, DEFAULT_TOKEN_FILE, MIN_TOKEN_LENGTH};
 pub use alerts::{Alerts, NotifySeverity};
+pub use delivery::{Delivery, IpPreference};
 pub use dns::{Dns, DnsServers};
 pub use error::ConfigError;
 pub use firewall::{parse_network, Firewall, NetRules};
@@ -43,6 +46,7 @@ pub use names::{is_hostname, normalize_address, normalize_domain, MAX_LOGIN_NAME
 pub use passwords::Passwords;
 pub use portcullis_listeners::Listener;
 pub use process::Process;
+pub use queue::RetrySchedule;
 pub use root::Config;
 pub use sender_auth::{AuthAction, SenderAuth, TempErrorAction};
 pub use smtp::Smtp;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::admin::{Admin, RawAdmin};
 use crate::alerts::{Alerts, RawAlerts};
 use crate::check::Check;
+use crate::delivery::{Delivery, RawDelivery};
 use crate::dns::{Dns, RawDns};
 use crate::error::ConfigError;
 use crate::firewall::{Firewall, RawFirewall};
@@ -19,6 +20,7 @@ use crate::log::{Log, RawLog};
 use crate::names::is_hostname;
 use crate::passwords::{Passwords, RawPasswords};
 use crate::process::{Process, RawProcess};
+use crate::queue::{RawQueue, RetrySchedule};
 use crate::sender_auth::{RawSenderAuth, SenderAuth};
 use crate::smtp::{RawSmtp, Smtp};
 use crate::store::{RawStore, Store};
@@ -49,6 +51,10 @@ pub struct Config {
     pub dns: Dns,
     /// What the checks of mail from other servers lead to.
     pub sender_auth: SenderAuth,
+    /// The outbound queue's retry schedule (`[queue]`).
+    pub queue: RetrySchedule,
+    /// How outbound connections are made (`[delivery]`).
+    pub delivery: Delivery,
 }
 
 /// The file as written: every key optional, unknown keys refused.
@@ -71,6 +77,8 @@ pub(crate) struct RawConfig {
     smtp: Option<RawSmtp>,
     dns: Option<RawDns>,
     sender_auth: Option<RawSenderAuth>,
+    queue: Option<RawQueue>,
+    delivery: Option<RawDelivery>,
 }
 
 impl Config {
@@ -130,6 +138,8 @@ impl RawConfig {
         let smtp = self.smtp.unwrap_or_default().validate(&c, limits.max_connections)?;
         let dns = self.dns.unwrap_or_default().validate(&c)?;
         let sender_auth = self.sender_auth.unwrap_or_default().validate(&c)?;
+        let queue = self.queue.unwrap_or_default().validate(&c)?;
+        let delivery = self.delivery.unwrap_or_default().validate(&c)?;
         Ok(Config {
             path: path.to_path_buf(),
             hostname: hostname.to_ascii_lowercase(),
@@ -148,6 +158,8 @@ impl RawConfig {
             smtp,
             dns,
             sender_auth,
+            queue,
+            delivery,
         })
     }
 }

@@ -316,6 +316,28 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<&'static str>,
     },
+    /// The outbound queue tried to hand one queued message to one destination domain (issue
+    /// 15): how many of its recipients there were delivered, deferred (to be retried) or
+    /// failed for good, through which exchanger, with which TLS.
+    DeliveryAttempt {
+        queue_id: i64,
+        domain: String,
+        /// The exchanger of the last connection (empty if none was reached or tried).
+        host: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        address: Option<SocketAddr>,
+        /// "TLSv1.3 TLS13_AES_256_GCM_SHA384", if the session used TLS.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls: Option<String>,
+        delivered: usize,
+        deferred: usize,
+        failed: usize,
+        /// Why the first recipient not delivered was not (a remote reply, or what went wrong).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// This attempt was the message's last: it was given up (a failure notice follows).
+        expired: bool,
+    },
     /// Port 25: a message from another server is durably stored (it was answered 250).
     MessageReceived {
         conn: u64,

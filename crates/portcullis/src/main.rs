@@ -13,8 +13,9 @@ use portcullis_config::{CONFIG_ENV, DEFAULT_CONFIG};
 use cli::account::AccountAction;
 use cli::ban::BanAction;
 use cli::domain::DomainAction;
+use cli::queue::QueueAction;
 use cli::store::StoreAction;
-use cli::{account, ban, check, config_file, dns, domain, init, serve, status, store, Failure};
+use cli::{account, ban, check, config_file, dns, domain, init, queue, serve, status, store, Failure};
 
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "A mail server whose ports are locked down by default")]
@@ -55,6 +56,11 @@ enum Command {
         #[command(subcommand)]
         action: BanAction,
     },
+    /// Look at and act on the outbound queue (works beside a running server)
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+    },
     /// Audit any mail server's ports against the secure-port checklist (exit 2: --fail-on hit)
     Check(check::CheckArgs),
     /// Print the DNS records a domain needs (`dns DOMAIN`), or check them (`dns check DOMAIN`)
@@ -91,6 +97,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Domain { action } => domain::run(&config()?, action),
         Command::Account { action } => account::run(&config()?, action),
         Command::Ban { action } => ban::run(&config()?, action),
+        Command::Queue { action } => queue::run(&config()?, action),
         Command::Check(args) => check::run(args),
         Command::Dns(args) => dns::run(&config()?, args),
         Command::Status => status::run(&config()?),

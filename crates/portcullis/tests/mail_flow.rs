@@ -111,16 +111,31 @@ fn quota_is_enforced_at_delivery() {
 }
 
 #[test]
-fn recipients_outside_our_domains_are_not_relayed() {
+fn recipients_outside_our_domains_are_queued_for_a_logged_in_sender() {
     let server = TestServer::start();
     let mut c = server.connect_tls("submissions");
     c.reply();
     c.cmd("EHLO c");
+    assert!(c.cmd(&format!("MAIL FROM:<{ALICE}>")).starts_with("530 5.7.0"), "nothing before login");
     c.cmd(&format!("AUTH PLAIN {}", plain(ALICE, PASSWORD)));
     c.cmd(&format!("MAIL FROM:<{ALICE}>"));
-    let reply = c.cmd("RCPT TO:<someone@example.com>");
-    assert!(reply.starts_with("550 5.7.1") && reply.contains("Relaying is not enabled"), "{reply}");
-    assert!(c.cmd("RCPT TO:<nobody@example.test>").starts_with("550 5.1.1"));
+    assert!(c.cmd("RCPT TO:<someone@example.com>").starts_with("250 2.1.5"));
+    assert!(c.cmd("RCPT TO:<nobody@example.test>").starts_with("550 5.1.1"), "unknown local users still refused");
+    assert!(c.cmd(&format!("RCPT TO:<{BOB}>")).starts_with("250"));
+    c.cmd("DATA");
+    c.send("Bcc: someone@example.com\r\nSubject: out\r\n\r\nhello\r\n.");
+    assert!(c.reply().starts_with("250 2.0.0"));
+    // Acknowledged: the remote recipient is in the queue on disk, Bob has his copy.
+    let db = rusqlite::Connection::open(server.dir.path().join("data/mail.db")).unwrap();
+    let (rcpt, content): (String, Vec<u8>) = db
+        .query_row("SELECT r.address, q.content FROM queue q JOIN queue_recipients r ON r.queue_id = q.id", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(rcpt, "someone@example.com");
+    let content = String::from_utf8(content).unwrap();
+    assert!(content.contains(&format!("(authenticated as {ALICE})")), "{content}");
+    assert!(!content.contains("Bcc:"), "{content}");
 }
 
 #[test]

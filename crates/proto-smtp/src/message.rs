@@ -14,6 +14,9 @@ pub struct Envelope {
     pub from: String,
     /// Address as the client gave it, and the account it resolved to.
     pub recipients: Vec<(String, AccountId)>,
+    /// Recipients in other domains, to be queued (submission only, see
+    /// [`crate::RecipientOutcome::Remote`]).
+    pub remote_recipients: Vec<String>,
     /// The EHLO/HELO name the client gave.
     pub helo: String,
     /// MAIL FROM carried REQUIRETLS (RFC 8689; port 25, over TLS only).
@@ -47,6 +50,9 @@ pub struct Received<'a> {
     pub tls: Option<&'a str>,
     /// Only a single recipient is named, so that Bcc recipients stay hidden.
     pub single_recipient: Option<&'a str>,
+    /// The account that logged in (submission), named so that the receiving side and the
+    /// postmaster can tell which account sent it.
+    pub account: Option<&'a str>,
     pub now: i64,
 }
 
@@ -85,6 +91,9 @@ pub fn prepare(body: &[u8], received: &Received<'_>, complete: bool) -> (Vec<u8>
     if let Some(tls) = received.tls {
         out.extend_from_slice(format!("\r\n\t(using {tls})").as_bytes());
     }
+    if let Some(account) = received.account {
+        out.extend_from_slice(format!("\r\n\t(authenticated as {})", clean(account)).as_bytes());
+    }
     if let Some(rcpt) = received.single_recipient {
         out.extend_from_slice(format!("\r\n\tfor <{}>", clean(rcpt)).as_bytes());
     }
@@ -98,7 +107,12 @@ pub fn prepare(body: &[u8], received: &Received<'_>, complete: bool) -> (Vec<u8>
     if complete && !has_message_id {
         out.extend_from_slice(format!("Message-ID: <{}@{}>\r\n", received.id, received.hostname).as_bytes());
     }
-    out.extend_from_slice(&body);
+    if complete {
+        // RFC 5322 §3.6.3: the blind recipients must not see each other, nor the others them.
+        out.extend_from_slice(&without_bcc(&body));
+    } else {
+        out.extend_from_slice(&body);
+    }
     (out, trace_len)
 }
 
@@ -114,6 +128,37 @@ fn crlf(body: &[u8]) -> Vec<u8> {
             out.push(b'\r');
         }
         out.push(b);
+    }
+    out
+}
+
+/// The message without its Bcc fields (continuation lines included); the body is untouched.
+fn without_bcc(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len());
+    let mut dropping = false;
+    let mut rest = message;
+    while !rest.is_empty() {
+        let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            // The blank line that ends the header: the rest is body.
+            out.extend_from_slice(rest);
+            return out;
+        }
+        if content[0] == b' ' || content[0] == b'\t' {
+            if !dropping {
+                out.extend_from_slice(line);
+            }
+        } else {
+            let name = content.iter().position(|&b| b == b':').map(|colon| content[..colon].trim_ascii());
+            dropping = name.is_some_and(|n| n.eq_ignore_ascii_case(b"bcc"));
+            if !dropping {
+                out.extend_from_slice(line);
+            }
+        }
+        rest = tail;
     }
     out
 }
@@ -160,6 +205,7 @@ mod tests {
             protocol: "ESMTPSA",
             tls: Some("TLSv1.3 TLS13_AES_256_GCM_SHA384"),
             single_recipient: Some("bob@example.org"),
+            account: None,
             now: 1_764_291_600,
         }
     }
@@ -173,6 +219,19 @@ mod tests {
         assert!(out.contains("\r\nDate: Fri, 28 Nov 2025 01:00:00 +0000\r\n"), "{out}");
         assert!(out.contains("\r\nMessage-ID: <abc.1@mail.example.org>\r\n"), "{out}");
         assert!(out.ends_with("Subject: hi\r\n\r\nbody\r\n"));
+    }
+
+    #[test]
+    fn submission_names_the_account_and_drops_bcc() {
+        let mut r = received();
+        r.account = Some("alice@example.org");
+        let msg = b"To: bob@example.org\r\nBcc: hidden@example.net,\r\n other@example.net\r\nSubject: x\r\n\r\nBcc: in the body\r\n";
+        let out = String::from_utf8(prepare(msg, &r, true).0).unwrap();
+        assert!(out.contains("\r\n\t(authenticated as alice@example.org)\r\n\tfor <bob@example.org>;"), "{out}");
+        assert!(!out.contains("hidden@") && !out.contains("other@"), "{out}");
+        assert!(out.ends_with("To: bob@example.org\r\nSubject: x\r\n\r\nBcc: in the body\r\n"), "{out}");
+        let from_a_server = String::from_utf8(prepare(msg, &received(), false).0).unwrap();
+        assert!(from_a_server.contains("hidden@"), "mail from other servers is left as it came");
     }
 
     #[test]

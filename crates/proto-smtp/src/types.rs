@@ -71,6 +71,10 @@ pub enum RecipientOutcome {
     UnknownUser,
     /// Not one of our domains, and relaying is not enabled.
     NotLocal,
+    /// Not one of our domains, for an authenticated submitter: queued for delivery to its
+    /// domain. Only a logged-in session on 465/587 takes it; anywhere else (port 25, before
+    /// AUTH) it is refused as [`RecipientOutcome::NotLocal`], so the MX never relays.
+    Remote,
     MailboxFull,
     /// The client's source sent more recipients per minute than the guard allows.
     RateLimited,

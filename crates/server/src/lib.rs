@@ -30,6 +30,7 @@ mod monitor;
 mod mx;
 mod pop3;
 pub mod process;
+mod queue_runner;
 pub mod resolver;
 mod sessions;
 mod smtp;
@@ -136,7 +137,7 @@ async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> R
     let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)
         .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?
         .with_max_mailboxes(config.limits.max_mailboxes_per_account);
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = Arc::new(store);
     // One event stream: the log, the anomaly detector and alert delivery all read it.
     let detector = anomalies::AnomalyDetector::new(&config.alerts);
     let (alert_queue, pending_alerts) = alert_delivery::AlertQueue::new(config.alerts.notify);
@@ -147,8 +148,25 @@ async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> R
         Events::new(vec![Arc::new(log), detector.clone(), Arc::new(alert_queue), monitor.clone(), sessions.clone()]);
     let auth =
         Authenticator::new(store.clone(), PasswordHasher::new(&config.passwords)?, config.passwords.scram_iterations)?;
-    // One resolver for the whole server, built only when port 25 needs it.
-    let sender_auth = if config.listen.is_on(Listener::Smtp) { Some(mx::authenticator(&config)?) } else { None };
+    // One resolver for the whole server: port 25's checks and outbound delivery. Port 25
+    // cannot run without it; without port 25 a resolver that cannot be built only leaves the
+    // queue waiting (said in the log), since local mail does not need it.
+    let resolver = match resolver::build(&config) {
+        Ok(resolver) => Some(resolver),
+        Err(e) if config.listen.is_on(Listener::Smtp) => return Err(e),
+        Err(e) => {
+            events.emit(Event::InternalError { conn: None, what: format!("outbound delivery is off: {e}") });
+            None
+        }
+    };
+    let sender_auth = match &resolver {
+        Some(resolver) if config.listen.is_on(Listener::Smtp) => Some(mx::authenticator(&config, resolver.clone())),
+        _ => None,
+    };
+    let courier = match resolver {
+        Some(resolver) => Some(queue_runner::courier(&config, resolver)?),
+        None => None,
+    };
     let shared = Arc::new(Shared::new(config, store.clone(), auth, events.clone(), tls, sessions, sender_auth));
     let admin_auth = if admin_sockets.is_empty() {
         None
@@ -164,6 +182,9 @@ async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> R
     events.emit(Event::ServerStarted { version: env!("CARGO_PKG_VERSION") });
     if let Some((_, Some(source))) = &admin_auth {
         events.emit(Event::AdminToken { path: source.path.display().to_string(), created: source.created });
+    }
+    if let Some(courier) = courier {
+        tokio::spawn(queue_runner::QueueRunner::new(shared.clone(), Arc::new(courier)).run());
     }
     let bans_seen = bans::load(&shared).await;
     tokio::spawn(follow_store::run(shared.clone(), bans_seen));

@@ -37,10 +37,8 @@ impl MxState {
 
 /// The one authenticator of the server: the `[dns]` resolver and the `[sender_auth]` policy,
 /// with the hostname as authserv-id.
-pub fn authenticator(config: &Config) -> Result<Authenticator, String> {
-    let settings = crate::resolver::settings(&config.dns);
-    let resolver = portcullis_dns::Resolver::new(&settings).map_err(|e| format!("dns.servers: {e}"))?;
-    Ok(Authenticator::new(resolver, auth_settings(config)))
+pub fn authenticator(config: &Config, resolver: portcullis_dns::Resolver) -> Authenticator {
+    Authenticator::new(resolver, auth_settings(config))
 }
 
 fn failure_action(action: AuthAction) -> sender_auth::FailureAction {
@@ -345,7 +343,8 @@ async fn store_in_junk(shared: &Shared, accounts: &[i64], raw: Vec<u8>) -> Resul
 /// How a recipient refusal is logged; `None` for an accepted one.
 pub fn recipient_refusal(outcome: RecipientOutcome) -> Option<RecipientRefusal> {
     match outcome {
-        RecipientOutcome::Local(_) => None,
+        // `Remote` is only ever answered on submission, after login, where the session takes it.
+        RecipientOutcome::Local(_) | RecipientOutcome::Remote => None,
         RecipientOutcome::UnknownUser => Some(RecipientRefusal::UnknownUser),
         RecipientOutcome::NotLocal => Some(RecipientRefusal::NotLocal),
         RecipientOutcome::MailboxFull => Some(RecipientRefusal::MailboxFull),

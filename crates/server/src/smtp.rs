@@ -9,7 +9,7 @@ use portcullis_guard::{Now, SendingLimit};
 use portcullis_proto_smtp::{
     Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome, Role, Session,
 };
-use portcullis_store::{Delivery, DeliveryError};
+use portcullis_store::{Delivery, DeliveryError, NewQueued, NewRecipient};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -127,7 +127,12 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
             Action::LookupRecipient { address } => {
                 let outcome = match role {
                     Role::Mx => mx::recipient(shared, conn, &address).await,
-                    Role::Submission => lookup_recipient(shared, &address).await,
+                    // A logged-in submitter may send anywhere (the session takes `Remote` only
+                    // once logged in, and never on 25).
+                    Role::Submission => match lookup_recipient(shared, &address).await {
+                        RecipientOutcome::NotLocal => RecipientOutcome::Remote,
+                        outcome => outcome,
+                    },
                 };
                 if let Some(refusal) = mx::recipient_refusal(outcome) {
                     shared.events.emit(Event::RecipientRefused {
@@ -147,7 +152,9 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
             Action::Deliver(envelope) => {
                 let (account_id, account) =
                     session.principal().map(|p| (p.account, p.address.clone())).unwrap_or_default();
-                let recipients = envelope.recipients.len() as u32;
+                // Remote recipients count toward the hourly limits like local ones: they are
+                // what a stolen account would be used for.
+                let recipients = (envelope.recipients.len() + envelope.remote_recipients.len()) as u32;
                 let outcome = if sending_allowed(shared, conn.who(), account_id, &account, recipients) {
                     deliver(shared, conn, &account, envelope).await
                 } else {
@@ -156,7 +163,7 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
                         peer: conn.peer,
                         account: account.clone(),
                         size: envelope.data.len() as u64,
-                        recipients: envelope.recipients.len(),
+                        recipients: recipients as usize,
                         reason: "sending limit reached".into(),
                     });
                     DeliveryOutcome::SendingLimit
@@ -249,12 +256,9 @@ fn sending_allowed(shared: &Shared, who: Who, account_id: i64, account: &str, re
 
 async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: Envelope) -> DeliveryOutcome {
     let size = envelope.data.len() as u64;
-    let recipients = envelope.recipients.len();
-    let delivery = Delivery {
-        recipients: envelope.recipients.iter().map(|(_, id)| *id).collect(),
-        raw: envelope.data,
-        internal_date: unix_time::now_seconds(),
-    };
+    let recipients = envelope.recipients.len() + envelope.remote_recipients.len();
+    let now = unix_time::now_seconds();
+    let local_ids: Vec<i64> = envelope.recipients.iter().map(|(_, id)| *id).collect();
     let rejected = |reason: String| Event::MessageRejected {
         conn: conn.id,
         peer: conn.peer,
@@ -263,7 +267,39 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
         recipients,
         reason,
     };
-    match shared.store.deliver(delivery).await {
+    // Local recipients get their copies and remote ones are queued in one transaction: the
+    // client hears 250 only once both are durable (docs/architecture.md §4.6).
+    let stored = if envelope.remote_recipients.is_empty() {
+        shared.store.deliver(Delivery { recipients: local_ids, raw: envelope.data, internal_date: now }).await
+    } else {
+        let local = (!local_ids.is_empty()).then(|| Delivery {
+            recipients: local_ids,
+            raw: envelope.data.clone(),
+            internal_date: now,
+        });
+        // RFC 6531 §3.4: the envelope holds UTF-8 (the client used SMTPUTF8 for it).
+        let smtputf8 = !envelope.from.is_ascii() || envelope.remote_recipients.iter().any(|r| !r.is_ascii());
+        let queued = NewQueued {
+            sender: envelope.from,
+            recipients: envelope
+                .remote_recipients
+                .into_iter()
+                .map(|address| NewRecipient { address, notify: None, orcpt: None })
+                .collect(),
+            ret: None,
+            envid: None,
+            smtputf8,
+            eight_bit: envelope.data.iter().any(|&b| b >= 0x80),
+            content: envelope.data,
+            queued_at: now,
+        };
+        let queued = shared.queue.enqueue(queued, local).await.map(|_| ());
+        if queued.is_ok() {
+            shared.queue_wakeup.notify_one();
+        }
+        queued
+    };
+    match stored {
         Ok(()) => {
             shared.events.emit(Event::MessageAccepted {
                 conn: conn.id,

@@ -8,7 +8,7 @@ use portcullis_auth::Authenticator;
 use portcullis_config::Config;
 use portcullis_events::{AlertKind, Event, Events, Severity};
 use portcullis_guard::{Guard, Policy};
-use portcullis_store::Store;
+use portcullis_store::{QueueStore, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,6 +18,10 @@ use crate::tls::Tls;
 pub struct Shared {
     pub config: Config,
     pub store: Arc<dyn Store>,
+    /// The outbound queue, in the same database as `store`.
+    pub queue: Arc<dyn QueueStore>,
+    /// Wakes the queue runner when a submission queued a message.
+    pub queue_wakeup: tokio::sync::Notify,
     pub auth: Authenticator,
     pub events: Events,
     pub guard: Guard,
@@ -37,9 +41,10 @@ pub struct Shared {
 
 impl Shared {
     /// `sessions` is made beforehand: it also reads the event stream that `events` feeds.
-    pub fn new(
+    /// `store` serves both the mailboxes and the outbound queue (one database).
+    pub fn new<S: Store + QueueStore>(
         config: Config,
-        store: Arc<dyn Store>,
+        store: Arc<S>,
         auth: Authenticator,
         events: Events,
         tls: Tls,
@@ -49,7 +54,9 @@ impl Shared {
         let guard = Guard::new(Policy::from_config(&config));
         Shared {
             config,
-            store,
+            store: store.clone(),
+            queue: store,
+            queue_wakeup: tokio::sync::Notify::new(),
             auth,
             events,
             guard,

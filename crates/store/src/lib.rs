@@ -11,6 +11,7 @@ mod address;
 mod flags;
 mod index;
 mod names;
+mod queue;
 mod sqlite;
 mod watch;
 
@@ -18,6 +19,10 @@ pub use address::{normalize_address, normalize_domain};
 pub use flags::{FlagOp, Flags};
 pub use index::{MessageList, MessageRef};
 pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
+pub use queue::{
+    AttemptUpdate, NewQueued, NewRecipient, QueueId, QueueStore, QueuedMessage, QueuedRecipient, RecipientState,
+    RecipientUpdate,
+};
 pub use sqlite::{CheckReport, SqliteStore};
 
 use async_trait::async_trait;

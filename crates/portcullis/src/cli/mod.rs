@@ -9,6 +9,7 @@ pub mod check;
 pub mod dns;
 pub mod domain;
 pub mod init;
+pub mod queue;
 pub mod serve;
 pub mod status;
 pub mod store;

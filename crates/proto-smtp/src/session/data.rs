@@ -38,7 +38,7 @@ impl Session {
         if self.tx.from.is_none() {
             return Err(Reply::new(503, "5.5.1", "Need MAIL command first"));
         }
-        if self.tx.recipients.is_empty() {
+        if self.tx.recipients.is_empty() && self.tx.remote.is_empty() {
             return Err(Reply::new(554, "5.5.1", "No valid recipients"));
         }
         Ok(())
@@ -171,6 +171,12 @@ impl Session {
         self.messages += 1;
         let body = std::mem::take(&mut self.tx.body);
         let recipients = std::mem::take(&mut self.tx.recipients);
+        let remote_recipients = std::mem::take(&mut self.tx.remote);
+        let only = match (recipients.as_slice(), remote_recipients.as_slice()) {
+            ([(one, _)], []) => Some(one.as_str()),
+            ([], [one]) => Some(one.as_str()),
+            _ => None,
+        };
         let helo = self.helo.clone().unwrap_or_else(|| "unknown".into());
         let received = Received {
             helo: &helo,
@@ -180,7 +186,8 @@ impl Session {
             id: &format!("{}.{}", self.peer.session_id, self.messages),
             protocol: message::protocol(self.extended, self.tx.smtputf8, self.tls, self.principal.is_some()),
             tls: self.peer.tls.as_deref(),
-            single_recipient: (recipients.len() == 1).then(|| recipients[0].0.as_str()),
+            single_recipient: only,
+            account: self.principal.as_ref().map(|p| p.address.as_str()),
             now: (self.clock)(),
         };
         // Submission completes a message its client left without Date or Message-ID (RFC 6409
@@ -192,6 +199,7 @@ impl Session {
         Action::Deliver(Envelope {
             from: self.tx.from.clone().unwrap_or_default(),
             recipients,
+            remote_recipients,
             helo,
             require_tls: self.tx.require_tls,
             data,

@@ -18,11 +18,17 @@ impl Session {
                 }
                 Reply::new(250, "2.1.5", "Recipient ok")
             }
+            RecipientOutcome::Remote if self.config.role == Role::Submission && self.principal.is_some() => {
+                if !self.tx.remote.contains(&address) {
+                    self.tx.remote.push(address);
+                }
+                Reply::new(250, "2.1.5", "Recipient ok")
+            }
             RecipientOutcome::UnknownUser => {
                 self.errors += 1;
                 Reply::owned(550, "5.1.1", format!("<{address}>: Recipient address rejected: no such user here"))
             }
-            RecipientOutcome::NotLocal => {
+            RecipientOutcome::NotLocal | RecipientOutcome::Remote => {
                 self.errors += 1;
                 Reply::owned(
                     550,
@@ -133,7 +139,7 @@ impl Session {
         if self.tx.rcpt_commands > self.config.max_recipients && !self.count_command() {
             return None;
         }
-        if self.tx.recipients.len() >= self.config.max_recipients {
+        if self.tx.recipients.len() + self.tx.remote.len() >= self.config.max_recipients {
             self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
             return None;
         }

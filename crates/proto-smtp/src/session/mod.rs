@@ -113,6 +113,8 @@ struct Transaction {
     /// MAIL FROM carried REQUIRETLS (RFC 8689).
     require_tls: bool,
     recipients: Vec<(String, AccountId)>,
+    /// Recipients in other domains, to be queued (submission only).
+    remote: Vec<String>,
     /// The recipient being looked up.
     pending_recipient: Option<String>,
     body: Vec<u8>,

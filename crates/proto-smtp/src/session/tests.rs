@@ -120,6 +120,7 @@ impl Harness {
                         "dave@example.org" => RecipientOutcome::Local(4),
                         "full@example.org" => RecipientOutcome::MailboxFull,
                         a if a.ends_with("@example.org") => RecipientOutcome::UnknownUser,
+                        a if a.ends_with("@remote.test") => RecipientOutcome::Remote,
                         _ => RecipientOutcome::NotLocal,
                     };
                     self.s.recipient_result(outcome);
@@ -342,6 +343,33 @@ fn recipients_local_unknown_remote_and_too_many() {
 }
 
 #[test]
+fn an_authenticated_submitter_may_send_to_other_domains() {
+    let mut h = Harness::authenticated();
+    h.send("MAIL FROM:<alice@example.org>\r\n");
+    assert_eq!(h.send("RCPT TO:<x@remote.test>\r\n"), "250 2.1.5 Recipient ok\r\n");
+    assert_eq!(
+        h.send("RCPT TO:<X@remote.test>\r\nRCPT TO:<x@remote.test>\r\n"),
+        "250 2.1.5 Recipient ok\r\n".repeat(2)
+    );
+    h.send("RCPT TO:<bob@example.org>\r\n");
+    h.send("DATA\r\n");
+    assert_eq!(
+        h.send("Bcc: x@remote.test\r\nSubject: out\r\n\r\nbody\r\n.\r\n"),
+        "250 2.0.0 Message stored as S1.1\r\n"
+    );
+    let m = &h.delivered[0];
+    assert_eq!(m.recipients, vec![("bob@example.org".to_string(), 2)]);
+    assert_eq!(m.remote_recipients, ["x@remote.test", "X@remote.test"], "once each, as given");
+    let text = String::from_utf8(m.data.clone()).unwrap();
+    assert!(!text.contains("\r\nfor <"), "several recipients: none is named");
+    assert!(!text.contains("Bcc:"), "{text}");
+
+    // Only remote recipients is a transaction too.
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<y@remote.test>\r\n");
+    assert_eq!(h.send("DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+}
+
+#[test]
 fn data_is_unstuffed_stamped_and_delivered() {
     let mut h = Harness::authenticated();
     assert_eq!(h.send("DATA\r\n"), "503 5.5.1 Need MAIL command first\r\n");
@@ -355,7 +383,7 @@ fn data_is_unstuffed_stamped_and_delivered() {
     assert_eq!(m.from, "alice@example.org");
     assert_eq!(m.recipients, vec![("bob@example.org".to_string(), 2)]);
     let text = String::from_utf8(m.data.clone()).unwrap();
-    assert!(text.starts_with("Received: from client.example ([127.0.0.2])\r\n\tby mail.example.org (Portcullis) with ESMTPSA id S1.1\r\n\tfor <bob@example.org>;"), "{text}");
+    assert!(text.starts_with("Received: from client.example ([127.0.0.2])\r\n\tby mail.example.org (Portcullis) with ESMTPSA id S1.1\r\n\t(authenticated as alice@example.org)\r\n\tfor <bob@example.org>;"), "{text}");
     assert!(text.contains("\r\nMessage-ID: <S1.1@mail.example.org>\r\n"));
     assert!(text.ends_with("Subject: hi\r\n\r\n.leading dot\r\nend\r\n"), "{text}");
     // The transaction is over; a new one starts clean.

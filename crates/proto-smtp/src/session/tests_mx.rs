@@ -239,3 +239,15 @@ fn refusals_decided_at_the_end_of_data_and_rate_limits_are_sent_as_given() {
     assert!(matches!(h.s.next_action(), Action::Read));
     assert_eq!(h.s.take_output(), b"450 4.7.1 Too many recipients from your address; try again later\r\n");
 }
+
+#[test]
+fn port_25_never_relays_whatever_the_driver_answers() {
+    let mut h = mx();
+    h.send("EHLO mx.remote.test\r\n");
+    h.send("MAIL FROM:<a@remote.test>\r\n");
+    h.s.feed(b"RCPT TO:<c@elsewhere.test>\r\n");
+    assert!(matches!(h.s.next_action(), Action::LookupRecipient { .. }));
+    h.s.recipient_result(RecipientOutcome::Remote);
+    assert!(matches!(h.s.next_action(), Action::Read));
+    assert!(h.s.take_output().starts_with(b"550 5.7.1 <c@elsewhere.test>: Relaying is not enabled"));
+}

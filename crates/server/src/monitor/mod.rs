@@ -184,6 +184,11 @@ impl Monitor {
             "Authentications by listener, mechanism, credential kind and outcome (success, failure).",
         );
         r.declare("portcullis_messages_total", Counter, "Messages submitted, by outcome (accepted, rejected).");
+        r.declare(
+            "portcullis_outbound_recipients_total",
+            Counter,
+            "Recipients of queued mail per delivery attempt, by result (delivered, deferred, failed).",
+        );
         r.declare("portcullis_message_bytes_total", Counter, "Bytes of submitted messages, by outcome.");
         r.declare("portcullis_message_recipients_total", Counter, "Recipients of submitted messages, by outcome.");
         r.declare(
@@ -492,6 +497,11 @@ impl Sink for Monitor {
                 r.add("portcullis_messages_total", labels(&[("outcome", outcome)]), 1.0);
                 r.add("portcullis_message_bytes_total", labels(&[("outcome", outcome)]), *size as f64);
                 r.add("portcullis_message_recipients_total", labels(&[("outcome", outcome)]), *recipients as f64);
+            }
+            Event::DeliveryAttempt { delivered, deferred, failed, .. } => {
+                for (result, n) in [("delivered", delivered), ("deferred", deferred), ("failed", failed)] {
+                    r.add("portcullis_outbound_recipients_total", labels(&[("result", result)]), *n as f64);
+                }
             }
             Event::ProtocolViolation { listener, .. } => {
                 r.add("portcullis_protocol_violations_total", labels(&[("listener", listener.as_str())]), 1.0);

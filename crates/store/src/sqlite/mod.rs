@@ -15,6 +15,7 @@ mod keywords;
 mod mailboxes;
 mod messages;
 mod ops;
+mod queue;
 mod schema;
 mod secrets;
 

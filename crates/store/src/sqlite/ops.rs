@@ -18,7 +18,7 @@ use crate::*;
 
 /// Summarizes a message on a blocking thread: parsing a large message must not stall the
 /// runtime, nor the writer thread that everybody's commits wait on.
-async fn summarize(raw: Vec<u8>) -> Result<(Vec<u8>, portcullis_mime::Summary), StoreError> {
+pub(super) async fn summarize(raw: Vec<u8>) -> Result<(Vec<u8>, portcullis_mime::Summary), StoreError> {
     tokio::task::spawn_blocking(move || {
         let summary = portcullis_mime::summarize(&raw);
         (raw, summary)

@@ -24,6 +24,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_6, then: None },
     Migration { sql: MIGRATION_7, then: Some(resummarize_all) },
     Migration { sql: MIGRATION_8, then: None },
+    Migration { sql: MIGRATION_9, then: None },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -276,6 +277,39 @@ const MIGRATION_8: &str = r#"
         lifted  INTEGER NOT NULL
     ) STRICT;
     CREATE INDEX lifted_bans_by_seq ON lifted_bans(seq);
+    "#;
+
+// 9: the outbound queue (issue 15). A queued message keeps its bytes once (`content`), its
+// envelope with the RFC 3461 parameters in their ESMTP text forms, when it was queued, the
+// attempts made, when the next is due (also the lease of a runner working on it: see
+// `QueueStore::claim_due`) and whether its sender was told it is late. Each recipient has a
+// state (pending, delivered, failed) and the last answer about it; the message leaves the
+// queue when none is pending.
+const MIGRATION_9: &str = r#"
+    CREATE TABLE queue (
+        id                INTEGER PRIMARY KEY,
+        sender            TEXT NOT NULL,
+        ret               TEXT,
+        envid             TEXT,
+        smtputf8          INTEGER NOT NULL,
+        eight_bit         INTEGER NOT NULL,
+        content           BLOB NOT NULL,
+        queued_at         INTEGER NOT NULL,
+        next_attempt      INTEGER NOT NULL,
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        delay_notice_sent INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE INDEX queue_by_next_attempt ON queue(next_attempt);
+    CREATE TABLE queue_recipients (
+        queue_id   INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+        position   INTEGER NOT NULL,
+        address    TEXT NOT NULL,
+        notify     TEXT,
+        orcpt      TEXT,
+        state      TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+        last_reply TEXT,
+        PRIMARY KEY (queue_id, position)
+    ) STRICT;
     "#;
 
 /// The schema version this build writes.

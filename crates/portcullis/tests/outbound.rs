@@ -1,0 +1,274 @@
+//! Outbound mail end to end (issue 15), against real processes on loopback: instance A
+//! (submission, its outbound connections from 127.0.0.2) hands mail to instance B (port 25 on
+//! 127.0.0.3) found through an MX record served by `portcullis_testdns`; a destination that
+//! refuses with 5xx gives the sender a failure notice; one that answers 4xx is tried again;
+//! a message queued when A is killed with SIGKILL is delivered once after the restart.
+//! The refusing, deferring and counting destinations are small SMTP sinks written here; the
+//! operator's `queue list|flush|remove` is checked on the deferred message.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::mx::stored;
+use common::{Settings, TestServer, ALICE, DOMAIN, PASSWORD};
+use portcullis_testdns::{TestDns, Zones};
+
+const B_DOMAIN: &str = "b.test";
+const CAROL: &str = "carol@b.test";
+const A_IP: &str = "127.0.0.2";
+const B_IP: &str = "127.0.0.3";
+/// Answers every RCPT with 550.
+const REFUSING: (&str, &str) = ("refusing.test", "127.0.0.4");
+/// Answers every RCPT with 451.
+const DEFERRING: (&str, &str) = ("deferring.test", "127.0.0.5");
+/// Nothing listens at first; later a sink that takes everything.
+const LATER: (&str, &str) = ("later.test", "127.0.0.6");
+
+fn zones() -> Zones {
+    let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+    let mut zones = Zones::new()
+        // A's own domain: routable, and 127.0.0.2 may send for it (SPF), so B accepts it.
+        .zone(DOMAIN)
+        .mx(DOMAIN, 10, &format!("mail.{DOMAIN}"))
+        .a(&format!("mail.{DOMAIN}"), ip(A_IP))
+        .txt(DOMAIN, &format!("v=spf1 ip4:{A_IP} -all"));
+    for (domain, address) in [(B_DOMAIN, B_IP), REFUSING, DEFERRING, LATER] {
+        zones = zones.zone(domain).mx(domain, 10, &format!("mx.{domain}")).a(&format!("mx.{domain}"), ip(address));
+    }
+    zones
+}
+
+fn dns_section(dns: &TestDns) -> String {
+    format!("[dns]\nservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1", dns.addr())
+}
+
+/// B: port 25 on 127.0.0.3, with carol in b.test.
+fn start_b(dns: &TestDns) -> TestServer {
+    let b = TestServer::start_with(Settings {
+        listen: vec![format!("smtp = [\"{B_IP}:0\"]")],
+        sections: vec![dns_section(dns)],
+        ..Settings::default()
+    });
+    b.cli_ok(&["domain", "add", B_DOMAIN], None);
+    b.cli_ok(&["account", "add", CAROL, "--password-stdin"], Some(PASSWORD));
+    b
+}
+
+/// A: sends from 127.0.0.2 to exchangers on `port`, retrying after a second.
+fn start_a(dns: &TestDns, port: u16) -> TestServer {
+    TestServer::start_with(Settings {
+        sections: vec![
+            dns_section(dns),
+            "[queue]\nretry_first = \"1s\"\nretry_max_interval = \"1s\"\nexpire = \"1h\"\ndelay_notice = \"0s\"".into(),
+            format!("[delivery]\nsource_ipv4 = \"{A_IP}\"\nport = {port}"),
+        ],
+        ..Settings::default()
+    })
+}
+
+/// A destination that speaks just enough SMTP: `rcpt` is its answer to every RCPT; the
+/// messages it took are counted.
+fn sink(ip: &str, port: u16, rcpt: &'static str) -> Arc<AtomicUsize> {
+    let listener = TcpListener::bind((ip, port)).unwrap_or_else(|e| panic!("sink on {ip}:{port}: {e}"));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let counter = taken.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let counter = counter.clone();
+            std::thread::spawn(move || serve_sink(stream, rcpt, &counter));
+        }
+    });
+    taken
+}
+
+fn serve_sink(stream: TcpStream, rcpt: &str, taken: &AtomicUsize) {
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut out = stream.try_clone().unwrap();
+    let mut lines = BufReader::new(stream);
+    let _ = out.write_all(b"220 sink.test ESMTP\r\n");
+    let mut line = String::new();
+    let mut in_data = false;
+    while lines.read_line(&mut line).unwrap_or(0) > 0 {
+        let reply = if in_data {
+            if line == ".\r\n" {
+                in_data = false;
+                taken.fetch_add(1, Ordering::SeqCst);
+                Some("250 2.0.0 taken")
+            } else {
+                None
+            }
+        } else {
+            match line.get(..4).map(|c| c.to_ascii_uppercase()).as_deref() {
+                Some("EHLO") => Some("250-sink.test\r\n250 8BITMIME"),
+                Some("RCPT") => Some(rcpt),
+                Some("DATA") => {
+                    in_data = true;
+                    Some("354 go on")
+                }
+                Some("QUIT") => {
+                    let _ = out.write_all(b"221 bye\r\n");
+                    return;
+                }
+                _ => Some("250 ok"),
+            }
+        };
+        if let Some(reply) = reply {
+            if out.write_all(format!("{reply}\r\n").as_bytes()).is_err() {
+                return;
+            }
+        }
+        line.clear();
+    }
+}
+
+/// Alice submits to `to` on A over 465.
+fn submit(a: &TestServer, to: &str, subject: &str) {
+    let reply = a.submit(to, &format!("From: <{ALICE}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nHello {to}."));
+    assert!(reply.starts_with("250 "), "{reply}");
+}
+
+/// Messages in A's queue, as the database on disk has them.
+fn queued(a: &TestServer) -> i64 {
+    let db = rusqlite::Connection::open(a.dir.path().join("data/mail.db")).unwrap();
+    db.query_row("SELECT count(*) FROM queue", [], |r| r.get(0)).unwrap()
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(30), "{what} never happened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn mail_from_a_user_on_a_reaches_a_user_on_b_with_b_checking_who_sent_it() {
+    let dns = TestDns::start(zones()).unwrap();
+    let b = start_b(&dns);
+    let a = start_a(&dns, b.addr("smtp").port());
+    submit(&a, CAROL, "across");
+
+    let attempt = a.wait_event(|e| e["event"] == "delivery_attempt");
+    assert_eq!((attempt["domain"].as_str(), attempt["delivered"].as_u64()), (Some(B_DOMAIN), Some(1)), "{attempt}");
+    assert_eq!(attempt["host"], format!("mx.{B_DOMAIN}"));
+    assert!(attempt["tls"].as_str().is_some_and(|t| t.starts_with("TLSv1.")), "STARTTLS was used: {attempt}");
+    let verdict = b.wait_event(|e| e["event"] == "sender_verdict");
+    assert_eq!(verdict["spf"], "pass", "{verdict}");
+    assert_eq!(verdict["dkim"], "none", "{verdict}");
+
+    let mut inbox = Vec::new();
+    wait_for("the message in carol's INBOX", || {
+        inbox = stored(&b, CAROL, "INBOX");
+        !inbox.is_empty()
+    });
+    let message = &inbox[0];
+    assert!(message.contains("Subject: across"), "{message}");
+    assert!(message.contains(&format!("(authenticated as {ALICE})")), "A's Received names the account: {message}");
+    assert!(message.contains("Authentication-Results:") && message.contains("spf=pass"), "{message}");
+    // Delivered: out of A's queue, and no notice for alice.
+    wait_for("an empty queue", || queued(&a) == 0);
+    assert!(stored(&a, ALICE, "INBOX").is_empty());
+}
+
+#[test]
+fn a_permanent_refusal_gives_the_sender_a_failure_notice() {
+    let dns = TestDns::start(zones()).unwrap();
+    let b = start_b(&dns);
+    let port = b.addr("smtp").port();
+    sink(REFUSING.1, port, "550 5.1.1 no such user here");
+    let a = start_a(&dns, port);
+    let to = format!("nobody@{}", REFUSING.0);
+    submit(&a, &to, "doomed");
+
+    let attempt = a.wait_event(|e| e["event"] == "delivery_attempt");
+    assert_eq!(attempt["failed"], 1, "{attempt}");
+    let mut inbox = Vec::new();
+    wait_for("a notice in alice's INBOX", || {
+        inbox = stored(&a, ALICE, "INBOX");
+        !inbox.is_empty()
+    });
+    let notice = &inbox[0];
+    assert!(notice.contains("Subject: Undelivered Mail Returned to Sender"), "{notice}");
+    assert!(notice.contains("report-type=delivery-status"), "{notice}");
+    assert!(notice.contains(&format!("Final-Recipient: rfc822; {to}")), "{notice}");
+    assert!(notice.contains("Action: failed") && notice.contains("Status: 5.1.1"), "{notice}");
+    assert!(notice.contains("550 5.1.1 no such user here"), "{notice}");
+    assert_eq!(inbox.len(), 1, "one notice");
+}
+
+#[test]
+fn a_temporary_refusal_is_tried_again() {
+    let dns = TestDns::start(zones()).unwrap();
+    let b = start_b(&dns);
+    let port = b.addr("smtp").port();
+    sink(DEFERRING.1, port, "451 4.7.1 greylisted, come back later");
+    let a = start_a(&dns, port);
+    submit(&a, &format!("someone@{}", DEFERRING.0), "later");
+    let attempts = a.wait_events(|e| e["event"] == "delivery_attempt" && e["domain"] == DEFERRING.0, 2);
+    for attempt in &attempts[..2] {
+        assert_eq!((attempt["deferred"].as_u64(), attempt["failed"].as_u64()), (Some(1), Some(0)), "{attempt}");
+        assert!(attempt["reason"].as_str().unwrap().contains("greylisted"), "{attempt}");
+    }
+    assert!(stored(&a, ALICE, "INBOX").is_empty(), "no notice while it is retried (delay notices are off)");
+
+    // The operator sees it waiting, and may take it out of the queue.
+    let list = a.cli_ok(&["queue", "list"], None);
+    assert!(list.contains(&format!("#1 from {ALICE}")), "{list}");
+    assert!(list.contains(&format!("someone@{} (pending): ", DEFERRING.0)) && list.contains("greylisted"), "{list}");
+    assert!(a.cli_ok(&["queue", "flush"], None).contains("made due now"));
+    assert!(a.cli_ok(&["queue", "remove", "1"], None).contains("Removed queued message #1"));
+    assert_eq!(queued(&a), 0);
+    let again = a.cli(&["queue", "remove", "1"], None);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no queued message #1"));
+    assert!(a.cli_ok(&["queue", "list"], None).contains("The queue is empty."));
+}
+
+#[test]
+fn a_message_queued_when_a_is_killed_is_delivered_once_after_the_restart() {
+    let dns = TestDns::start(zones()).unwrap();
+    let b = start_b(&dns);
+    let port = b.addr("smtp").port();
+    let mut a = start_a(&dns, port);
+    submit(&a, &format!("someone@{}", LATER.0), "survivor");
+    // Nobody listens yet: the attempt fails, the message waits in the queue.
+    a.wait_event(|e| e["event"] == "delivery_attempt" && e["deferred"] == 1);
+    std::thread::sleep(Duration::from_millis(300)); // the attempt's record is written
+    a.signal(nix::sys::signal::Signal::SIGKILL);
+    a.kill();
+
+    let taken = sink(LATER.1, port, "250 2.1.5 ok");
+    a.launch();
+    wait_for("the delivery after the restart", || taken.load(Ordering::SeqCst) >= 1);
+    std::thread::sleep(Duration::from_secs(3)); // several ticks of the runner
+    assert_eq!(taken.load(Ordering::SeqCst), 1, "delivered once");
+    assert_eq!(queued(&a), 0);
+}
+
+#[test]
+fn remote_recipients_count_toward_the_hourly_sending_limit() {
+    let dns = TestDns::start(zones()).unwrap();
+    let a = TestServer::start_with(Settings {
+        sections: vec![dns_section(&dns), "[guard]\nmax_recipients_per_hour = 2".into()],
+        ..Settings::default()
+    });
+    let mut c = a.connect_tls("submissions");
+    c.reply();
+    c.cmd("EHLO c");
+    c.cmd(&format!("AUTH PLAIN {}", common::plain(ALICE, PASSWORD)));
+    c.cmd(&format!("MAIL FROM:<{ALICE}>"));
+    for n in 0..3 {
+        assert!(c.cmd(&format!("RCPT TO:<r{n}@{}>", DEFERRING.0)).starts_with("250"));
+    }
+    c.cmd("DATA");
+    c.send("Subject: spam\r\n\r\nbuy\r\n.");
+    let reply = c.reply();
+    assert!(reply.starts_with("4"), "over the limit: {reply}");
+    assert_eq!(queued(&a), 0, "nothing queued");
+    a.wait_event(|e| e["event"] == "alert_raised" && e["kind"] == "sending_limit");
+}

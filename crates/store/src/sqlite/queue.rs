@@ -1,0 +1,196 @@
+//! The outbound queue in SQLite (see `crate::queue`): writes through the writer thread, so a
+//! queued message (with the local copies of its submission) and an attempt's record (with its
+//! notice) are each one durable transaction.
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::ops::summarize;
+use super::{messages, SqliteStore};
+use crate::queue::{AttemptUpdate, NewQueued, QueueId, QueueStore, QueuedMessage, QueuedRecipient, RecipientState};
+use crate::{Delivery, DeliveryError, MailboxChange, StoreError};
+
+const MESSAGE_COLUMNS: &str =
+    "id, sender, ret, envid, smtputf8, eight_bit, length(content), queued_at, next_attempt, attempts, delay_notice_sent";
+
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
+    Ok(QueuedMessage {
+        id: r.get(0)?,
+        sender: r.get(1)?,
+        recipients: Vec::new(),
+        ret: r.get(2)?,
+        envid: r.get(3)?,
+        smtputf8: r.get::<_, i64>(4)? != 0,
+        eight_bit: r.get::<_, i64>(5)? != 0,
+        content: Vec::new(),
+        size: r.get::<_, i64>(6)?.max(0) as u64,
+        queued_at: r.get(7)?,
+        next_attempt: r.get(8)?,
+        attempts: r.get::<_, i64>(9)?.clamp(0, u32::MAX as i64) as u32,
+        delay_notice_sent: r.get::<_, i64>(10)? != 0,
+    })
+}
+
+fn recipients(conn: &Connection, id: QueueId) -> Result<Vec<QueuedRecipient>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT address, notify, orcpt, state, last_reply FROM queue_recipients WHERE queue_id = ?1 ORDER BY position",
+    )?;
+    let rows = stmt
+        .query_map(params![id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(address, notify, orcpt, state, last_reply)| {
+            let state = RecipientState::parse(&state).ok_or_else(|| {
+                StoreError::Backend(format!("queued message {id}: unknown recipient state {state:?}"))
+            })?;
+            Ok(QueuedRecipient { address, notify, orcpt, state, last_reply })
+        })
+        .collect()
+}
+
+fn insert(conn: &Connection, m: &NewQueued) -> Result<QueueId, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO queue(sender, ret, envid, smtputf8, eight_bit, content, queued_at, next_attempt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    )?
+    .execute(params![m.sender, m.ret, m.envid, m.smtputf8 as i64, m.eight_bit as i64, m.content, m.queued_at])?;
+    let id = conn.last_insert_rowid();
+    let mut add = conn.prepare_cached(
+        "INSERT INTO queue_recipients(queue_id, position, address, notify, orcpt) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (position, r) in m.recipients.iter().enumerate() {
+        add.execute(params![id, position as i64, r.address, r.notify, r.orcpt])?;
+    }
+    Ok(id)
+}
+
+/// A local delivery inside the current transaction (summary computed beforehand).
+type LocalCopy = Option<(Delivery, Vec<u8>, portcullis_mime::Summary)>;
+
+async fn prepare_local(local: Option<Delivery>) -> Result<LocalCopy, StoreError> {
+    match local {
+        Some(mut delivery) => {
+            let (raw, summary) = summarize(std::mem::take(&mut delivery.raw)).await?;
+            Ok(Some((delivery, raw, summary)))
+        }
+        None => Ok(None),
+    }
+}
+
+fn deliver_local(
+    conn: &Connection,
+    local: LocalCopy,
+    default_quota: Option<u64>,
+) -> Result<Vec<MailboxChange>, DeliveryError> {
+    match local {
+        Some((delivery, raw, summary)) if !delivery.recipients.is_empty() => {
+            messages::deliver(conn, delivery.recipients, &raw, &summary, delivery.internal_date, default_quota)
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn enqueue(&self, message: NewQueued, local: Option<Delivery>) -> Result<QueueId, DeliveryError> {
+        if message.recipients.is_empty() {
+            return Err(StoreError::Backend("a queued message needs at least one recipient".into()).into());
+        }
+        let default_quota = self.default_quota;
+        let local = prepare_local(local).await?;
+        self.write_announcing(move |conn| {
+            let changes = deliver_local(conn, local, default_quota)?;
+            let id = insert(conn, &message)?;
+            Ok((id, changes))
+        })
+        .await
+    }
+
+    async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> Result<Vec<QueuedMessage>, StoreError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS}, content FROM queue WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2"
+            ))?;
+            let mut due = stmt
+                .query_map(params![now, limit as i64], |r| {
+                    let mut m = message_row(r)?;
+                    m.content = r.get(11)?;
+                    Ok(m)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut lease = conn.prepare_cached("UPDATE queue SET next_attempt = ?2 WHERE id = ?1")?;
+            for m in &mut due {
+                lease.execute(params![m.id, lease_until])?;
+                m.recipients = recipients(conn, m.id)?;
+            }
+            Ok(due)
+        })
+        .await
+    }
+
+    async fn record_attempt(&self, update: AttemptUpdate) -> Result<bool, DeliveryError> {
+        let default_quota = self.default_quota;
+        let notice = prepare_local(update.notice).await?;
+        let (id, outcomes, next, delay_sent) =
+            (update.id, update.recipients, update.next_attempt, update.delay_notice_sent);
+        self.write_announcing(move |conn| {
+            let exists = conn
+                .prepare_cached("SELECT 1 FROM queue WHERE id = ?1")?
+                .query_row(params![id], |_| Ok(()))
+                .optional()?
+                .is_some();
+            if !exists {
+                return Ok((false, Vec::new()));
+            }
+            let changes = deliver_local(conn, notice, default_quota)?;
+            let mut set = conn.prepare_cached(
+                "UPDATE queue_recipients SET state = ?3, last_reply = ?4
+                  WHERE queue_id = ?1 AND address = ?2 AND state = 'pending'",
+            )?;
+            for o in &outcomes {
+                set.execute(params![id, o.address, o.state.as_str(), o.reply])?;
+            }
+            let pending: i64 = conn.query_row(
+                "SELECT count(*) FROM queue_recipients WHERE queue_id = ?1 AND state = 'pending'",
+                params![id],
+                |r| r.get(0),
+            )?;
+            if pending == 0 {
+                conn.execute("DELETE FROM queue WHERE id = ?1", params![id])?;
+            } else {
+                conn.execute(
+                    "UPDATE queue SET attempts = attempts + 1, next_attempt = ?2,
+                            delay_notice_sent = delay_notice_sent OR ?3 WHERE id = ?1",
+                    params![id, next, delay_sent as i64],
+                )?;
+            }
+            Ok((true, changes))
+        })
+        .await
+    }
+
+    async fn queued(&self) -> Result<Vec<QueuedMessage>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM queue ORDER BY id"))?;
+            let mut all = stmt.query_map([], message_row)?.collect::<Result<Vec<_>, _>>()?;
+            for m in &mut all {
+                m.recipients = recipients(conn, m.id)?;
+            }
+            Ok(all)
+        })
+        .await
+    }
+
+    async fn flush_queue(&self, now: i64) -> Result<usize, StoreError> {
+        self.write(move |conn| {
+            Ok(conn.execute("UPDATE queue SET next_attempt = ?1 WHERE next_attempt > ?1", params![now])?)
+        })
+        .await
+    }
+
+    async fn remove_queued(&self, id: QueueId) -> Result<bool, StoreError> {
+        self.write(move |conn| Ok(conn.execute("DELETE FROM queue WHERE id = ?1", params![id])? > 0)).await
+    }
+}

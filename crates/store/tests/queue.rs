@@ -1,0 +1,131 @@
+//! The outbound queue in SQLite: a submission's queued copy and its local copies are one
+//! durable transaction; claiming leases a message; an attempt's record moves recipients on,
+//! stores its notice with it, and removes the message when nobody is left pending.
+
+mod common;
+
+use common::*;
+use portcullis_store::*;
+
+fn queued(sender: &str, recipients: &[&str], queued_at: i64) -> NewQueued {
+    NewQueued {
+        sender: sender.into(),
+        recipients: recipients
+            .iter()
+            .map(|a| NewRecipient { address: a.to_string(), notify: Some("FAILURE,DELAY".into()), orcpt: None })
+            .collect(),
+        ret: Some("HDRS".into()),
+        envid: Some("env-1".into()),
+        smtputf8: false,
+        eight_bit: false,
+        content: message("outbound"),
+        queued_at,
+    }
+}
+
+fn update(id: QueueId, outcomes: &[(&str, RecipientState)], next_attempt: i64) -> AttemptUpdate {
+    AttemptUpdate {
+        id,
+        recipients: outcomes
+            .iter()
+            .map(|(a, s)| RecipientUpdate { address: a.to_string(), state: *s, reply: Some(format!("{s:?}")) })
+            .collect(),
+        next_attempt,
+        delay_notice_sent: false,
+        notice: None,
+    }
+}
+
+#[tokio::test]
+async fn a_submission_is_queued_with_its_local_copy_in_one_durable_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None);
+    let alice = account(&store, "alice@example.org").await;
+    let local = Delivery { recipients: vec![alice], raw: message("outbound"), internal_date: 1_700_000_000 };
+    let id = store
+        .enqueue(queued("alice@example.org", &["bob@remote.test", "carol@remote.test"], 100), Some(local))
+        .await
+        .unwrap();
+    // On disk, seen through another connection: the message once, both recipients, the copy.
+    assert_eq!(count(&dir, "SELECT count(*) FROM queue"), 1);
+    assert_eq!(count(&dir, "SELECT count(*) FROM queue_recipients"), 2);
+    assert_eq!(store.messages(mailbox(&store, alice, "INBOX").await.id).await.unwrap().len(), 1);
+
+    let listed = store.queued().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let m = &listed[0];
+    assert_eq!(
+        (m.id, m.sender.as_str(), m.queued_at, m.next_attempt, m.attempts),
+        (id, "alice@example.org", 100, 100, 0)
+    );
+    assert_eq!((m.ret.as_deref(), m.envid.as_deref()), (Some("HDRS"), Some("env-1")));
+    assert_eq!(m.size, message("outbound").len() as u64);
+    assert!(m.content.is_empty(), "listings leave the content out");
+    assert_eq!(m.recipients[1].address, "carol@remote.test");
+    assert_eq!(m.recipients[1].notify.as_deref(), Some("FAILURE,DELAY"));
+    assert_eq!(m.recipients[1].state, RecipientState::Pending);
+}
+
+#[tokio::test]
+async fn a_local_copy_over_quota_queues_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, Some(10));
+    let alice = account(&store, "alice@example.org").await;
+    let local = Delivery { recipients: vec![alice], raw: message("too big"), internal_date: 1 };
+    let err = store.enqueue(queued("alice@example.org", &["bob@remote.test"], 1), Some(local)).await.unwrap_err();
+    assert!(matches!(err, DeliveryError::QuotaExceeded(_)), "{err}");
+    assert_eq!(count(&dir, "SELECT count(*) FROM queue"), 0, "nothing queued either");
+}
+
+#[tokio::test]
+async fn claiming_leases_due_messages_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None);
+    let early = store.enqueue(queued("a@example.org", &["x@remote.test"], 100), None).await.unwrap();
+    let late = store.enqueue(queued("a@example.org", &["y@remote.test"], 500), None).await.unwrap();
+    let due = store.claim_due(200, 260, 10).await.unwrap();
+    assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [early]);
+    assert_eq!(due[0].content, message("outbound"), "claimed with its content");
+    assert!(store.claim_due(200, 260, 10).await.unwrap().is_empty(), "leased: not claimed twice");
+    // The lease runs out (the runner died): it is due again.
+    assert_eq!(store.claim_due(260, 320, 10).await.unwrap()[0].id, early);
+    assert_eq!(store.flush_queue(261).await.unwrap(), 2, "flush makes every message due");
+    let ids: Vec<_> = store.claim_due(261, 400, 10).await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.contains(&late));
+}
+
+#[tokio::test]
+async fn attempts_move_recipients_on_and_the_message_leaves_when_none_is_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None);
+    let alice = account(&store, "alice@example.org").await;
+    let id = store.enqueue(queued("alice@example.org", &["b@remote.test", "c@remote.test"], 100), None).await.unwrap();
+
+    let first =
+        update(id, &[("b@remote.test", RecipientState::Delivered), ("c@remote.test", RecipientState::Pending)], 400);
+    assert!(store.record_attempt(first).await.unwrap());
+    let m = &store.queued().await.unwrap()[0];
+    assert_eq!((m.attempts, m.next_attempt), (1, 400));
+    assert_eq!(m.recipients[0].state, RecipientState::Delivered);
+    assert_eq!(m.recipients[1].last_reply.as_deref(), Some("Pending"));
+
+    // A delivered recipient stays delivered whatever a later record says.
+    let mut last =
+        update(id, &[("b@remote.test", RecipientState::Failed), ("c@remote.test", RecipientState::Failed)], 0);
+    last.notice = Some(Delivery { recipients: vec![alice], raw: message("notice"), internal_date: 2 });
+    assert!(store.record_attempt(last).await.unwrap());
+    assert!(store.queued().await.unwrap().is_empty(), "nobody pending: out of the queue");
+    assert_eq!(count(&dir, "SELECT count(*) FROM queue_recipients"), 0);
+    let inbox = mailbox(&store, alice, "INBOX").await.id;
+    assert_eq!(store.messages(inbox).await.unwrap().len(), 1, "the notice went to the sender with the record");
+
+    // Removed meanwhile: nothing is stored, the notice neither.
+    let gone = store.enqueue(queued("alice@example.org", &["d@remote.test"], 100), None).await.unwrap();
+    assert!(store.remove_queued(gone).await.unwrap());
+    assert!(!store.remove_queued(gone).await.unwrap());
+    let mut late = update(gone, &[("d@remote.test", RecipientState::Failed)], 0);
+    late.notice = Some(Delivery { recipients: vec![alice], raw: message("notice"), internal_date: 3 });
+    assert!(!store.record_attempt(late).await.unwrap());
+    assert_eq!(store.messages(inbox).await.unwrap().len(), 1);
+}

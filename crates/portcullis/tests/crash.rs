@@ -98,19 +98,34 @@ fn submit_until_killed(
     if !ready {
         return;
     }
+    let id = |n| format!("<crash-{cycle}-{client}-{connection}-{n}@example.test>");
+    send_until_cut(&mut c, &mut rng, &format!("MAIL FROM:<{ALICE}>"), id, log, |_| {});
+}
+
+/// Sends messages (a third to both users, a third to each) on `c`, logged in or not, until the
+/// server goes away or refuses one; every message whose DATA was accepted is recorded before
+/// it is sent, and marked acknowledged at its 250. `refused` is told any other final reply.
+fn send_until_cut(
+    c: &mut Client,
+    rng: &mut Rng,
+    mail_from: &str,
+    id: impl Fn(u64) -> String,
+    log: &Mutex<Vec<Sent>>,
+    refused: impl Fn(&str),
+) {
     for n in 0.. {
-        let id = format!("<crash-{cycle}-{client}-{connection}-{n}@example.test>");
+        let id = id(n);
         let recipients: Vec<&'static str> = match n % 3 {
             0 => vec![ALICE, BOB],
             1 => vec![BOB],
             _ => vec![ALICE],
         };
-        let raw = message(&id, &mut rng);
-        let mut ok = try_cmd(&mut c, &format!("MAIL FROM:<{ALICE}>")).is_some_and(|r| r.starts_with("250"));
+        let raw = message(&id, rng);
+        let mut ok = try_cmd(c, mail_from).is_some_and(|r| r.starts_with("250"));
         for to in &recipients {
-            ok = ok && try_cmd(&mut c, &format!("RCPT TO:<{to}>")).is_some_and(|r| r.starts_with("250"));
+            ok = ok && try_cmd(c, &format!("RCPT TO:<{to}>")).is_some_and(|r| r.starts_with("250"));
         }
-        ok = ok && try_cmd(&mut c, "DATA").is_some_and(|r| r.starts_with("354"));
+        ok = ok && try_cmd(c, "DATA").is_some_and(|r| r.starts_with("354"));
         if !ok {
             return;
         }
@@ -127,6 +142,7 @@ fn submit_until_killed(
         }
         let reply = c.reply();
         if !reply.starts_with("250") {
+            refused(&reply);
             return;
         }
         log.lock().unwrap()[index].acknowledged = true;
@@ -479,40 +495,10 @@ fn deliver_until_killed(
             return;
         }
     }
-    for n in 0.. {
-        let id = format!("<crash-25-{cycle}-{client}-{connection}-{n}@sender.test>");
-        let recipients: Vec<&'static str> = match n % 3 {
-            0 => vec![ALICE, BOB],
-            1 => vec![BOB],
-            _ => vec![ALICE],
-        };
-        let raw = message(&id, &mut rng);
-        let mut ok = try_cmd(&mut c, &format!("MAIL FROM:<relay@{GOOD}>")).is_some_and(|r| r.starts_with("250"));
-        for to in &recipients {
-            ok = ok && try_cmd(&mut c, &format!("RCPT TO:<{to}>")).is_some_and(|r| r.starts_with("250"));
-        }
-        ok = ok && try_cmd(&mut c, "DATA").is_some_and(|r| r.starts_with("354"));
-        if !ok {
-            return;
-        }
-        let index = {
-            let mut log = log.lock().unwrap();
-            log.push(Sent { id, raw: raw.clone(), recipients, smtp: true, acknowledged: false });
-            log.len() - 1
-        };
-        let mut data = raw;
-        data.extend_from_slice(b".\r\n");
-        if c.try_send_raw(&data).is_err() {
-            return;
-        }
-        let reply = c.reply();
-        if !reply.starts_with("250") {
-            // Anything but a 250 here would be a verdict gone wrong: the check below names it.
-            assert!(reply.is_empty() || reply.starts_with("421"), "{reply}");
-            return;
-        }
-        log.lock().unwrap()[index].acknowledged = true;
-    }
+    let id = |n| format!("<crash-25-{cycle}-{client}-{connection}-{n}@sender.test>");
+    // Anything but a 250 at the end of DATA would be a verdict gone wrong: the check names it.
+    let refused = |reply: &str| assert!(reply.is_empty() || reply.starts_with("421"), "{reply}");
+    send_until_cut(&mut c, &mut rng, &format!("MAIL FROM:<relay@{GOOD}>"), id, log, refused);
 }
 
 #[test]

@@ -333,21 +333,7 @@ fn a_weak_dovecot_and_postfix_get_exactly_their_planted_findings() {
     .unwrap();
     std::fs::write(
         pf.join("master.cf"),
-        format!(
-            "127.0.0.1:{submission} inet n - n - - smtpd\n\
-             cleanup   unix  n - n - 0 cleanup\n\
-             qmgr      unix  n - n 300 1 qmgr\n\
-             tlsmgr    unix  - - n 1000? 1 tlsmgr\n\
-             rewrite   unix  - - n - - trivial-rewrite\n\
-             bounce    unix  - - n - 0 bounce\n\
-             defer     unix  - - n - 0 bounce\n\
-             trace     unix  - - n - 0 bounce\n\
-             verify    unix  - - n - 1 verify\n\
-             proxymap  unix  - - n - - proxymap\n\
-             anvil     unix  - - n - 1 anvil\n\
-             scache    unix  - - n - 1 scache\n\
-             postlog   unix-dgram n - n - 1 postlogd\n"
-        ),
+        format!("127.0.0.1:{submission} inet n - n - - smtpd\n{}", common::POSTFIX_SERVICES),
     )
     .unwrap();
     let status = Command::new(&postfix_bin).arg("-c").arg(&pf).arg("start").status().unwrap();

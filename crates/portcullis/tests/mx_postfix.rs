@@ -178,21 +178,8 @@ fn start_postfix(postfix: &Path, dir: &Path, portcullis: u16, milter: u16) -> Po
              127.0.0.1:{unsigned_port} inet n - n - - smtpd\n\
              smtp      unix  - - n - - smtp\n\
              spoof     unix  - - n - - smtp -o smtp_bind_address={SPOOFER_IP} -o smtp_helo_name=spoofer.example\n\
-             cleanup   unix  n - n - 0 cleanup\n\
-             qmgr      unix  n - n 300 1 qmgr\n\
-             tlsmgr    unix  - - n 1000? 1 tlsmgr\n\
-             rewrite   unix  - - n - - trivial-rewrite\n\
-             bounce    unix  - - n - 0 bounce\n\
-             defer     unix  - - n - 0 bounce\n\
-             trace     unix  - - n - 0 bounce\n\
-             verify    unix  - - n - 1 verify\n\
-             proxymap  unix  - - n - - proxymap\n\
-             anvil     unix  - - n - 1 anvil\n\
-             scache    unix  - - n - 1 scache\n\
-             error     unix  - - n - - error\n\
-             retry     unix  - - n - - error\n\
-             discard   unix  - - n - - discard\n\
-             postlog   unix-dgram n - n - 1 postlogd\n"
+             {}",
+            common::POSTFIX_SERVICES
         ),
     )
     .unwrap();

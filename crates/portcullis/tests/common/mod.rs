@@ -29,6 +29,25 @@ pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
+/// The services of a private Postfix's master.cf besides its listeners (tests/check.rs runs one
+/// as the weak peer, tests/mx_postfix.rs as the foreign MX), none chrooted: the queue directory
+/// is private to the test.
+pub const POSTFIX_SERVICES: &str = "cleanup   unix  n - n - 0 cleanup\n\
+    qmgr      unix  n - n 300 1 qmgr\n\
+    tlsmgr    unix  - - n 1000? 1 tlsmgr\n\
+    rewrite   unix  - - n - - trivial-rewrite\n\
+    bounce    unix  - - n - 0 bounce\n\
+    defer     unix  - - n - 0 bounce\n\
+    trace     unix  - - n - 0 bounce\n\
+    verify    unix  - - n - 1 verify\n\
+    proxymap  unix  - - n - - proxymap\n\
+    anvil     unix  - - n - 1 anvil\n\
+    scache    unix  - - n - 1 scache\n\
+    error     unix  - - n - - error\n\
+    retry     unix  - - n - - error\n\
+    discard   unix  - - n - - discard\n\
+    postlog   unix-dgram n - n - 1 postlogd\n";
+
 /// Extra lines for the config sections.
 #[derive(Default, Clone)]
 pub struct Settings {

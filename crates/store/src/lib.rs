@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod address;
+mod dkim;
 mod flags;
 mod index;
 mod names;
@@ -16,6 +17,7 @@ mod sqlite;
 mod watch;
 
 pub use address::{normalize_address, normalize_domain};
+pub use dkim::{key_states, DkimAlgorithm, DkimKey, DkimKeyState, DkimKeyStore, NewDkimKey};
 pub use flags::{FlagOp, Flags};
 pub use index::{MessageList, MessageRef};
 pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
@@ -363,6 +365,9 @@ pub enum StoreError {
     InvalidAddress(String),
     #[error("\"{0}\" is not a valid domain name")]
     InvalidDomain(String),
+    /// A DKIM key of the domain already has this selector (`SELECTOR._domainkey.DOMAIN`).
+    #[error("a DKIM key {0} already exists")]
+    DkimSelectorExists(String),
     #[error("the database failed: {0}")]
     Backend(String),
 }

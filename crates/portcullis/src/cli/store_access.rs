@@ -37,6 +37,9 @@ pub fn explain(e: StoreError) -> Failure {
         }
         StoreError::InvalidAddress(a) => format!("\"{a}\" is not a valid address; use the form user@example.org"),
         StoreError::InvalidDomain(d) => format!("\"{d}\" is not a valid domain name"),
+        StoreError::DkimSelectorExists(name) => {
+            format!("a DKIM key {name} already exists; rotate again a minute later for new selector names")
+        }
         StoreError::Backend(detail) => format!("the store failed: {detail}"),
     })
 }

@@ -59,7 +59,8 @@ impl From<StoreError> for ApiError {
             StoreError::DomainExists(_)
             | StoreError::DomainInUse(_)
             | StoreError::AccountExists(_)
-            | StoreError::AppPasswordExists(_) => ApiError::conflict(message),
+            | StoreError::AppPasswordExists(_)
+            | StoreError::DkimSelectorExists(_) => ApiError::conflict(message),
             StoreError::InvalidAddress(_) | StoreError::InvalidDomain(_) => ApiError::bad(message),
             #[allow(unreachable_patterns)]
             _ => ApiError::internal(message),

@@ -9,6 +9,7 @@
 
 mod accounts;
 mod check;
+mod dkim;
 mod guard;
 mod index_cache;
 mod keywords;

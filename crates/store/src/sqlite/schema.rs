@@ -25,6 +25,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_7, then: Some(resummarize_all) },
     Migration { sql: MIGRATION_8, then: None },
     Migration { sql: MIGRATION_9, then: None },
+    Migration { sql: MIGRATION_10, then: None },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -310,6 +311,27 @@ const MIGRATION_9: &str = r#"
         last_reply TEXT,
         PRIMARY KEY (queue_id, position)
     ) STRICT;
+    "#;
+
+// 10: DKIM signing keys per domain (issue 18; see `crate::dkim`). A key signs from
+// `active_from` until a newer key of its algorithm starts, and is published until `retire_at`
+// (NULL until a rotation replaces it). Removing a domain removes its keys. Every change bumps
+// `dkim_keys_generation` in `meta`, which the signer polls instead of re-reading the keys.
+const MIGRATION_10: &str = r#"
+    CREATE TABLE dkim_keys (
+        domain_id     INTEGER NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+        selector      TEXT NOT NULL,
+        algorithm     TEXT NOT NULL CHECK (algorithm IN ('ed25519', 'rsa')),
+        private_pkcs8 BLOB NOT NULL,
+        created       INTEGER NOT NULL,
+        active_from   INTEGER NOT NULL,
+        retire_at     INTEGER,
+        PRIMARY KEY (domain_id, selector)
+    ) STRICT;
+    INSERT INTO meta(key, value) VALUES ('dkim_keys_generation', 0) ON CONFLICT(key) DO NOTHING;
+    CREATE TRIGGER dkim_keys_removed AFTER DELETE ON dkim_keys BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'dkim_keys_generation';
+    END;
     "#;
 
 /// The schema version this build writes.

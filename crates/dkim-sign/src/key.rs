@@ -142,8 +142,9 @@ impl SigningKey {
         pem
     }
 
-    /// The PKCS#8 DER, for the signer.
-    pub(crate) fn pkcs8_der(&self) -> &[u8] {
+    /// The private key as PKCS#8 DER: for the signer, and for a store that keeps keys (read
+    /// back with [`from_pkcs8_der`](Self::from_pkcs8_der)). Never print or log it.
+    pub fn pkcs8_der(&self) -> &[u8] {
         &self.pkcs8
     }
 

@@ -14,11 +14,12 @@ mod key;
 
 pub use key::{Algorithm, KeyError, SigningKey, RSA_BITS};
 
-use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey};
-use mail_auth::common::headers::HeaderWriter;
+use mail_auth::common::crypto::{DkimKey, Ed25519Key, RsaKey, Sha256};
+use mail_auth::common::headers::{HeaderWriter, Writable};
 use mail_auth::dkim::DkimSigner;
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// RFC 6376 §5.4.1's list, From first (it must be signed, §5.4).
 pub const SIGNED_HEADERS: &[&str] = &[
@@ -59,20 +60,45 @@ impl fmt::Display for SignError {
 
 impl std::error::Error for SignError {}
 
-/// Signs for one domain with one selector's key.
+/// Signs for one domain with one selector's key. The key is parsed for signing once, at the
+/// first signature, and kept: reading an RSA key (ring checks it) costs far more than one
+/// signature, so a server keeps its `Signer`s rather than making one per message.
 pub struct Signer {
     key: SigningKey,
     domain: String,
     selector: String,
+    parsed: OnceLock<Result<DkimKey, SignError>>,
 }
 
 impl Signer {
     pub fn new(key: SigningKey, domain: impl Into<String>, selector: impl Into<String>) -> Signer {
-        Signer { key, domain: domain.into(), selector: selector.into() }
+        Signer { key, domain: domain.into(), selector: selector.into(), parsed: OnceLock::new() }
     }
 
     pub fn key(&self) -> &SigningKey {
         &self.key
+    }
+
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    pub fn selector(&self) -> &str {
+        &self.selector
+    }
+
+    /// The key as mail-auth signs with it, parsed on first use.
+    fn parsed(&self) -> Result<&DkimKey, SignError> {
+        let parsed = self.parsed.get_or_init(|| {
+            let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.pkcs8_der().to_vec()));
+            Ok(match self.key.algorithm() {
+                Algorithm::RsaSha256 => RsaKey::from_key_der(der).map_err(|e| SignError(e.to_string()))?.into(),
+                Algorithm::Ed25519Sha256 => Ed25519Key::from_pkcs8_maybe_unchecked_der(self.key.pkcs8_der())
+                    .map_err(|e| SignError(e.to_string()))?
+                    .into(),
+            })
+        });
+        parsed.as_ref().map_err(Clone::clone)
     }
 
     /// The `DKIM-Signature: …\r\n` field for `message` (CRLF line endings, as sent), to be
@@ -82,14 +108,7 @@ impl Signer {
         if !header_names(message).iter().any(|n| n.eq_ignore_ascii_case(b"From")) {
             return Err(SignError("the message has no From: field".into()));
         }
-        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.pkcs8_der().to_vec()));
-        let key: DkimKey = match self.key.algorithm() {
-            Algorithm::RsaSha256 => RsaKey::from_key_der(der).map_err(|e| SignError(e.to_string()))?.into(),
-            Algorithm::Ed25519Sha256 => Ed25519Key::from_pkcs8_maybe_unchecked_der(self.key.pkcs8_der())
-                .map_err(|e| SignError(e.to_string()))?
-                .into(),
-        };
-        let signature = DkimSigner::from_key(key)
+        let signature = DkimSigner::from_key(Borrowed(self.parsed()?))
             .domain(self.domain.as_str())
             .selector(self.selector.as_str())
             .headers(oversigned(message))
@@ -105,6 +124,21 @@ impl Signer {
         signed.extend_from_slice(field.as_bytes());
         signed.extend_from_slice(message);
         Ok(signed)
+    }
+}
+
+/// The kept key lent to mail-auth's signer, which takes its key by value.
+struct Borrowed<'a>(&'a DkimKey);
+
+impl mail_auth::common::crypto::SigningKey for Borrowed<'_> {
+    type Hasher = Sha256;
+
+    fn sign(&self, input: impl Writable) -> mail_auth::Result<Vec<u8>> {
+        self.0.sign(input)
+    }
+
+    fn algorithm(&self) -> mail_auth::common::crypto::Algorithm {
+        self.0.algorithm()
     }
 }
 
@@ -165,6 +199,19 @@ mod tests {
             assert!(field.contains(&format!("a={};", algorithm.as_str())), "{field}");
             assert!(field.contains("d=example.org;") && field.contains("s=s1;"), "{field}");
             assert!(!field.contains("l="), "no body length limit: {field}");
+        }
+    }
+
+    #[test]
+    fn a_kept_signer_signs_again_with_the_key_parsed_once() {
+        let message = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n";
+        let signer = Signer::new(SigningKey::generate(Algorithm::RsaSha256).unwrap(), "example.org", "s1");
+        assert!(signer.parsed.get().is_none());
+        let first = signer.sign(message).unwrap();
+        assert!(signer.parsed.get().is_some_and(Result::is_ok));
+        let second = signer.sign(message).unwrap();
+        for field in [first, second] {
+            assert!(field.starts_with("DKIM-Signature: ") && field.contains("a=rsa-sha256;"), "{field}");
         }
     }
 

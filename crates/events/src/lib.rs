@@ -338,6 +338,18 @@ pub enum Event {
         /// This attempt was the message's last: it was given up (a failure notice follows).
         expired: bool,
     },
+    /// A submission queued for remote recipients carries no DKIM signature of its From:
+    /// domain (issue 18): the domain has no key yet, is not local, the message has no usable
+    /// From:, or signing failed (`detail` says how). The message is sent all the same.
+    MessageUnsigned {
+        conn: u64,
+        account: String,
+        /// The RFC5322.From domain (empty if none was found).
+        from_domain: String,
+        reason: UnsignedReason,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     /// Port 25: a message from another server is durably stored (it was answered 250).
     MessageReceived {
         conn: u64,
@@ -463,6 +475,20 @@ impl Event {
     pub fn is_logged(&self) -> bool {
         !matches!(self, Event::CommandAnswered { .. })
     }
+}
+
+/// Why a submitted message went out without a DKIM signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsignedReason {
+    /// A local domain without a key (made before keys existed: `portcullis dkim rotate DOMAIN --grace 0`).
+    NoKey,
+    /// The From: domain is not one of this server's.
+    NotLocal,
+    /// No From: field, or no domain in it.
+    NoFrom,
+    /// A key was there, but signing failed (a key the library refused; see `detail`).
+    SigningFailed,
 }
 
 /// How a session ended.

@@ -279,6 +279,9 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
         });
         // RFC 6531 §3.4: the envelope holds UTF-8 (the client used SMTPUTF8 for it).
         let smtputf8 = !envelope.from.is_ascii() || envelope.remote_recipients.iter().any(|r| !r.is_ascii());
+        let eight_bit = envelope.data.iter().any(|&b| b >= 0x80);
+        // Signed once, before it is queued: every attempt sends the same signed bytes.
+        let content = shared.dkim.sign_submission(conn.id, account, envelope.data, now).await;
         let queued = NewQueued {
             sender: envelope.from,
             recipients: envelope
@@ -289,8 +292,8 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
             ret: None,
             envid: None,
             smtputf8,
-            eight_bit: envelope.data.iter().any(|&b| b >= 0x80),
-            content: envelope.data,
+            eight_bit,
+            content,
             queued_at: now,
         };
         let queued = shared.queue.enqueue(queued, local).await.map(|_| ());

@@ -8,10 +8,11 @@ use portcullis_auth::Authenticator;
 use portcullis_config::Config;
 use portcullis_events::{AlertKind, Event, Events, Severity};
 use portcullis_guard::{Guard, Policy};
-use portcullis_store::{QueueStore, Store};
+use portcullis_store::{DkimKeyStore, QueueStore, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::dkim::Signing;
 use crate::sessions::{Sessions, Who};
 use crate::tls::Tls;
 
@@ -20,6 +21,10 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// The outbound queue, in the same database as `store`.
     pub queue: Arc<dyn QueueStore>,
+    /// The DKIM keys of the local domains, in the same database as `store`.
+    pub dkim_keys: Arc<dyn DkimKeyStore>,
+    /// Signs what submission queues, with the keys of `dkim_keys` kept parsed.
+    pub dkim: Signing,
     /// Wakes the queue runner when a submission queued a message.
     pub queue_wakeup: tokio::sync::Notify,
     pub auth: Authenticator,
@@ -41,8 +46,8 @@ pub struct Shared {
 
 impl Shared {
     /// `sessions` is made beforehand: it also reads the event stream that `events` feeds.
-    /// `store` serves both the mailboxes and the outbound queue (one database).
-    pub fn new<S: Store + QueueStore>(
+    /// `store` serves the mailboxes, the outbound queue and the DKIM keys (one database).
+    pub fn new<S: Store + QueueStore + DkimKeyStore>(
         config: Config,
         store: Arc<S>,
         auth: Authenticator,
@@ -52,9 +57,12 @@ impl Shared {
         sender_auth: Option<portcullis_sender_auth::Authenticator>,
     ) -> Shared {
         let guard = Guard::new(Policy::from_config(&config));
+        let dkim = Signing::new(store.clone(), store.clone(), events.clone());
         Shared {
             config,
             store: store.clone(),
+            dkim_keys: store.clone(),
+            dkim,
             queue: store,
             queue_wakeup: tokio::sync::Notify::new(),
             auth,

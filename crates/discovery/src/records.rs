@@ -174,7 +174,9 @@ pub fn plan(server: &ServerFacts, domain: &DomainFacts) -> Plan {
         );
     }
     if domain.dkim.is_empty() {
-        notes.push("no DKIM key yet: its record is listed once the domain has a signing key".into());
+        notes.push(format!(
+            "no DKIM key yet, so mail goes out unsigned: make one with `portcullis dkim rotate {d} --grace 0`"
+        ));
     }
     // RFC 7489 §6.3: reject what fails, strict alignment on both identifiers (this server
     // signs with d=DOMAIN and sends with the domain's own return path).

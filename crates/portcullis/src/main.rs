@@ -12,10 +12,11 @@ use portcullis_config::{CONFIG_ENV, DEFAULT_CONFIG};
 
 use cli::account::AccountAction;
 use cli::ban::BanAction;
+use cli::dkim::DkimAction;
 use cli::domain::DomainAction;
 use cli::queue::QueueAction;
 use cli::store::StoreAction;
-use cli::{account, ban, check, config_file, dns, domain, init, queue, serve, status, store, Failure};
+use cli::{account, ban, check, config_file, dkim, dns, domain, init, queue, serve, status, store, Failure};
 
 #[derive(Parser)]
 #[command(name = "portcullis", version, about = "A mail server whose ports are locked down by default")]
@@ -41,6 +42,11 @@ enum Command {
     Domain {
         #[command(subcommand)]
         action: DomainAction,
+    },
+    /// A domain's DKIM signing keys: list them, rotate them (works beside a running server)
+    Dkim {
+        #[command(subcommand)]
+        action: DkimAction,
     },
     /// Manage mail accounts
     Account {
@@ -95,6 +101,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { dev } => serve::run(dev, &config_path),
         Command::Init(args) => init::init(&args).map(|_| ()),
         Command::Domain { action } => domain::run(&config()?, action),
+        Command::Dkim { action } => dkim::run(&config()?, action),
         Command::Account { action } => account::run(&config()?, action),
         Command::Ban { action } => ban::run(&config()?, action),
         Command::Queue { action } => queue::run(&config()?, action),

@@ -12,8 +12,9 @@ pub use signing::Signing;
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use portcullis_discovery::{Data, DomainFacts, Expected, Purpose};
 use portcullis_dkim_sign::{Algorithm, KeyError, SigningKey};
-use portcullis_store::{key_states, DkimAlgorithm, DkimKey, NewDkimKey};
+use portcullis_store::{key_states, DkimAlgorithm, DkimKey, DkimKeyStore, NewDkimKey, StoreError};
 
 /// How long a rotation's new pair is published before it signs, and the old pair after it
 /// stopped: longer than DNS caches keep the old answer, and than mail signed just before the
@@ -82,6 +83,41 @@ pub fn published(keys: &[DkimKey], now: i64) -> (Vec<portcullis_discovery::DkimK
         }
     }
     (records, errors)
+}
+
+/// Gives a new domain its first pair, signing from `now`; the selectors. The keys are made on a
+/// blocking thread (an RSA key takes a noticeable while).
+pub async fn add_first_pair(keys: &dyn DkimKeyStore, domain: &str, now: i64) -> Result<Vec<String>, String> {
+    let pair = tokio::task::spawn_blocking(move || new_pair(&[], now, now))
+        .await
+        .map_err(|e| format!("making the DKIM keys: {e}"))?
+        .map_err(|e| e.to_string())?;
+    let selectors = pair.iter().map(|k| k.selector.clone()).collect();
+    keys.add_dkim_keys(domain, pair, None).await.map_err(|e| e.to_string())?;
+    Ok(selectors)
+}
+
+/// What the DNS plan of `domain` needs to know of it, its published DKIM keys included (the
+/// same for `portcullis dns`, its check and the admin API), and the keys that could not be read.
+pub async fn domain_facts(
+    keys: &dyn DkimKeyStore,
+    domain: &str,
+    now: i64,
+) -> Result<(DomainFacts, Vec<String>), StoreError> {
+    let mut facts = DomainFacts::new(domain);
+    let (records, errors) = published(&keys.dkim_keys(Some(&facts.domain)).await?, now);
+    facts.dkim = records;
+    Ok((facts, errors))
+}
+
+/// The zone-file line of one published key, as `portcullis dns` prints it.
+pub fn zone_line(domain: &str, key: &portcullis_discovery::DkimKey) -> String {
+    Expected {
+        name: SigningKey::dns_name(&key.selector, domain),
+        data: Data::Txt(key.record.clone()),
+        purpose: Purpose::Dkim { selector: key.selector.clone() },
+    }
+    .zone_line()
 }
 
 #[cfg(test)]

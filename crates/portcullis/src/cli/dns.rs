@@ -2,16 +2,18 @@
 //! zone; `portcullis dns check DOMAIN` looks each one up and prints one line per record:
 //! ok, missing or wrong, with the record to publish (exit 1 when any needs attention). The
 //! records and the check are portcullis-discovery's; this file reads the facts from the
-//! config and the store and prints.
+//! config and the store (the DKIM keys not yet retired) and prints.
 
 use clap::Subcommand;
 use portcullis_config::{normalize_domain, Config};
-use portcullis_discovery::{server_facts, DomainFacts, Plan};
+use portcullis_discovery::{server_facts, Plan};
 use portcullis_dns::{Resolver, Servers};
+use portcullis_server::dkim::domain_facts;
 use portcullis_store::Store;
 
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::{explain, open};
+use crate::cli::units::now;
 use crate::cli::Failure;
 
 #[derive(clap::Args)]
@@ -77,21 +79,26 @@ fn check(config: &Config, domain: &str, dns_servers: &[String]) -> Result<(), Fa
     Ok(())
 }
 
-/// The records for `domain`, which must be one of this server's.
+/// The records for `domain`, which must be one of this server's, its published DKIM keys
+/// among them.
 fn plan(config: &Config, domain: &str) -> Result<Plan, Failure> {
     let domain = normalize_domain(domain).ok_or_else(|| Failure(format!("\"{domain}\" is not a domain name")))?;
     let store = open(config)?;
-    let local = block_on(async {
-        let domains = store.domains().await.map_err(explain);
+    let facts = block_on(async {
+        let facts = match store.is_local_domain(&domain).await.map_err(explain)? {
+            true => Some(domain_facts(&store, &domain, now()).await.map_err(explain)?),
+            false => None,
+        };
         store.close();
-        domains
+        Ok::<_, Failure>(facts)
     })?;
-    if !local.contains(&domain) {
+    let Some((facts, unreadable)) = facts else {
         return Err(Failure(format!(
             "{domain} is not a domain of this server; add it first with `portcullis domain add {domain}`"
         )));
+    };
+    for key in unreadable {
+        eprintln!("warning: a stored DKIM key cannot be read, so its record is not listed: {key}");
     }
-    // No DKIM key yet: the store keeps none until outbound signing lands, so the plan says so
-    // in a note rather than printing a record for a key nobody signs with.
-    Ok(portcullis_discovery::plan(&server_facts(config), &DomainFacts::new(domain)))
+    Ok(portcullis_discovery::plan(&server_facts(config), &facts))
 }

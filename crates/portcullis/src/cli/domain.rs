@@ -1,17 +1,18 @@
 //! `portcullis domain add|remove|list`: the domains this server receives mail for, on the
-//! store directly.
+//! store directly. A new domain gets its first DKIM key pair at once (`cli::dkim`).
 
 use clap::Subcommand;
 use portcullis_config::Config;
 use portcullis_store::Store;
 
+use crate::cli::dkim;
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::{explain, open};
 use crate::cli::Failure;
 
 #[derive(Subcommand)]
 pub enum DomainAction {
-    /// Add a domain
+    /// Add a domain, with a DKIM key pair that signs its mail (prints the records to publish)
     Add { domain: String },
     /// Remove a domain that has no accounts left
     Remove { domain: String },
@@ -26,6 +27,7 @@ pub fn run(config: &Config, action: DomainAction) -> Result<(), Failure> {
             DomainAction::Add { domain } => {
                 store.add_domain(&domain).await.map_err(explain)?;
                 println!("Added domain {}.", domain.to_ascii_lowercase());
+                dkim::first_pair(&store, &domain).await?;
             }
             DomainAction::Remove { domain } => {
                 store.remove_domain(&domain).await.map_err(explain)?;

@@ -16,10 +16,12 @@ use nix::unistd::Gid;
 
 use portcullis_auth::{derive_secrets, generate_password, PasswordHasher};
 use portcullis_config::{is_hostname, Config, Listener};
+use portcullis_server::dkim::add_first_pair;
 use portcullis_store::{Quota, Store};
 
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::open;
+use crate::cli::units::now;
 use crate::cli::Failure;
 
 /// Where `serve --dev` keeps its instance.
@@ -111,11 +113,13 @@ pub fn init(args: &InitArgs) -> Result<Config, Failure> {
     let secrets = derive_secrets(&hasher, &password, config.passwords.scram_iterations)?;
     // As the service user when root made this for one: the store is that user's from the start.
     let store = open(&config)?;
-    block_on(async {
+    let dkim_selectors = block_on(async {
         store.add_domain(&domain).await?;
         store.add_account(&account, &secrets, Quota::Default).await?;
+        // The domain's first DKIM pair (its records: `portcullis dns DOMAIN`, printed below).
+        let selectors = add_first_pair(&store, &domain, now()).await.map_err(Failure)?;
         store.close();
-        Ok::<_, Failure>(())
+        Ok::<_, Failure>(selectors)
     })?;
 
     let shown = |p: &Path| p.display().to_string();
@@ -125,6 +129,7 @@ pub fn init(args: &InitArgs) -> Result<Config, Failure> {
     println!("  store        {}", shown(&config.store.sqlite_path));
     println!("  domain       {domain}");
     println!("  account      {account}");
+    println!("  DKIM keys    {} (signing; publish: `portcullis dns {domain}`)", dkim_selectors.join(", "));
     println!("  password     {password}");
     println!("The password is shown only this once; change it with `portcullis account passwd {account}`.");
     if let Some(group) = layout.group {

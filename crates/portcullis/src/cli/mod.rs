@@ -6,6 +6,7 @@ pub mod account;
 pub mod app_password;
 pub mod ban;
 pub mod check;
+pub mod dkim;
 pub mod dns;
 pub mod domain;
 pub mod init;

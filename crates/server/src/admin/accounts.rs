@@ -40,7 +40,14 @@ pub async fn add_domain(
     admin.shared.store.add_domain(&new.domain).await?;
     let domain = new.domain.trim().to_ascii_lowercase();
     audit(&admin, &peer, "domain_add", domain.clone());
-    Ok((StatusCode::CREATED, Json(json!({ "domain": domain }))))
+    // Its first DKIM pair, as `portcullis domain add` makes (the records: GET …/dns).
+    let now = unix_time::now_seconds();
+    let selectors = crate::dkim::add_first_pair(&*admin.shared.dkim_keys, &domain, now).await.map_err(|e| {
+        ApiError::internal(format!(
+            "{domain} was added, but not its DKIM keys ({e}): run `portcullis dkim rotate {domain} --grace 0`"
+        ))
+    })?;
+    Ok((StatusCode::CREATED, Json(json!({ "domain": domain, "dkim_selectors": selectors }))))
 }
 
 pub async fn remove_domain(

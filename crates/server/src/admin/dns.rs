@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use portcullis_config::normalize_domain;
-use portcullis_discovery::{server_facts, DomainFacts, Finding, Status};
+use portcullis_discovery::{server_facts, Finding, Status};
 use portcullis_dns::Resolver;
 use serde::Serialize;
 
@@ -51,8 +51,10 @@ pub async fn checklist(
     if !shared.store.domains().await?.contains(&name) {
         return Err(ApiError::not_found(format!("{name} is not a domain of this server")));
     }
-    // The same plan `portcullis dns` prints: the facts from the config.
-    let plan = portcullis_discovery::plan(&server_facts(&shared.config), &DomainFacts::new(name));
+    // The same plan `portcullis dns` prints: the facts from the config and the store.
+    let (facts, _unreadable) =
+        crate::dkim::domain_facts(&*shared.dkim_keys, &name, crate::unix_time::now_seconds()).await?;
+    let plan = portcullis_discovery::plan(&server_facts(&shared.config), &facts);
     let findings: Option<Vec<Finding>> = if check {
         let resolver = Resolver::new(&crate::resolver::settings(&shared.config.dns))
             .map_err(|e| ApiError::internal(e.to_string()))?;

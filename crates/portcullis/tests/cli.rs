@@ -104,3 +104,93 @@ fn domains_and_accounts() {
     assert_eq!(server.cli_ok(&["domain", "list"], None), "example.test\nsecond.test\n");
     server.cli_ok(&["domain", "remove", "second.test"], None);
 }
+
+/// The DKIM selectors of the TXT record lines in `text`, in order.
+fn dkim_selectors(text: &str, domain: &str) -> Vec<String> {
+    let suffix = format!("._domainkey.{domain}. 3600 IN TXT \"v=DKIM1; k=");
+    text.lines().filter_map(|l| l.split_once(&suffix).map(|(selector, _)| selector.to_string())).collect()
+}
+
+/// (selector, state) per line of `dkim list`.
+fn dkim_states(listing: &str) -> Vec<(String, String)> {
+    listing
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            (words.next().unwrap().to_string(), words.nth(1).unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn new_domains_get_dkim_keys_and_rotations_move_them_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = run_in(dir.path(), &["init", "--dev", "--dir", "dev"]);
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let text = String::from_utf8(init.stdout).unwrap();
+    let line = text.lines().find(|l| l.trim_start().starts_with("DKIM keys")).expect("init names the keys");
+    assert!(
+        line.contains("a-ed, pc") && line.contains("a-rsa") && line.contains("portcullis dns example.test"),
+        "{line}"
+    );
+    let cli = |args: &[&str]| {
+        let out = run_in(dir.path(), &[&["--config", "dev/portcullis.toml"], args].concat());
+        let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        stdout
+    };
+
+    // `domain add`: a pair named by the day, active at once, its records printed.
+    let added = cli(&["domain", "add", "second.test"]);
+    let first = dkim_selectors(&added, "second.test");
+    assert_eq!(first.len(), 2, "{added}");
+    assert!(first[0].starts_with("pc2") && first[0].ends_with("a-ed") && first[1].ends_with("a-rsa"), "{first:?}");
+    assert!(added.contains("k=ed25519; p=") && added.contains("k=rsa; p=MII"), "{added}");
+    let active = |s: &[String]| s.iter().map(|s| (s.clone(), "active".to_string())).collect::<Vec<_>>();
+    assert_eq!(dkim_states(&cli(&["dkim", "list", "second.test"])), active(&first));
+    assert_eq!(dkim_selectors(&cli(&["dns", "second.test"]), "second.test"), first);
+
+    // A rotation with time to publish: the new pair is next, the old one keeps signing meanwhile.
+    let rotated = cli(&["dkim", "rotate", "second.test", "--grace", "1h"]);
+    let second = dkim_selectors(&rotated, "second.test");
+    assert!(second.len() == 2 && second[0].ends_with("b-ed") && second[1].ends_with("b-rsa"), "{rotated}");
+    assert!(rotated.contains("stop signing then, stay published until"), "{rotated}");
+    let listing = cli(&["dkim", "list", "second.test"]);
+    let next = second.iter().map(|s| (s.clone(), "next".to_string()));
+    assert_eq!(dkim_states(&listing), active(&first).into_iter().chain(next).collect::<Vec<_>>(), "{listing}");
+    assert_eq!(dkim_selectors(&cli(&["dns", "second.test"]), "second.test"), [first.clone(), second.clone()].concat());
+
+    // Another with no grace: it signs now, the pending pair is retired unused (no longer
+    // printed), the first pair is retiring (still published until its date).
+    let third = dkim_selectors(&cli(&["dkim", "rotate", "second.test", "--grace", "0"]), "second.test");
+    assert!(third[0].ends_with("c-ed"), "{third:?}");
+    let states = dkim_states(&cli(&["dkim", "list", "second.test"]));
+    let state_of = |s: &str| states.iter().find(|(sel, _)| sel == s).unwrap().1.clone();
+    assert_eq!(state_of(&first[0]), "retiring");
+    assert_eq!(state_of(&second[1]), "retired");
+    assert_eq!(state_of(&third[1]), "active");
+    assert_eq!(dkim_selectors(&cli(&["dns", "second.test"]), "second.test"), [first, third].concat());
+
+    // A domain from a store made before keys existed: said, and mended by a rotation.
+    let store = portcullis_store::SqliteStore::open(&dir.path().join("dev/data/mail.db"), None).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use portcullis_store::Store;
+        store.add_domain("old.test").await.unwrap();
+        store.close();
+    });
+    let listing = cli(&["dkim", "list", "old.test"]);
+    assert!(
+        listing.contains("no DKIM key") && listing.contains("portcullis dkim rotate old.test --grace 0"),
+        "{listing}"
+    );
+    let records = cli(&["dns", "old.test"]);
+    assert!(records.contains("dkim rotate old.test --grace 0") && dkim_selectors(&records, "old.test").is_empty());
+    let mended = dkim_selectors(&cli(&["dkim", "rotate", "old.test", "--grace", "0"]), "old.test");
+    assert_eq!(dkim_states(&cli(&["dkim", "list", "old.test"])), active(&mended));
+
+    let out = run_in(dir.path(), &["--config", "dev/portcullis.toml", "dkim", "list", "nowhere.test"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("portcullis domain add nowhere.test"));
+    let out = run_in(dir.path(), &["--config", "dev/portcullis.toml", "dkim", "rotate", "old.test", "--grace", "soon"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("48h"));
+}

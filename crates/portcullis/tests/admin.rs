@@ -398,11 +398,22 @@ fn bans_alerts_domains_and_accounts_through_the_api() {
     assert_eq!(server.api("POST", "/api/v1/alerts/999/ack", None).0, 404);
     assert_eq!(server.api("GET", "/api/v1/alerts?unacknowledged=maybe", None).0, 400);
 
-    // Domains.
-    assert_eq!(
-        server.api("POST", "/api/v1/domains", Some(json!({"domain": "Second.test"}))).1["domain"],
-        "second.test"
-    );
+    // Domains: a new one gets its DKIM pair, whose records its DNS checklist lists.
+    let (status, added) = server.api("POST", "/api/v1/domains", Some(json!({"domain": "Second.test"})));
+    assert_eq!((status, added["domain"].as_str()), (201, Some("second.test")), "{added}");
+    let selectors: Vec<String> =
+        added["dkim_selectors"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect();
+    assert!(selectors.len() == 2 && selectors[0].ends_with("-ed") && selectors[1].ends_with("-rsa"), "{added}");
+    let (_, checklist) = server.api("GET", "/api/v1/domains/second.test/dns", None);
+    for (selector, k) in selectors.iter().zip(["k=ed25519; p=", "k=rsa; p=MII"]) {
+        let name = format!("{selector}._domainkey.second.test");
+        let record = checklist["records"].as_array().unwrap().iter().find(|r| r["name"] == name.as_str());
+        let line = record.unwrap_or_else(|| panic!("{name} missing: {checklist}"))["zone_line"].as_str().unwrap();
+        assert!(line.contains(k), "{line}");
+    }
+    // The test server's own domain came from `domain add` too.
+    let (_, own) = server.api("GET", "/api/v1/domains/example.test/dns", None);
+    assert!(own["notes"].as_array().unwrap().iter().all(|n| !n.as_str().unwrap().contains("DKIM")), "{own}");
     assert_eq!(server.api("POST", "/api/v1/domains", Some(json!({"domain": "second.test"}))).0, 409);
     assert_eq!(server.api("GET", "/api/v1/domains", None).1, json!(["example.test", "second.test"]));
     assert_eq!(server.api("DELETE", "/api/v1/domains/second.test", None).0, 204);

@@ -1,7 +1,8 @@
 //! `portcullis dns DOMAIN` and `portcullis dns check DOMAIN`: the printed records are a zone
 //! file (the test DNS server parses them as one); checked against that zone the check is
-//! clean and exits 0; with each record removed, and with each made wrong, the check names
-//! that record (missing or wrong, with the record to publish) and exits 1.
+//! clean and exits 0; with each record removed, and with each made wrong (the DKIM records of
+//! the pair `init` made among them), the check names that record (missing or wrong, with the
+//! record to publish) and exits 1.
 
 mod common;
 
@@ -69,7 +70,11 @@ fn made_wrong(line: &str) -> String {
         }
         return fields.join(" ");
     }
-    let swaps: [(&str, &str); 6] = [
+    let swaps: [(&str, &str); 8] = [
+        // A DKIM record carrying another key (an old one, or a paste gone wrong); same length,
+        // so the RSA record still splits where it did.
+        ("k=ed25519; p=", "k=ed25519; p=AAAA"),
+        ("k=rsa; p=MIIB", "k=rsa; p=MIIC"),
         (" CNAME mail.example.test.", " CNAME www.elsewhere.example."),
         (" MX 10 mail.example.test.", " MX 10 mx.elsewhere.example."),
         ("v=spf1 mx -all", "v=spf1 mx +all"),
@@ -107,6 +112,9 @@ fn the_records_print_as_a_zone_and_check_clean_against_it() {
         "autoconfig.example.test. 3600 IN CNAME mail.example.test.",
         "autodiscover.example.test. 3600 IN CNAME mail.example.test.",
         "_autodiscover._tcp.example.test. 3600 IN SRV 0 1 10443 mail.example.test.",
+        // The pair `init` made: Ed25519 and RSA, each at its own selector.
+        "a-ed._domainkey.example.test. 3600 IN TXT \"v=DKIM1; k=ed25519; p=",
+        "a-rsa._domainkey.example.test. 3600 IN TXT \"v=DKIM1; k=rsa; p=MII",
     ] {
         assert!(zone.contains(expected), "{expected} missing from\n{zone}");
     }
@@ -115,7 +123,7 @@ fn the_records_print_as_a_zone_and_check_clean_against_it() {
     assert!(ok, "{output}");
     let lines: Vec<&str> = output.lines().filter(|l| l.starts_with("ok ")).collect();
     assert_eq!(lines.len(), record_lines(&zone).len(), "{output}");
-    assert!(output.contains("All 15 records for example.test are in place."), "{output}");
+    assert!(output.contains("All 17 records for example.test are in place."), "{output}");
 
     // Without --dns-server the check asks the config's `[dns]` servers (the MX listener's).
     let mut text = std::fs::read_to_string(&config).unwrap();
@@ -123,7 +131,7 @@ fn the_records_print_as_a_zone_and_check_clean_against_it() {
     std::fs::write(&config, text).unwrap();
     let out = dns(dir.path(), &config, &["check", DOMAIN]);
     let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && output.contains("All 15 records"), "{output}");
+    assert!(out.status.success() && output.contains("All 17 records"), "{output}");
 }
 
 #[test]
@@ -172,7 +180,7 @@ fn an_unanswering_dns_server_is_unknown_not_clean() {
     server.set_fault(Some(portcullis_testdns::Fault::ServFail));
     let (ok, output) = check(dir.path(), &config, &server);
     assert!(!ok);
-    assert!(output.lines().filter(|l| l.starts_with("unknown ")).count() == 15, "{output}");
+    assert!(output.lines().filter(|l| l.starts_with("unknown ")).count() == 17, "{output}");
     assert!(output.contains("run the check again"), "{output}");
 }
 

@@ -1,6 +1,8 @@
 //! Outbound mail end to end (issue 15), against real processes on loopback: instance A
 //! (submission, its outbound connections from 127.0.0.2) hands mail to instance B (port 25 on
-//! 127.0.0.3) found through an MX record served by `portcullis_testdns`; a destination that
+//! 127.0.0.3) found through an MX record served by `portcullis_testdns`, signed with A's DKIM
+//! keys (issue 18), which B and dkimpy verify against the records `portcullis dns` printed,
+//! DMARC passing; a domain without keys sends unsigned and says so; a destination that
 //! refuses with 5xx gives the sender a failure notice; one that answers 4xx is tried again;
 //! a message queued when A is killed with SIGKILL is delivered once after the restart.
 //! The refusing, deferring and counting destinations are small SMTP sinks written here; the
@@ -146,11 +148,76 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The TXT records among zone-file lines (`NAME TTL IN TXT "…" "…"`), the strings joined:
+/// (owner without the final dot, text).
+fn txt_records(zone: &str) -> Vec<(String, String)> {
+    zone.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.split_once(' ')?;
+            let (_, quoted) = rest.split_once(" IN TXT ")?;
+            let text: String = quoted.split('"').skip(1).step_by(2).collect();
+            Some((name.trim_end_matches('.').to_string(), text))
+        })
+        .collect()
+}
+
+/// Every DKIM signature of `message` checked by dkimpy, an implementation nobody here wrote,
+/// with the keys from `records` (no DNS); `None` (after a SKIPPED notice) without dkimpy.
+fn dkimpy_verdicts(message: &str, records: &[(String, String)]) -> Option<Vec<bool>> {
+    use common::outside::{program, python_module};
+    let python = program("python3", "apt-get install python3")?;
+    if !python_module(&python, "dkim", "apt-get install python3-dkim python3-nacl (or pip install dkimpy pynacl)")
+        || !python_module(&python, "nacl", "apt-get install python3-nacl (dkimpy needs it for Ed25519)")
+    {
+        return None;
+    }
+    const SCRIPT: &str = r#"
+import json, re, sys, dkim
+records = json.loads(sys.argv[1])
+def dnsfunc(name, timeout=5):
+    text = records.get(name.decode().rstrip("."))
+    return text.encode() if text is not None else None
+message = sys.stdin.buffer.read()
+header = message.split(b"\r\n\r\n", 1)[0]
+count = len(re.findall(rb"^DKIM-Signature:", header, re.I | re.M))
+def verify(idx):
+    try:
+        return dkim.DKIM(message).verify(idx=idx, dnsfunc=dnsfunc)
+    except dkim.DKIMException:  # a body hash mismatch is raised, not returned
+        return False
+print(json.dumps([verify(i) for i in range(count)]))
+"#;
+    let records: serde_json::Map<String, serde_json::Value> =
+        records.iter().map(|(name, text)| (name.clone(), text.clone().into())).collect();
+    let mut child = std::process::Command::new(python)
+        .args(["-c", SCRIPT, &serde_json::Value::Object(records).to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(message.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "dkimpy failed: {}", String::from_utf8_lossy(&out.stderr));
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
 #[test]
-fn mail_from_a_user_on_a_reaches_a_user_on_b_with_b_checking_who_sent_it() {
+fn mail_from_a_user_on_a_reaches_a_user_on_b_signed_and_checked() {
     let dns = TestDns::start(zones()).unwrap();
     let b = start_b(&dns);
     let a = start_a(&dns, b.addr("smtp").port());
+    // A's DKIM records as `portcullis dns` prints them (the pair `domain add` made), and a
+    // DMARC policy that rejects what fails, published in the zone B asks.
+    let printed = a.cli_ok(&["dns", DOMAIN], None);
+    let dkim: Vec<(String, String)> =
+        txt_records(&printed).into_iter().filter(|(name, _)| name.contains("._domainkey.")).collect();
+    assert_eq!(dkim.len(), 2, "an Ed25519 and an RSA record:\n{printed}");
+    let mut published = zones().txt(&format!("_dmarc.{DOMAIN}"), "v=DMARC1; p=reject");
+    for (name, text) in &dkim {
+        published = published.txt(name, text);
+    }
+    dns.set_zones(published);
     submit(&a, CAROL, "across");
 
     let attempt = a.wait_event(|e| e["event"] == "delivery_attempt");
@@ -158,8 +225,10 @@ fn mail_from_a_user_on_a_reaches_a_user_on_b_with_b_checking_who_sent_it() {
     assert_eq!(attempt["host"], format!("mx.{B_DOMAIN}"));
     assert!(attempt["tls"].as_str().is_some_and(|t| t.starts_with("TLSv1.")), "STARTTLS was used: {attempt}");
     let verdict = b.wait_event(|e| e["event"] == "sender_verdict");
-    assert_eq!(verdict["spf"], "pass", "{verdict}");
-    assert_eq!(verdict["dkim"], "none", "{verdict}");
+    assert_eq!((verdict["spf"].as_str(), verdict["dkim"].as_str()), (Some("pass"), Some("pass")), "{verdict}");
+    assert_eq!((verdict["dmarc"].as_str(), verdict["decision"].as_str()), (Some("pass"), Some("accept")), "{verdict}");
+    assert_eq!(verdict["dkim_domains"], serde_json::json!([DOMAIN, DOMAIN]), "both signatures passed: {verdict}");
+    assert!(a.events().iter().all(|e| e["event"] != "message_unsigned"), "A signed it");
 
     let mut inbox = Vec::new();
     wait_for("the message in carol's INBOX", || {
@@ -169,10 +238,43 @@ fn mail_from_a_user_on_a_reaches_a_user_on_b_with_b_checking_who_sent_it() {
     let message = &inbox[0];
     assert!(message.contains("Subject: across"), "{message}");
     assert!(message.contains(&format!("(authenticated as {ALICE})")), "A's Received names the account: {message}");
-    assert!(message.contains("Authentication-Results:") && message.contains("spf=pass"), "{message}");
+    let results = message.lines().skip_while(|l| !l.starts_with("Authentication-Results:")).take(8).collect::<String>();
+    for result in ["spf=pass", &format!("dkim=pass header.d={DOMAIN}"), "dmarc=pass"] {
+        assert!(results.contains(result), "{result} missing from B's Authentication-Results: {message}");
+    }
+    let signatures: Vec<&str> = message.lines().filter(|l| l.starts_with("DKIM-Signature:")).collect();
+    assert_eq!(signatures.len(), 2, "{message}");
+    let algorithms = ["a=rsa-sha256", "a=ed25519-sha256"];
+    for (field, algorithm) in message.split("DKIM-Signature:").skip(1).zip(algorithms) {
+        assert!(field.contains(algorithm), "RSA on top, then Ed25519: {message}");
+    }
     // Delivered: out of A's queue, and no notice for alice.
     wait_for("an empty queue", || queued(&a) == 0);
     assert!(stored(&a, ALICE, "INBOX").is_empty());
+
+    // The stored message verifies with dkimpy too, both signatures, with the printed records;
+    // and a changed body does not.
+    if let Some(verdicts) = dkimpy_verdicts(message, &dkim) {
+        assert_eq!(verdicts, [true, true], "dkimpy on\n{message}");
+        let changed = message.replace("Hello ", "Hullo ");
+        assert_eq!(dkimpy_verdicts(&changed, &dkim).unwrap(), [false, false]);
+    }
+}
+
+#[test]
+fn a_domain_without_keys_sends_unsigned_and_says_so() {
+    let dns = TestDns::start(zones()).unwrap();
+    let b = start_b(&dns);
+    let a = start_a(&dns, b.addr("smtp").port());
+    // A store from before keys existed: its domain has none.
+    let db = rusqlite::Connection::open(a.dir.path().join("data/mail.db")).unwrap();
+    db.execute("DELETE FROM dkim_keys", []).unwrap();
+    drop(db);
+    submit(&a, CAROL, "plain");
+    let unsigned = a.wait_event(|e| e["event"] == "message_unsigned");
+    assert_eq!((unsigned["reason"].as_str(), unsigned["from_domain"].as_str()), (Some("no_key"), Some(DOMAIN)));
+    let verdict = b.wait_event(|e| e["event"] == "sender_verdict");
+    assert_eq!((verdict["spf"].as_str(), verdict["dkim"].as_str()), (Some("pass"), Some("none")), "{verdict}");
 }
 
 #[test]

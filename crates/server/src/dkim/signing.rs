@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_dkim_sign::{Signer, SigningKey};
 use portcullis_events::{Event, Events, UnsignedReason};
-use portcullis_store::{key_states, normalize_domain, DkimKey, DkimKeyState, DkimKeyStore, Store};
+use portcullis_store::{key_states, normalize_domain, DkimAlgorithm, DkimKey, DkimKeyState, DkimKeyStore, Store};
 
 /// How often a submission may ask the store whether the keys changed.
 pub const RECHECK: Duration = Duration::from_secs(1);
@@ -111,24 +111,55 @@ impl Signing {
             let detail = Some("every key is retired or not signing yet".to_string());
             return Outcome::Unsigned { message, from_domain: domain, reason: UnsignedReason::NoKey, detail };
         }
-        let mut fields = String::new();
-        let mut selectors = Vec::new();
-        let mut failures = Vec::new();
         // RSA on top: a verifier that checks only the first signature likely knows RSA.
-        for key in active.iter().rev() {
-            let id = (domain.clone(), key.selector.clone());
-            let signed = match (loaded.signers.get(&id), loaded.unreadable.get(&id)) {
-                (Some(signer), _) => signer.sign(&message).map_err(|e| e.to_string()),
-                (None, why) => Err(why.cloned().unwrap_or_else(|| "the key was not loaded".into())),
-            };
-            match signed {
-                Ok(field) => {
-                    fields.push_str(&field);
-                    selectors.push(key.selector.clone());
+        let mut chosen: Vec<(String, Result<Arc<Signer>, String>)> = active
+            .iter()
+            .map(|key| {
+                let id = (domain.clone(), key.selector.clone());
+                let signer = match (loaded.signers.get(&id), loaded.unreadable.get(&id)) {
+                    (Some(signer), _) => Ok(signer.clone()),
+                    (None, why) => Err(why.cloned().unwrap_or_else(|| "the key was not loaded".into())),
+                };
+                (key.selector.clone(), signer)
+            })
+            .collect();
+        chosen.sort_by_key(|(selector, _)| {
+            let algorithm = active.iter().find(|k| &k.selector == selector).map(|k| k.algorithm);
+            algorithm != Some(DkimAlgorithm::Rsa)
+        });
+        // Hashing a large body and an RSA signature are CPU work: off the async threads. The
+        // message is shared with the task, so that it is still there if the task failed.
+        let shared = Arc::new(message);
+        let lent = shared.clone();
+        let signing = tokio::task::spawn_blocking(move || {
+            let mut fields = String::new();
+            let mut selectors = Vec::new();
+            let mut failures = Vec::new();
+            for (selector, signer) in chosen {
+                match signer.and_then(|s| s.sign(&lent).map_err(|e| e.to_string())) {
+                    Ok(field) => {
+                        fields.push_str(&field);
+                        selectors.push(selector);
+                    }
+                    Err(e) => failures.push(format!("{selector}: {e}")),
                 }
-                Err(e) => failures.push(format!("{}: {e}", key.selector)),
             }
-        }
+            (fields, selectors, failures)
+        });
+        let done = signing.await;
+        let message = Arc::try_unwrap(shared).unwrap_or_else(|still_lent| still_lent.to_vec());
+        let (fields, selectors, failures) = match done {
+            Ok(done) => done,
+            Err(e) => {
+                let detail = Some(format!("the signing task failed: {e}"));
+                return Outcome::Unsigned {
+                    message,
+                    from_domain: domain,
+                    reason: UnsignedReason::SigningFailed,
+                    detail,
+                };
+            }
+        };
         if selectors.is_empty() {
             let detail = Some(failures.join("; "));
             return Outcome::Unsigned { message, from_domain: domain, reason: UnsignedReason::SigningFailed, detail };

@@ -83,6 +83,8 @@ impl Signing {
         };
         let loaded = match self.current().await {
             Ok(loaded) => loaded,
+            // The store did not answer whether the keys changed: sign with those already read.
+            Err(_) if self.snapshot().generation.is_some() => self.snapshot(),
             Err(e) => {
                 let detail = Some(format!("reading the DKIM keys: {e}"));
                 return Outcome::Unsigned {

@@ -15,13 +15,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis_delivery::{
-    AttemptOutcome, Batch, Courier, DeliverySettings, IpPreference, RecipientReport, RemoteCourier, TrustRoots,
+    AttemptOutcome, Batch, Courier, DeliverySettings, IpPreference, RecipientReport, Relay, RemoteCourier, TrustRoots,
 };
 use portcullis_events::Event;
 use portcullis_queue::{notice, DestinationLimits, Limiter, NextStep, NoticeSettings, Original, RecipientStatus};
 use portcullis_queue::{Admission, ReportAction, RetrySchedule};
-use portcullis_smtp_client::{Disposition, Message, MessageParams, Notify, OriginalRecipient, Recipient, Ret};
+use portcullis_smtp_client::{
+    Credentials, Disposition, Message, MessageParams, Notify, OriginalRecipient, Recipient, Ret,
+};
 use portcullis_store::{AttemptUpdate, Delivery, DeliveryError, QueuedMessage, RecipientState, RecipientUpdate};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use zeroize::Zeroizing;
 
 use crate::state::Shared;
 
@@ -180,6 +185,11 @@ impl QueueRunner {
                 host: last.map(|a| a.host.clone()).unwrap_or_default(),
                 address: last.and_then(|a| a.address),
                 tls: last.and_then(|a| a.tls.as_ref()).map(|t| format!("{} {}", t.version, t.cipher)),
+                tls_version: last.and_then(|a| a.tls.as_ref()).map(|t| t.version.clone()),
+                tls_cipher: last.and_then(|a| a.tls.as_ref()).map(|t| t.cipher.clone()),
+                policy: last.map_or("none", |a| a.policy.name()),
+                certificate: last.map_or("not-checked", |a| a.certificate.name()),
+                tls_failure: last.and_then(|a| a.tls_failure).map(|f| f.to_string()),
                 delivered,
                 deferred,
                 failed,
@@ -254,8 +264,10 @@ impl QueueRunner {
     }
 }
 
-/// The remote courier from `[delivery]`, on the server's one resolver, trusting the Web PKI
-/// roots (for MTA-STS and DANE-less validation).
+/// The remote courier from `[delivery]`, `[relay]`, `[mta_sts]` and `[dane]`, on the server's
+/// one resolver, trusting the Web PKI roots and `delivery.trust_roots`. Files it names (the
+/// extra roots, the smart host's password) are read here, once, at start: a missing or
+/// unreadable one stops the start with a sentence naming the key.
 pub fn courier(
     config: &portcullis_config::Config,
     resolver: portcullis_dns::Resolver,
@@ -271,6 +283,58 @@ pub fn courier(
     };
     settings.source_ipv4 = d.source_ipv4;
     settings.source_ipv6 = d.source_ipv6;
-    let roots = TrustRoots::new(&[]).map_err(|e| format!("the TLS trust roots for delivery: {e}"))?;
+    if let Some(limit) = d.reply_timeout {
+        settings.timeouts = settings.timeouts.capped(limit);
+        settings.mta_sts_timeout = settings.mta_sts_timeout.min(limit);
+    }
+    settings.attempt_timeout = d.attempt_timeout;
+    settings.mta_sts = config.mta_sts.enabled;
+    settings.mta_sts_port = config.mta_sts.port;
+    settings.dane = config.dane.enabled;
+    settings.relay = match &config.relay {
+        Some(relay) => Some(Relay {
+            host: relay.host.clone(),
+            port: relay.port,
+            implicit_tls: relay.tls == portcullis_config::RelayTls::Implicit,
+            credentials: match &relay.login {
+                Some(login) => Some(Credentials {
+                    username: login.username.clone(),
+                    password: read_password(&login.password_file)?,
+                }),
+                None => None,
+            },
+        }),
+        None => None,
+    };
+    let extra = match &d.trust_roots {
+        Some(path) => read_roots(path)?,
+        None => Vec::new(),
+    };
+    let roots = TrustRoots::new(&extra).map_err(|e| format!("delivery.trust_roots: {e}"))?;
     Ok(RemoteCourier::new(settings, resolver, roots))
+}
+
+/// The first line of the smart host's password file.
+fn read_password(path: &std::path::Path) -> Result<Zeroizing<String>, String> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("relay.password_file: cannot read {}: {e}", path.display()))?,
+    );
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        return Err(format!("relay.password_file: {} holds no password on its first line", path.display()));
+    }
+    Ok(Zeroizing::new(line.to_string()))
+}
+
+/// Every certificate of a PEM file, for `delivery.trust_roots`.
+fn read_roots(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("delivery.trust_roots: cannot read {}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("delivery.trust_roots: {} is not PEM certificates: {e}", path.display()))?;
+    if roots.is_empty() {
+        return Err(format!("delivery.trust_roots: {} holds no certificate", path.display()));
+    }
+    Ok(roots)
 }

@@ -32,6 +32,7 @@ mod sender_auth;
 mod smtp;
 mod store;
 mod tls;
+mod tls_rpt;
 mod units;
 
 pub use admin::{Admin, AdminToken, DEFAULT_TOKEN_FILE, MIN_TOKEN_LENGTH};
@@ -58,6 +59,7 @@ pub use sender_auth::{AuthAction, SenderAuth, TempErrorAction};
 pub use smtp::Smtp;
 pub use store::Store;
 pub use tls::{Acme, AcmeChallenge, Tls, TlsVersion};
+pub use tls_rpt::TlsRpt;
 pub use units::{format_size, parse_duration, parse_size};
 
 /// The environment variable that names the config file when `--config` is not given.

@@ -28,6 +28,7 @@ use crate::sender_auth::{RawSenderAuth, SenderAuth};
 use crate::smtp::{RawSmtp, Smtp};
 use crate::store::{RawStore, Store};
 use crate::tls::{RawTls, Tls};
+use crate::tls_rpt::{RawTlsRpt, TlsRpt};
 
 /// `data_dir` when the file does not set it (relative to the file).
 const DATA_DIR: &str = "data";
@@ -64,6 +65,8 @@ pub struct Config {
     pub mta_sts: MtaSts,
     /// DANE for outbound delivery (`[dane]`).
     pub dane: Dane,
+    /// TLS reports about outbound sessions (`[tls_rpt]`).
+    pub tls_rpt: TlsRpt,
 }
 
 /// The file as written: every key optional, unknown keys refused.
@@ -91,6 +94,7 @@ pub(crate) struct RawConfig {
     relay: Option<RawRelay>,
     mta_sts: Option<RawMtaSts>,
     dane: Option<RawDane>,
+    tls_rpt: Option<RawTlsRpt>,
 }
 
 impl Config {
@@ -155,6 +159,7 @@ impl RawConfig {
         let relay = self.relay.map(|r| r.validate(&c)).transpose()?;
         let mta_sts = self.mta_sts.unwrap_or_default().validate(&c)?;
         let dane = self.dane.unwrap_or_default().validate(&c)?;
+        let tls_rpt = self.tls_rpt.unwrap_or_default().validate(&c)?;
         Ok(Config {
             path: path.to_path_buf(),
             hostname: hostname.to_ascii_lowercase(),
@@ -178,6 +183,7 @@ impl RawConfig {
             relay,
             mta_sts,
             dane,
+            tls_rpt,
         })
     }
 }

@@ -353,6 +353,16 @@ pub enum Event {
         /// This attempt was the message's last: it was given up (a failure notice follows).
         expired: bool,
     },
+    /// A TLS report (RFC 8460) about the sessions to `domain` in the period that ended was
+    /// queued for the domain's reporting addresses.
+    TlsReportQueued {
+        queue_id: i64,
+        domain: String,
+        recipients: usize,
+        /// Sessions of the period, over every policy type.
+        successful: u64,
+        failed: u64,
+    },
     /// Port 25: a message from another server is durably stored (it was answered 250).
     MessageReceived {
         conn: u64,

@@ -29,6 +29,7 @@ use rustls_pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
 use crate::state::Shared;
+use crate::tls_reports::TlsReportBook;
 
 /// How often the queue is looked at when nothing wakes the runner.
 const TICK: Duration = Duration::from_secs(1);
@@ -46,6 +47,8 @@ pub struct QueueRunner {
     schedule: RetrySchedule,
     limiter: Limiter<String>,
     notices: NoticeSettings,
+    /// Where each attempt's connections are counted for TLS reports (`[tls_rpt]`).
+    tls_reports: Option<Arc<TlsReportBook>>,
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -64,7 +67,20 @@ impl QueueRunner {
     pub fn new(shared: Arc<Shared>, courier: Arc<dyn Courier>) -> QueueRunner {
         let schedule = shared.config.queue;
         let notices = NoticeSettings { reporting_mta: shared.config.hostname.clone(), ..NoticeSettings::default() };
-        QueueRunner { shared, courier, schedule, limiter: Limiter::new(DestinationLimits::default()), notices }
+        QueueRunner {
+            shared,
+            courier,
+            schedule,
+            limiter: Limiter::new(DestinationLimits::default()),
+            notices,
+            tls_reports: None,
+        }
+    }
+
+    /// Counts every attempt's connections in `book` for TLS reports.
+    pub fn with_tls_reports(mut self, book: Arc<TlsReportBook>) -> QueueRunner {
+        self.tls_reports = Some(book);
+        self
     }
 
     /// Runs until the server stops accepting (shutdown).
@@ -135,6 +151,9 @@ impl QueueRunner {
                 content: content.clone(),
             };
             let report = self.courier.deliver(Batch { domain: domain.clone(), messages: vec![message] }).await;
+            if let Some(book) = &self.tls_reports {
+                book.record(&report.attempts);
+            }
             let connected = report.attempts.iter().any(|a| matches!(a.outcome, AttemptOutcome::Completed));
             let connect_failed =
                 !connected && report.attempts.iter().any(|a| matches!(a.outcome, AttemptOutcome::ConnectFailed(_)));

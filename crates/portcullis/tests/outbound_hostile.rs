@@ -189,8 +189,12 @@ fn case(ip: &str, behave: fn(TcpStream, &Seen), limit: Duration, reason: &str) -
     let first_connection = *seen.accepted_ms.lock().unwrap().first().expect("the receiver was reached");
     let took = attempt["ts_ms"].as_i64().unwrap() - first_connection;
     assert!(took >= 0 && took < limit.as_millis() as i64, "the attempt took {took} ms (limit {limit:?}): {attempt}");
-    let list = a.cli_ok(&["queue", "list"], None);
-    assert!(list.contains(&format!("{to} (pending): ")), "waits in the queue: {list}");
+    // The event comes before the attempt's record is written: wait for the reason.
+    let waiting = Instant::now();
+    while !a.cli_ok(&["queue", "list"], None).contains(&format!("{to} (pending): ")) {
+        assert!(waiting.elapsed() < Duration::from_secs(10), "{}", a.cli_ok(&["queue", "list"], None));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(stored(&a, ALICE, "INBOX").is_empty(), "no failure notice: a hostile server is not a refusal");
     seen
 }

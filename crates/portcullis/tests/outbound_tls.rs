@@ -182,8 +182,12 @@ fn assert_deferred(a: &TestServer, attempt: &serde_json::Value, policy: &str, fa
     assert_eq!((attempt["delivered"].as_u64(), attempt["deferred"].as_u64()), (Some(0), Some(1)), "{attempt}");
     assert_eq!(attempt["policy"], policy, "{attempt}");
     assert_eq!(attempt["tls_failure"], failure, "{attempt}");
-    let list = a.cli_ok(&["queue", "list"], None);
-    assert!(list.contains(&format!("{CAROL} (pending): ")), "{list}");
+    // The event comes before the attempt's record is written: wait for the reason.
+    let mut list = String::new();
+    wait_for("the reason in `queue list`", || {
+        list = a.cli_ok(&["queue", "list"], None);
+        list.contains(&format!("{CAROL} (pending): "))
+    });
 }
 
 /// What a stand-in receiver saw.

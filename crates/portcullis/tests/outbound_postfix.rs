@@ -298,6 +298,14 @@ fn a_4xx_from_smtp_sink_is_retried_with_a_growing_wait() {
         counted(&list) >= 3
     });
     assert!(list.contains("someone@sink.test (pending): ") && list.contains("450"), "{list}");
+    // The next attempt is later still: after waits of 2, 4 and 8 s, about 14 s after queueing.
+    let line = list.lines().find(|l| l.starts_with("#1 from")).unwrap();
+    let when = |label: &str| {
+        let text = line.split(label).nth(1).and_then(|rest| rest.split([',', ' ']).next()).unwrap_or_default();
+        humantime::parse_rfc3339(text).unwrap_or_else(|e| panic!("{label}{text:?} in {line}: {e}"))
+    };
+    let ahead = when("next ").duration_since(when("queued ")).unwrap_or_default();
+    assert!(ahead >= Duration::from_secs(11), "the next attempt is {ahead:?} after queueing: {line}");
     assert!(stored(&a, ALICE, "INBOX").is_empty(), "no notice while it is retried");
     assert!(!sink.dump().contains("Subject: soft"), "nothing was taken");
 }

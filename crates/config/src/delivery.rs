@@ -1,9 +1,12 @@
 //! `[delivery]`: how this server connects to other servers to hand on mail (issue 15): which
-//! address family first, which source address, and the exchangers' port. The server maps
-//! this onto `portcullis_delivery::DeliverySettings`; the config crate stays free of the
-//! delivery crate (and its TLS and HTTP stack).
+//! address family first, which source address, the exchangers' port, extra trust anchors (a
+//! private CA), and how long a reply and a whole attempt may take. The server maps this onto
+//! `portcullis_delivery::DeliverySettings`; the config crate stays free of the delivery crate
+//! (and its TLS and HTTP stack).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -27,11 +30,31 @@ pub struct Delivery {
     pub source_ipv6: Option<Ipv6Addr>,
     /// The SMTP port of the exchangers: 25 (RFC 5321 §4.5.4); another only for tests.
     pub port: u16,
+    /// A PEM file of extra trust anchors beside the Web PKI roots (a private CA of a smart
+    /// host or of a partner; tests). Read when the server starts.
+    pub trust_roots: Option<PathBuf>,
+    /// The longest any one reply may take (`None`: the waits of RFC 5321 §4.5.3.2, up to
+    /// 10 minutes); it also bounds the connection and the TLS handshake.
+    pub reply_timeout: Option<Duration>,
+    /// The longest one attempt to one destination may take, over all its exchangers.
+    pub attempt_timeout: Duration,
 }
+
+/// `delivery.attempt_timeout` by default: room for the RFC 5321 waits of one slow session,
+/// not for a server that answers each command just before its wait runs out, forever.
+const ATTEMPT_TIMEOUT: &str = "30m";
 
 impl Default for Delivery {
     fn default() -> Delivery {
-        Delivery { ip_preference: IpPreference::PreferIpv4, source_ipv4: None, source_ipv6: None, port: 25 }
+        Delivery {
+            ip_preference: IpPreference::PreferIpv4,
+            source_ipv4: None,
+            source_ipv6: None,
+            port: 25,
+            trust_roots: None,
+            reply_timeout: None,
+            attempt_timeout: Duration::from_secs(30 * 60),
+        }
     }
 }
 
@@ -42,6 +65,9 @@ pub(crate) struct RawDelivery {
     source_ipv4: Option<String>,
     source_ipv6: Option<String>,
     port: Option<u16>,
+    trust_roots: Option<String>,
+    reply_timeout: Option<String>,
+    attempt_timeout: Option<String>,
 }
 
 impl RawDelivery {
@@ -84,7 +110,22 @@ impl RawDelivery {
         if port == 0 {
             return Err(c.invalid("delivery.port", "must be a port number (1-65535)"));
         }
-        Ok(Delivery { ip_preference, source_ipv4, source_ipv6, port })
+        let trust_roots = match self.trust_roots {
+            Some(path) if path.trim().is_empty() => {
+                return Err(c.invalid("delivery.trust_roots", "must name a PEM file of CA certificates"))
+            }
+            Some(path) => Some(c.file(&path)),
+            None => None,
+        };
+        let reply_timeout = match self.reply_timeout {
+            Some(text) => Some(c.duration("delivery.reply_timeout", Some(text), "")?),
+            None => None,
+        };
+        let attempt_timeout = c.duration("delivery.attempt_timeout", self.attempt_timeout, ATTEMPT_TIMEOUT)?;
+        if reply_timeout.is_some_and(|r| r > attempt_timeout) {
+            return Err(c.invalid("delivery.reply_timeout", "must not be longer than delivery.attempt_timeout"));
+        }
+        Ok(Delivery { ip_preference, source_ipv4, source_ipv6, port, trust_roots, reply_timeout, attempt_timeout })
     }
 }
 
@@ -102,9 +143,12 @@ mod tests {
 
     #[test]
     fn addresses_and_preferences() {
-        let d = parse("[delivery]\nip_preference = \"prefer-ipv6\"\nsource_ipv4 = \"192.0.2.10\"\nsource_ipv6 = \"2001:db8::10\"\nport = 2525\n")
+        let d = parse("[delivery]\nip_preference = \"prefer-ipv6\"\nsource_ipv4 = \"192.0.2.10\"\nsource_ipv6 = \"2001:db8::10\"\nport = 2525\ntrust_roots = \"ca.pem\"\nreply_timeout = \"2s\"\nattempt_timeout = \"10s\"\n")
             .unwrap()
             .delivery;
+        assert_eq!(d.trust_roots.as_deref(), Some(Path::new("/etc/ca.pem")), "relative to the file");
+        assert_eq!(d.reply_timeout, Some(std::time::Duration::from_secs(2)));
+        assert_eq!(d.attempt_timeout, std::time::Duration::from_secs(10));
         assert_eq!(d.ip_preference, IpPreference::PreferIpv6);
         assert_eq!(d.source_ipv4, Some("192.0.2.10".parse().unwrap()));
         assert_eq!(d.source_ipv6, Some("2001:db8::10".parse().unwrap()));
@@ -118,5 +162,9 @@ mod tests {
         assert!(parse("[delivery]\nsource_ipv4 = \"2001:db8::1\"\n").unwrap_err().contains("delivery.source_ipv4"));
         let e = parse("[delivery]\nip_preference = \"ipv4-only\"\nsource_ipv6 = \"2001:db8::1\"\n").unwrap_err();
         assert!(e.contains("delivery.source_ipv6"), "{e}");
+        assert!(parse("[delivery]\nreply_timeout = \"0s\"\n").unwrap_err().contains("delivery.reply_timeout"));
+        let e = parse("[delivery]\nreply_timeout = \"1h\"\nattempt_timeout = \"1m\"\n").unwrap_err();
+        assert!(e.contains("delivery.reply_timeout"), "{e}");
+        assert!(parse("[delivery]\ntrust_roots = \"\"\n").unwrap_err().contains("delivery.trust_roots"));
     }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::admin::{Admin, RawAdmin};
 use crate::alerts::{Alerts, RawAlerts};
 use crate::check::Check;
+use crate::dane::{Dane, RawDane};
 use crate::delivery::{Delivery, RawDelivery};
 use crate::dns::{Dns, RawDns};
 use crate::error::ConfigError;
@@ -17,14 +18,17 @@ use crate::guard::{Guard, RawGuard};
 use crate::limits::{Limits, RawLimits};
 use crate::listen::{Listen, RawListen};
 use crate::log::{Log, RawLog};
+use crate::mta_sts::{MtaSts, RawMtaSts};
 use crate::names::is_hostname;
 use crate::passwords::{Passwords, RawPasswords};
 use crate::process::{Process, RawProcess};
 use crate::queue::{RawQueue, RetrySchedule};
+use crate::relay::{RawRelay, Relay};
 use crate::sender_auth::{RawSenderAuth, SenderAuth};
 use crate::smtp::{RawSmtp, Smtp};
 use crate::store::{RawStore, Store};
 use crate::tls::{RawTls, Tls};
+use crate::tls_rpt::{RawTlsRpt, TlsRpt};
 
 /// `data_dir` when the file does not set it (relative to the file).
 const DATA_DIR: &str = "data";
@@ -55,6 +59,14 @@ pub struct Config {
     pub queue: RetrySchedule,
     /// How outbound connections are made (`[delivery]`).
     pub delivery: Delivery,
+    /// The smart host all outbound mail goes through, if any (`[relay]`).
+    pub relay: Option<Relay>,
+    /// MTA-STS for outbound delivery (`[mta_sts]`).
+    pub mta_sts: MtaSts,
+    /// DANE for outbound delivery (`[dane]`).
+    pub dane: Dane,
+    /// TLS reports about outbound sessions (`[tls_rpt]`).
+    pub tls_rpt: TlsRpt,
 }
 
 /// The file as written: every key optional, unknown keys refused.
@@ -79,6 +91,10 @@ pub(crate) struct RawConfig {
     sender_auth: Option<RawSenderAuth>,
     queue: Option<RawQueue>,
     delivery: Option<RawDelivery>,
+    relay: Option<RawRelay>,
+    mta_sts: Option<RawMtaSts>,
+    dane: Option<RawDane>,
+    tls_rpt: Option<RawTlsRpt>,
 }
 
 impl Config {
@@ -140,6 +156,10 @@ impl RawConfig {
         let sender_auth = self.sender_auth.unwrap_or_default().validate(&c)?;
         let queue = self.queue.unwrap_or_default().validate(&c)?;
         let delivery = self.delivery.unwrap_or_default().validate(&c)?;
+        let relay = self.relay.map(|r| r.validate(&c)).transpose()?;
+        let mta_sts = self.mta_sts.unwrap_or_default().validate(&c)?;
+        let dane = self.dane.unwrap_or_default().validate(&c)?;
+        let tls_rpt = self.tls_rpt.unwrap_or_default().validate(&c)?;
         Ok(Config {
             path: path.to_path_buf(),
             hostname: hostname.to_ascii_lowercase(),
@@ -160,6 +180,10 @@ impl RawConfig {
             sender_auth,
             queue,
             delivery,
+            relay,
+            mta_sts,
+            dane,
+            tls_rpt,
         })
     }
 }

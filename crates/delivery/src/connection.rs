@@ -2,7 +2,9 @@
 //! TLS from the start or after STARTTLS with the host's policy verifier, and the client state
 //! machine's actions carried out with the waits of RFC 5321 §4.5.3.2. Each wait is a deadline
 //! for the whole reply, not for each read, so a server sending a byte a second is cut off like
-//! a silent one; writes are bounded by a minimum rate.
+//! a silent one; writes are bounded by a minimum rate. Every wait also ends at the attempt's
+//! deadline (`delivery.attempt_timeout`), through the client's own timeout path, so what the
+//! session already settled is kept.
 
 use crate::record::TlsDetails;
 use crate::settings::Timeouts;
@@ -31,6 +33,8 @@ pub(crate) struct Plan<'a> {
     pub client: ClientConfig,
     pub timeouts: Timeouts,
     pub roots: &'a TrustRoots,
+    /// The end of the whole attempt: no wait lasts beyond it.
+    pub deadline: Instant,
 }
 
 /// What a session did.
@@ -88,7 +92,8 @@ pub(crate) async fn run(plan: Plan<'_>, messages: &[&Message]) -> Run {
         results: Vec::new(),
         ending: None,
     };
-    let tcp = match connect(plan.address, plan.source, plan.timeouts.connect).await {
+    let connect_wait = plan.timeouts.connect.min(plan.deadline.saturating_duration_since(Instant::now()));
+    let tcp = match connect(plan.address, plan.source, connect_wait).await {
         Ok(tcp) => tcp,
         Err(e) => {
             run.connect_error = Some(e);
@@ -114,7 +119,7 @@ pub(crate) async fn run(plan: Plan<'_>, messages: &[&Message]) -> Run {
         match client.next_action() {
             Action::Read => {
                 let output = client.take_output();
-                if let Err(e) = write(&mut stream, &output, &plan.timeouts).await {
+                if let Err(e) = write(&mut stream, &output, &plan.timeouts, plan.deadline).await {
                     client.io_failed(e);
                     continue;
                 }
@@ -122,7 +127,7 @@ pub(crate) async fn run(plan: Plan<'_>, messages: &[&Message]) -> Run {
                 if !output.is_empty() || deadline.is_none_or(|(s, _)| s != stage) {
                     deadline = Some((stage, Instant::now() + wait(&plan.timeouts, stage)));
                 }
-                let until = deadline.map_or_else(Instant::now, |(_, at)| at);
+                let until = deadline.map_or_else(Instant::now, |(_, at)| at).min(plan.deadline);
                 match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
                     Ok(Ok(0)) => client.peer_closed(),
                     Ok(Ok(n)) => client.feed(&buf[..n]),
@@ -132,7 +137,7 @@ pub(crate) async fn run(plan: Plan<'_>, messages: &[&Message]) -> Run {
             }
             Action::StartTls => {
                 let output = client.take_output();
-                if let Err(e) = write(&mut stream, &output, &plan.timeouts).await {
+                if let Err(e) = write(&mut stream, &output, &plan.timeouts, plan.deadline).await {
                     client.tls_failed(e);
                     continue;
                 }
@@ -233,7 +238,8 @@ async fn handshake(plan: &Plan<'_>, tcp: TcpStream, run: &mut Run) -> Result<(Tl
     let (config, verifier) = plan.roots.client_config(plan.policy, plan.host);
     // SNI is the exchanger's name (RFC 7672 §8.1: the TLSA base domain).
     let name = ServerName::try_from(plan.host.to_string()).map_err(|e| format!("{}: {e}", plan.host))?;
-    let result = tokio::time::timeout(plan.timeouts.tls_handshake, TlsConnector::from(config).connect(name, tcp)).await;
+    let until = (Instant::now() + plan.timeouts.tls_handshake).min(plan.deadline);
+    let result = tokio::time::timeout_at(until, TlsConnector::from(config).connect(name, tcp)).await;
     run.certificate = verifier.verdict();
     let tls = match result {
         Ok(Ok(tls)) => tls,
@@ -253,14 +259,16 @@ async fn handshake(plan: &Plan<'_>, tcp: TcpStream, run: &mut Run) -> Result<(Tl
     Ok((tls, verified))
 }
 
-/// Writes `data` within the command wait, plus the time `min_data_rate` allows for its size.
-async fn write(stream: &mut Stream, data: &[u8], timeouts: &Timeouts) -> Result<(), String> {
+/// Writes `data` within the command wait, plus the time `min_data_rate` allows for its size,
+/// and never beyond the attempt's deadline.
+async fn write(stream: &mut Stream, data: &[u8], timeouts: &Timeouts, deadline: Instant) -> Result<(), String> {
     if data.is_empty() {
         return Ok(());
     }
     let base = if data.len() > 4096 { timeouts.data_block } else { timeouts.command };
     let allowed = base + Duration::from_secs(data.len() as u64 / timeouts.min_data_rate.max(1));
-    match tokio::time::timeout(allowed, stream.write_all(data)).await {
+    let until = (Instant::now() + allowed).min(deadline);
+    match tokio::time::timeout_at(until, stream.write_all(data)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("sending {} octets took longer than {allowed:?}", data.len())),

@@ -18,6 +18,7 @@ use portcullis_smtp_client::{
 };
 use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
+use tokio::time::Instant;
 
 /// Messages for one destination domain (with a smart host, any domains).
 #[derive(Debug, Clone)]
@@ -158,6 +159,7 @@ impl RemoteCourier {
 impl Courier for RemoteCourier {
     async fn deliver(&self, batch: Batch) -> BatchReport {
         let domain = batch.domain.trim_end_matches('.').to_ascii_lowercase();
+        let deadline = Instant::now() + self.settings.attempt_timeout;
         let mut attempts = Vec::new();
         let hops = match self.hops(&domain).await {
             Ok(hops) => hops,
@@ -229,6 +231,10 @@ impl Courier for RemoteCourier {
                     if open.is_empty() || connections >= self.settings.max_connections.max(1) {
                         break 'hosts;
                     }
+                    if Instant::now() >= deadline {
+                        last_failure = Some((Why::OutOfTime(self.settings.attempt_timeout), None));
+                        break 'hosts;
+                    }
                     connections += 1;
                     let messages: Vec<&Message> = open.iter().map(|&i| &batch.messages[i]).collect();
                     let plan = Plan {
@@ -240,6 +246,7 @@ impl Courier for RemoteCourier {
                         client: self.client_config(&policy, plaintext),
                         timeouts: self.settings.timeouts,
                         roots: &self.roots,
+                        deadline,
                     };
                     let run = connection::run(plan, &messages).await;
                     let decided = run.results.len();
@@ -290,6 +297,7 @@ impl Courier for RemoteCourier {
                 (None, None, Some((why, mta))) => {
                     let status = match why {
                         Why::Smtp(reason) => reason.status(Disposition::Temporary),
+                        Why::OutOfTime(_) => EnhancedCode::new(4, 4, 2), // RFC 3463: bad connection
                         _ => EnhancedCode::new(4, 7, 5),
                     };
                     everyone(message, Disposition::Temporary, status, why.clone(), mta.clone())

@@ -12,7 +12,8 @@
 //! - `mta_sts`: TXT id, policy fetch over HTTPS through this server's resolver, parsing,
 //!   cache with max_age.
 //! - `connection`: the tokio driver of `portcullis-smtp-client` with RFC 5321 §4.5.3.2 waits.
-//! - [`TlsReportAggregate`]: RFC 8460 session counts per policy domain.
+//! - [`TlsReportAggregate`]: RFC 8460 session counts per policy domain; [`mailto_recipients`]
+//!   reads a domain's `_smtp._tls` record, [`report_mail`] writes the report's message.
 //!
 //! What the caller provides: [`DeliverySettings`] (from `[delivery]`, `[relay]`,
 //! `[mta_sts]`, `[dane]`), the server's [`portcullis_dns::Resolver`] (a validating resolver
@@ -21,32 +22,10 @@
 //! one connection). Per-destination concurrency and rates are the runner's, through
 //! `portcullis-queue`'s limiter; retries and notices too.
 //!
-//! Configuration the config crate is to map (defaults shown):
-//!
-//! ```toml
-//! [delivery]
-//! ip_preference = "prefer-ipv4"   # ipv4-only | ipv6-only | prefer-ipv4 | prefer-ipv6
-//! source_ipv4 = "192.0.2.10"      # optional
-//! source_ipv6 = "2001:db8::10"    # optional
-//! max_hosts = 5                   # exchangers per attempt
-//! max_connections = 5             # connections per attempt
-//! chunking = false                # BDAT when offered
-//! timeouts = { connect = "30s", greeting = "5m", command = "5m", mail = "5m", rcpt = "5m",
-//!              data_start = "2m", data_block = "3m", data_end = "10m", tls_handshake = "60s" }
-//! min_data_rate = 1024            # octets per second
-//!
-//! [relay]                         # optional smart host
-//! host = "smtp.provider.example"
-//! port = 465
-//! tls = "implicit"                # implicit | starttls (always verified)
-//! username = "user"
-//! password_file = "relay.secret"
-//!
-//! [mta_sts]
-//! enabled = true
-//! [dane]
-//! enabled = true
-//! ```
+//! The server maps `[delivery]` (port, families, source addresses, `trust_roots`,
+//! `reply_timeout`, `attempt_timeout`), `[relay]`, `[mta_sts]` and `[dane]` onto
+//! [`DeliverySettings`] (docs/configuration.md); the other fields (hosts and connections per
+//! attempt, CHUNKING, the reply bounds) keep their defaults there.
 #![forbid(unsafe_code)]
 
 mod connection;
@@ -62,4 +41,4 @@ pub use courier::{Batch, BatchReport, Courier, RemoteCourier};
 pub use record::{AttemptOutcome, AttemptRecord, RecipientReport, TlsDetails, Why};
 pub use settings::{DeliverySettings, IpPreference, Relay, Timeouts};
 pub use tls::{CertificateCheck, HostPolicy, PolicyKind, TlsFailure, TrustRoots};
-pub use tlsrpt::TlsReportAggregate;
+pub use tlsrpt::{mailto_recipients, report_mail, ReportMail, TlsReportAggregate};

@@ -62,6 +62,8 @@ pub enum Why {
     Policy(String),
     /// No connection was left in this attempt's budget for it.
     NotAttempted,
+    /// The attempt's time (`delivery.attempt_timeout`) ran out before it was settled.
+    OutOfTime(std::time::Duration),
 }
 
 /// One recipient's outcome.
@@ -96,6 +98,7 @@ impl fmt::Display for Why {
             Why::Route(e) => write!(f, "{e}"),
             Why::Policy(why) => f.write_str(why),
             Why::NotAttempted => f.write_str("no connection was attempted for it this time"),
+            Why::OutOfTime(limit) => write!(f, "the delivery attempt ran out of its time ({limit:?})"),
         }
     }
 }

@@ -42,6 +42,24 @@ pub struct Timeouts {
     pub min_data_rate: u64,
 }
 
+impl Timeouts {
+    /// Every wait at most `limit` (a shorter reply timeout from the configuration).
+    pub fn capped(self, limit: Duration) -> Timeouts {
+        Timeouts {
+            connect: self.connect.min(limit),
+            greeting: self.greeting.min(limit),
+            command: self.command.min(limit),
+            mail: self.mail.min(limit),
+            rcpt: self.rcpt.min(limit),
+            data_start: self.data_start.min(limit),
+            data_block: self.data_block.min(limit),
+            data_end: self.data_end.min(limit),
+            tls_handshake: self.tls_handshake.min(limit),
+            min_data_rate: self.min_data_rate,
+        }
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         let minutes = |m: u64| Duration::from_secs(60 * m);
@@ -97,6 +115,10 @@ pub struct DeliverySettings {
     /// Look up and honour DANE TLSA records (needs a validating resolver: `[dns] servers`).
     pub dane: bool,
     pub relay: Option<Relay>,
+    /// The longest one [`Courier::deliver`](crate::Courier::deliver) may take, over every
+    /// exchanger and connection: each wait is cut to what is left of it, so a server that
+    /// answers every command just inside its RFC 5321 wait cannot hold an attempt for hours.
+    pub attempt_timeout: Duration,
 }
 
 impl DeliverySettings {
@@ -118,6 +140,7 @@ impl DeliverySettings {
             mta_sts_timeout: Duration::from_secs(30),
             dane: true,
             relay: None,
+            attempt_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Hostile exchangers written for the test: a reply that never ends, a reply at one byte a
-//! second, a TLS "handshake" of garbage, a banner of megabytes. Each attempt must end
+//! second, a TLS "handshake" of garbage, a banner of megabytes, replies each just inside the
+//! reply wait (ended by the bound on the whole attempt). Each attempt must end
 //! temporary (the mail waits, nothing bounces), within the configured waits, and without
 //! reading more than the reply bounds allow.
 
@@ -199,4 +200,46 @@ async fn a_silent_server_and_a_closed_port_are_temporary() {
     let (report, _) = attempt(Ipv4Addr::new(127, 0, 0, 56), closed, Duration::from_secs(1)).await;
     assert!(matches!(session_cause(&report), Cause::Connect(_)));
     assert!(matches!(report.attempts[0].outcome, AttemptOutcome::ConnectFailed(_)));
+}
+
+/// A server answering every line 1.2 s late: inside every 2 s reply wait, so only the bound on
+/// the whole attempt (`attempt_timeout`) ends it; the recipient stays temporary and what the
+/// session knew is kept.
+#[tokio::test]
+async fn replies_each_just_in_time_are_ended_by_the_attempts_bound() {
+    let ip = Ipv4Addr::new(127, 0, 0, 57);
+    let (port, _, _task) = hostile(ip, |mut s: TcpStream, _| async move {
+        let late = || tokio::time::sleep(Duration::from_millis(1200));
+        late().await;
+        if s.write_all(b"220 late.hostile.test\r\n").await.is_err() {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                return;
+            }
+            late().await;
+            if s.write_all(b"250 ok\r\n").await.is_err() {
+                return;
+            }
+        }
+    })
+    .await;
+    let dns = TestDns::start(zone_with_mx("hostile.test", ip)).unwrap();
+    let mut s = settings(port);
+    s.timeouts = s.timeouts.capped(Duration::from_secs(2));
+    s.attempt_timeout = Duration::from_secs(3);
+    s.max_connections = 1;
+    let courier = courier(&dns, s, &[]);
+    let started = Instant::now();
+    let report = courier
+        .deliver(portcullis_delivery::Batch {
+            domain: "hostile.test".into(),
+            messages: vec![message(&["v@hostile.test"])],
+        })
+        .await;
+    let took = started.elapsed();
+    assert_eq!(session_cause(&report), Cause::TimedOut);
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_millis(3800), "{took:?}");
 }

@@ -329,6 +329,21 @@ pub enum Event {
         /// "TLSv1.3 TLS13_AES_256_GCM_SHA384", if the session used TLS.
         #[serde(skip_serializing_if = "Option::is_none")]
         tls: Option<String>,
+        /// The same, apart: "TLSv1.3" or "TLSv1.2".
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_version: Option<String>,
+        /// The suite as rustls names it, e.g. "TLS13_AES_256_GCM_SHA384".
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_cipher: Option<String>,
+        /// The TLS policy of that exchanger: "none" (opportunistic), "mta-sts-testing",
+        /// "mta-sts-enforce", "dane" or "relay" (the smart host).
+        policy: &'static str,
+        /// What came of checking its certificate: "valid", "invalid" or "not-checked" (no TLS).
+        certificate: &'static str,
+        /// What went wrong with TLS, in RFC 8460 result types ("starttls-not-supported",
+        /// "certificate-host-mismatch", "tlsa-invalid", ...), also where the policy only reports.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_failure: Option<String>,
         delivered: usize,
         deferred: usize,
         failed: usize,
@@ -349,6 +364,16 @@ pub enum Event {
         reason: UnsignedReason,
         #[serde(skip_serializing_if = "Option::is_none")]
         detail: Option<String>,
+    },
+    /// A TLS report (RFC 8460) about the sessions to `domain` in the period that ended was
+    /// queued for the domain's reporting addresses.
+    TlsReportQueued {
+        queue_id: i64,
+        domain: String,
+        recipients: usize,
+        /// Sessions of the period, over every policy type.
+        successful: u64,
+        failed: u64,
     },
     /// Port 25: a message from another server is durably stored (it was answered 250).
     MessageReceived {

@@ -38,6 +38,7 @@ mod smtp;
 mod socket;
 mod state;
 mod tls;
+mod tls_reports;
 mod unix_time;
 
 use std::sync::Arc;
@@ -165,7 +166,7 @@ async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> R
         _ => None,
     };
     let courier = match resolver {
-        Some(resolver) => Some(queue_runner::courier(&config, resolver)?),
+        Some(resolver) => Some((queue_runner::courier(&config, resolver.clone())?, resolver)),
         None => None,
     };
     let shared = Arc::new(Shared::new(config, store.clone(), auth, events.clone(), tls, sessions, sender_auth));
@@ -184,8 +185,14 @@ async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> R
     if let Some((_, Some(source))) = &admin_auth {
         events.emit(Event::AdminToken { path: source.path.display().to_string(), created: source.created });
     }
-    if let Some(courier) = courier {
-        tokio::spawn(queue_runner::QueueRunner::new(shared.clone(), Arc::new(courier)).run());
+    if let Some((courier, resolver)) = courier {
+        let mut runner = queue_runner::QueueRunner::new(shared.clone(), Arc::new(courier));
+        if shared.config.tls_rpt.enabled {
+            let book = tls_reports::TlsReportBook::new(std::time::SystemTime::now());
+            runner = runner.with_tls_reports(book.clone());
+            tokio::spawn(tls_reports::run(shared.clone(), resolver, book));
+        }
+        tokio::spawn(runner.run());
     }
     let bans_seen = bans::load(&shared).await;
     tokio::spawn(follow_store::run(shared.clone(), bans_seen));

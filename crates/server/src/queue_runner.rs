@@ -15,15 +15,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use portcullis_delivery::{
-    AttemptOutcome, Batch, Courier, DeliverySettings, IpPreference, RecipientReport, RemoteCourier, TrustRoots,
+    AttemptOutcome, Batch, Courier, DeliverySettings, IpPreference, RecipientReport, Relay, RemoteCourier, TrustRoots,
 };
 use portcullis_events::Event;
 use portcullis_queue::{notice, DestinationLimits, Limiter, NextStep, NoticeSettings, Original, RecipientStatus};
 use portcullis_queue::{Admission, ReportAction, RetrySchedule};
-use portcullis_smtp_client::{Disposition, Message, MessageParams, Notify, OriginalRecipient, Recipient, Ret};
+use portcullis_smtp_client::{
+    Credentials, Disposition, Message, MessageParams, Notify, OriginalRecipient, Recipient, Ret,
+};
 use portcullis_store::{AttemptUpdate, Delivery, DeliveryError, QueuedMessage, RecipientState, RecipientUpdate};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use zeroize::Zeroizing;
 
 use crate::state::Shared;
+use crate::tls_reports::TlsReportBook;
 
 /// How often the queue is looked at when nothing wakes the runner.
 const TICK: Duration = Duration::from_secs(1);
@@ -41,6 +47,8 @@ pub struct QueueRunner {
     schedule: RetrySchedule,
     limiter: Limiter<String>,
     notices: NoticeSettings,
+    /// Where each attempt's connections are counted for TLS reports (`[tls_rpt]`).
+    tls_reports: Option<Arc<TlsReportBook>>,
 }
 
 fn unix(t: SystemTime) -> i64 {
@@ -59,7 +67,20 @@ impl QueueRunner {
     pub fn new(shared: Arc<Shared>, courier: Arc<dyn Courier>) -> QueueRunner {
         let schedule = shared.config.queue;
         let notices = NoticeSettings { reporting_mta: shared.config.hostname.clone(), ..NoticeSettings::default() };
-        QueueRunner { shared, courier, schedule, limiter: Limiter::new(DestinationLimits::default()), notices }
+        QueueRunner {
+            shared,
+            courier,
+            schedule,
+            limiter: Limiter::new(DestinationLimits::default()),
+            notices,
+            tls_reports: None,
+        }
+    }
+
+    /// Counts every attempt's connections in `book` for TLS reports.
+    pub fn with_tls_reports(mut self, book: Arc<TlsReportBook>) -> QueueRunner {
+        self.tls_reports = Some(book);
+        self
     }
 
     /// Runs until the server stops accepting (shutdown).
@@ -130,6 +151,9 @@ impl QueueRunner {
                 content: content.clone(),
             };
             let report = self.courier.deliver(Batch { domain: domain.clone(), messages: vec![message] }).await;
+            if let Some(book) = &self.tls_reports {
+                book.record(&report.attempts);
+            }
             let connected = report.attempts.iter().any(|a| matches!(a.outcome, AttemptOutcome::Completed));
             let connect_failed =
                 !connected && report.attempts.iter().any(|a| matches!(a.outcome, AttemptOutcome::ConnectFailed(_)));
@@ -180,6 +204,11 @@ impl QueueRunner {
                 host: last.map(|a| a.host.clone()).unwrap_or_default(),
                 address: last.and_then(|a| a.address),
                 tls: last.and_then(|a| a.tls.as_ref()).map(|t| format!("{} {}", t.version, t.cipher)),
+                tls_version: last.and_then(|a| a.tls.as_ref()).map(|t| t.version.clone()),
+                tls_cipher: last.and_then(|a| a.tls.as_ref()).map(|t| t.cipher.clone()),
+                policy: last.map_or("none", |a| a.policy.name()),
+                certificate: last.map_or("not-checked", |a| a.certificate.name()),
+                tls_failure: last.and_then(|a| a.tls_failure).map(|f| f.to_string()),
                 delivered,
                 deferred,
                 failed,
@@ -254,8 +283,10 @@ impl QueueRunner {
     }
 }
 
-/// The remote courier from `[delivery]`, on the server's one resolver, trusting the Web PKI
-/// roots (for MTA-STS and DANE-less validation).
+/// The remote courier from `[delivery]`, `[relay]`, `[mta_sts]` and `[dane]`, on the server's
+/// one resolver, trusting the Web PKI roots and `delivery.trust_roots`. Files it names (the
+/// extra roots, the smart host's password) are read here, once, at start: a missing or
+/// unreadable one stops the start with a sentence naming the key.
 pub fn courier(
     config: &portcullis_config::Config,
     resolver: portcullis_dns::Resolver,
@@ -271,6 +302,58 @@ pub fn courier(
     };
     settings.source_ipv4 = d.source_ipv4;
     settings.source_ipv6 = d.source_ipv6;
-    let roots = TrustRoots::new(&[]).map_err(|e| format!("the TLS trust roots for delivery: {e}"))?;
+    if let Some(limit) = d.reply_timeout {
+        settings.timeouts = settings.timeouts.capped(limit);
+        settings.mta_sts_timeout = settings.mta_sts_timeout.min(limit);
+    }
+    settings.attempt_timeout = d.attempt_timeout;
+    settings.mta_sts = config.mta_sts.enabled;
+    settings.mta_sts_port = config.mta_sts.port;
+    settings.dane = config.dane.enabled;
+    settings.relay = match &config.relay {
+        Some(relay) => Some(Relay {
+            host: relay.host.clone(),
+            port: relay.port,
+            implicit_tls: relay.tls == portcullis_config::RelayTls::Implicit,
+            credentials: match &relay.login {
+                Some(login) => Some(Credentials {
+                    username: login.username.clone(),
+                    password: read_password(&login.password_file)?,
+                }),
+                None => None,
+            },
+        }),
+        None => None,
+    };
+    let extra = match &d.trust_roots {
+        Some(path) => read_roots(path)?,
+        None => Vec::new(),
+    };
+    let roots = TrustRoots::new(&extra).map_err(|e| format!("delivery.trust_roots: {e}"))?;
     Ok(RemoteCourier::new(settings, resolver, roots))
+}
+
+/// The first line of the smart host's password file.
+fn read_password(path: &std::path::Path) -> Result<Zeroizing<String>, String> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("relay.password_file: cannot read {}: {e}", path.display()))?,
+    );
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        return Err(format!("relay.password_file: {} holds no password on its first line", path.display()));
+    }
+    Ok(Zeroizing::new(line.to_string()))
+}
+
+/// Every certificate of a PEM file, for `delivery.trust_roots`.
+fn read_roots(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let roots: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("delivery.trust_roots: cannot read {}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("delivery.trust_roots: {} is not PEM certificates: {e}", path.display()))?;
+    if roots.is_empty() {
+        return Err(format!("delivery.trust_roots: {} holds no certificate", path.display()));
+    }
+    Ok(roots)
 }

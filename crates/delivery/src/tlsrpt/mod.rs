@@ -1,7 +1,15 @@
 //! TLS reporting (RFC 8460) as a pure aggregation: the attempt records of a reporting period,
 //! summed per policy domain and policy type into successful and failed session counts with
-//! failure details, and written as the report's JSON (§4.4). Sending the report (to the
-//! domain's `_smtp._tls` rua) comes later; this type is what that sender will serialise.
+//! failure details, and written as the report's JSON (§4.4), one report per policy domain.
+//! `policy_record` reads where a domain wants its reports (`_smtp._tls` TXT, §3); `mail`
+//! wraps a report as the message of §5.3 (gzip, multipart/report). The server's reporting
+//! task keeps the aggregate of the period and queues the messages.
+
+mod mail;
+mod policy_record;
+
+pub use mail::{report_mail, ReportMail};
+pub use policy_record::mailto_recipients;
 
 use crate::record::AttemptRecord;
 use crate::tls::{PolicyKind, TlsFailure};
@@ -116,6 +124,36 @@ impl TlsReportAggregate {
         }
     }
 
+    /// Whether nothing was recorded (no report is owed).
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    /// (successful, failed) sessions over every policy domain and type.
+    pub fn totals(&self) -> (u64, u64) {
+        self.policies.values().fold((0, 0), |(s, f), c| (s + c.successful, f + c.failed))
+    }
+
+    /// The policy domains with sessions to report.
+    pub fn domains(&self) -> Vec<String> {
+        let mut domains: Vec<String> = self.policies.keys().map(|(d, _)| d.clone()).collect();
+        domains.dedup();
+        domains
+    }
+
+    /// The part of this aggregate about one policy domain: that domain's report (RFC 8460
+    /// §4: each report is about the policies of one domain, and goes to that domain).
+    pub fn for_domain(&self, domain: &str) -> TlsReportAggregate {
+        TlsReportAggregate {
+            policies: self
+                .policies
+                .iter()
+                .filter(|((d, _), _)| d == domain)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
     /// (successful, failed) sessions of a policy domain and type ("sts", "tlsa",
     /// "no-policy-found").
     pub fn counts(&self, domain: &str, policy_type: &str) -> (u64, u64) {
@@ -207,5 +245,13 @@ mod tests {
         assert_eq!(sts["failure-details"][0]["result-type"], "certificate-expired");
         assert_eq!(sts["failure-details"][0]["receiving-ip"], "192.0.2.1");
         assert_eq!(sts["policy"]["mx-host"][0], "mx.example.net");
+        assert_eq!(agg.domains(), ["example.net", "other.example"]);
+        let one = agg.for_domain("other.example");
+        assert_eq!(
+            (one.counts("other.example", "no-policy-found"), one.counts("example.net", "sts")),
+            ((0, 1), (0, 0))
+        );
+        assert!(!one.is_empty() && TlsReportAggregate::new().is_empty());
+        assert_eq!((agg.totals(), one.totals()), ((2, 3), (0, 1)));
     }
 }

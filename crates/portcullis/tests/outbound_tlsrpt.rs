@@ -47,6 +47,9 @@ msg = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=policy.defa
 assert msg.get_content_type() == 'multipart/report', msg.get_content_type()
 assert msg.get_param('report-type') == 'tlsrpt', msg.get_param('report-type')
 assert msg['TLS-Report-Domain'] == 'b.test', msg['TLS-Report-Domain']
+# RFC 8460 §5.3: signed by the reporting domain (the sender's, a local domain with keys).
+sigs = msg.get_all('DKIM-Signature') or []
+assert any('d=example.test;' in ''.join(str(s).split()) for s in sigs), sigs
 assert msg['TLS-Report-Submitter'] == 'mail.example.test', msg['TLS-Report-Submitter']
 assert msg['Subject'].startswith('Report Domain: b.test Submitter: mail.example.test Report-ID: <'), msg['Subject']
 parts = [p for p in msg.iter_parts() if p.get_content_type() == 'application/tlsrpt+gzip']

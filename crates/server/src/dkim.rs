@@ -8,7 +8,7 @@
 
 mod signing;
 
-pub use signing::Signing;
+pub use signing::{Outcome, Signing};
 
 use std::time::{Duration, UNIX_EPOCH};
 

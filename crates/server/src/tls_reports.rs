@@ -14,6 +14,7 @@ use portcullis_dns::{DnsError, Resolver};
 use portcullis_events::Event;
 use portcullis_store::{NewQueued, NewRecipient};
 
+use crate::dkim::Outcome;
 use crate::state::Shared;
 
 /// The sessions of the open period.
@@ -95,6 +96,18 @@ async fn queue_report(
         json: &json,
         date: end,
     });
+    // RFC 8460 §5.3: a report by mail must carry a DKIM signature of the reporting domain.
+    let content = match shared.dkim.sign(content, unix(end)).await {
+        Outcome::Signed { message, .. } => message,
+        Outcome::Unsigned { message, from_domain, reason, detail } => {
+            let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
+            internal(format!(
+                "the TLS report for {domain} goes unsigned ({reason:?} for the sender's domain \"{from_domain}\"{detail}); \
+                 receivers may discard it: give [tls_rpt] sender an address of a local domain with DKIM keys"
+            ));
+            message
+        }
+    };
     let (successful, failed) = sums.totals();
     let message = NewQueued {
         sender: sender.to_string(),

@@ -106,11 +106,19 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
             Action::ScramLookup { username } => session.scram_keys(scram_keys(shared, conn.who(), &username).await),
             Action::Authenticate { mechanism, attempt } => {
                 match authenticate(shared, conn.who(), mechanism.name(), attempt).await {
-                    Ok(p) => {
-                        conn.logged_in();
-                        let principal = Principal { account: p.account, address: p.address };
-                        session.auth_result(AuthOutcome::Success, Some(principal));
-                    }
+                    Ok(p) => match shared.aliases.aliases(Some(&p.address)).await {
+                        Ok(aliases) => {
+                            conn.logged_in();
+                            let aliases = aliases.into_iter().map(|a| a.address).collect();
+                            let principal = Principal { account: p.account, address: p.address, aliases };
+                            session.auth_result(AuthOutcome::Success, Some(principal));
+                        }
+                        Err(e) => {
+                            let what = format!("reading the aliases of {} failed: {e}", p.address);
+                            shared.events.emit(Event::InternalError { conn: Some(conn.id), what });
+                            session.auth_result(AuthOutcome::TemporaryFailure, None)
+                        }
+                    },
                     Err(AuthError::Refused(_)) => session.auth_result(AuthOutcome::InvalidCredentials, None),
                     Err(AuthError::Unavailable | AuthError::Busy) => {
                         session.auth_result(AuthOutcome::TemporaryFailure, None)
@@ -216,10 +224,15 @@ fn describe(fact: &Fact) -> String {
     }
 }
 
-/// Whether `address` is a local account with room, an unknown user of a local domain, or not
-/// local at all.
+/// Whether `address` is a local account (or an alias of one) with room, an unknown user of a
+/// local domain, or not local at all.
 pub(crate) async fn lookup_recipient(shared: &Shared, address: &str) -> RecipientOutcome {
-    match shared.store.account(address).await {
+    let account = match shared.aliases.alias_target(address).await {
+        Ok(Some(account)) => shared.store.account(&account).await,
+        Ok(None) => shared.store.account(address).await,
+        Err(e) => Err(e),
+    };
+    match account {
         Ok(Some(account)) if !account.has_room_for(1) => RecipientOutcome::MailboxFull,
         Ok(Some(account)) => RecipientOutcome::Local(account.id),
         Ok(None) => {

@@ -8,7 +8,7 @@ use portcullis_auth::Authenticator;
 use portcullis_config::Config;
 use portcullis_events::{AlertKind, Event, Events, Severity};
 use portcullis_guard::{Guard, Policy};
-use portcullis_store::{QueueStore, Store};
+use portcullis_store::{AliasStore, QueueStore, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,6 +20,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// The outbound queue, in the same database as `store`.
     pub queue: Arc<dyn QueueStore>,
+    /// Accounts' other addresses, in the same database as `store`.
+    pub aliases: Arc<dyn AliasStore>,
     /// Wakes the queue runner when a submission queued a message.
     pub queue_wakeup: tokio::sync::Notify,
     pub auth: Authenticator,
@@ -41,8 +43,8 @@ pub struct Shared {
 
 impl Shared {
     /// `sessions` is made beforehand: it also reads the event stream that `events` feeds.
-    /// `store` serves both the mailboxes and the outbound queue (one database).
-    pub fn new<S: Store + QueueStore>(
+    /// `store` serves the mailboxes, the outbound queue and the aliases (one database).
+    pub fn new<S: Store + QueueStore + AliasStore>(
         config: Config,
         store: Arc<S>,
         auth: Authenticator,
@@ -55,6 +57,7 @@ impl Shared {
         Shared {
             config,
             store: store.clone(),
+            aliases: store.clone(),
             queue: store,
             queue_wakeup: tokio::sync::Notify::new(),
             auth,

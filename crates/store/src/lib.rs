@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod address;
+mod aliases;
 mod flags;
 mod index;
 mod names;
@@ -16,6 +17,7 @@ mod sqlite;
 mod watch;
 
 pub use address::{normalize_address, normalize_domain};
+pub use aliases::{Alias, AliasStore};
 pub use flags::{FlagOp, Flags};
 pub use index::{MessageList, MessageRef};
 pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
@@ -357,6 +359,10 @@ pub enum StoreError {
     NoSuchAccount(String),
     #[error("account {0} already exists")]
     AccountExists(String),
+    #[error("{0} is already an account or an alias")]
+    AliasExists(String),
+    #[error("there is no alias {0}")]
+    NoSuchAlias(String),
     #[error("an app password named {0} already exists")]
     AppPasswordExists(String),
     #[error("\"{0}\" is not a valid address")]
@@ -413,7 +419,7 @@ impl SessionSlot {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn add_domain(&self, name: &str) -> Result<(), StoreError>;
-    /// Refuses while the domain has accounts.
+    /// Refuses while the domain has accounts or aliases.
     async fn remove_domain(&self, name: &str) -> Result<(), StoreError>;
     async fn domains(&self) -> Result<Vec<String>, StoreError>;
     async fn is_local_domain(&self, name: &str) -> Result<bool, StoreError>;

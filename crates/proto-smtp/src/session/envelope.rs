@@ -1,6 +1,7 @@
-//! MAIL FROM and RCPT TO: on 465/587 the sender must be the authenticated account; on 25 any
-//! sender (the null one too, for bounces) is checked by the driver; recipients are looked up by
-//! the driver one at a time, and their number is bounded per transaction.
+//! MAIL FROM and RCPT TO: on 465/587 the sender must be the authenticated account or one of its
+//! aliases; on 25 any sender (the null one too, for bounces) is checked by the driver;
+//! recipients are looked up by the driver one at a time, and their number is bounded per
+//! transaction.
 
 use super::{Action, Pending, Session, State};
 use crate::reply::Reply;
@@ -113,7 +114,7 @@ impl Session {
                 self.state = State::Waiting(Pending::Sender);
                 return Some(Action::CheckSender { address: from.address });
             }
-            (Role::Submission, Some(principal)) if !same_address(&from.address, &principal.address) => {
+            (Role::Submission, Some(principal)) if !principal.owns(&from.address) => {
                 let text =
                     format!("<{}>: Sender address is not yours (authenticated as {})", from.address, principal.address);
                 self.tx.smtputf8 = false;
@@ -149,10 +150,4 @@ impl Session {
         self.state = State::Waiting(Pending::Recipient);
         Some(Action::LookupRecipient { address })
     }
-}
-
-/// Whether a MAIL FROM address is the account's: the domain compares case-insensitively, and
-/// local parts do too, since accounts have one lower-case spelling.
-fn same_address(given: &str, account: &str) -> bool {
-    given.to_lowercase() == account
 }

@@ -5,6 +5,12 @@ use crate::*;
 
 const ALICE: &str = "alice@example.org";
 const ALICE_PW: &[u8] = b"plinth-orbit-cactus-9";
+/// An alias of alice's.
+const SALES: &str = "sales@example.org";
+
+fn alice() -> Principal {
+    Principal { account: 1, address: ALICE.into(), aliases: vec![SALES.into()] }
+}
 
 pub(super) fn config(implicit_tls: bool) -> Config {
     Config {
@@ -96,7 +102,7 @@ impl Harness {
                 }
                 Action::Authenticate { attempt: sasl::Attempt::Scram { username, proof, .. }, .. } => {
                     if proof == sasl::ScramProof::Valid && username == ALICE {
-                        self.s.auth_result(AuthOutcome::Success, Some(Principal { account: 1, address: ALICE.into() }));
+                        self.s.auth_result(AuthOutcome::Success, Some(alice()));
                     } else {
                         self.s.auth_result(AuthOutcome::InvalidCredentials, None);
                     }
@@ -106,7 +112,7 @@ impl Harness {
                     if credentials.username == "storefail@example.org" {
                         self.s.auth_result(AuthOutcome::TemporaryFailure, None);
                     } else if ok {
-                        let p = Principal { account: 1, address: ALICE.into() };
+                        let p = alice();
                         self.s.auth_result(AuthOutcome::Success, Some(p));
                     } else {
                         self.s.auth_result(AuthOutcome::InvalidCredentials, None);
@@ -307,6 +313,9 @@ fn sender_must_be_the_authenticated_account() {
     assert_eq!(codes(&h.send("MAIL FROM:<>\r\n")), ["553"]);
     assert_eq!(h.send("MAIL FROM:<Alice@EXAMPLE.org>\r\n"), "250 2.1.0 Sender ok\r\n");
     assert_eq!(h.send("MAIL FROM:<alice@example.org>\r\n"), "503 5.5.1 Sender already specified\r\n");
+    // One of the account's aliases is the account's too.
+    h.send("RSET\r\n");
+    assert_eq!(h.send("MAIL FROM:<Sales@example.org>\r\n"), "250 2.1.0 Sender ok\r\n");
 }
 
 #[test]

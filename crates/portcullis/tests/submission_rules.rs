@@ -80,3 +80,61 @@ fn aliases_receive_for_their_account_and_may_send_as_it() {
     c.cmd("QUIT");
     server.cli_ok(&["domain", "remove", "second.test"], None);
 }
+
+/// Sends one message with Python's smtplib over implicit TLS as alice, its header From: and
+/// Sender: as given; what smtplib said (the reply code and text of a refusal, or "sent").
+fn smtplib_send(server: &TestServer, python: &std::path::Path, from: &str, sender: Option<&str>) -> String {
+    let script = r#"
+import smtplib, ssl, sys
+from email.message import EmailMessage
+host, port, cafile, user, password, rcpt, author, sender = sys.argv[1:9]
+msg = EmailMessage()
+msg["From"] = author
+if sender:
+    msg["Sender"] = sender
+msg["To"] = rcpt
+msg["Subject"] = "author check"
+msg.set_content("hello")
+context = ssl.create_default_context(cafile=cafile)
+with smtplib.SMTP_SSL(host, int(port), context=context, timeout=20) as smtp:
+    smtp.login(user, password)
+    try:
+        smtp.send_message(msg, from_addr=user, to_addrs=[rcpt])
+        print("sent")
+    except smtplib.SMTPDataError as e:
+        print(e.smtp_code, e.smtp_error.decode())
+"#;
+    let addr = server.addr("submissions");
+    let out = std::process::Command::new(python)
+        // The certificate names localhost (and the host name), not 127.0.0.1.
+        .args(["-c", script, "localhost", &addr.port().to_string()])
+        .arg(server.cert_path())
+        .args([ALICE, PASSWORD, BOB, from, sender.unwrap_or("")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_header_from_is_bound_to_the_account_on_submission() {
+    let Some(python) = outside::program("python3", "apt-get install python3") else { return };
+    let server = TestServer::start();
+    server.cli_ok(&["account", "alias", "add", "news@example.test", ALICE], None);
+
+    let refused = smtplib_send(&server, &python, &format!("Bob <{BOB}>"), None);
+    assert_eq!(
+        refused,
+        format!("550 5.7.1 From: <{BOB}> is not an address of the account {ALICE}; send as the account or one of its aliases")
+    );
+    let event = server.wait_event(|e| e["event"] == "message_rejected");
+    assert_eq!(event["account"], ALICE);
+    assert!(event["reason"].as_str().unwrap().contains(BOB), "{event}");
+    let refused = smtplib_send(&server, &python, ALICE, Some("Someone <someone@example.com>"));
+    assert!(refused.starts_with("550 5.7.1 Sender: <someone@example.com>"), "{refused}");
+    assert!(inbox(&server, BOB).is_empty(), "nothing stored");
+
+    assert_eq!(smtplib_send(&server, &python, &format!("Alice <{ALICE}>"), None), "sent");
+    assert_eq!(smtplib_send(&server, &python, "The News <news@example.test>", Some(ALICE)), "sent");
+    assert_eq!(inbox(&server, BOB).len(), 2);
+}

@@ -13,6 +13,7 @@
 //! listener's [`Role`].
 #![forbid(unsafe_code)]
 
+mod author;
 mod message;
 mod refusal;
 mod reply;

@@ -178,6 +178,17 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
                 };
                 session.delivery_result(outcome);
             }
+            Action::Report(Fact::ForeignAuthor { field, address, size, recipients }) => {
+                let account = session.principal().map(|p| p.address.clone()).unwrap_or_default();
+                shared.events.emit(Event::MessageRejected {
+                    conn: conn.id,
+                    peer: conn.peer,
+                    reason: format!("{field}: <{address}> is not an address of {account}"),
+                    account,
+                    size,
+                    recipients,
+                });
+            }
             Action::Report(fact) => {
                 if matches!(
                     fact,
@@ -221,6 +232,7 @@ fn describe(fact: &Fact) -> String {
         Fact::EarlyTalker => "spoke before the greeting".into(),
         Fact::UnofferedPipelining => "pipelined before PIPELINING was offered".into(),
         Fact::AuthOnMx => "AUTH on port 25".into(),
+        Fact::ForeignAuthor { field, address, .. } => format!("{field}: <{address}> is not the account's"),
     }
 }
 

@@ -70,6 +70,14 @@ pub enum Fact {
     UnofferedPipelining,
     /// Port 25: AUTH, which belongs on 465 and 587.
     AuthOnMx,
+    /// Submission: a message whose From: or Sender: (`field`) names an address that is not
+    /// the account's nor one of its aliases; refused with `550 5.7.1`.
+    ForeignAuthor {
+        field: &'static str,
+        address: String,
+        size: u64,
+        recipients: usize,
+    },
 }
 
 enum State {

@@ -702,3 +702,41 @@ fn random_input_never_panics_or_grows_without_bound() {
         }
     }
 }
+
+#[test]
+fn the_header_from_must_be_the_account_or_an_alias() {
+    let mut h = Harness::authenticated();
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
+    assert_eq!(
+        h.send("From: Bob <bob@example.org>\r\nSubject: x\r\n\r\nbody\r\n.\r\n"),
+        "550 5.7.1 From: <bob@example.org> is not an address of the account alice@example.org; send as the account or one of its aliases\r\n"
+    );
+    assert!(h.delivered.is_empty(), "stored for nobody");
+    assert!(
+        matches!(&h.facts[..], [Fact::ForeignAuthor { field: "From", address, recipients: 1, .. }] if address == "bob@example.org")
+    );
+    // The transaction is over; BDAT carries the same check, Sender: too.
+    assert_eq!(h.send("DATA\r\n"), "503 5.5.1 Need MAIL command first\r\n");
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n");
+    let message = "From: alice@example.org\r\nSender: x@remote.test\r\n\r\nhi\r\n";
+    let reply = h.send(&format!("BDAT {} LAST\r\n{message}", message.len()));
+    assert!(reply.starts_with("550 5.7.1 Sender: <x@remote.test> is not an address"), "{reply}");
+    // The account's own address and its alias pass.
+    h.send("MAIL FROM:<sales@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
+    assert_eq!(
+        h.send("From: Sales <SALES@example.org>\r\nSender: alice@example.org\r\n\r\nhi\r\n.\r\n"),
+        "250 2.0.0 Message stored as S1.3\r\n"
+    );
+    assert_eq!(h.delivered.len(), 1);
+}
+
+#[test]
+fn port_25_does_not_bind_the_header_from() {
+    let mut h = Harness::unstarted(Config { role: Role::Mx, ..config(false) });
+    h.run();
+    h.send("EHLO mx.remote.test\r\n");
+    h.send("MAIL FROM:<x@remote.test>\r\n");
+    h.send("RCPT TO:<bob@example.org>\r\n");
+    h.send("DATA\r\n");
+    assert!(h.send("From: someone@else.test\r\n\r\nhi\r\n.\r\n").starts_with("250 "));
+}

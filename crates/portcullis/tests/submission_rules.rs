@@ -1,6 +1,6 @@
 //! What submission checks and records for outgoing mail (issue 15), against the real server
 //! process: aliases (the CLI, mail to them, sending from them), the header From: bound to
-//! the account, Return-Path on local delivery.
+//! the account, Return-Path on local delivery (port 25's is in mx.rs).
 
 mod common;
 
@@ -137,4 +137,17 @@ fn the_header_from_is_bound_to_the_account_on_submission() {
     assert_eq!(smtplib_send(&server, &python, &format!("Alice <{ALICE}>"), None), "sent");
     assert_eq!(smtplib_send(&server, &python, "The News <news@example.test>", Some(ALICE)), "sent");
     assert_eq!(inbox(&server, BOB).len(), 2);
+}
+
+#[test]
+fn local_copies_carry_one_return_path_and_name_the_account() {
+    let server = TestServer::start();
+    let reply = server
+        .submit(BOB, "Return-Path: <forged@elsewhere.test>\r\nFrom: alice@example.test\r\nSubject: traced\r\n\r\nhi");
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let message = inbox(&server, BOB).remove(0);
+    // RFC 5321 §4.4: the envelope sender, on top, once; then our Received naming the account.
+    assert!(message.starts_with(&format!("Return-Path: <{ALICE}>\r\nReceived: from test.client")), "{message}");
+    assert_eq!(message.matches("Return-Path:").count(), 1, "{message}");
+    assert!(message.contains(&format!("(authenticated as {ALICE})")), "{message}");
 }

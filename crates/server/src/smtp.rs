@@ -7,7 +7,8 @@ use portcullis_auth::AuthError;
 use portcullis_events::{AlertKind, CloseReason, Event, Severity, TlsMode};
 use portcullis_guard::{Now, SendingLimit};
 use portcullis_proto_smtp::{
-    Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome, Role, Session,
+    with_return_path, Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome,
+    Role, Session,
 };
 use portcullis_store::{Delivery, DeliveryError, NewQueued, NewRecipient};
 use tokio::io::AsyncWriteExt;
@@ -294,14 +295,14 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
     };
     // Local recipients get their copies and remote ones are queued in one transaction: the
     // client hears 250 only once both are durable (docs/architecture.md §4.6).
+    // The local copies are final delivery: Return-Path on top (RFC 5321 §4.4); the queued copy
+    // has none, the receiving side adds its own.
+    let local_copy = || with_return_path(&envelope.from, &envelope.data);
     let stored = if envelope.remote_recipients.is_empty() {
-        shared.store.deliver(Delivery { recipients: local_ids, raw: envelope.data, internal_date: now }).await
+        shared.store.deliver(Delivery { recipients: local_ids, raw: local_copy(), internal_date: now }).await
     } else {
-        let local = (!local_ids.is_empty()).then(|| Delivery {
-            recipients: local_ids,
-            raw: envelope.data.clone(),
-            internal_date: now,
-        });
+        let local =
+            (!local_ids.is_empty()).then(|| Delivery { recipients: local_ids, raw: local_copy(), internal_date: now });
         // RFC 6531 §3.4: the envelope holds UTF-8 (the client used SMTPUTF8 for it).
         let smtputf8 = !envelope.from.is_ascii() || envelope.remote_recipients.iter().any(|r| !r.is_ascii());
         let queued = NewQueued {

@@ -20,7 +20,7 @@ mod reply;
 mod session;
 mod types;
 
-pub use message::{with_return_path, Envelope, Received};
+pub use message::{with_return_path, Envelope, Received, RemoteRecipient};
 pub use refusal::refused_connection;
 pub use session::{Action, Fact, Session};
 pub use types::{

@@ -17,17 +17,32 @@ pub struct Envelope {
     pub recipients: Vec<(String, AccountId)>,
     /// Recipients in other domains, to be queued (submission only, see
     /// [`crate::RecipientOutcome::Remote`]).
-    pub remote_recipients: Vec<String>,
+    pub remote_recipients: Vec<RemoteRecipient>,
     /// The EHLO/HELO name the client gave.
     pub helo: String,
-    /// MAIL FROM carried REQUIRETLS (RFC 8689; port 25, over TLS only).
+    /// MAIL FROM carried REQUIRETLS (RFC 8689; over TLS only).
     pub require_tls: bool,
+    /// RFC 3461 RET ("FULL" or "HDRS"; submission only).
+    pub ret: Option<&'static str>,
+    /// RFC 3461 ENVID, decoded from xtext (submission only).
+    pub envid: Option<String>,
     /// The message as it will be stored, headers added.
     pub data: Vec<u8>,
     /// How many bytes at the start of `data` are our Received header: `data[trace_len..]` is
     /// the message as the client sent it (with CRLF line endings, and on submission Date and
     /// Message-ID added), which is what sender authentication verifies.
     pub trace_len: usize,
+}
+
+/// A recipient in another domain, with its RFC 3461 parameters (submission).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRecipient {
+    /// As the client gave it.
+    pub address: String,
+    /// NOTIFY as a parameter value: "NEVER", or some of "SUCCESS,FAILURE,DELAY".
+    pub notify: Option<String>,
+    /// ORCPT's rfc822 address, decoded from xtext.
+    pub orcpt: Option<String>,
 }
 
 impl Envelope {

@@ -141,7 +141,11 @@ impl QueueRunner {
             for r in &reports {
                 let original = recipients.iter().find(|x| x.address == r.address);
                 let (state, action) = match r.disposition {
-                    Disposition::Delivered => (RecipientState::Delivered, None),
+                    // RFC 3461 §4.1: a server that offers DSN took NOTIFY along and reports
+                    // success itself; one that does not leaves us to say "relayed" (sent only
+                    // to a recipient whose NOTIFY asks for SUCCESS: `notice` checks).
+                    Disposition::Delivered if r.peer_offers_dsn => (RecipientState::Delivered, None),
+                    Disposition::Delivered => (RecipientState::Delivered, Some(ReportAction::Relayed)),
                     Disposition::Permanent => (RecipientState::Failed, Some(ReportAction::Failed)),
                     Disposition::Temporary if give_up => (RecipientState::Failed, Some(ReportAction::Failed)),
                     Disposition::Temporary => (RecipientState::Pending, None),
@@ -193,9 +197,10 @@ impl QueueRunner {
             }
         }
 
-        // One notice for what this attempt settled, and the delay of the rest if it is due.
+        // One notice for what this attempt settled (failures, and successes asked for), and
+        // the delay of the rest if it is due; each recipient's NOTIFY picks among them.
         let delay_due = self.schedule.delay_notice_due(queued_at, now, queued.delay_notice_sent);
-        statuses.retain(|s| s.action == ReportAction::Failed || (delay_due && s.action == ReportAction::Delayed));
+        statuses.retain(|s| s.action != ReportAction::Delayed || delay_due);
         let original = Original {
             sender: &queued.sender,
             envid: queued.envid.as_deref(),

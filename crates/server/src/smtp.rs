@@ -10,6 +10,7 @@ use portcullis_proto_smtp::{
     with_return_path, Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome,
     Role, Session,
 };
+use portcullis_smtp_client::OriginalRecipient;
 use portcullis_store::{Delivery, DeliveryError, NewQueued, NewRecipient};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -304,16 +305,21 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
         let local =
             (!local_ids.is_empty()).then(|| Delivery { recipients: local_ids, raw: local_copy(), internal_date: now });
         // RFC 6531 §3.4: the envelope holds UTF-8 (the client used SMTPUTF8 for it).
-        let smtputf8 = !envelope.from.is_ascii() || envelope.remote_recipients.iter().any(|r| !r.is_ascii());
+        let smtputf8 = !envelope.from.is_ascii() || envelope.remote_recipients.iter().any(|r| !r.address.is_ascii());
         let queued = NewQueued {
             sender: envelope.from,
+            // RFC 3461: kept in their ESMTP text forms, ORCPT as "rfc822;xtext".
             recipients: envelope
                 .remote_recipients
                 .into_iter()
-                .map(|address| NewRecipient { address, notify: None, orcpt: None })
+                .map(|r| NewRecipient {
+                    address: r.address,
+                    notify: r.notify,
+                    orcpt: r.orcpt.and_then(|o| OriginalRecipient::rfc822(&o).param()),
+                })
                 .collect(),
-            ret: None,
-            envid: None,
+            ret: envelope.ret.map(str::to_string),
+            envid: envelope.envid,
             smtputf8,
             eight_bit: envelope.data.iter().any(|&b| b >= 0x80),
             content: envelope.data,

@@ -187,7 +187,7 @@ impl Session {
         let remote_recipients = std::mem::take(&mut self.tx.remote);
         let only = match (recipients.as_slice(), remote_recipients.as_slice()) {
             ([(one, _)], []) => Some(one.as_str()),
-            ([], [one]) => Some(one.as_str()),
+            ([], [one]) => Some(one.address.as_str()),
             _ => None,
         };
         let helo = self.helo.clone().unwrap_or_else(|| "unknown".into());
@@ -215,6 +215,8 @@ impl Session {
             remote_recipients,
             helo,
             require_tls: self.tx.require_tls,
+            ret: self.tx.dsn.ret,
+            envid: self.tx.dsn.envid.clone(),
             data,
             trace_len,
         }))

@@ -32,6 +32,10 @@ impl Session {
             lines.push("SMTPUTF8".into());
             lines.push("ENHANCEDSTATUSCODES".into());
             lines.push("CHUNKING".into());
+            if self.config.role == Role::Submission {
+                // RFC 3461: honoured for mail to other domains, by the queue's notices.
+                lines.push("DSN".into());
+            }
             self.pipelining_offered = true;
         } else {
             lines.push("ENHANCEDSTATUSCODES".into());

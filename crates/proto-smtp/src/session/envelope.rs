@@ -3,9 +3,9 @@
 //! recipients are looked up by the driver one at a time, and their number is bounded per
 //! transaction.
 
-use super::{Action, Pending, Session, State};
+use super::{dsn, Action, Pending, Session, State};
 use crate::reply::Reply;
-use crate::{RecipientOutcome, Role, SenderOutcome};
+use crate::{RecipientOutcome, RemoteRecipient, Role, SenderOutcome};
 
 impl Session {
     pub fn recipient_result(&mut self, outcome: RecipientOutcome) {
@@ -20,8 +20,9 @@ impl Session {
                 Reply::new(250, "2.1.5", "Recipient ok")
             }
             RecipientOutcome::Remote if self.config.role == Role::Submission && self.principal.is_some() => {
-                if !self.tx.remote.contains(&address) {
-                    self.tx.remote.push(address);
+                let dsn = std::mem::take(&mut self.tx.pending_dsn);
+                if !self.tx.remote.iter().any(|r| r.address == address) {
+                    self.tx.remote.push(RemoteRecipient { address, notify: dsn.notify, orcpt: dsn.orcpt });
                 }
                 Reply::new(250, "2.1.5", "Recipient ok")
             }
@@ -106,6 +107,17 @@ impl Session {
             self.error(Reply::new(530, "5.7.10", "REQUIRETLS needs STARTTLS first"));
             return None;
         }
+        // DSN is offered on submission only; port 25 ignores what a client sends anyway.
+        let mail_dsn = match self.config.role {
+            Role::Submission => match dsn::mail_dsn(&from) {
+                Ok(d) => d,
+                Err(reply) => {
+                    self.error(reply);
+                    return None;
+                }
+            },
+            Role::Mx => dsn::MailDsn::default(),
+        };
         self.tx.smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
         self.tx.require_tls = require_tls;
         match (self.config.role, &self.principal) {
@@ -124,6 +136,7 @@ impl Session {
             }
             (Role::Submission, _) => {}
         }
+        self.tx.dsn = mail_dsn;
         self.tx.from = Some(from.address);
         self.reply(Reply::new(250, "2.1.0", "Sender ok"));
         None
@@ -144,6 +157,16 @@ impl Session {
             self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
             return None;
         }
+        self.tx.pending_dsn = match self.config.role {
+            Role::Submission => match dsn::rcpt_dsn(&to) {
+                Ok(d) => d,
+                Err(reply) => {
+                    self.error(reply);
+                    return None;
+                }
+            },
+            Role::Mx => dsn::RcptDsn::default(),
+        };
         // smtp-proto hands `<postmaster>` over as the empty address (RFC 5321 §4.5.1).
         let address = if to.address.is_empty() { format!("postmaster@{}", self.config.hostname) } else { to.address };
         self.tx.pending_recipient = Some(address.clone());

@@ -233,7 +233,7 @@ fn ehlo_under_tls_advertises_the_extensions() {
     assert_eq!(
         ehlo,
         "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
-         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n"
+         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250 AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n"
     );
     assert_eq!(h.send("STARTTLS\r\n"), "503 5.5.1 TLS is already active\r\n");
 }
@@ -368,7 +368,8 @@ fn an_authenticated_submitter_may_send_to_other_domains() {
     );
     let m = &h.delivered[0];
     assert_eq!(m.recipients, vec![("bob@example.org".to_string(), 2)]);
-    assert_eq!(m.remote_recipients, ["x@remote.test", "X@remote.test"], "once each, as given");
+    let remote: Vec<&str> = m.remote_recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(remote, ["x@remote.test", "X@remote.test"], "once each, as given");
     let text = String::from_utf8(m.data.clone()).unwrap();
     assert!(!text.contains("\r\nfor <"), "several recipients: none is named");
     assert!(!text.contains("Bcc:"), "{text}");
@@ -739,4 +740,39 @@ fn port_25_does_not_bind_the_header_from() {
     h.send("RCPT TO:<bob@example.org>\r\n");
     h.send("DATA\r\n");
     assert!(h.send("From: someone@else.test\r\n\r\nhi\r\n.\r\n").starts_with("250 "));
+}
+
+#[test]
+fn dsn_is_offered_on_submission_and_its_parameters_reach_the_envelope() {
+    let mut h = Harness::authenticated();
+    assert!(h.send("EHLO again\r\n").ends_with("250 DSN\r\n"), "logged in: no AUTH after it");
+    assert_eq!(
+        h.send("MAIL FROM:<alice@example.org> RET=FULL RET=HDRS\r\n"),
+        "501 5.5.4 RET must be FULL or HDRS, not both\r\n"
+    );
+    assert_eq!(h.send("MAIL FROM:<alice@example.org> RET=SOME\r\n"), "501 5.5.4 Invalid value for parameter RET\r\n");
+    assert_eq!(h.send("MAIL FROM:<alice@example.org> RET=HDRS ENVID=id+2B1\r\n"), "250 2.1.0 Sender ok\r\n");
+    assert_eq!(
+        h.send("RCPT TO:<x@remote.test> NOTIFY=NEVER,SUCCESS\r\n"),
+        "501 5.5.4 NOTIFY=NEVER cannot be combined with SUCCESS, FAILURE or DELAY\r\n"
+    );
+    assert_eq!(
+        h.send("RCPT TO:<x@remote.test> NOTIFY=SUCCESS ORCPT=rfc822;first+2Bx@remote.test\r\n"),
+        "250 2.1.5 Recipient ok\r\n"
+    );
+    assert_eq!(h.send("RCPT TO:<y@remote.test> NOTIFY=NEVER\r\n"), "250 2.1.5 Recipient ok\r\n");
+    assert_eq!(h.send("RCPT TO:<z@remote.test>\r\n"), "250 2.1.5 Recipient ok\r\n");
+    h.send("DATA\r\nSubject: dsn\r\n\r\nhi\r\n.\r\n");
+    let m = &h.delivered[0];
+    assert_eq!((m.ret, m.envid.as_deref()), (Some("HDRS"), Some("id+1")));
+    let dsn: Vec<_> =
+        m.remote_recipients.iter().map(|r| (r.address.as_str(), r.notify.as_deref(), r.orcpt.as_deref())).collect();
+    assert_eq!(
+        dsn,
+        [
+            ("x@remote.test", Some("SUCCESS"), Some("first+x@remote.test")),
+            ("y@remote.test", Some("NEVER"), None),
+            ("z@remote.test", None, None)
+        ]
+    );
 }

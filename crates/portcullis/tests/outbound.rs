@@ -4,7 +4,9 @@
 //! refuses with 5xx gives the sender a failure notice; one that answers 4xx is tried again;
 //! a message queued when A is killed with SIGKILL is delivered once after the restart.
 //! The refusing, deferring and counting destinations are small SMTP sinks written here; the
-//! operator's `queue list|flush|remove` is checked on the deferred message.
+//! operator's `queue list|flush|remove` is checked on the deferred message. The sender's
+//! RFC 3461 choices (NOTIFY, RET, ENVID, ORCPT) shape the notices, and REQUIRETLS (RFC 8689)
+//! keeps a message from a server that cannot promise TLS.
 
 mod common;
 
@@ -28,6 +30,8 @@ const REFUSING: (&str, &str) = ("refusing.test", "127.0.0.4");
 const DEFERRING: (&str, &str) = ("deferring.test", "127.0.0.5");
 /// Nothing listens at first; later a sink that takes everything.
 const LATER: (&str, &str) = ("later.test", "127.0.0.6");
+/// A sink that takes everything, in plaintext only (no STARTTLS, no REQUIRETLS).
+const PLAIN: (&str, &str) = ("plain.test", "127.0.0.7");
 
 fn zones() -> Zones {
     let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
@@ -37,7 +41,7 @@ fn zones() -> Zones {
         .mx(DOMAIN, 10, &format!("mail.{DOMAIN}"))
         .a(&format!("mail.{DOMAIN}"), ip(A_IP))
         .txt(DOMAIN, &format!("v=spf1 ip4:{A_IP} -all"));
-    for (domain, address) in [(B_DOMAIN, B_IP), REFUSING, DEFERRING, LATER] {
+    for (domain, address) in [(B_DOMAIN, B_IP), REFUSING, DEFERRING, LATER, PLAIN] {
         zones = zones.zone(domain).mx(domain, 10, &format!("mx.{domain}")).a(&format!("mx.{domain}"), ip(address));
     }
     zones
@@ -366,4 +370,42 @@ fn notify_never_to_a_refusing_destination_gives_no_notice() {
     wait_for("an empty queue", || queued(&a) == 0);
     std::thread::sleep(Duration::from_millis(500));
     assert!(stored(&a, ALICE, "INBOX").is_empty(), "NOTIFY=NEVER: no failure notice");
+}
+
+#[test]
+fn requiretls_mail_is_never_sent_to_a_server_without_tls_and_comes_back() {
+    let dns = TestDns::start(zones()).unwrap();
+    let b = start_b(&dns);
+    let port = b.addr("smtp").port();
+    let taken = sink(PLAIN.1, port, "250 2.1.5 ok");
+    let a = start_a(&dns, port);
+    let to = format!("someone@{}", PLAIN.0);
+    {
+        let mut c = a.connect_tls("submissions");
+        c.reply();
+        assert!(c.cmd("EHLO c").contains("REQUIRETLS"), "offered on submission");
+        c.cmd(&format!("AUTH PLAIN {}", common::plain(ALICE, PASSWORD)));
+        assert!(c.cmd(&format!("MAIL FROM:<{ALICE}> REQUIRETLS")).starts_with("250"));
+        assert!(c.cmd(&format!("RCPT TO:<{to}>")).starts_with("250"));
+        c.cmd("DATA");
+        c.send(&format!("From: <{ALICE}>\r\nTo: <{to}>\r\nSubject: for TLS only\r\n\r\nsecret\r\n."));
+        assert!(c.reply().starts_with("250 "));
+        c.cmd("QUIT");
+    }
+    let db = rusqlite::Connection::open(a.dir.path().join("data/mail.db")).unwrap();
+    let kept: Option<i64> = db.query_row("SELECT requiretls FROM queue", [], |r| r.get(0)).ok();
+    // The runner may have settled it already; if not, the flag is on the queued message.
+    assert!(kept.is_none_or(|k| k == 1), "REQUIRETLS stored with the message");
+
+    // RFC 8689 §5: not sent; returned to the sender with a failure notice.
+    let attempt = a.wait_event(|e| e["event"] == "delivery_attempt");
+    assert_eq!(attempt["failed"], 1, "{attempt}");
+    let mut inbox = Vec::new();
+    wait_for("a notice in alice's INBOX", || {
+        inbox = stored(&a, ALICE, "INBOX");
+        !inbox.is_empty()
+    });
+    let notice = &inbox[0];
+    assert!(notice.contains("Action: failed") && notice.contains("Status: 5.7.30"), "{notice}");
+    assert_eq!(taken.load(Ordering::SeqCst), 0, "nothing was handed over");
 }

@@ -20,7 +20,8 @@ pub struct Envelope {
     pub remote_recipients: Vec<RemoteRecipient>,
     /// The EHLO/HELO name the client gave.
     pub helo: String,
-    /// MAIL FROM carried REQUIRETLS (RFC 8689; over TLS only).
+    /// MAIL FROM carried REQUIRETLS (RFC 8689; over TLS only; on submission it goes with
+    /// the queued copy).
     pub require_tls: bool,
     /// RFC 3461 RET ("FULL" or "HDRS"; submission only).
     pub ret: Option<&'static str>,

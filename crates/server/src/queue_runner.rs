@@ -102,7 +102,7 @@ impl QueueRunner {
         let params = MessageParams {
             ret: queued.ret.as_deref().and_then(|r| Ret::parse(r).ok()),
             envid: queued.envid.clone(),
-            requiretls: false,
+            requiretls: queued.requiretls,
             smtputf8: queued.smtputf8,
             eight_bit: queued.eight_bit,
         };

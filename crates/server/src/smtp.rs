@@ -322,6 +322,8 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
             envid: envelope.envid,
             smtputf8,
             eight_bit: envelope.data.iter().any(|&b| b >= 0x80),
+            // RFC 8689 §4.1: the sender asked that every hop keep it under validated TLS.
+            requiretls: envelope.require_tls,
             content: envelope.data,
             queued_at: now,
         };

@@ -98,10 +98,6 @@ impl Session {
             return None;
         }
         let require_tls = from.flags & smtp_proto::MAIL_REQUIRETLS != 0;
-        if require_tls && self.config.role == Role::Submission {
-            self.error(Reply::new(555, "5.5.4", "Unsupported parameter REQUIRETLS"));
-            return None;
-        }
         if require_tls && !self.tls {
             // RFC 8689 §4: offered only over TLS; RFC 3463 X.7.10: encryption needed.
             self.error(Reply::new(530, "5.7.10", "REQUIRETLS needs STARTTLS first"));

@@ -233,7 +233,7 @@ fn ehlo_under_tls_advertises_the_extensions() {
     assert_eq!(
         ehlo,
         "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
-         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250 AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n"
+         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250-REQUIRETLS\r\n250 AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n"
     );
     assert_eq!(h.send("STARTTLS\r\n"), "503 5.5.1 TLS is already active\r\n");
 }
@@ -745,7 +745,7 @@ fn port_25_does_not_bind_the_header_from() {
 #[test]
 fn dsn_is_offered_on_submission_and_its_parameters_reach_the_envelope() {
     let mut h = Harness::authenticated();
-    assert!(h.send("EHLO again\r\n").ends_with("250 DSN\r\n"), "logged in: no AUTH after it");
+    assert!(h.send("EHLO again\r\n").ends_with("250-DSN\r\n250 REQUIRETLS\r\n"), "logged in: no AUTH after it");
     assert_eq!(
         h.send("MAIL FROM:<alice@example.org> RET=FULL RET=HDRS\r\n"),
         "501 5.5.4 RET must be FULL or HDRS, not both\r\n"

@@ -409,3 +409,30 @@ fn requiretls_mail_is_never_sent_to_a_server_without_tls_and_comes_back() {
     assert!(notice.contains("Action: failed") && notice.contains("Status: 5.7.30"), "{notice}");
     assert_eq!(taken.load(Ordering::SeqCst), 0, "nothing was handed over");
 }
+
+#[test]
+fn a_failure_notice_for_mail_sent_as_an_alias_reaches_the_account() {
+    let dns = TestDns::start(zones()).unwrap();
+    let b = start_b(&dns);
+    let port = b.addr("smtp").port();
+    sink(REFUSING.1, port, "550 5.1.1 no such user here");
+    let a = start_a(&dns, port);
+    a.cli_ok(&["account", "alias", "add", &format!("news@{DOMAIN}"), ALICE], None);
+    let mut c = a.connect_tls("submissions");
+    c.reply();
+    c.cmd("EHLO c");
+    c.cmd(&format!("AUTH PLAIN {}", common::plain(ALICE, PASSWORD)));
+    assert!(c.cmd(&format!("MAIL FROM:<news@{DOMAIN}>")).starts_with("250"));
+    assert!(c.cmd(&format!("RCPT TO:<nobody@{}>", REFUSING.0)).starts_with("250"));
+    c.cmd("DATA");
+    c.send(&format!("From: <news@{DOMAIN}>\r\nSubject: from the alias\r\n\r\nhi\r\n."));
+    assert!(c.reply().starts_with("250 "));
+    c.cmd("QUIT");
+
+    let mut inbox = Vec::new();
+    wait_for("a notice in alice's INBOX", || {
+        inbox = stored(&a, ALICE, "INBOX");
+        !inbox.is_empty()
+    });
+    assert!(inbox[0].contains(&format!("To: <news@{DOMAIN}>")) && inbox[0].contains("Action: failed"), "{}", inbox[0]);
+}

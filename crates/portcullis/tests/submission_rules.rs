@@ -151,3 +151,40 @@ fn local_copies_carry_one_return_path_and_name_the_account() {
     assert_eq!(message.matches("Return-Path:").count(), 1, "{message}");
     assert!(message.contains(&format!("(authenticated as {ALICE})")), "{message}");
 }
+
+#[test]
+fn notify_success_for_a_local_recipient_gives_the_sender_a_delivered_notice() {
+    let server = TestServer::start();
+    server.cli_ok(&["account", "alias", "add", "news@example.test", ALICE], None);
+    let mut c = logged_in(&server, ALICE);
+    // Sent as an alias: the notice still reaches the account.
+    assert!(c.cmd("MAIL FROM:<news@example.test> ENVID=news+2D7").starts_with("250"));
+    assert!(c.cmd(&format!("RCPT TO:<{BOB}> NOTIFY=SUCCESS ORCPT=rfc822;bobby@example.test")).starts_with("250"));
+    assert!(c.cmd("DATA").starts_with("354"));
+    c.send("From: news@example.test\r\nSubject: tell me\r\n\r\nthe body stays home\r\n.");
+    assert!(c.reply().starts_with("250 2.0.0"));
+    // Without NOTIFY=SUCCESS: no notice.
+    c.cmd("MAIL FROM:<alice@example.test>");
+    c.cmd(&format!("RCPT TO:<{BOB}> NOTIFY=FAILURE"));
+    c.cmd("DATA");
+    c.send("From: alice@example.test\r\nSubject: quiet\r\n\r\nhi\r\n.");
+    assert!(c.reply().starts_with("250 2.0.0"));
+    c.cmd("QUIT");
+
+    assert_eq!(inbox(&server, BOB).len(), 2);
+    let notices = inbox(&server, ALICE);
+    assert_eq!(notices.len(), 1, "one notice, for the message that asked");
+    let notice = &notices[0];
+    assert!(notice.starts_with("Return-Path: <>\r\n"), "from the null sender: {notice}");
+    assert!(notice.contains("Subject: Successful Mail Delivery Report"), "{notice}");
+    for field in [
+        "Original-Envelope-Id: news-7",
+        "Original-Recipient: rfc822; bobby@example.test",
+        "Final-Recipient: rfc822; bob@example.test",
+        "Action: delivered",
+        "Status: 2.0.0",
+    ] {
+        assert!(notice.contains(field), "{field} missing: {notice}");
+    }
+    assert!(notice.contains("Subject: tell me") && !notice.contains("the body stays home"), "header only: {notice}");
+}

@@ -23,6 +23,9 @@ pub struct Envelope {
     /// MAIL FROM carried REQUIRETLS (RFC 8689; over TLS only; on submission it goes with
     /// the queued copy).
     pub require_tls: bool,
+    /// Local recipients whose NOTIFY asks for SUCCESS (RFC 3461 §4.1), with their ORCPT's
+    /// address: once stored, the sender is owed a "delivered" notice about them (submission).
+    pub notify_delivered: Vec<(String, Option<String>)>,
     /// RFC 3461 RET ("FULL" or "HDRS"; submission only).
     pub ret: Option<&'static str>,
     /// RFC 3461 ENVID, decoded from xtext (submission only).

@@ -239,11 +239,19 @@ impl QueueRunner {
     }
 
     /// The notice as a local delivery to the sender's mailbox; the sender of submitted mail is
-    /// always a local account (the session checks it), so a missing one is an error to report.
+    /// always a local account or one of its aliases (the session checks it), so a missing one
+    /// is an error to report.
     async fn notice_delivery(&self, to: String, content: Vec<u8>) -> Option<Delivery> {
-        match self.shared.store.account(&to).await {
+        let account = match self.shared.aliases.alias_target(&to).await {
+            Ok(Some(account)) => self.shared.store.account(&account).await,
+            Ok(None) => self.shared.store.account(&to).await,
+            Err(e) => Err(e),
+        };
+        match account {
             Ok(Some(account)) => {
-                Some(Delivery { recipients: vec![account.id], raw: content, internal_date: unix(SystemTime::now()) })
+                // From the null sender, delivered here: Return-Path: <> (RFC 5321 §4.4).
+                let raw = portcullis_proto_smtp::with_return_path("", &content);
+                Some(Delivery { recipients: vec![account.id], raw, internal_date: unix(SystemTime::now()) })
             }
             Ok(None) => {
                 let what = format!("a delivery notice for {to} was dropped: no such local account");

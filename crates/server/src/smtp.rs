@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::connection::{Connection, Reader};
+use crate::delivered_notice;
 use crate::login::{authenticate, scram_keys};
 use crate::mx::{self, MxState};
 use crate::sessions::Who;
@@ -296,6 +297,16 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
     };
     // Local recipients get their copies and remote ones are queued in one transaction: the
     // client hears 250 only once both are durable (docs/architecture.md §4.6).
+    // The header of what was stored, for a "delivered" notice (RFC 3461 NOTIFY=SUCCESS).
+    let notified = (!envelope.notify_delivered.is_empty()).then(|| {
+        let header_end = envelope.data.windows(4).position(|w| w == b"\r\n\r\n").map_or(envelope.data.len(), |i| i + 4);
+        (
+            envelope.from.clone(),
+            envelope.envid.clone(),
+            envelope.notify_delivered.clone(),
+            envelope.data[..header_end].to_vec(),
+        )
+    });
     // The local copies are final delivery: Return-Path on top (RFC 5321 §4.4); the queued copy
     // has none, the receiving side adds its own.
     let local_copy = || with_return_path(&envelope.from, &envelope.data);
@@ -342,6 +353,17 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
                 size,
                 recipients,
             });
+            if let Some((sender, envid, notify, header)) = notified {
+                let unique = format!("{}.{now}.delivered", conn.session_id());
+                let about = delivered_notice::Delivered {
+                    sender: &sender,
+                    envid: envid.as_deref(),
+                    recipients: &notify,
+                    content: &header,
+                    unique: &unique,
+                };
+                delivered_notice::send(shared, about).await;
+            }
             DeliveryOutcome::Stored
         }
         Err(DeliveryError::QuotaExceeded(who)) => {

@@ -215,6 +215,7 @@ impl Session {
             remote_recipients,
             helo,
             require_tls: self.tx.require_tls,
+            notify_delivered: std::mem::take(&mut self.tx.notify_delivered),
             ret: self.tx.dsn.ret,
             envid: self.tx.dsn.envid.clone(),
             data,

@@ -14,7 +14,12 @@ impl Session {
         let Some(address) = self.tx.pending_recipient.take() else { return };
         let reply = match outcome {
             RecipientOutcome::Local(account) => {
+                let dsn = std::mem::take(&mut self.tx.pending_dsn);
                 if !self.tx.recipients.iter().any(|(a, _)| *a == address) {
+                    // RFC 3461 §4.1: final delivery owes a "delivered" notice when asked.
+                    if dsn.notify.as_deref().is_some_and(|n| n.contains("SUCCESS")) {
+                        self.tx.notify_delivered.push((address.clone(), dsn.orcpt));
+                    }
                     self.tx.recipients.push((address, account));
                 }
                 Reply::new(250, "2.1.5", "Recipient ok")

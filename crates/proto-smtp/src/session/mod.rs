@@ -124,6 +124,8 @@ struct Transaction {
     /// MAIL FROM's RFC 3461 parameters (submission).
     dsn: dsn::MailDsn,
     recipients: Vec<(String, AccountId)>,
+    /// Local recipients whose NOTIFY asks for SUCCESS, with their ORCPT (submission).
+    notify_delivered: Vec<(String, Option<String>)>,
     /// Recipients in other domains, to be queued (submission only).
     remote: Vec<RemoteRecipient>,
     /// The recipient being looked up, and its RFC 3461 parameters.

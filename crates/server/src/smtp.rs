@@ -295,9 +295,7 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
         recipients,
         reason,
     };
-    // Local recipients get their copies and remote ones are queued in one transaction: the
-    // client hears 250 only once both are durable (docs/architecture.md §4.6).
-    // The header of what was stored, for a "delivered" notice (RFC 3461 NOTIFY=SUCCESS).
+    // The header of what is stored, for a "delivered" notice (RFC 3461 NOTIFY=SUCCESS).
     let notified = (!envelope.notify_delivered.is_empty()).then(|| {
         let header_end = envelope.data.windows(4).position(|w| w == b"\r\n\r\n").map_or(envelope.data.len(), |i| i + 4);
         (
@@ -307,8 +305,10 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
             envelope.data[..header_end].to_vec(),
         )
     });
-    // The local copies are final delivery: Return-Path on top (RFC 5321 §4.4); the queued copy
-    // has none, the receiving side adds its own.
+    // Local recipients get their copies and remote ones are queued in one transaction: the
+    // client hears 250 only once both are durable (docs/architecture.md §4.6). The local
+    // copies are final delivery: Return-Path on top (RFC 5321 §4.4); the queued copy has
+    // none, the receiving side adds its own.
     let local_copy = || with_return_path(&envelope.from, &envelope.data);
     let stored = if envelope.remote_recipients.is_empty() {
         shared.store.deliver(Delivery { recipients: local_ids, raw: local_copy(), internal_date: now }).await

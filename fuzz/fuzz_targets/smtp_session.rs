@@ -20,6 +20,8 @@ use portcullis_proto_smtp::{
 use portcullis_sasl::{Attempt, ScramKeys, ScramProof};
 
 const ALICE: &str = "alice@example.org";
+/// Alice's alias: she may send as it too.
+const ALIAS: &str = "sales@example.org";
 const PASSWORD: &str = "secret";
 const MAX_MESSAGE: u64 = 2000;
 const MAX_RECIPIENTS: usize = 3;
@@ -119,7 +121,8 @@ impl Driver {
                     self.s.recipient_result(outcome);
                 }
                 Action::Deliver(envelope) => {
-                    assert_eq!(envelope.from.to_lowercase(), ALICE, "mail sent as someone else");
+                    let from = envelope.from.to_lowercase();
+                    assert!(from == ALICE || from == ALIAS, "mail sent as someone else: {from}");
                     assert!(!envelope.recipients.is_empty() && envelope.recipients.len() <= MAX_RECIPIENTS);
                     // Bare LF becomes CRLF, and the trace headers are added.
                     assert!(envelope.data.len() as u64 <= 2 * MAX_MESSAGE + 4096, "{}", envelope.data.len());
@@ -135,7 +138,7 @@ impl Driver {
 }
 
 fn alice() -> Principal {
-    Principal { account: 1, address: ALICE.into() }
+    Principal { account: 1, address: ALICE.into(), aliases: vec![ALIAS.into()] }
 }
 
 /// Every reply line is "NNN " or "NNN-" and text, ended by CRLF, with no stray CR or LF.

@@ -226,6 +226,8 @@ QUOTA = ACCOUNT + "/quota"
 NEW_PASSWORD = ACCOUNT + "/password"
 APP_PASSWORDS = ACCOUNT + "/app-passwords"
 APP_PASSWORD = APP_PASSWORDS + "/{name}"
+ALIASES = ACCOUNT + "/aliases"
+ALIAS = ALIASES + "/{alias}"
 TOTP = ACCOUNT + "/totp"
 UNLOCK = TOTP + "/unlock"
 
@@ -272,13 +274,29 @@ def account_operations(server, api):
     assert api.call("GET", APP_PASSWORDS, NOBODY)[0] == 404
     assert api.call("GET", APP_PASSWORDS, {"address": "@"})[0] == 400
 
+    status, alias = api.call("POST", ALIASES, DORA, body={"alias": "Sales@example.test"})
+    assert status == 201 and (alias["alias"], alias["account"]) == ("sales@example.test", DORA["address"])
+    assert api.call("POST", ALIASES, DORA, body={"alias": "sales@example.test"})[0] == 409
+    assert api.call("POST", ALIASES, DORA, body={"alias": "x@elsewhere.test"})[0] == 404
+    assert api.call("POST", ALIASES, DORA, body={"alias": "x"})[0] == 400
+    assert api.call("POST", ALIASES, NOBODY, body={"alias": "y@example.test"})[0] == 404
+    assert api.call("POST", ALIASES, DORA, body={"alias": "z@example.test"}, content_type="text/plain")[0] == 415
+    status, listed = api.call("GET", ALIASES, DORA)
+    assert status == 200 and [a["alias"] for a in listed] == ["sales@example.test"]
+    assert api.call("GET", ALIASES, NOBODY)[0] == 404
+    assert api.call("DELETE", ALIAS, {**DORA, "alias": "sales@example.test"})[0] == 204
+    assert api.call("DELETE", ALIAS, {**DORA, "alias": "sales@example.test"})[0] == 404
+    assert api.call("DELETE", ALIAS, {**DORA, "alias": "bad"})[0] == 400
+
     # Without TOTP there is nothing to turn off or unlock.
     assert api.call("DELETE", TOTP, DORA)[0] == 404
     assert api.call("POST", UNLOCK, DORA)[0] == 404
     assert api.call("POST", UNLOCK, NOBODY)[0] == 404
 
     for action, target in [("account_quota", "dora@example.test"), ("account_password", "dora@example.test"),
-                           ("app_password_revoke", "dora@example.test/dora phone")]:
+                           ("app_password_revoke", "dora@example.test/dora phone"),
+                           ("alias_add", "sales@example.test -> dora@example.test"),
+                           ("alias_remove", "sales@example.test")]:
         server.wait_event(lambda e: e.get("event") == "admin_action" and (e["action"], e["target"]) == (action, target))
 
 

@@ -276,12 +276,14 @@ fn verify(protocol: &str, user: &str, found: &[(String, Vec<u8>)], sent: &HashMa
             continue;
         };
         assert!(message.recipients.contains(&user), "{protocol}: {user} has {id}, sent to {:?}", message.recipients);
-        // SMTP: the server prepends its Received header; the rest is ours, byte for byte.
-        // APPEND: all of it is ours.
-        // On 25 our Authentication-Results and Received-SPF come first.
+        // SMTP: the server prepends Return-Path and its Received header; the rest is ours,
+        // byte for byte. APPEND: all of it is ours.
+        // On 25 our Authentication-Results and Received-SPF come after Return-Path.
         let intact = if message.smtp {
+            let ours = raw.iter().position(|&b| b == b'\n').map_or(&raw[..0], |end| &raw[end + 1..]);
             raw.ends_with(&message.raw)
-                && (raw.starts_with(b"Received: ") || raw.starts_with(b"Authentication-Results: "))
+                && raw.starts_with(b"Return-Path: <")
+                && (ours.starts_with(b"Received: ") || ours.starts_with(b"Authentication-Results: "))
         } else {
             *raw == message.raw
         };

@@ -18,7 +18,10 @@ fn submitted_mail_comes_back_over_pop3_byte_for_byte() {
     let status = pop.cmd("RETR 1");
     assert!(status.starts_with("+OK"), "{status}");
     let message = pop.multiline().join("\r\n");
-    assert!(message.starts_with("Received: from test.client ([127.0.0.1])"), "{message}");
+    assert!(
+        message.starts_with(&format!("Return-Path: <{ALICE}>\r\nReceived: from test.client ([127.0.0.1])")),
+        "{message}"
+    );
     assert!(message.ends_with(&body.replace("\r\n..", "\r\n.")), "{message}");
     assert_eq!(message.matches("Message-ID").count(), 1, "the client's Message-ID is kept");
     assert!(pop.cmd("QUIT").starts_with("+OK"));

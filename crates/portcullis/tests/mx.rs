@@ -73,6 +73,23 @@ fn signed_mail_over_starttls_is_stored_with_its_verdict_and_tls_recorded() {
 }
 
 #[test]
+fn mail_to_an_alias_is_stored_for_its_account_under_one_return_path() {
+    let world = World::start();
+    let server = server(&world);
+    server.cli_ok(&["account", "alias", "add", "info@example.test", BOB], None);
+    let from = format!("alice@{GOOD}");
+    // A Return-Path from the sender is not the envelope's: final delivery replaces it.
+    let sent =
+        format!("Return-Path: <forged@elsewhere.test>\r\n{}", message(&from, "info@example.test", "to an alias"));
+    let reply = deliver(&server, GOOD_IP, false, &from, "info@example.test", sent.as_bytes());
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    let inbox = stored(&server, BOB, "INBOX");
+    assert_eq!(inbox.len(), 1);
+    assert!(inbox[0].starts_with(&format!("Return-Path: <{from}>\r\nAuthentication-Results: ")), "{}", inbox[0]);
+    assert_eq!(headers(&inbox[0], "Return-Path").len(), 1, "{}", inbox[0]);
+}
+
+#[test]
 fn plaintext_is_allowed_and_recorded_as_such_and_a_changed_body_fails_dkim() {
     let world = World::start();
     let server = server(&world);

@@ -13,13 +13,14 @@
 //! listener's [`Role`].
 #![forbid(unsafe_code)]
 
+mod author;
 mod message;
 mod refusal;
 mod reply;
 mod session;
 mod types;
 
-pub use message::{Envelope, Received};
+pub use message::{with_return_path, Envelope, Received, RemoteRecipient};
 pub use refusal::refused_connection;
 pub use session::{Action, Fact, Session};
 pub use types::{

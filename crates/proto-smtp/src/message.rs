@@ -1,7 +1,8 @@
 //! What the session does to a message before handing it over (RFC 5321 §4.4, RFC 6409 §8):
 //! line endings made CRLF, a Received trace header prepended (with the protocol words of
 //! RFC 3848 and RFC 6531), and, on submission only, Date and Message-ID added when the client
-//! left them out.
+//! left them out, Bcc and Return-Path removed. The drivers add Return-Path when they store a
+//! copy in a mailbox ([`with_return_path`]), last, on top of their own fields.
 
 use std::net::IpAddr;
 
@@ -16,17 +17,36 @@ pub struct Envelope {
     pub recipients: Vec<(String, AccountId)>,
     /// Recipients in other domains, to be queued (submission only, see
     /// [`crate::RecipientOutcome::Remote`]).
-    pub remote_recipients: Vec<String>,
+    pub remote_recipients: Vec<RemoteRecipient>,
     /// The EHLO/HELO name the client gave.
     pub helo: String,
-    /// MAIL FROM carried REQUIRETLS (RFC 8689; port 25, over TLS only).
+    /// MAIL FROM carried REQUIRETLS (RFC 8689; over TLS only; on submission it goes with
+    /// the queued copy).
     pub require_tls: bool,
+    /// Local recipients whose NOTIFY asks for SUCCESS (RFC 3461 §4.1), with their ORCPT's
+    /// address: once stored, the sender is owed a "delivered" notice about them (submission).
+    pub notify_delivered: Vec<(String, Option<String>)>,
+    /// RFC 3461 RET ("FULL" or "HDRS"; submission only).
+    pub ret: Option<&'static str>,
+    /// RFC 3461 ENVID, decoded from xtext (submission only).
+    pub envid: Option<String>,
     /// The message as it will be stored, headers added.
     pub data: Vec<u8>,
     /// How many bytes at the start of `data` are our Received header: `data[trace_len..]` is
     /// the message as the client sent it (with CRLF line endings, and on submission Date and
     /// Message-ID added), which is what sender authentication verifies.
     pub trace_len: usize,
+}
+
+/// A recipient in another domain, with its RFC 3461 parameters (submission).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteRecipient {
+    /// As the client gave it.
+    pub address: String,
+    /// NOTIFY as a parameter value: "NEVER", or some of "SUCCESS,FAILURE,DELAY".
+    pub notify: Option<String>,
+    /// ORCPT's rfc822 address, decoded from xtext.
+    pub orcpt: Option<String>,
 }
 
 impl Envelope {
@@ -109,7 +129,9 @@ pub fn prepare(body: &[u8], received: &Received<'_>, complete: bool) -> (Vec<u8>
     }
     if complete {
         // RFC 5322 §3.6.3: the blind recipients must not see each other, nor the others them.
-        out.extend_from_slice(&without_bcc(&body));
+        // RFC 5321 §4.4: a message being originated carries no Return-Path; final delivery
+        // adds the one true one (`with_return_path`).
+        out.extend_from_slice(&without_fields(&body, &[b"bcc", b"return-path"]));
     } else {
         out.extend_from_slice(&body);
     }
@@ -132,8 +154,22 @@ fn crlf(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The message without its Bcc fields (continuation lines included); the body is untouched.
-fn without_bcc(message: &[u8]) -> Vec<u8> {
+/// The message as a mailbox stores it (RFC 5321 §4.4): `Return-Path: <reverse-path>` on top,
+/// the envelope sender as final delivery saw it (`<>` for the null sender), and no other
+/// Return-Path field below it, so that there is never more than one.
+pub fn with_return_path(reverse_path: &str, message: &[u8]) -> Vec<u8> {
+    let path: String = reverse_path.chars().filter(|c| !c.is_control() && *c != '<' && *c != '>').collect();
+    let header = format!("Return-Path: <{path}>\r\n");
+    let rest = without_fields(message, &[b"return-path"]);
+    let mut out = Vec::with_capacity(header.len() + rest.len());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&rest);
+    out
+}
+
+/// The message without the fields named (lower case; continuation lines included); the body
+/// is untouched.
+fn without_fields(message: &[u8], names: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len());
     let mut dropping = false;
     let mut rest = message;
@@ -153,7 +189,7 @@ fn without_bcc(message: &[u8]) -> Vec<u8> {
             }
         } else {
             let name = content.iter().position(|&b| b == b':').map(|colon| content[..colon].trim_ascii());
-            dropping = name.is_some_and(|n| n.eq_ignore_ascii_case(b"bcc"));
+            dropping = name.is_some_and(|n| names.iter().any(|drop| n.eq_ignore_ascii_case(drop)));
             if !dropping {
                 out.extend_from_slice(line);
             }
@@ -232,6 +268,19 @@ mod tests {
         assert!(out.ends_with("To: bob@example.org\r\nSubject: x\r\n\r\nBcc: in the body\r\n"), "{out}");
         let from_a_server = String::from_utf8(prepare(msg, &received(), false).0).unwrap();
         assert!(from_a_server.contains("hidden@"), "mail from other servers is left as it came");
+    }
+
+    #[test]
+    fn return_path_is_added_once_on_top() {
+        let msg = b"Return-Path: <forged@evil.test>\r\nSubject: x\r\nreturn-path:\r\n <also@evil.test>\r\n\r\nReturn-Path: body\r\n";
+        let out = String::from_utf8(with_return_path("alice@example.org", msg)).unwrap();
+        assert_eq!(out, "Return-Path: <alice@example.org>\r\nSubject: x\r\n\r\nReturn-Path: body\r\n");
+        assert!(String::from_utf8(with_return_path("", b"S: x\r\n\r\n")).unwrap().starts_with("Return-Path: <>\r\n"));
+        // Submission drops the client's before anything is stored or queued.
+        let (out, _) = prepare(msg, &received(), true);
+        assert!(!String::from_utf8(out).unwrap().contains("evil.test"));
+        let (out, _) = prepare(msg, &received(), false);
+        assert!(String::from_utf8(out).unwrap().contains("forged@evil.test"), "port 25: as it came, until delivery");
     }
 
     #[test]

@@ -55,6 +55,19 @@ pub struct Peer {
 pub struct Principal {
     pub account: AccountId,
     pub address: String,
+    /// The account's aliases (lower case): it may send from these too, in MAIL FROM and in
+    /// the message's From: and Sender:.
+    pub aliases: Vec<String>,
+}
+
+impl Principal {
+    /// Whether `address` is the account's own or one of its aliases. Domains compare
+    /// case-insensitively, and local parts do too, since accounts and aliases have one
+    /// lower-case spelling.
+    pub fn owns(&self, address: &str) -> bool {
+        let address = address.to_lowercase();
+        address == self.address || self.aliases.contains(&address)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,6 +22,7 @@ mod alert_delivery;
 mod anomalies;
 pub mod bans;
 mod connection;
+mod delivered_notice;
 pub mod dkim;
 mod follow_store;
 mod https;

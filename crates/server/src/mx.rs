@@ -286,8 +286,9 @@ pub async fn deliver(
         Decision::AcceptToJunk { .. } => Mailbox::Junk,
         Decision::Reject(reply) | Decision::TempFail(reply) => return DeliveryOutcome::Refused(refusal(reply)),
     };
-    // Ours on top; any Authentication-Results claiming our authserv-id removed (RFC 8601 §5).
-    let raw = auth.stamp(&verdict, &envelope.data);
+    // Ours on top; any Authentication-Results claiming our authserv-id removed (RFC 8601 §5);
+    // and above all, Return-Path: this is final delivery (RFC 5321 §4.4).
+    let raw = portcullis_proto_smtp::with_return_path(&envelope.from, &auth.stamp(&verdict, &envelope.data));
     let size = raw.len() as u64;
     let accounts: Vec<i64> = envelope.recipients.iter().map(|(_, id)| *id).collect();
     let stored = match mailbox {

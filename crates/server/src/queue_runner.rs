@@ -123,7 +123,7 @@ impl QueueRunner {
         let params = MessageParams {
             ret: queued.ret.as_deref().and_then(|r| Ret::parse(r).ok()),
             envid: queued.envid.clone(),
-            requiretls: false,
+            requiretls: queued.requiretls,
             smtputf8: queued.smtputf8,
             eight_bit: queued.eight_bit,
         };
@@ -165,7 +165,11 @@ impl QueueRunner {
             for r in &reports {
                 let original = recipients.iter().find(|x| x.address == r.address);
                 let (state, action) = match r.disposition {
-                    Disposition::Delivered => (RecipientState::Delivered, None),
+                    // RFC 3461 §4.1: a server that offers DSN took NOTIFY along and reports
+                    // success itself; one that does not leaves us to say "relayed" (sent only
+                    // to a recipient whose NOTIFY asks for SUCCESS: `notice` checks).
+                    Disposition::Delivered if r.peer_offers_dsn => (RecipientState::Delivered, None),
+                    Disposition::Delivered => (RecipientState::Delivered, Some(ReportAction::Relayed)),
                     Disposition::Permanent => (RecipientState::Failed, Some(ReportAction::Failed)),
                     Disposition::Temporary if give_up => (RecipientState::Failed, Some(ReportAction::Failed)),
                     Disposition::Temporary => (RecipientState::Pending, None),
@@ -222,9 +226,10 @@ impl QueueRunner {
             }
         }
 
-        // One notice for what this attempt settled, and the delay of the rest if it is due.
+        // One notice for what this attempt settled (failures, and successes asked for), and
+        // the delay of the rest if it is due; each recipient's NOTIFY picks among them.
         let delay_due = self.schedule.delay_notice_due(queued_at, now, queued.delay_notice_sent);
-        statuses.retain(|s| s.action == ReportAction::Failed || (delay_due && s.action == ReportAction::Delayed));
+        statuses.retain(|s| s.action != ReportAction::Delayed || delay_due);
         let original = Original {
             sender: &queued.sender,
             envid: queued.envid.as_deref(),
@@ -263,11 +268,19 @@ impl QueueRunner {
     }
 
     /// The notice as a local delivery to the sender's mailbox; the sender of submitted mail is
-    /// always a local account (the session checks it), so a missing one is an error to report.
+    /// always a local account or one of its aliases (the session checks it), so a missing one
+    /// is an error to report.
     async fn notice_delivery(&self, to: String, content: Vec<u8>) -> Option<Delivery> {
-        match self.shared.store.account(&to).await {
+        let account = match self.shared.aliases.alias_target(&to).await {
+            Ok(Some(account)) => self.shared.store.account(&account).await,
+            Ok(None) => self.shared.store.account(&to).await,
+            Err(e) => Err(e),
+        };
+        match account {
             Ok(Some(account)) => {
-                Some(Delivery { recipients: vec![account.id], raw: content, internal_date: unix(SystemTime::now()) })
+                // From the null sender, delivered here: Return-Path: <> (RFC 5321 §4.4).
+                let raw = portcullis_proto_smtp::with_return_path("", &content);
+                Some(Delivery { recipients: vec![account.id], raw, internal_date: unix(SystemTime::now()) })
             }
             Ok(None) => {
                 let what = format!("a delivery notice for {to} was dropped: no such local account");

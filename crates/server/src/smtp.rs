@@ -7,13 +7,16 @@ use portcullis_auth::AuthError;
 use portcullis_events::{AlertKind, CloseReason, Event, Severity, TlsMode};
 use portcullis_guard::{Now, SendingLimit};
 use portcullis_proto_smtp::{
-    Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome, Role, Session,
+    with_return_path, Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome,
+    Role, Session,
 };
+use portcullis_smtp_client::OriginalRecipient;
 use portcullis_store::{Delivery, DeliveryError, NewQueued, NewRecipient};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::connection::{Connection, Reader};
+use crate::delivered_notice;
 use crate::login::{authenticate, scram_keys};
 use crate::mx::{self, MxState};
 use crate::sessions::Who;
@@ -106,11 +109,19 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
             Action::ScramLookup { username } => session.scram_keys(scram_keys(shared, conn.who(), &username).await),
             Action::Authenticate { mechanism, attempt } => {
                 match authenticate(shared, conn.who(), mechanism.name(), attempt).await {
-                    Ok(p) => {
-                        conn.logged_in();
-                        let principal = Principal { account: p.account, address: p.address };
-                        session.auth_result(AuthOutcome::Success, Some(principal));
-                    }
+                    Ok(p) => match shared.aliases.aliases(Some(&p.address)).await {
+                        Ok(aliases) => {
+                            conn.logged_in();
+                            let aliases = aliases.into_iter().map(|a| a.address).collect();
+                            let principal = Principal { account: p.account, address: p.address, aliases };
+                            session.auth_result(AuthOutcome::Success, Some(principal));
+                        }
+                        Err(e) => {
+                            let what = format!("reading the aliases of {} failed: {e}", p.address);
+                            shared.events.emit(Event::InternalError { conn: Some(conn.id), what });
+                            session.auth_result(AuthOutcome::TemporaryFailure, None)
+                        }
+                    },
                     Err(AuthError::Refused(_)) => session.auth_result(AuthOutcome::InvalidCredentials, None),
                     Err(AuthError::Unavailable | AuthError::Busy) => {
                         session.auth_result(AuthOutcome::TemporaryFailure, None)
@@ -170,6 +181,17 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
                 };
                 session.delivery_result(outcome);
             }
+            Action::Report(Fact::ForeignAuthor { field, address, size, recipients }) => {
+                let account = session.principal().map(|p| p.address.clone()).unwrap_or_default();
+                shared.events.emit(Event::MessageRejected {
+                    conn: conn.id,
+                    peer: conn.peer,
+                    reason: format!("{field}: <{address}> is not an address of {account}"),
+                    account,
+                    size,
+                    recipients,
+                });
+            }
             Action::Report(fact) => {
                 if matches!(
                     fact,
@@ -213,13 +235,19 @@ fn describe(fact: &Fact) -> String {
         Fact::EarlyTalker => "spoke before the greeting".into(),
         Fact::UnofferedPipelining => "pipelined before PIPELINING was offered".into(),
         Fact::AuthOnMx => "AUTH on port 25".into(),
+        Fact::ForeignAuthor { field, address, .. } => format!("{field}: <{address}> is not the account's"),
     }
 }
 
-/// Whether `address` is a local account with room, an unknown user of a local domain, or not
-/// local at all.
+/// Whether `address` is a local account (or an alias of one) with room, an unknown user of a
+/// local domain, or not local at all.
 pub(crate) async fn lookup_recipient(shared: &Shared, address: &str) -> RecipientOutcome {
-    match shared.store.account(address).await {
+    let account = match shared.aliases.alias_target(address).await {
+        Ok(Some(account)) => shared.store.account(&account).await,
+        Ok(None) => shared.store.account(address).await,
+        Err(e) => Err(e),
+    };
+    match account {
         Ok(Some(account)) if !account.has_room_for(1) => RecipientOutcome::MailboxFull,
         Ok(Some(account)) => RecipientOutcome::Local(account.id),
         Ok(None) => {
@@ -267,32 +295,49 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
         recipients,
         reason,
     };
+    // The header of what is stored, for a "delivered" notice (RFC 3461 NOTIFY=SUCCESS).
+    let notified = (!envelope.notify_delivered.is_empty()).then(|| {
+        let header_end = envelope.data.windows(4).position(|w| w == b"\r\n\r\n").map_or(envelope.data.len(), |i| i + 4);
+        (
+            envelope.from.clone(),
+            envelope.envid.clone(),
+            envelope.notify_delivered.clone(),
+            envelope.data[..header_end].to_vec(),
+        )
+    });
     // Local recipients get their copies and remote ones are queued in one transaction: the
-    // client hears 250 only once both are durable (docs/architecture.md §4.6).
+    // client hears 250 only once both are durable (docs/architecture.md §4.6). The local
+    // copies are final delivery: Return-Path on top (RFC 5321 §4.4); the queued copy has
+    // none, the receiving side adds its own.
+    let local_copy = || with_return_path(&envelope.from, &envelope.data);
     let stored = if envelope.remote_recipients.is_empty() {
-        shared.store.deliver(Delivery { recipients: local_ids, raw: envelope.data, internal_date: now }).await
+        shared.store.deliver(Delivery { recipients: local_ids, raw: local_copy(), internal_date: now }).await
     } else {
-        let local = (!local_ids.is_empty()).then(|| Delivery {
-            recipients: local_ids,
-            raw: envelope.data.clone(),
-            internal_date: now,
-        });
+        let local =
+            (!local_ids.is_empty()).then(|| Delivery { recipients: local_ids, raw: local_copy(), internal_date: now });
         // RFC 6531 §3.4: the envelope holds UTF-8 (the client used SMTPUTF8 for it).
-        let smtputf8 = !envelope.from.is_ascii() || envelope.remote_recipients.iter().any(|r| !r.is_ascii());
+        let smtputf8 = !envelope.from.is_ascii() || envelope.remote_recipients.iter().any(|r| !r.address.is_ascii());
         let eight_bit = envelope.data.iter().any(|&b| b >= 0x80);
         // Signed once, before it is queued: every attempt sends the same signed bytes.
         let content = shared.dkim.sign_submission(conn.id, account, envelope.data, now).await;
         let queued = NewQueued {
             sender: envelope.from,
+            // RFC 3461: kept in their ESMTP text forms, ORCPT as "rfc822;xtext".
             recipients: envelope
                 .remote_recipients
                 .into_iter()
-                .map(|address| NewRecipient { address, notify: None, orcpt: None })
+                .map(|r| NewRecipient {
+                    address: r.address,
+                    notify: r.notify,
+                    orcpt: r.orcpt.and_then(|o| OriginalRecipient::rfc822(&o).param()),
+                })
                 .collect(),
-            ret: None,
-            envid: None,
+            ret: envelope.ret.map(str::to_string),
+            envid: envelope.envid,
             smtputf8,
             eight_bit,
+            // RFC 8689 §4.1: the sender asked that every hop keep it under validated TLS.
+            requiretls: envelope.require_tls,
             content,
             queued_at: now,
         };
@@ -311,6 +356,17 @@ async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: En
                 size,
                 recipients,
             });
+            if let Some((sender, envid, notify, header)) = notified {
+                let unique = format!("{}.{now}.delivered", conn.session_id());
+                let about = delivered_notice::Delivered {
+                    sender: &sender,
+                    envid: envid.as_deref(),
+                    recipients: &notify,
+                    content: &header,
+                    unique: &unique,
+                };
+                delivered_notice::send(shared, about).await;
+            }
             DeliveryOutcome::Stored
         }
         Err(DeliveryError::QuotaExceeded(who)) => {

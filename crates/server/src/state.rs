@@ -8,7 +8,7 @@ use portcullis_auth::Authenticator;
 use portcullis_config::Config;
 use portcullis_events::{AlertKind, Event, Events, Severity};
 use portcullis_guard::{Guard, Policy};
-use portcullis_store::{DkimKeyStore, QueueStore, Store};
+use portcullis_store::{AliasStore, DkimKeyStore, QueueStore, Store};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -25,6 +25,8 @@ pub struct Shared {
     pub dkim_keys: Arc<dyn DkimKeyStore>,
     /// Signs what submission queues, with the keys of `dkim_keys` kept parsed.
     pub dkim: Signing,
+    /// Accounts' other addresses, in the same database as `store`.
+    pub aliases: Arc<dyn AliasStore>,
     /// Wakes the queue runner when a submission queued a message.
     pub queue_wakeup: tokio::sync::Notify,
     pub auth: Authenticator,
@@ -46,8 +48,8 @@ pub struct Shared {
 
 impl Shared {
     /// `sessions` is made beforehand: it also reads the event stream that `events` feeds.
-    /// `store` serves the mailboxes, the outbound queue and the DKIM keys (one database).
-    pub fn new<S: Store + QueueStore + DkimKeyStore>(
+    /// `store` serves the mailboxes, the outbound queue, the DKIM keys and the aliases (one database).
+    pub fn new<S: Store + QueueStore + DkimKeyStore + AliasStore>(
         config: Config,
         store: Arc<S>,
         auth: Authenticator,
@@ -63,6 +65,7 @@ impl Shared {
             store: store.clone(),
             dkim_keys: store.clone(),
             dkim,
+            aliases: store.clone(),
             queue: store,
             queue_wakeup: tokio::sync::Notify::new(),
             auth,

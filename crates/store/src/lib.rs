@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod address;
+mod aliases;
 mod dkim;
 mod flags;
 mod index;
@@ -17,6 +18,7 @@ mod sqlite;
 mod watch;
 
 pub use address::{normalize_address, normalize_domain};
+pub use aliases::{Alias, AliasStore};
 pub use dkim::{key_states, DkimAlgorithm, DkimKey, DkimKeyState, DkimKeyStore, NewDkimKey};
 pub use flags::{FlagOp, Flags};
 pub use index::{MessageList, MessageRef};
@@ -359,6 +361,10 @@ pub enum StoreError {
     NoSuchAccount(String),
     #[error("account {0} already exists")]
     AccountExists(String),
+    #[error("{0} is already an account or an alias")]
+    AliasExists(String),
+    #[error("there is no alias {0}")]
+    NoSuchAlias(String),
     #[error("an app password named {0} already exists")]
     AppPasswordExists(String),
     #[error("\"{0}\" is not a valid address")]
@@ -418,7 +424,7 @@ impl SessionSlot {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn add_domain(&self, name: &str) -> Result<(), StoreError>;
-    /// Refuses while the domain has accounts.
+    /// Refuses while the domain has accounts or aliases.
     async fn remove_domain(&self, name: &str) -> Result<(), StoreError>;
     async fn domains(&self) -> Result<Vec<String>, StoreError>;
     async fn is_local_domain(&self, name: &str) -> Result<bool, StoreError>;

@@ -41,6 +41,8 @@ pub struct NewQueued {
     pub smtputf8: bool,
     /// RFC 6152 BODY=8BITMIME.
     pub eight_bit: bool,
+    /// RFC 8689 REQUIRETLS: handed on only over validated TLS to servers that offer it.
+    pub requiretls: bool,
     /// The message, stored once whatever the number of recipients.
     pub content: Vec<u8>,
     /// Unix seconds.
@@ -97,6 +99,8 @@ pub struct QueuedMessage {
     pub envid: Option<String>,
     pub smtputf8: bool,
     pub eight_bit: bool,
+    /// RFC 8689 REQUIRETLS.
+    pub requiretls: bool,
     /// Empty in listings ([`QueueStore::queued`]), the message in [`QueueStore::claim_due`].
     pub content: Vec<u8>,
     pub size: u64,

@@ -18,6 +18,7 @@ fn queued(sender: &str, recipients: &[&str], queued_at: i64) -> NewQueued {
         envid: Some("env-1".into()),
         smtputf8: false,
         eight_bit: false,
+        requiretls: true,
         content: message("outbound"),
         queued_at,
     }
@@ -59,6 +60,7 @@ async fn a_submission_is_queued_with_its_local_copy_in_one_durable_transaction()
         (id, "alice@example.org", 100, 100, 0)
     );
     assert_eq!((m.ret.as_deref(), m.envid.as_deref()), (Some("HDRS"), Some("env-1")));
+    assert!(m.requiretls, "REQUIRETLS is kept (RFC 8689)");
     assert_eq!(m.size, message("outbound").len() as u64);
     assert!(m.content.is_empty(), "listings leave the content out");
     assert_eq!(m.recipients[1].address, "carol@remote.test");

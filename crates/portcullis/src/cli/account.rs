@@ -1,5 +1,5 @@
 //! `portcullis account add|remove|list|passwd|quota`, on the store directly; `account
-//! app-password …` and `account totp …` are handed to their own files.
+//! app-password …`, `account totp …` and `account alias …` are handed to their own files.
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use portcullis_config::{format_size, parse_size, Config};
 use portcullis_store::{PasswordSecrets, Quota, Store, StoreError};
 use zeroize::Zeroizing;
 
+use crate::cli::alias::{self, AliasAction};
 use crate::cli::app_password::{self, AppPasswordAction};
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::{address, explain, open};
@@ -53,6 +54,11 @@ pub enum AccountAction {
         #[command(subcommand)]
         action: TotpAction,
     },
+    /// Aliases: more addresses for an account, to receive mail at and to send from
+    Alias {
+        #[command(subcommand)]
+        action: AliasAction,
+    },
 }
 
 pub fn run(config: &Config, action: AccountAction) -> Result<(), Failure> {
@@ -61,6 +67,7 @@ pub fn run(config: &Config, action: AccountAction) -> Result<(), Failure> {
         match action {
             AccountAction::AppPassword { action } => app_password::run(&store, action).await?,
             AccountAction::Totp { action } => totp::run(config, &store, action).await?,
+            AccountAction::Alias { action } => alias::run(&store, action).await?,
             AccountAction::Add { user, password_stdin, quota } => {
                 let address = address(&user)?;
                 let quota = match quota {

@@ -3,6 +3,7 @@
 
 // Commands.
 pub mod account;
+pub mod alias;
 pub mod app_password;
 pub mod ban;
 pub mod check;

@@ -26,12 +26,18 @@ pub fn explain(e: StoreError) -> Failure {
         }
         StoreError::DomainExists(d) => format!("the domain {d} already exists"),
         StoreError::DomainInUse(d) => {
-            format!("the domain {d} still has accounts; remove them first (see `portcullis account list`)")
+            format!(
+                "the domain {d} still has accounts or aliases; remove them first (see `portcullis account list` and `portcullis account alias list`)"
+            )
         }
         StoreError::NoSuchAccount(a) => format!("there is no account {a} (see `portcullis account list`)"),
         StoreError::AccountExists(a) => {
             format!("the account {a} already exists; use `portcullis account passwd {a}` to change its password")
         }
+        StoreError::AliasExists(a) => {
+            format!("{a} is already an account or an alias (see `portcullis account alias list`)")
+        }
+        StoreError::NoSuchAlias(a) => format!("there is no alias {a} (see `portcullis account alias list`)"),
         StoreError::AppPasswordExists(name) => {
             format!("an app password named \"{name}\" already exists for this account; pick another --name")
         }

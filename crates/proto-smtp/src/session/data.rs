@@ -4,6 +4,7 @@
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 
 use super::{Action, Fact, Pending, Session, State, Transaction};
+use crate::author;
 use crate::message::{self, Envelope, Received};
 use crate::reply::Reply;
 use crate::{DeliveryOutcome, Role};
@@ -92,7 +93,7 @@ impl Session {
         if self.tx.too_big || self.tx.body.len() as u64 > self.config.max_message_size {
             return self.message_too_big();
         }
-        Some(self.finish_message())
+        self.finish_message()
     }
 
     fn message_too_big(&mut self) -> Option<Action> {
@@ -160,21 +161,33 @@ impl Session {
             return self.message_too_big();
         }
         if last {
-            return Some(self.finish_message());
+            return self.finish_message();
         }
         let text = format!("{} octets received", self.tx.body.len());
         self.reply(Reply::owned(250, "2.0.0", text));
         None
     }
 
-    fn finish_message(&mut self) -> Action {
+    fn finish_message(&mut self) -> Option<Action> {
         self.messages += 1;
         let body = std::mem::take(&mut self.tx.body);
+        if let Some(principal) = self.principal.as_ref().filter(|_| self.config.role == Role::Submission) {
+            if let Some(foreign) = author::foreign_author(&body, principal) {
+                let (size, recipients) = (body.len() as u64, self.tx.recipients.len() + self.tx.remote.len());
+                self.reports.push(Fact::ForeignAuthor {
+                    field: foreign.field,
+                    address: foreign.address.clone(),
+                    size,
+                    recipients,
+                });
+                return self.foreign_author(foreign);
+            }
+        }
         let recipients = std::mem::take(&mut self.tx.recipients);
         let remote_recipients = std::mem::take(&mut self.tx.remote);
         let only = match (recipients.as_slice(), remote_recipients.as_slice()) {
             ([(one, _)], []) => Some(one.as_str()),
-            ([], [one]) => Some(one.as_str()),
+            ([], [one]) => Some(one.address.as_str()),
             _ => None,
         };
         let helo = self.helo.clone().unwrap_or_else(|| "unknown".into());
@@ -196,14 +209,31 @@ impl Session {
         let complete = self.config.role == Role::Submission;
         let (data, trace_len) = message::prepare(&body, &received, complete);
         self.state = State::Waiting(Pending::Delivery);
-        Action::Deliver(Envelope {
+        Some(Action::Deliver(Envelope {
             from: self.tx.from.clone().unwrap_or_default(),
             recipients,
             remote_recipients,
             helo,
             require_tls: self.tx.require_tls,
+            notify_delivered: std::mem::take(&mut self.tx.notify_delivered),
+            ret: self.tx.dsn.ret,
+            envid: self.tx.dsn.envid.clone(),
             data,
             trace_len,
-        })
+        }))
+    }
+
+    /// A submitted message whose From: or Sender: names someone else (RFC 5322 §3.6.2): not
+    /// stored for anyone (and reported by the caller, so that the guard can count it).
+    fn foreign_author(&mut self, foreign: author::ForeignAuthor) -> Option<Action> {
+        let account = self.principal.as_ref().map(|p| p.address.clone()).unwrap_or_default();
+        let text = format!(
+            "{}: <{}> is not an address of the account {account}; send as the account or one of its aliases",
+            foreign.field, foreign.address
+        );
+        self.tx = Transaction::default();
+        self.state = State::Command;
+        self.reply(Reply::owned(550, "5.7.1", text));
+        None
     }
 }

@@ -1,7 +1,7 @@
 //! The greeting and EHLO/HELO: the extensions offered depend on the role, on whether TLS is up
 //! (RFC 3207: on 587 only STARTTLS before it, never AUTH; on 25 everything but REQUIRETLS,
-//! which RFC 8689 §4 offers only over TLS, and never AUTH) and on whether the client has
-//! logged in.
+//! which RFC 8689 §4 offers only over TLS, and never AUTH; DSN and REQUIRETLS on submission
+//! after TLS) and on whether the client has logged in.
 
 use super::{Session, Transaction};
 use crate::reply::{self, Reply};
@@ -32,6 +32,13 @@ impl Session {
             lines.push("SMTPUTF8".into());
             lines.push("ENHANCEDSTATUSCODES".into());
             lines.push("CHUNKING".into());
+            if self.config.role == Role::Submission {
+                // RFC 3461: honoured for mail to other domains, by the queue's notices.
+                lines.push("DSN".into());
+                // RFC 8689 §4: only over TLS (here, always: 465, and 587 after STARTTLS);
+                // the queue hands such mail on only to servers that keep the promise.
+                lines.push("REQUIRETLS".into());
+            }
             self.pipelining_offered = true;
         } else {
             lines.push("ENHANCEDSTATUSCODES".into());

@@ -1,10 +1,11 @@
-//! MAIL FROM and RCPT TO: on 465/587 the sender must be the authenticated account; on 25 any
-//! sender (the null one too, for bounces) is checked by the driver; recipients are looked up by
-//! the driver one at a time, and their number is bounded per transaction.
+//! MAIL FROM and RCPT TO: on 465/587 the sender must be the authenticated account or one of its
+//! aliases; on 25 any sender (the null one too, for bounces) is checked by the driver;
+//! recipients are looked up by the driver one at a time, and their number is bounded per
+//! transaction.
 
-use super::{Action, Pending, Session, State};
+use super::{dsn, Action, Pending, Session, State};
 use crate::reply::Reply;
-use crate::{RecipientOutcome, Role, SenderOutcome};
+use crate::{RecipientOutcome, RemoteRecipient, Role, SenderOutcome};
 
 impl Session {
     pub fn recipient_result(&mut self, outcome: RecipientOutcome) {
@@ -13,14 +14,20 @@ impl Session {
         let Some(address) = self.tx.pending_recipient.take() else { return };
         let reply = match outcome {
             RecipientOutcome::Local(account) => {
+                let dsn = std::mem::take(&mut self.tx.pending_dsn);
                 if !self.tx.recipients.iter().any(|(a, _)| *a == address) {
+                    // RFC 3461 §4.1: final delivery owes a "delivered" notice when asked.
+                    if dsn.notify.as_deref().is_some_and(|n| n.contains("SUCCESS")) {
+                        self.tx.notify_delivered.push((address.clone(), dsn.orcpt));
+                    }
                     self.tx.recipients.push((address, account));
                 }
                 Reply::new(250, "2.1.5", "Recipient ok")
             }
             RecipientOutcome::Remote if self.config.role == Role::Submission && self.principal.is_some() => {
-                if !self.tx.remote.contains(&address) {
-                    self.tx.remote.push(address);
+                let dsn = std::mem::take(&mut self.tx.pending_dsn);
+                if !self.tx.remote.iter().any(|r| r.address == address) {
+                    self.tx.remote.push(RemoteRecipient { address, notify: dsn.notify, orcpt: dsn.orcpt });
                 }
                 Reply::new(250, "2.1.5", "Recipient ok")
             }
@@ -96,15 +103,22 @@ impl Session {
             return None;
         }
         let require_tls = from.flags & smtp_proto::MAIL_REQUIRETLS != 0;
-        if require_tls && self.config.role == Role::Submission {
-            self.error(Reply::new(555, "5.5.4", "Unsupported parameter REQUIRETLS"));
-            return None;
-        }
         if require_tls && !self.tls {
             // RFC 8689 §4: offered only over TLS; RFC 3463 X.7.10: encryption needed.
             self.error(Reply::new(530, "5.7.10", "REQUIRETLS needs STARTTLS first"));
             return None;
         }
+        // DSN is offered on submission only; port 25 ignores what a client sends anyway.
+        let mail_dsn = match self.config.role {
+            Role::Submission => match dsn::mail_dsn(&from) {
+                Ok(d) => d,
+                Err(reply) => {
+                    self.error(reply);
+                    return None;
+                }
+            },
+            Role::Mx => dsn::MailDsn::default(),
+        };
         self.tx.smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
         self.tx.require_tls = require_tls;
         match (self.config.role, &self.principal) {
@@ -113,7 +127,7 @@ impl Session {
                 self.state = State::Waiting(Pending::Sender);
                 return Some(Action::CheckSender { address: from.address });
             }
-            (Role::Submission, Some(principal)) if !same_address(&from.address, &principal.address) => {
+            (Role::Submission, Some(principal)) if !principal.owns(&from.address) => {
                 let text =
                     format!("<{}>: Sender address is not yours (authenticated as {})", from.address, principal.address);
                 self.tx.smtputf8 = false;
@@ -123,6 +137,7 @@ impl Session {
             }
             (Role::Submission, _) => {}
         }
+        self.tx.dsn = mail_dsn;
         self.tx.from = Some(from.address);
         self.reply(Reply::new(250, "2.1.0", "Sender ok"));
         None
@@ -143,16 +158,20 @@ impl Session {
             self.reply(Reply::new(452, "4.5.3", "Too many recipients"));
             return None;
         }
+        self.tx.pending_dsn = match self.config.role {
+            Role::Submission => match dsn::rcpt_dsn(&to) {
+                Ok(d) => d,
+                Err(reply) => {
+                    self.error(reply);
+                    return None;
+                }
+            },
+            Role::Mx => dsn::RcptDsn::default(),
+        };
         // smtp-proto hands `<postmaster>` over as the empty address (RFC 5321 §4.5.1).
         let address = if to.address.is_empty() { format!("postmaster@{}", self.config.hostname) } else { to.address };
         self.tx.pending_recipient = Some(address.clone());
         self.state = State::Waiting(Pending::Recipient);
         Some(Action::LookupRecipient { address })
     }
-}
-
-/// Whether a MAIL FROM address is the account's: the domain compares case-insensitively, and
-/// local parts do too, since accounts have one lower-case spelling.
-fn same_address(given: &str, account: &str) -> bool {
-    given.to_lowercase() == account
 }

@@ -7,6 +7,7 @@
 mod auth;
 mod command;
 mod data;
+mod dsn;
 mod ehlo;
 mod envelope;
 mod greeting;
@@ -17,7 +18,7 @@ use portcullis_sasl::{self as sasl, Mechanism};
 use smtp_proto::request::receiver::{DataReceiver, DummyDataReceiver};
 
 use crate::reply::Reply;
-use crate::{AccountId, Config, Envelope, Peer, Principal, Role};
+use crate::{AccountId, Config, Envelope, Peer, Principal, RemoteRecipient, Role};
 
 /// What the driver must do next.
 #[derive(Debug)]
@@ -70,6 +71,14 @@ pub enum Fact {
     UnofferedPipelining,
     /// Port 25: AUTH, which belongs on 465 and 587.
     AuthOnMx,
+    /// Submission: a message whose From: or Sender: (`field`) names an address that is not
+    /// the account's nor one of its aliases; refused with `550 5.7.1`.
+    ForeignAuthor {
+        field: &'static str,
+        address: String,
+        size: u64,
+        recipients: usize,
+    },
 }
 
 enum State {
@@ -112,11 +121,16 @@ struct Transaction {
     smtputf8: bool,
     /// MAIL FROM carried REQUIRETLS (RFC 8689).
     require_tls: bool,
+    /// MAIL FROM's RFC 3461 parameters (submission).
+    dsn: dsn::MailDsn,
     recipients: Vec<(String, AccountId)>,
+    /// Local recipients whose NOTIFY asks for SUCCESS, with their ORCPT (submission).
+    notify_delivered: Vec<(String, Option<String>)>,
     /// Recipients in other domains, to be queued (submission only).
-    remote: Vec<String>,
-    /// The recipient being looked up.
+    remote: Vec<RemoteRecipient>,
+    /// The recipient being looked up, and its RFC 3461 parameters.
     pending_recipient: Option<String>,
+    pending_dsn: dsn::RcptDsn,
     body: Vec<u8>,
     /// The body outgrew the limit: the rest is read and discarded.
     too_big: bool,

@@ -5,6 +5,12 @@ use crate::*;
 
 const ALICE: &str = "alice@example.org";
 const ALICE_PW: &[u8] = b"plinth-orbit-cactus-9";
+/// An alias of alice's.
+const SALES: &str = "sales@example.org";
+
+fn alice() -> Principal {
+    Principal { account: 1, address: ALICE.into(), aliases: vec![SALES.into()] }
+}
 
 pub(super) fn config(implicit_tls: bool) -> Config {
     Config {
@@ -96,7 +102,7 @@ impl Harness {
                 }
                 Action::Authenticate { attempt: sasl::Attempt::Scram { username, proof, .. }, .. } => {
                     if proof == sasl::ScramProof::Valid && username == ALICE {
-                        self.s.auth_result(AuthOutcome::Success, Some(Principal { account: 1, address: ALICE.into() }));
+                        self.s.auth_result(AuthOutcome::Success, Some(alice()));
                     } else {
                         self.s.auth_result(AuthOutcome::InvalidCredentials, None);
                     }
@@ -106,7 +112,7 @@ impl Harness {
                     if credentials.username == "storefail@example.org" {
                         self.s.auth_result(AuthOutcome::TemporaryFailure, None);
                     } else if ok {
-                        let p = Principal { account: 1, address: ALICE.into() };
+                        let p = alice();
                         self.s.auth_result(AuthOutcome::Success, Some(p));
                     } else {
                         self.s.auth_result(AuthOutcome::InvalidCredentials, None);
@@ -227,7 +233,7 @@ fn ehlo_under_tls_advertises_the_extensions() {
     assert_eq!(
         ehlo,
         "250-mail.example.org\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
-         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n"
+         250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250-REQUIRETLS\r\n250 AUTH PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n"
     );
     assert_eq!(h.send("STARTTLS\r\n"), "503 5.5.1 TLS is already active\r\n");
 }
@@ -307,6 +313,9 @@ fn sender_must_be_the_authenticated_account() {
     assert_eq!(codes(&h.send("MAIL FROM:<>\r\n")), ["553"]);
     assert_eq!(h.send("MAIL FROM:<Alice@EXAMPLE.org>\r\n"), "250 2.1.0 Sender ok\r\n");
     assert_eq!(h.send("MAIL FROM:<alice@example.org>\r\n"), "503 5.5.1 Sender already specified\r\n");
+    // One of the account's aliases is the account's too.
+    h.send("RSET\r\n");
+    assert_eq!(h.send("MAIL FROM:<Sales@example.org>\r\n"), "250 2.1.0 Sender ok\r\n");
 }
 
 #[test]
@@ -359,7 +368,8 @@ fn an_authenticated_submitter_may_send_to_other_domains() {
     );
     let m = &h.delivered[0];
     assert_eq!(m.recipients, vec![("bob@example.org".to_string(), 2)]);
-    assert_eq!(m.remote_recipients, ["x@remote.test", "X@remote.test"], "once each, as given");
+    let remote: Vec<&str> = m.remote_recipients.iter().map(|r| r.address.as_str()).collect();
+    assert_eq!(remote, ["x@remote.test", "X@remote.test"], "once each, as given");
     let text = String::from_utf8(m.data.clone()).unwrap();
     assert!(!text.contains("\r\nfor <"), "several recipients: none is named");
     assert!(!text.contains("Bcc:"), "{text}");
@@ -692,4 +702,77 @@ fn random_input_never_panics_or_grows_without_bound() {
             assert!(h.s.tx.body.len() <= 1000 + chunk.len());
         }
     }
+}
+
+#[test]
+fn the_header_from_must_be_the_account_or_an_alias() {
+    let mut h = Harness::authenticated();
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
+    assert_eq!(
+        h.send("From: Bob <bob@example.org>\r\nSubject: x\r\n\r\nbody\r\n.\r\n"),
+        "550 5.7.1 From: <bob@example.org> is not an address of the account alice@example.org; send as the account or one of its aliases\r\n"
+    );
+    assert!(h.delivered.is_empty(), "stored for nobody");
+    assert!(
+        matches!(&h.facts[..], [Fact::ForeignAuthor { field: "From", address, recipients: 1, .. }] if address == "bob@example.org")
+    );
+    // The transaction is over; BDAT carries the same check, Sender: too.
+    assert_eq!(h.send("DATA\r\n"), "503 5.5.1 Need MAIL command first\r\n");
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\n");
+    let message = "From: alice@example.org\r\nSender: x@remote.test\r\n\r\nhi\r\n";
+    let reply = h.send(&format!("BDAT {} LAST\r\n{message}", message.len()));
+    assert!(reply.starts_with("550 5.7.1 Sender: <x@remote.test> is not an address"), "{reply}");
+    // The account's own address and its alias pass.
+    h.send("MAIL FROM:<sales@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n");
+    assert_eq!(
+        h.send("From: Sales <SALES@example.org>\r\nSender: alice@example.org\r\n\r\nhi\r\n.\r\n"),
+        "250 2.0.0 Message stored as S1.3\r\n"
+    );
+    assert_eq!(h.delivered.len(), 1);
+}
+
+#[test]
+fn port_25_does_not_bind_the_header_from() {
+    let mut h = Harness::unstarted(Config { role: Role::Mx, ..config(false) });
+    h.run();
+    h.send("EHLO mx.remote.test\r\n");
+    h.send("MAIL FROM:<x@remote.test>\r\n");
+    h.send("RCPT TO:<bob@example.org>\r\n");
+    h.send("DATA\r\n");
+    assert!(h.send("From: someone@else.test\r\n\r\nhi\r\n.\r\n").starts_with("250 "));
+}
+
+#[test]
+fn dsn_is_offered_on_submission_and_its_parameters_reach_the_envelope() {
+    let mut h = Harness::authenticated();
+    assert!(h.send("EHLO again\r\n").ends_with("250-DSN\r\n250 REQUIRETLS\r\n"), "logged in: no AUTH after it");
+    assert_eq!(
+        h.send("MAIL FROM:<alice@example.org> RET=FULL RET=HDRS\r\n"),
+        "501 5.5.4 RET must be FULL or HDRS, not both\r\n"
+    );
+    assert_eq!(h.send("MAIL FROM:<alice@example.org> RET=SOME\r\n"), "501 5.5.4 Invalid value for parameter RET\r\n");
+    assert_eq!(h.send("MAIL FROM:<alice@example.org> RET=HDRS ENVID=id+2B1\r\n"), "250 2.1.0 Sender ok\r\n");
+    assert_eq!(
+        h.send("RCPT TO:<x@remote.test> NOTIFY=NEVER,SUCCESS\r\n"),
+        "501 5.5.4 NOTIFY=NEVER cannot be combined with SUCCESS, FAILURE or DELAY\r\n"
+    );
+    assert_eq!(
+        h.send("RCPT TO:<x@remote.test> NOTIFY=SUCCESS ORCPT=rfc822;first+2Bx@remote.test\r\n"),
+        "250 2.1.5 Recipient ok\r\n"
+    );
+    assert_eq!(h.send("RCPT TO:<y@remote.test> NOTIFY=NEVER\r\n"), "250 2.1.5 Recipient ok\r\n");
+    assert_eq!(
+        codes(&h.send("RCPT TO:<bob@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;bobby@example.org\r\n")),
+        ["250"]
+    );
+    h.send("DATA\r\nSubject: dsn\r\n\r\nhi\r\n.\r\n");
+    let m = &h.delivered[0];
+    assert_eq!((m.ret, m.envid.as_deref()), (Some("HDRS"), Some("id+1")));
+    assert_eq!(m.notify_delivered, [("bob@example.org".to_string(), Some("bobby@example.org".to_string()))]);
+    let dsn: Vec<_> =
+        m.remote_recipients.iter().map(|r| (r.address.as_str(), r.notify.as_deref(), r.orcpt.as_deref())).collect();
+    assert_eq!(
+        dsn,
+        [("x@remote.test", Some("SUCCESS"), Some("first+x@remote.test")), ("y@remote.test", Some("NEVER"), None)]
+    );
 }

@@ -189,14 +189,17 @@ fn requiretls_is_taken_only_over_tls_and_recorded() {
 }
 
 #[test]
-fn requiretls_is_no_parameter_of_submission() {
+fn requiretls_on_submission_goes_with_the_message() {
     let mut h = Harness::new(true);
     h.send("EHLO client.example\r\n");
     h.send(&format!("AUTH PLAIN {}\r\n", plain("alice@example.org", b"plinth-orbit-cactus-9")));
-    assert_eq!(
-        h.send("MAIL FROM:<alice@example.org> REQUIRETLS\r\n"),
-        "555 5.5.4 Unsupported parameter REQUIRETLS\r\n"
-    );
+    assert_eq!(h.send("MAIL FROM:<alice@example.org> REQUIRETLS\r\n"), "250 2.1.0 Sender ok\r\n");
+    h.send("RCPT TO:<x@remote.test>\r\nDATA\r\n");
+    assert!(h.send("Subject: secret\r\n\r\nhi\r\n.\r\n").starts_with("250 "));
+    assert!(h.delivered[0].require_tls);
+    // Without it, none.
+    h.send("MAIL FROM:<alice@example.org>\r\nRCPT TO:<x@remote.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n");
+    assert!(!h.delivered[1].require_tls);
 }
 
 #[test]

@@ -95,7 +95,7 @@ pub async fn accounts(State(admin): Shared) -> ApiResult<Json<Vec<AccountView>>>
 }
 
 /// The address in a request, normalised; 400 when it is not one.
-fn normalized(text: &str) -> ApiResult<String> {
+pub(super) fn normalized(text: &str) -> ApiResult<String> {
     portcullis_store::normalize_address(text).ok_or_else(|| ApiError::bad(format!("\"{text}\" is not a valid address")))
 }
 

@@ -55,8 +55,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let message = e.to_string();
         match e {
-            StoreError::NoSuchDomain(_) | StoreError::NoSuchAccount(_) => ApiError::not_found(message),
+            StoreError::NoSuchDomain(_) | StoreError::NoSuchAccount(_) | StoreError::NoSuchAlias(_) => {
+                ApiError::not_found(message)
+            }
             StoreError::DomainExists(_)
+            | StoreError::AliasExists(_)
             | StoreError::DomainInUse(_)
             | StoreError::AccountExists(_)
             | StoreError::AppPasswordExists(_)

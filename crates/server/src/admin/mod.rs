@@ -13,6 +13,7 @@
 //! rules close admitted connections too.
 
 mod accounts;
+mod aliases;
 mod api;
 pub mod client;
 mod dashboard;
@@ -109,6 +110,8 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route(&v1("/accounts/{address}/password"), post(accounts::reset_password))
         .route(&v1("/accounts/{address}/app-passwords"), get(accounts::app_passwords))
         .route(&v1("/accounts/{address}/app-passwords/{name}"), delete(accounts::revoke_app_password))
+        .route(&v1("/accounts/{address}/aliases"), get(aliases::aliases).post(aliases::add_alias))
+        .route(&v1("/accounts/{address}/aliases/{alias}"), delete(aliases::remove_alias))
         .route(&v1("/accounts/{address}/totp"), delete(accounts::reset_totp))
         .route(&v1("/accounts/{address}/totp/unlock"), post(accounts::unlock_totp))
         .route(&v1("/series"), get(api::series))

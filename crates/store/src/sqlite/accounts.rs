@@ -149,8 +149,11 @@ pub(super) fn remove_domain(conn: &Connection, name: String) -> Result<(), Store
     let id: Option<i64> =
         conn.query_row("SELECT id FROM domains WHERE name = ?1", params![name], |r| r.get(0)).optional()?;
     let id = id.ok_or_else(|| StoreError::NoSuchDomain(name.clone()))?;
-    let accounts: i64 =
-        conn.query_row("SELECT count(*) FROM accounts WHERE domain_id = ?1", params![id], |r| r.get(0))?;
+    let accounts: i64 = conn.query_row(
+        "SELECT (SELECT count(*) FROM accounts WHERE domain_id = ?1) + (SELECT count(*) FROM aliases WHERE domain_id = ?1)",
+        params![id],
+        |r| r.get(0),
+    )?;
     if accounts > 0 {
         return Err(StoreError::DomainInUse(name));
     }
@@ -175,6 +178,12 @@ pub(super) fn add_account(
         .exists(params![domain_id, local])?;
     if exists {
         return Err(StoreError::AccountExists(format!("{local}@{domain}")));
+    }
+    let alias: bool = conn
+        .prepare_cached("SELECT 1 FROM aliases WHERE domain_id = ?1 AND localpart = ?2")?
+        .exists(params![domain_id, local])?;
+    if alias {
+        return Err(StoreError::AliasExists(format!("{local}@{domain}")));
     }
     let account = next_id(conn, Ids::Accounts)?;
     conn.execute(

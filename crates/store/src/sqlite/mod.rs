@@ -8,6 +8,7 @@
 //! tokio's blocking threads, and see the last committed state (WAL snapshots).
 
 mod accounts;
+mod aliases;
 mod check;
 mod dkim;
 mod guard;

@@ -11,7 +11,8 @@ use crate::queue::{AttemptUpdate, NewQueued, QueueId, QueueStore, QueuedMessage,
 use crate::{Delivery, DeliveryError, MailboxChange, StoreError};
 
 const MESSAGE_COLUMNS: &str =
-    "id, sender, ret, envid, smtputf8, eight_bit, length(content), queued_at, next_attempt, attempts, delay_notice_sent";
+    "id, sender, ret, envid, smtputf8, eight_bit, length(content), queued_at, next_attempt, attempts, delay_notice_sent, \
+     requiretls";
 
 fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
     Ok(QueuedMessage {
@@ -28,6 +29,7 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
         next_attempt: r.get(8)?,
         attempts: r.get::<_, i64>(9)?.clamp(0, u32::MAX as i64) as u32,
         delay_notice_sent: r.get::<_, i64>(10)? != 0,
+        requiretls: r.get::<_, i64>(11)? != 0,
     })
 }
 
@@ -52,10 +54,19 @@ fn recipients(conn: &Connection, id: QueueId) -> Result<Vec<QueuedRecipient>, St
 
 fn insert(conn: &Connection, m: &NewQueued) -> Result<QueueId, StoreError> {
     conn.prepare_cached(
-        "INSERT INTO queue(sender, ret, envid, smtputf8, eight_bit, content, queued_at, next_attempt)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        "INSERT INTO queue(sender, ret, envid, smtputf8, eight_bit, content, queued_at, next_attempt, requiretls)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
     )?
-    .execute(params![m.sender, m.ret, m.envid, m.smtputf8 as i64, m.eight_bit as i64, m.content, m.queued_at])?;
+    .execute(params![
+        m.sender,
+        m.ret,
+        m.envid,
+        m.smtputf8 as i64,
+        m.eight_bit as i64,
+        m.content,
+        m.queued_at,
+        m.requiretls as i64
+    ])?;
     let id = conn.last_insert_rowid();
     let mut add = conn.prepare_cached(
         "INSERT INTO queue_recipients(queue_id, position, address, notify, orcpt) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -116,7 +127,7 @@ impl QueueStore for SqliteStore {
             let mut due = stmt
                 .query_map(params![now, limit as i64], |r| {
                     let mut m = message_row(r)?;
-                    m.content = r.get(11)?;
+                    m.content = r.get(12)?;
                     Ok(m)
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -26,6 +26,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_8, then: None },
     Migration { sql: MIGRATION_9, then: None },
     Migration { sql: MIGRATION_10, then: None },
+    Migration { sql: MIGRATION_11, then: None },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -332,6 +333,22 @@ const MIGRATION_10: &str = r#"
     CREATE TRIGGER dkim_keys_removed AFTER DELETE ON dkim_keys BEGIN
         UPDATE meta SET value = value + 1 WHERE key = 'dkim_keys_generation';
     END;
+"#;
+
+// 11: what submission
+// checks and records (issue 15). Aliases: more addresses for an account, in its domains or
+// others of ours; mail to one is delivered to the account, which may send from it. A queued
+// message remembers REQUIRETLS (RFC 8689), so the runner hands it on only as its sender asked.
+const MIGRATION_11: &str = r#"
+    CREATE TABLE aliases (
+        domain_id  INTEGER NOT NULL REFERENCES domains(id),
+        localpart  TEXT NOT NULL,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        created    INTEGER NOT NULL,
+        PRIMARY KEY (domain_id, localpart)
+    ) STRICT;
+    CREATE INDEX aliases_by_account ON aliases(account_id);
+    ALTER TABLE queue ADD COLUMN requiretls INTEGER NOT NULL DEFAULT 0;
     "#;
 
 /// The schema version this build writes.

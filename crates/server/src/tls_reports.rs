@@ -119,6 +119,7 @@ async fn queue_report(
         envid: None,
         smtputf8: false,
         eight_bit: false,
+        requiretls: false,
         content,
         queued_at: unix(end),
     };

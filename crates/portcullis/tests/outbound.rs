@@ -4,7 +4,7 @@
 //! refuses with 5xx gives the sender a failure notice; one that answers 4xx is tried again;
 //! a message queued when A is killed with SIGKILL is delivered once after the restart.
 //! The refusing, deferring and counting destinations are small SMTP sinks written here; the
-//! operator's `queue list|flush|remove` is checked on the deferred message.
+//! operator's `queue list|show|retry|hold|release|remove` is checked on the deferred message.
 
 mod common;
 
@@ -216,16 +216,47 @@ fn a_temporary_refusal_is_tried_again() {
     }
     assert!(stored(&a, ALICE, "INBOX").is_empty(), "no notice while it is retried (delay notices are off)");
 
-    // The operator sees it waiting, and may take it out of the queue.
+    // The operator sees it waiting, looks at it, holds it, releases it, retries it, and may
+    // take it out of the queue.
     let list = a.cli_ok(&["queue", "list"], None);
     assert!(list.contains(&format!("#1 from {ALICE}")), "{list}");
     assert!(list.contains(&format!("someone@{} (pending): ", DEFERRING.0)) && list.contains("greylisted"), "{list}");
-    assert!(a.cli_ok(&["queue", "flush"], None).contains("made due now"));
+    assert!(list.starts_with("1 message(s), ") && list.contains(", 0 held, "), "{list}");
+    let shown = a.cli_ok(&["queue", "show", "1"], None);
+    assert!(shown.contains(&format!("From:         {ALICE}")), "{shown}");
+    assert!(shown.contains(&format!("someone@{} (pending)", DEFERRING.0)), "{shown}");
+    assert!(shown.contains("last answer: ") && shown.contains("greylisted"), "{shown}");
+    assert!(shown.contains("Subject: later") && shown.contains("add --body"), "{shown}");
+    assert!(!shown.contains("Hello someone"), "no body unless asked: {shown}");
+    assert!(a.cli_ok(&["queue", "show", "1", "--body"], None).contains("Hello someone"));
+    let attempts = || a.events().iter().filter(|e| e["event"] == "delivery_attempt").count();
+
+    assert!(a.cli_ok(&["queue", "hold", "1"], None).contains("Held queued message #1"));
+    let list = a.cli_ok(&["queue", "list"], None);
+    assert!(list.contains(&format!("#1 HELD, from {ALICE}")) && list.contains(", 1 held, "), "{list}");
+    std::thread::sleep(Duration::from_millis(1500)); // an attempt already under way ends
+    let before = attempts();
+    std::thread::sleep(Duration::from_secs(3)); // three retry intervals
+    assert_eq!(attempts(), before, "a held message is not tried");
+    let refused = a.cli(&["queue", "retry", "1"], None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is held; release it"));
+    assert!(a.cli_ok(&["queue", "retry", "--domain", DEFERRING.0], None).starts_with("0 message(s)"));
+    assert!(a.cli_ok(&["queue", "release", "1"], None).contains("Released queued message #1"));
+    a.wait_events(|e| e["event"] == "delivery_attempt", before + 1);
+    assert!(a.cli_ok(&["queue", "retry", "--domain", &DEFERRING.0.to_uppercase()], None).starts_with("1 message(s)"));
+    assert!(a.cli_ok(&["queue", "retry", "1"], None).starts_with("1 message(s)"));
+    assert!(a.cli_ok(&["queue", "flush"], None).contains("made due now"), "the old name still works");
     assert!(a.cli_ok(&["queue", "remove", "1"], None).contains("Removed queued message #1"));
     assert_eq!(queued(&a), 0);
     let again = a.cli(&["queue", "remove", "1"], None);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("no queued message #1"));
+    for gone in
+        [&["queue", "show", "1"][..], &["queue", "hold", "1"], &["queue", "release", "1"], &["queue", "retry", "1"]]
+    {
+        assert!(String::from_utf8_lossy(&a.cli(gone, None).stderr).contains("no queued message #1"), "{gone:?}");
+    }
     assert!(a.cli_ok(&["queue", "list"], None).contains("The queue is empty."));
 }
 

@@ -13,8 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod escape;
 mod log;
+mod outbound;
 mod rotate;
+
 pub use log::{LogFormat, LogSink};
+pub use outbound::{DeliveryReason, DeliveryResult, OutboundTlsPolicy, OutboundTlsResult, RecipientOutcomes};
 pub use rotate::RotatingFile;
 
 /// Which gate a connection came through, and everything that varies per gate: one table in
@@ -337,6 +340,14 @@ pub enum Event {
         reason: Option<String>,
         /// This attempt was the message's last: it was given up (a failure notice follows).
         expired: bool,
+        /// The recipients counted above, by result and the reason for it.
+        outcomes: Vec<RecipientOutcomes>,
+        /// The TLS policy the last connection was held to, and what came of TLS on it
+        /// (absent when no exchanger was found).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_policy: Option<OutboundTlsPolicy>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_result: Option<OutboundTlsResult>,
     },
     /// Port 25: a message from another server is durably stored (it was answered 250).
     MessageReceived {

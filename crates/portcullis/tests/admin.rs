@@ -502,6 +502,22 @@ fn the_queue_looked_after_through_the_api() {
     let far_backlog = &summary["domains"][0];
     assert_eq!((far_backlog["domain"].as_str(), far_backlog["recipients"].as_u64()), (Some("far.test"), Some(2)));
     assert!(far_backlog["last_error"].is_string(), "{summary}");
+    // The same in the metrics, with each attempt's recipients by result and reason (the
+    // resolver never answers: no route), and no TLS counted where no exchanger was found.
+    let m = get_metrics(&server);
+    assert_eq!(metric(&m, "portcullis_queue_messages", &[]), 3.0);
+    assert_eq!(metric(&m, "portcullis_queue_held_messages", &[]), 1.0);
+    assert!(metric(&m, "portcullis_queue_bytes", &[]) > 0.0);
+    assert!(m.contains_key(&("portcullis_queue_oldest_seconds".to_string(), BTreeMap::new())));
+    assert_eq!(
+        metric(&m, "portcullis_outbound_recipients_total", &[("result", "deferred"), ("reason", "no_route")]),
+        3.0
+    );
+    assert_eq!(sum(&m, "portcullis_outbound_recipients_total", &[]), 3.0);
+    assert_eq!(sum(&m, "portcullis_outbound_tls_total", &[]), 0.0);
+    let attempt = server.wait_event(deferred);
+    assert_eq!(attempt["outcomes"], json!([{"result": "deferred", "reason": "no_route", "count": 1}]));
+    assert!(attempt.get("tls_policy").is_none(), "{attempt}");
     let (status, retried) = server.api("POST", "/api/v1/queue/retry", None);
     assert_eq!((status, retried["made_due"].as_u64()), (200, Some(2)), "the held one is left alone");
     server.wait_events(deferred, 5);

@@ -157,6 +157,16 @@ fn mail_from_a_user_on_a_reaches_a_user_on_b_with_b_checking_who_sent_it() {
     assert_eq!((attempt["domain"].as_str(), attempt["delivered"].as_u64()), (Some(B_DOMAIN), Some(1)), "{attempt}");
     assert_eq!(attempt["host"], format!("mx.{B_DOMAIN}"));
     assert!(attempt["tls"].as_str().is_some_and(|t| t.starts_with("TLSv1.")), "STARTTLS was used: {attempt}");
+    // No MTA-STS or DANE for b.test: opportunistic TLS, whose certificate nobody checks.
+    assert_eq!((attempt["tls_policy"].as_str(), attempt["tls_result"].as_str()), (Some("none"), Some("encrypted")));
+    assert_eq!(attempt["outcomes"], serde_json::json!([{"result": "delivered", "reason": "delivered", "count": 1}]));
+    let metrics = a.http("GET", "/metrics", Some(&a.admin_token()), None).body;
+    for line in [
+        r#"portcullis_outbound_tls_total{policy="none",result="encrypted"} 1"#,
+        r#"portcullis_outbound_recipients_total{result="delivered",reason="delivered"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
     let verdict = b.wait_event(|e| e["event"] == "sender_verdict");
     assert_eq!(verdict["spf"], "pass", "{verdict}");
     assert_eq!(verdict["dkim"], "none", "{verdict}");
@@ -187,6 +197,9 @@ fn a_permanent_refusal_gives_the_sender_a_failure_notice() {
 
     let attempt = a.wait_event(|e| e["event"] == "delivery_attempt");
     assert_eq!(attempt["failed"], 1, "{attempt}");
+    // The sink offers no STARTTLS: plaintext, as opportunistic TLS allows.
+    assert_eq!((attempt["tls_policy"].as_str(), attempt["tls_result"].as_str()), (Some("none"), Some("plaintext")));
+    assert_eq!(attempt["outcomes"], serde_json::json!([{"result": "failed", "reason": "rejected", "count": 1}]));
     let mut inbox = Vec::new();
     wait_for("a notice in alice's INBOX", || {
         inbox = stored(&a, ALICE, "INBOX");

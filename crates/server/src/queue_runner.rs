@@ -23,6 +23,7 @@ use portcullis_queue::{Admission, ReportAction, RetrySchedule};
 use portcullis_smtp_client::{Disposition, Message, MessageParams, Notify, OriginalRecipient, Recipient, Ret};
 use portcullis_store::{AttemptUpdate, Delivery, DeliveryError, QueuedMessage, RecipientState, RecipientUpdate};
 
+use crate::outbound_labels;
 use crate::state::Shared;
 
 /// How often the queue is looked at when nothing wakes the runner.
@@ -138,6 +139,7 @@ impl QueueRunner {
             let reports: Vec<RecipientReport> = report.messages.into_iter().next().unwrap_or_default();
             let (mut delivered, mut deferred, mut failed) = (0, 0, 0);
             let mut reason = None;
+            let mut tally = outbound_labels::Tally::default();
             for r in &reports {
                 let original = recipients.iter().find(|x| x.address == r.address);
                 let (state, action) = match r.disposition {
@@ -146,6 +148,7 @@ impl QueueRunner {
                     Disposition::Temporary if give_up => (RecipientState::Failed, Some(ReportAction::Failed)),
                     Disposition::Temporary => (RecipientState::Pending, None),
                 };
+                tally.add(outbound_labels::recipient(r.disposition, &r.why, give_up));
                 match state {
                     RecipientState::Delivered => delivered += 1,
                     RecipientState::Pending => deferred += 1,
@@ -185,6 +188,9 @@ impl QueueRunner {
                 failed,
                 reason,
                 expired: give_up && failed > 0,
+                outcomes: tally.outcomes(),
+                tls_policy: last.map(|a| outbound_labels::tls(a).0),
+                tls_result: last.map(|a| outbound_labels::tls(a).1),
             });
             if deferred > 0 {
                 if let NextStep::RetryAt(at) = self.schedule.after_temporary_failure(queued_at, failed_attempts, now) {

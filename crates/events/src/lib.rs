@@ -111,6 +111,9 @@ pub enum AlertKind {
     /// The ACME CA did not renew the certificate: warning while at least a sixth of its
     /// lifetime is left, critical after that or while there is none from the CA yet.
     CertificateRenewal,
+    /// An account's outbound mail failed for good for many recipients within the window
+    /// (`guard.bounce_alert_after`): likely a compromised account sending spam.
+    OutboundBounces,
 }
 
 /// Everything observable. Field names are part of the operator interface (log lines are

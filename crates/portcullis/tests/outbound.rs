@@ -2,7 +2,8 @@
 //! (submission, its outbound connections from 127.0.0.2) hands mail to instance B (port 25 on
 //! 127.0.0.3) found through an MX record served by `portcullis_testdns`; a destination that
 //! refuses with 5xx gives the sender a failure notice; one that answers 4xx is tried again;
-//! a message queued when A is killed with SIGKILL is delivered once after the restart.
+//! a message queued when A is killed with SIGKILL is delivered once after the restart; an
+//! account whose mail bounces en masse raises an alert.
 //! The refusing, deferring and counting destinations are small SMTP sinks written here; the
 //! operator's `queue list|show|retry|hold|release|remove` is checked on the deferred message.
 
@@ -66,6 +67,19 @@ fn start_a(dns: &TestDns, port: u16) -> TestServer {
             dns_section(dns),
             "[queue]\nretry_first = \"1s\"\nretry_max_interval = \"1s\"\nexpire = \"1h\"\ndelay_notice = \"0s\"".into(),
             format!("[delivery]\nsource_ipv4 = \"{A_IP}\"\nport = {port}"),
+        ],
+        ..Settings::default()
+    })
+}
+
+/// A, with `guard` lines added to its config.
+fn start_a_with_guard(dns: &TestDns, port: u16, guard: &str) -> TestServer {
+    TestServer::start_with(Settings {
+        sections: vec![
+            dns_section(dns),
+            "[queue]\nretry_first = \"1s\"\nretry_max_interval = \"1s\"\nexpire = \"1h\"\ndelay_notice = \"0s\"".into(),
+            format!("[delivery]\nsource_ipv4 = \"{A_IP}\"\nport = {port}"),
+            format!("[guard]\n{guard}"),
         ],
         ..Settings::default()
     })
@@ -212,6 +226,39 @@ fn a_permanent_refusal_gives_the_sender_a_failure_notice() {
     assert!(notice.contains("Action: failed") && notice.contains("Status: 5.1.1"), "{notice}");
     assert!(notice.contains("550 5.1.1 no such user here"), "{notice}");
     assert_eq!(inbox.len(), 1, "one notice");
+}
+
+#[test]
+fn an_account_whose_mail_bounces_en_masse_raises_an_alert() {
+    let dns = TestDns::start(zones()).unwrap();
+    let b = start_b(&dns);
+    let port = b.addr("smtp").port();
+    sink(REFUSING.1, port, "550 5.1.1 no such user here");
+    let a = start_a_with_guard(&dns, port, "bounce_alert_after = 3");
+    let bounced = |n| a.wait_events(|e| e["event"] == "delivery_attempt" && e["failed"] == 1, n);
+    let alerts = || {
+        a.events()
+            .into_iter()
+            .filter(|e| e["event"] == "alert_raised" && e["kind"] == "outbound_bounces")
+            .collect::<Vec<_>>()
+    };
+    for n in 1..=2 {
+        submit(&a, &format!("nobody{n}@{}", REFUSING.0), "spam");
+        bounced(n);
+    }
+    assert!(alerts().is_empty(), "two bounces are under the threshold: {:?}", alerts());
+    submit(&a, &format!("nobody3@{}", REFUSING.0), "spam");
+    let alert = a.wait_event(|e| e["event"] == "alert_raised" && e["kind"] == "outbound_bounces");
+    assert_eq!((alert["severity"].as_str(), alert["account"].as_str()), (Some("critical"), Some(ALICE)), "{alert}");
+    assert_eq!((alert["observed"].as_f64(), alert["threshold"].as_f64()), (Some(3.0), Some(3.0)));
+    // Once per episode: a fourth bounce raises none.
+    submit(&a, &format!("nobody4@{}", REFUSING.0), "spam");
+    bounced(4);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(alerts().len(), 1, "{:?}", alerts());
+    // Where the operator sees it.
+    let r = a.http("GET", "/api/v1/alerts", Some(&a.admin_token()), None);
+    assert!(r.body.contains("outbound_bounces"), "{}", r.body);
 }
 
 #[test]

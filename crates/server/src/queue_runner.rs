@@ -199,6 +199,9 @@ impl QueueRunner {
             }
         }
 
+        let bounced = updates.iter().filter(|u| u.state == RecipientState::Failed).count();
+        crate::anomalies::permanent_failures(&self.shared, &queued.sender, bounced);
+
         // One notice for what this attempt settled, and the delay of the rest if it is due.
         let delay_due = self.schedule.delay_notice_due(queued_at, now, queued.delay_notice_sent);
         statuses.retain(|s| s.action == ReportAction::Failed || (delay_due && s.action == ReportAction::Delayed));

@@ -21,7 +21,7 @@ pub use index::{MessageList, MessageRef};
 pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
 pub use queue::{
     domain_of, AttemptUpdate, DomainBacklog, MessageState, NewQueued, NewRecipient, QueueId, QueueSelection,
-    QueueStore, QueueSummary, QueuedMessage, QueuedRecipient, RecipientState, RecipientUpdate,
+    QueueStore, QueueSummary, QueueTotals, QueuedMessage, QueuedRecipient, RecipientState, RecipientUpdate,
 };
 pub use sqlite::{CheckReport, SqliteStore};
 

@@ -179,6 +179,18 @@ pub enum QueueSelection {
     Domain(String),
 }
 
+/// The queue's size without its messages: what the metrics read at every scrape, in one
+/// query however long the queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueTotals {
+    /// Messages, held ones included.
+    pub messages: usize,
+    pub held: usize,
+    pub bytes: u64,
+    /// When the oldest message was queued (Unix seconds); `None` for an empty queue.
+    pub oldest_queued_at: Option<i64>,
+}
+
 /// One destination domain's backlog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainBacklog {
@@ -283,6 +295,9 @@ pub trait QueueStore: Send + Sync + 'static {
 
     /// Every queued message, without content, in queue order.
     async fn queued(&self) -> Result<Vec<QueuedMessage>, StoreError>;
+
+    /// The queue's size, held messages, bytes and oldest entry (see [`QueueTotals`]).
+    async fn queue_totals(&self) -> Result<QueueTotals, StoreError>;
 
     /// One queued message with its content, if it is still queued.
     async fn queued_message(&self, id: QueueId) -> Result<Option<QueuedMessage>, StoreError>;

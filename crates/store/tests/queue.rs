@@ -204,6 +204,7 @@ async fn the_summary_counts_messages_bytes_age_and_the_backlog_by_domain() {
         QueueSummary::of(&store.queued().await.unwrap()),
         QueueSummary { messages: 0, held: 0, size: 0, oldest_queued_at: None, domains: vec![] }
     );
+    assert_eq!(store.queue_totals().await.unwrap(), QueueTotals::default());
     let first = store.enqueue(queued("s@example.org", &["x@a.test", "y@b.test", "v@b.test"], 300), None).await.unwrap();
     let second = store.enqueue(queued("s@example.org", &["z@b.test"], 200), None).await.unwrap();
     store.claim_due(300, 400, 10).await.unwrap();
@@ -217,6 +218,9 @@ async fn the_summary_counts_messages_bytes_age_and_the_backlog_by_domain() {
 
     let summary = QueueSummary::of(&store.queued().await.unwrap());
     assert_eq!((summary.messages, summary.held), (2, 1));
+    let totals = store.queue_totals().await.unwrap();
+    let (messages, held, bytes) = (summary.messages, summary.held, summary.size);
+    assert_eq!(totals, QueueTotals { messages, held, bytes, oldest_queued_at: Some(200) }, "the metrics' query agrees");
     assert_eq!(summary.size, 2 * message("outbound").len() as u64);
     assert_eq!(summary.oldest_queued_at, Some(200));
     assert_eq!(

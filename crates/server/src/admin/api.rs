@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use portcullis_events::{BanOrigin, Event};
 use portcullis_guard::{Ban, Now};
-use portcullis_store::{QueueSummary, StoreError, StoredBan};
+use portcullis_store::{StoreError, StoredBan};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -123,15 +123,15 @@ pub async fn not_found() -> ApiError {
 }
 
 pub async fn metrics(State(admin): Shared) -> Response {
-    let queue = match admin.shared.queue.queued().await {
-        Ok(queued) => Some(QueueSummary::of(&queued)),
+    let queue = match admin.shared.queue.queue_totals().await {
+        Ok(totals) => Some(totals),
         Err(e) => {
             let what = format!("reading the queue for the metrics failed: {e}");
             admin.shared.events.emit(Event::InternalError { conn: None, what });
             None
         }
     };
-    let text = admin.monitor.metrics_text(admin.shared.guard.bans().len(), queue.as_ref());
+    let text = admin.monitor.metrics_text(admin.shared.guard.bans().len(), queue);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

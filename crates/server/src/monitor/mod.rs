@@ -15,7 +15,7 @@ use portcullis_events::{AlertKind, BanOrigin, Event, Listener, Record, RefuseRea
 use portcullis_guard::anomaly::{Metric, Series as DetectorSeries};
 use serde::Serialize;
 
-use portcullis_store::QueueSummary;
+use portcullis_store::QueueTotals;
 
 use crate::anomalies::AnomalyDetector;
 use crate::unix_time;
@@ -333,7 +333,7 @@ impl Monitor {
     /// The Prometheus text; `bans_active` is read from the guard at scrape time.
     /// The metrics page; `queue` is the outbound queue as the store has it now (`None` when
     /// the store could not say: its gauges keep their last values).
-    pub fn metrics_text(&self, bans_active: usize, queue: Option<&QueueSummary>) -> String {
+    pub fn metrics_text(&self, bans_active: usize, queue: Option<QueueTotals>) -> String {
         let unacknowledged = self.unacknowledged();
         match self.registry.lock() {
             Ok(mut r) => {
@@ -351,7 +351,7 @@ impl Monitor {
                     let now = (unix_time::now_millis() / 1000) as i64;
                     r.set("portcullis_queue_messages", vec![], q.messages as f64);
                     r.set("portcullis_queue_held_messages", vec![], q.held as f64);
-                    r.set("portcullis_queue_bytes", vec![], q.size as f64);
+                    r.set("portcullis_queue_bytes", vec![], q.bytes as f64);
                     let oldest = q.oldest_queued_at.map_or(0, |t| (now - t).max(0));
                     r.set("portcullis_queue_oldest_seconds", vec![], oldest as f64);
                 }

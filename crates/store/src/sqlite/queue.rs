@@ -8,8 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::ops::summarize;
 use super::{messages, SqliteStore};
 use crate::queue::{
-    domain_of, AttemptUpdate, NewQueued, QueueId, QueueSelection, QueueStore, QueuedMessage, QueuedRecipient,
-    RecipientState,
+    domain_of, AttemptUpdate, NewQueued, QueueId, QueueSelection, QueueStore, QueueTotals, QueuedMessage,
+    QueuedRecipient, RecipientState,
 };
 use crate::{Delivery, DeliveryError, MailboxChange, StoreError};
 
@@ -186,6 +186,26 @@ impl QueueStore for SqliteStore {
                 m.recipients = recipients(conn, m.id)?;
             }
             Ok(all)
+        })
+        .await
+    }
+
+    async fn queue_totals(&self) -> Result<QueueTotals, StoreError> {
+        self.read(|conn| {
+            // length() of a BLOB reads its size from the record, not the bytes themselves.
+            let totals = conn.query_row(
+                "SELECT count(*), coalesce(sum(held), 0), coalesce(sum(length(content)), 0), min(queued_at) FROM queue",
+                [],
+                |r| {
+                    Ok(QueueTotals {
+                        messages: r.get::<_, i64>(0)?.max(0) as usize,
+                        held: r.get::<_, i64>(1)?.max(0) as usize,
+                        bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                        oldest_queued_at: r.get(3)?,
+                    })
+                },
+            )?;
+            Ok(totals)
         })
         .await
     }

@@ -9,7 +9,7 @@
 // another removed. Last, an administrator account signs in with its password and a TOTP code.
 //
 // Environment: DASHBOARD_URL, ADMIN_TOKEN, BANNED (a network banned before the page loads),
-// SCREENSHOT and ACCOUNT_SCREENSHOT (where to save the PNGs), APP_PASSWORD_OWNER (an account
+// SCREENSHOT, ACCOUNT_SCREENSHOT and QUEUE_SCREENSHOT (where to save the PNGs), APP_PASSWORD_OWNER (an account
 // with an app password "phone"), TOTP_OWNER (an account with TOTP on and a wrong code
 // counted), QUEUE_DOMAIN (the destination of one of two queued messages), ACCOUNT,
 // ACCOUNT_PASSWORD and ACCOUNT_CODE (the administrator's sign-in),
@@ -211,6 +211,8 @@ try {
   const far = process.env.QUEUE_DOMAIN;
   const backlog = await textOf(`#queue-domains tr[data-backlog="${far}"]`);
   check(!backlog.endsWith("–Retry now") && backlog.includes(far), `the backlog for ${far} with its last answer: ${backlog}`);
+  await page.screenshot({ path: process.env.QUEUE_SCREENSHOT, fullPage: true });
+  check(true, `screenshot of the queue saved to ${process.env.QUEUE_SCREENSHOT}`);
   const [first, second] = await page.$$eval("#queue-list tr[data-queued]", (rows) => rows.map((r) => r.dataset.queued));
   await page.click(`button[data-hold="${first}"]`);
   await page.waitForSelector(`#queue-list tr[data-queued="${first}"][data-state=held]`);

@@ -92,7 +92,8 @@ fn the_dashboard_in_headless_chromium() {
 
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let account_screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-account.png");
-    for old in [&screenshot, &account_screenshot] {
+    let queue_screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-queue.png");
+    for old in [&screenshot, &account_screenshot, &queue_screenshot] {
         let _ = std::fs::remove_file(old);
     }
     let started = Instant::now();
@@ -108,6 +109,7 @@ fn the_dashboard_in_headless_chromium() {
         .env("ACCOUNT_CODE", totp_code(&totp, 30))
         .env("SCREENSHOT", &screenshot)
         .env("ACCOUNT_SCREENSHOT", &account_screenshot)
+        .env("QUEUE_SCREENSHOT", &queue_screenshot)
         .env("APP_PASSWORD_OWNER", ALICE)
         .env("TOTP_OWNER", BOB)
         .env("QUEUE_DOMAIN", "far.test")
@@ -116,7 +118,7 @@ fn the_dashboard_in_headless_chromium() {
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the browser test failed:\n{report}");
     assert!(started.elapsed() < Duration::from_secs(60), "{report}");
-    for shot in [&screenshot, &account_screenshot] {
+    for shot in [&screenshot, &account_screenshot, &queue_screenshot] {
         assert!(std::fs::metadata(shot).map(|m| m.len() > 10_000).unwrap_or(false), "no {}: {report}", shot.display());
     }
     // The server saw the unban the page asked for.

@@ -25,6 +25,10 @@ def server():
         accounts=(ALICE, ADMIN),
         extra_sections=(f'[firewall]\ntrusted_networks = ["{TRUSTED}"]\n'
                         '[guard]\nfailure_delay = "1ms"\nmax_failure_delay = "2ms"\n'
-                        f'[admin]\naccounts = ["{ADMIN}"]\n'))
+                        f'[admin]\naccounts = ["{ADMIN}"]\n'
+                        # Outbound mail stays queued: the resolver is a port nobody answers on
+                        # (each attempt is deferred), and a retry waits an hour.
+                        '[dns]\nservers = ["127.0.0.1:9"]\ntimeout = "200ms"\nattempts = 1\n'
+                        '[queue]\nretry_first = "1h"\n'))
     yield s
     s.stop()

@@ -7,6 +7,7 @@ sessions is checked with Python's imaplib: a new password replaces the old one a
 sessions, a revoked app password closes only its own.
 """
 import imaplib
+import smtplib
 import ssl
 import subprocess
 import time
@@ -198,6 +199,8 @@ def test_every_operation_answers_as_documented(server, api):
     # One account: its page, quota, password, app passwords (what each does to sessions and
     # logins is tested apart, below).
     account_operations(server, api)
+    # The outbound queue.
+    queue_operations(server, api)
     # TOTP: the administrator's, locked by wrong codes, unlocked, then turned off, which ends
     # the sign-in made with it.
     totp_operations(server, api, totp, session["token"])
@@ -217,6 +220,53 @@ def test_every_operation_answers_as_documented(server, api):
             successes = {int(code) for code in operation["responses"] if code.startswith("2")}
             assert seen, f"{method.upper()} {template} was never called"
             assert seen & successes or template == "/api/v1/signin", f"{method.upper()} {template}: only {seen}"
+
+
+def queue_operations(server, api):
+    """Two messages queued for remote domains (each attempt deferred), looked at, held,
+    released, retried and removed."""
+    context = ssl.create_default_context(cafile=str(server.cert))
+    with smtplib.SMTP_SSL("127.0.0.1", server.ports["submissions"], context=context) as smtp:
+        smtp.login(ALICE, PASSWORD)
+        for to in ("x@far.test", "y@other.test"):
+            smtp.sendmail(ALICE, [to], f"From: <{ALICE}>\r\nSubject: to {to}\r\n\r\nHello.\r\n")
+    server.wait_events(lambda e: e.get("event") == "delivery_attempt" and e.get("deferred") == 1, 2)
+    QUEUED = "/api/v1/queue/{id}"
+    status, listed = api.call("GET", "/api/v1/queue")
+    assert status == 200 and len(listed) == 2 and listed[0]["state"] == "deferred"
+    first, second = listed[0]["id"], listed[1]["id"]
+    assert [m["id"] for m in api.call("GET", "/api/v1/queue", query="?domain=far.test")[1]] == [first]
+    assert api.call("GET", "/api/v1/queue", query="?state=held")[1] == []
+    assert api.call("GET", "/api/v1/queue", query="?state=frozen")[0] == 400
+    status, shown = api.call("GET", QUEUED, {"id": first}, query="?body=true")
+    assert status == 200 and "Subject: to x@far.test" in shown["headers"] and "Hello." in shown["body"]
+    assert "body" not in api.call("GET", QUEUED, {"id": first})[1]
+    assert api.call("GET", QUEUED, {"id": 9999})[0] == 404
+    assert api.call("GET", QUEUED, {"id": "first"})[0] == 400
+    status, held = api.call("POST", QUEUED + "/hold", {"id": second})
+    assert status == 200 and held["held"] and held["next_attempt"] is None
+    assert api.call("POST", QUEUED + "/hold", {"id": 9999})[0] == 404
+    assert api.call("POST", QUEUED + "/hold", {"id": "x"})[0] == 400
+    assert api.call("POST", QUEUED + "/retry", {"id": second})[0] == 409
+    status, summary = api.call("GET", "/api/v1/queue/summary")
+    assert status == 200 and (summary["messages"], summary["held"]) == (2, 1)
+    assert {d["domain"] for d in summary["domains"]} == {"far.test", "other.test"}
+    assert api.call("POST", "/api/v1/queue/retry")[1] == {"made_due": 1}
+    assert api.call("POST", "/api/v1/queue/retry", query="?domain=other.test")[1] == {"made_due": 0}
+    assert api.call("POST", "/api/v1/queue/retry", query="?domain=%zz")[0] == 400
+    status, released = api.call("POST", QUEUED + "/release", {"id": second})
+    assert status == 200 and not released["held"]
+    assert api.call("POST", QUEUED + "/release", {"id": 9999})[0] == 404
+    assert api.call("POST", QUEUED + "/release", {"id": "x"})[0] == 400
+    assert api.call("POST", QUEUED + "/retry", {"id": second})[0] == 200
+    assert api.call("POST", QUEUED + "/retry", {"id": 9999})[0] == 404
+    assert api.call("POST", QUEUED + "/retry", {"id": "x"})[0] == 400
+    for id in (first, second):
+        assert api.call("DELETE", QUEUED, {"id": id})[0] == 204
+    assert api.call("DELETE", QUEUED, {"id": first})[0] == 404
+    assert api.call("DELETE", QUEUED, {"id": "x"})[0] == 400
+    assert api.call("GET", "/api/v1/queue/summary")[1]["messages"] == 0
+    assert api.call("GET", "/api/v1/queue", token=False)[0] == 401
 
 
 DORA = {"address": "dora@example.test"}

@@ -5,12 +5,14 @@
 // password shown once), its quota set, the account removed after typing its address and the
 // domain removed; an app password revoked, a new password generated (printed for the Rust
 // side to log in with), a TOTP lock lifted and TOTP turned off; a screenshot of an account.
-// Last, an administrator account signs in with its password and a TOTP code.
+// Then the queue page: its cards and backlog; a message held, released, its domain retried,
+// another removed. Last, an administrator account signs in with its password and a TOTP code.
 //
 // Environment: DASHBOARD_URL, ADMIN_TOKEN, BANNED (a network banned before the page loads),
-// SCREENSHOT and ACCOUNT_SCREENSHOT (where to save the PNGs), APP_PASSWORD_OWNER (an account
+// SCREENSHOT, ACCOUNT_SCREENSHOT and QUEUE_SCREENSHOT (where to save the PNGs), APP_PASSWORD_OWNER (an account
 // with an app password "phone"), TOTP_OWNER (an account with TOTP on and a wrong code
-// counted), ACCOUNT, ACCOUNT_PASSWORD and ACCOUNT_CODE (the administrator's sign-in),
+// counted), QUEUE_DOMAIN (the destination of one of two queued messages), ACCOUNT,
+// ACCOUNT_PASSWORD and ACCOUNT_CODE (the administrator's sign-in),
 // CHROMIUM (default /usr/bin/chromium).
 import { chromium } from "playwright-core";
 
@@ -199,6 +201,33 @@ try {
   await confirmWith(null);
   await page.waitForSelector('#totp-state[data-totp="off"]');
   check(!(await read(`/api/v1/accounts/${encodeURIComponent(totpOwner)}`)).totp.enabled, "TOTP is turned off");
+
+  // The queue: two messages waiting (every attempt deferred), one held and released, its
+  // domain retried, the other removed after confirmation.
+  await page.click("#pages a[data-page=queue]");
+  await page.waitForFunction(() => document.querySelectorAll("#queue-list tr[data-queued]").length === 2);
+  check((await textOf("#queue-messages")) === "2" && (await textOf("#queue-held")) === "0", "the queue's size is on its card");
+  check((await textOf("#queue-oldest")) !== "–", "and the age of its oldest entry");
+  const far = process.env.QUEUE_DOMAIN;
+  const backlog = await textOf(`#queue-domains tr[data-backlog="${far}"]`);
+  check(!backlog.endsWith("–Retry now") && backlog.includes(far), `the backlog for ${far} with its last answer: ${backlog}`);
+  await page.screenshot({ path: process.env.QUEUE_SCREENSHOT, fullPage: true });
+  check(true, `screenshot of the queue saved to ${process.env.QUEUE_SCREENSHOT}`);
+  const [first, second] = await page.$$eval("#queue-list tr[data-queued]", (rows) => rows.map((r) => r.dataset.queued));
+  await page.click(`button[data-hold="${first}"]`);
+  await page.waitForSelector(`#queue-list tr[data-queued="${first}"][data-state=held]`);
+  check(await page.isDisabled(`button[data-retry="${first}"]`), "a held message cannot be retried");
+  await page.waitForFunction(() => document.getElementById("queue-held").textContent === "1");
+  check((await read(`/api/v1/queue/${first}`)).held, "the API agrees: it is held");
+  await page.click(`button[data-release="${first}"]`);
+  await page.waitForSelector(`#queue-list tr[data-queued="${first}"]:not([data-state=held])`);
+  check(!(await read(`/api/v1/queue/${first}`)).held, "and released");
+  await page.click(`button[data-retry-domain="${far}"]`);
+  await page.click(`button[data-remove-queued="${second}"]`);
+  await confirmWith(null);
+  await page.waitForSelector(`#queue-list tr[data-queued="${second}"]`, { state: "detached" });
+  check((await read("/api/v1/queue")).length === 1, "a message is removed after confirmation");
+  check((await textOf("#queue-error")) === "", "no error on the queue page");
 
   // Signed out, an administrator account signs in with its password and a TOTP code.
   await page.click("#signout");

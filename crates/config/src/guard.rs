@@ -1,7 +1,7 @@
 //! `[guard]`: how failed logins are punished (delays, bans that double with each offence and
 //! widen from an IPv6 /64 to its /56 and /48), how an attacked account is shielded, and the
-//! sending limits of an account. The guard crate decides with these numbers; this file reads
-//! them.
+//! sending limits of an account, and when its outbound mail bounces so much that it is likely
+//! compromised. The guard crate decides with these numbers; this file reads them.
 
 use std::time::Duration;
 
@@ -32,6 +32,10 @@ const MAX_TRACKED: usize = 100_000;
 const BAN_AFTER_UNKNOWN_RECIPIENTS: u32 = 20;
 /// Postfix's postscreen refuses an early talker each time; three in the window is ratware.
 const BAN_AFTER_EARLY_TALK: u32 = 3;
+/// A person's mail meets a few dead addresses an hour at most; a spam run from a stolen
+/// account meets hundreds (guessed and stale lists, receivers refusing spam).
+const BOUNCE_ALERT_AFTER: u32 = 50;
+const BOUNCE_WINDOW: &str = "1h";
 
 #[derive(Debug, Clone)]
 pub struct Guard {
@@ -73,6 +77,11 @@ pub struct Guard {
     /// Connections on port 25 from one source within `ban_window` that spoke before the
     /// greeting or pipelined before PIPELINING was offered, that get it banned.
     pub ban_after_early_talk: u32,
+    /// Recipients of one account's outbound mail that failed for good (refused with 5xx, no
+    /// such domain, given up) within `bounce_window` that raise an `outbound_bounces` alert:
+    /// the account is likely sending spam. 0: never.
+    pub bounce_alert_after: u32,
+    pub bounce_window: Duration,
 }
 
 #[derive(Deserialize, Default)]
@@ -95,6 +104,8 @@ pub(crate) struct RawGuard {
     max_tracked: Option<usize>,
     ban_after_unknown_recipients: Option<u32>,
     ban_after_early_talk: Option<u32>,
+    bounce_alert_after: Option<u32>,
+    bounce_window: Option<String>,
 }
 
 impl RawGuard {
@@ -150,6 +161,9 @@ impl RawGuard {
                 self.ban_after_early_talk,
                 BAN_AFTER_EARLY_TALK,
             )?,
+            // Any count: 0 turns the alert off.
+            bounce_alert_after: self.bounce_alert_after.unwrap_or(BOUNCE_ALERT_AFTER),
+            bounce_window: c.duration("guard.bounce_window", self.bounce_window, BOUNCE_WINDOW)?,
         };
         if guard.max_ban_duration < guard.ban_duration {
             return Err(c.invalid("guard.max_ban_duration", "cannot be shorter than guard.ban_duration"));

@@ -13,8 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod escape;
 mod log;
+mod outbound;
 mod rotate;
+
 pub use log::{LogFormat, LogSink};
+pub use outbound::{DeliveryReason, DeliveryResult, OutboundTlsPolicy, OutboundTlsResult, RecipientOutcomes};
 pub use rotate::RotatingFile;
 
 /// Which gate a connection came through, and everything that varies per gate: one table in
@@ -108,6 +111,9 @@ pub enum AlertKind {
     /// The ACME CA did not renew the certificate: warning while at least a sixth of its
     /// lifetime is left, critical after that or while there is none from the CA yet.
     CertificateRenewal,
+    /// An account's outbound mail failed for good for many recipients within the window
+    /// (`guard.bounce_alert_after`): likely a compromised account sending spam.
+    OutboundBounces,
 }
 
 /// Everything observable. Field names are part of the operator interface (log lines are
@@ -352,6 +358,14 @@ pub enum Event {
         reason: Option<String>,
         /// This attempt was the message's last: it was given up (a failure notice follows).
         expired: bool,
+        /// The recipients counted above, by result and the reason for it.
+        outcomes: Vec<RecipientOutcomes>,
+        /// The TLS policy the last connection was held to, and what came of TLS on it
+        /// (absent when no exchanger was found).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_policy: Option<OutboundTlsPolicy>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls_result: Option<OutboundTlsResult>,
     },
     /// A submission queued for remote recipients carries no DKIM signature of its From:
     /// domain (issue 18): the domain has no key yet, is not local, the message has no usable

@@ -9,7 +9,8 @@
 //! and successes: the per-account limit, delays, bans), `banning` (the ban list: added, widened,
 //! lifted, synced from the store, expired), `sending` (hourly sending limits), `listener_limits`
 //! (a listener's own limits and per-minute rates per source: port 25's), `delivery_offences`
-//! (port 25: directory harvests, early talkers); `ban_list`, `escalation`, `known_sources`,
+//! (port 25: directory harvests, early talkers), `bounces` (an account's outbound mail failing
+//! en masse); `ban_list`, `escalation`, `known_sources`,
 //! `source`, `bounded_map` are the leaves they share, `policy` and `firewall` what they decide
 //! by.
 //!
@@ -24,6 +25,7 @@ mod admission;
 mod ban;
 mod ban_list;
 mod banning;
+mod bounces;
 mod bounded_map;
 mod delivery_offences;
 mod escalation;
@@ -45,6 +47,7 @@ use ipnet::IpNet as Network;
 pub use admission::Admission;
 pub use ban::{Ban, MANUAL_BAN_REASON};
 pub use banning::BanSync;
+pub use bounces::BounceStorm;
 pub use bounded_map::BoundedMap;
 pub use firewall::Rules;
 pub use ipnet::IpNet;
@@ -82,6 +85,8 @@ struct Inner {
     rates: Mutex<BoundedMap<(portcullis_events::Listener, Source, Rate), listener_limits::MinuteRate>>,
     /// Unknown recipients and early talk per source (port 25).
     offenders: Mutex<BoundedMap<Source, delivery_offences::OffenceRecord>>,
+    /// Permanent failures of each account's outbound mail (`bounces`).
+    bounces: Mutex<BoundedMap<String, bounces::BounceRecord>>,
     next_id: AtomicU64,
 }
 
@@ -114,6 +119,7 @@ impl Guard {
                 sending: Mutex::default(),
                 rates: Mutex::new(BoundedMap::new(tracked)),
                 offenders: Mutex::new(BoundedMap::new(tracked)),
+                bounces: Mutex::new(BoundedMap::new(tracked)),
                 next_id: AtomicU64::new(1),
             }),
         }
@@ -138,8 +144,8 @@ impl Guard {
     }
 
     /// Drops what is older than it matters (call now and then): attempts and failures older
-    /// than the ban window, offence counts older than a day, owners' addresses older than
-    /// `guard.known_source_memory`.
+    /// than the ban window, offence counts older than a day, permanent failures older than
+    /// `guard.bounce_window`, owners' addresses older than `guard.known_source_memory`.
     pub fn forget_old(&self, now: Now) {
         let settings = &self.policy().settings;
         if let Some(cutoff) = now.mono.checked_sub(settings.ban_window) {
@@ -151,6 +157,11 @@ impl Guard {
             }
             if let Ok(mut o) = self.inner.offenders.lock() {
                 o.forget_before(cutoff);
+            }
+        }
+        if let Some(cutoff) = now.mono.checked_sub(settings.bounce_window + Duration::from_secs(60)) {
+            if let Ok(mut b) = self.inner.bounces.lock() {
+                b.forget_before(cutoff);
             }
         }
         // A rate forgets everything two minutes back.

@@ -23,6 +23,8 @@ fn settings() -> portcullis_config::Guard {
         max_tracked: 1000,
         ban_after_unknown_recipients: 4,
         ban_after_early_talk: 2,
+        bounce_alert_after: 4,
+        bounce_window: Duration::from_secs(3600),
     }
 }
 
@@ -236,6 +238,34 @@ fn sending_limits_per_account_per_hour() {
     // Counted per minute: a minute's messages count until the whole minute is an hour old.
     assert!(g.message(1, 1, later(now, 3600)).is_err(), "not yet");
     assert_eq!(g.message(1, 1, later(now, 3660)), Ok(()), "an hour (and the rest of its minute) later");
+}
+
+#[test]
+fn an_account_whose_mail_bounces_en_masse_is_alerted_on_once() {
+    // bounce_alert_after = 4 within an hour.
+    let g = guard();
+    let now = Now::current();
+    let storm = |failures| Some(BounceStorm { failures, window: Duration::from_secs(3600) });
+    assert_eq!(g.permanent_failures("a@example.org", 2, now), None);
+    assert_eq!(g.permanent_failures("b@example.org", 3, now), None, "per account");
+    assert_eq!(g.permanent_failures("A@example.org", 2, later(now, 30)), storm(4), "the address without case");
+    assert_eq!(g.permanent_failures("a@example.org", 5, later(now, 90)), None, "once per episode");
+    assert_eq!(g.permanent_failures("b@example.org", 0, later(now, 90)), None, "an attempt without failures adds none");
+    assert_eq!(g.permanent_failures("", 10, now), None, "never for the null sender");
+    // The window moves on: the first minute leaves it, then the second: under the threshold
+    // again, and the next storm is a new episode.
+    assert_eq!(g.permanent_failures("a@example.org", 0, later(now, 3700)), None, "5 still count");
+    assert_eq!(g.permanent_failures("a@example.org", 0, later(now, 3760)), None);
+    let minutes = |g: &Guard| g.inner.bounces.lock().unwrap().get(&"a@example.org".to_string()).unwrap().minutes.len();
+    assert_eq!(minutes(&g), 0, "what left the window is forgotten");
+    assert_eq!(g.permanent_failures("a@example.org", 4, later(now, 3770)), storm(4));
+    assert_eq!(minutes(&g), 1, "counted per minute");
+
+    // Off: never.
+    let mut policy = policy_with(Firewall::default());
+    policy.settings.bounce_alert_after = 0;
+    let off = Guard::new(policy);
+    assert_eq!(off.permanent_failures("a@example.org", 1000, now), None);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The admin listener against real traffic: `/metrics` (read with a Prometheus text parser)
 //! and the JSON log agree with what happened; the admin API's token, sessions, bans, alerts,
-//! domains and accounts (usage, quota and a new password as delivery and POP3 see them); `portcullis status` and `portcullis ban` through the API; TLS on the
+//! domains and accounts (usage, quota and a new password as delivery and POP3 see them); the outbound queue (list, show, hold, release, retry, remove, summary); `portcullis status` and `portcullis ban` through the API; TLS on the
 //! admin listener; the log file and its rotation.
 
 mod common;
@@ -451,6 +451,111 @@ fn bans_alerts_domains_and_accounts_through_the_api() {
     // The sign-in extension point answers, for now, that account sign-in does not exist yet.
     let r = server.http("POST", "/api/v1/signin", None, Some(r#"{"account":"a@b","password":"x","totp":"123456"}"#));
     assert_eq!(r.status, 501);
+}
+
+/// A server whose outbound deliveries all fail for a while: its resolver is a port nobody
+/// answers on, so each attempt is deferred, and tried again only after an hour.
+fn deferring_everything() -> Settings {
+    Settings {
+        sections: vec![
+            "[dns]\nservers = [\"127.0.0.1:9\"]\ntimeout = \"200ms\"\nattempts = 1\n".into(),
+            "[queue]\nretry_first = \"1h\"\n".into(),
+        ],
+        ..Settings::default()
+    }
+}
+
+#[test]
+fn the_queue_looked_after_through_the_api() {
+    let server = TestServer::start_with(deferring_everything());
+    for (to, subject) in [("x@far.test", "one"), ("y@far.test", "two"), ("z@other.test", "three")] {
+        let reply = server.submit(to, &format!("From: <{ALICE}>\r\nSubject: {subject}\r\n\r\nBody of {subject}."));
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let deferred = |e: &Value| e["event"] == "delivery_attempt" && e["deferred"] == 1;
+    server.wait_events(deferred, 3);
+
+    let (status, list) = server.api("GET", "/api/v1/queue", None);
+    assert_eq!(status, 200);
+    let list = list.as_array().unwrap().clone();
+    assert_eq!(list.len(), 3);
+    let first = &list[0];
+    assert_eq!(
+        (first["sender"].as_str(), first["state"].as_str(), first["attempts"].as_u64()),
+        (Some(ALICE), Some("deferred"), Some(1))
+    );
+    assert_eq!(first["recipients"][0]["state"], "pending");
+    assert!(first["recipients"][0]["last_reply"].is_string(), "{first}");
+    let ids: Vec<i64> = list.iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    let (one, three) = (ids[0], ids[2]);
+    let (_, far) = server.api("GET", "/api/v1/queue?domain=FAR.test", None);
+    assert_eq!(far.as_array().unwrap().len(), 2);
+    assert_eq!(server.api("GET", "/api/v1/queue?state=held", None).1, json!([]));
+    assert_eq!(server.api("GET", "/api/v1/queue?state=stuck", None).0, 400);
+
+    // One message: its header, and its body only when asked.
+    let (status, shown) = server.api("GET", &format!("/api/v1/queue/{one}"), None);
+    assert_eq!(status, 200);
+    assert!(shown["headers"].as_str().unwrap().contains("Subject: one"), "{shown}");
+    assert!(shown.get("body").is_none());
+    let (_, with_body) = server.api("GET", &format!("/api/v1/queue/{one}?body=true"), None);
+    assert!(with_body["body"].as_str().unwrap().contains("Body of one"));
+    assert_eq!(server.api("GET", "/api/v1/queue/999", None).0, 404);
+    assert_eq!(server.api("GET", "/api/v1/queue/first", None).0, 400);
+
+    // Held: never tried, not even by a retry of everything; released, it is tried at once.
+    let (status, held) = server.api("POST", &format!("/api/v1/queue/{three}/hold"), None);
+    assert_eq!((status, held["state"].as_str(), held["next_attempt"].is_null()), (200, Some("held"), true));
+    assert_eq!(server.api("POST", &format!("/api/v1/queue/{three}/retry"), None).0, 409);
+    let (_, summary) = server.api("GET", "/api/v1/queue/summary", None);
+    assert_eq!((summary["messages"].as_u64(), summary["held"].as_u64()), (Some(3), Some(1)));
+    assert!(summary["size"].as_u64().unwrap() > 0 && summary["oldest_age_seconds"].as_i64().unwrap() >= 0);
+    let far_backlog = &summary["domains"][0];
+    assert_eq!((far_backlog["domain"].as_str(), far_backlog["recipients"].as_u64()), (Some("far.test"), Some(2)));
+    assert!(far_backlog["last_error"].is_string(), "{summary}");
+    // The same in the metrics, with each attempt's recipients by result and reason (the
+    // resolver never answers: no route), and no TLS counted where no exchanger was found.
+    let m = get_metrics(&server);
+    assert_eq!(metric(&m, "portcullis_queue_messages", &[]), 3.0);
+    assert_eq!(metric(&m, "portcullis_queue_held_messages", &[]), 1.0);
+    assert!(metric(&m, "portcullis_queue_bytes", &[]) > 0.0);
+    assert!(m.contains_key(&("portcullis_queue_oldest_seconds".to_string(), BTreeMap::new())));
+    assert_eq!(
+        metric(&m, "portcullis_outbound_recipients_total", &[("result", "deferred"), ("reason", "no_route")]),
+        3.0
+    );
+    assert_eq!(sum(&m, "portcullis_outbound_recipients_total", &[]), 3.0);
+    assert_eq!(sum(&m, "portcullis_outbound_tls_total", &[]), 0.0);
+    let attempt = server.wait_event(deferred);
+    assert_eq!(attempt["outcomes"], json!([{"result": "deferred", "reason": "no_route", "count": 1}]));
+    assert!(attempt.get("tls_policy").is_none(), "{attempt}");
+    let (status, retried) = server.api("POST", "/api/v1/queue/retry", None);
+    assert_eq!((status, retried["made_due"].as_u64()), (200, Some(2)), "the held one is left alone");
+    server.wait_events(deferred, 5);
+    let attempts_on =
+        |id: i64| server.events().iter().filter(|e| e["event"] == "delivery_attempt" && e["queue_id"] == id).count();
+    assert_eq!(attempts_on(three), 1, "held");
+    let (status, _) = server.api("POST", &format!("/api/v1/queue/{three}/release"), None);
+    assert_eq!(status, 200);
+    // Released: due at its retry time, an hour away; a retry by its domain makes it due now.
+    let (_, retried) = server.api("POST", "/api/v1/queue/retry?domain=other.test", None);
+    assert_eq!(retried["made_due"], 1);
+    server.wait_event(|e| {
+        e["event"] == "delivery_attempt" && e["queue_id"] == three && e["deferred"] == 1 && attempts_on(three) == 2
+    });
+    let (status, _) = server.api("POST", &format!("/api/v1/queue/{one}/retry"), None);
+    assert_eq!(status, 200);
+
+    assert_eq!(server.api("DELETE", &format!("/api/v1/queue/{one}"), None).0, 204);
+    assert_eq!(server.api("DELETE", &format!("/api/v1/queue/{one}"), None).0, 404);
+    assert_eq!(server.api("POST", &format!("/api/v1/queue/{one}/hold"), None).0, 404);
+    assert_eq!(server.api("GET", "/api/v1/queue", None).1.as_array().unwrap().len(), 2);
+    // Auth as everywhere else, and an audit trail.
+    assert_eq!(server.http("GET", "/api/v1/queue", None, None).status, 401);
+    assert_eq!(server.http("DELETE", &format!("/api/v1/queue/{three}"), Some("wrong"), None).status, 401);
+    for action in ["queue_hold", "queue_release", "queue_retry", "queue_remove"] {
+        server.wait_event(|e| e["event"] == "admin_action" && e["action"] == action);
+    }
 }
 
 /// `RCPT TO:<to>` in a submission as alice: the reply.

@@ -1,7 +1,7 @@
 //! The admin listener checked by tools nobody here wrote: the OpenAPI description against the
 //! live API (openapi-spec-validator, jsonschema) and `/metrics` through the Prometheus
 //! client's parser, in the pytest suite in tests/admin; and the dashboard in headless Chromium
-//! driven by Playwright (tests/browser), its overview and its domain and account pages, whose
+//! driven by Playwright (tests/browser), its overview, its domain and account pages and its queue page, whose
 //! changes are then checked here against the server (events, IMAP logins, closed sessions). `.ci/run` installs them. A tool that is missing is a
 //! skip that says what to install (a failure with PORTCULLIS_REQUIRE_ALL=1, which `.ci/run` sets).
 
@@ -47,6 +47,10 @@ fn the_dashboard_in_headless_chromium() {
         sections: vec![
             "[guard]\nfailure_delay = \"1ms\"\nmax_failure_delay = \"2ms\"\n[alerts]\nbucket = \"1s\"\n".into(),
             format!("[admin]\naccounts = [\"{ADMIN}\"]\n"),
+            // Outbound mail stays queued for the queue page: the resolver is a port nobody
+            // answers on (each attempt is deferred), and a retry waits an hour.
+            "[dns]\nservers = [\"127.0.0.1:9\"]\ntimeout = \"200ms\"\nattempts = 1\n[queue]\nretry_first = \"1h\"\n"
+                .into(),
         ],
         ..Settings::default()
     });
@@ -78,12 +82,18 @@ fn the_dashboard_in_headless_chromium() {
     let bob_totp = enable_totp(&server, BOB);
     let out = server.cli(&["account", "totp", "check", BOB], Some(&format!("{PASSWORD}\n{}\n", wrong_code(&bob_totp))));
     assert!(!out.status.success(), "a wrong code is refused");
+    // Two messages for other servers, each deferred at its first attempt.
+    for to in ["x@far.test", "y@other.test"] {
+        assert!(server.submit(to, &format!("From: <{ALICE}>\r\nSubject: to {to}\r\n\r\nqueued")).starts_with("250"));
+    }
+    server.wait_events(|e| e["event"] == "delivery_attempt" && e["deferred"] == 1, 2);
     // A few 1 s buckets close, so that the detector has a baseline to draw.
     std::thread::sleep(Duration::from_millis(2500));
 
     let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
     let account_screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-account.png");
-    for old in [&screenshot, &account_screenshot] {
+    let queue_screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-queue.png");
+    for old in [&screenshot, &account_screenshot, &queue_screenshot] {
         let _ = std::fs::remove_file(old);
     }
     let started = Instant::now();
@@ -99,14 +109,16 @@ fn the_dashboard_in_headless_chromium() {
         .env("ACCOUNT_CODE", totp_code(&totp, 30))
         .env("SCREENSHOT", &screenshot)
         .env("ACCOUNT_SCREENSHOT", &account_screenshot)
+        .env("QUEUE_SCREENSHOT", &queue_screenshot)
         .env("APP_PASSWORD_OWNER", ALICE)
         .env("TOTP_OWNER", BOB)
+        .env("QUEUE_DOMAIN", "far.test")
         .output()
         .expect("run node");
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "the browser test failed:\n{report}");
     assert!(started.elapsed() < Duration::from_secs(60), "{report}");
-    for shot in [&screenshot, &account_screenshot] {
+    for shot in [&screenshot, &account_screenshot, &queue_screenshot] {
         assert!(std::fs::metadata(shot).map(|m| m.len() > 10_000).unwrap_or(false), "no {}: {report}", shot.display());
     }
     // The server saw the unban the page asked for.
@@ -115,6 +127,12 @@ fn the_dashboard_in_headless_chromium() {
     server.wait_event(|e| e["event"] == "admin_auth_failed" && e["account"] == ADMIN && e["reason"] == "wrong_code");
     server.wait_event(|e| e["event"] == "admin_action" && e["action"] == "sign_in" && e["target"] == ADMIN);
 
+    // What the queue page did, as the server saw it.
+    for (action, target) in
+        [("queue_hold", "1"), ("queue_release", "1"), ("queue_retry", "domain far.test"), ("queue_remove", "2")]
+    {
+        server.wait_event(|e| e["event"] == "admin_action" && e["action"] == action && e["target"] == target);
+    }
     // What the account pages did, as the server saw it.
     for (action, target) in [
         ("domain_add", "second.test"),

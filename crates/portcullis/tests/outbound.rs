@@ -4,9 +4,10 @@
 //! keys (issue 18), which B and dkimpy verify against the records `portcullis dns` printed,
 //! DMARC passing; a domain without keys sends unsigned and says so; a destination that
 //! refuses with 5xx gives the sender a failure notice; one that answers 4xx is tried again;
-//! a message queued when A is killed with SIGKILL is delivered once after the restart.
+//! a message queued when A is killed with SIGKILL is delivered once after the restart; an
+//! account whose mail bounces en masse raises an alert.
 //! The refusing, deferring and counting destinations are small SMTP sinks written here; the
-//! operator's `queue list|flush|remove` is checked on the deferred message. The sender's
+//! operator's `queue list|show|retry|hold|release|remove` is checked on the deferred message. The sender's
 //! RFC 3461 choices (NOTIFY, RET, ENVID, ORCPT) shape the notices, and REQUIRETLS (RFC 8689)
 //! keeps a message from a server that cannot promise TLS.
 
@@ -72,6 +73,19 @@ fn start_a(dns: &TestDns, port: u16) -> TestServer {
             dns_section(dns),
             "[queue]\nretry_first = \"1s\"\nretry_max_interval = \"1s\"\nexpire = \"1h\"\ndelay_notice = \"0s\"".into(),
             format!("[delivery]\nsource_ipv4 = \"{A_IP}\"\nport = {port}"),
+        ],
+        ..Settings::default()
+    })
+}
+
+/// A, with `guard` lines added to its config.
+fn start_a_with_guard(dns: &TestDns, port: u16, guard: &str) -> TestServer {
+    TestServer::start_with(Settings {
+        sections: vec![
+            dns_section(dns),
+            "[queue]\nretry_first = \"1s\"\nretry_max_interval = \"1s\"\nexpire = \"1h\"\ndelay_notice = \"0s\"".into(),
+            format!("[delivery]\nsource_ipv4 = \"{A_IP}\"\nport = {port}"),
+            format!("[guard]\n{guard}"),
         ],
         ..Settings::default()
     })
@@ -228,6 +242,16 @@ fn mail_from_a_user_on_a_reaches_a_user_on_b_signed_and_checked() {
     assert_eq!((attempt["domain"].as_str(), attempt["delivered"].as_u64()), (Some(B_DOMAIN), Some(1)), "{attempt}");
     assert_eq!(attempt["host"], format!("mx.{B_DOMAIN}"));
     assert!(attempt["tls"].as_str().is_some_and(|t| t.starts_with("TLSv1.")), "STARTTLS was used: {attempt}");
+    // No MTA-STS or DANE for b.test: opportunistic TLS, whose certificate nobody checks.
+    assert_eq!((attempt["tls_policy"].as_str(), attempt["tls_result"].as_str()), (Some("none"), Some("encrypted")));
+    assert_eq!(attempt["outcomes"], serde_json::json!([{"result": "delivered", "reason": "delivered", "count": 1}]));
+    let metrics = a.http("GET", "/metrics", Some(&a.admin_token()), None).body;
+    for line in [
+        r#"portcullis_outbound_tls_total{policy="none",result="encrypted"} 1"#,
+        r#"portcullis_outbound_recipients_total{result="delivered",reason="delivered"} 1"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
     let verdict = b.wait_event(|e| e["event"] == "sender_verdict");
     assert_eq!((verdict["spf"].as_str(), verdict["dkim"].as_str()), (Some("pass"), Some("pass")), "{verdict}");
     assert_eq!((verdict["dmarc"].as_str(), verdict["decision"].as_str()), (Some("pass"), Some("accept")), "{verdict}");
@@ -293,6 +317,9 @@ fn a_permanent_refusal_gives_the_sender_a_failure_notice() {
 
     let attempt = a.wait_event(|e| e["event"] == "delivery_attempt");
     assert_eq!(attempt["failed"], 1, "{attempt}");
+    // The sink offers no STARTTLS: plaintext, as opportunistic TLS allows.
+    assert_eq!((attempt["tls_policy"].as_str(), attempt["tls_result"].as_str()), (Some("none"), Some("plaintext")));
+    assert_eq!(attempt["outcomes"], serde_json::json!([{"result": "failed", "reason": "rejected", "count": 1}]));
     let mut inbox = Vec::new();
     wait_for("a notice in alice's INBOX", || {
         inbox = stored(&a, ALICE, "INBOX");
@@ -305,6 +332,39 @@ fn a_permanent_refusal_gives_the_sender_a_failure_notice() {
     assert!(notice.contains("Action: failed") && notice.contains("Status: 5.1.1"), "{notice}");
     assert!(notice.contains("550 5.1.1 no such user here"), "{notice}");
     assert_eq!(inbox.len(), 1, "one notice");
+}
+
+#[test]
+fn an_account_whose_mail_bounces_en_masse_raises_an_alert() {
+    let dns = TestDns::start(zones()).unwrap();
+    let b = start_b(&dns);
+    let port = b.addr("smtp").port();
+    sink(REFUSING.1, port, "550 5.1.1 no such user here");
+    let a = start_a_with_guard(&dns, port, "bounce_alert_after = 3");
+    let bounced = |n| a.wait_events(|e| e["event"] == "delivery_attempt" && e["failed"] == 1, n);
+    let alerts = || {
+        a.events()
+            .into_iter()
+            .filter(|e| e["event"] == "alert_raised" && e["kind"] == "outbound_bounces")
+            .collect::<Vec<_>>()
+    };
+    for n in 1..=2 {
+        submit(&a, &format!("nobody{n}@{}", REFUSING.0), "spam");
+        bounced(n);
+    }
+    assert!(alerts().is_empty(), "two bounces are under the threshold: {:?}", alerts());
+    submit(&a, &format!("nobody3@{}", REFUSING.0), "spam");
+    let alert = a.wait_event(|e| e["event"] == "alert_raised" && e["kind"] == "outbound_bounces");
+    assert_eq!((alert["severity"].as_str(), alert["account"].as_str()), (Some("critical"), Some(ALICE)), "{alert}");
+    assert_eq!((alert["observed"].as_f64(), alert["threshold"].as_f64()), (Some(3.0), Some(3.0)));
+    // Once per episode: a fourth bounce raises none.
+    submit(&a, &format!("nobody4@{}", REFUSING.0), "spam");
+    bounced(4);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(alerts().len(), 1, "{:?}", alerts());
+    // Where the operator sees it.
+    let r = a.http("GET", "/api/v1/alerts", Some(&a.admin_token()), None);
+    assert!(r.body.contains("outbound_bounces"), "{}", r.body);
 }
 
 #[test]
@@ -322,16 +382,47 @@ fn a_temporary_refusal_is_tried_again() {
     }
     assert!(stored(&a, ALICE, "INBOX").is_empty(), "no notice while it is retried (delay notices are off)");
 
-    // The operator sees it waiting, and may take it out of the queue.
+    // The operator sees it waiting, looks at it, holds it, releases it, retries it, and may
+    // take it out of the queue.
     let list = a.cli_ok(&["queue", "list"], None);
     assert!(list.contains(&format!("#1 from {ALICE}")), "{list}");
     assert!(list.contains(&format!("someone@{} (pending): ", DEFERRING.0)) && list.contains("greylisted"), "{list}");
-    assert!(a.cli_ok(&["queue", "flush"], None).contains("made due now"));
+    assert!(list.starts_with("1 message(s), ") && list.contains(", 0 held, "), "{list}");
+    let shown = a.cli_ok(&["queue", "show", "1"], None);
+    assert!(shown.contains(&format!("From:         {ALICE}")), "{shown}");
+    assert!(shown.contains(&format!("someone@{} (pending)", DEFERRING.0)), "{shown}");
+    assert!(shown.contains("last answer: ") && shown.contains("greylisted"), "{shown}");
+    assert!(shown.contains("Subject: later") && shown.contains("add --body"), "{shown}");
+    assert!(!shown.contains("Hello someone"), "no body unless asked: {shown}");
+    assert!(a.cli_ok(&["queue", "show", "1", "--body"], None).contains("Hello someone"));
+    let attempts = || a.events().iter().filter(|e| e["event"] == "delivery_attempt").count();
+
+    assert!(a.cli_ok(&["queue", "hold", "1"], None).contains("Held queued message #1"));
+    let list = a.cli_ok(&["queue", "list"], None);
+    assert!(list.contains(&format!("#1 HELD, from {ALICE}")) && list.contains(", 1 held, "), "{list}");
+    std::thread::sleep(Duration::from_millis(1500)); // an attempt already under way ends
+    let before = attempts();
+    std::thread::sleep(Duration::from_secs(3)); // three retry intervals
+    assert_eq!(attempts(), before, "a held message is not tried");
+    let refused = a.cli(&["queue", "retry", "1"], None);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("is held; release it"));
+    assert!(a.cli_ok(&["queue", "retry", "--domain", DEFERRING.0], None).starts_with("0 message(s)"));
+    assert!(a.cli_ok(&["queue", "release", "1"], None).contains("Released queued message #1"));
+    a.wait_events(|e| e["event"] == "delivery_attempt", before + 1);
+    assert!(a.cli_ok(&["queue", "retry", "--domain", &DEFERRING.0.to_uppercase()], None).starts_with("1 message(s)"));
+    assert!(a.cli_ok(&["queue", "retry", "1"], None).starts_with("1 message(s)"));
+    assert!(a.cli_ok(&["queue", "flush"], None).contains("made due now"), "the old name still works");
     assert!(a.cli_ok(&["queue", "remove", "1"], None).contains("Removed queued message #1"));
     assert_eq!(queued(&a), 0);
     let again = a.cli(&["queue", "remove", "1"], None);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("no queued message #1"));
+    for gone in
+        [&["queue", "show", "1"][..], &["queue", "hold", "1"], &["queue", "release", "1"], &["queue", "retry", "1"]]
+    {
+        assert!(String::from_utf8_lossy(&a.cli(gone, None).stderr).contains("no queued message #1"), "{gone:?}");
+    }
     assert!(a.cli_ok(&["queue", "list"], None).contains("The queue is empty."));
 }
 

@@ -1,13 +1,16 @@
 //! The anomaly detector at work: a [`Sink`] that counts connection attempts, refusals, failed
 //! logins (the admin listener's bearer tokens and sign-ins too) and bans (per listener and
 //! overall) into the guard's [`Detector`], and the task that
-//! ticks it and raises one `alert_raised` event per anomaly episode.
+//! ticks it and raises one `alert_raised` event per anomaly episode. Also the alert on an
+//! account whose outbound mail bounces en masse ([`permanent_failures`]), which the queue
+//! runner reports and the guard counts.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use portcullis_events::{AlertKind, Event, Events, Listener, Record, Severity, Sink};
 use portcullis_guard::anomaly::{Anomaly, Detector, Metric, Series, Settings};
+use portcullis_guard::Now;
 use tokio_util::sync::CancellationToken;
 
 /// The detector, fed from the event stream.
@@ -132,4 +135,31 @@ pub async fn watch(detector: Arc<AnomalyDetector>, events: Events, bucket: Durat
             });
         }
     }
+}
+
+/// The queue runner's report: `failures` recipients of one attempt at mail from `sender` (a
+/// local account's address) failed for good. The guard counts them per account; when that
+/// takes the account over `guard.bounce_alert_after` within `guard.bounce_window`, a critical
+/// `outbound_bounces` alert, once until it is back under it.
+pub fn permanent_failures(shared: &crate::state::Shared, sender: &str, failures: usize) {
+    let failures = u32::try_from(failures).unwrap_or(u32::MAX);
+    let Some(storm) = shared.guard.permanent_failures(sender, failures, Now::current()) else { return };
+    let threshold = shared.config.guard.bounce_alert_after;
+    let message = format!(
+        "mail from {sender} failed for good for {} recipients within {} (alert at {threshold}): \
+         the account may be compromised and sending spam; see `portcullis queue list`, and hold its mail",
+        storm.failures,
+        humantime::format_duration(storm.window)
+    );
+    shared.events.emit(Event::AlertRaised {
+        kind: AlertKind::OutboundBounces,
+        severity: Severity::Critical,
+        listener: None,
+        account: Some(sender.to_string()),
+        peer: None,
+        observed: storm.failures as f64,
+        baseline: None,
+        threshold: Some(threshold as f64),
+        message,
+    });
 }

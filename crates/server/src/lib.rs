@@ -30,6 +30,7 @@ mod imap;
 mod login;
 mod monitor;
 mod mx;
+mod outbound_labels;
 mod pop3;
 pub mod process;
 mod queue_runner;

@@ -28,6 +28,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use zeroize::Zeroizing;
 
+use crate::outbound_labels;
 use crate::state::Shared;
 use crate::tls_reports::TlsReportBook;
 
@@ -162,6 +163,7 @@ impl QueueRunner {
             let reports: Vec<RecipientReport> = report.messages.into_iter().next().unwrap_or_default();
             let (mut delivered, mut deferred, mut failed) = (0, 0, 0);
             let mut reason = None;
+            let mut tally = outbound_labels::Tally::default();
             for r in &reports {
                 let original = recipients.iter().find(|x| x.address == r.address);
                 let (state, action) = match r.disposition {
@@ -174,6 +176,7 @@ impl QueueRunner {
                     Disposition::Temporary if give_up => (RecipientState::Failed, Some(ReportAction::Failed)),
                     Disposition::Temporary => (RecipientState::Pending, None),
                 };
+                tally.add(outbound_labels::recipient(r.disposition, &r.why, give_up));
                 match state {
                     RecipientState::Delivered => delivered += 1,
                     RecipientState::Pending => deferred += 1,
@@ -218,6 +221,9 @@ impl QueueRunner {
                 failed,
                 reason,
                 expired: give_up && failed > 0,
+                outcomes: tally.outcomes(),
+                tls_policy: last.map(|a| outbound_labels::tls(a).0),
+                tls_result: last.map(|a| outbound_labels::tls(a).1),
             });
             if deferred > 0 {
                 if let NextStep::RetryAt(at) = self.schedule.after_temporary_failure(queued_at, failed_attempts, now) {
@@ -225,6 +231,9 @@ impl QueueRunner {
                 }
             }
         }
+
+        let bounced = updates.iter().filter(|u| u.state == RecipientState::Failed).count();
+        crate::anomalies::permanent_failures(&self.shared, &queued.sender, bounced);
 
         // One notice for what this attempt settled (failures, and successes asked for), and
         // the delay of the rest if it is due; each recipient's NOTIFY picks among them.

@@ -9,6 +9,11 @@
 //! attempt's outcomes together with the notice it produced (a local delivery to the sender),
 //! so a crash never loses a notice nor sends it twice. The parameters are kept in their ESMTP
 //! text forms ("SUCCESS,FAILURE", "rfc822;a@b", "FULL"), so the store needs no SMTP types.
+//!
+//! The operator's side (`portcullis queue …`, the admin API, the dashboard): one message with
+//! its content ([`QueueStore::queued_message`]), retries made due now by message, destination
+//! domain or all ([`QueueSelection`]), holding a message back from the runner, and the
+//! [`QueueSummary`] that the CLI, the API and the metrics all compute the same way.
 
 use async_trait::async_trait;
 
@@ -110,6 +115,147 @@ pub struct QueuedMessage {
     /// Attempts made so far.
     pub attempts: u32,
     pub delay_notice_sent: bool,
+    /// Held by an operator: the runner leaves it alone until it is released.
+    pub held: bool,
+}
+
+impl QueuedMessage {
+    /// Where the message stands, as listings show it and filter by.
+    pub fn state(&self) -> MessageState {
+        if self.held {
+            MessageState::Held
+        } else if self.attempts == 0 {
+            MessageState::New
+        } else {
+            MessageState::Deferred
+        }
+    }
+
+    /// Whether a recipient still pending is at `domain` (compared without case).
+    pub fn pending_at(&self, domain: &str) -> bool {
+        let domain = normalize_domain(domain);
+        self.recipients.iter().any(|r| r.state == RecipientState::Pending && domain_of(&r.address) == domain)
+    }
+}
+
+/// A queued message's state for the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageState {
+    /// Never tried yet.
+    New,
+    /// Tried, and some recipient is waiting for a retry.
+    Deferred,
+    /// Held by an operator.
+    Held,
+}
+
+impl MessageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::New => "new",
+            MessageState::Deferred => "deferred",
+            MessageState::Held => "held",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MessageState> {
+        [MessageState::New, MessageState::Deferred, MessageState::Held].into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// The domain of an address (after its last `@`), lower case, without a final dot: how the
+/// runner groups recipients, and how the operator names a destination.
+pub fn domain_of(address: &str) -> String {
+    normalize_domain(address.rsplit_once('@').map(|(_, d)| d).unwrap_or(""))
+}
+
+fn normalize_domain(domain: &str) -> String {
+    domain.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Which queued messages a retry makes due now. Held messages are never among them: an
+/// operator releases those first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueSelection {
+    All,
+    Message(QueueId),
+    /// Every message with a recipient still pending at this domain.
+    Domain(String),
+}
+
+/// The queue's size without its messages: what the metrics read at every scrape, in one
+/// query however long the queue is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueTotals {
+    /// Messages, held ones included.
+    pub messages: usize,
+    pub held: usize,
+    pub bytes: u64,
+    /// When the oldest message was queued (Unix seconds); `None` for an empty queue.
+    pub oldest_queued_at: Option<i64>,
+}
+
+/// One destination domain's backlog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainBacklog {
+    pub domain: String,
+    /// Messages with a recipient pending there.
+    pub messages: usize,
+    /// Recipients pending there.
+    pub recipients: usize,
+    /// The last answer about a pending recipient there: that of the newest message that has
+    /// one (a remote reply, or what went wrong before one).
+    pub last_error: Option<String>,
+}
+
+/// The queue at a glance: for `queue list`, the API's summary, the dashboard and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSummary {
+    /// Messages in the queue, held ones included.
+    pub messages: usize,
+    pub held: usize,
+    /// Bytes of the queued messages.
+    pub size: u64,
+    /// When the oldest message was queued (Unix seconds); `None` for an empty queue.
+    pub oldest_queued_at: Option<i64>,
+    /// By pending recipients, the largest backlog first.
+    pub domains: Vec<DomainBacklog>,
+}
+
+impl QueueSummary {
+    pub fn of(queued: &[QueuedMessage]) -> QueueSummary {
+        let mut domains: std::collections::BTreeMap<String, (DomainBacklog, QueueId)> = Default::default();
+        for m in queued {
+            let mut seen = std::collections::BTreeSet::new();
+            for r in m.recipients.iter().filter(|r| r.state == RecipientState::Pending) {
+                let domain = domain_of(&r.address);
+                let (backlog, reply_from) = domains.entry(domain.clone()).or_insert_with(|| {
+                    let backlog =
+                        DomainBacklog { domain: domain.clone(), messages: 0, recipients: 0, last_error: None };
+                    (backlog, QueueId::MIN)
+                });
+                backlog.recipients += 1;
+                if seen.insert(domain) {
+                    backlog.messages += 1;
+                }
+                if let Some(reply) = &r.last_reply {
+                    if m.id >= *reply_from {
+                        backlog.last_error = Some(reply.clone());
+                        *reply_from = m.id;
+                    }
+                }
+            }
+        }
+        let mut domains: Vec<DomainBacklog> = domains.into_values().map(|(b, _)| b).collect();
+        domains.sort_by(|a, b| b.recipients.cmp(&a.recipients).then_with(|| a.domain.cmp(&b.domain)));
+        QueueSummary {
+            messages: queued.len(),
+            held: queued.iter().filter(|m| m.held).count(),
+            size: queued.iter().map(|m| m.size).sum(),
+            oldest_queued_at: queued.iter().map(|m| m.queued_at).min(),
+            domains,
+        }
+    }
 }
 
 /// One recipient's outcome in an attempt.
@@ -154,8 +300,19 @@ pub trait QueueStore: Send + Sync + 'static {
     /// Every queued message, without content, in queue order.
     async fn queued(&self) -> Result<Vec<QueuedMessage>, StoreError>;
 
-    /// Makes every queued message due now; how many.
-    async fn flush_queue(&self, now: i64) -> Result<usize, StoreError>;
+    /// The queue's size, held messages, bytes and oldest entry (see [`QueueTotals`]).
+    async fn queue_totals(&self) -> Result<QueueTotals, StoreError>;
+
+    /// One queued message with its content, if it is still queued.
+    async fn queued_message(&self, id: QueueId) -> Result<Option<QueuedMessage>, StoreError>;
+
+    /// Makes the selected messages that are not held due at `now` (Unix seconds), whatever
+    /// their retry time; how many.
+    async fn retry_queued(&self, selection: QueueSelection, now: i64) -> Result<usize, StoreError>;
+
+    /// Holds a queued message back from the runner (`held`), or releases it; whether there was
+    /// such a message. A released message is due at its retry time (at once if that passed).
+    async fn set_held(&self, id: QueueId, held: bool) -> Result<bool, StoreError>;
 
     /// Removes a queued message without notice; whether there was one.
     async fn remove_queued(&self, id: QueueId) -> Result<bool, StoreError>;

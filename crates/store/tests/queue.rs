@@ -91,7 +91,7 @@ async fn claiming_leases_due_messages_only() {
     assert!(store.claim_due(200, 260, 10).await.unwrap().is_empty(), "leased: not claimed twice");
     // The lease runs out (the runner died): it is due again.
     assert_eq!(store.claim_due(260, 320, 10).await.unwrap()[0].id, early);
-    assert_eq!(store.flush_queue(261).await.unwrap(), 2, "flush makes every message due");
+    assert_eq!(store.retry_queued(QueueSelection::All, 261).await.unwrap(), 2, "a retry makes every message due");
     let ids: Vec<_> = store.claim_due(261, 400, 10).await.unwrap().iter().map(|m| m.id).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&late));
@@ -130,4 +130,104 @@ async fn attempts_move_recipients_on_and_the_message_leaves_when_none_is_pending
     late.notice = Some(Delivery { recipients: vec![alice], raw: message("notice"), internal_date: 3 });
     assert!(!store.record_attempt(late).await.unwrap());
     assert_eq!(store.messages(inbox).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_held_message_is_never_claimed_until_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None);
+    let held = store.enqueue(queued("a@example.org", &["x@remote.test"], 100), None).await.unwrap();
+    let other = store.enqueue(queued("a@example.org", &["y@remote.test"], 100), None).await.unwrap();
+    assert!(store.set_held(held, true).await.unwrap());
+    assert!(!store.set_held(999, true).await.unwrap(), "no such message");
+    assert_eq!(store.queued().await.unwrap()[0].state(), MessageState::Held);
+    assert_eq!(count(&dir, "SELECT held FROM queue WHERE id = 1"), 1, "on disk");
+
+    let ids = |due: Vec<QueuedMessage>| due.iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.claim_due(200, 300, 10).await.unwrap()), [other]);
+    // A retry leaves a held message alone, whichever way it is asked.
+    assert_eq!(store.retry_queued(QueueSelection::All, 400).await.unwrap(), 1);
+    assert_eq!(store.retry_queued(QueueSelection::Message(held), 400).await.unwrap(), 0);
+    assert_eq!(store.retry_queued(QueueSelection::Domain("remote.test".into()), 400).await.unwrap(), 1);
+    assert_eq!(ids(store.claim_due(400, 500, 10).await.unwrap()), [other]);
+    assert!(store.claim_due(10_000, 10_100, 10).await.unwrap().iter().all(|m| m.id != held), "even long after");
+
+    assert!(store.set_held(held, false).await.unwrap());
+    let due = store.claim_due(10_000, 10_100, 10).await.unwrap();
+    assert!(ids(due).contains(&held), "released: due at its retry time, long past");
+}
+
+#[tokio::test]
+async fn a_retry_by_message_or_destination_makes_only_those_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None);
+    let to_a = store.enqueue(queued("s@example.org", &["x@a.test", "y@b.test"], 100), None).await.unwrap();
+    let to_b = store.enqueue(queued("s@example.org", &["z@B.Test."], 100), None).await.unwrap();
+    let to_c = store.enqueue(queued("s@example.org", &["w@c.test"], 100), None).await.unwrap();
+    // All three tried, and due again only at 1000; a.test's recipient of the first delivered.
+    for id in [to_a, to_b, to_c] {
+        assert_eq!(store.claim_due(100, 150, 10).await.unwrap().len(), if id == to_a { 3 } else { 0 });
+    }
+    let outcomes = |id, list: &[(&str, RecipientState)]| update(id, list, 1000);
+    store
+        .record_attempt(outcomes(
+            to_a,
+            &[("x@a.test", RecipientState::Delivered), ("y@b.test", RecipientState::Pending)],
+        ))
+        .await
+        .unwrap();
+    store.record_attempt(outcomes(to_b, &[("z@B.Test.", RecipientState::Pending)])).await.unwrap();
+    store.record_attempt(outcomes(to_c, &[("w@c.test", RecipientState::Pending)])).await.unwrap();
+    assert!(store.claim_due(500, 600, 10).await.unwrap().is_empty());
+
+    // a.test has nobody pending left: nothing to retry there.
+    assert_eq!(store.retry_queued(QueueSelection::Domain("a.test".into()), 500).await.unwrap(), 0);
+    // b.test, whatever its case: the first two.
+    assert_eq!(store.retry_queued(QueueSelection::Domain("b.TEST".into()), 500).await.unwrap(), 2);
+    let mut due: Vec<_> = store.claim_due(500, 2000, 10).await.unwrap().iter().map(|m| m.id).collect();
+    due.sort();
+    assert_eq!(due, [to_a, to_b]);
+    assert_eq!(store.retry_queued(QueueSelection::Message(to_c), 700).await.unwrap(), 1);
+    assert_eq!(store.retry_queued(QueueSelection::Message(999), 700).await.unwrap(), 0);
+    assert_eq!(store.claim_due(700, 800, 10).await.unwrap()[0].id, to_c);
+
+    // One message with its content, for `queue show`.
+    let shown = store.queued_message(to_a).await.unwrap().unwrap();
+    assert_eq!(shown.content, message("outbound"));
+    assert_eq!((shown.recipients.len(), shown.attempts, shown.state()), (2, 1, MessageState::Deferred));
+    assert!(store.queued_message(999).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_summary_counts_messages_bytes_age_and_the_backlog_by_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None);
+    assert_eq!(
+        QueueSummary::of(&store.queued().await.unwrap()),
+        QueueSummary { messages: 0, held: 0, size: 0, oldest_queued_at: None, domains: vec![] }
+    );
+    assert_eq!(store.queue_totals().await.unwrap(), QueueTotals::default());
+    let first = store.enqueue(queued("s@example.org", &["x@a.test", "y@b.test", "v@b.test"], 300), None).await.unwrap();
+    let second = store.enqueue(queued("s@example.org", &["z@b.test"], 200), None).await.unwrap();
+    store.claim_due(300, 400, 10).await.unwrap();
+    let mut one = update(first, &[("x@a.test", RecipientState::Delivered), ("y@b.test", RecipientState::Pending)], 900);
+    one.recipients[1].reply = Some("451 first".into());
+    store.record_attempt(one).await.unwrap();
+    let mut two = update(second, &[("z@b.test", RecipientState::Pending)], 900);
+    two.recipients[0].reply = Some("421 second".into());
+    store.record_attempt(two).await.unwrap();
+    store.set_held(second, true).await.unwrap();
+
+    let summary = QueueSummary::of(&store.queued().await.unwrap());
+    assert_eq!((summary.messages, summary.held), (2, 1));
+    let totals = store.queue_totals().await.unwrap();
+    let (messages, held, bytes) = (summary.messages, summary.held, summary.size);
+    assert_eq!(totals, QueueTotals { messages, held, bytes, oldest_queued_at: Some(200) }, "the metrics' query agrees");
+    assert_eq!(summary.size, 2 * message("outbound").len() as u64);
+    assert_eq!(summary.oldest_queued_at, Some(200));
+    assert_eq!(
+        summary.domains,
+        [DomainBacklog { domain: "b.test".into(), messages: 2, recipients: 3, last_error: Some("421 second".into()) }],
+        "a.test is delivered; b.test's last answer is the newest message's"
+    );
 }

@@ -127,7 +127,15 @@ pub async fn not_found() -> ApiError {
 }
 
 pub async fn metrics(State(admin): Shared) -> Response {
-    let text = admin.monitor.metrics_text(admin.shared.guard.bans().len());
+    let queue = match admin.shared.queue.queue_totals().await {
+        Ok(totals) => Some(totals),
+        Err(e) => {
+            let what = format!("reading the queue for the metrics failed: {e}");
+            admin.shared.events.emit(Event::InternalError { conn: None, what });
+            None
+        }
+    };
+    let text = admin.monitor.metrics_text(admin.shared.guard.bans().len(), queue);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

@@ -20,6 +20,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("domain.js", JS, include_str!("assets/domain.js")),
     ("accounts.js", JS, include_str!("assets/accounts.js")),
     ("account.js", JS, include_str!("assets/account.js")),
+    ("queue.js", JS, include_str!("assets/queue.js")),
     ("style.css", CSS, include_str!("assets/style.css")),
 ];
 /// The admin API's description, also in the repository as `crates/server/openapi.yaml`.

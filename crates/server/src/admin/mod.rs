@@ -18,6 +18,7 @@ mod api;
 pub mod client;
 mod dashboard;
 mod dns;
+mod queue;
 pub mod token;
 
 use std::net::SocketAddr;
@@ -114,6 +115,13 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route(&v1("/accounts/{address}/aliases/{alias}"), delete(aliases::remove_alias))
         .route(&v1("/accounts/{address}/totp"), delete(accounts::reset_totp))
         .route(&v1("/accounts/{address}/totp/unlock"), post(accounts::unlock_totp))
+        .route(&v1("/queue"), get(queue::list))
+        .route(&v1("/queue/summary"), get(queue::summary))
+        .route(&v1("/queue/retry"), post(queue::retry_all))
+        .route(&v1("/queue/{id}"), get(queue::show).delete(queue::remove))
+        .route(&v1("/queue/{id}/retry"), post(queue::retry))
+        .route(&v1("/queue/{id}/hold"), post(queue::hold))
+        .route(&v1("/queue/{id}/release"), post(queue::release))
         .route(&v1("/series"), get(api::series))
         .route_layer(middleware::from_fn_with_state(admin.clone(), require_token));
     Router::new()

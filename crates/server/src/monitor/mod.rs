@@ -15,6 +15,8 @@ use portcullis_events::{AlertKind, BanOrigin, Event, Listener, Record, RefuseRea
 use portcullis_guard::anomaly::{Metric, Series as DetectorSeries};
 use serde::Serialize;
 
+use portcullis_store::QueueTotals;
+
 use crate::anomalies::AnomalyDetector;
 use crate::unix_time;
 use prometheus::{Kind, Labels, Registry};
@@ -187,7 +189,22 @@ impl Monitor {
         r.declare(
             "portcullis_outbound_recipients_total",
             Counter,
-            "Recipients of queued mail per delivery attempt, by result (delivered, deferred, failed).",
+            "Recipients of queued mail per delivery attempt, by result (delivered, deferred, failed) and reason \
+             (delivered, rejected, deferred, expired, no_route, tls_policy).",
+        );
+        r.declare(
+            "portcullis_outbound_tls_total",
+            Counter,
+            "Delivery attempts by the TLS policy of their last connection (none, mta-sts, dane, relay) and its \
+             result (verified, encrypted, plaintext, failed).",
+        );
+        r.declare("portcullis_queue_messages", Gauge, "Messages in the outbound queue, held ones included.");
+        r.declare("portcullis_queue_held_messages", Gauge, "Messages in the outbound queue held by an operator.");
+        r.declare("portcullis_queue_bytes", Gauge, "Bytes of the messages in the outbound queue.");
+        r.declare(
+            "portcullis_queue_oldest_seconds",
+            Gauge,
+            "Age of the oldest message in the outbound queue (0 when it is empty).",
         );
         r.declare("portcullis_message_bytes_total", Counter, "Bytes of submitted messages, by outcome.");
         r.declare("portcullis_message_recipients_total", Counter, "Recipients of submitted messages, by outcome.");
@@ -314,7 +331,9 @@ impl Monitor {
     }
 
     /// The Prometheus text; `bans_active` is read from the guard at scrape time.
-    pub fn metrics_text(&self, bans_active: usize) -> String {
+    /// The metrics page; `queue` is the outbound queue as the store has it now (`None` when
+    /// the store could not say: its gauges keep their last values).
+    pub fn metrics_text(&self, bans_active: usize, queue: Option<QueueTotals>) -> String {
         let unacknowledged = self.unacknowledged();
         match self.registry.lock() {
             Ok(mut r) => {
@@ -328,6 +347,14 @@ impl Monitor {
                 }
                 r.set("portcullis_bans_active", vec![], bans_active as f64);
                 r.set("portcullis_alerts_unacknowledged", vec![], unacknowledged as f64);
+                if let Some(q) = queue {
+                    let now = (unix_time::now_millis() / 1000) as i64;
+                    r.set("portcullis_queue_messages", vec![], q.messages as f64);
+                    r.set("portcullis_queue_held_messages", vec![], q.held as f64);
+                    r.set("portcullis_queue_bytes", vec![], q.bytes as f64);
+                    let oldest = q.oldest_queued_at.map_or(0, |t| (now - t).max(0));
+                    r.set("portcullis_queue_oldest_seconds", vec![], oldest as f64);
+                }
                 r.render()
             }
             Err(_) => String::new(),
@@ -498,9 +525,14 @@ impl Sink for Monitor {
                 r.add("portcullis_message_bytes_total", labels(&[("outcome", outcome)]), *size as f64);
                 r.add("portcullis_message_recipients_total", labels(&[("outcome", outcome)]), *recipients as f64);
             }
-            Event::DeliveryAttempt { delivered, deferred, failed, .. } => {
-                for (result, n) in [("delivered", delivered), ("deferred", deferred), ("failed", failed)] {
-                    r.add("portcullis_outbound_recipients_total", labels(&[("result", result)]), *n as f64);
+            Event::DeliveryAttempt { outcomes, tls_policy, tls_result, .. } => {
+                for o in outcomes {
+                    let labels = labels(&[("result", o.result.as_str()), ("reason", o.reason.as_str())]);
+                    r.add("portcullis_outbound_recipients_total", labels, o.count as f64);
+                }
+                if let (Some(policy), Some(result)) = (tls_policy, tls_result) {
+                    let labels = labels(&[("policy", policy.as_str()), ("result", result.as_str())]);
+                    r.add("portcullis_outbound_tls_total", labels, 1.0);
                 }
             }
             Event::ProtocolViolation { listener, .. } => {

@@ -7,12 +7,16 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::ops::summarize;
 use super::{messages, SqliteStore};
-use crate::queue::{AttemptUpdate, NewQueued, QueueId, QueueStore, QueuedMessage, QueuedRecipient, RecipientState};
+use crate::queue::{
+    domain_of, AttemptUpdate, NewQueued, QueueId, QueueSelection, QueueStore, QueueTotals, QueuedMessage,
+    QueuedRecipient, RecipientState,
+};
 use crate::{Delivery, DeliveryError, MailboxChange, StoreError};
 
-const MESSAGE_COLUMNS: &str =
-    "id, sender, ret, envid, smtputf8, eight_bit, length(content), queued_at, next_attempt, attempts, delay_notice_sent, \
-     requiretls";
+const MESSAGE_COLUMNS: &str = "id, sender, ret, envid, smtputf8, eight_bit, length(content), queued_at, next_attempt, \
+     attempts, delay_notice_sent, held, requiretls";
+/// The column after [`MESSAGE_COLUMNS`] when a query adds the content.
+const CONTENT_COLUMN: usize = 13;
 
 fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
     Ok(QueuedMessage {
@@ -29,7 +33,8 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
         next_attempt: r.get(8)?,
         attempts: r.get::<_, i64>(9)?.clamp(0, u32::MAX as i64) as u32,
         delay_notice_sent: r.get::<_, i64>(10)? != 0,
-        requiretls: r.get::<_, i64>(11)? != 0,
+        held: r.get::<_, i64>(11)? != 0,
+        requiretls: r.get::<_, i64>(12)? != 0,
     })
 }
 
@@ -122,12 +127,13 @@ impl QueueStore for SqliteStore {
     async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> Result<Vec<QueuedMessage>, StoreError> {
         self.write(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS}, content FROM queue WHERE next_attempt <= ?1 ORDER BY next_attempt, id LIMIT ?2"
+                "SELECT {MESSAGE_COLUMNS}, content FROM queue WHERE next_attempt <= ?1 AND held = 0
+                  ORDER BY next_attempt, id LIMIT ?2"
             ))?;
             let mut due = stmt
                 .query_map(params![now, limit as i64], |r| {
                     let mut m = message_row(r)?;
-                    m.content = r.get(12)?;
+                    m.content = r.get(CONTENT_COLUMN)?;
                     Ok(m)
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -194,9 +200,88 @@ impl QueueStore for SqliteStore {
         .await
     }
 
-    async fn flush_queue(&self, now: i64) -> Result<usize, StoreError> {
+    async fn queue_totals(&self) -> Result<QueueTotals, StoreError> {
+        self.read(|conn| {
+            // length() of a BLOB reads its size from the record, not the bytes themselves.
+            let totals = conn.query_row(
+                "SELECT count(*), coalesce(sum(held), 0), coalesce(sum(length(content)), 0), min(queued_at) FROM queue",
+                [],
+                |r| {
+                    Ok(QueueTotals {
+                        messages: r.get::<_, i64>(0)?.max(0) as usize,
+                        held: r.get::<_, i64>(1)?.max(0) as usize,
+                        bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                        oldest_queued_at: r.get(3)?,
+                    })
+                },
+            )?;
+            Ok(totals)
+        })
+        .await
+    }
+
+    async fn queued_message(&self, id: QueueId) -> Result<Option<QueuedMessage>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS}, content FROM queue WHERE id = ?1"))?;
+            let found = stmt
+                .query_row(params![id], |r| {
+                    let mut m = message_row(r)?;
+                    m.content = r.get(CONTENT_COLUMN)?;
+                    Ok(m)
+                })
+                .optional()?;
+            match found {
+                Some(mut m) => {
+                    m.recipients = recipients(conn, id)?;
+                    Ok(Some(m))
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn retry_queued(&self, selection: QueueSelection, now: i64) -> Result<usize, StoreError> {
         self.write(move |conn| {
-            Ok(conn.execute("UPDATE queue SET next_attempt = ?1 WHERE next_attempt > ?1", params![now])?)
+            // min(): a message already due keeps its place in the order of claims.
+            let mut due = conn
+                .prepare_cached("UPDATE queue SET next_attempt = min(next_attempt, ?2) WHERE id = ?1 AND held = 0")?;
+            Ok(match selection {
+                QueueSelection::All => {
+                    conn.execute("UPDATE queue SET next_attempt = min(next_attempt, ?1) WHERE held = 0", params![now])?
+                }
+                QueueSelection::Message(id) => due.execute(params![id, now])?,
+                QueueSelection::Domain(domain) => {
+                    // The domain is the part after the last '@', which SQL cannot find simply.
+                    let domain = domain_of(&format!("@{domain}"));
+                    let mut pending = conn.prepare_cached(
+                        "SELECT DISTINCT queue_id, address FROM queue_recipients WHERE state = 'pending'",
+                    )?;
+                    let mut ids: Vec<QueueId> = pending
+                        .query_map([], |r| Ok((r.get::<_, QueueId>(0)?, r.get::<_, String>(1)?)))?
+                        .filter_map(|row| match row {
+                            Ok((id, address)) if domain_of(&address) == domain => Some(Ok(id)),
+                            Ok(_) => None,
+                            Err(e) => Some(Err(e)),
+                        })
+                        .collect::<Result<_, _>>()?;
+                    ids.sort_unstable();
+                    ids.dedup();
+                    let mut made_due = 0;
+                    for id in ids {
+                        made_due += due.execute(params![id, now])?;
+                    }
+                    made_due
+                }
+            })
+        })
+        .await
+    }
+
+    async fn set_held(&self, id: QueueId, held: bool) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            Ok(conn.execute("UPDATE queue SET held = ?2 WHERE id = ?1", params![id, held as i64])? > 0)
         })
         .await
     }

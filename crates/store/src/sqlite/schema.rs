@@ -27,6 +27,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_9, then: None },
     Migration { sql: MIGRATION_10, then: None },
     Migration { sql: MIGRATION_11, then: None },
+    Migration { sql: MIGRATION_12, then: None },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -349,6 +350,13 @@ const MIGRATION_11: &str = r#"
     ) STRICT;
     CREATE INDEX aliases_by_account ON aliases(account_id);
     ALTER TABLE queue ADD COLUMN requiretls INTEGER NOT NULL DEFAULT 0;
+"#;
+
+// 12: an operator may hold a queued message (`portcullis queue hold`, the admin API): the
+// runner never claims it until it is released (`QueueStore::claim_due` skips it). Messages
+// queued before keep running.
+const MIGRATION_12: &str = r#"
+    ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
     "#;
 
 /// The schema version this build writes.

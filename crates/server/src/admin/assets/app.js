@@ -1,6 +1,6 @@
 // The Portcullis dashboard's shell and its overview page. The shell signs in (the admin token,
 // or the session token an administrator account's password and TOTP code bought), shows the
-// page the address bar names (#overview, #domains, #accounts, #account/ADDRESS) and reads it
+// page the address bar names (#overview, #domains, #accounts, #account/ADDRESS, #queue) and reads it
 // again every few seconds and after every change. The overview charts the last hour and lists
 // the sessions, bans and alerts; the other pages are modules of their own. No dependencies.
 
@@ -11,6 +11,7 @@ import * as domains from "./domains.js";
 import * as domain from "./domain.js";
 import * as accounts from "./accounts.js";
 import * as account from "./account.js";
+import * as queue from "./queue.js";
 
 const REFRESH_MS = 5000;
 const HOUR_MS = 3600 * 1000;
@@ -142,6 +143,7 @@ const PAGES = {
   domain: { section: "page-domain", load: domain.load, nav: "domains" },
   accounts: { section: "page-accounts", load: accounts.load },
   account: { section: "page-account", load: account.load, nav: "accounts" },
+  queue: { section: "page-queue", load: queue.load },
 };
 
 // The page the address bar names: "#account/alice%40example.org" is the account page for

@@ -332,20 +332,12 @@ pub enum Event {
         host: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         address: Option<SocketAddr>,
-        /// "TLSv1.3 TLS13_AES_256_GCM_SHA384", if the session used TLS.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        tls: Option<String>,
-        /// The same, apart: "TLSv1.3" or "TLSv1.2".
+        /// "TLSv1.3" or "TLSv1.2", if the last connection used TLS.
         #[serde(skip_serializing_if = "Option::is_none")]
         tls_version: Option<String>,
         /// The suite as rustls names it, e.g. "TLS13_AES_256_GCM_SHA384".
         #[serde(skip_serializing_if = "Option::is_none")]
         tls_cipher: Option<String>,
-        /// The TLS policy of that exchanger: "none" (opportunistic), "mta-sts-testing",
-        /// "mta-sts-enforce", "dane" or "relay" (the smart host).
-        policy: &'static str,
-        /// What came of checking its certificate: "valid", "invalid" or "not-checked" (no TLS).
-        certificate: &'static str,
         /// What went wrong with TLS, in RFC 8460 result types ("starttls-not-supported",
         /// "certificate-host-mismatch", "tlsa-invalid", ...), also where the policy only reports.
         #[serde(skip_serializing_if = "Option::is_none")]

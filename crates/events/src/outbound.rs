@@ -48,7 +48,9 @@ pub struct RecipientOutcomes {
 pub enum OutboundTlsPolicy {
     /// Opportunistic STARTTLS.
     None,
-    MtaSts,
+    /// MTA-STS in `testing` mode: failures are reported, not enforced.
+    MtaStsTesting,
+    MtaStsEnforce,
     Dane,
     Relay,
 }
@@ -96,7 +98,8 @@ impl OutboundTlsPolicy {
     pub fn as_str(self) -> &'static str {
         match self {
             OutboundTlsPolicy::None => "none",
-            OutboundTlsPolicy::MtaSts => "mta-sts",
+            OutboundTlsPolicy::MtaStsTesting => "mta-sts-testing",
+            OutboundTlsPolicy::MtaStsEnforce => "mta-sts-enforce",
             OutboundTlsPolicy::Dane => "dane",
             OutboundTlsPolicy::Relay => "relay",
         }
@@ -132,8 +135,13 @@ mod tests {
         for r in [Delivered, Rejected, Deferred, Expired, NoRoute, TlsPolicy] {
             assert_eq!(json(&r), r.as_str());
         }
-        for p in [OutboundTlsPolicy::None, OutboundTlsPolicy::MtaSts, OutboundTlsPolicy::Dane, OutboundTlsPolicy::Relay]
-        {
+        for p in [
+            OutboundTlsPolicy::None,
+            OutboundTlsPolicy::MtaStsTesting,
+            OutboundTlsPolicy::MtaStsEnforce,
+            OutboundTlsPolicy::Dane,
+            OutboundTlsPolicy::Relay,
+        ] {
             assert_eq!(json(&p), p.as_str());
         }
         use OutboundTlsResult::*;

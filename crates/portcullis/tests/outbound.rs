@@ -241,7 +241,7 @@ fn mail_from_a_user_on_a_reaches_a_user_on_b_signed_and_checked() {
     let attempt = a.wait_event(|e| e["event"] == "delivery_attempt");
     assert_eq!((attempt["domain"].as_str(), attempt["delivered"].as_u64()), (Some(B_DOMAIN), Some(1)), "{attempt}");
     assert_eq!(attempt["host"], format!("mx.{B_DOMAIN}"));
-    assert!(attempt["tls"].as_str().is_some_and(|t| t.starts_with("TLSv1.")), "STARTTLS was used: {attempt}");
+    assert!(attempt["tls_version"].as_str().is_some_and(|t| t.starts_with("TLSv1.")), "STARTTLS was used: {attempt}");
     // No MTA-STS or DANE for b.test: opportunistic TLS, whose certificate nobody checks.
     assert_eq!((attempt["tls_policy"].as_str(), attempt["tls_result"].as_str()), (Some("none"), Some("encrypted")));
     assert_eq!(attempt["outcomes"], serde_json::json!([{"result": "delivered", "reason": "delivered", "count": 1}]));

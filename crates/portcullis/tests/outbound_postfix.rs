@@ -193,8 +193,8 @@ fn postfix_receives_over_starttls_and_logs_the_tls_session() {
     let attempt = a.wait_event(|e| e["event"] == "delivery_attempt");
     assert_eq!(attempt["delivered"], 1, "{attempt}\n{}", pf.log());
     assert_eq!(
-        (attempt["policy"].as_str(), attempt["certificate"].as_str()),
-        (Some("none"), Some("valid")),
+        (attempt["tls_policy"].as_str(), attempt["tls_result"].as_str()),
+        (Some("none"), Some("verified")),
         "{attempt}"
     );
     let version = attempt["tls_version"].as_str().unwrap_or_default().to_string();

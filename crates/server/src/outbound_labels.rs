@@ -32,7 +32,8 @@ pub fn recipient(disposition: Disposition, why: &Why, given_up: bool) -> (Delive
 pub fn tls(record: &AttemptRecord) -> (OutboundTlsPolicy, OutboundTlsResult) {
     let policy = match record.policy {
         PolicyKind::None => OutboundTlsPolicy::None,
-        PolicyKind::MtaStsTesting | PolicyKind::MtaStsEnforce => OutboundTlsPolicy::MtaSts,
+        PolicyKind::MtaStsTesting => OutboundTlsPolicy::MtaStsTesting,
+        PolicyKind::MtaStsEnforce => OutboundTlsPolicy::MtaStsEnforce,
         PolicyKind::Dane => OutboundTlsPolicy::Dane,
         PolicyKind::Relay => OutboundTlsPolicy::Relay,
     };
@@ -114,14 +115,14 @@ mod tests {
         let opportunistic = record(PolicyKind::None, true, CertificateCheck::NotChecked, None);
         assert_eq!(tls(&opportunistic), (OutboundTlsPolicy::None, Encrypted));
         let sts = record(PolicyKind::MtaStsEnforce, true, CertificateCheck::Valid, None);
-        assert_eq!(tls(&sts), (OutboundTlsPolicy::MtaSts, Verified));
+        assert_eq!(tls(&sts), (OutboundTlsPolicy::MtaStsEnforce, Verified));
         let testing = record(
             PolicyKind::MtaStsTesting,
             true,
             CertificateCheck::Invalid(TlsFailure::CertificateExpired),
             Some(TlsFailure::CertificateExpired),
         );
-        assert_eq!(tls(&testing), (OutboundTlsPolicy::MtaSts, Encrypted), "TLS, unverified: only reported");
+        assert_eq!(tls(&testing), (OutboundTlsPolicy::MtaStsTesting, Encrypted), "TLS, unverified: only reported");
         let untrusted = record(
             PolicyKind::None,
             true,
@@ -138,7 +139,7 @@ mod tests {
             CertificateCheck::NotChecked,
             Some(TlsFailure::StarttlsNotSupported),
         );
-        assert_eq!(tls(&enforced), (OutboundTlsPolicy::MtaSts, Failed));
+        assert_eq!(tls(&enforced), (OutboundTlsPolicy::MtaStsEnforce, Failed));
         let mut skipped = record(PolicyKind::Dane, false, CertificateCheck::NotChecked, None);
         skipped.outcome = AttemptOutcome::Skipped("no usable TLSA answer".into());
         assert_eq!(tls(&skipped), (OutboundTlsPolicy::Dane, Failed));

@@ -101,30 +101,6 @@ impl HostPolicy {
     }
 }
 
-impl PolicyKind {
-    /// The name the `delivery_attempt` event and TLS-RPT records use.
-    pub fn name(self) -> &'static str {
-        match self {
-            PolicyKind::None => "none",
-            PolicyKind::MtaStsTesting => "mta-sts-testing",
-            PolicyKind::MtaStsEnforce => "mta-sts-enforce",
-            PolicyKind::Dane => "dane",
-            PolicyKind::Relay => "relay",
-        }
-    }
-}
-
-impl CertificateCheck {
-    /// The verdict alone, as the `delivery_attempt` event names it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            CertificateCheck::NotChecked => "not-checked",
-            CertificateCheck::Valid => "valid",
-            CertificateCheck::Invalid(_) => "invalid",
-        }
-    }
-}
-
 impl fmt::Display for TlsFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = serde_json::to_value(self).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
@@ -187,20 +163,10 @@ impl TrustRoots {
 
 #[cfg(test)]
 mod tests {
-    use super::{CertificateCheck, PolicyKind, TlsFailure};
+    use super::TlsFailure;
 
     #[test]
-    fn names_are_the_serialised_forms() {
-        for kind in [
-            PolicyKind::None,
-            PolicyKind::MtaStsTesting,
-            PolicyKind::MtaStsEnforce,
-            PolicyKind::Dane,
-            PolicyKind::Relay,
-        ] {
-            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
-        }
-        assert_eq!(CertificateCheck::Invalid(TlsFailure::TlsaInvalid).name(), "invalid");
+    fn failures_are_named_as_rfc_8460_result_types() {
         assert_eq!(TlsFailure::StarttlsNotSupported.to_string(), "starttls-not-supported");
     }
 }

@@ -195,7 +195,7 @@ impl Monitor {
         r.declare(
             "portcullis_outbound_tls_total",
             Counter,
-            "Delivery attempts by the TLS policy of their last connection (none, mta-sts, dane, relay) and its \
+            "Delivery attempts by the TLS policy of their last connection (none, mta-sts-testing, mta-sts-enforce, dane, relay) and its \
              result (verified, encrypted, plaintext, failed).",
         );
         r.declare("portcullis_queue_messages", Gauge, "Messages in the outbound queue, held ones included.");

@@ -184,7 +184,8 @@ async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> R
         events.emit(Event::AdminToken { path: source.path.display().to_string(), created: source.created });
     }
     if let Some(courier) = courier {
-        tokio::spawn(queue_runner::QueueRunner::new(shared.clone(), Arc::new(courier)).run());
+        // Tracked with the sessions, so a shutdown lets in-flight deliveries end within the grace.
+        shared.tasks.spawn(queue_runner::QueueRunner::new(shared.clone(), Arc::new(courier)).run());
     }
     let bans_seen = bans::load(&shared).await;
     tokio::spawn(follow_store::run(shared.clone(), bans_seen));

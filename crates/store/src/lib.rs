@@ -20,8 +20,8 @@ pub use flags::{FlagOp, Flags};
 pub use index::{MessageList, MessageRef};
 pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
 pub use queue::{
-    AttemptUpdate, NewQueued, NewRecipient, QueueId, QueueStore, QueuedMessage, QueuedRecipient, RecipientState,
-    RecipientUpdate,
+    AttemptUpdate, LeaseHolder, NewQueued, NewRecipient, QueueId, QueueStore, QueuedMessage, QueuedRecipient,
+    RecipientState, RecipientUpdate,
 };
 pub use sqlite::{CheckReport, SqliteStore};
 

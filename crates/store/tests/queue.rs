@@ -1,5 +1,6 @@
 //! The outbound queue in SQLite: a submission's queued copy and its local copies are one
-//! durable transaction; claiming leases a message; an attempt's record moves recipients on,
+//! durable transaction; claiming leases a message to a node's run, and a restart on that node
+//! takes its leases back; an attempt's record moves recipients on,
 //! stores its notice with it, and removes the message when nobody is left pending.
 
 mod common;
@@ -77,22 +78,66 @@ async fn a_local_copy_over_quota_queues_nothing() {
     assert_eq!(count(&dir, "SELECT count(*) FROM queue"), 0, "nothing queued either");
 }
 
+fn holder(node: &str, run: &str) -> LeaseHolder {
+    LeaseHolder { node: node.into(), run: run.into() }
+}
+
 #[tokio::test]
 async fn claiming_leases_due_messages_only() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, None);
+    let me = holder("node-a", "run-1");
     let early = store.enqueue(queued("a@example.org", &["x@remote.test"], 100), None).await.unwrap();
     let late = store.enqueue(queued("a@example.org", &["y@remote.test"], 500), None).await.unwrap();
-    let due = store.claim_due(200, 260, 10).await.unwrap();
+    let due = store.claim_due(&me, 200, 260, 10).await.unwrap();
     assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [early]);
     assert_eq!(due[0].content, message("outbound"), "claimed with its content");
-    assert!(store.claim_due(200, 260, 10).await.unwrap().is_empty(), "leased: not claimed twice");
-    // The lease runs out (the runner died): it is due again.
-    assert_eq!(store.claim_due(260, 320, 10).await.unwrap()[0].id, early);
-    assert_eq!(store.flush_queue(261).await.unwrap(), 2, "flush makes every message due");
-    let ids: Vec<_> = store.claim_due(261, 400, 10).await.unwrap().iter().map(|m| m.id).collect();
-    assert_eq!(ids.len(), 2);
-    assert!(ids.contains(&late));
+    assert!(store.claim_due(&me, 200, 260, 10).await.unwrap().is_empty(), "leased: not claimed twice");
+    // A flush leaves a leased message alone: its attempt is under way.
+    assert_eq!(store.flush_queue(201).await.unwrap(), 1, "only the unclaimed one");
+    assert_eq!(store.claim_due(&me, 201, 260, 10).await.unwrap()[0].id, late);
+    // The leases run out (the runner died): due again, whoever claims them.
+    let ids: Vec<_> =
+        store.claim_due(&holder("node-b", "run-9"), 260, 320, 10).await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(ids, [early, late]);
+    // Released untried: due when the runner said, no attempt counted, no longer leased.
+    store.release_claim(early, 300).await.unwrap();
+    assert_eq!(store.flush_queue(261).await.unwrap(), 1, "the released one is not leased any more");
+    let again = store.claim_due(&me, 261, 400, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].id, again[0].attempts), (1, early, 0));
+}
+
+#[tokio::test]
+async fn a_restarted_runner_takes_back_its_nodes_leases_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None);
+    let ids: Vec<QueueId> = queue_several(&store, 3).await;
+    let killed = holder("node-a", "run-1");
+    let other_node = holder("node-b", "run-7");
+    let restarted = holder("node-a", "run-2");
+    let claimed = store.claim_due(&killed, 200, 3800, 2).await.unwrap();
+    assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
+    assert_eq!(store.claim_due(&other_node, 200, 3800, 10).await.unwrap()[0].id, ids[2]);
+    // The new run on node-a takes back the two its killed predecessor held, at once; node-b's
+    // lease may belong to a live runner and stays until it runs out.
+    assert_eq!(store.take_back_leases(&restarted, 201).await.unwrap(), 2);
+    let due: Vec<_> = store.claim_due(&restarted, 201, 3801, 10).await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(due, ids[..2]);
+    // Its own leases are not taken back by itself.
+    assert_eq!(store.take_back_leases(&restarted, 202).await.unwrap(), 0);
+    // An attempt recorded ends the lease: the message is not taken back after a later restart.
+    store.record_attempt(update(ids[0], &[("x0@remote.test", RecipientState::Pending)], 5000)).await.unwrap();
+    assert_eq!(store.take_back_leases(&holder("node-a", "run-3"), 203).await.unwrap(), 1, "only the one still held");
+    assert!(store.claim_due(&restarted, 203, 4000, 10).await.unwrap().iter().all(|m| m.id == ids[1]));
+}
+
+async fn queue_several(store: &SqliteStore, n: usize) -> Vec<QueueId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let to = format!("x{i}@remote.test");
+        ids.push(store.enqueue(queued("a@example.org", &[&to], 100 + i as i64), None).await.unwrap());
+    }
+    ids
 }
 
 #[tokio::test]

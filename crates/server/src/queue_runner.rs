@@ -3,7 +3,9 @@
 //! store, groups each message's pending recipients by domain, and gathers the parts due for one
 //! domain into one batch, so one connection carries several messages. A batch starts when the
 //! per-destination [`Limiter`] lets its domain be tried and fewer than `[queue] max_parallel`
-//! deliveries are running, so a slow or greylisting domain holds up only its own few slots. The
+//! deliveries are running, so a slow or greylisting domain holds up only its own few slots (and a
+//! domain paused after a connection failure has its other due mail deferred for that reason,
+//! as Postfix does, rather than read again and again). The
 //! [`Courier`] (MX routing, TLS policy, the SMTP client: `portcullis-delivery`) delivers each
 //! batch in a task of its own; once every domain of a message has answered, the outcomes are
 //! recorded: delivered and failed recipients are settled, the others retried by the
@@ -59,7 +61,11 @@ pub struct QueueRunner {
     shared: Arc<Shared>,
     courier: Arc<dyn Courier>,
     schedule: RetrySchedule,
+    limits: DestinationLimits,
     limiter: Limiter<String>,
+    /// Domains paused after a connection-level failure, until when, and the report that
+    /// failure gave (what their other mail is deferred with meanwhile).
+    suspended: HashMap<String, (Instant, RecipientReport)>,
     notices: NoticeSettings,
     max_parallel: usize,
     /// Whose the claims are: this node, this run.
@@ -165,7 +171,9 @@ impl QueueRunner {
             shared,
             courier,
             schedule,
+            limits: DestinationLimits::default(),
             limiter: Limiter::new(DestinationLimits::default()),
+            suspended: HashMap::new(),
             notices,
             max_parallel,
             holder: LeaseHolder { node, run },
@@ -212,21 +220,25 @@ impl QueueRunner {
     /// Claims due messages while there is room for them (in memory, and a free delivery slot
     /// to start on): a long queue is read in bounded slices, never at once.
     async fn claim(&mut self) {
-        if self.running.len() >= self.max_parallel || self.open.len() >= MAX_OPEN || self.open_bytes >= MAX_OPEN_BYTES {
-            return;
-        }
-        let now = SystemTime::now();
-        let limit = CLAIM.min(MAX_OPEN - self.open.len());
-        let due = match self.shared.queue.claim_due(&self.holder, unix(now), unix(now + LEASE), limit).await {
-            Ok(due) => due,
-            Err(e) => {
-                self.shared.events.emit(Event::InternalError { conn: None, what: format!("queue read failed: {e}") });
-                return;
+        while self.running.len() < self.max_parallel && self.open.len() < MAX_OPEN && self.open_bytes < MAX_OPEN_BYTES {
+            let now = SystemTime::now();
+            let limit = CLAIM.min(MAX_OPEN - self.open.len());
+            let due = match self.shared.queue.claim_due(&self.holder, unix(now), unix(now + LEASE), limit).await {
+                Ok(due) => due,
+                Err(e) => {
+                    let what = format!("queue read failed: {e}");
+                    self.shared.events.emit(Event::InternalError { conn: None, what });
+                    return;
+                }
+            };
+            let all_due_read = due.len() < limit;
+            for message in due {
+                if let Some(settled) = self.open_message(message, now) {
+                    self.record(settled).await;
+                }
             }
-        };
-        for message in due {
-            if let Some(settled) = self.open_message(message, now) {
-                self.record(settled).await;
+            if all_due_read {
+                return;
             }
         }
     }
@@ -286,25 +298,15 @@ impl QueueRunner {
         for domain in domains {
             while self.running.len() < self.max_parallel {
                 let Some(parts) = self.waiting.get_mut(&domain).filter(|p| !p.is_empty()) else { break };
-                let held_until = match self.limiter.try_start(&domain, Instant::now()) {
-                    Admission::Go => None,
-                    // Its slots are taken: one batch waits for the next free one, the rest
-                    // goes back to the queue, so a slow domain does not fill the runner's memory
-                    // and keep the other domains' mail from being claimed.
-                    Admission::Busy if parts.len() <= BATCH => break,
-                    Admission::Busy => Some(SystemTime::now() + HELD_BACK),
+                match self.limiter.try_start(&domain, Instant::now()) {
+                    Admission::Go => {}
+                    // Its slots are taken: the parts wait for the next free one.
+                    Admission::Busy => break,
                     Admission::NotBefore(at) => {
-                        let wait = at.saturating_duration_since(Instant::now()).max(HELD_BACK);
-                        Some(SystemTime::now() + wait)
+                        let parts: Vec<Part> = parts.drain(..).collect();
+                        self.not_before(&domain, parts, at).await;
+                        break;
                     }
-                };
-                if let Some(until) = held_until {
-                    let keep = if self.limiter.active(&domain) > 0 { BATCH } else { 0 };
-                    let back: Vec<Part> = parts.drain(keep.min(parts.len())..).collect();
-                    for part in back {
-                        self.part_settled(part.id, |a| retry(until, &mut a.next)).await;
-                    }
-                    break;
                 }
                 let take = parts.len().min(BATCH);
                 let batch: Vec<Part> = parts.drain(..take).collect();
@@ -332,6 +334,60 @@ impl QueueRunner {
                 self.waiting.remove(&domain);
             }
         }
+        self.unclog().await;
+    }
+
+    /// Parts for a domain the limiter holds back until `at`. After a connection-level failure
+    /// (the domain is suspended) they count as deferred for that same reason, and wait out the
+    /// retry schedule, as Postfix defers a dead destination's mail at once: a long queue for a
+    /// dead domain is then read once per retry, not once per pause. Held back by the rate
+    /// alone, they are given back untried, due at `at`.
+    async fn not_before(&mut self, domain: &str, parts: Vec<Part>, at: Instant) {
+        let now = Instant::now();
+        self.suspended.retain(|_, (until, _)| *until > now);
+        match self.suspended.get(domain).map(|(_, why)| why.clone()) {
+            Some(why) => {
+                for part in parts {
+                    let reports = part
+                        .recipients
+                        .iter()
+                        .map(|r| RecipientReport { address: r.address.clone(), ..why.clone() })
+                        .collect();
+                    if let Some(mut attempt) = self.open.remove(&part.id) {
+                        attempt.tried = true;
+                        self.domain_outcome(&mut attempt, domain, &part.recipients, reports, &[]);
+                        self.open.insert(part.id, attempt);
+                    }
+                    self.part_settled(part.id, |_| {}).await;
+                }
+            }
+            None => {
+                let until = SystemTime::now() + at.saturating_duration_since(now).max(HELD_BACK);
+                for part in parts {
+                    self.part_settled(part.id, |a| retry(until, &mut a.next)).await;
+                }
+            }
+        }
+    }
+
+    /// With every claimed message in memory waiting for busy domains while delivery slots are
+    /// free, the parts beyond one batch per domain go back to the queue (due again soon), so
+    /// that a slow domain's backlog cannot keep the other domains' mail from being claimed.
+    async fn unclog(&mut self) {
+        let full = self.open.len() >= MAX_OPEN || self.open_bytes >= MAX_OPEN_BYTES;
+        if !full || self.running.len() >= self.max_parallel {
+            return;
+        }
+        let until = SystemTime::now() + HELD_BACK;
+        let mut back = Vec::new();
+        for parts in self.waiting.values_mut() {
+            if parts.len() > BATCH {
+                back.extend(parts.drain(BATCH..));
+            }
+        }
+        for part in back {
+            self.part_settled(part.id, |a| retry(until, &mut a.next)).await;
+        }
     }
 
     /// A batch came back: the limiter's slot freed, each message's outcomes at that domain
@@ -351,6 +407,13 @@ impl QueueRunner {
         let connect_failed =
             !connected && report.attempts.iter().any(|a| matches!(a.outcome, AttemptOutcome::ConnectFailed(_)));
         self.limiter.finish(&domain, connect_failed, Instant::now());
+        if connect_failed {
+            // While the limiter pauses the domain, its other mail is deferred for this reason.
+            let why = report.messages.iter().flatten().find(|r| r.disposition == Disposition::Temporary);
+            if let Some(why) = why {
+                self.suspended.insert(domain.clone(), (Instant::now() + self.limits.backoff, why.clone()));
+            }
+        }
         let mut reports = report.messages.into_iter();
         for part in parts {
             let reports = reports.next().unwrap_or_default();

@@ -3,6 +3,8 @@
 //! - a destination that stalls in DATA holds back only itself: mail for another domain,
 //!   queued meanwhile, is delivered promptly, and several messages due for one domain arrive
 //!   over one connection;
+//! - mail for a domain that refuses connections is deferred at once, for that reason, while the
+//!   domain is paused, not held back to be claimed again and again;
 //! - a runner killed (SIGKILL) while a receiver stalls in DATA leaves a lease; the restarted
 //!   server takes it back at once (not after the hour-long lease), and the receiver gets the
 //!   message once.
@@ -237,4 +239,31 @@ fn a_lease_of_a_killed_runner_is_taken_back_at_the_restart_and_delivered_once() 
     std::thread::sleep(Duration::from_secs(3)); // several ticks of the runner
     assert_eq!(sink.taken.load(Ordering::SeqCst), 1, "delivered once");
     assert_eq!(queued(&a), 0);
+}
+
+#[test]
+fn mail_for_a_domain_refusing_connections_is_deferred_at_once_for_that_reason() {
+    let dns = TestDns::start(zones()).unwrap();
+    let port = sink_port(); // nothing listens there
+    let a = start_sender(&dns, port);
+    submit(&a, &format!("first@{}", SLOW.0), "one");
+    let first = a.wait_event(|e| e["event"] == "delivery_attempt" && e["deferred"] == 1);
+    let reason = first["reason"].as_str().unwrap().to_string();
+
+    // The domain is paused (a minute); the next message for it is not held in memory or given
+    // back to be claimed again and again, but deferred now with the same reason, its retry
+    // (an hour here) counted as for any temporary failure.
+    submit(&a, &format!("second@{}", SLOW.0), "two");
+    let both = a.wait_events(|e| e["event"] == "delivery_attempt" && e["deferred"] == 1, 2);
+    assert_eq!(both[1]["queue_id"], 2, "{both:?}");
+    assert_eq!(both[1]["reason"].as_str(), Some(reason.as_str()), "{both:?}");
+    let db = rusqlite::Connection::open(a.dir.path().join("data/mail.db")).unwrap();
+    let attempts: Vec<i64> = db
+        .prepare("SELECT attempts FROM queue ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(attempts, [1, 1]);
 }

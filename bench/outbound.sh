@@ -178,7 +178,7 @@ pc domain add "$DOMAIN" >/dev/null
 echo "$PASSWORD" | pc account add "$USER_" --password-stdin --quota unlimited >/dev/null
 DB=$PC/data/mail.db
 pc_queued() { python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM queue").fetchone()[0])' "$DB"; }
-pc_empty_queue() { python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("DELETE FROM queue"); c.commit()' "$DB"; }
+pc_empty_queue() { python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("DELETE FROM queue_recipients"); c.execute("DELETE FROM queue"); c.commit()' "$DB"; }
 
 # --- Postfix: a private instance, smtpd on $PF_ADDR for the injection ------------------------
 say "starting Postfix on $PF_ADDR:$PF_SMTPD_PORT"
@@ -297,8 +297,8 @@ queue_portcullis() {
     for d in $(seq "$DOMAINS"); do
         BENCH_PASSWORD=$PASSWORD "$BENCH" --server "127.0.0.1:$PC_SUBMIT_PORT" --tls-name "$HOSTNAME_" \
             --ca "$RUN/tls/cert.pem" --user "$USER_" --to "rcpt@d$d.sink.bench" --clients 4 \
-            --messages $((PER_DOMAIN / 4)) --size-kib "$SIZE_KIB" --json >>"$RUN/results/portcullis.inject.json" ||
-            die "the submission to Portcullis failed"
+            --messages $((PER_DOMAIN / 4)) --size-kib "$SIZE_KIB" --json >>"$RUN/results/portcullis.inject.json" 2>>"$RUN/results/portcullis.inject.err" ||
+            die "the submission to Portcullis failed: $(tail -c 600 "$RUN/results/portcullis.inject.json") $(tail -3 "$RUN/results/portcullis.inject.err" 2>/dev/null)"
     done
     stop_portcullis
     [ "$(pc_queued)" -eq "$MESSAGES" ] || die "Portcullis queued $(pc_queued) of $MESSAGES"

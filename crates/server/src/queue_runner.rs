@@ -61,12 +61,14 @@ pub struct QueueRunner {
     shared: Arc<Shared>,
     courier: Arc<dyn Courier>,
     schedule: RetrySchedule,
+    recorder: Arc<Recorder>,
+    /// Attempts ended and claims to give back, not written yet.
+    settled: Vec<Settled>,
     limits: DestinationLimits,
     limiter: Limiter<String>,
     /// Domains paused after a connection-level failure, until when, and the report that
     /// failure gave (what their other mail is deferred with meanwhile).
     suspended: HashMap<String, (Instant, RecipientReport)>,
-    notices: NoticeSettings,
     max_parallel: usize,
     /// Whose the claims are: this node, this run.
     holder: LeaseHolder,
@@ -98,6 +100,21 @@ struct Attempt {
     parts_left: usize,
     /// A domain went to the courier; if none did, the claim is only released.
     tried: bool,
+}
+
+/// What records attempts: shared with the tasks that write several at once.
+struct Recorder {
+    shared: Arc<Shared>,
+    schedule: RetrySchedule,
+    notices: NoticeSettings,
+}
+
+/// A claimed message done with.
+enum Settled {
+    /// Tried: its outcomes (and notice) to record.
+    Record(Attempt),
+    /// Not tried: the claim to give back, due again at this Unix time.
+    Release(QueueId, i64),
 }
 
 /// One message's pending recipients at one domain.
@@ -167,14 +184,16 @@ impl QueueRunner {
             shared.events.emit(Event::InternalError { conn: None, what });
             format!("run-{run}")
         });
+        let recorder = Arc::new(Recorder { shared: shared.clone(), schedule, notices });
         QueueRunner {
             shared,
             courier,
             schedule,
+            recorder,
+            settled: Vec::new(),
             limits: DestinationLimits::default(),
             limiter: Limiter::new(DestinationLimits::default()),
             suspended: HashMap::new(),
-            notices,
             max_parallel,
             holder: LeaseHolder { node, run },
             open: HashMap::new(),
@@ -198,9 +217,13 @@ impl QueueRunner {
         loop {
             self.claim().await;
             self.dispatch().await;
+            self.write_settled().await;
             tokio::select! {
                 _ = shared.stop_accepting.cancelled() => break,
-                Some(done) = self.running.join_next(), if !self.running.is_empty() => self.finished(done).await,
+                Some(done) = self.running.join_next(), if !self.running.is_empty() => {
+                    self.finished(done).await;
+                    self.write_settled().await;
+                }
                 _ = shared.queue_wakeup.notified() => {}
                 _ = tokio::time::sleep(TICK) => {}
             }
@@ -209,11 +232,13 @@ impl QueueRunner {
         let now = SystemTime::now();
         for (_, parts) in std::mem::take(&mut self.waiting) {
             for part in parts {
-                self.part_settled(part.id, |a| retry(now, &mut a.next)).await;
+                self.part_settled(part.id, |a| retry(now, &mut a.next));
             }
         }
+        self.write_settled().await;
         while let Some(done) = self.running.join_next().await {
             self.finished(done).await;
+            self.write_settled().await;
         }
     }
 
@@ -234,7 +259,7 @@ impl QueueRunner {
             let all_due_read = due.len() < limit;
             for message in due {
                 if let Some(settled) = self.open_message(message, now) {
-                    self.record(settled).await;
+                    self.settled.push(Settled::Record(settled));
                 }
             }
             if all_due_read {
@@ -358,13 +383,13 @@ impl QueueRunner {
                         self.domain_outcome(&mut attempt, domain, &part.recipients, reports, &[]);
                         self.open.insert(part.id, attempt);
                     }
-                    self.part_settled(part.id, |_| {}).await;
+                    self.part_settled(part.id, |_| {});
                 }
             }
             None => {
                 let until = SystemTime::now() + at.saturating_duration_since(now).max(HELD_BACK);
                 for part in parts {
-                    self.part_settled(part.id, |a| retry(until, &mut a.next)).await;
+                    self.part_settled(part.id, |a| retry(until, &mut a.next));
                 }
             }
         }
@@ -386,7 +411,7 @@ impl QueueRunner {
             }
         }
         for part in back {
-            self.part_settled(part.id, |a| retry(until, &mut a.next)).await;
+            self.part_settled(part.id, |a| retry(until, &mut a.next));
         }
     }
 
@@ -422,7 +447,7 @@ impl QueueRunner {
                 self.domain_outcome(&mut attempt, &domain, &part.recipients, reports, &report.attempts);
                 self.open.insert(id, attempt);
             }
-            self.part_settled(id, |_| {}).await;
+            self.part_settled(id, |_| {});
         }
     }
 
@@ -496,8 +521,8 @@ impl QueueRunner {
     }
 
     /// One of a message's domains is settled (`how` notes what became of it); after the last
-    /// one the attempt is recorded, or the claim released if nothing was tried.
-    async fn part_settled(&mut self, id: QueueId, how: impl FnOnce(&mut Attempt)) {
+    /// one the attempt is to be recorded, or the claim released if nothing was tried.
+    fn part_settled(&mut self, id: QueueId, how: impl FnOnce(&mut Attempt)) {
         let Some(attempt) = self.open.get_mut(&id) else { return };
         how(attempt);
         attempt.parts_left = attempt.parts_left.saturating_sub(1);
@@ -507,12 +532,37 @@ impl QueueRunner {
         let attempt = self.open.remove(&id).expect("present above");
         self.open_bytes = self.open_bytes.saturating_sub(attempt.content.len() as u64);
         if attempt.tried {
-            self.record(attempt).await;
+            self.settled.push(Settled::Record(attempt));
         } else {
             let at = unix(attempt.next.unwrap_or_else(|| SystemTime::now() + HELD_BACK));
-            if let Err(e) = self.shared.queue.release_claim(id, at).await {
-                let what = format!("releasing queued message {id} failed: {e}");
-                self.shared.events.emit(Event::InternalError { conn: None, what });
+            self.settled.push(Settled::Release(id, at));
+        }
+    }
+
+    /// Writes what was settled, all at once: the store's writer commits the records that wait
+    /// together (group commit), where one after the other each would wait for its own sync.
+    async fn write_settled(&mut self) {
+        if self.settled.is_empty() {
+            return;
+        }
+        let mut writes = JoinSet::new();
+        for settled in self.settled.drain(..) {
+            let recorder = self.recorder.clone();
+            writes.spawn(async move { recorder.write(settled).await });
+        }
+        while writes.join_next().await.is_some() {}
+    }
+}
+
+impl Recorder {
+    async fn write(&self, settled: Settled) {
+        match settled {
+            Settled::Record(attempt) => self.record(attempt).await,
+            Settled::Release(id, at) => {
+                if let Err(e) = self.shared.queue.release_claim(id, at).await {
+                    let what = format!("releasing queued message {id} failed: {e}");
+                    self.shared.events.emit(Event::InternalError { conn: None, what });
+                }
             }
         }
     }

@@ -112,7 +112,7 @@ struct Recorder {
 /// A claimed message done with.
 enum Settled {
     /// Tried: its outcomes (and notice) to record.
-    Record(Attempt),
+    Record(Box<Attempt>),
     /// Not tried: the claim to give back, due again at this Unix time.
     Release(QueueId, i64),
 }
@@ -259,7 +259,7 @@ impl QueueRunner {
             let all_due_read = due.len() < limit;
             for message in due {
                 if let Some(settled) = self.open_message(message, now) {
-                    self.settled.push(Settled::Record(settled));
+                    self.settled.push(Settled::Record(Box::new(settled)));
                 }
             }
             if all_due_read {
@@ -532,7 +532,7 @@ impl QueueRunner {
         let attempt = self.open.remove(&id).expect("present above");
         self.open_bytes = self.open_bytes.saturating_sub(attempt.content.len() as u64);
         if attempt.tried {
-            self.settled.push(Settled::Record(attempt));
+            self.settled.push(Settled::Record(Box::new(attempt)));
         } else {
             let at = unix(attempt.next.unwrap_or_else(|| SystemTime::now() + HELD_BACK));
             self.settled.push(Settled::Release(id, at));
@@ -557,7 +557,7 @@ impl QueueRunner {
 impl Recorder {
     async fn write(&self, settled: Settled) {
         match settled {
-            Settled::Record(attempt) => self.record(attempt).await,
+            Settled::Record(attempt) => self.record(*attempt).await,
             Settled::Release(id, at) => {
                 if let Err(e) = self.shared.queue.release_claim(id, at).await {
                     let what = format!("releasing queued message {id} failed: {e}");

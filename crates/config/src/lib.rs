@@ -52,7 +52,7 @@ pub use names::{is_hostname, normalize_address, normalize_domain, MAX_LOGIN_NAME
 pub use passwords::Passwords;
 pub use portcullis_listeners::Listener;
 pub use process::Process;
-pub use queue::RetrySchedule;
+pub use queue::{QueueRunner, RetrySchedule};
 pub use relay::{Relay, RelayLogin, RelayTls};
 pub use root::Config;
 pub use sender_auth::{AuthAction, SenderAuth, TempErrorAction};

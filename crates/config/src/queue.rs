@@ -1,7 +1,8 @@
 //! `[queue]`: how long the outbound queue keeps trying (issue 15): the first wait after a
 //! temporary failure, the longest wait, when a message is given up and bounced, and when its
 //! sender is told it is late. The policy itself (and its consistency check) is
-//! `portcullis_queue::RetrySchedule`, so what is checked here is what the runner uses.
+//! `portcullis_queue::RetrySchedule`, so what is checked here is what the runner uses. Beside
+//! it, how many deliveries the runner makes at once (`max_parallel`).
 
 use serde::Deserialize;
 
@@ -14,6 +15,17 @@ const RETRY_FIRST: &str = "5m";
 const RETRY_MAX_INTERVAL: &str = "4h";
 const EXPIRE: &str = "5d";
 const DELAY_NOTICE: &str = "4h";
+/// Deliveries (connections) at once: Postfix's `default_process_limit` is 100 for a busy
+/// relay; a small server's outbound mail rarely needs a fifth of it, and the per-destination
+/// limit keeps any one domain to a few of them.
+const MAX_PARALLEL: usize = 20;
+
+/// How the queue runner works, apart from the retry schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueRunner {
+    /// Deliveries in progress at once, over every destination.
+    pub max_parallel: usize,
+}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -22,9 +34,14 @@ pub(crate) struct RawQueue {
     retry_max_interval: Option<String>,
     expire: Option<String>,
     delay_notice: Option<String>,
+    max_parallel: Option<usize>,
 }
 
 impl RawQueue {
+    pub(crate) fn runner(&self, c: &Check<'_>) -> Result<QueueRunner, ConfigError> {
+        Ok(QueueRunner { max_parallel: c.positive("queue.max_parallel", self.max_parallel, MAX_PARALLEL)? })
+    }
+
     pub(crate) fn validate(self, c: &Check<'_>) -> Result<RetrySchedule, ConfigError> {
         let delay = c.duration_or_zero("queue.delay_notice", self.delay_notice, DELAY_NOTICE)?;
         let schedule = RetrySchedule {
@@ -64,6 +81,14 @@ mod tests {
             (Duration::from_secs(2), Duration::from_secs(10), Duration::from_secs(60))
         );
         assert_eq!(q.delay_notice_after, None);
+    }
+
+    #[test]
+    fn max_parallel_has_a_default_and_refuses_zero() {
+        assert_eq!(parse("").unwrap().queue_runner.max_parallel, 20);
+        assert_eq!(parse("[queue]\nmax_parallel = 3\n").unwrap().queue_runner.max_parallel, 3);
+        let e = parse("[queue]\nmax_parallel = 0\n").unwrap_err();
+        assert!(e.contains("queue.max_parallel") && e.contains("at least 1"), "{e}");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::mta_sts::{MtaSts, RawMtaSts};
 use crate::names::is_hostname;
 use crate::passwords::{Passwords, RawPasswords};
 use crate::process::{Process, RawProcess};
-use crate::queue::{RawQueue, RetrySchedule};
+use crate::queue::{QueueRunner, RawQueue, RetrySchedule};
 use crate::relay::{RawRelay, Relay};
 use crate::sender_auth::{RawSenderAuth, SenderAuth};
 use crate::smtp::{RawSmtp, Smtp};
@@ -57,6 +57,8 @@ pub struct Config {
     pub sender_auth: SenderAuth,
     /// The outbound queue's retry schedule (`[queue]`).
     pub queue: RetrySchedule,
+    /// How many deliveries the queue runner makes at once (`[queue]`).
+    pub queue_runner: QueueRunner,
     /// How outbound connections are made (`[delivery]`).
     pub delivery: Delivery,
     /// The smart host all outbound mail goes through, if any (`[relay]`).
@@ -154,7 +156,9 @@ impl RawConfig {
         let smtp = self.smtp.unwrap_or_default().validate(&c, limits.max_connections)?;
         let dns = self.dns.unwrap_or_default().validate(&c)?;
         let sender_auth = self.sender_auth.unwrap_or_default().validate(&c)?;
-        let queue = self.queue.unwrap_or_default().validate(&c)?;
+        let raw_queue = self.queue.unwrap_or_default();
+        let queue_runner = raw_queue.runner(&c)?;
+        let queue = raw_queue.validate(&c)?;
         let delivery = self.delivery.unwrap_or_default().validate(&c)?;
         let relay = self.relay.map(|r| r.validate(&c)).transpose()?;
         let mta_sts = self.mta_sts.unwrap_or_default().validate(&c)?;
@@ -179,6 +183,7 @@ impl RawConfig {
             dns,
             sender_auth,
             queue,
+            queue_runner,
             delivery,
             relay,
             mta_sts,

@@ -194,7 +194,8 @@ async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> R
             runner = runner.with_tls_reports(book.clone());
             tokio::spawn(tls_reports::run(shared.clone(), resolver, book));
         }
-        tokio::spawn(runner.run());
+        // Tracked with the sessions, so a shutdown lets in-flight deliveries end within the grace.
+        shared.tasks.spawn(runner.run());
     }
     let bans_seen = bans::load(&shared).await;
     tokio::spawn(follow_store::run(shared.clone(), bans_seen));

@@ -24,8 +24,9 @@ pub use flags::{FlagOp, Flags};
 pub use index::{MessageList, MessageRef};
 pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
 pub use queue::{
-    domain_of, AttemptUpdate, DomainBacklog, MessageState, NewQueued, NewRecipient, QueueId, QueueSelection,
-    QueueStore, QueueSummary, QueueTotals, QueuedMessage, QueuedRecipient, RecipientState, RecipientUpdate,
+    domain_of, AttemptUpdate, DomainBacklog, LeaseHolder, MessageState, NewQueued, NewRecipient, QueueId,
+    QueueSelection, QueueStore, QueueSummary, QueueTotals, QueuedMessage, QueuedRecipient, RecipientState,
+    RecipientUpdate,
 };
 pub use sqlite::{CheckReport, SqliteStore};
 

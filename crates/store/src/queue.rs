@@ -258,6 +258,16 @@ impl QueueSummary {
     }
 }
 
+/// Who holds the lease of a claimed message: the node (a machine, the same across restarts)
+/// and the run (one start of the server on it). The node tells a restarted runner which leases
+/// were its own predecessors' (see [`QueueStore::take_back_leases`]); the run tells them apart
+/// from its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseHolder {
+    pub node: String,
+    pub run: String,
+}
+
 /// One recipient's outcome in an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientUpdate {
@@ -288,14 +298,34 @@ pub trait QueueStore: Send + Sync + 'static {
     async fn enqueue(&self, message: NewQueued, local: Option<Delivery>) -> Result<QueueId, DeliveryError>;
 
     /// Up to `limit` messages due at `now` (Unix seconds), oldest due first, each with its
-    /// content; each is leased until `lease_until` (its next attempt moved there), so another
-    /// runner, or this one after a crash, takes it again only if the attempt never recorded.
-    async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> Result<Vec<QueuedMessage>, StoreError>;
+    /// content; each is leased to `holder` until `lease_until` (its next attempt moved there),
+    /// so another runner takes it again only if the attempt never recorded and the lease ran
+    /// out, or (the same node restarted) [`QueueStore::take_back_leases`] gave it back.
+    async fn claim_due(
+        &self,
+        holder: &LeaseHolder,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, StoreError>;
+
+    /// At a runner's start: makes due at `now` every message leased by an earlier run of
+    /// `holder.node` (that run is gone: one runner runs per node), and how many. Leases of other
+    /// nodes are left to run out: with several nodes on one database (PostgreSQL), another
+    /// node's lease may belong to a runner alive and delivering, and only the lease's end says
+    /// it is not; a liveness record per node (a heartbeat row) would let the others take over
+    /// sooner, and is the place to add that.
+    async fn take_back_leases(&self, holder: &LeaseHolder, now: i64) -> Result<usize, StoreError>;
 
     /// Records an attempt (see [`AttemptUpdate`]); a message with no pending recipient left
     /// leaves the queue. Whether the message was still queued (an operator may have removed
     /// it meanwhile: then nothing is stored).
     async fn record_attempt(&self, update: AttemptUpdate) -> Result<bool, DeliveryError>;
+
+    /// Gives back a claimed message untried (the runner held it back, or is stopping): due
+    /// again at `next_attempt`, with no attempt counted, so a destination that was only busy
+    /// does not stretch the message's retry schedule.
+    async fn release_claim(&self, id: QueueId, next_attempt: i64) -> Result<(), StoreError>;
 
     /// Every queued message, without content, in queue order.
     async fn queued(&self) -> Result<Vec<QueuedMessage>, StoreError>;
@@ -306,8 +336,9 @@ pub trait QueueStore: Send + Sync + 'static {
     /// One queued message with its content, if it is still queued.
     async fn queued_message(&self, id: QueueId) -> Result<Option<QueuedMessage>, StoreError>;
 
-    /// Makes the selected messages that are not held due at `now` (Unix seconds), whatever
-    /// their retry time; how many.
+    /// Makes the selected messages due at `now` (Unix seconds), whatever their retry time, except
+    /// those an operator holds and those a runner has claimed (their attempt is under way: making
+    /// them due would deliver them twice); how many.
     async fn retry_queued(&self, selection: QueueSelection, now: i64) -> Result<usize, StoreError>;
 
     /// Holds a queued message back from the runner (`held`), or releases it; whether there was

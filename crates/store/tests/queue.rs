@@ -1,5 +1,6 @@
 //! The outbound queue in SQLite: a submission's queued copy and its local copies are one
-//! durable transaction; claiming leases a message; an attempt's record moves recipients on,
+//! durable transaction; claiming leases a message to a node's run, and a restart on that node
+//! takes its leases back; an attempt's record moves recipients on,
 //! stores its notice with it, and removes the message when nobody is left pending.
 
 mod common;
@@ -79,22 +80,70 @@ async fn a_local_copy_over_quota_queues_nothing() {
     assert_eq!(count(&dir, "SELECT count(*) FROM queue"), 0, "nothing queued either");
 }
 
+fn holder(node: &str, run: &str) -> LeaseHolder {
+    LeaseHolder { node: node.into(), run: run.into() }
+}
+
 #[tokio::test]
 async fn claiming_leases_due_messages_only() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, None);
+    let me = holder("node-a", "run-1");
     let early = store.enqueue(queued("a@example.org", &["x@remote.test"], 100), None).await.unwrap();
     let late = store.enqueue(queued("a@example.org", &["y@remote.test"], 500), None).await.unwrap();
-    let due = store.claim_due(200, 260, 10).await.unwrap();
+    let due = store.claim_due(&me, 200, 260, 10).await.unwrap();
     assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [early]);
     assert_eq!(due[0].content, message("outbound"), "claimed with its content");
-    assert!(store.claim_due(200, 260, 10).await.unwrap().is_empty(), "leased: not claimed twice");
-    // The lease runs out (the runner died): it is due again.
-    assert_eq!(store.claim_due(260, 320, 10).await.unwrap()[0].id, early);
-    assert_eq!(store.retry_queued(QueueSelection::All, 261).await.unwrap(), 2, "a retry makes every message due");
-    let ids: Vec<_> = store.claim_due(261, 400, 10).await.unwrap().iter().map(|m| m.id).collect();
-    assert_eq!(ids.len(), 2);
-    assert!(ids.contains(&late));
+    assert!(store.claim_due(&me, 200, 260, 10).await.unwrap().is_empty(), "leased: not claimed twice");
+    // A retry leaves a leased message alone: its attempt is under way.
+    assert_eq!(store.retry_queued(QueueSelection::All, 201).await.unwrap(), 1, "only the unclaimed one");
+    assert_eq!(store.claim_due(&me, 201, 260, 10).await.unwrap()[0].id, late);
+    // The leases run out (the runner died): due again, whoever claims them.
+    let ids: Vec<_> =
+        store.claim_due(&holder("node-b", "run-9"), 260, 320, 10).await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(ids, [early, late]);
+    // Released untried: due when the runner said, no attempt counted, no longer leased.
+    store.release_claim(early, 300).await.unwrap();
+    assert_eq!(
+        store.retry_queued(QueueSelection::All, 261).await.unwrap(),
+        1,
+        "the released one is not leased any more"
+    );
+    let again = store.claim_due(&me, 261, 400, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].id, again[0].attempts), (1, early, 0));
+}
+
+#[tokio::test]
+async fn a_restarted_runner_takes_back_its_nodes_leases_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None);
+    let ids: Vec<QueueId> = queue_several(&store, 3).await;
+    let killed = holder("node-a", "run-1");
+    let other_node = holder("node-b", "run-7");
+    let restarted = holder("node-a", "run-2");
+    let claimed = store.claim_due(&killed, 200, 3800, 2).await.unwrap();
+    assert_eq!(claimed.iter().map(|m| m.id).collect::<Vec<_>>(), ids[..2]);
+    assert_eq!(store.claim_due(&other_node, 200, 3800, 10).await.unwrap()[0].id, ids[2]);
+    // The new run on node-a takes back the two its killed predecessor held, at once; node-b's
+    // lease may belong to a live runner and stays until it runs out.
+    assert_eq!(store.take_back_leases(&restarted, 201).await.unwrap(), 2);
+    let due: Vec<_> = store.claim_due(&restarted, 201, 3801, 10).await.unwrap().iter().map(|m| m.id).collect();
+    assert_eq!(due, ids[..2]);
+    // Its own leases are not taken back by itself.
+    assert_eq!(store.take_back_leases(&restarted, 202).await.unwrap(), 0);
+    // An attempt recorded ends the lease: the message is not taken back after a later restart.
+    store.record_attempt(update(ids[0], &[("x0@remote.test", RecipientState::Pending)], 5000)).await.unwrap();
+    assert_eq!(store.take_back_leases(&holder("node-a", "run-3"), 203).await.unwrap(), 1, "only the one still held");
+    assert!(store.claim_due(&restarted, 203, 4000, 10).await.unwrap().iter().all(|m| m.id == ids[1]));
+}
+
+async fn queue_several(store: &SqliteStore, n: usize) -> Vec<QueueId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let to = format!("x{i}@remote.test");
+        ids.push(store.enqueue(queued("a@example.org", &[&to], 100 + i as i64), None).await.unwrap());
+    }
+    ids
 }
 
 #[tokio::test]
@@ -144,16 +193,19 @@ async fn a_held_message_is_never_claimed_until_released() {
     assert_eq!(count(&dir, "SELECT held FROM queue WHERE id = 1"), 1, "on disk");
 
     let ids = |due: Vec<QueuedMessage>| due.iter().map(|m| m.id).collect::<Vec<_>>();
-    assert_eq!(ids(store.claim_due(200, 300, 10).await.unwrap()), [other]);
+    assert_eq!(ids(store.claim_due(&holder("node-a", "run-1"), 200, 300, 10).await.unwrap()), [other]);
     // A retry leaves a held message alone, whichever way it is asked.
     assert_eq!(store.retry_queued(QueueSelection::All, 400).await.unwrap(), 1);
     assert_eq!(store.retry_queued(QueueSelection::Message(held), 400).await.unwrap(), 0);
     assert_eq!(store.retry_queued(QueueSelection::Domain("remote.test".into()), 400).await.unwrap(), 1);
-    assert_eq!(ids(store.claim_due(400, 500, 10).await.unwrap()), [other]);
-    assert!(store.claim_due(10_000, 10_100, 10).await.unwrap().iter().all(|m| m.id != held), "even long after");
+    assert_eq!(ids(store.claim_due(&holder("node-a", "run-1"), 400, 500, 10).await.unwrap()), [other]);
+    assert!(
+        store.claim_due(&holder("node-a", "run-1"), 10_000, 10_100, 10).await.unwrap().iter().all(|m| m.id != held),
+        "even long after"
+    );
 
     assert!(store.set_held(held, false).await.unwrap());
-    let due = store.claim_due(10_000, 10_100, 10).await.unwrap();
+    let due = store.claim_due(&holder("node-a", "run-1"), 10_000, 10_100, 10).await.unwrap();
     assert!(ids(due).contains(&held), "released: due at its retry time, long past");
 }
 
@@ -166,7 +218,10 @@ async fn a_retry_by_message_or_destination_makes_only_those_due() {
     let to_c = store.enqueue(queued("s@example.org", &["w@c.test"], 100), None).await.unwrap();
     // All three tried, and due again only at 1000; a.test's recipient of the first delivered.
     for id in [to_a, to_b, to_c] {
-        assert_eq!(store.claim_due(100, 150, 10).await.unwrap().len(), if id == to_a { 3 } else { 0 });
+        assert_eq!(
+            store.claim_due(&holder("node-a", "run-1"), 100, 150, 10).await.unwrap().len(),
+            if id == to_a { 3 } else { 0 }
+        );
     }
     let outcomes = |id, list: &[(&str, RecipientState)]| update(id, list, 1000);
     store
@@ -178,18 +233,19 @@ async fn a_retry_by_message_or_destination_makes_only_those_due() {
         .unwrap();
     store.record_attempt(outcomes(to_b, &[("z@B.Test.", RecipientState::Pending)])).await.unwrap();
     store.record_attempt(outcomes(to_c, &[("w@c.test", RecipientState::Pending)])).await.unwrap();
-    assert!(store.claim_due(500, 600, 10).await.unwrap().is_empty());
+    assert!(store.claim_due(&holder("node-a", "run-1"), 500, 600, 10).await.unwrap().is_empty());
 
     // a.test has nobody pending left: nothing to retry there.
     assert_eq!(store.retry_queued(QueueSelection::Domain("a.test".into()), 500).await.unwrap(), 0);
     // b.test, whatever its case: the first two.
     assert_eq!(store.retry_queued(QueueSelection::Domain("b.TEST".into()), 500).await.unwrap(), 2);
-    let mut due: Vec<_> = store.claim_due(500, 2000, 10).await.unwrap().iter().map(|m| m.id).collect();
+    let mut due: Vec<_> =
+        store.claim_due(&holder("node-a", "run-1"), 500, 2000, 10).await.unwrap().iter().map(|m| m.id).collect();
     due.sort();
     assert_eq!(due, [to_a, to_b]);
     assert_eq!(store.retry_queued(QueueSelection::Message(to_c), 700).await.unwrap(), 1);
     assert_eq!(store.retry_queued(QueueSelection::Message(999), 700).await.unwrap(), 0);
-    assert_eq!(store.claim_due(700, 800, 10).await.unwrap()[0].id, to_c);
+    assert_eq!(store.claim_due(&holder("node-a", "run-1"), 700, 800, 10).await.unwrap()[0].id, to_c);
 
     // One message with its content, for `queue show`.
     let shown = store.queued_message(to_a).await.unwrap().unwrap();
@@ -209,7 +265,7 @@ async fn the_summary_counts_messages_bytes_age_and_the_backlog_by_domain() {
     assert_eq!(store.queue_totals().await.unwrap(), QueueTotals::default());
     let first = store.enqueue(queued("s@example.org", &["x@a.test", "y@b.test", "v@b.test"], 300), None).await.unwrap();
     let second = store.enqueue(queued("s@example.org", &["z@b.test"], 200), None).await.unwrap();
-    store.claim_due(300, 400, 10).await.unwrap();
+    store.claim_due(&holder("node-a", "run-1"), 300, 400, 10).await.unwrap();
     let mut one = update(first, &[("x@a.test", RecipientState::Delivered), ("y@b.test", RecipientState::Pending)], 900);
     one.recipients[1].reply = Some("451 first".into());
     store.record_attempt(one).await.unwrap();

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::ops::summarize;
 use super::{messages, SqliteStore};
 use crate::queue::{
-    domain_of, AttemptUpdate, NewQueued, QueueId, QueueSelection, QueueStore, QueueTotals, QueuedMessage,
+    domain_of, AttemptUpdate, LeaseHolder, NewQueued, QueueId, QueueSelection, QueueStore, QueueTotals, QueuedMessage,
     QueuedRecipient, RecipientState,
 };
 use crate::{Delivery, DeliveryError, MailboxChange, StoreError};
@@ -124,7 +124,14 @@ impl QueueStore for SqliteStore {
         .await
     }
 
-    async fn claim_due(&self, now: i64, lease_until: i64, limit: usize) -> Result<Vec<QueuedMessage>, StoreError> {
+    async fn claim_due(
+        &self,
+        holder: &LeaseHolder,
+        now: i64,
+        lease_until: i64,
+        limit: usize,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        let holder = holder.clone();
         self.write(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS}, content FROM queue WHERE next_attempt <= ?1 AND held = 0
@@ -137,9 +144,10 @@ impl QueueStore for SqliteStore {
                     Ok(m)
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            let mut lease = conn.prepare_cached("UPDATE queue SET next_attempt = ?2 WHERE id = ?1")?;
+            let mut lease = conn
+                .prepare_cached("UPDATE queue SET next_attempt = ?2, lease_node = ?3, lease_run = ?4 WHERE id = ?1")?;
             for m in &mut due {
-                lease.execute(params![m.id, lease_until])?;
+                lease.execute(params![m.id, lease_until, holder.node, holder.run])?;
                 m.recipients = recipients(conn, m.id)?;
             }
             Ok(due)
@@ -179,11 +187,35 @@ impl QueueStore for SqliteStore {
             } else {
                 conn.execute(
                     "UPDATE queue SET attempts = attempts + 1, next_attempt = ?2,
-                            delay_notice_sent = delay_notice_sent OR ?3 WHERE id = ?1",
+                            delay_notice_sent = delay_notice_sent OR ?3, lease_node = NULL, lease_run = NULL
+                      WHERE id = ?1",
                     params![id, next, delay_sent as i64],
                 )?;
             }
             Ok((true, changes))
+        })
+        .await
+    }
+
+    async fn release_claim(&self, id: QueueId, next_attempt: i64) -> Result<(), StoreError> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE queue SET next_attempt = ?2, lease_node = NULL, lease_run = NULL WHERE id = ?1",
+                params![id, next_attempt],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_back_leases(&self, holder: &LeaseHolder, now: i64) -> Result<usize, StoreError> {
+        let holder = holder.clone();
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE queue SET next_attempt = min(next_attempt, ?2), lease_node = NULL, lease_run = NULL
+                  WHERE lease_node = ?1 AND lease_run IS NOT ?3",
+                params![holder.node, now, holder.run],
+            )?)
         })
         .await
     }
@@ -244,13 +276,19 @@ impl QueueStore for SqliteStore {
 
     async fn retry_queued(&self, selection: QueueSelection, now: i64) -> Result<usize, StoreError> {
         self.write(move |conn| {
-            // min(): a message already due keeps its place in the order of claims.
-            let mut due = conn
-                .prepare_cached("UPDATE queue SET next_attempt = min(next_attempt, ?2) WHERE id = ?1 AND held = 0")?;
+            // min(): a message already due keeps its place in the order of claims. A live lease
+            // (a runner's attempt under way, until `next_attempt`) is left alone: made due, the
+            // message would be claimed again and delivered twice.
+            let mut due = conn.prepare_cached(
+                "UPDATE queue SET next_attempt = min(next_attempt, ?2)
+                  WHERE id = ?1 AND held = 0 AND (lease_node IS NULL OR next_attempt <= ?2)",
+            )?;
             Ok(match selection {
-                QueueSelection::All => {
-                    conn.execute("UPDATE queue SET next_attempt = min(next_attempt, ?1) WHERE held = 0", params![now])?
-                }
+                QueueSelection::All => conn.execute(
+                    "UPDATE queue SET next_attempt = min(next_attempt, ?1)
+                          WHERE held = 0 AND (lease_node IS NULL OR next_attempt <= ?1)",
+                    params![now],
+                )?,
                 QueueSelection::Message(id) => due.execute(params![id, now])?,
                 QueueSelection::Domain(domain) => {
                     // The domain is the part after the last '@', which SQL cannot find simply.

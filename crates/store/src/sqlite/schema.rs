@@ -28,6 +28,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_10, then: None },
     Migration { sql: MIGRATION_11, then: None },
     Migration { sql: MIGRATION_12, then: None },
+    Migration { sql: MIGRATION_13, then: None },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -357,6 +358,15 @@ const MIGRATION_11: &str = r#"
 // queued before keep running.
 const MIGRATION_12: &str = r#"
     ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+"#;
+
+// 13: who holds a claimed message's lease, the node and the run of the runner on it
+// (`QueueStore::claim_due`), so a restarted runner takes back at once what its killed
+// predecessor on the same node held, instead of waiting for the lease to run out. NULL: not
+// claimed (or claimed before this migration: such a lease runs out as before).
+const MIGRATION_13: &str = r#"
+    ALTER TABLE queue ADD COLUMN lease_node TEXT;
+    ALTER TABLE queue ADD COLUMN lease_run TEXT;
     "#;
 
 /// The schema version this build writes.

@@ -162,12 +162,14 @@ fn print_message(m: &QueuedMessage, with_body: bool) {
     println!("Attempts:     {}", m.attempts);
     let next = if m.held { "when released".to_string() } else { date(m.next_attempt) };
     println!("Next attempt: {next}");
-    // The RFC 3461 parameters as the submission gave them.
+    // The envelope parameters as the submission gave them (RFC 3461, 6531, 6152, 8689).
     let params: Vec<String> = [
         m.ret.as_ref().map(|r| format!("RET={r}")),
         m.envid.as_ref().map(|e| format!("ENVID={e}")),
         m.smtputf8.then(|| "SMTPUTF8".to_string()),
         m.eight_bit.then(|| "BODY=8BITMIME".to_string()),
+        // RFC 8689: handed on only over validated TLS, else returned.
+        m.requiretls.then(|| "REQUIRETLS".to_string()),
     ]
     .into_iter()
     .flatten()

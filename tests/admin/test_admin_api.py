@@ -232,11 +232,17 @@ def queue_operations(server, api):
             smtp.sendmail(ALICE, [to], f"From: <{ALICE}>\r\nSubject: to {to}\r\n\r\nHello.\r\n")
     server.wait_events(lambda e: e.get("event") == "delivery_attempt" and e.get("deferred") == 1, 2)
     QUEUED = "/api/v1/queue/{id}"
-    status, listed = api.call("GET", "/api/v1/queue")
-    assert status == 200 and len(listed) == 2 and listed[0]["state"] == "deferred"
+    status, page = api.call("GET", "/api/v1/queue")
+    listed = page["messages"]
+    assert status == 200 and len(listed) == 2 and listed[0]["state"] == "deferred" and "next_after" not in page
     first, second = listed[0]["id"], listed[1]["id"]
-    assert [m["id"] for m in api.call("GET", "/api/v1/queue", query="?domain=far.test")[1]] == [first]
-    assert api.call("GET", "/api/v1/queue", query="?state=held")[1] == []
+    status, page = api.call("GET", "/api/v1/queue", query="?limit=1")
+    assert status == 200 and [m["id"] for m in page["messages"]] == [first] and page["next_after"] == first
+    page = api.call("GET", "/api/v1/queue", query=f"?limit=1&after={first}")[1]
+    assert [m["id"] for m in page["messages"]] == [second] and "next_after" not in page
+    assert api.call("GET", "/api/v1/queue", query="?limit=0")[0] == 400
+    assert [m["id"] for m in api.call("GET", "/api/v1/queue", query="?domain=far.test")[1]["messages"]] == [first]
+    assert api.call("GET", "/api/v1/queue", query="?state=held")[1] == {"messages": []}
     assert api.call("GET", "/api/v1/queue", query="?state=frozen")[0] == 400
     status, shown = api.call("GET", QUEUED, {"id": first}, query="?body=true")
     assert status == 200 and "Subject: to x@far.test" in shown["headers"] and "Hello." in shown["body"]

@@ -226,7 +226,7 @@ try {
   await page.click(`button[data-remove-queued="${second}"]`);
   await confirmWith(null);
   await page.waitForSelector(`#queue-list tr[data-queued="${second}"]`, { state: "detached" });
-  check((await read("/api/v1/queue")).length === 1, "a message is removed after confirmation");
+  check((await read("/api/v1/queue")).messages.length === 1, "a message is removed after confirmation");
   check((await textOf("#queue-error")) === "", "no error on the queue page");
 
   // Signed out, an administrator account signs in with its password and a TOTP code.

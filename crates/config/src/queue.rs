@@ -2,14 +2,16 @@
 //! temporary failure, the longest wait, when a message is given up and bounced, and when its
 //! sender is told it is late. The policy itself (and its consistency check) is
 //! `portcullis_queue::RetrySchedule`, so what is checked here is what the runner uses. Beside
-//! it, how many deliveries the runner makes at once (`max_parallel`).
+//! it, how many deliveries the runner makes at once (`max_parallel`) and how hard one
+//! destination is pressed (`destination_*`, the runner's `portcullis_queue::DestinationLimits`).
 
 use serde::Deserialize;
 
 use crate::check::Check;
 use crate::error::ConfigError;
 
-pub use portcullis_queue::RetrySchedule;
+pub use portcullis_queue::{DestinationLimits, RetrySchedule};
+use std::time::Duration;
 
 const RETRY_FIRST: &str = "5m";
 const RETRY_MAX_INTERVAL: &str = "4h";
@@ -19,12 +21,23 @@ const DELAY_NOTICE: &str = "4h";
 /// relay; a small server's outbound mail rarely needs a fifth of it, and the per-destination
 /// limit keeps any one domain to a few of them.
 const MAX_PARALLEL: usize = 20;
+/// Connections at once to one destination: Postfix's `default_destination_concurrency_limit`
+/// is 20; a small server's mail to one domain is a trickle, and big receivers throttle
+/// senders that open many connections.
+const DESTINATION_CONNECTIONS: usize = 5;
+/// Connections started a minute to one destination; 0: no limit.
+const DESTINATION_CONNECTIONS_PER_MINUTE: u32 = 60;
+/// The pause for a destination after a connection-level failure (refused, no answer, 421).
+const DESTINATION_BACKOFF: &str = "1m";
 
 /// How the queue runner works, apart from the retry schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueRunner {
     /// Deliveries in progress at once, over every destination.
     pub max_parallel: usize,
+    /// What any one destination gets: connections at once, started a minute, the pause after
+    /// a connection-level failure.
+    pub destination: DestinationLimits,
 }
 
 #[derive(Deserialize, Default)]
@@ -35,11 +48,33 @@ pub(crate) struct RawQueue {
     expire: Option<String>,
     delay_notice: Option<String>,
     max_parallel: Option<usize>,
+    destination_connections: Option<usize>,
+    destination_connections_per_minute: Option<u32>,
+    destination_backoff: Option<String>,
 }
 
 impl RawQueue {
     pub(crate) fn runner(&self, c: &Check<'_>) -> Result<QueueRunner, ConfigError> {
-        Ok(QueueRunner { max_parallel: c.positive("queue.max_parallel", self.max_parallel, MAX_PARALLEL)? })
+        let per_minute = c.never_or_at_least(
+            1,
+            "queue.destination_connections_per_minute",
+            self.destination_connections_per_minute,
+            DESTINATION_CONNECTIONS_PER_MINUTE,
+        )?;
+        let destination = DestinationLimits {
+            concurrency: c.positive(
+                "queue.destination_connections",
+                self.destination_connections,
+                DESTINATION_CONNECTIONS,
+            )?,
+            // 0 written in the file: no rate limit, only the concurrency one.
+            rate: (per_minute > 0).then_some((per_minute, Duration::from_secs(60))),
+            backoff: c.duration("queue.destination_backoff", self.destination_backoff.clone(), DESTINATION_BACKOFF)?,
+        };
+        Ok(QueueRunner {
+            max_parallel: c.positive("queue.max_parallel", self.max_parallel, MAX_PARALLEL)?,
+            destination,
+        })
     }
 
     pub(crate) fn validate(self, c: &Check<'_>) -> Result<RetrySchedule, ConfigError> {
@@ -89,6 +124,29 @@ mod tests {
         assert_eq!(parse("[queue]\nmax_parallel = 3\n").unwrap().queue_runner.max_parallel, 3);
         let e = parse("[queue]\nmax_parallel = 0\n").unwrap_err();
         assert!(e.contains("queue.max_parallel") && e.contains("at least 1"), "{e}");
+    }
+
+    #[test]
+    fn destination_limits_default_to_the_limiters_and_are_checked() {
+        let d = parse("").unwrap().queue_runner.destination;
+        assert_eq!(d, portcullis_queue::DestinationLimits::default());
+        let d = parse(
+            "[queue]\ndestination_connections = 2\ndestination_connections_per_minute = 10\ndestination_backoff = \"30s\"\n",
+        )
+        .unwrap()
+        .queue_runner
+        .destination;
+        assert_eq!(d.concurrency, 2);
+        assert_eq!(d.rate, Some((10, Duration::from_secs(60))));
+        assert_eq!(d.backoff, Duration::from_secs(30));
+        let d = parse("[queue]\ndestination_connections_per_minute = 0\n").unwrap().queue_runner.destination;
+        assert_eq!(d.rate, None);
+        let e = parse("[queue]\ndestination_connections = 0\n").unwrap_err();
+        assert!(e.contains("queue.destination_connections") && e.contains("at least 1"), "{e}");
+        let e = parse("[queue]\ndestination_backoff = \"0s\"\n").unwrap_err();
+        assert!(e.contains("queue.destination_backoff") && e.contains("longer than zero"), "{e}");
+        let e = parse("[queue]\ndestination_backoff = \"soon\"\n").unwrap_err();
+        assert!(e.contains("queue.destination_backoff"), "{e}");
     }
 
     #[test]

@@ -475,9 +475,10 @@ fn the_queue_looked_after_through_the_api() {
     let deferred = |e: &Value| e["event"] == "delivery_attempt" && e["deferred"] == 1;
     server.wait_events(deferred, 3);
 
-    let (status, list) = server.api("GET", "/api/v1/queue", None);
+    let (status, page) = server.api("GET", "/api/v1/queue", None);
     assert_eq!(status, 200);
-    let list = list.as_array().unwrap().clone();
+    assert!(page.get("next_after").is_none(), "one page holds them all: {page}");
+    let list = page["messages"].as_array().unwrap().clone();
     assert_eq!(list.len(), 3);
     let first = &list[0];
     assert_eq!(
@@ -488,9 +489,27 @@ fn the_queue_looked_after_through_the_api() {
     assert!(first["recipients"][0]["last_reply"].is_string(), "{first}");
     let ids: Vec<i64> = list.iter().map(|m| m["id"].as_i64().unwrap()).collect();
     let (one, three) = (ids[0], ids[2]);
+    // Paged in id order: each page names where the next starts, the last names none.
+    let page_ids = |page: &Value| {
+        page["messages"].as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect::<Vec<_>>()
+    };
+    let (status, first_page) = server.api("GET", "/api/v1/queue?limit=2", None);
+    assert_eq!(status, 200);
+    assert_eq!((page_ids(&first_page), first_page["next_after"].as_i64()), (ids[..2].to_vec(), Some(ids[1])));
+    let (_, last_page) = server.api("GET", &format!("/api/v1/queue?limit=2&after={}", ids[1]), None);
+    assert_eq!(page_ids(&last_page), [ids[2]]);
+    assert!(last_page.get("next_after").is_none(), "{last_page}");
+    let (_, far_page) = server.api("GET", "/api/v1/queue?domain=far.test&limit=1", None);
+    assert_eq!((page_ids(&far_page), far_page["next_after"].as_i64()), (vec![ids[0]], Some(ids[0])));
+    let (_, far_page) = server.api("GET", &format!("/api/v1/queue?domain=far.test&limit=1&after={}", ids[0]), None);
+    assert_eq!((page_ids(&far_page), far_page.get("next_after")), (vec![ids[1]], None));
+    for bad in ["limit=0", "limit=1001", "limit=many", "after=-1", "after=first"] {
+        assert_eq!(server.api("GET", &format!("/api/v1/queue?{bad}"), None).0, 400, "{bad}");
+    }
+    assert_eq!(page_ids(&server.api("GET", "/api/v1/queue?limit=1000", None).1).len(), 3);
     let (_, far) = server.api("GET", "/api/v1/queue?domain=FAR.test", None);
-    assert_eq!(far.as_array().unwrap().len(), 2);
-    assert_eq!(server.api("GET", "/api/v1/queue?state=held", None).1, json!([]));
+    assert_eq!(far["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(server.api("GET", "/api/v1/queue?state=held", None).1, json!({ "messages": [] }));
     assert_eq!(server.api("GET", "/api/v1/queue?state=stuck", None).0, 400);
 
     // One message: its header, and its body only when asked.
@@ -549,7 +568,7 @@ fn the_queue_looked_after_through_the_api() {
     assert_eq!(server.api("DELETE", &format!("/api/v1/queue/{one}"), None).0, 204);
     assert_eq!(server.api("DELETE", &format!("/api/v1/queue/{one}"), None).0, 404);
     assert_eq!(server.api("POST", &format!("/api/v1/queue/{one}/hold"), None).0, 404);
-    assert_eq!(server.api("GET", "/api/v1/queue", None).1.as_array().unwrap().len(), 2);
+    assert_eq!(server.api("GET", "/api/v1/queue", None).1["messages"].as_array().unwrap().len(), 2);
     // Auth as everywhere else, and an audit trail.
     assert_eq!(server.http("GET", "/api/v1/queue", None, None).status, 401);
     assert_eq!(server.http("DELETE", &format!("/api/v1/queue/{three}"), Some("wrong"), None).status, 401);

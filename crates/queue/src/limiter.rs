@@ -8,8 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-/// The limits of one destination (config `[delivery]`: `max_connections_per_destination`,
-/// `max_connections_per_minute`, `destination_backoff`).
+/// The limits of one destination (config `[queue]`: `destination_connections`,
+/// `destination_connections_per_minute`, `destination_backoff`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DestinationLimits {
     /// Connections open at once.

@@ -185,6 +185,7 @@ impl QueueRunner {
     pub fn new(shared: Arc<Shared>, courier: Arc<dyn Courier>) -> QueueRunner {
         let schedule = shared.config.queue;
         let max_parallel = shared.config.queue_runner.max_parallel;
+        let limits = shared.config.queue_runner.destination;
         let notices = NoticeSettings { reporting_mta: shared.config.hostname.clone(), ..NoticeSettings::default() };
         let run = format!("{:016x}", rand::random::<u64>());
         let node = node_id(&shared.config.data_dir).unwrap_or_else(|e| {
@@ -200,8 +201,8 @@ impl QueueRunner {
             schedule,
             recorder,
             settled: Vec::new(),
-            limits: DestinationLimits::default(),
-            limiter: Limiter::new(DestinationLimits::default()),
+            limits,
+            limiter: Limiter::new(limits),
             suspended: HashMap::new(),
             max_parallel,
             holder: LeaseHolder { node, run },

@@ -24,8 +24,8 @@ pub use flags::{FlagOp, Flags};
 pub use index::{MessageList, MessageRef};
 pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
 pub use queue::{
-    domain_of, AttemptUpdate, DomainBacklog, LeaseHolder, MessageState, NewQueued, NewRecipient, QueueId,
-    QueueSelection, QueueStore, QueueSummary, QueueTotals, QueuedMessage, QueuedRecipient, RecipientState,
+    domain_of, AttemptUpdate, DomainBacklog, LeaseHolder, MessageState, NewQueued, NewRecipient, QueueId, QueuePage,
+    QueueSelection, QueueStore, QueueSummary, QueueTotals, QueuedMessage, QueuedPage, QueuedRecipient, RecipientState,
     RecipientUpdate,
 };
 pub use sqlite::{CheckReport, SqliteStore};

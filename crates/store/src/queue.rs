@@ -173,6 +173,28 @@ fn normalize_domain(domain: &str) -> String {
     domain.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// Which page of the queue listing [`QueueStore::queued_page`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuePage {
+    /// The page starts after this id (the previous page's [`QueuedPage::next_after`]).
+    pub after: Option<QueueId>,
+    /// At most this many messages.
+    pub limit: usize,
+    /// Only messages in this state.
+    pub state: Option<MessageState>,
+    /// Only messages with a recipient still pending at this domain (compared as
+    /// [`domain_of`] does).
+    pub domain: Option<String>,
+}
+
+/// A page of the queue listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedPage {
+    pub messages: Vec<QueuedMessage>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_after: Option<QueueId>,
+}
+
 /// Which queued messages a retry makes due now. Held messages are never among them: an
 /// operator releases those first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -329,6 +351,10 @@ pub trait QueueStore: Send + Sync + 'static {
 
     /// Every queued message, without content, in queue order.
     async fn queued(&self) -> Result<Vec<QueuedMessage>, StoreError>;
+
+    /// One page of the queue in id order, filtered in the query and limited there, so a long
+    /// queue is never read whole (the admin API's listing).
+    async fn queued_page(&self, page: QueuePage) -> Result<QueuedPage, StoreError>;
 
     /// The queue's size, held messages, bytes and oldest entry (see [`QueueTotals`]).
     async fn queue_totals(&self) -> Result<QueueTotals, StoreError>;

@@ -287,3 +287,44 @@ async fn the_summary_counts_messages_bytes_age_and_the_backlog_by_domain() {
         "a.test is delivered; b.test's last answer is the newest message's"
     );
 }
+
+#[tokio::test]
+async fn the_listing_pages_in_id_order_with_its_filters_in_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, None);
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let to = if n % 2 == 0 { "x@Far.Test." } else { "y@near_by.test" };
+        ids.push(store.enqueue(queued("a@example.org", &[to], 100 + n), None).await.unwrap());
+    }
+    assert!(store.set_held(ids[4], true).await.unwrap());
+    let page = |after, limit, state, domain: Option<&str>| QueuePage {
+        after,
+        limit,
+        state,
+        domain: domain.map(str::to_string),
+    };
+    let ids_of = |p: &QueuedPage| p.messages.iter().map(|m| m.id).collect::<Vec<_>>();
+
+    let first = store.queued_page(page(None, 2, None, None)).await.unwrap();
+    assert_eq!((ids_of(&first), first.next_after), (ids[..2].to_vec(), Some(ids[1])));
+    assert_eq!(first.messages[0].recipients.len(), 1, "recipients come with the page");
+    let second = store.queued_page(page(first.next_after, 2, None, None)).await.unwrap();
+    assert_eq!((ids_of(&second), second.next_after), (ids[2..4].to_vec(), Some(ids[3])));
+    let last = store.queued_page(page(second.next_after, 2, None, None)).await.unwrap();
+    assert_eq!((ids_of(&last), last.next_after), (vec![ids[4]], None), "a short page is the last");
+    let exact = store.queued_page(page(None, 5, None, None)).await.unwrap();
+    assert_eq!(exact.next_after, None, "a full page with nothing after it is the last too");
+
+    // The domain as domain_of compares it (case and a final dot aside); `_` is no wildcard.
+    let far = store.queued_page(page(None, 10, None, Some("far.TEST"))).await.unwrap();
+    assert_eq!(ids_of(&far), [ids[0], ids[2], ids[4]]);
+    let near = store.queued_page(page(None, 10, None, Some("near_by.test"))).await.unwrap();
+    assert_eq!(ids_of(&near), [ids[1], ids[3]]);
+    assert!(store.queued_page(page(None, 10, None, Some("nearxby.test"))).await.unwrap().messages.is_empty());
+    let held = store.queued_page(page(None, 10, Some(MessageState::Held), Some("far.test"))).await.unwrap();
+    assert_eq!(ids_of(&held), [ids[4]]);
+    let new = store.queued_page(page(None, 10, Some(MessageState::New), None)).await.unwrap();
+    assert_eq!(ids_of(&new), ids[..4].to_vec());
+    assert!(store.queued_page(page(None, 10, Some(MessageState::Deferred), None)).await.unwrap().messages.is_empty());
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use portcullis_store::{MessageState, QueueId, QueueSelection, QueueSummary, QueuedMessage};
+use portcullis_store::{MessageState, QueueId, QueuePage, QueueSelection, QueueSummary, QueuedMessage};
 use serde_json::{json, Value};
 
 use super::api::{audit, flag, ApiError, ApiResult};
@@ -102,6 +102,13 @@ fn message_view(m: &QueuedMessage) -> Value {
     })
 }
 
+/// A page of the listing when `limit` is not given: a screenful, and a small answer.
+const PAGE_DEFAULT: usize = 100;
+/// The largest page: with 100,000 queued messages, no request reads them all at once.
+const PAGE_MAX: usize = 1000;
+
+/// `GET /api/v1/queue`: one page, in id order (oldest first), `next_after` naming where the
+/// next one starts (absent on the last page).
 pub async fn list(State(admin): Shared, RawQuery(query): RawQuery) -> ApiResult<Json<Value>> {
     let domain = param(&query, "domain")?;
     let state = match param(&query, "state")? {
@@ -113,14 +120,31 @@ pub async fn list(State(admin): Shared, RawQuery(query): RawQuery) -> ApiResult<
         })?),
         None => None,
     };
-    let queued = admin.shared.queue.queued().await?;
-    let listed: Vec<Value> = queued
-        .iter()
-        .filter(|m| domain.as_deref().is_none_or(|d| m.pending_at(d)))
-        .filter(|m| state.is_none_or(|s| m.state() == s))
-        .map(message_view)
-        .collect();
-    Ok(Json(json!(listed)))
+    let limit = match param(&query, "limit")? {
+        Some(l) => l.parse::<usize>().ok().filter(|n| (1..=PAGE_MAX).contains(n)).ok_or_else(|| {
+            ApiError::bad(format!(
+                "limit: expected a number from 1 to {PAGE_MAX}, not \"{}\"",
+                l.chars().take(40).collect::<String>()
+            ))
+        })?,
+        None => PAGE_DEFAULT,
+    };
+    let after = match param(&query, "after")? {
+        Some(a) => Some(a.parse::<QueueId>().ok().filter(|id| *id >= 0).ok_or_else(|| {
+            ApiError::bad(format!(
+                "after: expected a queued message id, not \"{}\"",
+                a.chars().take(40).collect::<String>()
+            ))
+        })?),
+        None => None,
+    };
+    let page = admin.shared.queue.queued_page(QueuePage { after, limit, state, domain }).await?;
+    let messages: Vec<Value> = page.messages.iter().map(message_view).collect();
+    let mut answer = json!({ "messages": messages });
+    if let Some(next) = page.next_after {
+        answer["next_after"] = json!(next);
+    }
+    Ok(Json(answer))
 }
 
 pub async fn summary(State(admin): Shared) -> ApiResult<Json<Value>> {

@@ -8,8 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::ops::summarize;
 use super::{messages, SqliteStore};
 use crate::queue::{
-    domain_of, AttemptUpdate, LeaseHolder, NewQueued, QueueId, QueueSelection, QueueStore, QueueTotals, QueuedMessage,
-    QueuedRecipient, RecipientState,
+    domain_of, AttemptUpdate, LeaseHolder, MessageState, NewQueued, QueueId, QueuePage, QueueSelection, QueueStore,
+    QueueTotals, QueuedMessage, QueuedPage, QueuedRecipient, RecipientState,
 };
 use crate::{Delivery, DeliveryError, MailboxChange, StoreError};
 
@@ -228,6 +228,44 @@ impl QueueStore for SqliteStore {
                 m.recipients = recipients(conn, m.id)?;
             }
             Ok(all)
+        })
+        .await
+    }
+
+    async fn queued_page(&self, page: QueuePage) -> Result<QueuedPage, StoreError> {
+        self.read(move |conn| {
+            // The domain as `domain_of` has it, matched against the end of the address the same
+            // way (lower case, final dots dropped); LIKE's own wildcards in it are escaped.
+            let domain = page.domain.map(|d| {
+                let d = domain_of(&format!("@{d}"));
+                format!("%@{}", d.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+            });
+            let state = page.state.map(|s| match s {
+                MessageState::Held => 0,
+                MessageState::New => 1,
+                MessageState::Deferred => 2,
+            });
+            // One row more than the page: whether there is a next page, without counting.
+            let fetch = i64::try_from(page.limit).unwrap_or(i64::MAX).saturating_add(1);
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM queue
+                  WHERE id > ?1
+                    AND (?2 IS NULL OR ?2 = CASE WHEN held != 0 THEN 0 WHEN attempts = 0 THEN 1 ELSE 2 END)
+                    AND (?3 IS NULL OR EXISTS (SELECT 1 FROM queue_recipients r
+                          WHERE r.queue_id = queue.id AND r.state = 'pending'
+                            AND lower(rtrim(trim(r.address), '.')) LIKE ?3 ESCAPE '\\'))
+                  ORDER BY id LIMIT ?4"
+            ))?;
+            let mut messages = stmt
+                .query_map(params![page.after.unwrap_or(0), state, domain, fetch], message_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let more = messages.len() > page.limit;
+            messages.truncate(page.limit);
+            for m in &mut messages {
+                m.recipients = recipients(conn, m.id)?;
+            }
+            let next_after = if more { messages.last().map(|m| m.id) } else { None };
+            Ok(QueuedPage { messages, next_after })
         })
         .await
     }

@@ -42,13 +42,19 @@ function actions(m) {
     el("button", { class: "danger", type: "button", "data-remove-queued": id, onclick: () => remove(m) }, "Remove"));
 }
 
-function renderMessages(list) {
+// The list is paged by the API (100 a page by default): the first page is shown, and a note
+// says when there is more than it.
+function renderMessages(page) {
+  const list = page.messages;
   fillTable("queue-list", list.map((m) => el("tr", { "data-queued": m.id, "data-state": m.state },
     el("td", {}, m.id), el("td", {}, m.sender || "<>"), el("td", {}, recipients(m)),
     el("td", { class: "number" }, bytes(m.size)), el("td", { class: "number" }, m.attempts),
     el("td", {}, m.next_attempt === null ? "when released" : when(m.next_attempt * 1000)),
     el("td", { class: m.held ? "held" : "" }, STATES[m.state] ?? m.state), el("td", {}, actions(m)),
   )), 8, "The queue is empty.");
+  $("queue-more").hidden = page.next_after === undefined;
+  $("queue-more").textContent = page.next_after === undefined ? ""
+    : `Only the first ${list.length} messages are shown; the rest are listed by the CLI (portcullis queue list) or the API (GET /api/v1/queue?after=${page.next_after}).`;
 }
 
 async function remove(m) {

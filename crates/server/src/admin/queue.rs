@@ -98,6 +98,7 @@ fn message_view(m: &QueuedMessage) -> Value {
         "envid": m.envid,
         "smtputf8": m.smtputf8,
         "eight_bit": m.eight_bit,
+        "requiretls": m.requiretls,
         "recipients": recipients,
     })
 }

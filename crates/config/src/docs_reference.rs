@@ -94,9 +94,8 @@ fn documented_shape(kind: &str) -> Option<Shape> {
         "number" => Some(Shape::Float),
         "boolean" => Some(Shape::Boolean),
         "size" => Some(Shape::IntegerOrString),
-        "list of addresses" | "list of networks" | "list of accounts" | "list of servers" | "list of zones" => {
-            Some(Shape::List(Box::new(Shape::String)))
-        }
+        "list of addresses" | "list of networks" | "list of accounts" | "list of servers" | "list of zones"
+        | "list of listeners" => Some(Shape::List(Box::new(Shape::String))),
         _ => None,
     }
 }

@@ -25,6 +25,7 @@ mod mta_sts;
 mod names;
 mod passwords;
 mod process;
+mod proxy;
 mod queue;
 mod relay;
 mod root;
@@ -52,6 +53,7 @@ pub use names::{is_hostname, normalize_address, normalize_domain, MAX_LOGIN_NAME
 pub use passwords::Passwords;
 pub use portcullis_listeners::Listener;
 pub use process::Process;
+pub use proxy::Proxy;
 pub use queue::{QueueRunner, RetrySchedule};
 pub use relay::{Relay, RelayLogin, RelayTls};
 pub use root::Config;

@@ -22,6 +22,7 @@ use crate::mta_sts::{MtaSts, RawMtaSts};
 use crate::names::is_hostname;
 use crate::passwords::{Passwords, RawPasswords};
 use crate::process::{Process, RawProcess};
+use crate::proxy::{Proxy, RawProxy};
 use crate::queue::{QueueRunner, RawQueue, RetrySchedule};
 use crate::relay::{RawRelay, Relay};
 use crate::sender_auth::{RawSenderAuth, SenderAuth};
@@ -69,6 +70,8 @@ pub struct Config {
     pub dane: Dane,
     /// TLS reports about outbound sessions (`[tls_rpt]`).
     pub tls_rpt: TlsRpt,
+    /// Which listeners take a PROXY header, and from which balancers (`[proxy]`).
+    pub proxy: Proxy,
 }
 
 /// The file as written: every key optional, unknown keys refused.
@@ -97,6 +100,7 @@ pub(crate) struct RawConfig {
     mta_sts: Option<RawMtaSts>,
     dane: Option<RawDane>,
     tls_rpt: Option<RawTlsRpt>,
+    proxy: Option<RawProxy>,
 }
 
 impl Config {
@@ -164,6 +168,7 @@ impl RawConfig {
         let mta_sts = self.mta_sts.unwrap_or_default().validate(&c)?;
         let dane = self.dane.unwrap_or_default().validate(&c)?;
         let tls_rpt = self.tls_rpt.unwrap_or_default().validate(&c)?;
+        let proxy = self.proxy.unwrap_or_default().validate(&c)?;
         Ok(Config {
             path: path.to_path_buf(),
             hostname: hostname.to_ascii_lowercase(),
@@ -189,6 +194,7 @@ impl RawConfig {
             mta_sts,
             dane,
             tls_rpt,
+            proxy,
         })
     }
 }

@@ -40,6 +40,21 @@ pub enum RefuseReason {
     ShuttingDown,
 }
 
+/// Why a connection on a listener that expects a PROXY header (`[proxy]`) was closed before
+/// the guard saw its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyRefusal {
+    /// Not from `proxy.trusted_proxies`: its header would be a forgery anyone could write.
+    UntrustedSource,
+    /// The connection ended, or sent something other than a PROXY header, first.
+    MissingHeader,
+    /// A PROXY header that does not parse, is too long, or names no usable TCP address.
+    BadHeader,
+    /// No complete header within `proxy.header_timeout`.
+    Timeout,
+}
+
 /// Why a recipient was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -162,6 +177,13 @@ pub enum Event {
         listener: Listener,
         peer: SocketAddr,
         reason: RefuseReason,
+    },
+    /// A connection on a listener that expects a PROXY header closed before the guard saw its
+    /// client; `peer` is the address that connected (a balancer, or whoever tried to pass for one).
+    ProxyRefused {
+        listener: Listener,
+        peer: SocketAddr,
+        reason: ProxyRefusal,
     },
     ConnectionClosed {
         conn: u64,

@@ -1,19 +1,25 @@
 //! The accept loop of a mail listener: each connection is put to the guard before any TLS
 //! work; an admitted one is handed to its protocol's driver, a refused one is closed, politely
 //! when it is only over a connection limit.
+//!
+//! On a listener behind a load balancer (`[proxy]`), the connection must come from a trusted
+//! balancer and open with a PROXY header; the client it names is the one the guard admits and
+//! the peer of everything after (events, `Received:`, SPF, login failures).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portcullis_events::{CloseReason, Event, Listener, Protocol, RefuseReason, TlsMode};
+use portcullis_events::{CloseReason, Event, Listener, Protocol, ProxyRefusal, RefuseReason, TlsMode};
 use portcullis_guard::Now;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::connection::Connection;
+use crate::proxy_header::{self, Next, Origin};
 use crate::socket::Stream;
 use crate::state::Shared;
 use crate::{imap, pop3, smtp};
@@ -55,21 +61,72 @@ pub async fn accept_loop(shared: Arc<Shared>, acceptance: Arc<Acceptance>, liste
             }
         };
         let _ = tcp.set_nodelay(true);
-        match shared.guard.admit(peer.ip(), listener, Now::current()) {
-            Ok(admission) => {
-                let id = acceptance.next_conn.fetch_add(1, Ordering::Relaxed);
-                let shared2 = shared.clone();
-                shared.tasks.spawn(async move {
-                    serve(&shared2, id, listener, tcp, peer, admission.revoked()).await;
-                    drop(admission);
-                });
+        if shared.config.proxy.expects_header(listener) {
+            proxied(&shared, &acceptance, listener, tcp, peer);
+        } else {
+            admit(&shared, &acceptance, listener, tcp, peer);
+        }
+    }
+}
+
+/// Puts the connection from `peer` to the guard: firewall, bans, connection limits.
+fn admit(shared: &Arc<Shared>, acceptance: &Arc<Acceptance>, listener: Listener, tcp: TcpStream, peer: SocketAddr) {
+    match shared.guard.admit(peer.ip(), listener, Now::current()) {
+        Ok(admission) => {
+            let id = acceptance.next_conn.fetch_add(1, Ordering::Relaxed);
+            let shared2 = shared.clone();
+            shared.tasks.spawn(async move {
+                serve(&shared2, id, listener, tcp, peer, admission.revoked()).await;
+                drop(admission);
+            });
+        }
+        // Refused by the firewall or a ban: closed at once, no work spent on it.
+        Err(reason @ (RefuseReason::Firewall | RefuseReason::Banned)) => {
+            shared.events.emit(Event::ConnectionRefused { listener, peer, reason });
+            drop(tcp);
+        }
+        Err(reason) => refuse(shared, acceptance, listener, tcp, peer, reason),
+    }
+}
+
+/// A connection on a listener behind a balancer: only a trusted balancer may connect, and its
+/// header (read in a task of its own, so a slow balancer cannot stall the loop) names the
+/// client the guard then admits. Nothing is sent back on a refusal: the balancer, not a mail
+/// client, is at the other end, or someone passing for one.
+fn proxied(shared: &Arc<Shared>, acceptance: &Arc<Acceptance>, listener: Listener, tcp: TcpStream, proxy: SocketAddr) {
+    if !shared.config.proxy.is_trusted(proxy.ip()) {
+        let reason = ProxyRefusal::UntrustedSource;
+        shared.events.emit(Event::ProxyRefused { listener, peer: proxy, reason });
+        return;
+    }
+    let (shared, acceptance) = (shared.clone(), acceptance.clone());
+    shared.clone().tasks.spawn(async move {
+        let mut tcp = tcp;
+        let read = tokio::time::timeout(shared.config.proxy.header_timeout, read_proxy_header(&mut tcp));
+        let origin = read.await.unwrap_or(Err(ProxyRefusal::Timeout));
+        match origin {
+            Ok(Origin::Client(client)) => admit(&shared, &acceptance, listener, tcp, client),
+            // The balancer's own health check: admitted, and served, as the balancer.
+            Ok(Origin::Local) => admit(&shared, &acceptance, listener, tcp, proxy),
+            Err(reason) => shared.events.emit(Event::ProxyRefused { listener, peer: proxy, reason }),
+        }
+    });
+}
+
+/// Reads the PROXY header and not one byte more (`proxy_header` says how much).
+async fn read_proxy_header(tcp: &mut TcpStream) -> Result<Origin, ProxyRefusal> {
+    let mut read = Vec::with_capacity(64);
+    loop {
+        match proxy_header::next_read(&read)? {
+            Next::Complete => return proxy_header::decode(&read),
+            Next::Read(more) => {
+                let start = read.len();
+                read.resize(start + more, 0);
+                // Closed before the header was whole: nothing to admit.
+                if tcp.read_exact(&mut read[start..]).await.is_err() {
+                    return Err(ProxyRefusal::MissingHeader);
+                }
             }
-            // Refused by the firewall or a ban: closed at once, no work spent on it.
-            Err(reason @ (RefuseReason::Firewall | RefuseReason::Banned)) => {
-                shared.events.emit(Event::ConnectionRefused { listener, peer, reason });
-                drop(tcp);
-            }
-            Err(reason) => refuse(&shared, &acceptance, listener, tcp, peer, reason),
         }
     }
 }

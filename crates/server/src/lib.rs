@@ -33,6 +33,7 @@ mod mx;
 mod outbound_labels;
 mod pop3;
 pub mod process;
+mod proxy_header;
 mod queue_runner;
 pub mod resolver;
 mod sessions;

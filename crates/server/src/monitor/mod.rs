@@ -163,6 +163,11 @@ impl Monitor {
             "Connections by listener and outcome: accepted, or the reason it was refused.",
         );
         r.declare("portcullis_connections_closed_total", Counter, "Sessions ended, by listener and reason.");
+        r.declare(
+            "portcullis_proxy_refused_total",
+            Counter,
+            "Connections on PROXY-protocol listeners closed before the guard saw a client, by listener and reason.",
+        );
         r.declare("portcullis_sessions_active", Gauge, "Sessions open now, by listener and protocol.");
         r.declare(
             "portcullis_session_bytes_total",
@@ -467,6 +472,14 @@ impl Sink for Monitor {
                 r.add(
                     "portcullis_connections_total",
                     labels(&[("listener", listener.as_str()), ("outcome", outcome)]),
+                    1.0,
+                );
+            }
+            // Counted apart from the clients' connections: these are the balancers' (or forgers').
+            Event::ProxyRefused { listener, reason, .. } => {
+                r.add(
+                    "portcullis_proxy_refused_total",
+                    labels(&[("listener", listener.as_str()), ("reason", &as_text(reason))]),
                     1.0,
                 );
             }

@@ -2,7 +2,8 @@
 //! by `crates/server/openapi.yaml`), Prometheus metrics at `/metrics`, and the dashboard at
 //! `/`, whose files are compiled into the binary.
 //!
-//! Everything but the dashboard's static files, the OpenAPI description and the sign-in needs
+//! Everything but the dashboard's static files, the OpenAPI description, the sign-in and
+//! `/health` (for load balancers, `health.rs`) needs
 //! `Authorization: Bearer <admin token>` (or a sign-in's session token). Loopback by default;
 //! off loopback the config demands `admin.tls`, and the listener then speaks TLS with the
 //! `[tls]` certificate (reloaded on SIGHUP like the mail listeners').
@@ -18,6 +19,7 @@ mod api;
 pub mod client;
 mod dashboard;
 mod dns;
+mod health;
 mod queue;
 pub mod token;
 
@@ -126,6 +128,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route_layer(middleware::from_fn_with_state(admin.clone(), require_token));
     Router::new()
         .route("/", get(dashboard::index))
+        .route("/health", get(health::health))
         .route("/assets/{file}", get(dashboard::asset))
         .route(&v1("/openapi.yaml"), get(dashboard::openapi))
         .route(&v1("/signin"), post(api::sign_in))
@@ -209,7 +212,9 @@ async fn accept_loop(admin: Arc<Admin>, app: Router, socket: TcpListener, tls: b
                     continue;
                 }
             },
-            _ = shared.stop_accepting.cancelled() => return,
+            // Not `stop_accepting`: during the drain `/health` must go on answering "draining",
+            // so that the balancer sends new clients to other nodes.
+            _ = shared.close_sessions.cancelled() => return,
         };
         // Before any TLS or HTTP work, as on the mail listeners; a refused connection is just
         // closed (no polite answer: HTTP clients retry, and nothing here is owed to them).

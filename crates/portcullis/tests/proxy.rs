@@ -93,6 +93,13 @@ fn the_proxy_listener_takes_headers_from_trusted_balancers_only() {
     assert!(c.line().starts_with("* OK"));
     server.wait_event(|e| e["event"] == "connection_opened" && e["peer"] == own.as_str());
 
+    // Each refusal is counted by listener and reason.
+    let metrics = server.http("GET", "/metrics", Some(&server.admin_token()), None).body;
+    for reason in ["untrusted_source", "missing_header", "timeout"] {
+        let line = format!("portcullis_proxy_refused_total{{listener=\"imaps\",reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&line), "{line} not in the metrics");
+    }
+
     // The other listeners take no header and serve anyone as before.
     let mut plain = server.connect_from("127.0.0.3", "submissions").upgrade(server.client_config(rustls::ALL_VERSIONS));
     assert!(plain.line().starts_with("220"));

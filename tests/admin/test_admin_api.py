@@ -210,6 +210,8 @@ def test_every_operation_answers_as_documented(server, api):
     assert status == 200 and len(series["lines"]) == 4
     status, text = api.call("GET", "/metrics")
     assert status == 200
+    # The load balancers' health check: public, and nothing but up or not.
+    assert api.call("GET", "/health", token=False) == (200, "ok\n")
 
     # Every operation in the description was called and gave its success answer at least once.
     for template, item in SPEC["paths"].items():

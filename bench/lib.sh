@@ -1,5 +1,6 @@
 # Shared by the benchmark scripts, which source it: messages, the run dir's filesystem, the test
-# certificate, the end of a run's temp dir.
+# certificate, the end of a run's temp dir, and the start and stop of the processes several
+# scripts run alike (a private dnsmasq, Portcullis, a private Postfix and its namespace keeper).
 
 say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -125,4 +126,136 @@ anvil      unix      - - n -  1 anvil
 scache     unix      - - n -  1 scache
 postlog    unix-dgram n - n - 1 postlogd
 SERVICES
+}
+
+# --- Start-up shared by bench/outbound.sh, bench/mx.sh and bench/submission.sh -----------------
+# They use the globals each script sets: RUN (the run's temp dir), BIN (the portcullis binary),
+# PC (Portcullis's dir, holding portcullis.toml), PORTCULLIS_PID, DNS_PID, NS_PID, POSTFIX_ETC.
+
+# start_dnsmasq ADDR: a private dnsmasq on ADDR:53, authoritative for *.bench, answering the
+# records read from stdin (dnsmasq.conf lines: mx-host=, host-record=, txt-record=); sets DNS_PID
+# (so call it in the script's own shell: a redirection, not a pipe) and writes RUN/resolv.conf,
+# which points at it.
+start_dnsmasq() {
+    local addr=$1
+    {
+        echo "listen-address=$addr"
+        echo "bind-interfaces"
+        echo "port=53"
+        echo "no-resolv"
+        echo "no-hosts"
+        echo "local=/bench/"
+        cat
+    } >"$RUN/dnsmasq.conf"
+    dnsmasq --keep-in-foreground --conf-file="$RUN/dnsmasq.conf" --pid-file="$RUN/dnsmasq.pid" 2>"$RUN/dnsmasq.log" &
+    DNS_PID=$!
+    for _ in $(seq 50); do ss -Hlun "src = $addr" | grep -q ":53 " && break; sleep 0.1; done
+    echo "nameserver $addr" >"$RUN/resolv.conf"
+}
+
+stop_dnsmasq() {
+    if [ -n "${DNS_PID:-}" ]; then
+        kill -TERM "$DNS_PID" 2>/dev/null && wait "$DNS_PID" 2>/dev/null
+    fi
+    DNS_PID=
+}
+
+# pc ARGS: the portcullis CLI on the run's config.
+pc() { "$BIN" --config "$PC/portcullis.toml" "$@"; }
+
+# pc_add_user DOMAIN USER PASSWORD: the domain and its account, without quota.
+pc_add_user() {
+    pc domain add "$1" >/dev/null
+    echo "$3" | pc account add "$2" --password-stdin --quota unlimited >/dev/null
+}
+
+# launch_portcullis: `portcullis serve` in the background, its JSON log appended to
+# PC/log.jsonl and its stderr to PC/stderr; sets PORTCULLIS_PID.
+launch_portcullis() {
+    "$BIN" --config "$PC/portcullis.toml" serve >>"$PC/log.jsonl" 2>>"$PC/stderr" &
+    PORTCULLIS_PID=$!
+}
+
+# start_portcullis PORT: launch_portcullis, returning once it listens on PORT. Dies when it
+# exits or does not listen within 15 s.
+start_portcullis() {
+    launch_portcullis
+    for _ in $(seq 300); do
+        ss -Hltn "sport = :$1" | grep -q . && return
+        kill -0 "$PORTCULLIS_PID" 2>/dev/null || die "Portcullis exited: $(tail -3 "$PC/stderr")"
+        sleep 0.05
+    done
+    die "Portcullis did not start listening on $1"
+}
+
+# stop_portcullis: SIGTERM (a graceful stop), and the wait for its exit.
+stop_portcullis() {
+    if [ -n "${PORTCULLIS_PID:-}" ] && kill -0 "$PORTCULLIS_PID" 2>/dev/null; then
+        kill -TERM "$PORTCULLIS_PID"
+        wait "$PORTCULLIS_PID" 2>/dev/null || true
+    fi
+    PORTCULLIS_PID=
+}
+
+# postfix_dirs: a private Postfix's directories under RUN/postfix (etc = POSTFIX_ETC, spool,
+# lib, which the postfix user owns).
+postfix_dirs() {
+    mkdir -p "$POSTFIX_ETC" "$RUN/postfix/spool" "$RUN/postfix/lib"
+    chown postfix "$RUN/postfix/lib"
+}
+
+# postfix_main_base HOSTNAME DOMAIN ADDR: the main.cf lines every private Postfix of the
+# benchmarks shares: its own spool, data dir and log under RUN, no local delivery, IPv4 on ADDR.
+postfix_main_base() {
+    cat <<EOF
+compatibility_level = 3.6
+myhostname = $1
+mydomain = $2
+mydestination =
+inet_interfaces = $3
+inet_protocols = ipv4
+queue_directory = $RUN/postfix/spool
+data_directory = $RUN/postfix/lib
+maillog_file = $RUN/postfix/maillog
+maillog_file_prefixes = $RUN
+biff = no
+EOF
+}
+
+# start_keeper BEFORE AFTER: the keeper, a shell in a mount namespace where /etc/resolv.conf is
+# RUN/resolv.conf (Postfix's smtp client and its milters read it; the machine's own is never
+# touched). It runs the shell commands BEFORE, starts Postfix (POSTFIX_ETC), and when
+# stop_keeper writes RUN/ns.stop, stops Postfix and runs AFTER. Sets NS_PID.
+start_keeper() {
+    unshare --mount --propagation private sh -c "
+        mount --bind '$RUN/resolv.conf' /etc/resolv.conf || exit 1
+        $1
+        postfix -c '$POSTFIX_ETC' start >/dev/null 2>&1 || echo 'postfix did not start' >'$RUN/ns.failed'
+        while [ ! -e '$RUN/ns.stop' ]; do sleep 0.2; done
+        postfix -c '$POSTFIX_ETC' stop >/dev/null 2>&1
+        $2
+        sleep 1
+    " &
+    NS_PID=$!
+}
+
+# wait_keeper_postfix PORT: returns once the keeper's Postfix listens on PORT; dies if it did
+# not start or does not listen within 10 s.
+wait_keeper_postfix() {
+    for _ in $(seq 100); do
+        ss -Hltn "sport = :$1" | grep -q . && return
+        [ -e "$RUN/ns.failed" ] && die "postfix did not start: $(tail -5 "$RUN/postfix/maillog" 2>/dev/null)"
+        sleep 0.1
+    done
+    die "Postfix is not listening on $1"
+}
+
+# stop_keeper: asks the keeper to stop what it started, waits for it (15 s), then ends it.
+stop_keeper() {
+    if [ -n "${NS_PID:-}" ]; then
+        echo stop >"$RUN/ns.stop"
+        for _ in $(seq 150); do kill -0 "$NS_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -TERM "$NS_PID" 2>/dev/null
+    fi
+    NS_PID=
 }

@@ -71,17 +71,10 @@ POSTFIX_ETC=$RUN/postfix/etc
 
 cleanup() {
     set +e
-    if [ -n "$PORTCULLIS_PID" ] && kill -0 "$PORTCULLIS_PID" 2>/dev/null; then
-        kill -TERM "$PORTCULLIS_PID"
-        wait "$PORTCULLIS_PID" 2>/dev/null
-    fi
-    if [ -n "$NS_PID" ]; then
-        # The namespace's keeper: stops Postfix and OpenDKIM inside it, then exits.
-        echo stop >"$RUN/ns.stop"
-        for _ in $(seq 150); do kill -0 "$NS_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -TERM "$NS_PID" 2>/dev/null
-    fi
-    [ -n "$DNS_PID" ] && kill -TERM "$DNS_PID" 2>/dev/null && wait "$DNS_PID" 2>/dev/null
+    stop_portcullis
+    # The namespace's keeper: stops Postfix and OpenDKIM inside it, then exits.
+    stop_keeper
+    stop_dnsmasq
     rm -rf "$DKIM_DIR"
     keep_or_remove "$RUN"
 }
@@ -90,23 +83,13 @@ trap 'exit 130' INT TERM
 
 # --- DNS: the sender's records, for both servers --------------------------------------------
 say "starting dnsmasq on $DNS_ADDR:53"
-cat >"$RUN/dnsmasq.conf" <<EOF
-listen-address=$DNS_ADDR
-bind-interfaces
-port=53
-no-resolv
-no-hosts
-local=/bench/
+start_dnsmasq "$DNS_ADDR" <<EOF
 mx-host=$SENDER_DOMAIN,$HELO,10
 host-record=$HELO,127.0.0.1
 txt-record=$SENDER_DOMAIN,"v=spf1 ip4:127.0.0.0/8 -all"
 txt-record=$HELO,"v=spf1 ip4:127.0.0.0/8 -all"
 txt-record=_dmarc.$SENDER_DOMAIN,"v=DMARC1; p=reject"
 EOF
-dnsmasq --keep-in-foreground --conf-file="$RUN/dnsmasq.conf" --pid-file="$RUN/dnsmasq.pid" 2>"$RUN/dnsmasq.log" &
-DNS_PID=$!
-for _ in $(seq 50); do ss -Hlun "src = $DNS_ADDR" | grep -q ":53 " && break; sleep 0.1; done
-echo "nameserver $DNS_ADDR" >"$RUN/resolv.conf"
 
 # --- Portcullis ------------------------------------------------------------------------------
 make_leaf_cert "$RUN/tls" "$HOSTNAME_"
@@ -139,35 +122,16 @@ shutdown_grace = "5s"
 [log]
 format = "json"
 EOF
-pc() { "$BIN" --config "$PC/portcullis.toml" "$@"; }
-pc domain add "$DOMAIN" >/dev/null
-echo "plinth-orbit-cactus-9" | pc account add "$USER_" --password-stdin --quota unlimited >/dev/null
-"$BIN" --config "$PC/portcullis.toml" serve >"$PC/log.jsonl" 2>"$PC/stderr" &
-PORTCULLIS_PID=$!
-for _ in $(seq 300); do
-    grep -q '"event":"listening"' "$PC/log.jsonl" 2>/dev/null && break
-    kill -0 "$PORTCULLIS_PID" 2>/dev/null || die "Portcullis exited: $(cat "$PC/stderr")"
-    sleep 0.1
-done
+pc_add_user "$DOMAIN" "$USER_" "plinth-orbit-cactus-9"
+start_portcullis "$PORTCULLIS_PORT"
 
 # --- Postfix with policyd-spf and OpenDKIM, in a namespace with the private resolv.conf -------
 say "starting Postfix (policyd-spf, OpenDKIM) on 127.0.0.1:$POSTFIX_PORT"
-mkdir -p "$POSTFIX_ETC" "$RUN/postfix/spool" "$RUN/postfix/lib" "$RUN/mail"
-chown postfix "$RUN/postfix/lib"
+postfix_dirs
+mkdir -p "$RUN/mail"
 chown nobody:nogroup "$RUN/mail"
 echo "$USER_ $DOMAIN/bench/" >"$POSTFIX_ETC/vmailbox"
-cat >"$POSTFIX_ETC/main.cf" <<EOF
-compatibility_level = 3.6
-myhostname = $HOSTNAME_
-mydomain = $DOMAIN
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-queue_directory = $RUN/postfix/spool
-data_directory = $RUN/postfix/lib
-maillog_file = $RUN/postfix/maillog
-maillog_file_prefixes = $RUN
-biff = no
+{ postfix_main_base "$HOSTNAME_" "$DOMAIN" 127.0.0.1; cat; } >"$POSTFIX_ETC/main.cf" <<EOF
 smtpd_banner = \$myhostname ESMTP
 # Mail from the world: not a relay, the sender domain must exist (MX or A), SPF through
 # policyd-spf; DKIM (and its Authentication-Results) through OpenDKIM. Limits sized for the load.
@@ -223,25 +187,14 @@ UserID nobody
 PidFile $RUN/opendkim.pid
 EOF
 postfix -c "$POSTFIX_ETC" check >/dev/null 2>&1 || die "postfix check failed for $POSTFIX_ETC"
-# The keeper: a shell in a new mount namespace, /etc/resolv.conf bound to ours, which starts
-# OpenDKIM (verifying; Authentication-Results with our host name) and Postfix, and stops them
-# when cleanup() writes ns.stop.
-unshare --mount --propagation private sh -c "
-    mount --bind '$RUN/resolv.conf' /etc/resolv.conf || exit 1
-    opendkim -x '$DKIM_DIR/opendkim.conf' 2>'$RUN/opendkim.log'
-    postfix -c '$POSTFIX_ETC' start >/dev/null 2>&1 || echo 'postfix did not start' >'$RUN/ns.failed'
-    while [ ! -e '$RUN/ns.stop' ]; do sleep 0.2; done
-    postfix -c '$POSTFIX_ETC' stop >/dev/null 2>&1
-    kill \$(cat '$RUN/opendkim.pid') 2>/dev/null
-    sleep 1
-" &
-NS_PID=$!
+# The keeper, in the namespace with our resolv.conf: OpenDKIM (verifying; Authentication-Results
+# with our host name) and Postfix, both stopped when cleanup() stops the keeper.
+start_keeper "opendkim -x '$DKIM_DIR/opendkim.conf' 2>'$RUN/opendkim.log'" "kill \$(cat '$RUN/opendkim.pid') 2>/dev/null"
+wait_keeper_postfix "$POSTFIX_PORT"
 for _ in $(seq 100); do
-    ss -Hltn "sport = :$POSTFIX_PORT" | grep -q . && [ -S "$RUN/dkim/opendkim.sock" ] && break
-    [ -e "$RUN/ns.failed" ] && die "postfix did not start: $(tail -5 "$RUN/postfix/maillog" 2>/dev/null)"
+    [ -S "$RUN/dkim/opendkim.sock" ] && break
     sleep 0.1
 done
-ss -Hltn "sport = :$POSTFIX_PORT" | grep -q . || die "Postfix is not listening on $POSTFIX_PORT"
 [ -S "$RUN/dkim/opendkim.sock" ] || die "OpenDKIM is not listening: $(cat "$RUN/opendkim.log")"
 
 # --- Measure ---------------------------------------------------------------------------------

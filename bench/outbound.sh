@@ -86,24 +86,12 @@ DNS_PID=
 NS_PID=
 POSTFIX_ETC=$RUN/postfix/etc
 
-stop_portcullis() {
-    if [ -n "$PORTCULLIS_PID" ] && kill -0 "$PORTCULLIS_PID" 2>/dev/null; then
-        kill -TERM "$PORTCULLIS_PID"
-        wait "$PORTCULLIS_PID" 2>/dev/null || true
-    fi
-    PORTCULLIS_PID=
-}
-
 cleanup() {
     set +e
     stop_portcullis
     [ -n "$SINK_PID" ] && kill -TERM "$SINK_PID" 2>/dev/null
-    if [ -n "$NS_PID" ]; then
-        echo stop >"$RUN/ns.stop"
-        for _ in $(seq 150); do kill -0 "$NS_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -TERM "$NS_PID" 2>/dev/null
-    fi
-    [ -n "$DNS_PID" ] && kill -TERM "$DNS_PID" 2>/dev/null && wait "$DNS_PID" 2>/dev/null
+    stop_keeper
+    stop_dnsmasq
     keep_or_remove "$RUN"
 }
 trap cleanup EXIT
@@ -111,20 +99,11 @@ trap 'exit 130' INT TERM
 
 # --- DNS: the recipient domains' MX records, for both servers ---------------------------------
 say "starting dnsmasq on $DNS_ADDR:53"
-{
-    echo "listen-address=$DNS_ADDR"
-    echo "bind-interfaces"
-    echo "port=53"
-    echo "no-resolv"
-    echo "no-hosts"
-    echo "local=/bench/"
+# (Not a pipe into start_dnsmasq: that would run it in a subshell, and DNS_PID would be lost.)
+start_dnsmasq "$DNS_ADDR" < <(
     echo "host-record=mx.sink.bench,$SINK_ADDR"
     for d in $(seq "$DOMAINS"); do echo "mx-host=d$d.sink.bench,mx.sink.bench,10"; done
-} >"$RUN/dnsmasq.conf"
-dnsmasq --keep-in-foreground --conf-file="$RUN/dnsmasq.conf" --pid-file="$RUN/dnsmasq.pid" 2>"$RUN/dnsmasq.log" &
-DNS_PID=$!
-for _ in $(seq 50); do ss -Hlun "src = $DNS_ADDR" | grep -q ":53 " && break; sleep 0.1; done
-echo "nameserver $DNS_ADDR" >"$RUN/resolv.conf"
+)
 
 # --- Portcullis ------------------------------------------------------------------------------
 make_leaf_cert "$RUN/tls" "$HOSTNAME_"
@@ -160,43 +139,17 @@ shutdown_grace = "5s"
 format = "json"
 EOF
 }
-pc() { "$BIN" --config "$PC/portcullis.toml" "$@"; }
-start_portcullis() {
-    "$BIN" --config "$PC/portcullis.toml" serve >>"$PC/log.jsonl" 2>>"$PC/stderr" &
-    PORTCULLIS_PID=$!
-}
-wait_listening() {
-    for _ in $(seq 300); do
-        ss -Hltn "sport = :$PC_SUBMIT_PORT" | grep -q . && return
-        kill -0 "$PORTCULLIS_PID" 2>/dev/null || die "Portcullis exited: $(tail -3 "$PC/stderr")"
-        sleep 0.05
-    done
-    die "Portcullis did not start listening"
-}
 portcullis_conf "$CLOSED_PORT"
-pc domain add "$DOMAIN" >/dev/null
-echo "$PASSWORD" | pc account add "$USER_" --password-stdin --quota unlimited >/dev/null
+pc_add_user "$DOMAIN" "$USER_" "$PASSWORD"
 DB=$PC/data/mail.db
 pc_queued() { python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM queue").fetchone()[0])' "$DB"; }
 pc_empty_queue() { python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("DELETE FROM queue_recipients"); c.execute("DELETE FROM queue"); c.commit()' "$DB"; }
 
 # --- Postfix: a private instance, smtpd on $PF_ADDR for the injection ------------------------
 say "starting Postfix on $PF_ADDR:$PF_SMTPD_PORT"
-mkdir -p "$POSTFIX_ETC" "$RUN/postfix/spool" "$RUN/postfix/lib"
-chown postfix "$RUN/postfix/lib"
+postfix_dirs
 for d in $(seq "$DOMAINS"); do echo "d$d.sink.bench smtp:d$d.sink.bench:$PF_SINK_PORT"; done >"$POSTFIX_ETC/transport"
-cat >"$POSTFIX_ETC/main.cf" <<EOF
-compatibility_level = 3.6
-myhostname = $HOSTNAME_
-mydomain = $DOMAIN
-mydestination =
-inet_interfaces = $PF_ADDR
-inet_protocols = ipv4
-queue_directory = $RUN/postfix/spool
-data_directory = $RUN/postfix/lib
-maillog_file = $RUN/postfix/maillog
-maillog_file_prefixes = $RUN
-biff = no
+{ postfix_main_base "$HOSTNAME_" "$DOMAIN" "$PF_ADDR"; cat; } >"$POSTFIX_ETC/main.cf" <<EOF
 smtpd_peername_lookup = no
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject
@@ -214,22 +167,9 @@ $PF_ADDR:$PF_SMTPD_PORT inet n - n - - smtpd
 $(postfix_services)
 EOF
 postfix -c "$POSTFIX_ETC" check >/dev/null 2>&1 || die "postfix check failed for $POSTFIX_ETC"
-# The keeper: a shell in a mount namespace where /etc/resolv.conf is ours (Postfix's smtp client
-# reads it); it starts Postfix and stops it when cleanup() writes ns.stop.
-unshare --mount --propagation private sh -c "
-    mount --bind '$RUN/resolv.conf' /etc/resolv.conf || exit 1
-    postfix -c '$POSTFIX_ETC' start >/dev/null 2>&1 || echo 'postfix did not start' >'$RUN/ns.failed'
-    while [ ! -e '$RUN/ns.stop' ]; do sleep 0.2; done
-    postfix -c '$POSTFIX_ETC' stop >/dev/null 2>&1
-    sleep 1
-" &
-NS_PID=$!
-for _ in $(seq 100); do
-    ss -Hltn "sport = :$PF_SMTPD_PORT" | grep -q . && break
-    [ -e "$RUN/ns.failed" ] && die "postfix did not start: $(tail -5 "$RUN/postfix/maillog" 2>/dev/null)"
-    sleep 0.1
-done
-ss -Hltn "sport = :$PF_SMTPD_PORT" | grep -q . || die "Postfix is not listening on $PF_SMTPD_PORT"
+# The keeper starts Postfix in the namespace with our resolv.conf (its smtp client reads it).
+start_keeper "" ""
+wait_keeper_postfix "$PF_SMTPD_PORT"
 pf_queue() { find "$RUN/postfix/spool/$1" -type f | wc -l; }
 
 # --- A round's steps ---------------------------------------------------------------------------
@@ -291,8 +231,7 @@ round_postfix() {
 
 queue_portcullis() {
     portcullis_conf "$CLOSED_PORT"
-    start_portcullis
-    wait_listening
+    start_portcullis "$PC_SUBMIT_PORT"
     local d
     for d in $(seq "$DOMAINS"); do
         BENCH_PASSWORD=$PASSWORD "$BENCH" --server "127.0.0.1:$PC_SUBMIT_PORT" --tls-name "$HOSTNAME_" \
@@ -310,7 +249,7 @@ round_portcullis() {
     portcullis_conf "$PC_SINK_PORT"
     start_sink "$PC_SINK_PORT"
     released=$EPOCHREALTIME
-    start_portcullis
+    launch_portcullis
     wait_sink portcullis
     local started=$SECONDS
     while [ "$(pc_queued)" -gt 0 ]; do
@@ -385,8 +324,7 @@ hwm_kib() { awk '/^VmHWM/ { print $2 }' "/proc/$PORTCULLIS_PID/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$PORTCULLIS_PID/stat"; }
 portcullis_conf "$CLOSED_PORT"
 before_attempts=$(grep -c '"event":"delivery_attempt"' "$PC/log.jsonl" || true)
-start_portcullis
-wait_listening
+start_portcullis "$PC_SUBMIT_PORT"
 sleep 2
 ticks0=$(cpu_ticks)
 sleep "$IDLE_SECONDS"
@@ -401,8 +339,7 @@ echo "delivery attempts meanwhile: $(( $(grep -c '"event":"delivery_attempt"' "$
 say "making all $QUEUED due, towards a closed port: the runner works through them in bounded claims"
 stop_portcullis
 pc queue flush >/dev/null
-start_portcullis
-wait_listening
+start_portcullis "$PC_SUBMIT_PORT"
 peak=0
 for _ in $(seq "$IDLE_SECONDS"); do
     r=$(rss_kib)

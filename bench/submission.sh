@@ -33,7 +33,7 @@ USER_=bench@bench.test
 PASSWORD=plinth-orbit-cactus-9
 PER_ROUND=$((CLIENTS * MESSAGES))
 
-# say, die, refuse_tmpfs, make_leaf_cert, keep_or_remove
+# say, die, refuse_tmpfs, make_leaf_cert, keep_or_remove, pc, start_portcullis, postfix_dirs, …
 . "$REPO/bench/lib.sh"
 refuse_tmpfs "$RUN_BASE"
 
@@ -74,10 +74,7 @@ POSTFIX_STARTED=0
 
 cleanup() {
     set +e
-    if [ -n "$PORTCULLIS_PID" ] && kill -0 "$PORTCULLIS_PID" 2>/dev/null; then
-        kill -TERM "$PORTCULLIS_PID"
-        wait "$PORTCULLIS_PID" 2>/dev/null
-    fi
+    stop_portcullis
     if [ "$POSTFIX_STARTED" = 1 ]; then
         local master
         master=$(head -c 20 "$RUN/postfix/spool/pid/master.pid" 2>/dev/null | tr -dc 0-9)
@@ -134,17 +131,8 @@ shutdown_grace = "5s"
 format = "json"
 EOF
 # The default argon2 settings apply: no [passwords] section.
-pc() { "$BIN" --config "$PC/portcullis.toml" "$@"; }
-pc domain add "$DOMAIN" >/dev/null
-echo "$PASSWORD" | pc account add "$USER_" --password-stdin --quota unlimited >/dev/null
-"$BIN" --config "$PC/portcullis.toml" serve >"$PC/log.jsonl" 2>"$PC/stderr" &
-PORTCULLIS_PID=$!
-for _ in $(seq 300); do
-    grep -q '"event":"listening"' "$PC/log.jsonl" 2>/dev/null && break
-    kill -0 "$PORTCULLIS_PID" 2>/dev/null || die "Portcullis exited: $(cat "$PC/stderr")"
-    sleep 0.1
-done
-grep -q '"event":"listening"' "$PC/log.jsonl" || die "Portcullis did not start listening"
+pc_add_user "$DOMAIN" "$USER_" "$PASSWORD"
+start_portcullis "$PORTCULLIS_PORT"
 
 # --- Dovecot (SASL for Postfix only: no protocol listeners) ---------------------------------
 say "starting Dovecot auth and Postfix on 127.0.0.1:$POSTFIX_PORT"
@@ -180,23 +168,12 @@ EOF
 dovecot -c "$DOVECOT_CONF"
 
 # --- Postfix: a private instance (own config, queue and data dirs), SMTPS only --------------
-mkdir -p "$POSTFIX_ETC" "$RUN/postfix/spool" "$RUN/postfix/lib" "$RUN/mail"
-chown postfix "$RUN/postfix/lib"
+postfix_dirs
+mkdir -p "$RUN/mail"
 # Virtual mailboxes belong to nobody, like Portcullis' store.
 chown nobody:nogroup "$RUN/mail"
 echo "$USER_ $DOMAIN/bench/" >"$POSTFIX_ETC/vmailbox"   # trailing slash: Maildir
-cat >"$POSTFIX_ETC/main.cf" <<EOF
-compatibility_level = 3.6
-myhostname = $HOSTNAME_
-mydomain = $DOMAIN
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-queue_directory = $RUN/postfix/spool
-data_directory = $RUN/postfix/lib
-maillog_file = $RUN/postfix/maillog
-maillog_file_prefixes = $RUN
-biff = no
+{ postfix_main_base "$HOSTNAME_" "$DOMAIN" 127.0.0.1; cat; } >"$POSTFIX_ETC/main.cf" <<EOF
 smtpd_banner = \$myhostname ESMTP
 # Portcullis does no reverse DNS either.
 smtpd_peername_lookup = no

@@ -255,7 +255,10 @@ fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-fn percent_decode(text: &str) -> Option<String> {
+/// RFC 3986 §2.1 percent-decoding of a query value (and `+` as a space, as HTML forms send
+/// it); `None` for a malformed escape or bytes that are not UTF-8. Public because the admin
+/// API's query strings are decoded the same way, and one decoder keeps them from drifting.
+pub fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

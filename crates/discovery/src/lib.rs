@@ -31,7 +31,7 @@ mod xml;
 pub use check::{judge, Context, Finding, Observed, Status};
 pub use facts::{DkimKey, DomainFacts, Ports, ServerFacts};
 pub use from_config::server_facts;
-pub use http::{Http01Answers, LocalDomains, Request, Response, Site, MAX_BODY};
+pub use http::{percent_decode, Http01Answers, LocalDomains, Request, Response, Site, MAX_BODY};
 pub use observe::{check, observe};
 pub use records::{plan, Data, Expected, Plan, Purpose, TTL};
 pub use xml::escape;

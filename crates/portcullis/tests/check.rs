@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{outside, TestServer, BIN};
+use common::postfix::Postfix;
+use common::{free_port, outside, wait_listening, TestServer, BIN};
 use serde_json::Value;
 
 fn check(args: &[&str]) -> Output {
@@ -20,11 +20,6 @@ fn json_report(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("not JSON ({e}): {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
     })
-}
-
-/// A port nothing listens on (bound once, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn port_report(report: &Value, port: u16) -> &Value {
@@ -47,7 +42,7 @@ fn finding_ids(report: &Value, port: u16) -> Vec<String> {
 fn portcullis_itself_is_clean() {
     let server = TestServer::start();
     let services = ["submissions", "submission", "imaps", "pop3s"];
-    let closed = free_port();
+    let closed = free_port("127.0.0.1");
     let mut ports: Vec<String> = services.iter().map(|s| server.addr(s).port().to_string()).collect();
     ports.push(closed.to_string());
     let ports = ports.join(",");
@@ -141,29 +136,6 @@ impl Drop for Daemon {
     }
 }
 
-/// A private Postfix instance (`postfix -c DIR`), stopped when the test ends.
-struct Postfix {
-    config: PathBuf,
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new("postfix").arg("-c").arg(&self.config).arg("stop").stderr(Stdio::null()).status();
-    }
-}
-
-fn wait_listening(port: u16, what: &str, log: &Path) {
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{what} did not listen on {port}: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The test CA, a good certificate and an expired one (both from that CA, for
 /// weak.example.test), written as PEM files into `dir`.
 fn certificates(dir: &Path) {
@@ -245,7 +217,8 @@ fn a_weak_dovecot_and_postfix_get_exactly_their_planted_findings() {
     }
     certificates(dir);
     let d = dir.display();
-    let (imap, pop3, imaps, submission) = (free_port(), free_port(), free_port(), free_port());
+    let (imap, pop3, imaps, submission) =
+        (free_port("127.0.0.1"), free_port("127.0.0.1"), free_port("127.0.0.1"), free_port("127.0.0.1"));
 
     // Weakness 1 (IMAP and POP3 on their legacy plaintext ports): logins before TLS. Their TLS
     // behind STARTTLS is good (valid chain, TLS >= 1.2, AEAD with ECDHE only), and must not be
@@ -289,61 +262,30 @@ fn a_weak_dovecot_and_postfix_get_exactly_their_planted_findings() {
 
     // Weakness 4 (submission): AUTH offered and accepted before STARTTLS. Otherwise sound:
     // good chain, TLS >= 1.2 with AEAD and ECDHE only, and MAIL FROM refused without AUTH.
-    let pf = dir.join("postfix");
-    for sub in ["", "queue", "data"] {
-        std::fs::create_dir_all(pf.join(sub)).unwrap();
-    }
-    let postfix_user =
-        nix::unistd::User::from_name("postfix").unwrap().expect("the postfix user (apt-get install postfix)");
-    nix::unistd::chown(&pf.join("data"), Some(postfix_user.uid), None).unwrap();
-    let p = pf.display();
-    std::fs::write(
-        pf.join("main.cf"),
-        format!(
-            "compatibility_level = 3.6\n\
-             queue_directory = {p}/queue\n\
-             data_directory = {p}/data\n\
-             maillog_file = {p}/maillog\n\
-             maillog_file_prefixes = {p}\n\
-             myhostname = submission.example.test\n\
-             mydestination =\n\
-             inet_interfaces = 127.0.0.1\n\
-             inet_protocols = ipv4\n\
-             alias_maps =\n\
-             alias_database =\n\
-             local_recipient_maps =\n\
-             smtpd_peername_lookup = no\n\
-             smtpd_tls_cert_file = {d}/good.pem\n\
-             smtpd_tls_key_file = {d}/good.key\n\
-             smtpd_tls_security_level = may\n\
-             smtpd_tls_auth_only = no\n\
-             smtpd_tls_protocols = >=TLSv1.2\n\
-             smtpd_tls_mandatory_protocols = >=TLSv1.2\n\
-             smtpd_tls_ciphers = high\n\
-             smtpd_tls_mandatory_ciphers = high\n\
-             tls_high_cipherlist = ECDHE+AESGCM:ECDHE+CHACHA20\n\
-             smtpd_sasl_auth_enable = yes\n\
-             smtpd_sasl_type = dovecot\n\
-             smtpd_sasl_path = {d}/auth-postfix\n\
-             smtpd_delay_reject = no\n\
-             smtpd_sender_restrictions = permit_sasl_authenticated, reject\n\
-             smtpd_relay_restrictions = permit_sasl_authenticated, reject\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        pf.join("master.cf"),
-        format!("127.0.0.1:{submission} inet n - n - - smtpd\n{}", common::POSTFIX_SERVICES),
-    )
-    .unwrap();
-    let status = Command::new(&postfix_bin).arg("-c").arg(&pf).arg("start").status().unwrap();
-    let _postfix = Postfix { config: pf.clone() };
-    assert!(status.success(), "postfix start: {}", std::fs::read_to_string(pf.join("maillog")).unwrap_or_default());
+    let main_cf = format!(
+        "myhostname = submission.example.test\n\
+         smtpd_tls_cert_file = {d}/good.pem\n\
+         smtpd_tls_key_file = {d}/good.key\n\
+         smtpd_tls_security_level = may\n\
+         smtpd_tls_auth_only = no\n\
+         smtpd_tls_protocols = >=TLSv1.2\n\
+         smtpd_tls_mandatory_protocols = >=TLSv1.2\n\
+         smtpd_tls_ciphers = high\n\
+         smtpd_tls_mandatory_ciphers = high\n\
+         tls_high_cipherlist = ECDHE+AESGCM:ECDHE+CHACHA20\n\
+         smtpd_sasl_auth_enable = yes\n\
+         smtpd_sasl_type = dovecot\n\
+         smtpd_sasl_path = {d}/auth-postfix\n\
+         smtpd_delay_reject = no\n\
+         smtpd_sender_restrictions = permit_sasl_authenticated, reject\n\
+         smtpd_relay_restrictions = permit_sasl_authenticated, reject\n"
+    );
+    let listener = format!("127.0.0.1:{submission} inet n - n - - smtpd\n");
+    let _postfix = Postfix::start(&postfix_bin, dir, &main_cf, &listener, &[submission]);
 
-    wait_listening(imap, "dovecot", &dir.join("plain.log"));
-    wait_listening(pop3, "dovecot", &dir.join("plain.log"));
-    wait_listening(imaps, "dovecot", &dir.join("legacy.log"));
-    wait_listening(submission, "postfix", &pf.join("maillog"));
+    wait_listening("127.0.0.1", imap, "dovecot", Some(&dir.join("plain.log")));
+    wait_listening("127.0.0.1", pop3, "dovecot", Some(&dir.join("plain.log")));
+    wait_listening("127.0.0.1", imaps, "dovecot", Some(&dir.join("legacy.log")));
 
     let ports = format!("{imap}/imap,{pop3}/pop3,{imaps}/imaps,{submission}/submission");
     let ca = dir.join("ca.pem");

@@ -12,64 +12,37 @@
 
 mod common;
 
-use std::net::{IpAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{IpAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::mx::*;
-use common::{outside, Client, Settings, TestServer, BOB};
+use common::postfix::Postfix;
+use common::{free_port, outside, wait_listening, Client, Settings, TestServer, BOB};
 use portcullis_dkim_sign::{Algorithm, SigningKey};
 use portcullis_testdns::TestDns;
 
 /// OpenDKIM's selector for GOOD (the World's own key stays at `sel`).
 const OPENDKIM_SELECTOR: &str = "pf";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A private Postfix instance (`postfix -c DIR`), stopped when the test ends.
-struct Postfix {
-    config: PathBuf,
+/// The private Postfix relaying to Portcullis, with its two ways in.
+struct Relay {
+    postfix: Postfix,
     /// Mail submitted here is signed by OpenDKIM.
     signed_port: u16,
     /// Mail submitted here is relayed as it is.
     unsigned_port: u16,
 }
 
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new("postfix").arg("-c").arg(&self.config).arg("stop").stderr(Stdio::null()).status();
-    }
-}
-
-impl Postfix {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.config.join("maillog")).unwrap_or_default()
-    }
-
+impl Relay {
     /// Hands a message to Postfix over SMTP from 127.0.0.1 (in its mynetworks, so relayed).
     fn submit(&self, port: u16, from: &str, to: &str, data: &[u8]) {
         let mut c = Client::plain(TcpStream::connect(("127.0.0.1", port)).unwrap());
         assert!(c.reply().starts_with("220"), "postfix greeting");
         assert!(c.cmd("EHLO client.sender.test").starts_with("250"));
         let reply = send(&mut c, from, to, data);
-        assert!(reply.starts_with("250"), "postfix took the message: {reply}\n{}", self.log());
+        assert!(reply.starts_with("250"), "postfix took the message: {reply}\n{}", self.postfix.log());
         c.cmd("QUIT");
-    }
-
-    /// Waits for `what` in Postfix's log.
-    fn wait_log(&self, what: &str) -> String {
-        let started = Instant::now();
-        loop {
-            let log = self.log();
-            if log.contains(what) {
-                return log;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "{what:?} never appeared in the Postfix log:\n{log}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
     }
 }
 
@@ -83,20 +56,8 @@ impl Drop for OpenDkim {
     }
 }
 
-fn wait_listening(port: u16, what: &str, log: &Path) {
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{what} did not listen on {port}: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn start_opendkim(opendkim: &Path, dir: &Path, key: &SigningKey) -> (OpenDkim, u16) {
-    let port = free_port();
+    let port = free_port("127.0.0.1");
     let key_file = dir.join("pf.key");
     std::fs::write(&key_file, key.to_pem().as_bytes()).unwrap();
     {
@@ -125,70 +86,36 @@ fn start_opendkim(opendkim: &Path, dir: &Path, key: &SigningKey) -> (OpenDkim, u
         .spawn()
         .unwrap();
     let daemon = OpenDkim(child);
-    wait_listening(port, "opendkim", &log);
+    wait_listening("127.0.0.1", port, "opendkim", Some(&log));
     (daemon, port)
 }
 
-fn start_postfix(postfix: &Path, dir: &Path, portcullis: u16, milter: u16) -> Postfix {
-    let pf = dir.join("postfix");
-    for sub in ["", "queue", "data"] {
-        std::fs::create_dir_all(pf.join(sub)).unwrap();
-    }
-    let postfix_user =
-        nix::unistd::User::from_name("postfix").unwrap().expect("the postfix user (apt-get install postfix)");
-    nix::unistd::chown(&pf.join("data"), Some(postfix_user.uid), None).unwrap();
-    let (signed_port, unsigned_port) = (free_port(), free_port());
-    let p = pf.display();
-    std::fs::write(
-        pf.join("main.cf"),
-        format!(
-            "compatibility_level = 3.6\n\
-             queue_directory = {p}/queue\n\
-             data_directory = {p}/data\n\
-             maillog_file = {p}/maillog\n\
-             maillog_file_prefixes = {p}\n\
-             myhostname = mx.{GOOD}\n\
-             myorigin = {GOOD}\n\
-             mydestination =\n\
-             inet_interfaces = 127.0.0.1\n\
-             inet_protocols = ipv4\n\
-             alias_maps =\n\
-             alias_database =\n\
-             local_recipient_maps =\n\
-             mynetworks = 127.0.0.0/8\n\
-             smtpd_relay_restrictions = permit_mynetworks, reject\n\
-             smtpd_peername_lookup = no\n\
-             relayhost = [127.0.0.1]:{portcullis}\n\
-             smtp_dns_support_level = disabled\n\
-             smtp_bind_address = {GOOD_IP}\n\
-             smtp_helo_name = mx.{GOOD}\n\
-             smtp_tls_security_level = encrypt\n\
-             smtp_tls_loglevel = 1\n\
-             milter_protocol = 6\n\
-             milter_default_action = tempfail\n\
-             sender_dependent_default_transport_maps = inline:{{ ceo@{GOOD}=spoof }}\n\
-             notify_classes =\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        pf.join("master.cf"),
-        format!(
-            "127.0.0.1:{signed_port} inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:{milter}\n\
-             127.0.0.1:{unsigned_port} inet n - n - - smtpd\n\
-             smtp      unix  - - n - - smtp\n\
-             spoof     unix  - - n - - smtp -o smtp_bind_address={SPOOFER_IP} -o smtp_helo_name=spoofer.example\n\
-             {}",
-            common::POSTFIX_SERVICES
-        ),
-    )
-    .unwrap();
-    let status = Command::new(postfix).arg("-c").arg(&pf).arg("start").status().unwrap();
-    let postfix = Postfix { config: pf.clone(), signed_port, unsigned_port };
-    assert!(status.success(), "postfix start: {}", postfix.log());
-    wait_listening(signed_port, "postfix", &pf.join("maillog"));
-    wait_listening(unsigned_port, "postfix", &pf.join("maillog"));
-    postfix
+fn start_postfix(postfix: &Path, dir: &Path, portcullis: u16, milter: u16) -> Relay {
+    let (signed_port, unsigned_port) = (free_port("127.0.0.1"), free_port("127.0.0.1"));
+    let main_cf = format!(
+        "myhostname = mx.{GOOD}\n\
+         myorigin = {GOOD}\n\
+         mynetworks = 127.0.0.0/8\n\
+         smtpd_relay_restrictions = permit_mynetworks, reject\n\
+         relayhost = [127.0.0.1]:{portcullis}\n\
+         smtp_dns_support_level = disabled\n\
+         smtp_bind_address = {GOOD_IP}\n\
+         smtp_helo_name = mx.{GOOD}\n\
+         smtp_tls_security_level = encrypt\n\
+         smtp_tls_loglevel = 1\n\
+         milter_protocol = 6\n\
+         milter_default_action = tempfail\n\
+         sender_dependent_default_transport_maps = inline:{{ ceo@{GOOD}=spoof }}\n\
+         notify_classes =\n"
+    );
+    let listeners = format!(
+        "127.0.0.1:{signed_port} inet n - n - - smtpd -o smtpd_milters=inet:127.0.0.1:{milter}\n\
+         127.0.0.1:{unsigned_port} inet n - n - - smtpd\n\
+         smtp      unix  - - n - - smtp\n\
+         spoof     unix  - - n - - smtp -o smtp_bind_address={SPOOFER_IP} -o smtp_helo_name=spoofer.example\n"
+    );
+    let postfix = Postfix::start(postfix, dir, &main_cf, &listeners, &[signed_port, unsigned_port]);
+    Relay { postfix, signed_port, unsigned_port }
 }
 
 #[test]
@@ -221,11 +148,11 @@ fn postfix_with_opendkim_delivers_over_starttls_and_spoofs_are_refused() {
     // its files live under Cargo's target directory instead.
     let opendkim_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let (_opendkim, milter) = start_opendkim(&opendkim_bin, opendkim_dir.path(), &opendkim_key);
-    let postfix = start_postfix(&postfix_bin, dir, server.addr("smtp").port(), milter);
+    let relay = start_postfix(&postfix_bin, dir, server.addr("smtp").port(), milter);
 
     // 1. Signed by OpenDKIM, relayed over STARTTLS from an address in the SPF record.
     let from = format!("alice@{GOOD}");
-    postfix.submit(postfix.signed_port, &from, BOB, message(&from, BOB, "via postfix").as_bytes());
+    relay.submit(relay.signed_port, &from, BOB, message(&from, BOB, "via postfix").as_bytes());
     let received = server.wait_event(|e| e["event"] == "message_received");
     assert_eq!(
         received["peer"].as_str().and_then(|p| p.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip()),
@@ -233,7 +160,7 @@ fn postfix_with_opendkim_delivers_over_starttls_and_spoofs_are_refused() {
         "{received}"
     );
     assert!(received["tls_version"].as_str().is_some_and(|v| v.starts_with("TLSv1.")), "over STARTTLS: {received}");
-    postfix.wait_log("status=sent");
+    relay.postfix.wait_log("status=sent");
     let inbox = stored(&server, BOB, "INBOX");
     assert_eq!(inbox.len(), 1);
     assert!(header(&inbox[0], "DKIM-Signature").is_some_and(|s| s.contains(&format!("s={OPENDKIM_SELECTOR}"))));
@@ -248,7 +175,7 @@ fn postfix_with_opendkim_delivers_over_starttls_and_spoofs_are_refused() {
     let mut tampered = world.signer().sign_message(message(&from, BOB, "changed").as_bytes()).unwrap();
     let at = tampered.windows(5).position(|w| w == b"Hello").unwrap();
     tampered[at] = b'J';
-    postfix.submit(postfix.unsigned_port, &from, BOB, &tampered);
+    relay.submit(relay.unsigned_port, &from, BOB, &tampered);
     server.wait_events(|e| e["event"] == "message_received", 2);
     let inbox = stored(&server, BOB, "INBOX");
     assert_eq!(inbox.len(), 2);
@@ -258,10 +185,10 @@ fn postfix_with_opendkim_delivers_over_starttls_and_spoofs_are_refused() {
     // 3. A p=reject author relayed from outside its SPF record, unsigned: 550 5.7.1, which
     //    Postfix reports as the remote server's answer; nothing is stored.
     let ceo = format!("ceo@{GOOD}");
-    postfix.submit(postfix.unsigned_port, &ceo, BOB, message(&ceo, BOB, "wire money").as_bytes());
+    relay.submit(relay.unsigned_port, &ceo, BOB, message(&ceo, BOB, "wire money").as_bytes());
     let verdict = server.wait_event(|e| e["event"] == "sender_verdict" && e["decision"] == "reject");
     assert_eq!((verdict["spf"].as_str(), verdict["dmarc"].as_str()), (Some("fail"), Some("fail")), "{verdict}");
-    let log = postfix.wait_log("said: 550 5.7.1");
+    let log = relay.postfix.wait_log("said: 550 5.7.1");
     assert!(log.contains("status=bounced"), "{log}");
     assert_eq!(stored(&server, BOB, "INBOX").len(), 2, "the spoof was not stored");
     assert!(stored(&server, BOB, "Junk").is_empty());

@@ -13,14 +13,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use common::mx::stored;
-use common::{Settings, TestServer, ALICE, DOMAIN, PASSWORD};
+use common::outbound::{queued, sender, submit, Answer, Schedule, Sink};
+use common::{dns_section, Settings, TestServer, ALICE, DOMAIN, PASSWORD};
 use portcullis_testdns::{TestDns, Zones};
 
 const B_DOMAIN: &str = "b.test";
@@ -50,15 +49,11 @@ fn zones() -> Zones {
     zones
 }
 
-fn dns_section(dns: &TestDns) -> String {
-    format!("[dns]\nservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1", dns.addr())
-}
-
 /// B: port 25 on 127.0.0.3, with carol in b.test.
 fn start_b(dns: &TestDns) -> TestServer {
     let b = TestServer::start_with(Settings {
         listen: vec![format!("smtp = [\"{B_IP}:0\"]")],
-        sections: vec![dns_section(dns)],
+        sections: vec![dns_section(dns.addr())],
         ..Settings::default()
     });
     b.cli_ok(&["domain", "add", B_DOMAIN], None);
@@ -67,103 +62,29 @@ fn start_b(dns: &TestDns) -> TestServer {
 }
 
 /// A: sends from 127.0.0.2 to exchangers on `port`, retrying after a second.
+fn a_settings(dns: &TestDns, port: u16) -> Settings {
+    let schedule = Schedule { retry_first: "1s", retry_max_interval: "1s", expire: "1h" };
+    sender(dns, schedule, &format!("source_ipv4 = \"{A_IP}\"\nport = {port}"))
+}
+
 fn start_a(dns: &TestDns, port: u16) -> TestServer {
-    TestServer::start_with(Settings {
-        sections: vec![
-            dns_section(dns),
-            "[queue]\nretry_first = \"1s\"\nretry_max_interval = \"1s\"\nexpire = \"1h\"\ndelay_notice = \"0s\"".into(),
-            format!("[delivery]\nsource_ipv4 = \"{A_IP}\"\nport = {port}"),
-        ],
-        ..Settings::default()
-    })
+    TestServer::start_with(a_settings(dns, port))
 }
 
 /// A, with `guard` lines added to its config.
 fn start_a_with_guard(dns: &TestDns, port: u16, guard: &str) -> TestServer {
-    TestServer::start_with(Settings {
-        sections: vec![
-            dns_section(dns),
-            "[queue]\nretry_first = \"1s\"\nretry_max_interval = \"1s\"\nexpire = \"1h\"\ndelay_notice = \"0s\"".into(),
-            format!("[delivery]\nsource_ipv4 = \"{A_IP}\"\nport = {port}"),
-            format!("[guard]\n{guard}"),
-        ],
-        ..Settings::default()
-    })
+    let mut settings = a_settings(dns, port);
+    settings.sections.push(format!("[guard]\n{guard}"));
+    TestServer::start_with(settings)
 }
 
-/// A destination that speaks just enough SMTP: `rcpt` is its answer to every RCPT; the
-/// messages it took are counted.
-fn sink(ip: &str, port: u16, rcpt: &'static str) -> Arc<AtomicUsize> {
-    let listener = TcpListener::bind((ip, port)).unwrap_or_else(|e| panic!("sink on {ip}:{port}: {e}"));
-    let taken = Arc::new(AtomicUsize::new(0));
-    let counter = taken.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            let counter = counter.clone();
-            std::thread::spawn(move || serve_sink(stream, rcpt, &counter));
-        }
-    });
-    taken
+/// A destination that answers every RCPT with `rcpt`, counting the messages it took.
+fn sink(ip: &str, port: u16, rcpt: &'static str) -> std::sync::Arc<Sink> {
+    Sink::start(ip, port, Answer::Rcpt(rcpt))
 }
 
-fn serve_sink(stream: TcpStream, rcpt: &str, taken: &AtomicUsize) {
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut out = stream.try_clone().unwrap();
-    let mut lines = BufReader::new(stream);
-    let _ = out.write_all(b"220 sink.test ESMTP\r\n");
-    let mut line = String::new();
-    let mut in_data = false;
-    while lines.read_line(&mut line).unwrap_or(0) > 0 {
-        let reply = if in_data {
-            if line == ".\r\n" {
-                in_data = false;
-                taken.fetch_add(1, Ordering::SeqCst);
-                Some("250 2.0.0 taken")
-            } else {
-                None
-            }
-        } else {
-            match line.get(..4).map(|c| c.to_ascii_uppercase()).as_deref() {
-                Some("EHLO") => Some("250-sink.test\r\n250 8BITMIME"),
-                Some("RCPT") => Some(rcpt),
-                Some("DATA") => {
-                    in_data = true;
-                    Some("354 go on")
-                }
-                Some("QUIT") => {
-                    let _ = out.write_all(b"221 bye\r\n");
-                    return;
-                }
-                _ => Some("250 ok"),
-            }
-        };
-        if let Some(reply) = reply {
-            if out.write_all(format!("{reply}\r\n").as_bytes()).is_err() {
-                return;
-            }
-        }
-        line.clear();
-    }
-}
-
-/// Alice submits to `to` on A over 465.
-fn submit(a: &TestServer, to: &str, subject: &str) {
-    let reply = a.submit(to, &format!("From: <{ALICE}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nHello {to}."));
-    assert!(reply.starts_with("250 "), "{reply}");
-}
-
-/// Messages in A's queue, as the database on disk has them.
-fn queued(a: &TestServer) -> i64 {
-    let db = rusqlite::Connection::open(a.dir.path().join("data/mail.db")).unwrap();
-    db.query_row("SELECT count(*) FROM queue", [], |r| r.get(0)).unwrap()
-}
-
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < Duration::from_secs(30), "{what} never happened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    common::wait_for(what, Duration::from_secs(30), done);
 }
 
 /// The TXT records among zone-file lines (`NAME TTL IN TXT "…" "…"`), the strings joined:
@@ -439,11 +360,11 @@ fn a_message_queued_when_a_is_killed_is_delivered_once_after_the_restart() {
     a.signal(nix::sys::signal::Signal::SIGKILL);
     a.kill();
 
-    let taken = sink(LATER.1, port, "250 2.1.5 ok");
+    let later = sink(LATER.1, port, "250 2.1.5 ok");
     a.launch();
-    wait_for("the delivery after the restart", || taken.load(Ordering::SeqCst) >= 1);
+    wait_for("the delivery after the restart", || later.taken() >= 1);
     std::thread::sleep(Duration::from_secs(3)); // several ticks of the runner
-    assert_eq!(taken.load(Ordering::SeqCst), 1, "delivered once");
+    assert_eq!(later.taken(), 1, "delivered once");
     assert_eq!(queued(&a), 0);
 }
 
@@ -451,7 +372,7 @@ fn a_message_queued_when_a_is_killed_is_delivered_once_after_the_restart() {
 fn remote_recipients_count_toward_the_hourly_sending_limit() {
     let dns = TestDns::start(zones()).unwrap();
     let a = TestServer::start_with(Settings {
-        sections: vec![dns_section(&dns), "[guard]\nmax_recipients_per_hour = 2".into()],
+        sections: vec![dns_section(dns.addr()), "[guard]\nmax_recipients_per_hour = 2".into()],
         ..Settings::default()
     });
     let mut c = a.connect_tls("submissions");
@@ -570,7 +491,7 @@ fn requiretls_mail_is_never_sent_to_a_server_without_tls_and_comes_back() {
     let dns = TestDns::start(zones()).unwrap();
     let b = start_b(&dns);
     let port = b.addr("smtp").port();
-    let taken = sink(PLAIN.1, port, "250 2.1.5 ok");
+    let plain = sink(PLAIN.1, port, "250 2.1.5 ok");
     let a = start_a(&dns, port);
     let to = format!("someone@{}", PLAIN.0);
     {
@@ -600,7 +521,7 @@ fn requiretls_mail_is_never_sent_to_a_server_without_tls_and_comes_back() {
     });
     let notice = &inbox[0];
     assert!(notice.contains("Action: failed") && notice.contains("Status: 5.7.30"), "{notice}");
-    assert_eq!(taken.load(Ordering::SeqCst), 0, "nothing was handed over");
+    assert_eq!(plain.taken(), 0, "nothing was handed over");
 }
 
 #[test]

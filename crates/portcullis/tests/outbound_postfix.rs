@@ -12,43 +12,21 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::mx::stored;
-use common::{outside, Settings, TestServer, ALICE, DOMAIN};
+use common::outbound::{sender, submit, Schedule};
+use common::postfix::Postfix;
+use common::{free_port, outside, wait_for, wait_listening, TestServer, ALICE, DOMAIN};
 use portcullis_testdns::{TestDns, Zones};
 
 const A_IP: &str = "127.0.0.2";
 /// Postfix checks its `inet_interfaces` against the interfaces' own addresses: 127.0.0.1 only.
 const POSTFIX_IP: &str = "127.0.0.1";
 const SINK_IP: &str = "127.0.0.42";
-
-fn free_port(ip: &str) -> u16 {
-    TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
-}
-
-fn wait_listening(ip: &str, port: u16, what: &str, log: Option<&Path>) {
-    let started = Instant::now();
-    while TcpStream::connect((ip, port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "{what} did not listen on {ip}:{port}: {}",
-            log.map(|l| std::fs::read_to_string(l).unwrap_or_default()).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "{what} never happened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// `domain`'s exchanger `mx.DOMAIN` at `ip`, beside A's own domain.
 fn zones(domain: &str, ip: &str) -> Zones {
@@ -64,36 +42,9 @@ fn zones(domain: &str, ip: &str) -> Zones {
 
 /// A: sends from 127.0.0.2 to exchangers on `port`; retries after 2 s, doubling up to 8 s.
 fn start_a(dns: &TestDns, port: u16, extra: &str) -> TestServer {
-    TestServer::start_with(Settings {
-        sections: vec![
-            format!("[dns]\nservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1", dns.addr()),
-            "[queue]\nretry_first = \"2s\"\nretry_max_interval = \"8s\"\nexpire = \"1h\"\ndelay_notice = \"0s\"".into(),
-            format!("[delivery]\nsource_ipv4 = \"{A_IP}\"\nport = {port}\nreply_timeout = \"10s\"\n{extra}"),
-        ],
-        ..Settings::default()
-    })
-}
-
-fn submit(a: &TestServer, to: &str, subject: &str) {
-    let reply = a.submit(to, &format!("From: <{ALICE}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nHello {to}."));
-    assert!(reply.starts_with("250 "), "{reply}");
-}
-
-/// A private Postfix instance (`postfix -c DIR`), stopped when the test ends.
-struct Postfix {
-    config: PathBuf,
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new("postfix").arg("-c").arg(&self.config).arg("stop").stderr(Stdio::null()).status();
-    }
-}
-
-impl Postfix {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.config.join("maillog")).unwrap_or_default()
-    }
+    let schedule = Schedule { retry_first: "2s", retry_max_interval: "8s", expire: "1h" };
+    let delivery = format!("source_ipv4 = \"{A_IP}\"\nport = {port}\nreply_timeout = \"10s\"\n{extra}");
+    TestServer::start_with(sender(dns, schedule, &delivery))
 }
 
 /// Postfix receiving mail for postfix.test on 127.0.0.1:`port` (STARTTLS offered, with a
@@ -101,54 +52,22 @@ impl Postfix {
 fn start_postfix(postfix: &Path, dir: &Path, port: u16, cert_pem: &str, key_pem: &str) -> Postfix {
     std::fs::write(dir.join("cert.pem"), cert_pem).unwrap();
     std::fs::write(dir.join("key.pem"), key_pem).unwrap();
-    let pf = dir.join("postfix");
-    for sub in ["", "queue", "data"] {
-        std::fs::create_dir_all(pf.join(sub)).unwrap();
-    }
-    let postfix_user =
-        nix::unistd::User::from_name("postfix").unwrap().expect("the postfix user (apt-get install postfix)");
-    nix::unistd::chown(&pf.join("data"), Some(postfix_user.uid), None).unwrap();
-    let (d, p) = (dir.display(), pf.display());
-    std::fs::write(
-        pf.join("main.cf"),
-        format!(
-            "compatibility_level = 3.6\n\
-             queue_directory = {p}/queue\n\
-             data_directory = {p}/data\n\
-             maillog_file = {p}/maillog\n\
-             maillog_file_prefixes = {p}\n\
-             myhostname = mx.postfix.test\n\
-             mydestination =\n\
-             relay_domains = postfix.test\n\
-             mynetworks = 127.0.0.1/32\n\
-             inet_interfaces = {POSTFIX_IP}\n\
-             inet_protocols = ipv4\n\
-             alias_maps =\n\
-             alias_database =\n\
-             local_recipient_maps =\n\
-             relay_recipient_maps =\n\
-             smtpd_peername_lookup = no\n\
-             smtpd_tls_cert_file = {d}/cert.pem\n\
-             smtpd_tls_key_file = {d}/key.pem\n\
-             smtpd_tls_security_level = may\n\
-             smtpd_tls_loglevel = 1\n\
-             smtpd_relay_restrictions = reject_unauth_destination\n\
-             default_transport = discard\n\
-             relay_transport = discard\n\
-             notify_classes =\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        pf.join("master.cf"),
-        format!("{POSTFIX_IP}:{port} inet n - n - - smtpd\n{}", common::POSTFIX_SERVICES),
-    )
-    .unwrap();
-    let started = Command::new(postfix).arg("-c").arg(&pf).arg("start").output().unwrap();
-    let instance = Postfix { config: pf.clone() };
-    assert!(started.status.success(), "postfix start: {}{}", String::from_utf8_lossy(&started.stderr), instance.log());
-    wait_listening(POSTFIX_IP, port, "postfix", Some(&pf.join("maillog")));
-    instance
+    let d = dir.display();
+    let main_cf = format!(
+        "myhostname = mx.postfix.test\n\
+         relay_domains = postfix.test\n\
+         mynetworks = 127.0.0.1/32\n\
+         relay_recipient_maps =\n\
+         smtpd_tls_cert_file = {d}/cert.pem\n\
+         smtpd_tls_key_file = {d}/key.pem\n\
+         smtpd_tls_security_level = may\n\
+         smtpd_tls_loglevel = 1\n\
+         smtpd_relay_restrictions = reject_unauth_destination\n\
+         default_transport = discard\n\
+         relay_transport = discard\n\
+         notify_classes =\n"
+    );
+    Postfix::start(postfix, dir, &main_cf, &format!("{POSTFIX_IP}:{port} inet n - n - - smtpd\n"), &[port])
 }
 
 #[test]

@@ -11,13 +11,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::net::{Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
-use common::{Settings, TestServer, ALICE};
+use common::outbound::{queued, sender, submit, Answer, Schedule, Sink, TAKE};
+use common::{wait_for, TestServer};
 use portcullis_testdns::{TestDns, Zones};
 
 /// Takes a message up to its final dot, then never answers.
@@ -25,104 +23,7 @@ const SLOW: (&str, &str) = ("slow.test", "127.0.0.7");
 /// Answers promptly.
 const FAST: (&str, &str) = ("fast.test", "127.0.0.8");
 
-/// What a sink answers.
-const DEFER: u8 = 0;
-const TAKE: u8 = 1;
-const STALL_IN_DATA: u8 = 2;
-
-/// A destination that speaks just enough SMTP, its behaviour switchable while it runs.
-struct Sink {
-    mode: AtomicU8,
-    /// Messages answered with 250.
-    taken: AtomicUsize,
-    /// Messages received whole but never answered.
-    stalled: AtomicUsize,
-    connections: AtomicUsize,
-}
-
-impl Sink {
-    fn start(ip: &str, port: u16, mode: u8) -> Arc<Sink> {
-        let listener = TcpListener::bind((ip, port)).unwrap_or_else(|e| panic!("sink on {ip}:{port}: {e}"));
-        let sink = Arc::new(Sink {
-            mode: AtomicU8::new(mode),
-            taken: AtomicUsize::new(0),
-            stalled: AtomicUsize::new(0),
-            connections: AtomicUsize::new(0),
-        });
-        let serving = sink.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                serving.connections.fetch_add(1, Ordering::SeqCst);
-                let sink = serving.clone();
-                std::thread::spawn(move || sink.serve(stream));
-            }
-        });
-        sink
-    }
-
-    fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
-    }
-
-    fn serve(&self, stream: TcpStream) {
-        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let mut out = stream.try_clone().unwrap();
-        let mut lines = BufReader::new(stream);
-        let _ = out.write_all(b"220 sink.test ESMTP\r\n");
-        let mut line = String::new();
-        let mut in_data = false;
-        let mut stalled = false;
-        let mut recipients = 0;
-        while lines.read_line(&mut line).unwrap_or(0) > 0 {
-            let reply = if stalled {
-                None // read on until the client goes away
-            } else if in_data {
-                if line == ".\r\n" {
-                    in_data = false;
-                    if self.mode.load(Ordering::SeqCst) == STALL_IN_DATA {
-                        self.stalled.fetch_add(1, Ordering::SeqCst);
-                        stalled = true;
-                        None
-                    } else {
-                        self.taken.fetch_add(1, Ordering::SeqCst);
-                        Some("250 2.0.0 taken")
-                    }
-                } else {
-                    None
-                }
-            } else {
-                match line.get(..4).map(|c| c.to_ascii_uppercase()).as_deref() {
-                    Some("EHLO") => Some("250-sink.test\r\n250 8BITMIME"),
-                    Some("RCPT") if self.mode.load(Ordering::SeqCst) == DEFER => Some("451 4.7.1 come back later"),
-                    Some("RCPT") => {
-                        recipients += 1;
-                        Some("250 ok")
-                    }
-                    Some("MAIL") | Some("RSET") => {
-                        recipients = 0;
-                        Some("250 ok")
-                    }
-                    Some("DATA") if recipients == 0 => Some("554 5.5.1 no valid recipients"),
-                    Some("DATA") => {
-                        in_data = true;
-                        Some("354 go on")
-                    }
-                    Some("QUIT") => {
-                        let _ = out.write_all(b"221 bye\r\n");
-                        return;
-                    }
-                    _ => Some("250 ok"),
-                }
-            };
-            if let Some(reply) = reply {
-                if out.write_all(format!("{reply}\r\n").as_bytes()).is_err() {
-                    return;
-                }
-            }
-            line.clear();
-        }
-    }
-}
+const DEFER: Answer = Answer::Rcpt("451 4.7.1 come back later");
 
 fn zones() -> Zones {
     let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
@@ -148,72 +49,42 @@ fn sink_port() -> u16 {
 /// The sender: retries an hour apart, so that anything delivered quickly in these tests was
 /// delivered by a flush or by taking back a lease, never by the retry schedule.
 fn start_sender(dns: &TestDns, port: u16) -> TestServer {
-    TestServer::start_with(Settings {
-        sections: vec![
-            format!("[dns]\nservers = [\"{}\"]\ntimeout = \"1s\"\nattempts = 1", dns.addr()),
-            "[queue]\nretry_first = \"1h\"\nretry_max_interval = \"1h\"\nexpire = \"1d\"\ndelay_notice = \"0s\"".into(),
-            format!("[delivery]\nport = {port}"),
-        ],
-        ..Settings::default()
-    })
-}
-
-fn submit(a: &TestServer, to: &str, subject: &str) {
-    let reply = a.submit(to, &format!("From: <{ALICE}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nHello {to}."));
-    assert!(reply.starts_with("250 "), "{reply}");
-}
-
-fn queued(a: &TestServer) -> i64 {
-    let db = rusqlite::Connection::open(a.dir.path().join("data/mail.db")).unwrap();
-    db.query_row("SELECT count(*) FROM queue", [], |r| r.get(0)).unwrap()
-}
-
-/// How long `done` took to come true (at most `limit`).
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "{what} never happened within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    started.elapsed()
+    let schedule = Schedule { retry_first: "1h", retry_max_interval: "1h", expire: "1d" };
+    TestServer::start_with(sender(dns, schedule, &format!("port = {port}")))
 }
 
 #[test]
 fn a_stalled_domain_holds_back_only_itself_and_one_connection_carries_a_domains_messages() {
     let dns = TestDns::start(zones()).unwrap();
     let port = sink_port();
-    let slow = Sink::start(SLOW.1, port, STALL_IN_DATA);
+    let slow = Sink::start(SLOW.1, port, Answer::StallInData);
     let fast = Sink::start(FAST.1, port, DEFER);
     let a = start_sender(&dns, port);
 
     submit(&a, &format!("someone@{}", SLOW.0), "stuck");
-    wait_for("the slow destination stalling in DATA", Duration::from_secs(20), || {
-        slow.stalled.load(Ordering::SeqCst) == 1
-    });
+    wait_for("the slow destination stalling in DATA", Duration::from_secs(20), || slow.stalled() == 1);
     const N: usize = 6;
     for n in 0..N {
         submit(&a, &format!("r{n}@{}", FAST.0), &format!("message {n}"));
     }
     // Each is tried at once, while the slow delivery is still in progress, and deferred.
     a.wait_events(|e| e["event"] == "delivery_attempt" && e["domain"] == FAST.0 && e["deferred"] == 1, N);
-    assert_eq!(slow.stalled.load(Ordering::SeqCst), 1);
+    assert_eq!(slow.stalled(), 1);
 
     // Now the fast destination takes mail, and every waiting message is made due at once: the
     // message in progress at the slow one is not (a flush would deliver it twice).
     fast.set(TAKE);
-    let before = fast.connections.load(Ordering::SeqCst);
+    let before = fast.connections();
     let flushed = a.cli_ok(&["queue", "flush"], None);
     assert!(flushed.starts_with(&format!("{N} message")), "the leased message is left alone: {flushed}");
-    let took = wait_for("the fast domain's messages delivered", Duration::from_secs(15), || {
-        fast.taken.load(Ordering::SeqCst) == N
-    });
+    let took = wait_for("the fast domain's messages delivered", Duration::from_secs(15), || fast.taken() == N);
     assert!(took < Duration::from_secs(5), "delivered promptly, not after the slow one: {took:?}");
-    assert_eq!(fast.connections.load(Ordering::SeqCst) - before, 1, "one connection carried all {N}");
+    assert_eq!(fast.connections() - before, 1, "one connection carried all {N}");
     let attempts = a.wait_events(|e| e["event"] == "delivery_attempt" && e["delivered"] == 1, N);
     assert!(attempts.iter().all(|e| e["domain"] == FAST.0), "{attempts:?}");
 
     // The slow delivery is still in progress, on its one connection, and still queued.
-    assert_eq!((slow.connections.load(Ordering::SeqCst), slow.taken.load(Ordering::SeqCst)), (1, 0));
+    assert_eq!((slow.connections(), slow.taken()), (1, 0));
     wait_for("the six records", Duration::from_secs(5), || queued(&a) == 1);
 }
 
@@ -221,10 +92,10 @@ fn a_stalled_domain_holds_back_only_itself_and_one_connection_carries_a_domains_
 fn a_lease_of_a_killed_runner_is_taken_back_at_the_restart_and_delivered_once() {
     let dns = TestDns::start(zones()).unwrap();
     let port = sink_port();
-    let sink = Sink::start(FAST.1, port, STALL_IN_DATA);
+    let sink = Sink::start(FAST.1, port, Answer::StallInData);
     let mut a = start_sender(&dns, port);
     submit(&a, &format!("someone@{}", FAST.0), "survivor");
-    wait_for("the receiver stalling in DATA", Duration::from_secs(20), || sink.stalled.load(Ordering::SeqCst) == 1);
+    wait_for("the receiver stalling in DATA", Duration::from_secs(20), || sink.stalled() == 1);
 
     // Killed mid-attempt: the message stays leased to the dead run, for an hour.
     a.signal(nix::sys::signal::Signal::SIGKILL);
@@ -234,10 +105,10 @@ fn a_lease_of_a_killed_runner_is_taken_back_at_the_restart_and_delivered_once() 
 
     let restarted = Instant::now();
     a.launch();
-    wait_for("the delivery after the restart", Duration::from_secs(20), || sink.taken.load(Ordering::SeqCst) >= 1);
+    wait_for("the delivery after the restart", Duration::from_secs(20), || sink.taken() >= 1);
     assert!(restarted.elapsed() < Duration::from_secs(10), "promptly: {:?}", restarted.elapsed());
     std::thread::sleep(Duration::from_secs(3)); // several ticks of the runner
-    assert_eq!(sink.taken.load(Ordering::SeqCst), 1, "delivered once");
+    assert_eq!(sink.taken(), 1, "delivered once");
     assert_eq!(queued(&a), 0);
 }
 

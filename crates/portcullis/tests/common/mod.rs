@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod mx;
+pub mod outbound;
 pub mod outside;
+pub mod postfix;
 pub mod pytest;
 pub mod totp;
 
@@ -29,24 +31,40 @@ pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
 
-/// The services of a private Postfix's master.cf besides its listeners (tests/check.rs runs one
-/// as the weak peer, tests/mx_postfix.rs as the foreign MX), none chrooted: the queue directory
-/// is private to the test.
-pub const POSTFIX_SERVICES: &str = "cleanup   unix  n - n - 0 cleanup\n\
-    qmgr      unix  n - n 300 1 qmgr\n\
-    tlsmgr    unix  - - n 1000? 1 tlsmgr\n\
-    rewrite   unix  - - n - - trivial-rewrite\n\
-    bounce    unix  - - n - 0 bounce\n\
-    defer     unix  - - n - 0 bounce\n\
-    trace     unix  - - n - 0 bounce\n\
-    verify    unix  - - n - 1 verify\n\
-    proxymap  unix  - - n - - proxymap\n\
-    anvil     unix  - - n - 1 anvil\n\
-    scache    unix  - - n - 1 scache\n\
-    error     unix  - - n - - error\n\
-    retry     unix  - - n - - error\n\
-    discard   unix  - - n - - discard\n\
-    postlog   unix-dgram n - n - 1 postlogd\n";
+/// A port nothing listens on at `ip` (bound once, then released).
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0)).unwrap().local_addr().unwrap().port()
+}
+
+/// Waits (at most 20 s) until `what` accepts connections on `ip`:`port`; on failure, shows
+/// `log`, the daemon's own account of why it did not start.
+pub fn wait_listening(ip: &str, port: u16, what: &str, log: Option<&Path>) {
+    let started = Instant::now();
+    while TcpStream::connect((ip, port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{what} did not listen on {ip}:{port}: {}",
+            log.map(|l| std::fs::read_to_string(l).unwrap_or_default()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Polls `done` until it is true, failing the test after `limit`; how long it took.
+pub fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what} never happened within {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+/// The `[dns]` section that sends the server's questions to `dns` (a
+/// `portcullis_testdns::TestDns` on loopback), answered quickly or not at all.
+pub fn dns_section(dns: SocketAddr) -> String {
+    format!("[dns]\nservers = [\"{dns}\"]\ntimeout = \"1s\"\nattempts = 1")
+}
 
 /// Extra lines for the config sections.
 #[derive(Default, Clone)]
@@ -72,7 +90,7 @@ impl Settings {
     pub fn mx(dns: SocketAddr) -> Settings {
         Settings {
             listen: vec!["smtp = [\"127.0.0.1:0\"]".into()],
-            sections: vec![format!("[dns]\nservers = [\"{dns}\"]\ntimeout = \"1s\"\nattempts = 1")],
+            sections: vec![dns_section(dns)],
             ..Settings::default()
         }
     }

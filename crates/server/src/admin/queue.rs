@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use portcullis_discovery::percent_decode;
 use portcullis_store::{MessageState, QueueId, QueuePage, QueueSelection, QueueSummary, QueuedMessage};
 use serde_json::{json, Value};
 
@@ -30,32 +31,6 @@ fn param(query: &Option<String>, name: &str) -> ApiResult<Option<String>> {
         }
     }
     Ok(None)
-}
-
-/// RFC 3986 §2.1 percent-decoding (and `+` as a space, as HTML forms send it); `None` for a
-/// malformed escape or bytes that are not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 fn queue_id(id: &str) -> ApiResult<QueueId> {

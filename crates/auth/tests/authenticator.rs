@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portcullis_auth::*;
-use portcullis_store::{Quota, SqliteStore, Store, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
+use portcullis_store::{DirectoryStore, Quota, SqliteStore, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
 use zeroize::Zeroizing;
 
 fn pw(s: &str) -> Zeroizing<Vec<u8>> {

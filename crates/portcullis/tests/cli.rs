@@ -175,7 +175,7 @@ fn new_domains_get_dkim_keys_and_rotations_move_them_on() {
     // A domain from a store made before keys existed: said, and mended by a rotation.
     let store = portcullis_store::SqliteStore::open(&dir.path().join("dev/data/mail.db"), None).unwrap();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        use portcullis_store::Store;
+        use portcullis_store::{CoordinationStore, DirectoryStore};
         store.add_domain("old.test").await.unwrap();
         store.close();
     });

@@ -50,7 +50,7 @@ use std::time::Duration;
 use portcullis_auth::{Authenticator, PasswordHasher};
 use portcullis_config::{Config, LogFormat};
 use portcullis_events::{Event, Events, Listener, LogSink, TlsMode};
-use portcullis_store::{SqliteStore, Store};
+use portcullis_store::{CoordinationStore, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 

@@ -49,7 +49,7 @@ pub struct Shared {
 impl Shared {
     /// `sessions` is made beforehand: it also reads the event stream that `events` feeds.
     /// `store` serves the mailboxes, the outbound queue, the DKIM keys and the aliases (one database).
-    pub fn new<S: Store + QueueStore + DkimKeyStore + AliasStore>(
+    pub fn new<S: Store>(
         config: Config,
         store: Arc<S>,
         auth: Authenticator,

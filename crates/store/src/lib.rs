@@ -9,9 +9,13 @@
 
 mod address;
 mod aliases;
+mod coordination;
+mod directory;
 mod dkim;
 mod flags;
+mod guard;
 mod index;
+mod mail;
 mod names;
 mod queue;
 mod sqlite;
@@ -19,9 +23,13 @@ mod watch;
 
 pub use address::{normalize_address, normalize_domain};
 pub use aliases::{Alias, AliasStore};
+pub use coordination::CoordinationStore;
+pub use directory::DirectoryStore;
 pub use dkim::{key_states, DkimAlgorithm, DkimKey, DkimKeyState, DkimKeyStore, NewDkimKey};
 pub use flags::{FlagOp, Flags};
+pub use guard::GuardStore;
 pub use index::{MessageList, MessageRef};
+pub use mail::MailStore;
 pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
 pub use queue::{
     domain_of, AttemptUpdate, DomainBacklog, LeaseHolder, MessageState, NewQueued, NewRecipient, QueueId, QueuePage,
@@ -29,8 +37,6 @@ pub use queue::{
     RecipientUpdate,
 };
 pub use sqlite::{CheckReport, SqliteStore};
-
-use async_trait::async_trait;
 
 pub type AccountId = i64;
 pub type MailboxId = i64;
@@ -211,7 +217,7 @@ pub struct Mailbox {
     pub highestmodseq: u64,
     /// The first UID no session has yet been told of as \Recent (RFC 3501 §2.3.2): messages
     /// from here on are recent for the next IMAP4rev1 session that selects the mailbox (see
-    /// [`Store::claim_recent`]).
+    /// [`MailStore::claim_recent`]).
     pub recent_from: u32,
 }
 
@@ -252,7 +258,7 @@ pub struct SelectedMailbox {
     pub messages: MessageList,
 }
 
-/// (UID, header cache) of messages, as `Store::message_header_caches` reads them.
+/// (UID, header cache) of messages, as `MailStore::message_header_caches` reads them.
 pub type HeaderCaches = Vec<(u32, Option<Vec<u8>>)>;
 
 /// A message with its per-content summary: everything FETCH answers without the body.
@@ -422,229 +428,19 @@ impl SessionSlot {
     }
 }
 
-#[async_trait]
-pub trait Store: Send + Sync + 'static {
-    async fn add_domain(&self, name: &str) -> Result<(), StoreError>;
-    /// Refuses while the domain has accounts or aliases.
-    async fn remove_domain(&self, name: &str) -> Result<(), StoreError>;
-    async fn domains(&self) -> Result<Vec<String>, StoreError>;
-    async fn is_local_domain(&self, name: &str) -> Result<bool, StoreError>;
-
-    /// Creates the account with its default mailboxes, subscribed to them.
-    async fn add_account(
-        &self,
-        address: &str,
-        secrets: &PasswordSecrets,
-        quota: Quota,
-    ) -> Result<AccountId, StoreError>;
-    /// Removes the account and all its mail.
-    async fn remove_account(&self, address: &str) -> Result<(), StoreError>;
-    async fn accounts(&self) -> Result<Vec<AccountSummary>, StoreError>;
-    /// Sets the argon2id hash and the SCRAM keys together.
-    async fn set_password(&self, address: &str, secrets: &PasswordSecrets) -> Result<(), StoreError>;
-    async fn set_quota(&self, address: &str, quota: Quota) -> Result<(), StoreError>;
-    async fn credentials(&self, address: &str) -> Result<Option<Credentials>, StoreError>;
-    async fn account(&self, address: &str) -> Result<Option<Account>, StoreError>;
-
-    /// Stores the message in every recipient's INBOX (with its summary, computed once) in one
-    /// transaction that is durable on disk when this returns `Ok`; on any error nothing was
-    /// stored.
-    async fn deliver(&self, delivery: Delivery) -> Result<(), DeliveryError>;
-
-    /// The mailbox called `name` ("INBOX" in any case).
-    async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>, StoreError>;
-    async fn mailboxes(&self, account: AccountId) -> Result<Vec<Mailbox>, StoreError>;
-    /// The messages of a mailbox in UID order.
-    async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>, StoreError>;
-    async fn message_raw(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Removes the messages with these UIDs (missing ones are ignored), atomically: POP3's
-    /// deletion. The UIDs are recorded as expunged for IMAP sessions (QRESYNC).
-    async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<(), StoreError>;
-
-    // ---- IMAP: mailboxes. Names are UTF-8 with "/" as hierarchy delimiter; "INBOX" (as a
-    // whole name or a first level) is matched case-insensitively; see [`normalize_mailbox_name`].
-
-    /// Creates the mailbox and any missing parents ("a/b/c" also creates "a" and "a/b"), each
-    /// with a fresh UIDVALIDITY.
-    async fn create_mailbox(
-        &self,
-        account: AccountId,
-        name: &str,
-        special_use: Option<&str>,
-    ) -> Result<MailboxId, MailboxError>;
-    /// Deletes a mailbox without children, with its messages. Subscriptions stay (RFC 9051 §6.3.9).
-    async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<(), MailboxError>;
-    /// Renames the mailbox and its children (keeping their UIDVALIDITY and UIDs), creating
-    /// missing parents of `to`, and moves subscriptions along. Renaming INBOX moves its
-    /// messages into a new mailbox `to` (new UIDs) and leaves INBOX empty (RFC 9051 §6.3.6).
-    async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<(), MailboxError>;
-    /// Subscribed names in name order; they may name mailboxes that no longer exist.
-    async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>, StoreError>;
-    async fn set_subscribed(&self, account: AccountId, name: &str, subscribed: bool) -> Result<(), MailboxError>;
-    /// STATUS; an error if the mailbox does not exist (any more).
-    async fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus, StoreError>;
-    /// The account's storage: (bytes used, allowance in effect; `None` is unlimited).
-    async fn quota(&self, account: AccountId) -> Result<(u64, Option<u64>), StoreError>;
-
-    // ---- IMAP: messages. UID lists may be in any order and name missing UIDs, which are
-    // skipped.
-
-    /// The mailbox called `name` with its keywords and messages: what SELECT loads. Served
-    /// from memory when nothing changed since the last SELECT of it, and otherwise from the
-    /// changes since then; never stale (see `SqliteStore`'s index cache).
-    async fn select_mailbox(&self, account: AccountId, name: &str) -> Result<Option<SelectedMailbox>, StoreError>;
-    /// The messages with these UIDs, in UID order.
-    async fn message_records(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>, StoreError>;
-    /// The header sections of these messages, read without reading their bodies, in the
-    /// order asked (missing UIDs omitted). One call for many, so that FETCH and SEARCH over
-    /// a large mailbox do not pay a round trip per message.
-    async fn message_headers(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
-    /// For SEARCH on header fields: each message's header cache (see
-    /// `portcullis_mime::header_cache`; `None` for a message stored without one), in UID
-    /// order (missing UIDs omitted). A few hundred bytes per message instead of its header.
-    async fn message_header_caches(&self, mailbox: MailboxId, uids: &[u32]) -> Result<HeaderCaches, StoreError>;
-    /// The raw bytes of these messages, in the order asked (missing UIDs omitted).
-    async fn message_raws(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError>;
-    /// Up to `len` bytes of a message from offset `start` (fewer at its end, none past it),
-    /// read without reading the rest: FETCH sends a large body a piece at a time rather than
-    /// holding it. `None` if the message is gone.
-    async fn message_bytes(
-        &self,
-        mailbox: MailboxId,
-        uid: u32,
-        start: u64,
-        len: usize,
-    ) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Changes the flags of these messages. Every message whose flags change gets the same
-    /// new MODSEQ (one per command); messages already as requested keep theirs. With
-    /// `unchanged_since`, messages whose MODSEQ is above it are left alone and reported.
-    async fn store_flags(
-        &self,
-        mailbox: MailboxId,
-        uids: &[u32],
-        op: FlagOp,
-        flags: &Flags,
-        unchanged_since: Option<u64>,
-    ) -> Result<FlagsUpdate, StoreError>;
-    /// Stores a message in a mailbox under the account's quota; returns its UID. A mailbox
-    /// deleted meanwhile is a `DeliveryError::Store` error.
-    async fn append(
-        &self,
-        mailbox: MailboxId,
-        raw: Vec<u8>,
-        flags: Flags,
-        internal_date: i64,
-    ) -> Result<u32, DeliveryError>;
-    /// Copies messages (sharing their bodies) with their flags and internal dates, under the
-    /// target account's quota. Returns (source UID, new UID) in source UID order.
-    async fn copy_messages(
-        &self,
-        from: MailboxId,
-        uids: &[u32],
-        to: MailboxId,
-    ) -> Result<Vec<(u32, u32)>, DeliveryError>;
-    /// Copies and expunges from the source in one transaction (RFC 6851).
-    async fn move_messages(&self, from: MailboxId, uids: &[u32], to: MailboxId) -> Result<Vec<(u32, u32)>, StoreError>;
-    /// Removes the messages flagged \Deleted (only those among `uids` when given); returns
-    /// their UIDs ascending.
-    async fn expunge_deleted(&self, mailbox: MailboxId, uids: Option<&[u32]>) -> Result<Vec<u32>, StoreError>;
-    /// Messages changed and UIDs expunged after `modseq`.
-    async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<Changes, StoreError>;
-    /// \Recent (RFC 3501 §2.3.2): the messages of a mailbox that no session has seen yet go to
-    /// the session calling this, and to no other. Atomically moves the mailbox's
-    /// `recent_from` up to its UIDNEXT and returns the UIDs claimed, `from..to` (`to`
-    /// excluded), or `None` when there was nothing to claim. Atomic in the database, so
-    /// several server processes sharing it never claim the same message twice.
-    async fn claim_recent(&self, mailbox: MailboxId) -> Result<Option<(u32, u32)>, StoreError>;
-
-    /// Changes to the account's mailboxes, announced after they commit. A receiver that
-    /// lags gets `RecvError::Lagged`, which means "something changed": writers never wait.
-    fn watch(&self, account: AccountId) -> tokio::sync::broadcast::Receiver<MailboxChange>;
-    /// A slot among at most `max` concurrent IMAP sessions of the account; `None` when all
-    /// are taken.
-    async fn acquire_session(&self, account: AccountId, max: usize) -> Result<Option<SessionSlot>, StoreError>;
-
-    /// Exclusive access to an account's maildrop for a POP3 session (RFC 1939 §8);
-    /// `None` when another session holds it.
-    async fn lock_maildrop(&self, account: AccountId) -> Result<Option<MaildropLock>, StoreError>;
-
-    /// Every ban the store holds, active or expired (the offence history).
-    async fn bans(&self) -> Result<Vec<StoredBan>, StoreError>;
-    /// What a server following the bans needs: with `after` `None`, every ban (as
-    /// [`Store::bans`]); with `Some(n)`, only the bans added or changed and the networks lifted
-    /// after change number `n`. Either way with the last change number, for the next call.
-    async fn ban_changes(&self, after: Option<i64>) -> Result<BanChanges, StoreError>;
-    /// Adds or replaces the ban on `ban.network` (a new change number).
-    async fn put_ban(&self, ban: StoredBan) -> Result<(), StoreError>;
-    /// Removes the ban on exactly `network` (a new change number); whether there was one.
-    async fn delete_ban(&self, network: &str) -> Result<bool, StoreError>;
-    /// Remembers that `account` logged in successfully from `source` at `when`.
-    async fn record_login(&self, account: AccountId, source: &str, when: i64) -> Result<(), StoreError>;
-    /// Whether the account with this address logged in successfully from `source` at or
-    /// after `since` (false for unknown addresses).
-    async fn login_known(&self, address: &str, source: &str, since: i64) -> Result<bool, StoreError>;
-    /// The sources (as [`Store::record_login`] took them) any account logged in from
-    /// successfully at or after `since`, each with the latest such time.
-    async fn known_sources(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError>;
-    /// Forgets known logins older than `logins_before` and bans that ended (or were lifted)
-    /// before `bans_before`.
-    async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError>;
-
-    /// What SCRAM needs about the account (its keys, if it has them yet); `None` without an
-    /// account.
-    async fn scram_keys(&self, address: &str) -> Result<Option<ScramCredentials>, StoreError>;
-    /// The credentials generation of each of `accounts` that still exists (see
-    /// [`Credentials::generation`]): an account missing from the answer is gone.
-    async fn credentials_generations(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, i64)>, StoreError>;
-
-    async fn add_app_password(
-        &self,
-        address: &str,
-        name: &str,
-        digest: &[u8],
-        scopes: u8,
-        expires: Option<i64>,
-    ) -> Result<AppPassword, StoreError>;
-    async fn app_passwords(&self, address: &str) -> Result<Vec<AppPassword>, StoreError>;
-    /// Revokes by name; whether there was one.
-    async fn revoke_app_password(&self, address: &str, name: &str) -> Result<bool, StoreError>;
-    /// The app password of the account `address` with this digest, revoked or not.
-    async fn find_app_password(&self, address: &str, digest: &[u8]) -> Result<Option<AppPassword>, StoreError>;
-    async fn app_password_used(&self, id: i64, when: i64, ip: &str) -> Result<(), StoreError>;
-    /// Which of `ids` no longer open anything at `now`: revoked, expired, or gone with their
-    /// account (so that sessions opened with them can be closed).
-    async fn unusable_app_passwords(&self, ids: &[i64], now: i64) -> Result<Vec<i64>, StoreError>;
-
-    async fn totp(&self, address: &str) -> Result<Option<Totp>, StoreError>;
-    /// Stores a secret (enabled or pending confirmation), or clears TOTP with `None`; also
-    /// replaces the recovery codes (digests).
-    async fn set_totp(
-        &self,
-        address: &str,
-        secret: Option<&[u8]>,
-        enabled: bool,
-        recovery: &[Vec<u8>],
-    ) -> Result<(), StoreError>;
-    /// Accepts time step `step` once: false if a step at or after it was already used.
-    async fn use_totp_step(&self, account: AccountId, step: i64) -> Result<bool, StoreError>;
-    /// Uses up a recovery code; false if it is not one (or was used).
-    async fn use_recovery_code(&self, account: AccountId, digest: &[u8]) -> Result<bool, StoreError>;
-    /// Counts a wrong code; the account's TOTP locks when the count reaches `lock_at`.
-    /// Whether this very failure locked it.
-    async fn totp_failed(&self, account: AccountId, lock_at: u32) -> Result<bool, StoreError>;
-    /// Clears the wrong codes and the lock (a right code, a recovery code, the operator);
-    /// whether it was locked.
-    async fn totp_unlock(&self, account: AccountId) -> Result<bool, StoreError>;
-
-    /// The server's secret called `name`, created from `fresh` the first time it is asked
-    /// for, and the same ever after (across restarts, and for every node of one store).
-    async fn server_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError>;
-
-    /// Finishes every queued write and releases the database; later calls fail.
-    fn close(&self);
+/// Everything a node needs of its store, whatever the backend: one trait per concern, so a
+/// part of the server can ask for only what it uses.
+pub trait Store:
+    MailStore + DirectoryStore + GuardStore + CoordinationStore + QueueStore + DkimKeyStore + AliasStore
+{
 }
 
-/// Bans changed since a change number (see [`Store::ban_changes`]).
+impl<T> Store for T where
+    T: MailStore + DirectoryStore + GuardStore + CoordinationStore + QueueStore + DkimKeyStore + AliasStore + ?Sized
+{
+}
+
+/// Bans changed since a change number (see [`GuardStore::ban_changes`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BanChanges {
     /// Added or changed (each the whole ban as it is now).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Subcommand;
 use portcullis_auth::{check_password, derive_secrets, generate_password, PasswordHasher};
 use portcullis_config::{format_size, parse_size, Config};
-use portcullis_store::{PasswordSecrets, Quota, Store, StoreError};
+use portcullis_store::{CoordinationStore, DirectoryStore, PasswordSecrets, Quota, StoreError};
 use zeroize::Zeroizing;
 
 use crate::cli::alias::{self, AliasAction};

@@ -3,7 +3,7 @@
 //! a running server sees a new alias for mail at once, and for sending at the next login.
 
 use clap::Subcommand;
-use portcullis_store::{AliasStore, SqliteStore, Store, StoreError};
+use portcullis_store::{AliasStore, DirectoryStore, SqliteStore, StoreError};
 
 use crate::cli::store_access::{address, explain};
 use crate::cli::units::date;

@@ -4,7 +4,7 @@
 
 use clap::Subcommand;
 use portcullis_auth::{generate_app_password, secret_digest};
-use portcullis_store::{SqliteStore, Store, StoreError, SCOPE_IMAP, SCOPE_NAMES, SCOPE_POP3, SCOPE_SMTP};
+use portcullis_store::{DirectoryStore, SqliteStore, StoreError, SCOPE_IMAP, SCOPE_NAMES, SCOPE_POP3, SCOPE_SMTP};
 use zeroize::Zeroizing;
 
 use crate::cli::store_access::{address, explain};

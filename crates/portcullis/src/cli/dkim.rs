@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use portcullis_config::{normalize_domain, Config};
 use portcullis_server::dkim::{add_first_pair, domain_facts, new_pair, zone_line, DEFAULT_GRACE};
-use portcullis_store::{key_states, DkimKeyStore, SqliteStore, Store};
+use portcullis_store::{key_states, CoordinationStore, DirectoryStore, DkimKeyStore, SqliteStore};
 
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::{explain, open};

@@ -9,7 +9,7 @@ use portcullis_config::{normalize_domain, Config};
 use portcullis_discovery::{server_facts, Plan};
 use portcullis_dns::{Resolver, Servers};
 use portcullis_server::dkim::domain_facts;
-use portcullis_store::Store;
+use portcullis_store::{CoordinationStore, DirectoryStore};
 
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::{explain, open};

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use portcullis_config::Config;
-use portcullis_store::Store;
+use portcullis_store::{CoordinationStore, DirectoryStore};
 
 use crate::cli::dkim;
 use crate::cli::runtime::block_on;

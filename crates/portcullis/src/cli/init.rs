@@ -17,7 +17,7 @@ use nix::unistd::Gid;
 use portcullis_auth::{derive_secrets, generate_password, PasswordHasher};
 use portcullis_config::{is_hostname, Config, Listener};
 use portcullis_server::dkim::add_first_pair;
-use portcullis_store::{Quota, Store};
+use portcullis_store::{CoordinationStore, DirectoryStore, Quota};
 
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::open;

@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 use portcullis_config::Config;
-use portcullis_store::Store;
+use portcullis_store::CoordinationStore;
 
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::{explain, open};

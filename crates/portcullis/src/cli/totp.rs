@@ -14,7 +14,7 @@ use portcullis_auth::{
     PasswordHasher,
 };
 use portcullis_config::Config;
-use portcullis_store::{SqliteStore, Store, StoreError};
+use portcullis_store::{DirectoryStore, SqliteStore, Store, StoreError};
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 use zeroize::Zeroizing;

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use portcullis_store::{Delivery, FlagOp, Flags, PasswordSecrets, Quota, SqliteStore};
+use portcullis_store::{Delivery, DirectoryStore, FlagOp, Flags, MailStore, PasswordSecrets, Quota, SqliteStore};
 
 use super::*;
 use crate::frame::{Frame, Framer, Limits};

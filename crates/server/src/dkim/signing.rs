@@ -254,7 +254,7 @@ fn from_domain(message: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
     use crate::dkim::new_pair;
-    use portcullis_store::SqliteStore;
+    use portcullis_store::{DirectoryStore, SqliteStore};
 
     /// Events kept for the test to read.
     #[derive(Default)]

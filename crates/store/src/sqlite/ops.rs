@@ -28,7 +28,7 @@ pub(super) async fn summarize(raw: Vec<u8>) -> Result<(Vec<u8>, portcullis_mime:
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl DirectoryStore for SqliteStore {
     async fn add_domain(&self, name: &str) -> Result<(), StoreError> {
         let name = normalize_domain(name).ok_or_else(|| StoreError::InvalidDomain(name.to_string()))?;
         self.write(move |conn| accounts::add_domain(conn, name)).await
@@ -126,6 +126,137 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn scram_keys(&self, address: &str) -> Result<Option<ScramCredentials>, StoreError> {
+        let Ok((local, domain)) = split(address) else { return Ok(None) };
+        self.read(move |conn| secrets::scram_keys(conn, &local, &domain)).await
+    }
+
+    async fn credentials_generations(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, i64)>, StoreError> {
+        let accounts = accounts.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT credentials_generation FROM accounts WHERE id = ?1")?;
+            let mut found = Vec::with_capacity(accounts.len());
+            for account in accounts {
+                if let Some(generation) = stmt.query_row(params![account], |r| r.get(0)).optional()? {
+                    found.push((account, generation));
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn add_app_password(
+        &self,
+        address: &str,
+        name: &str,
+        digest: &[u8],
+        scopes: u8,
+        expires: Option<i64>,
+    ) -> Result<AppPassword, StoreError> {
+        let (local, domain) = split(address)?;
+        let (name, digest) = (name.to_string(), digest.to_vec());
+        self.write(move |conn| secrets::add_app_password(conn, &local, &domain, &name, &digest, scopes, expires)).await
+    }
+
+    async fn app_passwords(&self, address: &str) -> Result<Vec<AppPassword>, StoreError> {
+        let (local, domain) = split(address)?;
+        self.read(move |conn| secrets::app_passwords(conn, &local, &domain, None)).await
+    }
+
+    async fn revoke_app_password(&self, address: &str, name: &str) -> Result<bool, StoreError> {
+        let (local, domain) = split(address)?;
+        let name = name.to_string();
+        self.write(move |conn| secrets::revoke_app_password(conn, &local, &domain, &name)).await
+    }
+
+    async fn find_app_password(&self, address: &str, digest: &[u8]) -> Result<Option<AppPassword>, StoreError> {
+        let Ok((local, domain)) = split(address) else { return Ok(None) };
+        let digest = digest.to_vec();
+        self.read(move |conn| Ok(secrets::app_passwords(conn, &local, &domain, Some(&digest))?.pop())).await
+    }
+
+    async fn app_password_used(&self, id: i64, when: i64, ip: &str) -> Result<(), StoreError> {
+        let ip = ip.to_string();
+        self.write(move |conn| {
+            conn.execute("UPDATE app_passwords SET last_used = ?2, last_ip = ?3 WHERE id = ?1", params![id, when, ip])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unusable_app_passwords(&self, ids: &[i64], now: i64) -> Result<Vec<i64>, StoreError> {
+        let ids = ids.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT count(*) FROM app_passwords WHERE id = ?1 AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
+            )?;
+            let mut unusable = Vec::new();
+            for id in ids {
+                if stmt.query_row(params![id, now], |r| r.get::<_, i64>(0))? == 0 {
+                    unusable.push(id);
+                }
+            }
+            Ok(unusable)
+        })
+        .await
+    }
+
+    async fn totp(&self, address: &str) -> Result<Option<Totp>, StoreError> {
+        let Ok((local, domain)) = split(address) else { return Ok(None) };
+        self.read(move |conn| secrets::totp(conn, &local, &domain)).await
+    }
+
+    async fn set_totp(
+        &self,
+        address: &str,
+        secret: Option<&[u8]>,
+        enabled: bool,
+        recovery: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
+        let (local, domain) = split(address)?;
+        let secret = secret.map(<[u8]>::to_vec);
+        let recovery = recovery.to_vec();
+        self.write(move |conn| secrets::set_totp(conn, &local, &domain, secret.as_deref(), enabled, &recovery)).await
+    }
+
+    async fn use_totp_step(&self, account: AccountId, step: i64) -> Result<bool, StoreError> {
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE accounts SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
+                params![account, step],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, account: AccountId, digest: &[u8]) -> Result<bool, StoreError> {
+        let digest = digest.to_vec();
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM recovery_codes WHERE account_id = ?1 AND digest = ?2",
+                params![account, digest],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn totp_failed(&self, account: AccountId, lock_at: u32) -> Result<bool, StoreError> {
+        self.write(move |conn| secrets::totp_failed(conn, account, lock_at)).await
+    }
+
+    async fn totp_unlock(&self, account: AccountId) -> Result<bool, StoreError> {
+        self.write(move |conn| secrets::totp_unlock(conn, account)).await
+    }
+
+    async fn server_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (name, fresh) = (name.to_string(), fresh.to_vec());
+        self.write(move |conn| secrets::server_secret(conn, &name, &fresh)).await
+    }
+}
+
+#[async_trait]
+impl MailStore for SqliteStore {
     async fn deliver(&self, delivery: Delivery) -> Result<(), DeliveryError> {
         let default_quota = self.default_quota;
         let (raw, summary) = summarize(delivery.raw).await?;
@@ -335,7 +466,10 @@ impl Store for SqliteStore {
     async fn claim_recent(&self, mailbox: MailboxId) -> Result<Option<(u32, u32)>, StoreError> {
         self.write(move |conn| mailboxes::claim_recent(conn, mailbox)).await
     }
+}
 
+#[async_trait]
+impl CoordinationStore for SqliteStore {
     fn watch(&self, account: AccountId) -> broadcast::Receiver<MailboxChange> {
         self.watchers.subscribe(account)
     }
@@ -381,6 +515,13 @@ impl Store for SqliteStore {
         Ok(Some(MaildropLock::new(Box::new(Release(self.maildrops.clone(), account)))))
     }
 
+    fn close(&self) {
+        self.stop_writer();
+    }
+}
+
+#[async_trait]
+impl GuardStore for SqliteStore {
     async fn bans(&self) -> Result<Vec<StoredBan>, StoreError> {
         self.read(guard::bans).await
     }
@@ -415,137 +556,5 @@ impl Store for SqliteStore {
 
     async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError> {
         self.write(move |conn| guard::prune(conn, logins_before, bans_before)).await
-    }
-
-    async fn scram_keys(&self, address: &str) -> Result<Option<ScramCredentials>, StoreError> {
-        let Ok((local, domain)) = split(address) else { return Ok(None) };
-        self.read(move |conn| secrets::scram_keys(conn, &local, &domain)).await
-    }
-
-    async fn credentials_generations(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, i64)>, StoreError> {
-        let accounts = accounts.to_vec();
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT credentials_generation FROM accounts WHERE id = ?1")?;
-            let mut found = Vec::with_capacity(accounts.len());
-            for account in accounts {
-                if let Some(generation) = stmt.query_row(params![account], |r| r.get(0)).optional()? {
-                    found.push((account, generation));
-                }
-            }
-            Ok(found)
-        })
-        .await
-    }
-
-    async fn add_app_password(
-        &self,
-        address: &str,
-        name: &str,
-        digest: &[u8],
-        scopes: u8,
-        expires: Option<i64>,
-    ) -> Result<AppPassword, StoreError> {
-        let (local, domain) = split(address)?;
-        let (name, digest) = (name.to_string(), digest.to_vec());
-        self.write(move |conn| secrets::add_app_password(conn, &local, &domain, &name, &digest, scopes, expires)).await
-    }
-
-    async fn app_passwords(&self, address: &str) -> Result<Vec<AppPassword>, StoreError> {
-        let (local, domain) = split(address)?;
-        self.read(move |conn| secrets::app_passwords(conn, &local, &domain, None)).await
-    }
-
-    async fn revoke_app_password(&self, address: &str, name: &str) -> Result<bool, StoreError> {
-        let (local, domain) = split(address)?;
-        let name = name.to_string();
-        self.write(move |conn| secrets::revoke_app_password(conn, &local, &domain, &name)).await
-    }
-
-    async fn find_app_password(&self, address: &str, digest: &[u8]) -> Result<Option<AppPassword>, StoreError> {
-        let Ok((local, domain)) = split(address) else { return Ok(None) };
-        let digest = digest.to_vec();
-        self.read(move |conn| Ok(secrets::app_passwords(conn, &local, &domain, Some(&digest))?.pop())).await
-    }
-
-    async fn app_password_used(&self, id: i64, when: i64, ip: &str) -> Result<(), StoreError> {
-        let ip = ip.to_string();
-        self.write(move |conn| {
-            conn.execute("UPDATE app_passwords SET last_used = ?2, last_ip = ?3 WHERE id = ?1", params![id, when, ip])?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn unusable_app_passwords(&self, ids: &[i64], now: i64) -> Result<Vec<i64>, StoreError> {
-        let ids = ids.to_vec();
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT count(*) FROM app_passwords WHERE id = ?1 AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
-            )?;
-            let mut unusable = Vec::new();
-            for id in ids {
-                if stmt.query_row(params![id, now], |r| r.get::<_, i64>(0))? == 0 {
-                    unusable.push(id);
-                }
-            }
-            Ok(unusable)
-        })
-        .await
-    }
-
-    async fn totp(&self, address: &str) -> Result<Option<Totp>, StoreError> {
-        let Ok((local, domain)) = split(address) else { return Ok(None) };
-        self.read(move |conn| secrets::totp(conn, &local, &domain)).await
-    }
-
-    async fn set_totp(
-        &self,
-        address: &str,
-        secret: Option<&[u8]>,
-        enabled: bool,
-        recovery: &[Vec<u8>],
-    ) -> Result<(), StoreError> {
-        let (local, domain) = split(address)?;
-        let secret = secret.map(<[u8]>::to_vec);
-        let recovery = recovery.to_vec();
-        self.write(move |conn| secrets::set_totp(conn, &local, &domain, secret.as_deref(), enabled, &recovery)).await
-    }
-
-    async fn use_totp_step(&self, account: AccountId, step: i64) -> Result<bool, StoreError> {
-        self.write(move |conn| {
-            Ok(conn.execute(
-                "UPDATE accounts SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
-                params![account, step],
-            )? > 0)
-        })
-        .await
-    }
-
-    async fn use_recovery_code(&self, account: AccountId, digest: &[u8]) -> Result<bool, StoreError> {
-        let digest = digest.to_vec();
-        self.write(move |conn| {
-            Ok(conn.execute(
-                "DELETE FROM recovery_codes WHERE account_id = ?1 AND digest = ?2",
-                params![account, digest],
-            )? > 0)
-        })
-        .await
-    }
-
-    async fn totp_failed(&self, account: AccountId, lock_at: u32) -> Result<bool, StoreError> {
-        self.write(move |conn| secrets::totp_failed(conn, account, lock_at)).await
-    }
-
-    async fn totp_unlock(&self, account: AccountId) -> Result<bool, StoreError> {
-        self.write(move |conn| secrets::totp_unlock(conn, account)).await
-    }
-
-    async fn server_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let (name, fresh) = (name.to_string(), fresh.to_vec());
-        self.write(move |conn| secrets::server_secret(conn, &name, &fresh)).await
-    }
-
-    fn close(&self) {
-        self.stop_writer();
     }
 }

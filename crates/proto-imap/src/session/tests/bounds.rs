@@ -5,6 +5,7 @@
 //! is read at a time.
 
 use super::*;
+use portcullis_store::{DirectoryStore, MailStore};
 
 /// As `env`, without a quota: the messages here are large.
 async fn roomy_env() -> Arc<TestEnv> {

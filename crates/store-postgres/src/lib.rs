@@ -11,6 +11,10 @@
 //! become [`StoreError`] here (see [`Db`]): the store crate never learns about PostgreSQL.
 #![forbid(unsafe_code)]
 
+mod aliases;
+mod directory;
+mod dkim;
+mod guard;
 pub mod schema;
 pub mod tls;
 
@@ -176,14 +180,12 @@ fn describe(e: &tokio_postgres::Error) -> String {
 /// The constraint a unique violation broke, if `e` is one: the caller turns it into the same
 /// error SQLite's backend gives (`AccountExists`, `AppPasswordExists`, …) when another node
 /// won a race between its check and its insert.
-#[allow(dead_code)] // for the concern modules
 pub(crate) fn unique_violation(e: &tokio_postgres::Error) -> Option<&str> {
     let db = e.as_db_error()?;
     (db.code() == &SqlState::UNIQUE_VIOLATION).then(|| db.constraint().unwrap_or(""))
 }
 
 /// Seconds since the Unix epoch.
-#[allow(dead_code)] // for the concern modules
 pub(crate) fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

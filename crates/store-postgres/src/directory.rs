@@ -131,7 +131,8 @@ fn scram_params(scram: Option<&StoredScram>) -> ScramParams<'_> {
     )
 }
 
-const ACCOUNT_BY_ADDRESS: &str =
+/// An account by address, for every login (schema test: it must use the unique indexes).
+pub(crate) const ACCOUNT_BY_ADDRESS: &str =
     "SELECT a.id, a.password_hash, a.quota, a.used_bytes, a.totp_enabled, a.credentials_generation
        FROM accounts a JOIN domains d ON d.id = a.domain_id
       WHERE d.name = $1 AND a.localpart = $2";

@@ -16,6 +16,11 @@ use crate::directory::split;
 use crate::{now, Db, PgStore};
 
 const BAN_COLUMNS: &str = "network, until, reason, offence, manual, created";
+/// The bans changed after a number (schema test: it must use `bans_by_seq`).
+pub(crate) const BANS_CHANGED: &str =
+    "SELECT network, until, reason, offence, manual, created FROM bans WHERE seq > $1 ORDER BY seq";
+/// The bans lifted after a number (schema test: it must use `lifted_bans_by_seq`).
+pub(crate) const BANS_LIFTED: &str = "SELECT network FROM lifted_bans WHERE seq > $1 ORDER BY seq";
 
 fn ban(r: &Row) -> StoredBan {
     StoredBan {
@@ -65,12 +70,8 @@ impl GuardStore for PgStore {
         let (bans, lifted) = match after {
             None => (all_bans(&*tx).await?, Vec::new()),
             Some(after) => {
-                let bans = tx
-                    .query(&format!("SELECT {BAN_COLUMNS} FROM bans WHERE seq > $1 ORDER BY seq"), &[&after])
-                    .await
-                    .db()?;
-                let lifted =
-                    tx.query("SELECT network FROM lifted_bans WHERE seq > $1 ORDER BY seq", &[&after]).await.db()?;
+                let bans = tx.query(BANS_CHANGED, &[&after]).await.db()?;
+                let lifted = tx.query(BANS_LIFTED, &[&after]).await.db()?;
                 (bans.iter().map(ban).collect(), lifted.iter().map(|r| r.get(0)).collect())
             }
         };

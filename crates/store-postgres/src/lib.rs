@@ -8,7 +8,7 @@
 //!
 //! One file per concern: `directory` (domains, accounts, credentials), `guard`, `aliases`,
 //! `dkim`; mail, queue and cross-node coordination live beside them. Errors of PostgreSQL
-//! become [`StoreError`] here (see [`Db`]): the store crate never learns about PostgreSQL.
+//! become [`StoreError`] here (the `Db` helper): the store crate never learns about PostgreSQL.
 #![forbid(unsafe_code)]
 
 mod aliases;

@@ -369,3 +369,59 @@ pub async fn applied(client: &Client) -> Result<Vec<i64>, StoreError> {
     let rows = client.query("SELECT version FROM schema_migrations ORDER BY version", &[]).await.db()?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What PostgreSQL plans for `sql` (its `$n` parameters bound to `'1'`) as a generic plan,
+    /// the one a prepared statement settles on, with sequential scans discouraged: on the
+    /// empty tables of a test any scan is cheap, so only whether an index *can* serve the
+    /// query is asked.
+    async fn plan(client: &Client, sql: &str) -> String {
+        let params = (1..=9).filter(|n| sql.contains(&format!("${n}"))).count();
+        let args = vec!["'1'"; params].join(", ");
+        let explain = if params == 0 { format!("EXPLAIN {sql}") } else { format!("EXPLAIN EXECUTE q({args})") };
+        client.batch_execute("DEALLOCATE ALL").await.unwrap();
+        if params > 0 {
+            client.batch_execute(&format!("PREPARE q AS {sql}")).await.unwrap();
+        }
+        let mut lines = Vec::new();
+        for message in client.simple_query(&explain).await.unwrap() {
+            if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+                lines.push(row.get(0).unwrap_or_default().to_string());
+            }
+        }
+        lines.join("\n")
+    }
+
+    #[tokio::test]
+    async fn hot_queries_use_their_indexes() {
+        let Some(cluster) = portcullis_testpg::PgCluster::start() else { return };
+        let (mut client, connection) =
+            tokio_postgres::connect(&cluster.fresh_database(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        migrate(&mut client).await.unwrap();
+        client.batch_execute("SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan").await.unwrap();
+        for (sql, index) in [
+            (crate::guard::BANS_CHANGED, "bans_by_seq"),
+            (crate::guard::BANS_LIFTED, "lifted_bans_by_seq"),
+            (crate::directory::ACCOUNT_BY_ADDRESS, "accounts_domain_id_localpart_key"),
+            // The shapes the mail queries must keep for the indexes of migration 1 to serve them
+            // (the partial indexes only match the condition spelled as in their definition).
+            ("SELECT count(*) FROM messages WHERE mailbox_id = $1 AND (flags & 1) = 0", "messages_unseen"),
+            ("SELECT uid FROM messages WHERE mailbox_id = $1 AND (flags & 8) != 0", "messages_deleted"),
+            ("SELECT uid, modseq FROM messages WHERE mailbox_id = $1 AND modseq > $2", "messages_by_modseq"),
+            ("SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2", "expunged_pkey"),
+            (
+                "SELECT 1 FROM mailbox_keywords WHERE mailbox_id = $1 AND lower(keyword) = lower($2)",
+                "mailbox_keywords_key",
+            ),
+            ("SELECT count(*) FROM session_slots WHERE account_id = $1 AND expires > $2", "session_slots_by_account"),
+            ("SELECT count(*) FROM messages WHERE blob_id = $1", "messages_by_blob"),
+        ] {
+            let plan = plan(&client, sql).await;
+            assert!(plan.contains(index) && !plan.contains("Seq Scan"), "{sql}\n  → {plan}");
+        }
+    }
+}

@@ -98,6 +98,9 @@ impl GuardStore for PgStore {
     async fn delete_ban(&self, network: &str) -> Result<bool, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
+        // The counter's row first, as put_ban takes it, then the ban's: in the other order a
+        // lift and a ban of one network at once would deadlock.
+        tx.execute("SELECT value FROM meta WHERE key = 'ban_seq' FOR UPDATE", &[]).await.db()?;
         if tx.execute("DELETE FROM bans WHERE network = $1", &[&network]).await.db()? == 0 {
             return Ok(false);
         }

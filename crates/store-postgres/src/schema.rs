@@ -123,10 +123,16 @@ const MIGRATION_1: &str = r#"
     END $$;
     CREATE TRIGGER messages_count_in AFTER INSERT ON messages
         FOR EACH ROW EXECUTE FUNCTION messages_count_in();
+    -- The body's row is locked before "is this the last copy?" is asked: two transactions
+    -- removing its last two copies at once (two nodes expunging one delivery's copies) would
+    -- each still see the other's copy and neither remove the body. Locked, the second waits
+    -- for the first to commit and then, in a statement of its own (a fresh snapshot in READ
+    -- COMMITTED), sees that no copy is left.
     CREATE FUNCTION messages_count_out() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         UPDATE accounts SET used_bytes = used_bytes - OLD.size
          WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+        PERFORM 1 FROM blobs WHERE id = OLD.blob_id FOR UPDATE;
         DELETE FROM blobs WHERE id = OLD.blob_id
            AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id);
         RETURN NULL;

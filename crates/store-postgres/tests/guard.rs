@@ -136,3 +136,22 @@ async fn known_sources_are_every_account_s_recent_login_addresses() {
     store.remove_account("bob@example.org").await.unwrap();
     assert_eq!(store.known_sources(0).await.unwrap(), [("198.51.100.4/32".to_string(), 5_000)]);
 }
+
+#[tokio::test]
+async fn a_ban_and_a_lift_of_one_network_at_once_both_go_through() {
+    let Some(url) = common::fresh_url() else { return };
+    let (a, b) = (node(&url).await, node(&url).await);
+    let follower = node(&url).await;
+    let start = follower.ban_changes(None).await.unwrap().seq;
+    for _ in 0..30 {
+        a.put_ban(ban("192.0.2.1/32")).await.unwrap();
+        // Both lock the change counter and the ban's row: in opposite orders they deadlock.
+        let (put, lifted) = tokio::join!(a.put_ban(ban("192.0.2.1/32")), b.delete_ban("192.0.2.1/32"));
+        put.unwrap();
+        lifted.unwrap();
+    }
+    let changes = follower.ban_changes(Some(start)).await.unwrap();
+    let banned = a.bans().await.unwrap().len();
+    // Whichever came last, the follower's view matches the table.
+    assert_eq!((changes.bans.len(), changes.lifted.len()), (banned, 1 - banned), "{changes:?}");
+}

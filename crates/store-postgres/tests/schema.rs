@@ -49,3 +49,43 @@ async fn an_unreachable_database_is_a_clear_error() {
     let err = PgStore::connect(&cluster.url("no_such_database"), None).await.err().expect("refused");
     assert!(err.to_string().contains("no_such_database"), "{err}");
 }
+
+#[tokio::test]
+async fn the_last_two_copies_removed_at_once_take_the_body_with_them() {
+    let Some(url) = common::fresh_url() else { return };
+    PgStore::connect(&url, None).await.unwrap().close();
+    let connect = || async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    };
+    let (mut first, mut second) = (connect().await, connect().await);
+    // One body, two copies in two accounts' mailboxes (a delivery to two recipients).
+    first
+        .batch_execute(
+            "INSERT INTO domains(name, created) VALUES ('example.org', 0);
+             INSERT INTO accounts(domain_id, localpart, password_hash, created)
+                  SELECT id, u, 'h', 0 FROM domains, (VALUES ('a'), ('b')) AS users(u);
+             INSERT INTO mailboxes(account_id, name, uidvalidity) SELECT id, 'INBOX', 1 FROM accounts;
+             INSERT INTO blobs(data) VALUES ('body');
+             INSERT INTO messages(mailbox_id, uid, blob_id, size, internal_date, modseq)
+                  SELECT m.id, 1, b.id, 4, 0, 1 FROM mailboxes m, blobs b;",
+        )
+        .await
+        .unwrap();
+    let a = first.transaction().await.unwrap();
+    a.execute("DELETE FROM messages WHERE mailbox_id = (SELECT min(id) FROM mailboxes)", &[]).await.unwrap();
+    // The second removal starts before the first commits; it waits on the body's row.
+    let b = second.transaction().await.unwrap();
+    let removal = b.execute("DELETE FROM messages WHERE mailbox_id = (SELECT max(id) FROM mailboxes)", &[]);
+    let (removed, committed) = tokio::join!(removal, async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        a.commit().await
+    });
+    committed.unwrap();
+    assert_eq!(removed.unwrap(), 1);
+    b.commit().await.unwrap();
+    assert_eq!(common::count(&url, "SELECT count(*) FROM messages").await, 0);
+    assert_eq!(common::count(&url, "SELECT count(*) FROM blobs").await, 0, "no copy left, no body left");
+    assert_eq!(common::count(&url, "SELECT sum(used_bytes)::bigint FROM accounts").await, 0);
+}

@@ -3,9 +3,13 @@
 //! when an attempt's notice to the sender is stored with the attempt's record
 //! (`QueueStore::record_attempt`), each as ONE transaction, as SQLite's backend does.
 //!
-//! Written beside the queue because the mail engineer's `src/mail/` did not exist yet; it does
-//! what SQLite's `messages::deliver` does, in PostgreSQL's terms, and is meant to be reconciled
-//! with the MailStore's own `deliver` (one helper taking a `&Transaction`, called by both).
+//! Written beside the queue because the MailStore's `src/mail/` was not on this branch; it does
+//! what SQLite's `messages::deliver` does, in PostgreSQL's terms. To reconcile with `src/mail/`
+//! once both are merged: make `mail::deliver::deliver` and `mail::announce` `pub(crate)`, and
+//! let [`deliver_in`]'s body be those two calls (`deliver(tx, recipients, &raw, &summary,
+//! internal_date, default_quota)`, then `announce(tx, &changes)`): they take the same
+//! `deadpool_postgres::Transaction` and send the same NOTIFY payload, and this file's other
+//! helpers go.
 //!
 //! Concurrency: several nodes deliver at once. Each recipient's account row is locked (in
 //! account order, so two deliveries never wait on each other in a circle) before its quota is
@@ -14,8 +18,8 @@
 //! are handed out in commit order. Every change is announced with `pg_notify`, which
 //! PostgreSQL sends at commit and never for a rolled-back transaction.
 
+use deadpool_postgres::Transaction;
 use portcullis_store::{AccountId, Delivery, DeliveryError, MailboxChange, StoreError};
-use tokio_postgres::Transaction;
 
 use crate::coordination::notify_change;
 use crate::Db;

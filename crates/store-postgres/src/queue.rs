@@ -14,11 +14,12 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use deadpool_postgres::Transaction;
 use portcullis_store::{
     domain_of, AttemptUpdate, Delivery, DeliveryError, LeaseHolder, MessageState, NewQueued, QueueId, QueuePage,
     QueueSelection, QueueStore, QueueTotals, QueuedMessage, QueuedPage, QueuedRecipient, RecipientState, StoreError,
 };
-use tokio_postgres::{IsolationLevel, Row, Transaction};
+use tokio_postgres::{IsolationLevel, Row};
 
 use crate::mail_in_tx::{deliver_in, prepare};
 use crate::{Db, PgStore};

@@ -16,11 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
 use portcullis_store::{AccountId, CoordinationStore, MailboxChange, MaildropLock, SessionSlot, StoreError, Watchers};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use tokio_postgres::Transaction;
 
 use crate::tls::RustlsConnector;
 use crate::{Db, PgStore};

@@ -12,9 +12,12 @@
 #![forbid(unsafe_code)]
 
 mod aliases;
+mod coordination;
 mod directory;
 mod dkim;
 mod guard;
+mod mail_in_tx;
+mod queue;
 pub mod schema;
 pub mod tls;
 
@@ -38,6 +41,8 @@ pub struct PgStore {
     pool: Pool,
     /// The allowance of accounts without their own (`None`: unlimited).
     default_quota: Option<u64>,
+    /// This node's LISTEN connection, heartbeat and slots (see `coordination`).
+    coordination: coordination::Coordinator,
 }
 
 impl PgStore {
@@ -49,14 +54,17 @@ impl PgStore {
         let mut client = store.client().await?;
         schema::migrate(&mut client).await?;
         drop(client);
+        store.coordination.start(&store.pool).await?;
         Ok(store)
     }
 
-    /// The pool alone, without touching the schema (tests of migrations).
+    /// The pool alone, without touching the schema (tests of migrations), and without the
+    /// LISTEN connection and heartbeat that `connect` starts.
     #[doc(hidden)]
     pub fn connect_unmigrated(url: &str, default_quota: Option<u64>) -> Result<PgStore, StoreError> {
         let (config, mode, root_cert) = parse_url(url)?;
         let tls = tls::RustlsConnector::new(mode, root_cert)?;
+        let coordination = coordination::Coordinator::new(config.clone(), tls.clone());
         let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
@@ -65,7 +73,7 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot set up the database pool: {e}")))?;
-        Ok(PgStore { pool, default_quota })
+        Ok(PgStore { pool, default_quota, coordination })
     }
 
     /// A pooled connection; back to the pool when dropped.
@@ -85,8 +93,10 @@ impl PgStore {
         self.default_quota
     }
 
-    /// Closes every pooled connection; later calls fail.
+    /// Stops the LISTEN connection and the heartbeat, and closes every pooled connection;
+    /// later calls fail.
     pub fn close(&self) {
+        self.coordination.stop();
         self.pool.close();
     }
 

@@ -37,6 +37,7 @@ pub use queue::{
     RecipientUpdate,
 };
 pub use sqlite::{CheckReport, SqliteStore};
+pub use watch::Watchers;
 
 pub type AccountId = i64;
 pub type MailboxId = i64;

@@ -16,14 +16,14 @@ use crate::{AccountId, MailboxChange};
 const CAPACITY: usize = 64;
 
 #[derive(Default)]
-pub(crate) struct Watchers {
+pub struct Watchers {
     channels: Mutex<HashMap<AccountId, broadcast::Sender<MailboxChange>>>,
     /// Size of `channels` after the last sweep of channels nobody listens to any more.
     swept: Mutex<usize>,
 }
 
 impl Watchers {
-    pub(crate) fn subscribe(&self, account: AccountId) -> broadcast::Receiver<MailboxChange> {
+    pub fn subscribe(&self, account: AccountId) -> broadcast::Receiver<MailboxChange> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         // Accounts whose sessions all ended leave a channel behind; sweep them whenever the
         // map has doubled, so the cost stays proportional to the subscriptions made.
@@ -35,8 +35,15 @@ impl Watchers {
         channels.entry(account).or_insert_with(|| broadcast::channel(CAPACITY).0).subscribe()
     }
 
+    /// The accounts somebody watches now: after a gap in the announcements (a PostgreSQL
+    /// LISTEN connection that dropped), their sessions are told to re-read.
+    pub fn watched(&self) -> Vec<AccountId> {
+        let channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        channels.iter().filter(|(_, tx)| tx.receiver_count() > 0).map(|(account, _)| *account).collect()
+    }
+
     /// Never blocks: a full channel drops its oldest change for the slow receiver.
-    pub(crate) fn announce(&self, changes: &[MailboxChange]) {
+    pub fn announce(&self, changes: &[MailboxChange]) {
         if changes.is_empty() {
             return;
         }

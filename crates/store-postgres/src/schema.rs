@@ -1,0 +1,371 @@
+//! Versioned schema, like the SQLite backend's (`portcullis_store`'s `sqlite/schema.rs`): the
+//! table `schema_migrations` lists the migrations that ran; each runs once, in its own
+//! transaction, in order. Never edit a released migration: add one.
+//!
+//! Several nodes may start at once against one database: every migration transaction first
+//! takes a transaction-scoped advisory lock, so one node migrates and the others, once they get
+//! the lock, find the work done.
+//!
+//! Migration 1 is the SQLite schema after its 13 migrations, in PostgreSQL's terms: the same
+//! tables with the same meaning, BIGINT ids from identity columns (a sequence never hands out
+//! an id twice, which SQLite needed the `last_id.*` counters in `meta` for), BYTEA bodies
+//! stored once in `blobs` and shared by every copy, BOOLEAN where SQLite kept 0/1, the same
+//! indexes and the same triggers. Two tables more hold what one SQLite process kept in memory
+//! and several nodes must share: IMAP session slots and POP3 maildrop locks.
+
+use tokio_postgres::Client;
+
+use crate::{Db, StoreError};
+
+/// The advisory lock key of migrations: "pcmigrat" in ASCII, so that it names itself in
+/// `pg_locks` and clashes with no other lock of ours.
+const MIGRATION_LOCK: i64 = 0x7063_6d69_6772_6174;
+
+/// Migration N (1-based) is `MIGRATIONS[N - 1]`.
+const MIGRATIONS: &[&str] = &[MIGRATION_1];
+
+const MIGRATION_1: &str = r#"
+    -- Counters and generations: `uidvalidity` (the last UIDVALIDITY handed out), `ban_seq`
+    -- (the last ban change number), `dkim_keys_generation`. A counter is bumped with an
+    -- UPDATE whose row lock lasts until commit, so its numbers are handed out in commit order.
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value BIGINT NOT NULL
+    );
+    INSERT INTO meta(key, value) VALUES ('uidvalidity', 0), ('ban_seq', 0), ('dkim_keys_generation', 0);
+
+    CREATE TABLE domains (
+        id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name    TEXT NOT NULL UNIQUE,
+        created BIGINT NOT NULL
+    );
+
+    -- quota: NULL = the configured default, -1 = unlimited, otherwise bytes.
+    -- scram_*: NULL until the password is next set (SCRAM cannot work from an argon2 hash).
+    -- totp_last_step: the last TOTP time step accepted (a code is never accepted twice).
+    -- credentials_generation grows whenever what opened a session stops opening it.
+    CREATE TABLE accounts (
+        id                     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        domain_id              BIGINT NOT NULL REFERENCES domains(id),
+        localpart              TEXT NOT NULL,
+        password_hash          TEXT NOT NULL,
+        quota                  BIGINT,
+        used_bytes             BIGINT NOT NULL DEFAULT 0,
+        created                BIGINT NOT NULL,
+        scram_salt             BYTEA,
+        scram_iterations       BIGINT,
+        scram_stored_key       BYTEA,
+        scram_server_key       BYTEA,
+        totp_secret            BYTEA,
+        totp_enabled           BOOLEAN NOT NULL DEFAULT false,
+        totp_last_step         BIGINT NOT NULL DEFAULT 0,
+        totp_failures          BIGINT NOT NULL DEFAULT 0,
+        totp_locked            BOOLEAN NOT NULL DEFAULT false,
+        credentials_generation BIGINT NOT NULL DEFAULT 1,
+        UNIQUE (domain_id, localpart)
+    );
+
+    -- UIDs, UIDVALIDITY, UIDNEXT are 32-bit unsigned in IMAP: BIGINT holds them.
+    -- recent_from: the first UID no session has been told of as \Recent (Store::claim_recent).
+    CREATE TABLE mailboxes (
+        id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account_id    BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name          TEXT NOT NULL,
+        special_use   TEXT,
+        uidvalidity   BIGINT NOT NULL,
+        uidnext       BIGINT NOT NULL DEFAULT 1,
+        highestmodseq BIGINT NOT NULL DEFAULT 1,
+        recent_from   BIGINT NOT NULL DEFAULT 1,
+        UNIQUE (account_id, name)
+    );
+
+    -- Raw message bytes, shared by every mailbox entry of the same delivery (a message to 50
+    -- local recipients is stored once). Apart from `messages`, so that scanning flags and UIDs
+    -- never reads bodies (PostgreSQL would TOAST them anyway, but the summaries stay small).
+    CREATE TABLE blobs (
+        id   BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        data BYTEA NOT NULL
+    );
+    -- Bodies are mail, mostly compressed already (attachments in base64 compress, but slowly):
+    -- stored out of line without PostgreSQL's compression attempt.
+    ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL;
+
+    -- flags: bit set of \Seen 1, \Answered 2, \Flagged 4, \Deleted 8, \Draft 16;
+    -- keywords: space-separated IMAP keywords.
+    CREATE TABLE messages (
+        id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        mailbox_id    BIGINT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid           BIGINT NOT NULL,
+        blob_id       BIGINT NOT NULL REFERENCES blobs(id),
+        size          BIGINT NOT NULL,
+        internal_date BIGINT NOT NULL,
+        flags         INTEGER NOT NULL DEFAULT 0,
+        keywords      TEXT NOT NULL DEFAULT '',
+        modseq        BIGINT NOT NULL,
+        UNIQUE (mailbox_id, uid)
+    );
+    CREATE INDEX messages_by_blob ON messages(blob_id);
+    -- CONDSTORE/QRESYNC: "messages changed since M".
+    CREATE INDEX messages_by_modseq ON messages(mailbox_id, modseq);
+    -- The unseen and the \Deleted messages of a mailbox, usually few: STATUS and EXPUNGE read
+    -- these instead of every message. Queries must spell the condition the same way.
+    CREATE INDEX messages_unseen ON messages(mailbox_id, uid) WHERE (flags & 1) = 0;
+    CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE (flags & 8) <> 0;
+
+    -- Quota usage and body lifetime follow the messages whatever removes them (expunge,
+    -- mailbox or account deletion), so no code path can forget either. AFTER ROW triggers run
+    -- at the end of their statement, so "no copy left" sees every row the statement removed.
+    CREATE FUNCTION messages_count_in() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE accounts SET used_bytes = used_bytes + NEW.size
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER messages_count_in AFTER INSERT ON messages
+        FOR EACH ROW EXECUTE FUNCTION messages_count_in();
+    CREATE FUNCTION messages_count_out() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE accounts SET used_bytes = used_bytes - OLD.size
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+        DELETE FROM blobs WHERE id = OLD.blob_id
+           AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER messages_count_out AFTER DELETE ON messages
+        FOR EACH ROW EXECUTE FUNCTION messages_count_out();
+
+    -- Per-content summaries (portcullis_mime::summarize), computed once when a body is stored
+    -- and shared by its copies; removed with their body.
+    CREATE TABLE summaries (
+        blob_id       BIGINT PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+        header_len    BIGINT NOT NULL,
+        envelope      BYTEA NOT NULL,
+        bodystructure BYTEA NOT NULL,
+        body          BYTEA NOT NULL,
+        sent_date     BIGINT
+    );
+
+    -- SEARCH's header cache (portcullis_mime::header_cache), a few hundred bytes per body.
+    CREATE TABLE header_caches (
+        blob_id BIGINT PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+        data    BYTEA NOT NULL
+    );
+
+    -- Every removed UID with the MODSEQ of its removal, for QRESYNC's VANISHED; keyed by
+    -- MODSEQ so that "expunged since M" is one range scan.
+    CREATE TABLE expunged (
+        mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        modseq     BIGINT NOT NULL,
+        uid        BIGINT NOT NULL,
+        PRIMARY KEY (mailbox_id, modseq, uid)
+    );
+
+    -- Subscriptions are names: they may outlive the mailbox (RFC 9051 §6.3.9).
+    CREATE TABLE subscriptions (
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        PRIMARY KEY (account_id, name)
+    );
+
+    -- The keywords ever used in a mailbox (FLAGS, PERMANENTFLAGS), in the spelling first used.
+    -- Keywords compare case-insensitively (SQLite: COLLATE NOCASE): the key is on lower(),
+    -- so an insert says ON CONFLICT (mailbox_id, lower(keyword)) DO NOTHING.
+    CREATE TABLE mailbox_keywords (
+        mailbox_id BIGINT NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        keyword    TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX mailbox_keywords_key ON mailbox_keywords(mailbox_id, lower(keyword));
+
+    -- Bans, active and recently expired (the offence history). `until` NULL is permanent.
+    -- seq: the change number (meta 'ban_seq') of the ban's last change, so that a server
+    -- re-reads only what changed; a ban lifted by hand leaves its network in `lifted_bans`.
+    CREATE TABLE bans (
+        network TEXT PRIMARY KEY,
+        until   BIGINT,
+        reason  TEXT NOT NULL,
+        offence BIGINT NOT NULL,
+        manual  BOOLEAN NOT NULL,
+        created BIGINT NOT NULL,
+        seq     BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE INDEX bans_by_seq ON bans(seq);
+    CREATE TABLE lifted_bans (
+        network TEXT PRIMARY KEY,
+        seq     BIGINT NOT NULL,
+        lifted  BIGINT NOT NULL
+    );
+    CREATE INDEX lifted_bans_by_seq ON lifted_bans(seq);
+
+    -- Where each account logged in from successfully (a /32 or /64).
+    CREATE TABLE known_logins (
+        account_id   BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        source       TEXT NOT NULL,
+        last_success BIGINT NOT NULL,
+        PRIMARY KEY (account_id, source)
+    );
+
+    -- App passwords and recovery codes: high-entropy secrets kept as SHA-256 digests.
+    -- scopes: bit set of IMAP 1, POP3 2, SMTP 4.
+    CREATE TABLE app_passwords (
+        id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        digest     BYTEA NOT NULL UNIQUE,
+        scopes     INTEGER NOT NULL,
+        created    BIGINT NOT NULL,
+        expires    BIGINT,
+        last_used  BIGINT,
+        last_ip    TEXT,
+        revoked    BOOLEAN NOT NULL DEFAULT false,
+        UNIQUE (account_id, name)
+    );
+    CREATE TABLE recovery_codes (
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        digest     BYTEA NOT NULL,
+        PRIMARY KEY (account_id, digest)
+    );
+
+    -- Random values the server creates once and every node reads (SCRAM's decoy salt secret).
+    CREATE TABLE secrets (
+        name  TEXT PRIMARY KEY,
+        value BYTEA NOT NULL
+    );
+
+    -- The outbound queue (see portcullis_store::QueueStore): a message's bytes once, its
+    -- envelope with the RFC 3461 parameters in their ESMTP text forms, its schedule and lease
+    -- (next_attempt doubles as the lease's end while a runner holds it; lease_node/lease_run
+    -- name the holder), REQUIRETLS (RFC 8689), and an operator's hold.
+    CREATE TABLE queue (
+        id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        sender            TEXT NOT NULL,
+        ret               TEXT,
+        envid             TEXT,
+        smtputf8          BOOLEAN NOT NULL,
+        eight_bit         BOOLEAN NOT NULL,
+        content           BYTEA NOT NULL,
+        queued_at         BIGINT NOT NULL,
+        next_attempt      BIGINT NOT NULL,
+        attempts          BIGINT NOT NULL DEFAULT 0,
+        delay_notice_sent BOOLEAN NOT NULL DEFAULT false,
+        requiretls        BOOLEAN NOT NULL DEFAULT false,
+        held              BOOLEAN NOT NULL DEFAULT false,
+        lease_node        TEXT,
+        lease_run         TEXT
+    );
+    CREATE INDEX queue_by_next_attempt ON queue(next_attempt);
+    CREATE TABLE queue_recipients (
+        queue_id   BIGINT NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+        position   BIGINT NOT NULL,
+        address    TEXT NOT NULL,
+        notify     TEXT,
+        orcpt      TEXT,
+        state      TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'delivered', 'failed')),
+        last_reply TEXT,
+        PRIMARY KEY (queue_id, position)
+    );
+
+    -- DKIM signing keys per domain (see portcullis_store::dkim). Every change bumps
+    -- meta 'dkim_keys_generation'; the trigger does it for rows a domain's removal cascades.
+    CREATE TABLE dkim_keys (
+        domain_id     BIGINT NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+        selector      TEXT NOT NULL,
+        algorithm     TEXT NOT NULL CHECK (algorithm IN ('ed25519', 'rsa')),
+        private_pkcs8 BYTEA NOT NULL,
+        created       BIGINT NOT NULL,
+        active_from   BIGINT NOT NULL,
+        retire_at     BIGINT,
+        PRIMARY KEY (domain_id, selector)
+    );
+    CREATE FUNCTION dkim_keys_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'dkim_keys_generation';
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER dkim_keys_removed AFTER DELETE ON dkim_keys
+        FOR EACH STATEMENT EXECUTE FUNCTION dkim_keys_removed();
+
+    -- Aliases: more addresses for an account, in its domains or others of ours.
+    CREATE TABLE aliases (
+        domain_id  BIGINT NOT NULL REFERENCES domains(id),
+        localpart  TEXT NOT NULL,
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        created    BIGINT NOT NULL,
+        PRIMARY KEY (domain_id, localpart)
+    );
+    CREATE INDEX aliases_by_account ON aliases(account_id);
+
+    -- Cross-node state SQLite keeps in one process's memory. Rows with an owner and an expiry
+    -- rather than advisory locks: an advisory lock lives on one database connection, so each
+    -- open POP3 or IMAP session would pin a pooled connection for its whole life (a few hundred
+    -- idle sessions would exhaust the pool and the server's max_connections). A node renews
+    -- its rows while the sessions live, deletes them when they end, and deletes all of its own
+    -- at start; a crashed node's rows expire. `node` names the node, `expires` is Unix seconds.
+
+    -- IMAP session slots: at most N rows per account whose `expires` is ahead.
+    CREATE TABLE session_slots (
+        id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        node       TEXT NOT NULL,
+        expires    BIGINT NOT NULL
+    );
+    CREATE INDEX session_slots_by_account ON session_slots(account_id, expires);
+    CREATE INDEX session_slots_by_node ON session_slots(node);
+
+    -- POP3 maildrop locks (RFC 1939 §8): one row per locked account; a row whose `expires`
+    -- has passed may be taken over.
+    CREATE TABLE maildrop_locks (
+        account_id BIGINT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        node       TEXT NOT NULL,
+        token      BIGINT NOT NULL,
+        expires    BIGINT NOT NULL
+    );
+    CREATE INDEX maildrop_locks_by_node ON maildrop_locks(node);
+"#;
+
+/// The schema version this build writes.
+pub const VERSION: usize = MIGRATIONS.len();
+
+/// Brings the database up to [`VERSION`]; refuses a database written by a newer build.
+pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    migrate_to(client, VERSION).await
+}
+
+/// Runs the migrations up to `target` (tests use it to make an old database).
+pub async fn migrate_to(client: &mut Client, target: usize) -> Result<(), StoreError> {
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target) {
+        let version = (index + 1) as i64;
+        let tx = client.transaction().await.db()?;
+        // Held until this transaction ends: another node migrating waits here, then sees the
+        // version recorded and skips it.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.db()?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                version BIGINT PRIMARY KEY,
+                applied TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .await
+        .db()?;
+        let current: i64 =
+            tx.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[]).await.db()?.get(0);
+        if current as usize > VERSION {
+            return Err(StoreError::Backend(format!(
+                "the database has schema version {current}, newer than this build's {VERSION}; upgrade Portcullis"
+            )));
+        }
+        if current >= version {
+            tx.commit().await.db()?;
+            continue;
+        }
+        tx.batch_execute(sql).await.db()?;
+        tx.execute("INSERT INTO schema_migrations(version) VALUES ($1)", &[&version]).await.db()?;
+        tx.commit().await.db()?;
+    }
+    Ok(())
+}
+
+/// The versions recorded, ascending (for tests and `portcullis check`).
+pub async fn applied(client: &Client) -> Result<Vec<i64>, StoreError> {
+    let rows = client.query("SELECT version FROM schema_migrations ORDER BY version", &[]).await.db()?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

@@ -11,6 +11,7 @@
 //! become [`StoreError`] here (see [`Db`]): the store crate never learns about PostgreSQL.
 #![forbid(unsafe_code)]
 
+mod mail;
 pub mod schema;
 pub mod tls;
 
@@ -34,6 +35,9 @@ pub struct PgStore {
     pool: Pool,
     /// The allowance of accounts without their own (`None`: unlimited).
     default_quota: Option<u64>,
+    /// Mailboxes (and subscriptions) one account may have; `None`: no limit (see
+    /// `PgStore::with_max_mailboxes` in `mail`).
+    max_mailboxes: Option<usize>,
 }
 
 impl PgStore {
@@ -61,7 +65,7 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot set up the database pool: {e}")))?;
-        Ok(PgStore { pool, default_quota })
+        Ok(PgStore { pool, default_quota, max_mailboxes: None })
     }
 
     /// A pooled connection; back to the pool when dropped.

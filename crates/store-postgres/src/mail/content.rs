@@ -14,8 +14,10 @@ use crate::Db;
 
 /// The messages of a mailbox in UID order (POP3's maildrop).
 pub(super) async fn messages(db: &impl GenericClient, mailbox: MailboxId) -> Result<Vec<MessageMeta>, StoreError> {
-    let stmt =
-        db.prepare_cached("SELECT uid, size, internal_date FROM messages WHERE mailbox_id = $1 ORDER BY uid").await.db()?;
+    let stmt = db
+        .prepare_cached("SELECT uid, size, internal_date FROM messages WHERE mailbox_id = $1 ORDER BY uid")
+        .await
+        .db()?;
     Ok(db
         .query(&stmt, &[&mailbox])
         .await
@@ -123,8 +125,13 @@ pub(super) async fn message_contents(
           WHERE m.mailbox_id = $1 AND m.uid = ANY($2)"
     };
     let stmt = db.prepare_cached(sql).await.db()?;
-    let mut found: HashMap<u32, Vec<u8>> =
-        db.query(&stmt, &[&mailbox, &wanted]).await.db()?.iter().map(|r| (r.get::<_, i64>(0) as u32, r.get(1))).collect();
+    let mut found: HashMap<u32, Vec<u8>> = db
+        .query(&stmt, &[&mailbox, &wanted])
+        .await
+        .db()?
+        .iter()
+        .map(|r| (r.get::<_, i64>(0) as u32, r.get(1)))
+        .collect();
     let mut out = Vec::with_capacity(uids.len());
     for (i, &uid) in uids.iter().enumerate() {
         // A UID asked for twice is answered twice, as SQLite's backend does.

@@ -25,7 +25,11 @@ pub(super) struct Source {
     keywords: String,
 }
 
-pub(super) async fn sources(db: &impl GenericClient, mailbox: MailboxId, uids: &Uids) -> Result<Vec<Source>, StoreError> {
+pub(super) async fn sources(
+    db: &impl GenericClient,
+    mailbox: MailboxId,
+    uids: &Uids,
+) -> Result<Vec<Source>, StoreError> {
     if uids.is_empty() {
         return Ok(Vec::new());
     }

@@ -20,7 +20,10 @@ pub(super) fn no_such_mailbox(mailbox: MailboxId) -> StoreError {
 
 /// Locks the rows of these accounts (any order, repeats allowed) in ascending id order;
 /// returns the ids that exist.
-pub(super) async fn lock_accounts(db: &impl GenericClient, accounts: &[AccountId]) -> Result<Vec<AccountId>, StoreError> {
+pub(super) async fn lock_accounts(
+    db: &impl GenericClient,
+    accounts: &[AccountId],
+) -> Result<Vec<AccountId>, StoreError> {
     let mut ids = accounts.to_vec();
     ids.sort_unstable();
     ids.dedup();
@@ -52,9 +55,8 @@ pub(super) async fn lock_owners(
 ) -> Result<Vec<Option<AccountId>>, StoreError> {
     let stmt = db.prepare_cached("SELECT id, account_id FROM mailboxes WHERE id = ANY($1)").await.db()?;
     let rows = db.query(&stmt, &[&mailboxes]).await.db()?;
-    let owner = |mailbox: MailboxId| {
-        rows.iter().find(|r| r.get::<_, i64>(0) == mailbox).map(|r| r.get::<_, AccountId>(1))
-    };
+    let owner =
+        |mailbox: MailboxId| rows.iter().find(|r| r.get::<_, i64>(0) == mailbox).map(|r| r.get::<_, AccountId>(1));
     let owners: Vec<Option<AccountId>> = mailboxes.iter().map(|&m| owner(m)).collect();
     lock_accounts(db, &owners.iter().flatten().copied().collect::<Vec<_>>()).await?;
     Ok(owners)

@@ -28,7 +28,11 @@ fn mailbox_from_row(row: &Row) -> Mailbox {
     }
 }
 
-pub(super) async fn find(db: &impl GenericClient, account: AccountId, name: &str) -> Result<Option<Mailbox>, StoreError> {
+pub(super) async fn find(
+    db: &impl GenericClient,
+    account: AccountId,
+    name: &str,
+) -> Result<Option<Mailbox>, StoreError> {
     let stmt = db
         .prepare_cached(&format!("SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2"))
         .await
@@ -243,7 +247,8 @@ pub(super) async fn rename(
         renames.push((id, name, new));
     }
     let mut changes = create_missing_parents(db, account, to).await?;
-    let rename = db.prepare_cached("UPDATE mailboxes SET name = $2 WHERE id = $1 RETURNING highestmodseq").await.db()?;
+    let rename =
+        db.prepare_cached("UPDATE mailboxes SET name = $2 WHERE id = $1 RETURNING highestmodseq").await.db()?;
     // Subscriptions follow the mailbox, as users expect (RFC 9051 leaves it open).
     let follow = db
         .prepare_cached(
@@ -361,7 +366,10 @@ pub(super) async fn status(db: &impl GenericClient, mailbox: MailboxId) -> Resul
 /// \Recent: moves `recent_from` up to UIDNEXT, returning what it passed over. One statement
 /// on the locked row: of two nodes claiming at once, the second waits for the first's update
 /// and then finds nothing left to claim.
-pub(super) async fn claim_recent(db: &impl GenericClient, mailbox: MailboxId) -> Result<Option<(u32, u32)>, StoreError> {
+pub(super) async fn claim_recent(
+    db: &impl GenericClient,
+    mailbox: MailboxId,
+) -> Result<Option<(u32, u32)>, StoreError> {
     let stmt = db
         .prepare_cached(
             "WITH old AS (SELECT id, recent_from FROM mailboxes WHERE id = $1 FOR NO KEY UPDATE)
@@ -371,9 +379,5 @@ pub(super) async fn claim_recent(db: &impl GenericClient, mailbox: MailboxId) ->
         )
         .await
         .db()?;
-    Ok(db
-        .query_opt(&stmt, &[&mailbox])
-        .await
-        .db()?
-        .map(|r| (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u32)))
+    Ok(db.query_opt(&stmt, &[&mailbox]).await.db()?.map(|r| (r.get::<_, i64>(0) as u32, r.get::<_, i64>(1) as u32)))
 }

@@ -23,11 +23,8 @@ pub(super) async fn usage(
     default_quota: Option<u64>,
 ) -> Result<(u64, Option<u64>), StoreError> {
     let stmt = db.prepare_cached("SELECT quota, used_bytes FROM accounts WHERE id = $1").await.db()?;
-    let row = db
-        .query_opt(&stmt, &[&account])
-        .await
-        .db()?
-        .ok_or_else(|| StoreError::NoSuchAccount(format!("#{account}")))?;
+    let row =
+        db.query_opt(&stmt, &[&account]).await.db()?.ok_or_else(|| StoreError::NoSuchAccount(format!("#{account}")))?;
     let (quota, used): (Option<i64>, i64) = (row.get(0), row.get(1));
     Ok((used.max(0) as u64, effective_quota(quota, default_quota)))
 }

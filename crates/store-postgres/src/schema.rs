@@ -22,7 +22,7 @@ use crate::{Db, StoreError};
 const MIGRATION_LOCK: i64 = 0x7063_6d69_6772_6174;
 
 /// Migration N (1-based) is `MIGRATIONS[N - 1]`.
-const MIGRATIONS: &[&str] = &[MIGRATION_1];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 const MIGRATION_1: &str = r#"
     -- Counters and generations: `uidvalidity` (the last UIDVALIDITY handed out), `ban_seq`
@@ -320,6 +320,25 @@ const MIGRATION_1: &str = r#"
         expires    BIGINT NOT NULL
     );
     CREATE INDEX maildrop_locks_by_node ON maildrop_locks(node);
+"#;
+
+/// Migration 2: a body shared by several accounts' copies (one delivery to many) goes with its
+/// last copy even when two nodes remove the last two copies at once. Migration 1's trigger
+/// looked for other copies without a lock: each node saw the other's copy (its removal not yet
+/// committed) and the body outlived both. Now each removal first locks the body's row, and the
+/// next statement of the function (a fresh snapshot under READ COMMITTED) looks for copies
+/// only once the other removal has committed or rolled back. A copy being added holds the
+/// body's row in KEY SHARE (its foreign key), which this lock waits for too.
+const MIGRATION_2: &str = r#"
+    CREATE OR REPLACE FUNCTION messages_count_out() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE accounts SET used_bytes = used_bytes - OLD.size
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+        PERFORM 1 FROM blobs WHERE id = OLD.blob_id FOR UPDATE;
+        DELETE FROM blobs WHERE id = OLD.blob_id
+           AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id);
+        RETURN NULL;
+    END $$;
 "#;
 
 /// The schema version this build writes.

@@ -482,3 +482,33 @@ async fn two_nodes_writing_one_mailbox_never_share_a_uid() {
     let claims: Vec<(u32, u32)> = [x.await.unwrap(), y.await.unwrap()].into_iter().flatten().collect();
     assert_eq!(claims, [(1, 441)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_body_goes_with_its_last_copy_when_two_nodes_remove_them_at_once() {
+    let Some(db) = db(None).await else { return };
+    let a = db.account("a@example.org", None).await;
+    let b = db.account("b@example.org", None).await;
+    db.store.deliver(Delivery { recipients: vec![a, b], raw: message("shared"), internal_date: 0 }).await.unwrap();
+    let (a_inbox, b_inbox) = (db.mailbox(a, "INBOX").await.id, db.mailbox(b, "INBOX").await.id);
+
+    // Two nodes each remove one of the two copies; neither has committed when the other
+    // looks for remaining copies. Without a lock on the body, each would see the other's
+    // copy still there and the body would outlive both.
+    let (mut first, connection) = tokio_postgres::connect(&db.url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let (mut second, connection) = tokio_postgres::connect(&db.url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let one = first.transaction().await.unwrap();
+    one.execute("DELETE FROM messages WHERE mailbox_id = $1", &[&a_inbox]).await.unwrap();
+    let other = tokio::spawn(async move {
+        let two = second.transaction().await.unwrap();
+        two.execute("DELETE FROM messages WHERE mailbox_id = $1", &[&b_inbox]).await.unwrap();
+        two.commit().await.unwrap();
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    one.commit().await.unwrap();
+    other.await.unwrap();
+    assert_eq!(db.count("SELECT count(*) FROM messages").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM blobs").await, 0, "the body went with its last copy");
+    assert_eq!(db.count("SELECT count(*) FROM summaries").await, 0);
+}

@@ -512,3 +512,30 @@ async fn a_shared_body_goes_with_its_last_copy_when_two_nodes_remove_them_at_onc
     assert_eq!(db.count("SELECT count(*) FROM blobs").await, 0, "the body went with its last copy");
     assert_eq!(db.count("SELECT count(*) FROM summaries").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expunge_waits_for_a_store_in_progress_on_another_node() {
+    let Some(db) = db(None).await else { return };
+    let a = db.account("a@example.org", None).await;
+    let inbox = db.mailbox(a, "INBOX").await.id;
+    fill(&db.store, inbox, 2).await;
+    db.store.store_flags(inbox, &[1, 2], FlagOp::Add, &flags(Flags::DELETED, &[]), None).await.unwrap();
+
+    // Another node is in the middle of STORE -FLAGS (\Deleted) on message 1, as `store_flags`
+    // does it: the mailbox row locked first, then the message changed.
+    let (mut node, connection) = tokio_postgres::connect(&db.url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let store = node.transaction().await.unwrap();
+    store.execute("SELECT 1 FROM mailboxes WHERE id = $1 FOR NO KEY UPDATE", &[&inbox]).await.unwrap();
+    store.execute("UPDATE messages SET flags = 0 WHERE mailbox_id = $1 AND uid = 1", &[&inbox]).await.unwrap();
+    let this = std::sync::Arc::new(db.store);
+    let expunge = {
+        let this = this.clone();
+        tokio::spawn(async move { this.expunge_deleted(inbox, None).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    store.commit().await.unwrap();
+    // Had EXPUNGE read the flags before the STORE committed, it would remove message 1 too.
+    assert_eq!(expunge.await.unwrap(), [2]);
+    assert_eq!(this.messages(inbox).await.unwrap().iter().map(|m| m.uid).collect::<Vec<_>>(), [1]);
+}

@@ -7,7 +7,7 @@ use portcullis_store::*;
 
 use super::deliver::{insert_message, NewMessage};
 use super::flags::canonical_keywords;
-use super::locks::{allocate, lock_owner, lock_owners, no_such_mailbox};
+use super::locks::{allocate, lock_mailboxes, lock_owner, lock_owners, no_such_mailbox};
 use super::quota::check_room;
 use super::Uids;
 use crate::Db;
@@ -105,6 +105,7 @@ pub(super) async fn copy(
 ) -> Result<(UidMap, Vec<MailboxChange>), DeliveryError> {
     let owners = lock_owners(db, &[from, to]).await?;
     let account = owners[1].ok_or_else(|| no_such_mailbox(to))?;
+    lock_mailboxes(db, &[from, to]).await?;
     let sources = sources(db, from, uids).await?;
     if sources.is_empty() {
         return Ok((Vec::new(), Vec::new()));
@@ -126,6 +127,8 @@ pub(super) async fn move_messages(
     if owners[1].is_none() {
         return Err(no_such_mailbox(to));
     }
+    // The source's lock too: the copies must carry the flags of the messages removed.
+    lock_mailboxes(db, &[from, to]).await?;
     let sources = sources(db, from, uids).await?;
     if sources.is_empty() {
         return Ok((Vec::new(), Vec::new()));
@@ -183,6 +186,9 @@ pub(super) async fn expunge_deleted(
     if uids.is_empty() || lock_owner(db, mailbox).await?.is_none() {
         return Ok((Vec::new(), Vec::new()));
     }
+    // Under the mailbox's lock, a concurrent STORE -FLAGS \Deleted cannot commit between
+    // reading which messages are deleted and removing them.
+    lock_mailboxes(db, &[mailbox]).await?;
     // `(flags & 8) <> 0` is spelled as in the partial index `messages_deleted`, so that this
     // reads only the deleted messages.
     let (sql, params) =

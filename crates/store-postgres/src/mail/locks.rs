@@ -69,6 +69,19 @@ pub(super) async fn lock_mailbox(db: &impl GenericClient, mailbox: MailboxId) ->
     Ok(db.query_opt(&stmt, &[&mailbox]).await.db()?.is_some())
 }
 
+/// Locks these mailbox rows in ascending id order (missing ones are skipped): a write that
+/// reads messages and then changes them on the strength of what it read (MOVE, EXPUNGE)
+/// holds the lock that STORE takes first, so no flag change commits in between unseen.
+pub(super) async fn lock_mailboxes(db: &impl GenericClient, mailboxes: &[MailboxId]) -> Result<(), StoreError> {
+    let mut ids = mailboxes.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let stmt =
+        db.prepare_cached("SELECT id FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE").await.db()?;
+    db.query(&stmt, &[&ids]).await.db()?;
+    Ok(())
+}
+
 /// What one write did to one mailbox: its first new UID and its new MODSEQ.
 pub(super) struct Allocation {
     pub first_uid: u32,

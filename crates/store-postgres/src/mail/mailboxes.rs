@@ -10,7 +10,7 @@ use portcullis_store::*;
 use tokio_postgres::Row;
 
 use super::copy::{insert_copies, remove, sources};
-use super::locks::{lock_accounts, no_such_mailbox};
+use super::locks::{lock_accounts, lock_mailboxes, no_such_mailbox};
 use super::Uids;
 use crate::{now, Db};
 
@@ -277,6 +277,7 @@ async fn rename_inbox(
     let mut changes = create_missing_parents(db, account, to).await?;
     let created = insert(db, account, to, None).await?;
     changes.push(created);
+    lock_mailboxes(db, &[inbox.id]).await?;
     let messages = sources(db, inbox.id, &Uids::all()).await?;
     if !messages.is_empty() {
         let (pairs, target) = insert_copies(db, &messages, created.mailbox).await?;

@@ -10,6 +10,10 @@
 //!    committed in the order they were allocated;
 //! 3. a mailbox's keyword list only under that mailbox's lock.
 //!
+//! A write that reads messages and acts on what it read (STORE, EXPUNGE, MOVE) takes the
+//! mailbox's lock before reading. Only writes holding account locks take more than one
+//! mailbox lock, so two of them on the same mailboxes meet at the account lock first.
+//!
 //! Changes are announced to IDLE sessions on every node with NOTIFY on [`MAILBOX_CHANNEL`],
 //! sent inside the transaction: PostgreSQL delivers a notification only when (and if) its
 //! transaction commits, so a session never hears of a change it cannot read yet.

@@ -166,6 +166,9 @@ async fn delivery_stores_one_body_and_quota_refuses_everyone_or_no_one() {
     assert_eq!(db.mailbox(a, "INBOX").await.uidnext, 2, "no UID taken");
     assert_eq!(db.store.quota(b).await.unwrap(), (small.len() as u64, Some(100)));
 
+    db.store.deliver(Delivery { recipients: Vec::new(), raw: message("nobody"), internal_date: 7 }).await.unwrap();
+    assert_eq!(db.count("SELECT count(*) FROM blobs").await, 1, "no body for no recipient");
+
     // The body goes with its last copy.
     db.store.expunge(db.mailbox(a, "INBOX").await.id, &[1]).await.unwrap();
     assert_eq!(db.count("SELECT count(*) FROM blobs").await, 1);

@@ -110,6 +110,10 @@ pub(super) async fn deliver(
     let mut recipients = recipients;
     recipients.sort_unstable();
     recipients.dedup();
+    if recipients.is_empty() {
+        // A body nobody's message refers to would never be removed.
+        return Ok(Vec::new());
+    }
     lock_accounts(db, &recipients).await?;
     for &account in &recipients {
         check_room(db, account, raw.len() as u64, default_quota).await?;

@@ -74,11 +74,9 @@ async fn descendants(
 async fn next_uidvalidity(db: &impl GenericClient) -> Result<u32, StoreError> {
     let stmt = db
         .prepare_cached(
-            "UPDATE meta SET value = CASE WHEN n = 0 THEN 1 ELSE n END
-               FROM (SELECT greatest($1::bigint, value + 1) & 4294967295 AS n FROM meta WHERE key = 'uidvalidity')
-                 AS next
-              WHERE key = 'uidvalidity'
-              RETURNING value",
+            "UPDATE meta SET value = CASE WHEN greatest($1, value + 1) & 4294967295 = 0 THEN 1
+                                          ELSE greatest($1, value + 1) & 4294967295 END
+              WHERE key = 'uidvalidity' RETURNING value",
         )
         .await
         .db()?;

@@ -16,6 +16,7 @@ mod coordination;
 mod directory;
 mod dkim;
 mod guard;
+mod mail;
 mod mail_in_tx;
 mod queue;
 pub mod schema;
@@ -43,6 +44,9 @@ pub struct PgStore {
     default_quota: Option<u64>,
     /// This node's LISTEN connection, heartbeat and slots (see `coordination`).
     coordination: coordination::Coordinator,
+    /// Mailboxes (and subscriptions) one account may have; `None`: no limit (see
+    /// `PgStore::with_max_mailboxes` in `mail`).
+    max_mailboxes: Option<usize>,
 }
 
 impl PgStore {
@@ -73,7 +77,7 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot set up the database pool: {e}")))?;
-        Ok(PgStore { pool, default_quota, coordination })
+        Ok(PgStore { pool, default_quota, max_mailboxes: None, coordination })
     }
 
     /// A pooled connection; back to the pool when dropped.

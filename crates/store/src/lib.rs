@@ -39,6 +39,14 @@ pub use queue::{
 pub use sqlite::{CheckReport, SqliteStore};
 pub use watch::Watchers;
 
+/// What another backend (`portcullis-store-postgres`) shares with SQLite's so that both store
+/// keywords and treat mailbox names alike; not an interface for anything else.
+#[doc(hidden)]
+pub mod backend {
+    pub use crate::flags::{decode_keywords, encode_keywords, is_valid_keyword, sort_keywords};
+    pub use crate::names::{descendant_range, is_inbox, parents};
+}
+
 pub type AccountId = i64;
 pub type MailboxId = i64;
 

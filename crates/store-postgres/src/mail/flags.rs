@@ -1,0 +1,138 @@
+//! Flags and keywords: STORE, and the keywords a mailbox knows (FLAGS, PERMANENTFLAGS).
+//! Keywords compare case-insensitively: `mailbox_keywords` is unique on `lower(keyword)`.
+
+use deadpool_postgres::GenericClient;
+use portcullis_store::backend::{decode_keywords, encode_keywords, is_valid_keyword, sort_keywords};
+use portcullis_store::*;
+use tokio_postgres::Row;
+
+use super::locks::{allocate, lock_mailbox, no_such_mailbox};
+use super::Uids;
+use crate::Db;
+
+/// A `MessageIndex` from columns (uid, flags, keywords, modseq) starting at `at`.
+pub(super) fn index_from_row(row: &Row, at: usize) -> MessageIndex {
+    MessageIndex {
+        uid: row.get::<_, i64>(at) as u32,
+        flags: Flags { system: row.get::<_, i32>(at + 1) as u8, keywords: decode_keywords(row.get(at + 2)) },
+        modseq: row.get::<_, i64>(at + 3) as u64,
+    }
+}
+
+/// The keywords in the spelling the mailbox first saw them in, sorted, each once; invalid
+/// ones dropped. With `register`, new ones join the mailbox's list: the caller holds the
+/// mailbox row's lock (see the `mail` module), so no other writer adds the same one meanwhile.
+pub(super) async fn canonical_keywords(
+    db: &impl GenericClient,
+    mailbox: MailboxId,
+    keywords: &[String],
+    register: bool,
+) -> Result<Vec<String>, StoreError> {
+    let wanted: Vec<&String> = keywords.iter().filter(|k| is_valid_keyword(k)).collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let known = db
+        .prepare_cached("SELECT keyword FROM mailbox_keywords WHERE mailbox_id = $1 AND lower(keyword) = ANY($2)")
+        .await
+        .db()?;
+    let lowered: Vec<String> = wanted.iter().map(|k| k.to_ascii_lowercase()).collect();
+    let spellings: Vec<String> = db.query(&known, &[&mailbox, &lowered]).await.db()?.iter().map(|r| r.get(0)).collect();
+    let add = db
+        .prepare_cached(
+            "INSERT INTO mailbox_keywords(mailbox_id, keyword) VALUES ($1, $2)
+             ON CONFLICT (mailbox_id, lower(keyword)) DO NOTHING",
+        )
+        .await
+        .db()?;
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut added: Vec<&String> = Vec::new();
+    for keyword in wanted {
+        match spellings.iter().find(|s| s.eq_ignore_ascii_case(keyword)) {
+            Some(spelling) => out.push(spelling.clone()),
+            None => {
+                // A keyword asked for twice in two spellings is added once (the first).
+                if register && !added.iter().any(|a| a.eq_ignore_ascii_case(keyword)) {
+                    db.execute(&add, &[&mailbox, keyword]).await.db()?;
+                    added.push(keyword);
+                }
+                out.push(keyword.clone());
+            }
+        }
+    }
+    sort_keywords(&mut out);
+    Ok(out)
+}
+
+/// Every keyword ever used in the mailbox, in SQLite's NOCASE order (ASCII case folded,
+/// then bytewise).
+pub(super) async fn mailbox_keywords(db: &impl GenericClient, mailbox: MailboxId) -> Result<Vec<String>, StoreError> {
+    let stmt = db
+        .prepare_cached(
+            "SELECT keyword FROM mailbox_keywords WHERE mailbox_id = $1 ORDER BY lower(keyword) COLLATE \"C\"",
+        )
+        .await
+        .db()?;
+    Ok(db.query(&stmt, &[&mailbox]).await.db()?.iter().map(|r| r.get(0)).collect())
+}
+
+/// STORE: one new MODSEQ for all the messages this changes, allocated only if one changes.
+/// The messages are read under the mailbox's lock, so two nodes storing at once each see the
+/// other's result, never a flag set from before it.
+pub(super) async fn store_flags(
+    db: &impl GenericClient,
+    mailbox: MailboxId,
+    uids: &Uids,
+    op: FlagOp,
+    flags: &Flags,
+    unchanged_since: Option<u64>,
+) -> Result<(FlagsUpdate, Vec<MailboxChange>), StoreError> {
+    if uids.is_empty() || !lock_mailbox(db, mailbox).await? {
+        // A mailbox deleted meanwhile has no messages to change.
+        return Ok((FlagsUpdate::default(), Vec::new()));
+    }
+    let change = Flags {
+        system: flags.system & Flags::ALL,
+        keywords: canonical_keywords(db, mailbox, &flags.keywords, op != FlagOp::Remove).await?,
+    };
+    let (sql, params) = uids.query(
+        "SELECT uid, flags, keywords, modseq, id FROM messages WHERE mailbox_id = $1 AND {uids} ORDER BY uid",
+        &mailbox,
+    );
+    let stmt = db.prepare_cached(&sql).await.db()?;
+    let current = db.query(&stmt, &params).await.db()?;
+    let mut result = FlagsUpdate::default();
+    let (mut ids, mut systems, mut keywords) = (Vec::new(), Vec::new(), Vec::new());
+    for row in &current {
+        let message = index_from_row(row, 0);
+        if unchanged_since.is_some_and(|since| message.modseq > since) {
+            result.modified.push(message.uid);
+            continue;
+        }
+        let next = message.flags.apply(op, &change);
+        if next == message.flags {
+            continue;
+        }
+        ids.push(row.get::<_, i64>(4));
+        systems.push(i32::from(next.system));
+        keywords.push(encode_keywords(&next.keywords));
+        result.updated.push(MessageIndex { uid: message.uid, flags: next, modseq: 0 });
+    }
+    if ids.is_empty() {
+        return Ok((result, Vec::new()));
+    }
+    let at = allocate(db, mailbox, 0).await?.ok_or_else(|| no_such_mailbox(mailbox))?;
+    let update = db
+        .prepare_cached(
+            "UPDATE messages m SET flags = u.flags, keywords = u.keywords, modseq = $4
+               FROM unnest($1::bigint[], $2::integer[], $3::text[]) AS u(id, flags, keywords)
+              WHERE m.id = u.id",
+        )
+        .await
+        .db()?;
+    db.execute(&update, &[&ids, &systems, &keywords, &(at.change.modseq as i64)]).await.db()?;
+    for message in &mut result.updated {
+        message.modseq = at.change.modseq;
+    }
+    Ok((result, vec![at.change]))
+}

@@ -7,11 +7,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::accounts::{now, split};
 use super::SqliteStore;
-use crate::aliases::{Alias, AliasStore};
-use crate::StoreError;
+use crate::Db;
+use portcullis_store::StoreError;
+use portcullis_store::{Alias, AliasStore};
 
 fn domain_id(conn: &Connection, domain: &str) -> Result<Option<i64>, StoreError> {
-    Ok(conn.query_row("SELECT id FROM domains WHERE name = ?1", params![domain], |r| r.get(0)).optional()?)
+    Ok(conn.query_row("SELECT id FROM domains WHERE name = ?1", params![domain], |r| r.get(0)).optional().db()?)
 }
 
 fn add(
@@ -27,21 +28,25 @@ fn add(
             params![a_domain, a_local],
             |r| r.get(0),
         )
-        .optional()?
+        .optional()
+        .db()?
         .ok_or_else(|| StoreError::NoSuchAccount(format!("{a_local}@{a_domain}")))?;
     let taken = conn
         .prepare_cached(
             "SELECT 1 FROM accounts WHERE domain_id = ?1 AND localpart = ?2
              UNION ALL SELECT 1 FROM aliases WHERE domain_id = ?1 AND localpart = ?2",
-        )?
-        .exists(params![domain_id, local])?;
+        )
+        .db()?
+        .exists(params![domain_id, local])
+        .db()?;
     if taken {
         return Err(StoreError::AliasExists(address));
     }
     conn.execute(
         "INSERT INTO aliases(domain_id, localpart, account_id, created) VALUES (?1, ?2, ?3, ?4)",
         params![domain_id, local, account, now()],
-    )?;
+    )
+    .db()?;
     Ok(())
 }
 
@@ -56,10 +61,12 @@ impl AliasStore for SqliteStore {
     async fn remove_alias(&self, address: &str) -> Result<(), StoreError> {
         let (local, domain) = split(address)?;
         self.write(move |conn| {
-            let removed = conn.execute(
-                "DELETE FROM aliases WHERE localpart = ?1 AND domain_id = (SELECT id FROM domains WHERE name = ?2)",
-                params![local, domain],
-            )?;
+            let removed = conn
+                .execute(
+                    "DELETE FROM aliases WHERE localpart = ?1 AND domain_id = (SELECT id FROM domains WHERE name = ?2)",
+                    params![local, domain],
+                )
+                .db()?;
             if removed == 0 {
                 return Err(StoreError::NoSuchAlias(format!("{local}@{domain}")));
             }
@@ -74,19 +81,23 @@ impl AliasStore for SqliteStore {
             None => None,
         };
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT l.localpart || '@' || ld.name, a.localpart || '@' || ad.name, l.created
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT l.localpart || '@' || ld.name, a.localpart || '@' || ad.name, l.created
                    FROM aliases l JOIN domains ld ON ld.id = l.domain_id
                    JOIN accounts a ON a.id = l.account_id JOIN domains ad ON ad.id = a.domain_id
                   WHERE ?1 IS NULL OR (a.localpart = ?1 AND ad.name = ?2)
                   ORDER BY 1",
-            )?;
+                )
+                .db()?;
             let (local, domain) = account.unzip();
             let rows = stmt
                 .query_map(params![local, domain], |r| {
                     Ok(Alias { address: r.get(0)?, account: r.get(1)?, created: r.get(2)? })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+                })
+                .db()?
+                .collect::<Result<Vec<_>, _>>()
+                .db()?;
             Ok(rows)
         })
         .await
@@ -95,13 +106,15 @@ impl AliasStore for SqliteStore {
     async fn alias_target(&self, address: &str) -> Result<Option<String>, StoreError> {
         let Ok((local, domain)) = split(address) else { return Ok(None) };
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT a.localpart || '@' || ad.name
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT a.localpart || '@' || ad.name
                    FROM aliases l JOIN domains ld ON ld.id = l.domain_id
                    JOIN accounts a ON a.id = l.account_id JOIN domains ad ON ad.id = a.domain_id
                   WHERE ld.name = ?1 AND l.localpart = ?2",
-            )?;
-            Ok(stmt.query_row(params![domain, local], |r| r.get(0)).optional()?)
+                )
+                .db()?;
+            Ok(stmt.query_row(params![domain, local], |r| r.get(0)).optional().db()?)
         })
         .await
     }

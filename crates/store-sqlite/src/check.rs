@@ -14,7 +14,8 @@
 use rusqlite::{Connection, Row};
 
 use super::SqliteStore;
-use crate::StoreError;
+use crate::Db;
+use portcullis_store::StoreError;
 
 /// Problems of one kind listed at most; the rest are counted.
 const LIST_AT_MOST: usize = 20;
@@ -51,7 +52,7 @@ impl SqliteStore {
     /// only when no read transaction can start at all.
     pub async fn check(&self, quick: bool) -> Result<CheckReport, StoreError> {
         self.read(move |conn| {
-            conn.execute_batch("BEGIN")?;
+            conn.execute_batch("BEGIN").db()?;
             let report = check(conn, quick);
             let _ = conn.execute_batch("COMMIT");
             Ok(report)
@@ -303,12 +304,12 @@ fn list(
     sql: &str,
     describe: &dyn Fn(&Row<'_>) -> rusqlite::Result<String>,
 ) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare(sql)?;
-    let mut rows = stmt.query([])?;
+    let mut stmt = conn.prepare(sql).db()?;
+    let mut rows = stmt.query([]).db()?;
     let mut more = 0usize;
     let mut listed = 0usize;
-    while let Some(row) = rows.next()? {
-        let sentence = describe(row)?;
+    while let Some(row) = rows.next().db()? {
+        let sentence = describe(row).db()?;
         if sentence.is_empty() {
             continue;
         }

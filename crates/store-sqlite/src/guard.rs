@@ -3,7 +3,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::{AccountId, BanChanges, StoreError, StoredBan};
+use crate::Db;
+use portcullis_store::{AccountId, BanChanges, StoreError, StoredBan};
 
 const BAN_COLUMNS: &str = "network, until, reason, offence, manual, created";
 /// The bans changed after a number (schema test: it must use `bans_by_seq`).
@@ -24,14 +25,14 @@ fn ban(r: &Row<'_>) -> rusqlite::Result<StoredBan> {
 }
 
 pub(super) fn bans(conn: &Connection) -> Result<Vec<StoredBan>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {BAN_COLUMNS} FROM bans ORDER BY network"))?;
-    let rows = stmt.query_map([], ban)?.collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = conn.prepare_cached(&format!("SELECT {BAN_COLUMNS} FROM bans ORDER BY network")).db()?;
+    let rows = stmt.query_map([], ban).db()?.collect::<Result<Vec<_>, _>>().db()?;
     Ok(rows)
 }
 
 /// The last number handed to a ban change (0 before any).
 fn ban_seq(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT value FROM meta WHERE key = 'ban_seq'", [], |r| r.get(0)).optional()?.unwrap_or(0))
+    Ok(conn.query_row("SELECT value FROM meta WHERE key = 'ban_seq'", [], |r| r.get(0)).optional().db()?.unwrap_or(0))
 }
 
 /// The next number for a ban change. Writes are serialised (one writer), so numbers are
@@ -41,25 +42,37 @@ fn next_ban_seq(conn: &Connection) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO meta(key, value) VALUES ('ban_seq', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         params![next],
-    )?;
+    )
+    .db()?;
     Ok(next)
 }
 
 /// Every ban (`after` `None`: the offence history too), or only those changed and lifted after
 /// change number `after`; with the last change number, read in the same snapshot.
 pub(super) fn ban_changes(conn: &Connection, after: Option<i64>) -> Result<BanChanges, StoreError> {
-    let tx = conn.unchecked_transaction()?;
+    let tx = conn.unchecked_transaction().db()?;
     let seq = ban_seq(&tx)?;
     let (bans, lifted) = match after {
         None => (bans(&tx)?, Vec::new()),
         Some(after) => {
-            let bans = tx.prepare_cached(BANS_CHANGED)?.query_map([after], ban)?.collect::<Result<Vec<_>, _>>()?;
-            let lifted =
-                tx.prepare_cached(BANS_LIFTED)?.query_map([after], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+            let bans = tx
+                .prepare_cached(BANS_CHANGED)
+                .db()?
+                .query_map([after], ban)
+                .db()?
+                .collect::<Result<Vec<_>, _>>()
+                .db()?;
+            let lifted = tx
+                .prepare_cached(BANS_LIFTED)
+                .db()?
+                .query_map([after], |r| r.get(0))
+                .db()?
+                .collect::<Result<Vec<_>, _>>()
+                .db()?;
             (bans, lifted)
         }
     };
-    tx.finish()?;
+    tx.finish().db()?;
     Ok(BanChanges { bans, lifted, seq })
 }
 
@@ -70,13 +83,14 @@ pub(super) fn put_ban(conn: &Connection, ban: &StoredBan) -> Result<(), StoreErr
          ON CONFLICT(network) DO UPDATE SET until = excluded.until, reason = excluded.reason,
              offence = excluded.offence, manual = excluded.manual, created = excluded.created, seq = excluded.seq",
         params![ban.network, ban.until, ban.reason, ban.offence, ban.manual as i64, ban.created, seq],
-    )?;
-    conn.execute("DELETE FROM lifted_bans WHERE network = ?1", params![ban.network])?;
+    )
+    .db()?;
+    conn.execute("DELETE FROM lifted_bans WHERE network = ?1", params![ban.network]).db()?;
     Ok(())
 }
 
 pub(super) fn delete_ban(conn: &Connection, network: &str) -> Result<bool, StoreError> {
-    if conn.execute("DELETE FROM bans WHERE network = ?1", params![network])? == 0 {
+    if conn.execute("DELETE FROM bans WHERE network = ?1", params![network]).db()? == 0 {
         return Ok(false);
     }
     let seq = next_ban_seq(conn)?;
@@ -84,17 +98,18 @@ pub(super) fn delete_ban(conn: &Connection, network: &str) -> Result<bool, Store
         "INSERT INTO lifted_bans(network, seq, lifted) VALUES (?1, ?2, ?3)
          ON CONFLICT(network) DO UPDATE SET seq = excluded.seq, lifted = excluded.lifted",
         params![network, seq, super::accounts::now()],
-    )?;
+    )
+    .db()?;
     Ok(true)
 }
 
 /// The sources accounts logged in from successfully at or after `since`, each with its latest
 /// such login.
 pub(super) fn known_sources(conn: &Connection, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT source, max(last_success) FROM known_logins WHERE last_success >= ?1 GROUP BY source",
-    )?;
-    let rows = stmt.query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = conn
+        .prepare_cached("SELECT source, max(last_success) FROM known_logins WHERE last_success >= ?1 GROUP BY source")
+        .db()?;
+    let rows = stmt.query_map([since], |r| Ok((r.get(0)?, r.get(1)?))).db()?.collect::<Result<Vec<_>, _>>().db()?;
     Ok(rows)
 }
 
@@ -103,7 +118,8 @@ pub(super) fn record_login(conn: &Connection, account: AccountId, source: &str, 
         "INSERT INTO known_logins(account_id, source, last_success) VALUES (?1, ?2, ?3)
          ON CONFLICT(account_id, source) DO UPDATE SET last_success = max(last_success, excluded.last_success)",
         params![account, source, when],
-    )?;
+    )
+    .db()?;
     Ok(())
 }
 
@@ -118,15 +134,17 @@ pub(super) fn login_known(
         .prepare_cached(
             "SELECT 1 FROM known_logins k JOIN accounts a ON a.id = k.account_id JOIN domains d ON d.id = a.domain_id
               WHERE d.name = ?1 AND a.localpart = ?2 AND k.source = ?3 AND k.last_success >= ?4",
-        )?
+        )
+        .db()?
         .query_row(params![domain, local, source, since], |_| Ok(()))
-        .optional()?
+        .optional()
+        .db()?
         .is_some())
 }
 
 pub(super) fn prune(conn: &Connection, logins_before: i64, bans_before: i64) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM known_logins WHERE last_success < ?1", params![logins_before])?;
-    conn.execute("DELETE FROM bans WHERE until IS NOT NULL AND until < ?1", params![bans_before])?;
-    conn.execute("DELETE FROM lifted_bans WHERE lifted < ?1", params![bans_before])?;
+    conn.execute("DELETE FROM known_logins WHERE last_success < ?1", params![logins_before]).db()?;
+    conn.execute("DELETE FROM bans WHERE until IS NOT NULL AND until < ?1", params![bans_before]).db()?;
+    conn.execute("DELETE FROM lifted_bans WHERE lifted < ?1", params![bans_before]).db()?;
     Ok(())
 }

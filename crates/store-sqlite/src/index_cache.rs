@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::messages;
-use crate::{Mailbox, MailboxId, MessageList, StoreError};
+use portcullis_store::{Mailbox, MailboxId, MessageList, StoreError};
 
 /// Lists unused for this long, and not shared with a session, are dropped.
 const IDLE_FOR: Duration = Duration::from_secs(300);
@@ -185,8 +185,8 @@ impl Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::{mailboxes, schema};
-    use crate::{Flags, MessageIndex};
+    use crate::{mailboxes, schema};
+    use portcullis_store::{Flags, MessageIndex};
     use rusqlite::params;
 
     fn db() -> Connection {
@@ -252,11 +252,11 @@ mod tests {
         messages::remove(&tx, 1, &[5, 6, 2999]).unwrap();
         tx.commit().unwrap();
         let tx = conn.unchecked_transaction().unwrap();
-        crate::sqlite::keywords::store_flags(
+        crate::keywords::store_flags(
             &tx,
             1,
             &messages::UidSet::new(&[1, 7, 3001]),
-            crate::FlagOp::Add,
+            portcullis_store::FlagOp::Add,
             &Flags { system: Flags::FLAGGED, keywords: vec!["$Important".into()] },
             None,
         )

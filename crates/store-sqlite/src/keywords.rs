@@ -3,8 +3,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::messages::{allocate, index_from_row, no_such_mailbox, select_uids, UidSet};
-use crate::flags::{encode_keywords, is_valid_keyword, sort_keywords};
-use crate::*;
+use crate::Db;
+use portcullis_store::*;
+use portcullis_store::{encode_keywords, is_valid_keyword, sort_keywords};
 
 /// The keywords in the spelling the mailbox first saw them in, sorted, each once; invalid
 /// ones dropped. With `register`, new ones join the mailbox's list.
@@ -19,15 +20,15 @@ pub(super) fn canonical_keywords(
     }
     // `keyword` is a NOCASE column, so `=` matches any case.
     let mut known =
-        conn.prepare_cached("SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ?1 AND keyword = ?2")?;
-    let mut add = conn.prepare_cached("INSERT INTO mailbox_keywords(mailbox_id, keyword) VALUES (?1, ?2)")?;
+        conn.prepare_cached("SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ?1 AND keyword = ?2").db()?;
+    let mut add = conn.prepare_cached("INSERT INTO mailbox_keywords(mailbox_id, keyword) VALUES (?1, ?2)").db()?;
     let mut out = Vec::with_capacity(keywords.len());
     for keyword in keywords.iter().filter(|k| is_valid_keyword(k)) {
-        match known.query_row(params![mailbox, keyword], |r| r.get::<_, String>(0)).optional()? {
+        match known.query_row(params![mailbox, keyword], |r| r.get::<_, String>(0)).optional().db()? {
             Some(spelling) => out.push(spelling),
             None => {
                 if register {
-                    add.execute(params![mailbox, keyword])?;
+                    add.execute(params![mailbox, keyword]).db()?;
                 }
                 out.push(keyword.clone());
             }
@@ -39,8 +40,8 @@ pub(super) fn canonical_keywords(
 
 pub(super) fn mailbox_keywords(conn: &Connection, mailbox: MailboxId) -> Result<Vec<String>, StoreError> {
     let mut stmt =
-        conn.prepare_cached("SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ?1 ORDER BY keyword")?;
-    let keywords = stmt.query_map(params![mailbox], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+        conn.prepare_cached("SELECT keyword FROM mailbox_keywords WHERE mailbox_id = ?1 ORDER BY keyword").db()?;
+    let keywords = stmt.query_map(params![mailbox], |r| r.get(0)).db()?.collect::<Result<Vec<String>, _>>().db()?;
     Ok(keywords)
 }
 
@@ -65,7 +66,8 @@ pub(super) fn store_flags(
         uids,
         |r| Ok((index_from_row(r, 0)?, r.get::<_, i64>(4)?)),
     )?;
-    let mut update = conn.prepare_cached("UPDATE messages SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1")?;
+    let mut update =
+        conn.prepare_cached("UPDATE messages SET flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1").db()?;
     let mut result = FlagsUpdate::default();
     let mut allocated: Option<MailboxChange> = None;
     for (message, id) in current {
@@ -85,7 +87,7 @@ pub(super) fn store_flags(
                 at.change.modseq
             }
         };
-        update.execute(params![id, next.system, encode_keywords(&next.keywords), modseq as i64])?;
+        update.execute(params![id, next.system, encode_keywords(&next.keywords), modseq as i64]).db()?;
         result.updated.push(MessageIndex { uid: message.uid, flags: next, modseq });
     }
     Ok((result, allocated.into_iter().collect()))

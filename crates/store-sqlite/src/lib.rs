@@ -6,6 +6,9 @@
 //! SAVEPOINT so that one failed delivery does not undo another. A job's caller is answered only
 //! after the transaction holding it has committed. Reads use a small pool of connections on
 //! tokio's blocking threads, and see the last committed state (WAL snapshots).
+//!
+//! This crate implements the `portcullis-store` traits; nothing outside the store crates names
+//! it (`portcullis-store-backends` opens it from `store.url`).
 
 mod accounts;
 mod aliases;
@@ -30,8 +33,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::watch::Watchers;
-use crate::{MailboxChange, StoreError};
+use portcullis_store::Watchers;
+use portcullis_store::{MailboxChange, StoreError};
 
 pub use check::CheckReport;
 
@@ -41,6 +44,27 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BATCH: usize = 256;
 /// Idle read connections kept open.
 const READ_POOL: usize = 8;
+
+/// `rusqlite::Error` into the store's error at the point it leaves SQLite: `.db()?`.
+///
+/// An extension trait rather than `From<rusqlite::Error> for StoreError`, which the orphan rule
+/// forbids here (both types are foreign) and which would tie the backend-free crate to rusqlite.
+/// A local error type converting into `StoreError` would have touched every internal signature;
+/// this touches only the `?` that cross from SQLite into the store's errors.
+pub(crate) trait Db<T> {
+    fn db(self) -> Result<T, StoreError>;
+}
+
+impl<T> Db<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T, StoreError> {
+        self.map_err(db_error)
+    }
+}
+
+/// A SQLite failure as the store reports it.
+pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
@@ -68,13 +92,14 @@ fn open_connection(path: &Path, create: bool) -> Result<Connection, StoreError> 
     }
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA trusted_schema = OFF;",
-    )?;
+    )
+    .db()?;
     Ok(conn)
 }
 
@@ -89,7 +114,7 @@ impl SqliteStore {
         let mut conn = open_connection(path, true)?;
         schema::migrate(&mut conn)?;
         // Checkpoints run on their own thread (see `Checkpointer`), never inside a commit.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0).db()?;
         let checkpointer = Checkpointer::start(open_connection(path, false)?)?;
 
         let (tx, rx) = mpsc::channel::<Job>();
@@ -273,12 +298,12 @@ fn in_savepoint<T, E: From<StoreError>>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, E>,
 ) -> Result<T, E> {
-    conn.execute_batch("SAVEPOINT job").map_err(|e| E::from(StoreError::from(e)))?;
+    conn.execute_batch("SAVEPOINT job").map_err(|e| E::from(db_error(e)))?;
     let result = f(conn);
     let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
     match conn.execute_batch(end) {
         Ok(()) => result,
-        Err(e) => Err(E::from(StoreError::from(e))),
+        Err(e) => Err(E::from(db_error(e))),
     }
 }
 
@@ -296,7 +321,7 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
             continue;
         }
         let completions: Vec<Completion> = batch.into_iter().map(|job| job(&conn)).collect();
-        let committed = conn.execute_batch("COMMIT").map_err(StoreError::from);
+        let committed = conn.execute_batch("COMMIT").map_err(db_error);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }

@@ -4,8 +4,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::accounts::{next_id, next_uidvalidity, Ids};
 use super::messages::{insert_copies, no_such_mailbox, remove, sources, UidSet};
-use crate::names::{descendant_range, is_inbox, parents};
-use crate::*;
+use crate::Db;
+use portcullis_store::*;
+use portcullis_store::{descendant_range, is_inbox, parents};
 
 // Spelled as in the partial indexes `messages_unseen` and `messages_deleted`, so that these
 // count only the index entries of the (usually few) unseen or deleted messages.
@@ -30,27 +31,37 @@ pub(super) fn find(conn: &Connection, account: AccountId, name: &str) -> Result<
         .prepare_cached(
             "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from
                FROM mailboxes WHERE account_id = ?1 AND name = ?2",
-        )?
+        )
+        .db()?
         .query_row(params![account, name], mailbox_from_row)
-        .optional()?)
+        .optional()
+        .db()?)
 }
 
 pub(super) fn list(conn: &Connection, account: AccountId) -> Result<Vec<Mailbox>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from
            FROM mailboxes WHERE account_id = ?1 ORDER BY name",
-    )?;
-    let rows = stmt.query_map(params![account], mailbox_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        )
+        .db()?;
+    let rows = stmt.query_map(params![account], mailbox_from_row).db()?.collect::<Result<Vec<_>, _>>().db()?;
     Ok(rows)
 }
 
 /// The mailboxes below `name` (children, grandchildren…), as (id, name).
 fn descendants(conn: &Connection, account: AccountId, name: &str) -> Result<Vec<(MailboxId, String)>, StoreError> {
     let (lo, hi) = descendant_range(name);
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, name FROM mailboxes WHERE account_id = ?1 AND name >= ?2 AND name < ?3 ORDER BY name",
-    )?;
-    let rows = stmt.query_map(params![account, lo, hi], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, name FROM mailboxes WHERE account_id = ?1 AND name >= ?2 AND name < ?3 ORDER BY name",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![account, lo, hi], |r| Ok((r.get(0)?, r.get(1)?)))
+        .db()?
+        .collect::<Result<_, _>>()
+        .db()?;
     Ok(rows)
 }
 
@@ -64,11 +75,12 @@ fn insert(
         .prepare_cached(
             "INSERT INTO mailboxes(id, account_id, name, special_use, uidvalidity) VALUES (?1, ?2, ?3, ?4, ?5)
              RETURNING id, highestmodseq",
-        )?
-        .query_row(
-            params![next_id(conn, Ids::Mailboxes)?, account, name, special_use, next_uidvalidity(conn)?],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        )
+        .db()?
+        .query_row(params![next_id(conn, Ids::Mailboxes)?, account, name, special_use, next_uidvalidity(conn)?], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .db()?;
     Ok(MailboxChange { account, mailbox, modseq: modseq as u64 })
 }
 
@@ -87,8 +99,10 @@ fn create_missing_parents(conn: &Connection, account: AccountId, name: &str) -> 
 fn check_room(conn: &Connection, account: AccountId, adding: usize, limit: Option<usize>) -> Result<(), MailboxError> {
     let Some(limit) = limit else { return Ok(()) };
     let have: i64 = conn
-        .prepare_cached("SELECT count(*) FROM mailboxes WHERE account_id = ?1")?
-        .query_row(params![account], |r| r.get(0))?;
+        .prepare_cached("SELECT count(*) FROM mailboxes WHERE account_id = ?1")
+        .db()?
+        .query_row(params![account], |r| r.get(0))
+        .db()?;
     if have.max(0) as usize + adding > limit {
         return Err(MailboxError::TooManyMailboxes(limit));
     }
@@ -107,7 +121,7 @@ fn missing_parents(conn: &Connection, account: AccountId, name: &str) -> Result<
 }
 
 fn require_account(conn: &Connection, account: AccountId) -> Result<(), StoreError> {
-    match conn.query_row("SELECT 1 FROM accounts WHERE id = ?1", params![account], |_| Ok(())).optional()? {
+    match conn.query_row("SELECT 1 FROM accounts WHERE id = ?1", params![account], |_| Ok(())).optional().db()? {
         Some(()) => Ok(()),
         None => Err(StoreError::NoSuchAccount(format!("#{account}"))),
     }
@@ -142,8 +156,8 @@ pub(super) fn delete(conn: &Connection, account: AccountId, name: &str) -> Resul
     // The messages first, while the mailbox row still exists: the trigger that gives their
     // bytes back to the account finds the account through it (a cascade would run the
     // trigger after the mailbox row is gone). Expunged UIDs and keywords go by cascade.
-    conn.execute("DELETE FROM messages WHERE mailbox_id = ?1", params![mailbox.id])?;
-    conn.execute("DELETE FROM mailboxes WHERE id = ?1", params![mailbox.id])?;
+    conn.execute("DELETE FROM messages WHERE mailbox_id = ?1", params![mailbox.id]).db()?;
+    conn.execute("DELETE FROM mailboxes WHERE id = ?1", params![mailbox.id]).db()?;
     Ok(vec![MailboxChange { account, mailbox: mailbox.id, modseq: mailbox.highestmodseq }])
 }
 
@@ -182,16 +196,20 @@ pub(super) fn rename(
         renames.push((id, name, new));
     }
     let mut changes = create_missing_parents(conn, account, to)?;
-    let mut rename = conn.prepare_cached("UPDATE mailboxes SET name = ?2 WHERE id = ?1 RETURNING highestmodseq")?;
+    let mut rename =
+        conn.prepare_cached("UPDATE mailboxes SET name = ?2 WHERE id = ?1 RETURNING highestmodseq").db()?;
     for (id, old, new) in &renames {
-        let modseq: i64 = rename.query_row(params![id, new], |r| r.get(0))?;
+        let modseq: i64 = rename.query_row(params![id, new], |r| r.get(0)).db()?;
         changes.push(MailboxChange { account, mailbox: *id, modseq: modseq as u64 });
         // Subscriptions follow the mailbox, as users expect (RFC 9051 leaves it open).
-        if conn.execute("DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2", params![account, old])? > 0 {
+        if conn.execute("DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2", params![account, old]).db()?
+            > 0
+        {
             conn.execute(
                 "INSERT INTO subscriptions(account_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![account, new],
-            )?;
+            )
+            .db()?;
         }
     }
     Ok(changes)
@@ -219,8 +237,8 @@ fn rename_inbox(
 }
 
 pub(super) fn subscriptions(conn: &Connection, account: AccountId) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name")?;
-    let names = stmt.query_map(params![account], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    let mut stmt = conn.prepare_cached("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name").db()?;
+    let names = stmt.query_map(params![account], |r| r.get(0)).db()?.collect::<Result<Vec<String>, _>>().db()?;
     Ok(names)
 }
 
@@ -236,8 +254,10 @@ pub(super) fn set_subscribed(
         // Subscriptions may name mailboxes that do not exist, so they are bounded on their
         // own, by as many as there may be mailboxes.
         let (have, already): (i64, i64) = conn
-            .prepare_cached("SELECT count(*), coalesce(sum(name = ?2), 0) FROM subscriptions WHERE account_id = ?1")?
-            .query_row(params![account, name], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .prepare_cached("SELECT count(*), coalesce(sum(name = ?2), 0) FROM subscriptions WHERE account_id = ?1")
+            .db()?
+            .query_row(params![account, name], |r| Ok((r.get(0)?, r.get(1)?)))
+            .db()?;
         if already == 0 && have.max(0) as usize >= limit {
             return Err(MailboxError::TooManySubscriptions(limit));
         }
@@ -246,31 +266,37 @@ pub(super) fn set_subscribed(
         conn.execute(
             "INSERT INTO subscriptions(account_id, name) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
             params![account, name],
-        )?;
+        )
+        .db()?;
     } else {
-        conn.execute("DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2", params![account, name])?;
+        conn.execute("DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2", params![account, name]).db()?;
     }
     Ok(())
 }
 
 pub(super) fn status(conn: &Connection, mailbox: MailboxId) -> Result<MailboxStatus, StoreError> {
-    let tx = conn.unchecked_transaction()?;
+    let tx = conn.unchecked_transaction().db()?;
     let Some((uidnext, uidvalidity, highestmodseq, recent_from)) = tx
-        .prepare_cached("SELECT uidnext, uidvalidity, highestmodseq, recent_from FROM mailboxes WHERE id = ?1")?
+        .prepare_cached("SELECT uidnext, uidvalidity, highestmodseq, recent_from FROM mailboxes WHERE id = ?1")
+        .db()?
         .query_row(params![mailbox], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
         })
-        .optional()?
+        .optional()
+        .db()?
     else {
         return Err(no_such_mailbox(mailbox));
     };
     let (messages, size): (i64, i64) = tx
-        .prepare_cached("SELECT count(*), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?1")?
-        .query_row(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let unseen: i64 = tx.prepare_cached(COUNT_UNSEEN)?.query_row(params![mailbox], |r| r.get(0))?;
-    let deleted: i64 = tx.prepare_cached(COUNT_DELETED)?.query_row(params![mailbox], |r| r.get(0))?;
+        .prepare_cached("SELECT count(*), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?1")
+        .db()?
+        .query_row(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))
+        .db()?;
+    let unseen: i64 = tx.prepare_cached(COUNT_UNSEEN).db()?.query_row(params![mailbox], |r| r.get(0)).db()?;
+    let deleted: i64 = tx.prepare_cached(COUNT_DELETED).db()?.query_row(params![mailbox], |r| r.get(0)).db()?;
     // Usually none: a range scan of the (mailbox_id, uid) index from `recent_from`.
-    let recent: i64 = tx.prepare_cached(COUNT_RECENT)?.query_row(params![mailbox, recent_from], |r| r.get(0))?;
+    let recent: i64 =
+        tx.prepare_cached(COUNT_RECENT).db()?.query_row(params![mailbox, recent_from], |r| r.get(0)).db()?;
     Ok(MailboxStatus {
         messages: messages as u32,
         unseen: unseen as u32,
@@ -288,15 +314,20 @@ pub(super) fn status(conn: &Connection, mailbox: MailboxId) -> Result<MailboxSta
 /// this process or another, can claim the same UIDs.
 pub(super) fn claim_recent(conn: &Connection, mailbox: MailboxId) -> Result<Option<(u32, u32)>, StoreError> {
     let Some((from, to)) = conn
-        .prepare_cached("SELECT recent_from, uidnext FROM mailboxes WHERE id = ?1")?
+        .prepare_cached("SELECT recent_from, uidnext FROM mailboxes WHERE id = ?1")
+        .db()?
         .query_row(params![mailbox], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-        .optional()?
+        .optional()
+        .db()?
     else {
         return Ok(None);
     };
     if from >= to {
         return Ok(None);
     }
-    conn.prepare_cached("UPDATE mailboxes SET recent_from = ?2 WHERE id = ?1")?.execute(params![mailbox, to])?;
+    conn.prepare_cached("UPDATE mailboxes SET recent_from = ?2 WHERE id = ?1")
+        .db()?
+        .execute(params![mailbox, to])
+        .db()?;
     Ok(Some((from as u32, to as u32)))
 }

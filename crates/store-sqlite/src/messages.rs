@@ -9,8 +9,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::accounts::check_room;
 use super::keywords::canonical_keywords;
-use crate::flags::{decode_keywords, encode_keywords};
-use crate::*;
+use crate::Db;
+use portcullis_store::*;
+use portcullis_store::{decode_keywords, encode_keywords};
 
 // The hot queries, named so that a test can check that they use their indexes.
 
@@ -77,13 +78,13 @@ pub(super) fn select_uids<T>(
     uids: &UidSet,
     mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Vec<T>, StoreError> {
-    let mut stmt = conn.prepare_cached(sql)?;
+    let mut stmt = conn.prepare_cached(sql).db()?;
     let mut out = Vec::new();
     for &(lo, hi) in &uids.spans {
-        let mut rows = stmt.query(params![mailbox, lo, hi])?;
-        while let Some(row) = rows.next()? {
-            if uids.contains(row.get::<_, i64>(0)? as u32) {
-                out.push(map(row)?);
+        let mut rows = stmt.query(params![mailbox, lo, hi]).db()?;
+        while let Some(row) = rows.next().db()? {
+            if uids.contains(row.get::<_, i64>(0).db()? as u32) {
+                out.push(map(row).db()?);
             }
         }
     }
@@ -111,9 +112,11 @@ pub(super) fn no_such_mailbox(mailbox: MailboxId) -> StoreError {
 /// The account owning a mailbox, or `None` if it does not exist.
 pub(super) fn mailbox_account(conn: &Connection, mailbox: MailboxId) -> Result<Option<AccountId>, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT account_id FROM mailboxes WHERE id = ?1")?
+        .prepare_cached("SELECT account_id FROM mailboxes WHERE id = ?1")
+        .db()?
         .query_row(params![mailbox], |r| r.get(0))
-        .optional()?)
+        .optional()
+        .db()?)
 }
 
 /// What one write did to one mailbox: its first new UID and its new MODSEQ.
@@ -130,9 +133,11 @@ pub(super) fn allocate(conn: &Connection, mailbox: MailboxId, count: u32) -> Res
             "UPDATE mailboxes SET uidnext = uidnext + ?2, highestmodseq = highestmodseq + 1
               WHERE id = ?1
               RETURNING uidnext, highestmodseq, account_id",
-        )?
+        )
+        .db()?
         .query_row(params![mailbox, count], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?)))
-        .optional()?;
+        .optional()
+        .db()?;
     let Some((uidnext, modseq, account)) = allocated else { return Ok(None) };
     // UIDs are 32-bit and never reused: a mailbox that has used them all must be re-created
     // (new UIDVALIDITY). The failed job's savepoint undoes the update.
@@ -153,7 +158,8 @@ pub(super) fn insert_summary(
     conn.prepare_cached(
         "INSERT INTO summaries(blob_id, header_len, envelope, bodystructure, body, sent_date)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
+    )
+    .db()?
     .execute(params![
         blob,
         summary.header_len as i64,
@@ -161,19 +167,23 @@ pub(super) fn insert_summary(
         summary.bodystructure,
         summary.body,
         summary.sent_date
-    ])?;
+    ])
+    .db()?;
     Ok(())
 }
 
 pub(super) fn insert_header_cache(conn: &Connection, blob: i64, cache: &[u8]) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO header_caches(blob_id, data) VALUES (?1, ?2)")?.execute(params![blob, cache])?;
+    conn.prepare_cached("INSERT INTO header_caches(blob_id, data) VALUES (?1, ?2)")
+        .db()?
+        .execute(params![blob, cache])
+        .db()?;
     Ok(())
 }
 
 /// Stores a body with its summary; every body has one (`message_records` relies on it), and
 /// a header cache (SEARCH does without).
 fn insert_blob(conn: &Connection, raw: &[u8], summary: &portcullis_mime::Summary) -> Result<i64, StoreError> {
-    conn.prepare_cached("INSERT INTO blobs(data) VALUES (?1)")?.execute(params![raw])?;
+    conn.prepare_cached("INSERT INTO blobs(data) VALUES (?1)").db()?.execute(params![raw]).db()?;
     let blob = conn.last_insert_rowid();
     insert_summary(conn, blob, summary)?;
     insert_header_cache(conn, blob, &summary.header_cache)?;
@@ -195,8 +205,10 @@ fn insert_message(conn: &Connection, m: NewMessage<'_>) -> Result<(), StoreError
     conn.prepare_cached(
         "INSERT INTO messages(mailbox_id, uid, blob_id, size, internal_date, flags, keywords, modseq)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![m.mailbox, m.uid, m.blob, m.size, m.internal_date, m.flags, m.keywords, m.modseq as i64])?;
+    )
+    .db()?
+    .execute(params![m.mailbox, m.uid, m.blob, m.size, m.internal_date, m.flags, m.keywords, m.modseq as i64])
+    .db()?;
     Ok(())
 }
 
@@ -215,7 +227,7 @@ pub(super) fn deliver(
         check_room(conn, account, raw.len() as u64, default_quota)?;
     }
     let blob = insert_blob(conn, raw, summary)?;
-    let mut inbox = conn.prepare_cached("SELECT id FROM mailboxes WHERE account_id = ?1 AND name = 'INBOX'")?;
+    let mut inbox = conn.prepare_cached("SELECT id FROM mailboxes WHERE account_id = ?1 AND name = 'INBOX'").db()?;
     let mut changes = Vec::with_capacity(recipients.len());
     for account in recipients {
         let mailbox: i64 = inbox
@@ -390,10 +402,10 @@ pub(super) fn remove(
     let mut sorted = uids.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
-    let mut delete = conn.prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?;
+    let mut delete = conn.prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1 AND uid = ?2").db()?;
     let mut removed = Vec::with_capacity(sorted.len());
     for uid in sorted {
-        if delete.execute(params![mailbox, uid])? > 0 {
+        if delete.execute(params![mailbox, uid]).db()? > 0 {
             removed.push(uid);
         }
     }
@@ -401,9 +413,9 @@ pub(super) fn remove(
         return Ok(None);
     }
     let at = allocate(conn, mailbox, 0)?.ok_or_else(|| no_such_mailbox(mailbox))?;
-    let mut record = conn.prepare_cached("INSERT INTO expunged(mailbox_id, modseq, uid) VALUES (?1, ?2, ?3)")?;
+    let mut record = conn.prepare_cached("INSERT INTO expunged(mailbox_id, modseq, uid) VALUES (?1, ?2, ?3)").db()?;
     for &uid in &removed {
-        record.execute(params![mailbox, at.change.modseq as i64, uid])?;
+        record.execute(params![mailbox, at.change.modseq as i64, uid]).db()?;
     }
     Ok(Some((removed, at.change)))
 }
@@ -422,8 +434,8 @@ pub(super) fn expunge_deleted(
 }
 
 pub(super) fn message_index(conn: &Connection, mailbox: MailboxId) -> Result<Vec<MessageIndex>, StoreError> {
-    let mut stmt = conn.prepare_cached(MESSAGE_INDEX)?;
-    let rows = stmt.query_map(params![mailbox], |r| index_from_row(r, 0))?.collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = conn.prepare_cached(MESSAGE_INDEX).db()?;
+    let rows = stmt.query_map(params![mailbox], |r| index_from_row(r, 0)).db()?.collect::<Result<Vec<_>, _>>().db()?;
     Ok(rows)
 }
 
@@ -471,20 +483,22 @@ pub(super) fn message_contents(
     uids: &[u32],
     header_only: bool,
 ) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
-    let tx = conn.unchecked_transaction()?;
-    let mut find = tx.prepare_cached(
-        "SELECT m.blob_id, s.header_len FROM messages m JOIN summaries s ON s.blob_id = m.blob_id
+    let tx = conn.unchecked_transaction().db()?;
+    let mut find = tx
+        .prepare_cached(
+            "SELECT m.blob_id, s.header_len FROM messages m JOIN summaries s ON s.blob_id = m.blob_id
           WHERE m.mailbox_id = ?1 AND m.uid = ?2",
-    )?;
+        )
+        .db()?;
     let mut out = Vec::with_capacity(uids.len());
     for &uid in uids {
         let found: Option<(i64, i64)> =
-            find.query_row(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+            find.query_row(params![mailbox, uid], |r| Ok((r.get(0)?, r.get(1)?))).optional().db()?;
         let Some((blob, header_len)) = found else { continue };
-        let data = tx.blob_open("main", "blobs", "data", blob, true)?;
+        let data = tx.blob_open("main", "blobs", "data", blob, true).db()?;
         let len = if header_only { (header_len.max(0) as usize).min(data.len()) } else { data.len() };
         let mut content = vec![0; len];
-        data.read_at_exact(&mut content, 0)?;
+        data.read_at_exact(&mut content, 0).db()?;
         out.push((uid, content));
     }
     Ok(out)
@@ -500,23 +514,25 @@ pub(super) fn message_bytes(
     start: u64,
     len: usize,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let tx = conn.unchecked_transaction()?;
+    let tx = conn.unchecked_transaction().db()?;
     let blob: Option<i64> = tx
-        .prepare_cached("SELECT blob_id FROM messages WHERE mailbox_id = ?1 AND uid = ?2")?
+        .prepare_cached("SELECT blob_id FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+        .db()?
         .query_row(params![mailbox, uid], |r| r.get(0))
-        .optional()?;
+        .optional()
+        .db()?;
     let Some(blob) = blob else { return Ok(None) };
-    let data = tx.blob_open("main", "blobs", "data", blob, true)?;
+    let data = tx.blob_open("main", "blobs", "data", blob, true).db()?;
     let size = data.len() as u64;
     let start = start.min(size);
     let len = (len as u64).min(size - start) as usize;
     let mut piece = vec![0; len];
-    data.read_at_exact(&mut piece, start as usize)?;
+    data.read_at_exact(&mut piece, start as usize).db()?;
     Ok(Some(piece))
 }
 
 pub(super) fn changes_since(conn: &Connection, mailbox: MailboxId, modseq: u64) -> Result<Changes, StoreError> {
-    let tx = conn.unchecked_transaction()?;
+    let tx = conn.unchecked_transaction().db()?;
     changes_since_in(&tx, mailbox, modseq)
 }
 
@@ -524,19 +540,27 @@ pub(super) fn changes_since(conn: &Connection, mailbox: MailboxId, modseq: u64) 
 pub(super) fn changes_since_in(tx: &Connection, mailbox: MailboxId, modseq: u64) -> Result<Changes, StoreError> {
     let since = modseq.min(i64::MAX as u64) as i64;
     let mut changed = tx
-        .prepare_cached(CHANGED_SINCE)?
-        .query_map(params![mailbox, since], |r| index_from_row(r, 0))?
-        .collect::<Result<Vec<_>, _>>()?;
+        .prepare_cached(CHANGED_SINCE)
+        .db()?
+        .query_map(params![mailbox, since], |r| index_from_row(r, 0))
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
     changed.sort_unstable_by_key(|m| m.uid);
     let mut expunged = tx
-        .prepare_cached(EXPUNGED_SINCE)?
-        .query_map(params![mailbox, since], |r| Ok(r.get::<_, i64>(0)? as u32))?
-        .collect::<Result<Vec<_>, _>>()?;
+        .prepare_cached(EXPUNGED_SINCE)
+        .db()?
+        .query_map(params![mailbox, since], |r| Ok(r.get::<_, i64>(0)? as u32))
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
     expunged.sort_unstable();
     let (highestmodseq, recent_from): (i64, i64) = tx
-        .prepare_cached("SELECT highestmodseq, recent_from FROM mailboxes WHERE id = ?1")?
+        .prepare_cached("SELECT highestmodseq, recent_from FROM mailboxes WHERE id = ?1")
+        .db()?
         .query_row(params![mailbox], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
+        .optional()
+        .db()?
         .unwrap_or((0, 0));
     Ok(Changes { changed, expunged, highestmodseq: highestmodseq as u64, recent_from: recent_from as u32 })
 }

@@ -13,8 +13,9 @@ use super::guard;
 use super::messages::UidSet;
 use super::secrets;
 use super::{keywords, mailboxes, messages, SqliteStore};
-use crate::address::normalize_domain;
-use crate::*;
+use crate::Db;
+use portcullis_store::normalize_domain;
+use portcullis_store::*;
 
 /// Summarizes a message on a blocking thread: parsing a large message must not stall the
 /// runtime, nor the writer thread that everybody's commits wait on.
@@ -41,8 +42,8 @@ impl DirectoryStore for SqliteStore {
 
     async fn domains(&self) -> Result<Vec<String>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare("SELECT name FROM domains ORDER BY name")?;
-            let names = stmt.query_map([], |r| r.get(0))?.collect::<Result<Vec<String>, _>>()?;
+            let mut stmt = conn.prepare("SELECT name FROM domains ORDER BY name").db()?;
+            let names = stmt.query_map([], |r| r.get(0)).db()?.collect::<Result<Vec<String>, _>>().db()?;
             Ok(names)
         })
         .await
@@ -51,8 +52,8 @@ impl DirectoryStore for SqliteStore {
     async fn is_local_domain(&self, name: &str) -> Result<bool, StoreError> {
         let Some(name) = normalize_domain(name) else { return Ok(false) };
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT 1 FROM domains WHERE name = ?1")?;
-            Ok(stmt.exists(params![name])?)
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM domains WHERE name = ?1").db()?;
+            Ok(stmt.exists(params![name]).db()?)
         })
         .await
     }
@@ -91,15 +92,15 @@ impl DirectoryStore for SqliteStore {
     async fn credentials(&self, address: &str) -> Result<Option<Credentials>, StoreError> {
         let Ok((local, domain)) = split(address) else { return Ok(None) };
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(accounts::ACCOUNT_BY_ADDRESS)?;
-            let mut rows = stmt.query(params![domain, local])?;
-            Ok(match rows.next()? {
+            let mut stmt = conn.prepare_cached(accounts::ACCOUNT_BY_ADDRESS).db()?;
+            let mut rows = stmt.query(params![domain, local]).db()?;
+            Ok(match rows.next().db()? {
                 Some(r) => Some(Credentials {
-                    account: r.get(0)?,
+                    account: r.get(0).db()?,
                     address: format!("{local}@{domain}"),
-                    password_hash: r.get(1)?,
-                    totp_enabled: r.get::<_, i64>(4)? != 0,
-                    generation: r.get(5)?,
+                    password_hash: r.get(1).db()?,
+                    totp_enabled: r.get::<_, i64>(4).db()? != 0,
+                    generation: r.get(5).db()?,
                 }),
                 None => None,
             })
@@ -111,14 +112,14 @@ impl DirectoryStore for SqliteStore {
         let Ok((local, domain)) = split(address) else { return Ok(None) };
         let default_quota = self.default_quota;
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(accounts::ACCOUNT_BY_ADDRESS)?;
-            let mut rows = stmt.query(params![domain, local])?;
-            Ok(match rows.next()? {
+            let mut stmt = conn.prepare_cached(accounts::ACCOUNT_BY_ADDRESS).db()?;
+            let mut rows = stmt.query(params![domain, local]).db()?;
+            Ok(match rows.next().db()? {
                 Some(r) => Some(Account {
-                    id: r.get(0)?,
+                    id: r.get(0).db()?,
                     address: format!("{local}@{domain}"),
-                    quota: accounts::effective_quota(r.get(2)?, default_quota),
-                    used: r.get::<_, i64>(3)?.max(0) as u64,
+                    quota: accounts::effective_quota(r.get(2).db()?, default_quota),
+                    used: r.get::<_, i64>(3).db()?.max(0) as u64,
                 }),
                 None => None,
             })
@@ -134,10 +135,10 @@ impl DirectoryStore for SqliteStore {
     async fn credentials_generations(&self, accounts: &[AccountId]) -> Result<Vec<(AccountId, i64)>, StoreError> {
         let accounts = accounts.to_vec();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT credentials_generation FROM accounts WHERE id = ?1")?;
+            let mut stmt = conn.prepare_cached("SELECT credentials_generation FROM accounts WHERE id = ?1").db()?;
             let mut found = Vec::with_capacity(accounts.len());
             for account in accounts {
-                if let Some(generation) = stmt.query_row(params![account], |r| r.get(0)).optional()? {
+                if let Some(generation) = stmt.query_row(params![account], |r| r.get(0)).optional().db()? {
                     found.push((account, generation));
                 }
             }
@@ -179,7 +180,8 @@ impl DirectoryStore for SqliteStore {
     async fn app_password_used(&self, id: i64, when: i64, ip: &str) -> Result<(), StoreError> {
         let ip = ip.to_string();
         self.write(move |conn| {
-            conn.execute("UPDATE app_passwords SET last_used = ?2, last_ip = ?3 WHERE id = ?1", params![id, when, ip])?;
+            conn.execute("UPDATE app_passwords SET last_used = ?2, last_ip = ?3 WHERE id = ?1", params![id, when, ip])
+                .db()?;
             Ok(())
         })
         .await
@@ -190,10 +192,10 @@ impl DirectoryStore for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT count(*) FROM app_passwords WHERE id = ?1 AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
-            )?;
+            ).db()?;
             let mut unusable = Vec::new();
             for id in ids {
-                if stmt.query_row(params![id, now], |r| r.get::<_, i64>(0))? == 0 {
+                if stmt.query_row(params![id, now], |r| r.get::<_, i64>(0)).db()? == 0 {
                     unusable.push(id);
                 }
             }
@@ -222,10 +224,13 @@ impl DirectoryStore for SqliteStore {
 
     async fn use_totp_step(&self, account: AccountId, step: i64) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            Ok(conn.execute(
-                "UPDATE accounts SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
-                params![account, step],
-            )? > 0)
+            Ok(conn
+                .execute(
+                    "UPDATE accounts SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
+                    params![account, step],
+                )
+                .db()?
+                > 0)
         })
         .await
     }
@@ -233,10 +238,10 @@ impl DirectoryStore for SqliteStore {
     async fn use_recovery_code(&self, account: AccountId, digest: &[u8]) -> Result<bool, StoreError> {
         let digest = digest.to_vec();
         self.write(move |conn| {
-            Ok(conn.execute(
-                "DELETE FROM recovery_codes WHERE account_id = ?1 AND digest = ?2",
-                params![account, digest],
-            )? > 0)
+            Ok(conn
+                .execute("DELETE FROM recovery_codes WHERE account_id = ?1 AND digest = ?2", params![account, digest])
+                .db()?
+                > 0)
         })
         .await
     }
@@ -280,7 +285,8 @@ impl MailStore for SqliteStore {
     async fn messages(&self, mailbox: MailboxId) -> Result<Vec<MessageMeta>, StoreError> {
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT uid, size, internal_date FROM messages WHERE mailbox_id = ?1 ORDER BY uid")?;
+                .prepare_cached("SELECT uid, size, internal_date FROM messages WHERE mailbox_id = ?1 ORDER BY uid")
+                .db()?;
             let rows = stmt
                 .query_map(params![mailbox], |r| {
                     Ok(MessageMeta {
@@ -288,8 +294,10 @@ impl MailStore for SqliteStore {
                         size: r.get::<_, i64>(1)? as u64,
                         internal_date: r.get(2)?,
                     })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+                })
+                .db()?
+                .collect::<Result<Vec<_>, _>>()
+                .db()?;
             Ok(rows)
         })
         .await
@@ -297,13 +305,15 @@ impl MailStore for SqliteStore {
 
     async fn message_raw(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
                   WHERE m.mailbox_id = ?1 AND m.uid = ?2",
-            )?;
-            let mut rows = stmt.query(params![mailbox, uid])?;
-            Ok(match rows.next()? {
-                Some(r) => Some(r.get(0)?),
+                )
+                .db()?;
+            let mut rows = stmt.query(params![mailbox, uid]).db()?;
+            Ok(match rows.next().db()? {
+                Some(r) => Some(r.get(0).db()?),
                 None => None,
             })
         })
@@ -369,7 +379,7 @@ impl MailStore for SqliteStore {
         let index = self.index.clone();
         self.read(move |conn| {
             // One snapshot for the row, the keywords and the messages.
-            let tx = conn.unchecked_transaction()?;
+            let tx = conn.unchecked_transaction().db()?;
             let Some(mailbox) = mailboxes::find(&tx, account, &name)? else { return Ok(None) };
             let keywords = keywords::mailbox_keywords(&tx, mailbox.id)?;
             let (messages, _) = index.messages(&tx, &mailbox)?;

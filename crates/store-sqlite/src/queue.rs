@@ -7,11 +7,12 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::ops::summarize;
 use super::{messages, SqliteStore};
-use crate::queue::{
+use crate::Db;
+use portcullis_store::{
     domain_of, AttemptUpdate, LeaseHolder, MessageState, NewQueued, QueueId, QueuePage, QueueSelection, QueueStore,
     QueueTotals, QueuedMessage, QueuedPage, QueuedRecipient, RecipientState,
 };
-use crate::{Delivery, DeliveryError, MailboxChange, StoreError};
+use portcullis_store::{Delivery, DeliveryError, MailboxChange, StoreError};
 
 const MESSAGE_COLUMNS: &str = "id, sender, ret, envid, smtputf8, eight_bit, length(content), queued_at, next_attempt, \
      attempts, delay_notice_sent, held, requiretls";
@@ -41,12 +42,14 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedMessage> {
 fn recipients(conn: &Connection, id: QueueId) -> Result<Vec<QueuedRecipient>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT address, notify, orcpt, state, last_reply FROM queue_recipients WHERE queue_id = ?1 ORDER BY position",
-    )?;
+    ).db()?;
     let rows = stmt
         .query_map(params![id], |r| {
             Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?, r.get::<_, String>(3)?, r.get(4)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        })
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
     rows.into_iter()
         .map(|(address, notify, orcpt, state, last_reply)| {
             let state = RecipientState::parse(&state).ok_or_else(|| {
@@ -61,7 +64,8 @@ fn insert(conn: &Connection, m: &NewQueued) -> Result<QueueId, StoreError> {
     conn.prepare_cached(
         "INSERT INTO queue(sender, ret, envid, smtputf8, eight_bit, content, queued_at, next_attempt, requiretls)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
-    )?
+    )
+    .db()?
     .execute(params![
         m.sender,
         m.ret,
@@ -71,13 +75,16 @@ fn insert(conn: &Connection, m: &NewQueued) -> Result<QueueId, StoreError> {
         m.content,
         m.queued_at,
         m.requiretls as i64
-    ])?;
+    ])
+    .db()?;
     let id = conn.last_insert_rowid();
-    let mut add = conn.prepare_cached(
-        "INSERT INTO queue_recipients(queue_id, position, address, notify, orcpt) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+    let mut add = conn
+        .prepare_cached(
+            "INSERT INTO queue_recipients(queue_id, position, address, notify, orcpt) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .db()?;
     for (position, r) in m.recipients.iter().enumerate() {
-        add.execute(params![id, position as i64, r.address, r.notify, r.orcpt])?;
+        add.execute(params![id, position as i64, r.address, r.notify, r.orcpt]).db()?;
     }
     Ok(id)
 }
@@ -133,21 +140,26 @@ impl QueueStore for SqliteStore {
     ) -> Result<Vec<QueuedMessage>, StoreError> {
         let holder = holder.clone();
         self.write(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS}, content FROM queue WHERE next_attempt <= ?1 AND held = 0
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS}, content FROM queue WHERE next_attempt <= ?1 AND held = 0
                   ORDER BY next_attempt, id LIMIT ?2"
-            ))?;
+                ))
+                .db()?;
             let mut due = stmt
                 .query_map(params![now, limit as i64], |r| {
                     let mut m = message_row(r)?;
                     m.content = r.get(CONTENT_COLUMN)?;
                     Ok(m)
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+                })
+                .db()?
+                .collect::<Result<Vec<_>, _>>()
+                .db()?;
             let mut lease = conn
-                .prepare_cached("UPDATE queue SET next_attempt = ?2, lease_node = ?3, lease_run = ?4 WHERE id = ?1")?;
+                .prepare_cached("UPDATE queue SET next_attempt = ?2, lease_node = ?3, lease_run = ?4 WHERE id = ?1")
+                .db()?;
             for m in &mut due {
-                lease.execute(params![m.id, lease_until, holder.node, holder.run])?;
+                lease.execute(params![m.id, lease_until, holder.node, holder.run]).db()?;
                 m.recipients = recipients(conn, m.id)?;
             }
             Ok(due)
@@ -162,35 +174,42 @@ impl QueueStore for SqliteStore {
             (update.id, update.recipients, update.next_attempt, update.delay_notice_sent);
         self.write_announcing(move |conn| {
             let exists = conn
-                .prepare_cached("SELECT 1 FROM queue WHERE id = ?1")?
+                .prepare_cached("SELECT 1 FROM queue WHERE id = ?1")
+                .db()?
                 .query_row(params![id], |_| Ok(()))
-                .optional()?
+                .optional()
+                .db()?
                 .is_some();
             if !exists {
                 return Ok((false, Vec::new()));
             }
             let changes = deliver_local(conn, notice, default_quota)?;
-            let mut set = conn.prepare_cached(
-                "UPDATE queue_recipients SET state = ?3, last_reply = ?4
+            let mut set = conn
+                .prepare_cached(
+                    "UPDATE queue_recipients SET state = ?3, last_reply = ?4
                   WHERE queue_id = ?1 AND address = ?2 AND state = 'pending'",
-            )?;
+                )
+                .db()?;
             for o in &outcomes {
-                set.execute(params![id, o.address, o.state.as_str(), o.reply])?;
+                set.execute(params![id, o.address, o.state.as_str(), o.reply]).db()?;
             }
-            let pending: i64 = conn.query_row(
-                "SELECT count(*) FROM queue_recipients WHERE queue_id = ?1 AND state = 'pending'",
-                params![id],
-                |r| r.get(0),
-            )?;
+            let pending: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM queue_recipients WHERE queue_id = ?1 AND state = 'pending'",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .db()?;
             if pending == 0 {
-                conn.execute("DELETE FROM queue WHERE id = ?1", params![id])?;
+                conn.execute("DELETE FROM queue WHERE id = ?1", params![id]).db()?;
             } else {
                 conn.execute(
                     "UPDATE queue SET attempts = attempts + 1, next_attempt = ?2,
                             delay_notice_sent = delay_notice_sent OR ?3, lease_node = NULL, lease_run = NULL
                       WHERE id = ?1",
                     params![id, next, delay_sent as i64],
-                )?;
+                )
+                .db()?;
             }
             Ok((true, changes))
         })
@@ -202,7 +221,8 @@ impl QueueStore for SqliteStore {
             conn.execute(
                 "UPDATE queue SET next_attempt = ?2, lease_node = NULL, lease_run = NULL WHERE id = ?1",
                 params![id, next_attempt],
-            )?;
+            )
+            .db()?;
             Ok(())
         })
         .await
@@ -211,19 +231,21 @@ impl QueueStore for SqliteStore {
     async fn take_back_leases(&self, holder: &LeaseHolder, now: i64) -> Result<usize, StoreError> {
         let holder = holder.clone();
         self.write(move |conn| {
-            Ok(conn.execute(
-                "UPDATE queue SET next_attempt = min(next_attempt, ?2), lease_node = NULL, lease_run = NULL
+            Ok(conn
+                .execute(
+                    "UPDATE queue SET next_attempt = min(next_attempt, ?2), lease_node = NULL, lease_run = NULL
                   WHERE lease_node = ?1 AND lease_run IS NOT ?3",
-                params![holder.node, now, holder.run],
-            )?)
+                    params![holder.node, now, holder.run],
+                )
+                .db()?)
         })
         .await
     }
 
     async fn queued(&self) -> Result<Vec<QueuedMessage>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM queue ORDER BY id"))?;
-            let mut all = stmt.query_map([], message_row)?.collect::<Result<Vec<_>, _>>()?;
+            let mut stmt = conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS} FROM queue ORDER BY id")).db()?;
+            let mut all = stmt.query_map([], message_row).db()?.collect::<Result<Vec<_>, _>>().db()?;
             for m in &mut all {
                 m.recipients = recipients(conn, m.id)?;
             }
@@ -247,18 +269,22 @@ impl QueueStore for SqliteStore {
             });
             // One row more than the page: whether there is a next page, without counting.
             let fetch = i64::try_from(page.limit).unwrap_or(i64::MAX).saturating_add(1);
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM queue
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM queue
                   WHERE id > ?1
                     AND (?2 IS NULL OR ?2 = CASE WHEN held != 0 THEN 0 WHEN attempts = 0 THEN 1 ELSE 2 END)
                     AND (?3 IS NULL OR EXISTS (SELECT 1 FROM queue_recipients r
                           WHERE r.queue_id = queue.id AND r.state = 'pending'
                             AND lower(rtrim(trim(r.address), '.')) LIKE ?3 ESCAPE '\\'))
                   ORDER BY id LIMIT ?4"
-            ))?;
+                ))
+                .db()?;
             let mut messages = stmt
-                .query_map(params![page.after.unwrap_or(0), state, domain, fetch], message_row)?
-                .collect::<Result<Vec<_>, _>>()?;
+                .query_map(params![page.after.unwrap_or(0), state, domain, fetch], message_row)
+                .db()?
+                .collect::<Result<Vec<_>, _>>()
+                .db()?;
             let more = messages.len() > page.limit;
             messages.truncate(page.limit);
             for m in &mut messages {
@@ -284,7 +310,7 @@ impl QueueStore for SqliteStore {
                         oldest_queued_at: r.get(3)?,
                     })
                 },
-            )?;
+            ).db()?;
             Ok(totals)
         })
         .await
@@ -293,14 +319,15 @@ impl QueueStore for SqliteStore {
     async fn queued_message(&self, id: QueueId) -> Result<Option<QueuedMessage>, StoreError> {
         self.read(move |conn| {
             let mut stmt =
-                conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS}, content FROM queue WHERE id = ?1"))?;
+                conn.prepare_cached(&format!("SELECT {MESSAGE_COLUMNS}, content FROM queue WHERE id = ?1")).db()?;
             let found = stmt
                 .query_row(params![id], |r| {
                     let mut m = message_row(r)?;
                     m.content = r.get(CONTENT_COLUMN)?;
                     Ok(m)
                 })
-                .optional()?;
+                .optional()
+                .db()?;
             match found {
                 Some(mut m) => {
                     m.recipients = recipients(conn, id)?;
@@ -317,36 +344,44 @@ impl QueueStore for SqliteStore {
             // min(): a message already due keeps its place in the order of claims. A live lease
             // (a runner's attempt under way, until `next_attempt`) is left alone: made due, the
             // message would be claimed again and delivered twice.
-            let mut due = conn.prepare_cached(
-                "UPDATE queue SET next_attempt = min(next_attempt, ?2)
+            let mut due = conn
+                .prepare_cached(
+                    "UPDATE queue SET next_attempt = min(next_attempt, ?2)
                   WHERE id = ?1 AND held = 0 AND (lease_node IS NULL OR next_attempt <= ?2)",
-            )?;
+                )
+                .db()?;
             Ok(match selection {
-                QueueSelection::All => conn.execute(
-                    "UPDATE queue SET next_attempt = min(next_attempt, ?1)
+                QueueSelection::All => conn
+                    .execute(
+                        "UPDATE queue SET next_attempt = min(next_attempt, ?1)
                           WHERE held = 0 AND (lease_node IS NULL OR next_attempt <= ?1)",
-                    params![now],
-                )?,
-                QueueSelection::Message(id) => due.execute(params![id, now])?,
+                        params![now],
+                    )
+                    .db()?,
+                QueueSelection::Message(id) => due.execute(params![id, now]).db()?,
                 QueueSelection::Domain(domain) => {
                     // The domain is the part after the last '@', which SQL cannot find simply.
                     let domain = domain_of(&format!("@{domain}"));
-                    let mut pending = conn.prepare_cached(
-                        "SELECT DISTINCT queue_id, address FROM queue_recipients WHERE state = 'pending'",
-                    )?;
+                    let mut pending = conn
+                        .prepare_cached(
+                            "SELECT DISTINCT queue_id, address FROM queue_recipients WHERE state = 'pending'",
+                        )
+                        .db()?;
                     let mut ids: Vec<QueueId> = pending
-                        .query_map([], |r| Ok((r.get::<_, QueueId>(0)?, r.get::<_, String>(1)?)))?
+                        .query_map([], |r| Ok((r.get::<_, QueueId>(0)?, r.get::<_, String>(1)?)))
+                        .db()?
                         .filter_map(|row| match row {
                             Ok((id, address)) if domain_of(&address) == domain => Some(Ok(id)),
                             Ok(_) => None,
                             Err(e) => Some(Err(e)),
                         })
-                        .collect::<Result<_, _>>()?;
+                        .collect::<Result<_, _>>()
+                        .db()?;
                     ids.sort_unstable();
                     ids.dedup();
                     let mut made_due = 0;
                     for id in ids {
-                        made_due += due.execute(params![id, now])?;
+                        made_due += due.execute(params![id, now]).db()?;
                     }
                     made_due
                 }
@@ -357,12 +392,12 @@ impl QueueStore for SqliteStore {
 
     async fn set_held(&self, id: QueueId, held: bool) -> Result<bool, StoreError> {
         self.write(move |conn| {
-            Ok(conn.execute("UPDATE queue SET held = ?2 WHERE id = ?1", params![id, held as i64])? > 0)
+            Ok(conn.execute("UPDATE queue SET held = ?2 WHERE id = ?1", params![id, held as i64]).db()? > 0)
         })
         .await
     }
 
     async fn remove_queued(&self, id: QueueId) -> Result<bool, StoreError> {
-        self.write(move |conn| Ok(conn.execute("DELETE FROM queue WHERE id = ?1", params![id])? > 0)).await
+        self.write(move |conn| Ok(conn.execute("DELETE FROM queue WHERE id = ?1", params![id]).db()? > 0)).await
     }
 }

@@ -4,7 +4,8 @@
 
 use rusqlite::{params, Connection, Transaction};
 
-use crate::StoreError;
+use crate::Db;
+use portcullis_store::StoreError;
 
 /// What a migration computes in Rust after its SQL, in the same transaction.
 type RustStep = fn(&Transaction<'_>) -> Result<(), StoreError>;
@@ -379,20 +380,20 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 /// Runs the migrations up to `target` (tests use it to make an old database).
 pub fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), StoreError> {
-    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).db()? as usize;
     if current > VERSION {
         return Err(StoreError::Backend(format!(
             "the database has schema version {current}, newer than this build's {VERSION}; upgrade Portcullis"
         )));
     }
     for (index, migration) in MIGRATIONS.iter().enumerate().take(target).skip(current) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(migration.sql)?;
+        let tx = conn.transaction().db()?;
+        tx.execute_batch(migration.sql).db()?;
         if let Some(step) = migration.then {
             step(&tx)?;
         }
-        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
-        tx.commit()?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64).db()?;
+        tx.commit().db()?;
     }
     Ok(())
 }
@@ -404,23 +405,30 @@ fn summarize_existing_blobs(tx: &Transaction<'_>) -> Result<(), StoreError> {
     // Ids first, then one body at a time: never all bodies in memory, and no statement
     // reading `blobs` while rows are added to `summaries`.
     let ids = tx
-        .prepare("SELECT id FROM blobs WHERE id NOT IN (SELECT blob_id FROM summaries) ORDER BY id")?
-        .query_map([], |r| r.get::<_, i64>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
+        .prepare("SELECT id FROM blobs WHERE id NOT IN (SELECT blob_id FROM summaries) ORDER BY id")
+        .db()?
+        .query_map([], |r| r.get::<_, i64>(0))
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
     for id in ids {
-        let raw: Vec<u8> = tx.query_row("SELECT data FROM blobs WHERE id = ?1", params![id], |r| r.get(0))?;
+        let raw: Vec<u8> = tx.query_row("SELECT data FROM blobs WHERE id = ?1", params![id], |r| r.get(0)).db()?;
         super::messages::insert_summary(tx, id, &portcullis_mime::summarize(&raw))?;
     }
     let tagged = tx
-        .prepare("SELECT DISTINCT mailbox_id, keywords FROM messages WHERE keywords != ''")?
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
+        .prepare("SELECT DISTINCT mailbox_id, keywords FROM messages WHERE keywords != ''")
+        .db()?
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
     for (mailbox, keywords) in tagged {
-        for keyword in crate::flags::decode_keywords(&keywords) {
+        for keyword in portcullis_store::decode_keywords(&keywords) {
             tx.execute(
                 "INSERT INTO mailbox_keywords(mailbox_id, keyword) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![mailbox, keyword],
-            )?;
+            )
+            .db()?;
         }
     }
     Ok(())
@@ -437,14 +445,17 @@ fn cache_existing_headers(tx: &Transaction<'_>) -> Result<(), StoreError> {
                 "SELECT blob_id, header_len FROM summaries
                   WHERE blob_id > ?1 AND blob_id NOT IN (SELECT blob_id FROM header_caches)
                   ORDER BY blob_id LIMIT ?2",
-            )?
-            .query_map(params![after, BATCH], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
+            )
+            .db()?
+            .query_map(params![after, BATCH], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .db()?
+            .collect::<Result<Vec<_>, _>>()
+            .db()?;
         let Some(&(last, _)) = batch.last() else { return Ok(()) };
         for (blob, header_len) in batch {
-            let data = tx.blob_open("main", "blobs", "data", blob, true)?;
+            let data = tx.blob_open("main", "blobs", "data", blob, true).db()?;
             let mut header = vec![0; (header_len.max(0) as usize).min(data.len())];
-            data.read_at_exact(&mut header, 0)?;
+            data.read_at_exact(&mut header, 0).db()?;
             drop(data);
             super::messages::insert_header_cache(tx, blob, &portcullis_mime::header_cache(&header))?;
         }
@@ -459,15 +470,18 @@ fn resummarize_all(tx: &Transaction<'_>) -> Result<(), StoreError> {
     let mut after = 0i64;
     loop {
         let ids = tx
-            .prepare_cached("SELECT id FROM blobs WHERE id > ?1 ORDER BY id LIMIT ?2")?
-            .query_map(params![after, BATCH], |r| r.get::<_, i64>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
+            .prepare_cached("SELECT id FROM blobs WHERE id > ?1 ORDER BY id LIMIT ?2")
+            .db()?
+            .query_map(params![after, BATCH], |r| r.get::<_, i64>(0))
+            .db()?
+            .collect::<Result<Vec<_>, _>>()
+            .db()?;
         let Some(&last) = ids.last() else { return Ok(()) };
         for id in ids {
-            let raw: Vec<u8> = tx.query_row("SELECT data FROM blobs WHERE id = ?1", params![id], |r| r.get(0))?;
+            let raw: Vec<u8> = tx.query_row("SELECT data FROM blobs WHERE id = ?1", params![id], |r| r.get(0)).db()?;
             let summary = portcullis_mime::summarize(&raw);
-            tx.execute("DELETE FROM summaries WHERE blob_id = ?1", params![id])?;
-            tx.execute("DELETE FROM header_caches WHERE blob_id = ?1", params![id])?;
+            tx.execute("DELETE FROM summaries WHERE blob_id = ?1", params![id]).db()?;
+            tx.execute("DELETE FROM header_caches WHERE blob_id = ?1", params![id]).db()?;
             super::messages::insert_summary(tx, id, &summary)?;
             super::messages::insert_header_cache(tx, id, &summary.header_cache)?;
         }
@@ -478,7 +492,7 @@ fn resummarize_all(tx: &Transaction<'_>) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sqlite::{guard, mailboxes, messages};
+    use crate::{guard, mailboxes, messages};
 
     /// What SQLite will do for `sql`, as EXPLAIN QUERY PLAN says it.
     fn plan(conn: &Connection, sql: &str) -> String {

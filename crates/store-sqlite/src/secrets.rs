@@ -4,7 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::accounts::{next_id, now, Ids};
-use crate::{AccountId, AppPassword, ScramCredentials, StoreError, StoredScram, Totp};
+use crate::Db;
+use portcullis_store::{AccountId, AppPassword, ScramCredentials, StoreError, StoredScram, Totp};
 
 fn account_id(conn: &Connection, local: &str, domain: &str) -> Result<AccountId, StoreError> {
     conn.query_row(
@@ -12,7 +13,8 @@ fn account_id(conn: &Connection, local: &str, domain: &str) -> Result<AccountId,
         params![local, domain],
         |r| r.get(0),
     )
-    .optional()?
+    .optional()
+    .db()?
     .ok_or_else(|| StoreError::NoSuchAccount(format!("{local}@{domain}")))
 }
 
@@ -22,7 +24,8 @@ pub(super) fn scram_keys(conn: &Connection, local: &str, domain: &str) -> Result
             "SELECT a.id, a.scram_salt, a.scram_iterations, a.scram_stored_key, a.scram_server_key, a.totp_enabled,
                     a.credentials_generation
                FROM accounts a JOIN domains d ON d.id = a.domain_id WHERE d.name = ?1 AND a.localpart = ?2",
-        )?
+        )
+        .db()?
         .query_row(params![domain, local], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -34,7 +37,8 @@ pub(super) fn scram_keys(conn: &Connection, local: &str, domain: &str) -> Result
                 r.get::<_, i64>(6)?,
             ))
         })
-        .optional()?;
+        .optional()
+        .db()?;
     Ok(row.map(|(account, salt, iterations, stored_key, server_key, totp_enabled, generation)| {
         let scram = match (salt, iterations, stored_key, server_key) {
             (Some(salt), Some(iterations), Some(stored_key), Some(server_key)) => Some(StoredScram {
@@ -61,11 +65,13 @@ pub(super) fn add_app_password(
     let account = account_id(conn, local, domain)?;
     let created = now();
     let id = next_id(conn, Ids::AppPasswords)?;
-    let inserted = conn.execute(
-        "INSERT INTO app_passwords(id, account_id, name, digest, scopes, created, expires)
+    let inserted = conn
+        .execute(
+            "INSERT INTO app_passwords(id, account_id, name, digest, scopes, created, expires)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-        params![id, account, name, digest, scopes, created, expires],
-    )?;
+            params![id, account, name, digest, scopes, created, expires],
+        )
+        .db()?;
     if inserted == 0 {
         return Err(StoreError::AppPasswordExists(name.to_string()));
     }
@@ -89,12 +95,14 @@ pub(super) fn app_passwords(
     domain: &str,
     digest: Option<&[u8]>,
 ) -> Result<Vec<AppPassword>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT p.id, p.account_id, p.name, p.scopes, p.created, p.expires, p.last_used, p.last_ip, p.revoked
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT p.id, p.account_id, p.name, p.scopes, p.created, p.expires, p.last_used, p.last_ip, p.revoked
            FROM app_passwords p JOIN accounts a ON a.id = p.account_id JOIN domains d ON d.id = a.domain_id
           WHERE d.name = ?1 AND a.localpart = ?2 AND (?3 IS NULL OR p.digest = ?3)
           ORDER BY p.name",
-    )?;
+        )
+        .db()?;
     let rows = stmt
         .query_map(params![domain, local, digest], |r| {
             Ok(AppPassword {
@@ -108,8 +116,10 @@ pub(super) fn app_passwords(
                 last_ip: r.get(7)?,
                 revoked: r.get::<_, i64>(8)? != 0,
             })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+        })
+        .db()?
+        .collect::<Result<Vec<_>, _>>()
+        .db()?;
     Ok(rows)
 }
 
@@ -120,10 +130,13 @@ pub(super) fn revoke_app_password(
     name: &str,
 ) -> Result<bool, StoreError> {
     let account = account_id(conn, local, domain)?;
-    Ok(conn.execute(
-        "UPDATE app_passwords SET revoked = 1 WHERE account_id = ?1 AND name = ?2 AND revoked = 0",
-        params![account, name],
-    )? > 0)
+    Ok(conn
+        .execute(
+            "UPDATE app_passwords SET revoked = 1 WHERE account_id = ?1 AND name = ?2 AND revoked = 0",
+            params![account, name],
+        )
+        .db()?
+        > 0)
 }
 
 pub(super) fn totp(conn: &Connection, local: &str, domain: &str) -> Result<Option<Totp>, StoreError> {
@@ -143,7 +156,8 @@ pub(super) fn totp(conn: &Connection, local: &str, domain: &str) -> Result<Optio
                 ))
             },
         )
-        .optional()?;
+        .optional()
+        .db()?;
     Ok(row.and_then(|(account, secret, enabled, last_step, failures, locked)| {
         secret.map(|secret| Totp {
             account,
@@ -174,11 +188,13 @@ pub(super) fn set_totp(
                 totp_locked = 0, credentials_generation = credentials_generation + ?4
           WHERE id = ?1",
         params![account, secret, enabled as i64, enabled as i64],
-    )?;
-    conn.execute("DELETE FROM recovery_codes WHERE account_id = ?1", params![account])?;
-    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO recovery_codes(account_id, digest) VALUES (?1, ?2)")?;
+    )
+    .db()?;
+    conn.execute("DELETE FROM recovery_codes WHERE account_id = ?1", params![account]).db()?;
+    let mut insert =
+        conn.prepare_cached("INSERT OR IGNORE INTO recovery_codes(account_id, digest) VALUES (?1, ?2)").db()?;
     for digest in recovery {
-        insert.execute(params![account, digest])?;
+        insert.execute(params![account, digest]).db()?;
     }
     Ok(())
 }
@@ -190,27 +206,29 @@ pub(super) fn totp_failed(conn: &Connection, account: AccountId, lock_at: u32) -
             "UPDATE accounts SET totp_failures = totp_failures + 1,
                     totp_locked = CASE WHEN totp_failures + 1 >= ?2 THEN 1 ELSE totp_locked END
               WHERE id = ?1 RETURNING totp_failures",
-        )?
+        )
+        .db()?
         .query_row(params![account, lock_at.max(1)], |r| r.get(0))
-        .optional()?;
+        .optional()
+        .db()?;
     Ok(failures == Some(lock_at.max(1) as i64))
 }
 
 /// A right code (or a recovery code, or the operator): no failures, not locked. Whether it was
 /// locked.
 pub(super) fn totp_unlock(conn: &Connection, account: AccountId) -> Result<bool, StoreError> {
-    let was: Option<i64> =
-        conn.query_row("SELECT totp_locked FROM accounts WHERE id = ?1", params![account], |r| r.get(0)).optional()?;
-    conn.execute("UPDATE accounts SET totp_failures = 0, totp_locked = 0 WHERE id = ?1", params![account])?;
+    let was: Option<i64> = conn
+        .query_row("SELECT totp_locked FROM accounts WHERE id = ?1", params![account], |r| r.get(0))
+        .optional()
+        .db()?;
+    conn.execute("UPDATE accounts SET totp_failures = 0, totp_locked = 0 WHERE id = ?1", params![account]).db()?;
     Ok(was == Some(1))
 }
 
 /// The secret called `name`; `fresh` becomes it if there is none yet (the first caller wins,
 /// and every later one, on any node, reads the same).
 pub(super) fn server_secret(conn: &Connection, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
-    conn.execute(
-        "INSERT INTO secrets(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
-        params![name, fresh],
-    )?;
-    Ok(conn.query_row("SELECT value FROM secrets WHERE name = ?1", params![name], |r| r.get(0))?)
+    conn.execute("INSERT INTO secrets(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING", params![name, fresh])
+        .db()?;
+    Ok(conn.query_row("SELECT value FROM secrets WHERE name = ?1", params![name], |r| r.get(0)).db()?)
 }

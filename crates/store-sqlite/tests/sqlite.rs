@@ -1,4 +1,9 @@
+//! The SQLite backend on a real file: accounts and deliveries that survive a reopen, group
+//! commit under concurrent deliveries, quotas and expunge as the database sees them, maildrop
+//! locks, and a schema newer than this build refused.
+
 use portcullis_store::*;
+use portcullis_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
 fn open(dir: &tempfile::TempDir, quota: Option<u64>) -> SqliteStore {

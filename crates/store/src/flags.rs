@@ -61,22 +61,22 @@ impl Flags {
 /// Whether `keyword` can be kept: an IMAP atom (RFC 9051 `flag-keyword`). Others never reach
 /// the store from the protocol parser; they are dropped here because the storage format
 /// separates keywords with spaces.
-pub(crate) fn is_valid_keyword(keyword: &str) -> bool {
+pub fn is_valid_keyword(keyword: &str) -> bool {
     !keyword.is_empty() && keyword.bytes().all(|b| b > b' ' && b < 0x7f && !b"(){%*\"\\]".contains(&b))
 }
 
 /// Sorted case-insensitively, each keyword once (the first spelling wins).
-pub(crate) fn sort_keywords(keywords: &mut Vec<String>) {
+pub fn sort_keywords(keywords: &mut Vec<String>) {
     keywords.sort_by_key(|k| k.to_ascii_lowercase());
     keywords.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
 }
 
 /// `messages.keywords`: space-separated.
-pub(crate) fn encode_keywords(keywords: &[String]) -> String {
+pub fn encode_keywords(keywords: &[String]) -> String {
     keywords.join(" ")
 }
 
-pub(crate) fn decode_keywords(stored: &str) -> Vec<String> {
+pub fn decode_keywords(stored: &str) -> Vec<String> {
     if stored.is_empty() {
         // The common case on a 100,000-message SELECT: no allocation.
         return Vec::new();

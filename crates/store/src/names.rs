@@ -23,19 +23,19 @@ pub fn normalize_mailbox_name(name: &str) -> Result<String, MailboxError> {
     Ok(if first.eq_ignore_ascii_case("INBOX") { format!("INBOX{}", &name[first.len()..]) } else { name.to_string() })
 }
 
-pub(crate) fn is_inbox(normalized: &str) -> bool {
+pub fn is_inbox(normalized: &str) -> bool {
     normalized == "INBOX"
 }
 
 /// The ancestors of a normalized name, outermost first: "a/b/c" → ["a", "a/b"].
-pub(crate) fn parents(normalized: &str) -> Vec<&str> {
+pub fn parents(normalized: &str) -> Vec<&str> {
     normalized.match_indices(HIERARCHY_DELIMITER).map(|(i, _)| &normalized[..i]).collect()
 }
 
 /// The half-open range of names that are descendants of `normalized`: every name starting
 /// with "name/" sorts (bytewise, SQLite's BINARY collation) from "name/" up to, excluding,
 /// "name0", '0' being the character after '/'.
-pub(crate) fn descendant_range(normalized: &str) -> (String, String) {
+pub fn descendant_range(normalized: &str) -> (String, String) {
     (format!("{normalized}/"), format!("{normalized}0"))
 }
 

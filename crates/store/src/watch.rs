@@ -16,14 +16,14 @@ use crate::{AccountId, MailboxChange};
 const CAPACITY: usize = 64;
 
 #[derive(Default)]
-pub(crate) struct Watchers {
+pub struct Watchers {
     channels: Mutex<HashMap<AccountId, broadcast::Sender<MailboxChange>>>,
     /// Size of `channels` after the last sweep of channels nobody listens to any more.
     swept: Mutex<usize>,
 }
 
 impl Watchers {
-    pub(crate) fn subscribe(&self, account: AccountId) -> broadcast::Receiver<MailboxChange> {
+    pub fn subscribe(&self, account: AccountId) -> broadcast::Receiver<MailboxChange> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         // Accounts whose sessions all ended leave a channel behind; sweep them whenever the
         // map has doubled, so the cost stays proportional to the subscriptions made.
@@ -36,7 +36,7 @@ impl Watchers {
     }
 
     /// Never blocks: a full channel drops its oldest change for the slow receiver.
-    pub(crate) fn announce(&self, changes: &[MailboxChange]) {
+    pub fn announce(&self, changes: &[MailboxChange]) {
         if changes.is_empty() {
             return;
         }

@@ -1,13 +1,101 @@
-//! Helpers shared by the store's integration tests: a real SQLite file in a temp dir.
+//! The conformance harness: every test in this directory runs once per backend the machine
+//! offers, through the same `portcullis_store_backends::open` the server uses.
+//!
+//! `conformance! { #[tokio::test] async fn name(db) { … } }` expands to `mod name { async fn
+//! sqlite() … }`, one test function per backend, so a failure names the case and the backend
+//! (`messages::uids_are_never_reused::sqlite`). `db` is a [`TestDb`], a fresh empty database;
+//! [`open`] gives a handle on it and may be called again for a second handle on the same data
+//! (a restart, a second process). Adding a backend is one line in the macro's list and one arm in
+//! [`TestDb`]'s matches (e.g. PostgreSQL: `portcullis_testpg::PgCluster::start()`, `None`
+//! when the machine has no PostgreSQL, then `cluster.fresh_database()` per test).
 #![allow(dead_code)]
 
-use portcullis_store::*;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-pub fn open(dir: &tempfile::TempDir, quota: Option<u64>) -> SqliteStore {
-    SqliteStore::open(&dir.path().join("mail.db"), quota).unwrap()
+use portcullis_store::*;
+use portcullis_store_backends::Options;
+
+/// One test function per backend; see the module's documentation. The backends are the
+/// `@one` lines of the first rule.
+macro_rules! conformance {
+    ($(#[$attr:meta])* async fn $name:ident($db:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            conformance!(@one sqlite $(#[$attr])* async fn $name($db) $body);
+        }
+    };
+    (@one $backend:ident $(#[$attr:meta])* async fn $name:ident($db:ident) $body:block) => {
+        $(#[$attr])*
+        async fn $backend() {
+            // A backend this machine cannot run (no PostgreSQL installed) is skipped, and says so.
+            let Some($db) = common::TestDb::$backend() else {
+                eprintln!("{}: {} is not available here, skipped", stringify!($name), stringify!($backend));
+                return;
+            };
+            $body
+        }
+    };
 }
 
-pub async fn account(store: &SqliteStore, address: &str) -> AccountId {
+/// A fresh, empty database of one backend, removed when dropped.
+pub struct TestDb {
+    kind: Kind,
+}
+
+enum Kind {
+    Sqlite { _dir: tempfile::TempDir, path: PathBuf },
+}
+
+impl TestDb {
+    /// A SQLite file in a temp dir: always available.
+    pub fn sqlite() -> Option<TestDb> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mail.db");
+        Some(TestDb { kind: Kind::Sqlite { _dir: dir, path } })
+    }
+
+    fn config(&self, default_quota: Option<u64>) -> portcullis_config::Store {
+        let backend = match &self.kind {
+            Kind::Sqlite { path, .. } => portcullis_config::Backend::Sqlite(path.clone()),
+        };
+        portcullis_config::Store { backend, default_quota }
+    }
+}
+
+/// A handle on `db` with this default quota; call again for a second handle on the same data.
+pub async fn open(db: &TestDb, default_quota: Option<u64>) -> Arc<dyn Store> {
+    open_with(db, default_quota, Options::default()).await
+}
+
+pub async fn open_with(db: &TestDb, default_quota: Option<u64>, options: Options) -> Arc<dyn Store> {
+    portcullis_store_backends::open(&db.config(default_quota), options).await.unwrap()
+}
+
+/// The one number `sql` selects, read behind the store's back: what is in the database. Tests
+/// use it for what the traits do not show (bodies shared between messages, rows left behind);
+/// the table names are the SQLite schema's, which a new backend's arm maps if its own differ.
+pub async fn count(db: &TestDb, sql: &str) -> i64 {
+    match &db.kind {
+        Kind::Sqlite { path, .. } => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            conn.query_row(sql, [], |r| r.get(0)).unwrap()
+        }
+    }
+}
+
+/// Runs `sql` behind the store's back: to make a state no client could (a mailbox at the end of
+/// the UID space).
+pub async fn execute(db: &TestDb, sql: &str) {
+    match &db.kind {
+        Kind::Sqlite { path, .. } => {
+            rusqlite::Connection::open(path).unwrap().execute_batch(sql).unwrap();
+        }
+    }
+}
+
+pub async fn account(store: &Arc<dyn Store>, address: &str) -> AccountId {
     let domain = address.rsplit_once('@').unwrap().1;
     match store.add_domain(domain).await {
         Ok(()) | Err(StoreError::DomainExists(_)) => {}
@@ -16,7 +104,7 @@ pub async fn account(store: &SqliteStore, address: &str) -> AccountId {
     store.add_account(address, &PasswordSecrets::hash_only("$argon2id$fake"), Quota::Default).await.unwrap()
 }
 
-pub async fn mailbox(store: &SqliteStore, account: AccountId, name: &str) -> Mailbox {
+pub async fn mailbox(store: &Arc<dyn Store>, account: AccountId, name: &str) -> Mailbox {
     store.mailbox(account, name).await.unwrap().unwrap_or_else(|| panic!("no mailbox {name}"))
 }
 
@@ -37,7 +125,7 @@ pub fn flags(system: u8, list: &[&str]) -> Flags {
 }
 
 /// Appends `n` messages with no flags; returns their UIDs.
-pub async fn fill(store: &SqliteStore, mailbox: MailboxId, n: usize) -> Vec<u32> {
+pub async fn fill(store: &Arc<dyn Store>, mailbox: MailboxId, n: usize) -> Vec<u32> {
     let mut uids = Vec::new();
     for i in 0..n {
         uids.push(
@@ -49,21 +137,15 @@ pub async fn fill(store: &SqliteStore, mailbox: MailboxId, n: usize) -> Vec<u32>
 
 /// Every message of a mailbox in UID order, as the database has it now: everything changed
 /// since MODSEQ 0 (every message has a MODSEQ of at least 1), read without SELECT's shared list.
-pub async fn message_index(store: &SqliteStore, mailbox: MailboxId) -> Vec<MessageIndex> {
+pub async fn message_index(store: &Arc<dyn Store>, mailbox: MailboxId) -> Vec<MessageIndex> {
     store.changes_since(mailbox, 0).await.unwrap().changed
 }
 
 /// The keywords SELECT announces for a mailbox (every keyword ever used in it).
-pub async fn mailbox_keywords(store: &SqliteStore, account: AccountId, name: &str) -> Vec<String> {
+pub async fn mailbox_keywords(store: &Arc<dyn Store>, account: AccountId, name: &str) -> Vec<String> {
     store.select_mailbox(account, name).await.unwrap().unwrap_or_else(|| panic!("no mailbox {name}")).keywords
 }
 
 pub fn uids(index: &[MessageIndex]) -> Vec<u32> {
     index.iter().map(|m| m.uid).collect()
-}
-
-/// Rows of a table counted through an independent connection: what is on disk.
-pub fn count(dir: &tempfile::TempDir, sql: &str) -> i64 {
-    let conn = rusqlite::Connection::open(dir.path().join("mail.db")).unwrap();
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
 }

@@ -4,6 +4,7 @@
 //! here; so do the conformance tests in `tests/`, which run every case against every backend
 //! the machine offers.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use portcullis_config::{Backend, Postgres};
@@ -33,6 +34,13 @@ pub async fn open(config: &portcullis_config::Store, options: Options) -> Result
         }
         Backend::Postgres(pg) => connect_postgres(&connection_url(pg)?, config.default_quota, options).await,
     }
+}
+
+/// A store kept in `dir` (made if missing), for tests and fuzzing: the embedded backend, with
+/// nothing to set up. Called again with the same `dir`, it opens a second handle on the same data
+/// (another process, a restart). `default_quota` as `store.default_quota`.
+pub fn temporary(dir: &Path, default_quota: Option<u64>) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(SqliteStore::open(&dir.join("mail.db"), default_quota)?))
 }
 
 // PG-ARM: the coordinator wires this at merge to

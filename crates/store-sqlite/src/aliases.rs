@@ -12,7 +12,7 @@ use portcullis_store::StoreError;
 use portcullis_store::{Alias, AliasStore};
 
 fn domain_id(conn: &Connection, domain: &str) -> Result<Option<i64>, StoreError> {
-    Ok(conn.query_row("SELECT id FROM domains WHERE name = ?1", params![domain], |r| r.get(0)).optional().db()?)
+    conn.query_row("SELECT id FROM domains WHERE name = ?1", params![domain], |r| r.get(0)).optional().db()
 }
 
 fn add(
@@ -114,7 +114,7 @@ impl AliasStore for SqliteStore {
                   WHERE ld.name = ?1 AND l.localpart = ?2",
                 )
                 .db()?;
-            Ok(stmt.query_row(params![domain, local], |r| r.get(0)).optional().db()?)
+            stmt.query_row(params![domain, local], |r| r.get(0)).optional().db()
         })
         .await
     }

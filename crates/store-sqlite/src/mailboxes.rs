@@ -27,15 +27,14 @@ fn mailbox_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Mailbox> {
 }
 
 pub(super) fn find(conn: &Connection, account: AccountId, name: &str) -> Result<Option<Mailbox>, StoreError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from
+    conn.prepare_cached(
+        "SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, recent_from
                FROM mailboxes WHERE account_id = ?1 AND name = ?2",
-        )
-        .db()?
-        .query_row(params![account, name], mailbox_from_row)
-        .optional()
-        .db()?)
+    )
+    .db()?
+    .query_row(params![account, name], mailbox_from_row)
+    .optional()
+    .db()
 }
 
 pub(super) fn list(conn: &Connection, account: AccountId) -> Result<Vec<Mailbox>, StoreError> {

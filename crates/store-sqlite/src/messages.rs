@@ -111,12 +111,11 @@ pub(super) fn no_such_mailbox(mailbox: MailboxId) -> StoreError {
 
 /// The account owning a mailbox, or `None` if it does not exist.
 pub(super) fn mailbox_account(conn: &Connection, mailbox: MailboxId) -> Result<Option<AccountId>, StoreError> {
-    Ok(conn
-        .prepare_cached("SELECT account_id FROM mailboxes WHERE id = ?1")
+    conn.prepare_cached("SELECT account_id FROM mailboxes WHERE id = ?1")
         .db()?
         .query_row(params![mailbox], |r| r.get(0))
         .optional()
-        .db()?)
+        .db()
 }
 
 /// What one write did to one mailbox: its first new UID and its new MODSEQ.

@@ -53,7 +53,7 @@ impl DirectoryStore for SqliteStore {
         let Some(name) = normalize_domain(name) else { return Ok(false) };
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached("SELECT 1 FROM domains WHERE name = ?1").db()?;
-            Ok(stmt.exists(params![name]).db()?)
+            stmt.exists(params![name]).db()
         })
         .await
     }

@@ -231,13 +231,12 @@ impl QueueStore for SqliteStore {
     async fn take_back_leases(&self, holder: &LeaseHolder, now: i64) -> Result<usize, StoreError> {
         let holder = holder.clone();
         self.write(move |conn| {
-            Ok(conn
-                .execute(
-                    "UPDATE queue SET next_attempt = min(next_attempt, ?2), lease_node = NULL, lease_run = NULL
+            conn.execute(
+                "UPDATE queue SET next_attempt = min(next_attempt, ?2), lease_node = NULL, lease_run = NULL
                   WHERE lease_node = ?1 AND lease_run IS NOT ?3",
-                    params![holder.node, now, holder.run],
-                )
-                .db()?)
+                params![holder.node, now, holder.run],
+            )
+            .db()
         })
         .await
     }

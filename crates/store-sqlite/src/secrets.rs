@@ -230,5 +230,5 @@ pub(super) fn totp_unlock(conn: &Connection, account: AccountId) -> Result<bool,
 pub(super) fn server_secret(conn: &Connection, name: &str, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
     conn.execute("INSERT INTO secrets(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING", params![name, fresh])
         .db()?;
-    Ok(conn.query_row("SELECT value FROM secrets WHERE name = ?1", params![name], |r| r.get(0)).db()?)
+    conn.query_row("SELECT value FROM secrets WHERE name = ?1", params![name], |r| r.get(0)).db()
 }

@@ -142,8 +142,8 @@ impl SqliteStore {
     /// all; without a bound one account could make each of its LISTs as slow as it likes.
     /// New accounts get their default mailboxes whatever the limit.
     ///
-    /// [`MailboxError::TooManyMailboxes`]: crate::MailboxError::TooManyMailboxes
-    /// [`MailboxError::TooManySubscriptions`]: crate::MailboxError::TooManySubscriptions
+    /// [`MailboxError::TooManyMailboxes`]: portcullis_store::MailboxError::TooManyMailboxes
+    /// [`MailboxError::TooManySubscriptions`]: portcullis_store::MailboxError::TooManySubscriptions
     pub fn with_max_mailboxes(mut self, max: usize) -> SqliteStore {
         self.max_mailboxes = Some(max);
         self

@@ -21,7 +21,7 @@ pub struct Options {
     pub max_mailboxes: Option<usize>,
 }
 
-/// Opens the store `config.url` names, creating an empty SQLite database if there is none, and
+/// Opens the store `store.url` names (`config.backend`), creating an empty SQLite database if there is none, and
 /// brings its schema up to date. Async because a database server is reached over the network.
 pub async fn open(config: &portcullis_config::Store, options: Options) -> Result<Arc<dyn Store>, StoreError> {
     match &config.backend {
@@ -55,7 +55,7 @@ async fn connect_postgres(
 }
 
 /// `portcullis store check`: the database's own checks and the store's invariants, on the store
-/// `config.url` names. Opens its own handle and closes it, so it runs beside a live server.
+/// `store.url` names. Opens its own handle and closes it, so it runs beside a live server.
 pub async fn check(config: &portcullis_config::Store, quick: bool) -> Result<CheckReport, StoreError> {
     match &config.backend {
         Backend::Sqlite(path) => {

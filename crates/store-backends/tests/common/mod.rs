@@ -1,12 +1,13 @@
 //! The conformance harness: every test in this directory runs once per backend the machine
 //! offers, through the same `portcullis_store_backends::open` the server uses.
 //!
-//! `conformance! { #[tokio::test] async fn name(db) { … } }` expands to `mod name { async fn
-//! sqlite() … }`, one test function per backend, so a failure names the case and the backend
-//! (`messages::uids_are_never_reused::sqlite`). `db` is a [`TestDb`], a fresh empty database;
-//! [`open`] gives a handle on it and may be called again for a second handle on the same data
-//! (a restart, a second process). Adding a backend is one line in the macro's list and one arm in
-//! [`TestDb`]'s matches (e.g. PostgreSQL: `portcullis_testpg::PgCluster::start()`, `None`
+//! A case is an ordinary `async fn name(db: TestDb)`, announced by `conformance!(name);` (or
+//! `conformance!(#[tokio::test(flavor = "multi_thread")] name);`) just above it. The macro makes
+//! `mod name { async fn sqlite() … }`, one test function per backend, so a failure names the
+//! case and the backend (`messages::uids_are_never_reused::sqlite`). `db` is a fresh, empty
+//! database; [`open`] gives a handle on it and may be called again for a second handle on the
+//! same data (a restart, a second process). Adding a backend is one line in the macro and one
+//! arm in [`TestDb`]'s matches (e.g. PostgreSQL: `portcullis_testpg::PgCluster::start()`, `None`
 //! when the machine has no PostgreSQL, then `cluster.fresh_database()` per test).
 #![allow(dead_code)]
 
@@ -16,25 +17,25 @@ use std::sync::Arc;
 use portcullis_store::*;
 use portcullis_store_backends::Options;
 
-/// One test function per backend; see the module's documentation. The backends are the
-/// `@one` lines of the first rule.
+/// One test function per backend for the case `$name`; see the module's documentation. The
+/// backends are the `@one` lines of the second rule.
 macro_rules! conformance {
-    ($(#[$attr:meta])* async fn $name:ident($db:ident) $body:block) => {
+    ($name:ident) => {
+        conformance!(#[tokio::test] $name);
+    };
+    (#[$test:meta] $name:ident) => {
         mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            conformance!(@one sqlite $(#[$attr])* async fn $name($db) $body);
+            conformance!(@one sqlite #[$test] $name);
         }
     };
-    (@one $backend:ident $(#[$attr:meta])* async fn $name:ident($db:ident) $body:block) => {
-        $(#[$attr])*
+    (@one $backend:ident #[$test:meta] $name:ident) => {
+        #[$test]
         async fn $backend() {
             // A backend this machine cannot run (no PostgreSQL installed) is skipped, and says so.
-            let Some($db) = common::TestDb::$backend() else {
-                eprintln!("{}: {} is not available here, skipped", stringify!($name), stringify!($backend));
-                return;
-            };
-            $body
+            match super::common::TestDb::$backend() {
+                Some(db) => super::$name(db).await,
+                None => eprintln!("{}: {} is not available here, skipped", stringify!($name), stringify!($backend)),
+            }
         }
     };
 }

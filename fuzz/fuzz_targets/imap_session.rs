@@ -24,7 +24,7 @@ use portcullis_proto_imap::{
     AuthFailure, Config, Environment, Fact, Frame, Framer, Limits, Principal, Progress, Session,
 };
 use portcullis_sasl::{Attempt, ScramKeys, ScramProof};
-use portcullis_store::{AccountId, Delivery, PasswordSecrets, Quota, SqliteStore, Store};
+use portcullis_store::{AccountId, Delivery, PasswordSecrets, Quota, Store};
 
 // Smaller than the server's (64 KiB, and the configured message size) so that inputs of the
 // sizes libFuzzer makes reach the limits.
@@ -39,7 +39,7 @@ const MESSAGES: [&[u8]; 3] = [
 
 struct World {
     runtime: tokio::runtime::Runtime,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     _dir: PathBuf,
 }
 
@@ -62,14 +62,14 @@ fn world() -> &'static World {
         let dir = base.join(format!("portcullis-fuzz-imap-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.join("mail.db"), Some(1 << 20)).unwrap());
+        let store = portcullis_store_backends::temporary(&dir, Some(1 << 20)).unwrap();
         runtime.block_on(store.add_domain("example.org")).unwrap();
         World { runtime, store, _dir: dir }
     })
 }
 
 struct Env {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     account: AccountId,
     address: String,
 }
@@ -178,7 +178,7 @@ fn check_output(output: &[u8]) {
     }
 }
 
-async fn deliver(store: &SqliteStore, account: AccountId, raw: &[u8]) {
+async fn deliver(store: &dyn Store, account: AccountId, raw: &[u8]) {
     let delivery = Delivery { recipients: vec![account], raw: raw.to_vec(), internal_date: 1_764_291_600 };
     let _ = store.deliver(delivery).await;
 }
@@ -190,7 +190,7 @@ async fn session(world: &World, options: u8, chunk: u8, input: &[u8]) {
     let store = world.store.clone();
     let account = store.add_account(&address, &PasswordSecrets::hash_only("unused"), quota).await.unwrap();
     for raw in MESSAGES {
-        deliver(&store, account, raw).await;
+        deliver(&*store, account, raw).await;
     }
     let env = Env { store: store.clone(), account, address: address.clone() };
     let config = Config {
@@ -221,7 +221,7 @@ async fn session(world: &World, options: u8, chunk: u8, input: &[u8]) {
         client.framer.push(piece);
         client.run().await;
         if options & 8 != 0 && client.progress != Progress::Close {
-            deliver(&store, account, MESSAGES[0]).await;
+            deliver(&*store, account, MESSAGES[0]).await;
             client.session.mailbox_changed();
             if client.session.idling() {
                 client.session.idle_sync(&env).await;

@@ -1,8 +1,11 @@
+//! The authenticator on a real (temporary) store: passwords, app passwords with their scopes,
+//! TOTP, and what each opens.
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use portcullis_auth::*;
-use portcullis_store::{DirectoryStore, Quota, SqliteStore, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
+use portcullis_store::{Quota, Store, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
 use zeroize::Zeroizing;
 
 fn pw(s: &str) -> Zeroizing<Vec<u8>> {
@@ -11,9 +14,9 @@ fn pw(s: &str) -> Zeroizing<Vec<u8>> {
 
 const PASSWORD: &str = "plinth-orbit-cactus-9";
 
-async fn setup() -> (tempfile::TempDir, Arc<SqliteStore>, Authenticator, i64) {
+async fn setup() -> (tempfile::TempDir, Arc<dyn Store>, Authenticator, i64) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("mail.db"), None).unwrap());
+    let store = portcullis_store_backends::temporary(dir.path(), None).unwrap();
     let config = portcullis_config::Passwords {
         scram_iterations: 4096,
         min_length: 12,

@@ -59,7 +59,7 @@ pub use relay::{Relay, RelayLogin, RelayTls};
 pub use root::Config;
 pub use sender_auth::{AuthAction, SenderAuth, TempErrorAction};
 pub use smtp::Smtp;
-pub use store::Store;
+pub use store::{Backend, Postgres, Store};
 pub use tls::{Acme, AcmeChallenge, Tls, TlsVersion};
 pub use tls_rpt::TlsRpt;
 pub use units::{format_size, parse_duration, parse_size};

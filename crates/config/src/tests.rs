@@ -22,7 +22,7 @@ fn minimal_config_gets_safe_defaults_and_resolves_paths() {
     assert_eq!(c.tls.cert, PathBuf::from("/etc/portcullis/fullchain.pem"));
     assert_eq!(c.tls.min_version, TlsVersion::V1_2);
     assert_eq!(c.tls.handshake_timeout, Duration::from_secs(10));
-    assert_eq!(c.store.sqlite_path, PathBuf::from("/etc/portcullis/data/mail.db"));
+    assert_eq!(c.store.backend, Backend::Sqlite(PathBuf::from("/etc/portcullis/data/mail.db")));
     assert_eq!(c.limits.max_message_size, 50 << 20);
     assert_eq!(c.limits.max_recipients, 100);
     assert_eq!(c.limits.smtp_idle_timeout, Duration::from_secs(300));
@@ -66,7 +66,7 @@ format = "text"
     assert_eq!(c.hostname, "mail.example.org");
     assert_eq!(c.tls.min_version, TlsVersion::V1_3);
     assert_eq!(c.listen.addresses(Listener::Submissions).len(), 2);
-    assert_eq!(c.store.sqlite_path, PathBuf::from("/var/lib/portcullis/mail.db"));
+    assert_eq!(c.store.sqlite_path(), Some(Path::new("/var/lib/portcullis/mail.db")));
     assert_eq!(c.store.default_quota, None);
     assert_eq!(c.limits.max_message_size, 10 << 20);
     assert_eq!(c.process.user.as_deref(), Some("portcullis"));
@@ -102,6 +102,59 @@ fn bad_values_name_the_key() {
     }
     let e = error_of(&MINIMAL.replace("[tls]", "[tls]\nmin_version = \"1.1\""));
     assert!(e.contains("tls.min_version"), "{e}");
+}
+
+fn store(extra: &str) -> Result<Store, ConfigError> {
+    parse(&format!("{MINIMAL}[store]\n{extra}")).map(|c| c.store)
+}
+
+#[test]
+fn a_sqlite_url_is_a_path_relative_to_the_file() {
+    for url in ["sqlite:data/x.db", "sqlite://data/x.db"] {
+        let s = store(&format!("url = \"{url}\"\n")).unwrap();
+        assert_eq!(s.backend, Backend::Sqlite(PathBuf::from("/etc/portcullis/data/x.db")), "{url}");
+    }
+    assert!(store("url = \"sqlite:\"\n").unwrap_err().to_string().contains("store.url"));
+}
+
+#[test]
+fn a_postgres_url_needs_a_host_and_a_database() {
+    for url in ["postgres://mail@db.example.org/mail", "postgresql://db.example.org:5433/mail?sslmode=require"] {
+        let s = store(&format!("url = \"{url}\"\n")).unwrap();
+        let Backend::Postgres(pg) = &s.backend else { panic!("{url}: {:?}", s.backend) };
+        assert_eq!(pg.url(), url);
+        assert_eq!(s.sqlite_path(), None);
+    }
+    for (url, why) in [
+        ("postgres:///mail", "no host"),
+        ("postgres://db.example.org", "no database"),
+        ("postgres://db.example.org/", "no database"),
+        ("postgres://db.example.org/a/b", "path segment"),
+        ("postgres://db.example.org:99999/mail", "port"),
+        ("mysql://root:hunter2@db/mail", "not supported"),
+    ] {
+        let e = store(&format!("url = \"{url}\"\n")).unwrap_err().to_string();
+        assert!(e.contains("store.url") && e.contains(why), "{url}: {e}");
+        assert!(!e.contains("hunter2"), "a password is never shown: {e}");
+    }
+}
+
+#[test]
+fn a_postgres_password_is_never_shown_and_may_sit_in_a_file() {
+    let s = store("url = \"postgres://mail:hunter2@db.example.org/mail\"\n").unwrap();
+    assert_eq!(s.describe(), "postgres://mail@db.example.org/mail");
+    assert!(!format!("{s:?}").contains("hunter2"), "{s:?}");
+    let Backend::Postgres(pg) = &s.backend else { panic!() };
+    assert!(pg.url().contains("hunter2"), "the URL to connect with keeps it");
+
+    let s = store("url = \"postgres://mail@db.example.org/mail\"\npassword_file = \"db.pw\"\n").unwrap();
+    let Backend::Postgres(pg) = &s.backend else { panic!() };
+    assert_eq!(pg.password_file.as_deref(), Some(Path::new("/etc/portcullis/db.pw")));
+
+    let e = store("url = \"postgres://mail:hunter2@db/mail\"\npassword_file = \"db.pw\"\n").unwrap_err().to_string();
+    assert!(e.contains("store.password_file") && !e.contains("hunter2"), "{e}");
+    let e = store("password_file = \"db.pw\"\n").unwrap_err().to_string();
+    assert!(e.contains("store.password_file"), "not for SQLite: {e}");
 }
 
 #[test]

@@ -275,19 +275,26 @@ fn sixty_thousand_bans_do_not_slow_accepts() {
 
     // 60,000 bans in the store (an IPv6 /48's /64s, as a storm from it would leave).
     server.stop();
-    {
-        let mut db = rusqlite::Connection::open(server.dir.path().join("data/mail.db")).unwrap();
-        let tx = db.transaction().unwrap();
+    server.with_store(async |store| {
         let until = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+        // All at once, so that the store commits them in a few large transactions.
+        let mut writes = tokio::task::JoinSet::new();
         for n in 0..60_000u32 {
-            tx.execute(
-                "INSERT INTO bans(network, until, reason, offence, manual, created) VALUES (?1, ?2, 'test', 1, 0, 0)",
-                rusqlite::params![format!("2001:db8:77:{:x}::/64", n), until as i64],
-            )
-            .unwrap();
+            let store = store.clone();
+            let ban = portcullis_store::StoredBan {
+                network: format!("2001:db8:77:{n:x}::/64"),
+                until: Some(until as i64),
+                reason: "test".into(),
+                offence: 1,
+                manual: false,
+                created: 0,
+            };
+            writes.spawn(async move { store.put_ban(ban).await });
         }
-        tx.commit().unwrap();
-    }
+        while let Some(written) = writes.join_next().await {
+            written.unwrap().unwrap();
+        }
+    });
     let started = Instant::now();
     server.launch();
     let start_time = started.elapsed();

@@ -173,9 +173,8 @@ fn new_domains_get_dkim_keys_and_rotations_move_them_on() {
     assert_eq!(dkim_selectors(&cli(&["dns", "second.test"]), "second.test"), [first, third].concat());
 
     // A domain from a store made before keys existed: said, and mended by a rotation.
-    let store = portcullis_store::SqliteStore::open(&dir.path().join("dev/data/mail.db"), None).unwrap();
+    let store = portcullis_store_backends::temporary(&dir.path().join("dev/data"), None).unwrap();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        use portcullis_store::{CoordinationStore, DirectoryStore};
         store.add_domain("old.test").await.unwrap();
         store.close();
     });

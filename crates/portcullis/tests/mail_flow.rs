@@ -129,13 +129,13 @@ fn recipients_outside_our_domains_are_queued_for_a_logged_in_sender() {
     c.send("Bcc: someone@example.com\r\nSubject: out\r\n\r\nhello\r\n.");
     assert!(c.reply().starts_with("250 2.0.0"));
     // Acknowledged: the remote recipient is in the queue on disk, Bob has his copy.
-    let db = rusqlite::Connection::open(server.dir.path().join("data/mail.db")).unwrap();
-    let (rcpt, content): (String, Vec<u8>) = db
-        .query_row("SELECT r.address, q.content FROM queue q JOIN queue_recipients r ON r.queue_id = q.id", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(rcpt, "someone@example.com");
+    let (rcpts, content) = server.with_store(async |store| {
+        let queued = store.queued().await.unwrap();
+        assert_eq!(queued.len(), 1, "{queued:?}");
+        let message = store.queued_message(queued[0].id).await.unwrap().unwrap();
+        (message.recipients.into_iter().map(|r| r.address).collect::<Vec<_>>(), message.content)
+    });
+    assert_eq!(rcpts, ["someone@example.com"]);
     let content = String::from_utf8(content).unwrap();
     assert!(content.contains(&format!("(authenticated as {ALICE})")), "{content}");
     assert!(!content.contains("Bcc:"), "{content}");

@@ -129,10 +129,12 @@ fn mail_for_a_domain_refusing_connections_is_deferred_at_once_for_that_reason() 
     assert_eq!(both[1]["queue_id"], 2, "{both:?}");
     assert_eq!(both[1]["reason"].as_str(), Some(reason.as_str()), "{both:?}");
     // The event comes as the outcome is known; the record follows.
-    let db = rusqlite::Connection::open(a.dir.path().join("data/mail.db")).unwrap();
-    let attempts = || -> Vec<i64> {
-        let mut query = db.prepare("SELECT attempts FROM queue ORDER BY id").unwrap();
-        query.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    let attempts = || -> Vec<u32> {
+        a.with_store(async |store| {
+            let mut queued = store.queued().await.unwrap();
+            queued.sort_by_key(|m| m.id);
+            queued.iter().map(|m| m.attempts).collect()
+        })
     };
     wait_for("both attempts recorded", Duration::from_secs(5), || attempts() == [1, 1]);
 }

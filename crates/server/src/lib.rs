@@ -50,7 +50,6 @@ use std::time::Duration;
 use portcullis_auth::{Authenticator, PasswordHasher};
 use portcullis_config::{Config, LogFormat};
 use portcullis_events::{Event, Events, Listener, LogSink, TlsMode};
-use portcullis_store::{CoordinationStore, SqliteStore};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -139,10 +138,10 @@ struct Sockets {
 
 async fn run(config: Config, tls: tls::Tls, sockets: Sockets, log: LogSink) -> Result<(), String> {
     let Sockets { mail: bound, https: https_sockets, http: http_sockets, admin: admin_sockets } = sockets;
-    let store = SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)
-        .map_err(|e| format!("cannot open the store {}: {e}", config.store.sqlite_path.display()))?
-        .with_max_mailboxes(config.limits.max_mailboxes_per_account);
-    let store = Arc::new(store);
+    let options = portcullis_store_backends::Options { max_mailboxes: Some(config.limits.max_mailboxes_per_account) };
+    let store = portcullis_store_backends::open(&config.store, options)
+        .await
+        .map_err(|e| format!("cannot open the store {}: {e}", config.store.describe()))?;
     // One event stream: the log, the anomaly detector and alert delivery all read it.
     let detector = anomalies::AnomalyDetector::new(&config.alerts);
     let (alert_queue, pending_alerts) = alert_delivery::AlertQueue::new(config.alerts.notify);

@@ -110,9 +110,9 @@ fn become_service_user(config: &Config, user: &User, gid: Gid) -> Result<(), Str
 }
 
 /// The directory and file names of a SQLite store kept outside data_dir (the database, its
-/// write-ahead log and shared memory), or None when it is inside.
+/// write-ahead log and shared memory), or None when it is inside or the store is not SQLite.
 fn store_outside(config: &Config) -> Option<(PathBuf, Vec<OsString>)> {
-    let path = &config.store.sqlite_path;
+    let path = config.store.sqlite_path()?;
     if path.starts_with(&config.data_dir) {
         return None;
     }

@@ -49,9 +49,9 @@ pub struct Shared {
 impl Shared {
     /// `sessions` is made beforehand: it also reads the event stream that `events` feeds.
     /// `store` serves the mailboxes, the outbound queue, the DKIM keys and the aliases (one database).
-    pub fn new<S: Store>(
+    pub fn new(
         config: Config,
-        store: Arc<S>,
+        store: Arc<dyn Store>,
         auth: Authenticator,
         events: Events,
         tls: Tls,

@@ -2,9 +2,11 @@
 //! UIDVALIDITY, UIDNEXT, per-message UID, flags and MODSEQ, shaped by IMAP. SMTP delivers into
 //! it, POP3 reads INBOX through it.
 //!
-//! [`Store`] is a trait so that PostgreSQL can serve several nodes later; [`SqliteStore`] serves
-//! one machine now. Everything that several nodes would have to share lives behind the trait,
-//! including the POP3 maildrop lock.
+//! This crate names no backend: it holds the traits, the types they speak in and the pure
+//! helpers every backend shares (names, flags, the message index, the change hub).
+//! `portcullis-store-sqlite` serves one machine, a PostgreSQL backend several nodes, and
+//! `portcullis-store-backends` opens whichever `store.url` names. Everything that several nodes
+//! would have to share lives behind the trait, including the POP3 maildrop lock.
 #![forbid(unsafe_code)]
 
 mod address;
@@ -18,7 +20,6 @@ mod index;
 mod mail;
 mod names;
 mod queue;
-mod sqlite;
 mod watch;
 
 pub use address::{normalize_address, normalize_domain};
@@ -26,26 +27,19 @@ pub use aliases::{Alias, AliasStore};
 pub use coordination::CoordinationStore;
 pub use directory::DirectoryStore;
 pub use dkim::{key_states, DkimAlgorithm, DkimKey, DkimKeyState, DkimKeyStore, NewDkimKey};
-pub use flags::{FlagOp, Flags};
+// The keyword helpers and the name helpers below are for backends: one definition of the
+// stored keyword form and of the hierarchy, whatever the database.
+pub use flags::{decode_keywords, encode_keywords, is_valid_keyword, sort_keywords, FlagOp, Flags};
 pub use guard::GuardStore;
 pub use index::{MessageList, MessageRef};
 pub use mail::MailStore;
-pub use names::{normalize_mailbox_name, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
+pub use names::{descendant_range, is_inbox, normalize_mailbox_name, parents, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};
 pub use queue::{
     domain_of, AttemptUpdate, DomainBacklog, LeaseHolder, MessageState, NewQueued, NewRecipient, QueueId, QueuePage,
     QueueSelection, QueueStore, QueueSummary, QueueTotals, QueuedMessage, QueuedPage, QueuedRecipient, RecipientState,
     RecipientUpdate,
 };
-pub use sqlite::{CheckReport, SqliteStore};
 pub use watch::Watchers;
-
-/// What another backend (`portcullis-store-postgres`) shares with SQLite's so that both store
-/// keywords and treat mailbox names alike; not an interface for anything else.
-#[doc(hidden)]
-pub mod backend {
-    pub use crate::flags::{decode_keywords, encode_keywords, is_valid_keyword, sort_keywords};
-    pub use crate::names::{descendant_range, is_inbox, parents};
-}
 
 pub type AccountId = i64;
 pub type MailboxId = i64;
@@ -348,8 +342,8 @@ pub enum MailboxError {
     InboxCannotBeDeleted,
     #[error("invalid mailbox name")]
     InvalidName,
-    /// The account has as many mailboxes as it may have (see
-    /// [`SqliteStore::with_max_mailboxes`]); nothing was created.
+    /// The account has as many mailboxes as it may have (the backend's limit, set from
+    /// `limits.max_mailboxes_per_account`); nothing was created.
     #[error("an account may have at most {0} mailboxes")]
     TooManyMailboxes(usize),
     /// The account has as many subscriptions as it may have (as many as mailboxes).
@@ -357,12 +351,6 @@ pub enum MailboxError {
     TooManySubscriptions(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<rusqlite::Error> for MailboxError {
-    fn from(e: rusqlite::Error) -> Self {
-        MailboxError::Store(e.into())
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -394,12 +382,6 @@ pub enum StoreError {
     Backend(String),
 }
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     /// The message would take this account over its allowance; nothing was stored for anyone.
@@ -407,12 +389,6 @@ pub enum DeliveryError {
     QuotaExceeded(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<rusqlite::Error> for DeliveryError {
-    fn from(e: rusqlite::Error) -> Self {
-        DeliveryError::Store(e.into())
-    }
 }
 
 /// Held while a POP3 session has a maildrop open; dropping it releases the maildrop.

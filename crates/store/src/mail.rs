@@ -62,7 +62,7 @@ pub trait MailStore: Send + Sync + 'static {
 
     /// The mailbox called `name` with its keywords and messages: what SELECT loads. Served
     /// from memory when nothing changed since the last SELECT of it, and otherwise from the
-    /// changes since then; never stale (see `SqliteStore`'s index cache).
+    /// changes since then; never stale (see the SQLite backend's index cache).
     async fn select_mailbox(&self, account: AccountId, name: &str) -> Result<Option<SelectedMailbox>, StoreError>;
 
     /// The messages with these UIDs, in UID order.

@@ -15,6 +15,9 @@ use crate::{AccountId, MailboxChange};
 /// Changes a session may fall behind by before it sees `Lagged` (and re-reads everything).
 const CAPACITY: usize = 64;
 
+/// The hub a backend announces committed changes to and serves `CoordinationStore::watch` from.
+/// Public because backends live in crates of their own (SQLite's writer thread feeds it after
+/// each commit; PostgreSQL's from LISTEN/NOTIFY).
 #[derive(Default)]
 pub struct Watchers {
     channels: Mutex<HashMap<AccountId, broadcast::Sender<MailboxChange>>>,
@@ -23,6 +26,7 @@ pub struct Watchers {
 }
 
 impl Watchers {
+    /// A receiver of the account's changes from now on.
     pub fn subscribe(&self, account: AccountId) -> broadcast::Receiver<MailboxChange> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         // Accounts whose sessions all ended leave a channel behind; sweep them whenever the

@@ -2,12 +2,11 @@
 //! app-password …`, `account totp …` and `account alias …` are handed to their own files.
 
 use std::io::BufRead;
-use std::sync::Arc;
 
 use clap::Subcommand;
 use portcullis_auth::{check_password, derive_secrets, generate_password, PasswordHasher};
 use portcullis_config::{format_size, parse_size, Config};
-use portcullis_store::{CoordinationStore, DirectoryStore, PasswordSecrets, Quota, StoreError};
+use portcullis_store::{PasswordSecrets, Quota, StoreError};
 use zeroize::Zeroizing;
 
 use crate::cli::alias::{self, AliasAction};
@@ -62,12 +61,12 @@ pub enum AccountAction {
 }
 
 pub fn run(config: &Config, action: AccountAction) -> Result<(), Failure> {
-    let store = Arc::new(open(config)?);
+    let store = open(config)?;
     let result = block_on(async {
         match action {
-            AccountAction::AppPassword { action } => app_password::run(&store, action).await?,
+            AccountAction::AppPassword { action } => app_password::run(&*store, action).await?,
             AccountAction::Totp { action } => totp::run(config, &store, action).await?,
-            AccountAction::Alias { action } => alias::run(&store, action).await?,
+            AccountAction::Alias { action } => alias::run(&*store, action).await?,
             AccountAction::Add { user, password_stdin, quota } => {
                 let address = address(&user)?;
                 let quota = match quota {

@@ -3,7 +3,7 @@
 //! a running server sees a new alias for mail at once, and for sending at the next login.
 
 use clap::Subcommand;
-use portcullis_store::{AliasStore, DirectoryStore, SqliteStore, StoreError};
+use portcullis_store::{Store, StoreError};
 
 use crate::cli::store_access::{address, explain};
 use crate::cli::units::date;
@@ -19,7 +19,7 @@ pub enum AliasAction {
     List { account: Option<String> },
 }
 
-pub async fn run(store: &SqliteStore, action: AliasAction) -> Result<(), Failure> {
+pub async fn run(store: &dyn Store, action: AliasAction) -> Result<(), Failure> {
     match action {
         AliasAction::Add { address: alias, account } => {
             let (alias, account) = (address(&alias)?, address(&account)?);

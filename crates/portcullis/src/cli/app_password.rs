@@ -4,7 +4,7 @@
 
 use clap::Subcommand;
 use portcullis_auth::{generate_app_password, secret_digest};
-use portcullis_store::{DirectoryStore, SqliteStore, StoreError, SCOPE_IMAP, SCOPE_NAMES, SCOPE_POP3, SCOPE_SMTP};
+use portcullis_store::{Store, StoreError, SCOPE_IMAP, SCOPE_NAMES, SCOPE_POP3, SCOPE_SMTP};
 use zeroize::Zeroizing;
 
 use crate::cli::store_access::{address, explain};
@@ -32,7 +32,7 @@ pub enum AppPasswordAction {
     Revoke { user: String, name: String },
 }
 
-pub async fn run(store: &SqliteStore, action: AppPasswordAction) -> Result<(), Failure> {
+pub async fn run(store: &dyn Store, action: AppPasswordAction) -> Result<(), Failure> {
     match action {
         AppPasswordAction::Add { user, name, scope, expires } => {
             let address = address(&user)?;

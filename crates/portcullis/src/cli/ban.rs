@@ -7,7 +7,6 @@ use portcullis_config::{parse_duration, parse_network, Config};
 use portcullis_guard::{Ban, Policy};
 use portcullis_server::admin::client::{AdminClient, ClientError};
 use portcullis_server::bans::to_stored;
-use portcullis_store::{CoordinationStore, GuardStore};
 use serde_json::json;
 
 use crate::cli::admin_api::{call, path_segment, text};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use portcullis_config::{normalize_domain, Config};
 use portcullis_server::dkim::{add_first_pair, domain_facts, new_pair, zone_line, DEFAULT_GRACE};
-use portcullis_store::{key_states, CoordinationStore, DirectoryStore, DkimKeyStore, SqliteStore};
+use portcullis_store::{key_states, Store};
 
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::{explain, open};
@@ -40,8 +40,8 @@ pub fn run(config: &Config, action: DkimAction) -> Result<(), Failure> {
     let store = open(config)?;
     let result = block_on(async {
         match action {
-            DkimAction::List { domain } => list(&store, &domain).await,
-            DkimAction::Rotate { domain, grace } => rotate(&store, &domain, grace).await,
+            DkimAction::List { domain } => list(&*store, &domain).await,
+            DkimAction::Rotate { domain, grace } => rotate(&*store, &domain, grace).await,
         }
     });
     store.close();
@@ -53,7 +53,7 @@ fn domain_name(domain: &str) -> Result<String, Failure> {
 }
 
 /// Makes sure `domain` is one of this server's, with the same advice as everywhere else.
-async fn local(store: &SqliteStore, domain: &str) -> Result<String, Failure> {
+async fn local(store: &dyn Store, domain: &str) -> Result<String, Failure> {
     let domain = domain_name(domain)?;
     if !store.is_local_domain(&domain).await.map_err(explain)? {
         return Err(explain(portcullis_store::StoreError::NoSuchDomain(domain)));
@@ -61,7 +61,7 @@ async fn local(store: &SqliteStore, domain: &str) -> Result<String, Failure> {
     Ok(domain)
 }
 
-async fn list(store: &SqliteStore, domain: &str) -> Result<(), Failure> {
+async fn list(store: &dyn Store, domain: &str) -> Result<(), Failure> {
     let domain = local(store, domain).await?;
     let keys = store.dkim_keys(Some(&domain)).await.map_err(explain)?;
     if keys.is_empty() {
@@ -79,7 +79,7 @@ async fn list(store: &SqliteStore, domain: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn rotate(store: &SqliteStore, domain: &str, grace: Duration) -> Result<(), Failure> {
+async fn rotate(store: &dyn Store, domain: &str, grace: Duration) -> Result<(), Failure> {
     let domain = local(store, domain).await?;
     let now = now();
     let grace = grace.as_secs() as i64;
@@ -118,7 +118,7 @@ async fn rotate(store: &SqliteStore, domain: &str, grace: Duration) -> Result<()
 }
 
 /// The zone lines of `selectors` (published keys of `domain`).
-async fn print_records(store: &SqliteStore, domain: &str, selectors: &[String]) -> Result<(), Failure> {
+async fn print_records(store: &dyn Store, domain: &str, selectors: &[String]) -> Result<(), Failure> {
     let (facts, errors) = domain_facts(store, domain, now()).await.map_err(explain)?;
     for key in facts.dkim.iter().filter(|k| selectors.contains(&k.selector)) {
         println!("{}", zone_line(domain, key));
@@ -131,7 +131,7 @@ async fn print_records(store: &SqliteStore, domain: &str, selectors: &[String]) 
 
 /// A new domain's first key pair, signing at once; prints its records. For `domain add` and
 /// `init`, after the domain was added.
-pub async fn first_pair(store: &SqliteStore, domain: &str) -> Result<(), Failure> {
+pub async fn first_pair(store: &dyn Store, domain: &str) -> Result<(), Failure> {
     let domain = domain_name(domain)?;
     let selectors = add_first_pair(store, &domain, now()).await.map_err(Failure)?;
     println!(

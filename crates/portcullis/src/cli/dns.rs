@@ -9,7 +9,6 @@ use portcullis_config::{normalize_domain, Config};
 use portcullis_discovery::{server_facts, Plan};
 use portcullis_dns::{Resolver, Servers};
 use portcullis_server::dkim::domain_facts;
-use portcullis_store::{CoordinationStore, DirectoryStore};
 
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::{explain, open};
@@ -86,7 +85,7 @@ fn plan(config: &Config, domain: &str) -> Result<Plan, Failure> {
     let store = open(config)?;
     let facts = block_on(async {
         let facts = match store.is_local_domain(&domain).await.map_err(explain)? {
-            true => Some(domain_facts(&store, &domain, now()).await.map_err(explain)?),
+            true => Some(domain_facts(&*store, &domain, now()).await.map_err(explain)?),
             false => None,
         };
         store.close();

@@ -3,7 +3,6 @@
 
 use clap::Subcommand;
 use portcullis_config::Config;
-use portcullis_store::{CoordinationStore, DirectoryStore};
 
 use crate::cli::dkim;
 use crate::cli::runtime::block_on;
@@ -27,7 +26,7 @@ pub fn run(config: &Config, action: DomainAction) -> Result<(), Failure> {
             DomainAction::Add { domain } => {
                 store.add_domain(&domain).await.map_err(explain)?;
                 println!("Added domain {}.", domain.to_ascii_lowercase());
-                dkim::first_pair(&store, &domain).await?;
+                dkim::first_pair(&*store, &domain).await?;
             }
             DomainAction::Remove { domain } => {
                 store.remove_domain(&domain).await.map_err(explain)?;

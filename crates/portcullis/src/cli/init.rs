@@ -17,7 +17,7 @@ use nix::unistd::Gid;
 use portcullis_auth::{derive_secrets, generate_password, PasswordHasher};
 use portcullis_config::{is_hostname, Config, Listener};
 use portcullis_server::dkim::add_first_pair;
-use portcullis_store::{CoordinationStore, DirectoryStore, Quota};
+use portcullis_store::Quota;
 
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::open;
@@ -117,7 +117,7 @@ pub fn init(args: &InitArgs) -> Result<Config, Failure> {
         store.add_domain(&domain).await?;
         store.add_account(&account, &secrets, Quota::Default).await?;
         // The domain's first DKIM pair (its records: `portcullis dns DOMAIN`, printed below).
-        let selectors = add_first_pair(&store, &domain, now()).await.map_err(Failure)?;
+        let selectors = add_first_pair(&*store, &domain, now()).await.map_err(Failure)?;
         store.close();
         Ok::<_, Failure>(selectors)
     })?;
@@ -126,7 +126,7 @@ pub fn init(args: &InitArgs) -> Result<Config, Failure> {
     println!("Portcullis is set up in {}:", shown(dir));
     println!("  config       {}", shown(&config_path));
     println!("  certificate  {} (self-signed for {hostname}; replace it with a real one)", shown(&config.tls.cert));
-    println!("  store        {}", shown(&config.store.sqlite_path));
+    println!("  store        {}", config.store.describe());
     println!("  domain       {domain}");
     println!("  account      {account}");
     println!("  DKIM keys    {} (signing; publish: `portcullis dns {domain}`)", dkim_selectors.join(", "));
@@ -375,14 +375,14 @@ mod tests {
             assert_eq!(config.listen.addresses(Listener::Submissions).len(), 1);
             assert_eq!(config.listen.admin().len(), 1);
             assert!(config.listen.admin()[0].ip().is_loopback());
-            assert_eq!(config.store.sqlite_path, PathBuf::from("/srv/p/data/mail.db"));
+            assert_eq!(config.store.sqlite_path(), Some(Path::new("/srv/p/data/mail.db")));
             assert_eq!(config.process.user.as_deref(), (!dev).then_some("mailsvc"));
         }
         let text =
             config_text("mail.example.org", false, "portcullis", Some(Path::new("/var/lib/portcullis"))).unwrap();
         let config = Config::parse(Path::new("/etc/portcullis/portcullis.toml"), &text).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/var/lib/portcullis"));
-        assert_eq!(config.store.sqlite_path, PathBuf::from("/var/lib/portcullis/mail.db"));
+        assert_eq!(config.store.sqlite_path(), Some(Path::new("/var/lib/portcullis/mail.db")));
         assert!(absolute(Path::new("/srv/a\"b")).is_err());
     }
 }

@@ -5,7 +5,7 @@
 
 use clap::Subcommand;
 use portcullis_config::Config;
-use portcullis_store::{CoordinationStore, QueueSelection, QueueStore, QueueSummary, QueuedMessage, RecipientState};
+use portcullis_store::{QueueSelection, QueueSummary, QueuedMessage, RecipientState};
 
 use crate::cli::runtime::block_on;
 use crate::cli::store_access::{explain, open};

@@ -1,14 +1,11 @@
 //! `portcullis store check`: the store's integrity, checked beside a running server, with the
 //! problems listed and a non-zero exit when there are any.
 
-use clap::Subcommand;
-use portcullis_config::Config;
-use portcullis_store::CoordinationStore;
-
-use crate::cli::runtime::block_on;
-use crate::cli::store_access::{explain, open};
+use crate::cli::store_access::check;
 use crate::cli::units::human_size;
 use crate::cli::Failure;
+use clap::Subcommand;
+use portcullis_config::Config;
 
 #[derive(Subcommand)]
 pub enum StoreAction {
@@ -27,14 +24,11 @@ pub enum StoreAction {
 
 pub fn run(config: &Config, action: StoreAction) -> Result<(), Failure> {
     let StoreAction::Check { quick } = action;
-    let store = open(config)?;
-    let report = block_on(store.check(quick));
-    store.close();
-    let report = report.map_err(explain)?;
+    let report = check(config, quick)?;
     let counted = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     println!(
         "Checked {}: {}, {}, {}, {} in {} ({}).",
-        config.store.sqlite_path.display(),
+        config.store.describe(),
         counted(report.domains, "domain", "domains"),
         counted(report.accounts, "account", "accounts"),
         counted(report.mailboxes, "mailbox", "mailboxes"),

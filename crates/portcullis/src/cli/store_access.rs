@@ -2,20 +2,37 @@
 //! server): opened as the service user when started as root, so that files it creates stay
 //! the server's; its errors said the way an operator can act on; addresses as typed, checked.
 
-use portcullis_config::Config;
-use portcullis_store::{normalize_address, SqliteStore, StoreError};
+use std::sync::Arc;
 
+use portcullis_config::Config;
+use portcullis_store::{normalize_address, Store, StoreError};
+use portcullis_store_backends::{CheckReport, Options};
+
+use crate::cli::runtime::block_on;
 use crate::cli::Failure;
 
-/// Opens the store as the service user, so that files it creates stay the server's.
-pub fn open(config: &Config) -> Result<SqliteStore, Failure> {
+/// Opens the store `store.url` names, as the service user, so that files it creates stay the
+/// server's.
+pub fn open(config: &Config) -> Result<Arc<dyn Store>, Failure> {
+    as_service_user(config)?;
+    block_on(portcullis_store_backends::open(&config.store, Options::default()))
+        .map_err(|e| Failure(format!("cannot open the store {}: {e}", config.store.describe())))
+}
+
+/// `store check` on the store `store.url` names, as the service user (see [`open`]).
+pub fn check(config: &Config, quick: bool) -> Result<CheckReport, Failure> {
+    as_service_user(config)?;
+    block_on(portcullis_store_backends::check(&config.store, quick)).map_err(explain)
+}
+
+/// Drops root for the configured service user when there is one on this machine.
+fn as_service_user(config: &Config) -> Result<(), Failure> {
     let service_user_exists =
         config.process.user.as_deref().is_some_and(|u| nix::unistd::User::from_name(u).ok().flatten().is_some());
     if service_user_exists {
         portcullis_server::process::drop_privileges(config).map_err(Failure)?;
     }
-    SqliteStore::open(&config.store.sqlite_path, config.store.default_quota)
-        .map_err(|e| Failure(format!("cannot open the store {}: {e}", config.store.sqlite_path.display())))
+    Ok(())
 }
 
 /// Store errors, said the way an operator can act on.

@@ -14,7 +14,7 @@ use portcullis_auth::{
     PasswordHasher,
 };
 use portcullis_config::Config;
-use portcullis_store::{DirectoryStore, SqliteStore, Store, StoreError};
+use portcullis_store::{Store, StoreError};
 use qrcode::render::unicode::Dense1x2;
 use qrcode::QrCode;
 use zeroize::Zeroizing;
@@ -41,12 +41,12 @@ pub enum TotpAction {
     Unlock { user: String },
 }
 
-pub async fn run(config: &Config, store: &Arc<SqliteStore>, action: TotpAction) -> Result<(), Failure> {
+pub async fn run(config: &Config, store: &Arc<dyn Store>, action: TotpAction) -> Result<(), Failure> {
     match action {
-        TotpAction::Enable { user } => enable(store, &address(&user)?).await,
+        TotpAction::Enable { user } => enable(&**store, &address(&user)?).await,
         TotpAction::Disable { user } => {
             let address = address(&user)?;
-            if !totp_enabled(store, &address).await? {
+            if !totp_enabled(&**store, &address).await? {
                 return Err(Failure(format!("{address} does not have TOTP on")));
             }
             store.set_totp(&address, None, false, &[]).await.map_err(explain)?;
@@ -56,12 +56,12 @@ pub async fn run(config: &Config, store: &Arc<SqliteStore>, action: TotpAction) 
             Ok(())
         }
         TotpAction::Check { user } => check(config, store, &address(&user)?).await,
-        TotpAction::Unlock { user } => unlock(store, &address(&user)?).await,
+        TotpAction::Unlock { user } => unlock(&**store, &address(&user)?).await,
     }
 }
 
 /// Clears the wrong codes and the lock. Said so when there was no lock to lift.
-async fn unlock(store: &SqliteStore, address: &str) -> Result<(), Failure> {
+async fn unlock(store: &dyn Store, address: &str) -> Result<(), Failure> {
     if !totp_enabled(store, address).await? {
         return Err(Failure(format!("{address} does not have TOTP on")));
     }
@@ -78,7 +78,7 @@ async fn unlock(store: &SqliteStore, address: &str) -> Result<(), Failure> {
 }
 
 /// Whether the account has TOTP on; an error if there is no such account.
-async fn totp_enabled(store: &SqliteStore, address: &str) -> Result<bool, Failure> {
+async fn totp_enabled(store: &dyn Store, address: &str) -> Result<bool, Failure> {
     match store.credentials(address).await.map_err(explain)? {
         None => Err(explain(StoreError::NoSuchAccount(address.to_string()))),
         Some(c) => Ok(c.totp_enabled),
@@ -87,7 +87,7 @@ async fn totp_enabled(store: &SqliteStore, address: &str) -> Result<bool, Failur
 
 /// A new secret, shown as a URI and a QR code; one valid code turns it on, and recovery codes
 /// are printed once. Until confirmed the account is unchanged.
-async fn enable(store: &SqliteStore, address: &str) -> Result<(), Failure> {
+async fn enable(store: &dyn Store, address: &str) -> Result<(), Failure> {
     if totp_enabled(store, address).await? {
         return Err(Failure(format!(
             "{address} already has TOTP on; turn it off first with `portcullis account totp disable {address}`"
@@ -140,7 +140,7 @@ async fn enable(store: &SqliteStore, address: &str) -> Result<(), Failure> {
 
 /// Reads the password and then a code (TOTP or recovery) from standard input, and says whether
 /// they open the account, as the admin sign-in will. A TOTP code is spent by the check.
-async fn check(config: &Config, store: &Arc<SqliteStore>, address: &str) -> Result<(), Failure> {
+async fn check(config: &Config, store: &Arc<dyn Store>, address: &str) -> Result<(), Failure> {
     let mut stdin = std::io::stdin().lock();
     let mut password = Zeroizing::new(String::new());
     stdin.read_line(&mut password)?;

@@ -316,6 +316,20 @@ impl TestServer {
         }
     }
 
+    /// `f` on a second handle on the server's store, the one its config names, opened as the
+    /// CLI opens it beside a running server (so whatever the backend): to look at what is stored
+    /// rather than what a protocol says. The handle is closed before this returns.
+    pub fn with_store<T>(&self, f: impl AsyncFnOnce(Arc<dyn portcullis_store::Store>) -> T) -> T {
+        let config = portcullis_config::Config::load(&self.config_path).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let store = portcullis_store_backends::open(&config.store, Default::default()).await.unwrap();
+            let out = f(store.clone()).await;
+            store.close();
+            out
+        })
+    }
+
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = Command::new(BIN)
             .arg("--config")

@@ -47,9 +47,8 @@ pub fn submit(a: &TestServer, to: &str, subject: &str) {
 }
 
 /// Messages in `a`'s queue, as the database on disk has them.
-pub fn queued(a: &TestServer) -> i64 {
-    let db = rusqlite::Connection::open(a.dir.path().join("data/mail.db")).unwrap();
-    db.query_row("SELECT count(*) FROM queue", [], |r| r.get(0)).unwrap()
+pub fn queued(a: &TestServer) -> usize {
+    a.with_store(async |store| store.queued().await.unwrap().len())
 }
 
 /// What a [`Sink`] does with a message.

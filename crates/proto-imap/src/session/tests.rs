@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use portcullis_store::{Delivery, DirectoryStore, FlagOp, Flags, MailStore, PasswordSecrets, Quota, SqliteStore};
+use portcullis_store::{Delivery, FlagOp, Flags, PasswordSecrets, Quota, Store};
 
 use super::*;
 use crate::frame::{Frame, Framer, Limits};
@@ -11,7 +11,7 @@ use crate::frame::{Frame, Framer, Limits};
 const PASSWORD: &str = "correct-horse-battery";
 
 struct TestEnv {
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     facts: Mutex<Vec<Fact>>,
     _dir: tempfile::TempDir,
 }
@@ -45,7 +45,7 @@ impl Environment for TestEnv {
 
 async fn env() -> Arc<TestEnv> {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("mail.db"), Some(1 << 20)).unwrap());
+    let store = portcullis_store_backends::temporary(dir.path(), Some(1 << 20)).unwrap();
     store.add_domain("example.org").await.unwrap();
     for user in ["alice@example.org", "bob@example.org"] {
         store.add_account(user, &PasswordSecrets::hash_only("unused"), Quota::Default).await.unwrap();
@@ -688,7 +688,7 @@ async fn header_search_answers_alike_from_caches_headers_and_messages() {
 /// afresh on the same file: no shared message list, every row read from the database.
 async fn select_from_the_database(env: &TestEnv, mailbox: &str) -> String {
     let fresh = Arc::new(TestEnv {
-        store: Arc::new(SqliteStore::open(&env._dir.path().join("mail.db"), Some(1 << 20)).unwrap()),
+        store: portcullis_store_backends::temporary(env._dir.path(), Some(1 << 20)).unwrap(),
         facts: Mutex::default(),
         _dir: tempfile::tempdir().unwrap(),
     });
@@ -753,7 +753,7 @@ async fn select_sees_what_other_connections_and_processes_changed() {
     );
 
     // Another process: all three at once, announced to no one.
-    let other = SqliteStore::open(&env._dir.path().join("mail.db"), Some(1 << 20)).unwrap();
+    let other = portcullis_store_backends::temporary(env._dir.path(), Some(1 << 20)).unwrap();
     let alice = other.account("alice@example.org").await.unwrap().unwrap().id;
     let inbox = other.mailbox(alice, "INBOX").await.unwrap().unwrap().id;
     other.store_flags(inbox, &[1], FlagOp::Replace, &Flags::system(Flags::DRAFT), None).await.unwrap();

@@ -254,7 +254,6 @@ fn from_domain(message: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
     use crate::dkim::new_pair;
-    use portcullis_store::{DirectoryStore, SqliteStore};
 
     /// Events kept for the test to read.
     #[derive(Default)]
@@ -278,7 +277,7 @@ mod tests {
     #[tokio::test]
     async fn active_keys_sign_and_rotations_are_picked_up_without_parsing_again() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("mail.db"), None).unwrap());
+        let store = portcullis_store_backends::temporary(dir.path(), None).unwrap();
         store.add_domain("a.test").await.unwrap();
         let now = 1_796_630_400;
         store.add_dkim_keys("a.test", new_pair(&[], now, now).unwrap(), None).await.unwrap();
@@ -306,7 +305,7 @@ mod tests {
     #[tokio::test]
     async fn what_cannot_be_signed_is_sent_as_it_was_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(&dir.path().join("mail.db"), None).unwrap());
+        let store = portcullis_store_backends::temporary(dir.path(), None).unwrap();
         store.add_domain("a.test").await.unwrap();
         let kept = Arc::new(Kept::default());
         let signing = Signing::new(store.clone(), store.clone(), Events::new(vec![kept.clone()]));

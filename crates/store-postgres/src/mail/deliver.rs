@@ -3,7 +3,7 @@
 //! refers to it.
 
 use deadpool_postgres::GenericClient;
-use portcullis_store::backend::encode_keywords;
+use portcullis_store::encode_keywords;
 use portcullis_store::*;
 
 use super::flags::canonical_keywords;

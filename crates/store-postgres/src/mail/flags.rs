@@ -2,7 +2,7 @@
 //! Keywords compare case-insensitively: `mailbox_keywords` is unique on `lower(keyword)`.
 
 use deadpool_postgres::GenericClient;
-use portcullis_store::backend::{decode_keywords, encode_keywords, is_valid_keyword, sort_keywords};
+use portcullis_store::{decode_keywords, encode_keywords, is_valid_keyword, sort_keywords};
 use portcullis_store::*;
 use tokio_postgres::Row;
 

@@ -5,7 +5,7 @@
 //! range `descendant_range` gives, whatever the database's default collation.
 
 use deadpool_postgres::GenericClient;
-use portcullis_store::backend::{descendant_range, is_inbox, parents};
+use portcullis_store::{descendant_range, is_inbox, parents};
 use portcullis_store::*;
 use tokio_postgres::Row;
 

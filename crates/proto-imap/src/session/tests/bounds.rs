@@ -5,12 +5,11 @@
 //! is read at a time.
 
 use super::*;
-use portcullis_store::{DirectoryStore, MailStore};
 
 /// As `env`, without a quota: the messages here are large.
 async fn roomy_env() -> Arc<TestEnv> {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("mail.db"), None).unwrap());
+    let store = portcullis_store_backends::temporary(dir.path(), None).unwrap();
     store.add_domain("example.org").await.unwrap();
     store.add_account("alice@example.org", &PasswordSecrets::hash_only("unused"), Quota::Default).await.unwrap();
     Arc::new(TestEnv { store, facts: Mutex::default(), _dir: dir })

@@ -1,0 +1,96 @@
+//! What the guard keeps in the store: bans and known login addresses that survive a restart,
+//! the change feed a follower node reads bans from, and pruning of old history.
+
+#[macro_use]
+mod common;
+
+use common::*;
+use portcullis_store::*;
+
+conformance!(bans_and_known_logins_persist);
+async fn bans_and_known_logins_persist(db: TestDb) {
+    {
+        let store = open(&db, None).await;
+        store.add_domain("example.org").await.unwrap();
+        let alice =
+            store.add_account("alice@example.org", &PasswordSecrets::hash_only("h"), Quota::Default).await.unwrap();
+        let ban = StoredBan {
+            network: "192.0.2.7/32".into(),
+            until: Some(2_000),
+            reason: "10 failed logins".into(),
+            offence: 1,
+            manual: false,
+            created: 1_000,
+        };
+        store.put_ban(ban.clone()).await.unwrap();
+        store.put_ban(StoredBan { until: None, manual: true, ..ban.clone() }).await.unwrap();
+        store.put_ban(StoredBan { network: "2001:db8::/64".into(), ..ban }).await.unwrap();
+        store.record_login(alice, "198.51.100.4/32", 5_000).await.unwrap();
+        store.record_login(alice, "198.51.100.4/32", 4_000).await.unwrap();
+        store.close();
+    }
+    let store = open(&db, None).await;
+    let bans = store.bans().await.unwrap();
+    assert_eq!(bans.len(), 2);
+    assert_eq!(bans[0].network, "192.0.2.7/32");
+    assert_eq!((bans[0].until, bans[0].manual), (None, true), "the second put replaced the first");
+    assert!(store.login_known("Alice@example.org", "198.51.100.4/32", 5_000).await.unwrap());
+    assert!(!store.login_known("alice@example.org", "198.51.100.4/32", 5_001).await.unwrap(), "older than asked");
+    assert!(!store.login_known("alice@example.org", "198.51.100.5/32", 0).await.unwrap());
+    assert!(!store.login_known("nobody@example.org", "198.51.100.4/32", 0).await.unwrap());
+    assert!(!store.login_known("not an address", "x", 0).await.unwrap());
+    assert!(store.delete_ban("2001:db8::/64").await.unwrap());
+    assert!(!store.delete_ban("2001:db8::/64").await.unwrap());
+    store.prune_guard_history(6_000, 0).await.unwrap();
+    assert!(!store.login_known("alice@example.org", "198.51.100.4/32", 0).await.unwrap());
+    assert_eq!(store.bans().await.unwrap().len(), 1, "a permanent ban is never pruned");
+}
+
+fn ban(network: &str) -> StoredBan {
+    StoredBan { network: network.into(), until: Some(2_000), reason: "r".into(), offence: 1, manual: false, created: 1 }
+}
+
+conformance!(a_follower_reads_only_the_bans_changed_since_its_last_look);
+async fn a_follower_reads_only_the_bans_changed_since_its_last_look(db: TestDb) {
+    let store = open(&db, None).await;
+    let start = store.ban_changes(None).await.unwrap();
+    assert_eq!(start, BanChanges::default());
+    store.put_ban(ban("192.0.2.1/32")).await.unwrap();
+    store.put_ban(ban("192.0.2.2/32")).await.unwrap();
+    let first = store.ban_changes(Some(start.seq)).await.unwrap();
+    assert_eq!(first.bans.iter().map(|b| b.network.as_str()).collect::<Vec<_>>(), ["192.0.2.1/32", "192.0.2.2/32"]);
+    assert!(first.lifted.is_empty());
+    assert_eq!(store.ban_changes(Some(first.seq)).await.unwrap(), BanChanges { seq: first.seq, ..Default::default() });
+
+    // A change and a lift: each seen once, after the number the reader has.
+    store.put_ban(StoredBan { until: None, ..ban("192.0.2.1/32") }).await.unwrap();
+    assert!(store.delete_ban("192.0.2.2/32").await.unwrap());
+    assert!(!store.delete_ban("192.0.2.3/32").await.unwrap(), "no ban, no change");
+    let second = store.ban_changes(Some(first.seq)).await.unwrap();
+    assert_eq!(second.bans.len(), 1);
+    assert_eq!((second.bans[0].network.as_str(), second.bans[0].until), ("192.0.2.1/32", None));
+    assert_eq!(second.lifted, ["192.0.2.2/32"]);
+    assert_eq!(second.seq, first.seq + 2);
+    // Banned again: no longer lifted.
+    store.put_ban(ban("192.0.2.2/32")).await.unwrap();
+    let third = store.ban_changes(Some(second.seq)).await.unwrap();
+    assert_eq!((third.bans.len(), third.lifted.len()), (1, 0));
+    assert!(store.ban_changes(Some(first.seq)).await.unwrap().lifted.is_empty());
+    // Everything, for a server starting.
+    assert_eq!(store.ban_changes(None).await.unwrap().bans.len(), 2);
+}
+
+conformance!(known_sources_are_every_account_s_recent_login_addresses);
+async fn known_sources_are_every_account_s_recent_login_addresses(db: TestDb) {
+    let store = open(&db, None).await;
+    store.add_domain("example.org").await.unwrap();
+    let alice = store.add_account("alice@example.org", &PasswordSecrets::hash_only("h"), Quota::Default).await.unwrap();
+    let bob = store.add_account("bob@example.org", &PasswordSecrets::hash_only("h"), Quota::Default).await.unwrap();
+    store.record_login(alice, "198.51.100.4/32", 5_000).await.unwrap();
+    store.record_login(bob, "198.51.100.4/32", 6_000).await.unwrap();
+    store.record_login(bob, "2001:db8:1:2::/64", 1_000).await.unwrap();
+    let mut known = store.known_sources(2_000).await.unwrap();
+    known.sort();
+    assert_eq!(known, [("198.51.100.4/32".to_string(), 6_000)]);
+    assert_eq!(store.known_sources(0).await.unwrap().len(), 2);
+}

@@ -17,7 +17,6 @@ mod directory;
 mod dkim;
 mod guard;
 mod mail;
-mod mail_in_tx;
 mod queue;
 pub mod schema;
 pub mod tls;

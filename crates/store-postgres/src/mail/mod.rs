@@ -20,8 +20,8 @@
 //! node's sessions right after the commit.
 //!
 //! Reads that return several things (SELECT, STATUS, changes since a MODSEQ) run in one
-//! REPEATABLE READ snapshot. No index cache yet: SELECT reads the mailbox's message rows each
-//! time (SQLite keeps recently selected lists in memory, `sqlite/index_cache.rs`).
+//! REPEATABLE READ snapshot. SELECT keeps recently selected lists in memory as SQLite's
+//! backend does (`portcullis_store::index_cache`), brought forward from the database's MODSEQs.
 
 mod changes;
 mod content;
@@ -193,7 +193,7 @@ impl MailStore for PgStore {
         let Ok(name) = normalize_mailbox_name(name) else { return Ok(None) };
         let mut client = self.client().await?;
         let tx = Self::snapshot(&mut client).await?;
-        changes::select(&tx, account, &name).await
+        changes::select(&tx, &self.index, account, &name).await
     }
 
     async fn message_records(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>, StoreError> {

@@ -32,6 +32,10 @@ mod locks;
 mod mailboxes;
 mod quota;
 
+// What account management (`directory`) shares with the mail store.
+pub(crate) use mailboxes::next_uidvalidity;
+pub(crate) use quota::effective_quota;
+
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use portcullis_store::*;

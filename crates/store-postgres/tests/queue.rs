@@ -3,7 +3,7 @@
 //! holding claims (its handle dropped without releasing them, as after SIGKILL) has them
 //! picked up by the other once the lease ends; a submission's local copy is stored with its
 //! queued message or not at all. What both backends must do alike is the conformance suite's
-//! (crates/store/tests), run against PostgreSQL at merge; here only what PostgreSQL changes.
+//! (crates/store-backends/tests, on PostgreSQL too); here only what several nodes change.
 
 mod common;
 mod seed;

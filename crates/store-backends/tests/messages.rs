@@ -261,3 +261,60 @@ async fn a_mailbox_out_of_uids_refuses_more(db: TestDb) {
     assert!(store.copy_messages(inbox, &[u32::MAX], inbox).await.is_err());
     assert_eq!(uids(&message_index(&store, inbox).await), vec![u32::MAX]);
 }
+
+conformance!(a_large_body_is_read_in_pieces);
+async fn a_large_body_is_read_in_pieces(db: TestDb) {
+    let store = open(&db, None).await;
+    let a = account(&store, "a@example.org").await;
+    let inbox = mailbox(&store, a, "INBOX").await;
+    let mut raw = b"Subject: big\r\n\r\n".to_vec();
+    raw.extend((0..6_000_000u32).map(|i| b'a' + (i % 26) as u8));
+    let uid = store.append(inbox.id, raw.clone(), Flags::default(), 0).await.unwrap();
+    let mut read = Vec::new();
+    let piece = 1 << 20;
+    loop {
+        let got = store.message_bytes(inbox.id, uid, read.len() as u64, piece).await.unwrap().unwrap();
+        if got.is_empty() {
+            break;
+        }
+        assert!(got.len() <= piece);
+        read.extend(got);
+    }
+    assert!(read == raw, "the pieces make up the message");
+    assert_eq!(store.message_headers(inbox.id, &[uid]).await.unwrap()[0].1, b"Subject: big\r\n\r\n");
+    assert_eq!(
+        store.message_bytes(inbox.id, uid, raw.len() as u64 - 2, 10).await.unwrap().unwrap(),
+        raw[raw.len() - 2..]
+    );
+}
+
+conformance!(delivery_stores_one_body_and_quota_refuses_everyone_or_no_one);
+async fn delivery_stores_one_body_and_quota_refuses_everyone_or_no_one(db: TestDb) {
+    let store = open(&db, None).await;
+    let a = account(&store, "a@example.org").await;
+    let b = account(&store, "b@example.org").await;
+    store.set_quota("b@example.org", Quota::Bytes(100)).await.unwrap();
+    let small = message("hi");
+    store.deliver(Delivery { recipients: vec![b, a, b], raw: small.clone(), internal_date: 5 }).await.unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM blobs").await, 1, "one body for both");
+    assert_eq!(count(&db, "SELECT count(*) FROM summaries").await, 1);
+    assert_eq!(count(&db, "SELECT count(*) FROM messages").await, 2, "one copy each, b once");
+
+    let big = vec![b'x'; 200];
+    let refused = store.deliver(Delivery { recipients: vec![a, b], raw: big, internal_date: 6 }).await;
+    assert!(matches!(refused, Err(DeliveryError::QuotaExceeded(ref who)) if who == "b@example.org"), "{refused:?}");
+    assert_eq!(count(&db, "SELECT count(*) FROM messages").await, 2, "nothing for a either");
+    assert_eq!(count(&db, "SELECT count(*) FROM blobs").await, 1);
+    assert_eq!(mailbox(&store, a, "INBOX").await.uidnext, 2, "no UID taken");
+    assert_eq!(store.quota(b).await.unwrap(), (small.len() as u64, Some(100)));
+
+    store.deliver(Delivery { recipients: Vec::new(), raw: message("nobody"), internal_date: 7 }).await.unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM blobs").await, 1, "no body for no recipient");
+
+    // The body goes with its last copy.
+    store.expunge(mailbox(&store, a, "INBOX").await.id, &[1]).await.unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM blobs").await, 1);
+    store.expunge(mailbox(&store, b, "INBOX").await.id, &[1]).await.unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM blobs").await, 0);
+    assert_eq!(store.quota(b).await.unwrap().0, 0);
+}

@@ -12,6 +12,7 @@ use tokio_postgres::GenericClient;
 
 use portcullis_store::*;
 
+use crate::mail::{effective_quota, next_uidvalidity};
 use crate::{now, unique_violation, Db, PgStore};
 
 /// An address as (local part, domain), normalized; an error names what was given.
@@ -35,32 +36,6 @@ fn quota_from_sql(value: Option<i64>) -> Quota {
         Some(n) if n < 0 => Quota::Unlimited,
         Some(n) => Quota::Bytes(n as u64),
     }
-}
-
-/// The allowance in effect: the account's own, or the configured default.
-pub(crate) fn effective_quota(stored: Option<i64>, default_quota: Option<u64>) -> Option<u64> {
-    match quota_from_sql(stored) {
-        Quota::Default => default_quota,
-        Quota::Unlimited => None,
-        Quota::Bytes(n) => Some(n),
-    }
-}
-
-/// A fresh UIDVALIDITY: the current time, but always larger than any handed out before (RFC
-/// 9051 §2.3.1.1), so that a mailbox deleted and re-created within a second still gets a new
-/// one. The counter's row stays locked until the caller's transaction ends: nodes creating
-/// mailboxes at once take turns and never hand out the same value.
-pub(crate) async fn next_uidvalidity(client: &impl GenericClient) -> Result<u32, StoreError> {
-    let row = client
-        .query_one(
-            "UPDATE meta SET value = CASE WHEN greatest($1, value + 1) & 4294967295 = 0 THEN 1
-                                          ELSE greatest($1, value + 1) & 4294967295 END
-              WHERE key = 'uidvalidity' RETURNING value",
-            &[&now()],
-        )
-        .await
-        .db()?;
-    Ok(row.get::<_, i64>(0) as u32)
 }
 
 /// The id of the account `local@domain`, if there is one.
@@ -252,7 +227,7 @@ impl DirectoryStore for PgStore {
             })?
             .get(0);
         for (name, special_use) in DEFAULT_MAILBOXES {
-            let uidvalidity = next_uidvalidity(&*tx).await? as i64;
+            let uidvalidity = i64::from(next_uidvalidity(&tx).await?);
             tx.execute(
                 "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity) VALUES ($1, $2, $3, $4)",
                 &[&account, name, special_use, &uidvalidity],

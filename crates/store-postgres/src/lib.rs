@@ -17,7 +17,6 @@ mod directory;
 mod dkim;
 mod guard;
 mod mail;
-mod mail_in_tx;
 mod queue;
 pub mod schema;
 pub mod tls;
@@ -47,6 +46,8 @@ pub struct PgStore {
     /// Mailboxes (and subscriptions) one account may have; `None`: no limit (see
     /// `PgStore::with_max_mailboxes` in `mail`).
     max_mailboxes: Option<usize>,
+    /// The message lists of recently selected mailboxes (see `mail::changes::select`).
+    index: portcullis_store::index_cache::IndexCache,
 }
 
 impl PgStore {
@@ -77,7 +78,7 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot set up the database pool: {e}")))?;
-        Ok(PgStore { pool, default_quota, max_mailboxes: None, coordination })
+        Ok(PgStore { pool, default_quota, max_mailboxes: None, coordination, index: Default::default() })
     }
 
     /// A pooled connection; back to the pool when dropped.

@@ -9,7 +9,8 @@
 //! node: nothing else has to notice the death.
 //!
 //! Writes with local copies (`enqueue`'s local recipients, `record_attempt`'s notice) are one
-//! transaction with them (see `mail_in_tx`), durable when COMMIT returns.
+//! transaction with them (`mail::deliver::deliver` inside the queue's transaction), durable when
+//! COMMIT returns, and announced like every other mailbox change.
 
 use std::collections::HashMap;
 
@@ -21,7 +22,7 @@ use portcullis_store::{
 };
 use tokio_postgres::{IsolationLevel, Row};
 
-use crate::mail_in_tx::{deliver_in, prepare};
+use crate::mail::deliver::{deliver, summarize};
 use crate::{Db, PgStore};
 
 const MESSAGE_COLUMNS: &str = "q.id, q.sender, q.ret, q.envid, q.smtputf8, q.eight_bit, \
@@ -142,7 +143,11 @@ impl PgStore {
         local: Option<Delivery>,
         write: impl AsyncFnOnce(&Transaction<'_>) -> Result<Option<T>, DeliveryError>,
     ) -> Result<Option<T>, DeliveryError> {
-        let local = prepare(local).await?;
+        // Summarized before the transaction: parsing a large message must not hold row locks.
+        let local = match local {
+            Some(d) => Some((d.recipients, summarize(d.raw).await?, d.internal_date)),
+            None => None,
+        };
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let Some(out) = write(&tx).await? else {
@@ -150,10 +155,13 @@ impl PgStore {
             tx.rollback().await.db()?;
             return Ok(None);
         };
-        if let Some(local) = &local {
-            deliver_in(&tx, local, self.default_quota()).await?;
-        }
-        tx.commit().await.db()?;
+        let changes = match local {
+            Some((recipients, (raw, summary), date)) => {
+                deliver(&tx, recipients, &raw, &summary, date, self.default_quota()).await?
+            }
+            None => Vec::new(),
+        };
+        self.coordination.commit_announcing(tx, &changes).await?;
         Ok(Some(out))
     }
 }

@@ -10,7 +10,8 @@
 //! tables with the same meaning, BIGINT ids from identity columns (a sequence never hands out
 //! an id twice, which SQLite needed the `last_id.*` counters in `meta` for), BYTEA bodies
 //! stored once in `blobs` and shared by every copy, BOOLEAN where SQLite kept 0/1, the same
-//! indexes and the same triggers. Two tables more hold what one SQLite process kept in memory
+//! indexes and triggers that do the same (quota usage counted once per statement rather than
+//! per row, see `messages_count_in`). Two tables more hold what one SQLite process kept in memory
 //! and several nodes must share: IMAP session slots and POP3 maildrop locks.
 
 use tokio_postgres::Client;
@@ -115,30 +116,48 @@ const MIGRATION_1: &str = r#"
     -- Quota usage and body lifetime follow the messages whatever removes them (expunge,
     -- mailbox or account deletion), so no code path can forget either. AFTER ROW triggers run
     -- at the end of their statement, so "no copy left" sees every row the statement removed.
+    -- Usage is counted once per statement, per account, from the transition table: one
+    -- UPDATE of an account row per inserted message would grow that row's version chain with
+    -- every copy of a large COPY (tens of thousands of updates of one row in one transaction,
+    -- each walking the chain: minutes).
     CREATE FUNCTION messages_count_in() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        UPDATE accounts SET used_bytes = used_bytes + NEW.size
-         WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+        UPDATE accounts a SET used_bytes = a.used_bytes + n.bytes
+          FROM (SELECT b.account_id, sum(m.size) AS bytes
+                  FROM added m JOIN mailboxes b ON b.id = m.mailbox_id
+                 GROUP BY b.account_id) n
+         WHERE a.id = n.account_id;
         RETURN NULL;
     END $$;
     CREATE TRIGGER messages_count_in AFTER INSERT ON messages
-        FOR EACH ROW EXECUTE FUNCTION messages_count_in();
+        REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION messages_count_in();
     -- The body's row is locked before "is this the last copy?" is asked: two transactions
     -- removing its last two copies at once (two nodes expunging one delivery's copies) would
     -- each still see the other's copy and neither remove the body. Locked, the second waits
     -- for the first to commit and then, in a statement of its own (a fresh snapshot in READ
     -- COMMITTED), sees that no copy is left.
-    CREATE FUNCTION messages_count_out() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE FUNCTION messages_release_body() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        UPDATE accounts SET used_bytes = used_bytes - OLD.size
-         WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
         PERFORM 1 FROM blobs WHERE id = OLD.blob_id FOR UPDATE;
         DELETE FROM blobs WHERE id = OLD.blob_id
            AND NOT EXISTS (SELECT 1 FROM messages WHERE blob_id = OLD.blob_id);
         RETURN NULL;
     END $$;
+    CREATE TRIGGER messages_release_body AFTER DELETE ON messages
+        FOR EACH ROW EXECUTE FUNCTION messages_release_body();
+    -- Usage once per statement, as for inserts; the account is found through the mailbox
+    -- row, as the row-level trigger before did.
+    CREATE FUNCTION messages_count_out() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE accounts a SET used_bytes = a.used_bytes - n.bytes
+          FROM (SELECT b.account_id, sum(m.size) AS bytes
+                  FROM removed m JOIN mailboxes b ON b.id = m.mailbox_id
+                 GROUP BY b.account_id) n
+         WHERE a.id = n.account_id;
+        RETURN NULL;
+    END $$;
     CREATE TRIGGER messages_count_out AFTER DELETE ON messages
-        FOR EACH ROW EXECUTE FUNCTION messages_count_out();
+        REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION messages_count_out();
 
     -- Per-content summaries (portcullis_mime::summarize), computed once when a body is stored
     -- and shared by its copies; removed with their body.

@@ -13,13 +13,6 @@ use portcullis_store::*;
 use portcullis_store_postgres::PgStore;
 use tokio::sync::broadcast::error::TryRecvError;
 
-async fn two_nodes() -> Option<(String, PgStore, PgStore)> {
-    let url = common::fresh_url()?;
-    let a = PgStore::connect(&url, None).await.unwrap();
-    let b = PgStore::connect(&url, None).await.unwrap();
-    Some((url, a, b))
-}
-
 /// Delivers a message to `account` through `store` (a local copy of a queued submission: the
 /// queue's write path announces like every mail write).
 async fn deliver(store: &PgStore, account: AccountId, subject: &str) {
@@ -53,7 +46,7 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, m
 
 #[tokio::test]
 async fn a_change_committed_on_one_node_reaches_the_others_watchers_within_a_second() {
-    let Some((url, a, b)) = two_nodes().await else { return };
+    let Some((url, a, b)) = common::two_nodes().await else { return };
     let db = seed::connect(&url).await;
     let alice = seed::account(&db, "alice@example.org", None).await;
     let other = seed::account(&db, "other@example.org", None).await;
@@ -93,7 +86,7 @@ async fn a_change_committed_on_one_node_reaches_the_others_watchers_within_a_sec
 
 #[tokio::test]
 async fn after_the_listen_connection_drops_every_watched_mailbox_is_announced_again() {
-    let Some((url, a, b)) = two_nodes().await else { return };
+    let Some((url, a, b)) = common::two_nodes().await else { return };
     let db = seed::connect(&url).await;
     let alice = seed::account(&db, "alice@example.org", None).await;
     let mut on_b = b.watch(alice);
@@ -133,7 +126,7 @@ async fn after_the_listen_connection_drops_every_watched_mailbox_is_announced_ag
 
 #[tokio::test]
 async fn session_slots_are_counted_across_nodes_and_a_dead_nodes_expire() {
-    let Some((url, a, b)) = two_nodes().await else { return };
+    let Some((url, a, b)) = common::two_nodes().await else { return };
     let db = seed::connect(&url).await;
     let alice = seed::account(&db, "alice@example.org", None).await;
     let bob = seed::account(&db, "bob@example.org", None).await;
@@ -168,7 +161,7 @@ async fn session_slots_are_counted_across_nodes_and_a_dead_nodes_expire() {
 
 #[tokio::test]
 async fn a_maildrop_locked_on_one_node_is_refused_on_the_other_until_the_lock_drops() {
-    let Some((url, a, b)) = two_nodes().await else { return };
+    let Some((url, a, b)) = common::two_nodes().await else { return };
     let db = seed::connect(&url).await;
     let alice = seed::account(&db, "alice@example.org", None).await;
     let bob = seed::account(&db, "bob@example.org", None).await;
@@ -204,7 +197,7 @@ async fn a_maildrop_locked_on_one_node_is_refused_on_the_other_until_the_lock_dr
 
 #[tokio::test]
 async fn the_heartbeat_renews_a_live_nodes_slots_and_locks_and_nothing_else() {
-    let Some((url, a, _b)) = two_nodes().await else { return };
+    let Some((url, a, _b)) = common::two_nodes().await else { return };
     let db = seed::connect(&url).await;
     let alice = seed::account(&db, "alice@example.org", None).await;
     let _slot = a.acquire_session(alice, 5).await.unwrap().unwrap();

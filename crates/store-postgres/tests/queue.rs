@@ -3,7 +3,7 @@
 //! holding claims (its handle dropped without releasing them, as after SIGKILL) has them
 //! picked up by the other once the lease ends; a submission's local copy is stored with its
 //! queued message or not at all. What both backends must do alike is the conformance suite's
-//! (crates/store/tests), run against PostgreSQL at merge; here only what PostgreSQL changes.
+//! (crates/store-backends/tests, on PostgreSQL too); here only what several nodes change.
 
 mod common;
 mod seed;
@@ -34,17 +34,9 @@ fn holder(node: &str, run: &str) -> LeaseHolder {
     LeaseHolder { node: node.into(), run: run.into() }
 }
 
-/// Two nodes on one fresh database; `None` without PostgreSQL.
-async fn two_nodes() -> Option<(String, PgStore, PgStore)> {
-    let url = common::fresh_url()?;
-    let a = PgStore::connect(&url, None).await.unwrap();
-    let b = PgStore::connect(&url, None).await.unwrap();
-    Some((url, a, b))
-}
-
 #[tokio::test]
 async fn two_nodes_claiming_at_once_never_claim_the_same_message() {
-    let Some((_, a, b)) = two_nodes().await else { return };
+    let Some((_, a, b)) = common::two_nodes().await else { return };
     let mut all = HashSet::new();
     for i in 0..300 {
         all.insert(a.enqueue(queued(&["bob@remote.test"], 100 + i % 7), None).await.unwrap());
@@ -91,7 +83,7 @@ async fn two_nodes_claiming_at_once_never_claim_the_same_message() {
 
 #[tokio::test]
 async fn a_dead_nodes_claims_are_picked_up_once_its_lease_ends() {
-    let Some((url, a, b)) = two_nodes().await else { return };
+    let Some((url, a, b)) = common::two_nodes().await else { return };
     let first = a.enqueue(queued(&["bob@remote.test"], 100), None).await.unwrap();
     let second = a.enqueue(queued(&["carol@remote.test"], 101), None).await.unwrap();
     let claimed = a.claim_due(&holder("node-a", "run-1"), 200, 500, 10).await.unwrap();
@@ -126,7 +118,7 @@ async fn a_dead_nodes_claims_are_picked_up_once_its_lease_ends() {
 
 #[tokio::test]
 async fn a_submission_and_its_local_copy_are_stored_together_or_not_at_all() {
-    let Some((url, a, _b)) = two_nodes().await else { return };
+    let Some((url, a, _b)) = common::two_nodes().await else { return };
     let db = seed::connect(&url).await;
     let alice = seed::account(&db, "alice@example.org", None).await;
     let full = seed::account(&db, "full@example.org", Some(10)).await;
@@ -168,7 +160,7 @@ async fn a_submission_and_its_local_copy_are_stored_together_or_not_at_all() {
 
 #[tokio::test]
 async fn an_attempt_is_recorded_with_its_notice_and_a_removed_message_takes_neither() {
-    let Some((url, a, b)) = two_nodes().await else { return };
+    let Some((url, a, b)) = common::two_nodes().await else { return };
     let db = seed::connect(&url).await;
     let alice = seed::account(&db, "alice@example.org", None).await;
     let id = a.enqueue(queued(&["bob@remote.test", "carol@other.test"], 100), None).await.unwrap();

@@ -1,185 +1,37 @@
-//! The message lists of recently selected mailboxes, kept in memory and shared with the
-//! sessions that select them (see [`crate::index`]), so that SELECT does not read every
-//! message row.
-//!
-//! Freshness: a list is kept with the mailbox's (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ) as of
-//! when it was read. Every write that adds, changes or removes messages allocates a new MODSEQ
-//! in that mailbox (see `messages.rs`), whichever process makes it (the server or the admin
-//! CLI on the same file), and every removal is recorded in `expunged` with it. So each use
-//! reads the mailbox row, in the same read transaction as everything it returns, and:
-//! - the same three values: the list is current;
-//! - the same UIDVALIDITY and a higher HIGHESTMODSEQ: the list is brought forward with the
-//!   messages changed and the UIDs expunged since, which the `(mailbox_id, modseq)` indexes
-//!   find without reading the rest (O(changes));
-//! - anything else (a new UIDVALIDITY, a lower MODSEQ after a restore from backup): the list
-//!   is read again in full.
-//!
-//! Memory: about 13 bytes per message (1.3 MB for 100,000), shared with every session that
-//! has the mailbox selected. Lists not used for [`IDLE_FOR`] and no longer shared with a
-//! session are dropped, and the least recently used go first when the lists together hold
-//! more than [`MAX_MESSAGES`] messages.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! SELECT's message list on SQLite through the backend-free cache of recently selected
+//! mailboxes (`portcullis_store::index_cache`, which says when a kept list is current, can be
+//! brought forward with the changes since its MODSEQ, or must be read again): here, only the
+//! reads that need SQLite.
 
 use rusqlite::Connection;
 
 use super::messages;
+use portcullis_store::index_cache::{bring_forward, IndexCache, Lookup, Source};
 use portcullis_store::{Mailbox, MailboxId, MessageList, StoreError};
 
-/// Lists unused for this long, and not shared with a session, are dropped.
-const IDLE_FOR: Duration = Duration::from_secs(300);
-/// How often idle lists are looked for.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
-/// Messages kept in all lists together (about 13 bytes each): beyond, the least recently used
-/// lists go, shared or not.
-const MAX_MESSAGES: usize = 4_000_000;
-
-struct Entry {
-    uidvalidity: u32,
-    uidnext: u32,
-    highestmodseq: u64,
-    messages: MessageList,
-    used: Instant,
-}
-
-struct Entries {
-    map: HashMap<MailboxId, Entry>,
-    /// Messages in all lists.
-    total: usize,
-    swept: Instant,
-}
-
-pub(crate) struct IndexCache {
-    entries: Mutex<Entries>,
-}
-
-/// How a list was obtained (for tests and for the record).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Source {
-    Cached,
-    BroughtForward,
-    Loaded,
-}
-
-impl Default for IndexCache {
-    fn default() -> Self {
-        IndexCache { entries: Mutex::new(Entries { map: HashMap::new(), total: 0, swept: Instant::now() }) }
-    }
-}
-
-impl IndexCache {
-    /// The messages of `mailbox`, whose row `conn` has just read inside the transaction it is
-    /// in: the list matches that row.
-    pub(crate) fn messages(&self, conn: &Connection, mailbox: &Mailbox) -> Result<(MessageList, Source), StoreError> {
-        let now = Instant::now();
-        let cached = {
-            let mut entries = self.lock();
-            entries.sweep(now);
-            entries.map.get_mut(&mailbox.id).map(|e| {
-                e.used = now;
-                (e.uidvalidity, e.uidnext, e.highestmodseq, e.messages.clone())
-            })
-        };
-        let (list, source) = match cached {
-            Some((uidvalidity, uidnext, modseq, list))
-                if uidvalidity == mailbox.uidvalidity
-                    && uidnext == mailbox.uidnext
-                    && modseq == mailbox.highestmodseq =>
-            {
-                return Ok((list, Source::Cached));
+/// The messages of `mailbox`, whose row `conn` has just read inside the transaction it is in:
+/// the list matches that row.
+pub(crate) fn messages(
+    cache: &IndexCache,
+    conn: &Connection,
+    mailbox: &Mailbox,
+) -> Result<(MessageList, Source), StoreError> {
+    let (list, source) = match cache.lookup(mailbox) {
+        Lookup::Current(list) => return Ok((list, Source::Cached)),
+        Lookup::Behind { list, since } => {
+            match bring_forward(list, messages::changes_since_in(conn, mailbox.id, since)?, mailbox) {
+                Some(list) => (list, Source::BroughtForward),
+                None => (load(conn, mailbox.id)?, Source::Loaded),
             }
-            Some((uidvalidity, uidnext, modseq, mut list))
-                if uidvalidity == mailbox.uidvalidity
-                    && uidnext <= mailbox.uidnext
-                    && modseq < mailbox.highestmodseq =>
-            {
-                let changes = messages::changes_since_in(conn, mailbox.id, modseq)?;
-                if changes.highestmodseq == mailbox.highestmodseq {
-                    for message in &changes.changed {
-                        list.upsert(message);
-                    }
-                    let mut expunged = changes.expunged;
-                    expunged.dedup();
-                    list.remove_uids(&expunged);
-                    (list, Source::BroughtForward)
-                } else {
-                    (load(conn, mailbox.id)?, Source::Loaded)
-                }
-            }
-            _ => (load(conn, mailbox.id)?, Source::Loaded),
-        };
-        self.lock().put(mailbox, list.clone(), now);
-        Ok((list, source))
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// (lists, messages in them), for tests.
-    #[cfg(test)]
-    pub(crate) fn size(&self) -> (usize, usize) {
-        let entries = self.lock();
-        (entries.map.len(), entries.total)
-    }
+        }
+        Lookup::Missing => (load(conn, mailbox.id)?, Source::Loaded),
+    };
+    cache.put(mailbox, list.clone());
+    Ok((list, source))
 }
 
 fn load(conn: &Connection, mailbox: MailboxId) -> Result<MessageList, StoreError> {
     Ok(MessageList::from_messages(messages::message_index(conn, mailbox)?))
-}
-
-impl Entries {
-    /// Keeps `messages` as the list of `mailbox` unless a newer one is already kept (another
-    /// session may have read a later state meanwhile).
-    fn put(&mut self, mailbox: &Mailbox, messages: MessageList, now: Instant) {
-        if let Some(old) = self.map.get(&mailbox.id) {
-            if old.uidvalidity == mailbox.uidvalidity && old.highestmodseq > mailbox.highestmodseq {
-                return;
-            }
-        }
-        self.total += messages.len();
-        let entry = Entry {
-            uidvalidity: mailbox.uidvalidity,
-            uidnext: mailbox.uidnext,
-            highestmodseq: mailbox.highestmodseq,
-            messages,
-            used: now,
-        };
-        if let Some(old) = self.map.insert(mailbox.id, entry) {
-            self.total -= old.messages.len();
-        }
-        while self.total > MAX_MESSAGES && self.map.len() > 1 {
-            let Some((&oldest, _)) = self.map.iter().filter(|(&id, _)| id != mailbox.id).min_by_key(|(_, e)| e.used)
-            else {
-                break;
-            };
-            self.remove(oldest);
-        }
-    }
-
-    fn remove(&mut self, mailbox: MailboxId) {
-        if let Some(old) = self.map.remove(&mailbox) {
-            self.total -= old.messages.len();
-        }
-    }
-
-    fn sweep(&mut self, now: Instant) {
-        if now.duration_since(self.swept) < SWEEP_EVERY {
-            return;
-        }
-        self.swept = now;
-        let idle: Vec<MailboxId> = self
-            .map
-            .iter()
-            .filter(|(_, e)| now.duration_since(e.used) >= IDLE_FOR && !e.messages.is_shared())
-            .map(|(&id, _)| id)
-            .collect();
-        for id in idle {
-            self.remove(id);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -240,9 +92,9 @@ mod tests {
         for _ in 0..3000 {
             add(&conn, 0);
         }
-        let (list, source) = cache.messages(&conn, &row(&conn)).unwrap();
+        let (list, source) = messages(&cache, &conn, &row(&conn)).unwrap();
         assert_eq!((source, list.len()), (Source::Loaded, 3000));
-        let (again, source) = cache.messages(&conn, &row(&conn)).unwrap();
+        let (again, source) = messages(&cache, &conn, &row(&conn)).unwrap();
         assert_eq!(source, Source::Cached);
         assert_eq!(again, list);
 
@@ -262,11 +114,11 @@ mod tests {
         )
         .unwrap();
         tx.commit().unwrap();
-        let (list, source) = cache.messages(&conn, &row(&conn)).unwrap();
+        let (list, source) = messages(&cache, &conn, &row(&conn)).unwrap();
         assert_eq!(source, Source::BroughtForward);
         assert_eq!(as_vec(&list), fresh(&conn));
         assert_eq!(list.len(), 2998);
-        assert_eq!(cache.messages(&conn, &row(&conn)).unwrap().1, Source::Cached);
+        assert_eq!(messages(&cache, &conn, &row(&conn)).unwrap().1, Source::Cached);
         // The list handed out earlier is what it was.
         assert_eq!(again.len(), 3000);
 
@@ -278,51 +130,8 @@ mod tests {
         )
         .unwrap();
         add(&conn, 0);
-        let (list, source) = cache.messages(&conn, &row(&conn)).unwrap();
+        let (list, source) = messages(&cache, &conn, &row(&conn)).unwrap();
         assert_eq!((source, as_vec(&list)), (Source::Loaded, fresh(&conn)));
         assert_eq!(cache.size(), (1, 1));
-    }
-
-    #[test]
-    fn idle_lists_are_dropped_and_the_total_is_bounded() {
-        let conn = db();
-        let cache = IndexCache::default();
-        add(&conn, 0);
-        let (list, _) = cache.messages(&conn, &row(&conn)).unwrap();
-        let later = Instant::now() + IDLE_FOR + SWEEP_EVERY;
-        {
-            let mut entries = cache.lock();
-            entries.sweep(later);
-        }
-        assert_eq!(cache.size(), (1, 1), "kept while a session shares it");
-        drop(list);
-        {
-            let mut entries = cache.lock();
-            entries.swept = later - SWEEP_EVERY;
-            entries.sweep(later);
-        }
-        assert_eq!(cache.size(), (0, 0));
-
-        let big = MessageList::from_messages((1..=(MAX_MESSAGES as u32 / 2 + 1)).map(|uid| MessageIndex {
-            uid,
-            flags: Flags::default(),
-            modseq: 1,
-        }));
-        let mut entries = cache.lock();
-        for id in 1..=3 {
-            let mailbox = Mailbox {
-                id,
-                name: String::new(),
-                special_use: None,
-                uidvalidity: 1,
-                uidnext: 1,
-                highestmodseq: 1,
-                recent_from: 1,
-            };
-            entries.put(&mailbox, big.clone(), Instant::now());
-        }
-        assert_eq!(entries.map.len(), 1);
-        assert!(entries.map.contains_key(&3));
-        assert_eq!(entries.total, big.len());
     }
 }

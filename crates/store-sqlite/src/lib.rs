@@ -82,7 +82,7 @@ pub struct SqliteStore {
     sessions: Arc<Mutex<HashMap<i64, usize>>>,
     watchers: Arc<Watchers>,
     /// Message lists of recently selected mailboxes (SELECT's fast path).
-    index: Arc<index_cache::IndexCache>,
+    index: Arc<portcullis_store::index_cache::IndexCache>,
 }
 
 fn open_connection(path: &Path, create: bool) -> Result<Connection, StoreError> {
@@ -132,7 +132,7 @@ impl SqliteStore {
             maildrops: Arc::new(Mutex::new(HashSet::new())),
             sessions: Arc::new(Mutex::new(HashMap::new())),
             watchers: Arc::new(Watchers::default()),
-            index: Arc::new(index_cache::IndexCache::default()),
+            index: Arc::new(portcullis_store::index_cache::IndexCache::default()),
         })
     }
 

@@ -12,7 +12,7 @@ use super::accounts::{self, split};
 use super::guard;
 use super::messages::UidSet;
 use super::secrets;
-use super::{keywords, mailboxes, messages, SqliteStore};
+use super::{index_cache, keywords, mailboxes, messages, SqliteStore};
 use crate::Db;
 use portcullis_store::normalize_domain;
 use portcullis_store::*;
@@ -382,7 +382,7 @@ impl MailStore for SqliteStore {
             let tx = conn.unchecked_transaction().db()?;
             let Some(mailbox) = mailboxes::find(&tx, account, &name)? else { return Ok(None) };
             let keywords = keywords::mailbox_keywords(&tx, mailbox.id)?;
-            let (messages, _) = index.messages(&tx, &mailbox)?;
+            let (messages, _) = index_cache::messages(&index, &tx, &mailbox)?;
             Ok(Some(SelectedMailbox { mailbox, keywords, messages }))
         })
         .await

@@ -1,7 +1,7 @@
 //! A mailbox's messages in compact form: UIDs, MODSEQs and system flags in flat arrays, the
 //! (usually few) keywords apart, cut into chunks shared by reference count.
 //!
-//! The store keeps one [`MessageList`] per recently selected mailbox (see `portcullis_store_sqlite`'s `index_cache`) and
+//! The store keeps one [`MessageList`] per recently selected mailbox (see [`crate::index_cache`]) and
 //! hands each SELECT a clone of it. A clone copies one pointer per chunk of [`CHUNK`] messages,
 //! not the messages, so SELECT of a 100,000-message mailbox copies about a hundred pointers.
 //! Whoever changes a list (a session applying STORE results or others' changes, the store

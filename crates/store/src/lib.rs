@@ -17,6 +17,7 @@ mod dkim;
 mod flags;
 mod guard;
 mod index;
+pub mod index_cache;
 mod mail;
 mod names;
 mod queue;

@@ -1,7 +1,10 @@
 //! Mailbox changes from every node (docs/architecture.md §6.3): each writing transaction sends
-//! `pg_notify('portcullis_mailbox', '{account} {mailbox} {modseq}')`, PostgreSQL delivers it at
-//! commit to every session that LISTENs, and each node's one LISTEN connection feeds what it
-//! hears into the in-process hub (`Watchers`) its IMAP sessions subscribe to.
+//! `pg_notify('portcullis_mailbox', '{account} {mailbox} {modseq} {node}')` (the one definition
+//! of the channel and its payload is here), PostgreSQL delivers it at commit to every session
+//! that LISTENs, and each node's one LISTEN connection feeds what it hears from the *other*
+//! nodes into the in-process hub (`Watchers`) its IMAP sessions subscribe to. A node announces
+//! its own changes itself, right after its commit returns and before its caller is answered
+//! (as SQLite's backend does), so its own notifications, heard later, are dropped.
 //!
 //! The connection is the node's own, outside the pool, kept for the store's life. If it drops
 //! (the server restarted, a network cut, a failover), notifications sent meanwhile are lost
@@ -30,25 +33,29 @@ const PING_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(10);
 
-/// The NOTIFY payload of a change.
-pub(crate) fn payload(change: &MailboxChange) -> String {
-    format!("{} {} {}", change.account, change.mailbox, change.modseq)
+/// The NOTIFY payload of a change made by `node` (a node id has no spaces: see `node_id`).
+pub(crate) fn payload(change: &MailboxChange, node: &str) -> String {
+    format!("{} {} {} {node}", change.account, change.mailbox, change.modseq)
 }
 
-/// A payload back into a change; `None` for anything else (anyone with access to the
-/// database may NOTIFY on the channel: a malformed payload is dropped, not trusted).
-pub(crate) fn parse_payload(text: &str) -> Option<MailboxChange> {
+/// A payload back into a change and the node that made it; `None` for anything else (anyone
+/// with access to the database may NOTIFY on the channel: a malformed payload is dropped, not
+/// trusted).
+pub(crate) fn parse_payload(text: &str) -> Option<(MailboxChange, &str)> {
     let mut parts = text.split(' ');
     let change = MailboxChange {
         account: parts.next()?.parse().ok()?,
         mailbox: parts.next()?.parse().ok()?,
         modseq: parts.next()?.parse().ok()?,
     };
-    parts.next().is_none().then_some(change)
+    let node = parts.next().filter(|n| !n.is_empty())?;
+    parts.next().is_none().then_some((change, node))
 }
 
 /// What keeps a node's LISTEN connection.
 pub(crate) struct Listener {
+    /// This node's id: its own notifications are not announced again.
+    node: String,
     config: tokio_postgres::Config,
     tls: RustlsConnector,
     watchers: Arc<Watchers>,
@@ -71,6 +78,7 @@ impl Drop for Listening {
 
 impl Listener {
     pub(crate) fn new(
+        node: String,
         mut config: tokio_postgres::Config,
         tls: RustlsConnector,
         watchers: Arc<Watchers>,
@@ -78,20 +86,22 @@ impl Listener {
     ) -> Listener {
         // Named apart from the pool's connections in pg_stat_activity.
         config.application_name("portcullis-listen");
-        Listener { config, tls, watchers, pool }
+        Listener { node, config, tls, watchers, pool }
     }
 
     /// Opens the connection and LISTENs.
     pub(crate) async fn connect(&self) -> Result<Listening, StoreError> {
         let (client, mut connection) = self.config.connect(self.tls.clone()).await.db()?;
         let watchers = self.watchers.clone();
+        let node = self.node.clone();
         // Reading the connection also drives the client's queries (LISTEN, the pings).
         let reader = tokio::spawn(async move {
             while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 if let AsyncMessage::Notification(n) = message {
                     if n.channel() == CHANNEL {
-                        if let Some(change) = parse_payload(n.payload()) {
-                            watchers.announce(&[change]);
+                        match parse_payload(n.payload()) {
+                            Some((change, from)) if from != node => watchers.announce(&[change]),
+                            _ => {}
                         }
                     }
                 }
@@ -166,9 +176,21 @@ mod tests {
     #[test]
     fn payloads_round_trip_and_anything_else_is_dropped() {
         let change = MailboxChange { account: 7, mailbox: 42, modseq: 1 << 40 };
-        assert_eq!(payload(&change), "7 42 1099511627776");
-        assert_eq!(parse_payload(&payload(&change)), Some(change));
-        for bad in ["", "7", "7 42", "7 42 x", "7 42 1 9", "7  42 1", " 7 42 1", "7 42 -1", "a b c"] {
+        assert_eq!(payload(&change, "mx1:12:3"), "7 42 1099511627776 mx1:12:3");
+        assert_eq!(parse_payload(&payload(&change, "mx1:12:3")), Some((change, "mx1:12:3")));
+        for bad in [
+            "",
+            "7",
+            "7 42",
+            "7 42 1",
+            "7 42 1 ",
+            "7 42 x n",
+            "7 42 1 n 9",
+            "7  42 1 n",
+            " 7 42 1 n",
+            "7 42 -1 n",
+            "a b c n",
+        ] {
             assert_eq!(parse_payload(bad), None, "{bad:?}");
         }
     }

@@ -24,8 +24,6 @@ use tokio::task::JoinHandle;
 use crate::tls::RustlsConnector;
 use crate::{Db, PgStore};
 
-pub(crate) use listen::CHANNEL;
-
 /// One node's coordination state, owned by its [`PgStore`].
 pub(crate) struct Coordinator {
     node: String,
@@ -55,8 +53,13 @@ impl Coordinator {
     /// Opens the LISTEN connection (so that a change committed once this returns is never
     /// missed) and starts the tasks that keep it and the heartbeat going.
     pub(crate) async fn start(&self, pool: &Pool) -> Result<(), StoreError> {
-        let listener =
-            listen::Listener::new(self.config.clone(), self.tls.clone(), self.watchers.clone(), pool.clone());
+        let listener = listen::Listener::new(
+            self.node.clone(),
+            self.config.clone(),
+            self.tls.clone(),
+            self.watchers.clone(),
+            pool.clone(),
+        );
         let first = listener.connect().await?;
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.push(tokio::spawn(listener.run(first)));
@@ -74,6 +77,33 @@ impl Coordinator {
     /// This node's id, as its slot and lock rows name it.
     pub(crate) fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Queues the announcement of `changes` to the other nodes in `tx` (one round trip for
+    /// all of them): PostgreSQL sends a NOTIFY when its transaction commits, never for one
+    /// rolled back, so no node hears of a change it cannot read yet.
+    pub(crate) async fn notify_in(&self, tx: &Transaction<'_>, changes: &[MailboxChange]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let payloads: Vec<String> = changes.iter().map(|c| listen::payload(c, &self.node)).collect();
+        let notify = tx.prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p").await.db()?;
+        tx.execute(&notify, &[&listen::CHANNEL, &payloads]).await.db()?;
+        Ok(())
+    }
+
+    /// Commits `tx`, whose writes made `changes` (queued with [`Coordinator::notify_in`] here),
+    /// and announces them to this node's sessions before returning: the caller's `Ok` means
+    /// durable, and a session of this node that looks right after hears of it.
+    pub(crate) async fn commit_announcing(
+        &self,
+        tx: Transaction<'_>,
+        changes: &[MailboxChange],
+    ) -> Result<(), StoreError> {
+        self.notify_in(&tx, changes).await?;
+        tx.commit().await.db()?;
+        self.watchers.announce(changes);
+        Ok(())
     }
 }
 
@@ -93,13 +123,6 @@ fn node_id() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "node".into());
     format!("{host}:{}:{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
-/// Announces `change` to every node's watchers when `tx` commits (PostgreSQL sends NOTIFY at
-/// commit, never for a rolled-back transaction): for every write that changes a mailbox.
-pub(crate) async fn notify_change(tx: &Transaction<'_>, change: &MailboxChange) -> Result<(), StoreError> {
-    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &listen::payload(change)]).await.db()?;
-    Ok(())
 }
 
 #[async_trait]

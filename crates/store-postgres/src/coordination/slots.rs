@@ -14,7 +14,9 @@
 //! slots and locks every [`HEARTBEAT`] to [`TTL`] ahead, so a node that dies (SIGKILL, power
 //! cut) stops counting within [`TTL`]. Dropping a slot or lock deletes its row at once when
 //! a runtime is there to run the DELETE, and otherwise leaves it to expire (it is no longer
-//! renewed: the live sets below are what the heartbeat renews).
+//! renewed: the live sets below are what the heartbeat renews). Until that DELETE has run, this
+//! node counts a dropped slot as free already (as SQLite's backend does the moment it is
+//! dropped); the heartbeat deletes any a failed DELETE left behind.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -48,6 +50,8 @@ pub(crate) struct Live {
     slots: Mutex<HashSet<i64>>,
     /// Maildrop lock tokens.
     locks: Mutex<HashSet<i64>>,
+    /// Slots dropped whose rows may not be deleted yet: not counted by this node.
+    released: Mutex<HashSet<i64>>,
     next_token: AtomicI64,
 }
 
@@ -58,6 +62,10 @@ impl Live {
 
     fn locks(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
         self.locks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn released(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.released.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -76,7 +84,15 @@ pub(crate) async fn heartbeat(pool: Pool, node: String, live: Arc<Live>) {
 async fn renew(pool: &Pool, node: &str, live: &Live) -> Result<(), StoreError> {
     let slots: Vec<i64> = live.slots().iter().copied().collect();
     let locks: Vec<i64> = live.locks().iter().copied().collect();
+    let released: Vec<i64> = live.released().iter().copied().collect();
     let client = pool.get().await.map_err(|e| StoreError::Backend(format!("cannot reach the database: {e}")))?;
+    if !released.is_empty() {
+        client.execute("DELETE FROM session_slots WHERE id = ANY($1)", &[&released]).await.db()?;
+        let mut still = live.released();
+        for id in released {
+            still.remove(&id);
+        }
+    }
     client
         .execute(&format!("UPDATE session_slots SET expires = {DB_NOW} + {TTL} WHERE id = ANY($1)"), &[&slots])
         .await
@@ -98,14 +114,21 @@ enum Held {
     Lock { account: AccountId, node: String, token: i64 },
 }
 
-/// Deletes `held`'s row on the runtime if there is one; without, the row is left to expire.
-fn spawn_delete(pool: Pool, held: Held) {
+/// Deletes `held`'s row on the runtime if there is one; without, the row is left to expire
+/// (a slot's to the heartbeat's DELETE, since it stays in `live.released`).
+fn spawn_delete(pool: Pool, live: Arc<Live>, held: Held) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
     runtime.spawn(async move {
         let Ok(client) = pool.get().await else { return };
         // A failure leaves the row to expire: it is no longer renewed.
         let _ = match held {
-            Held::Slot(id) => client.execute("DELETE FROM session_slots WHERE id = $1", &[&id]).await,
+            Held::Slot(id) => {
+                let deleted = client.execute("DELETE FROM session_slots WHERE id = $1", &[&id]).await;
+                if deleted.is_ok() {
+                    live.released().remove(&id);
+                }
+                deleted
+            }
             Held::Lock { account, node, token } => {
                 client
                     .execute(
@@ -139,7 +162,8 @@ pub(crate) async fn acquire_session(
     impl Drop for Release {
         fn drop(&mut self) {
             self.live.slots().remove(&self.id);
-            spawn_delete(self.pool.clone(), Held::Slot(self.id));
+            self.live.released().insert(self.id);
+            spawn_delete(self.pool.clone(), self.live.clone(), Held::Slot(self.id));
         }
     }
 
@@ -148,10 +172,14 @@ pub(crate) async fn acquire_session(
     // Accounts share a lock only when their ids agree in the low 31 bits: harmless waiting.
     let key = (account & 0x7fff_ffff) as i32;
     tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&SESSION_COUNT_LOCK, &key]).await.db()?;
+    let released: Vec<i64> = coordination.live.released().iter().copied().collect();
     let taken: i64 = tx
         .query_one(
-            &format!("SELECT count(*) FROM session_slots WHERE account_id = $1 AND expires > {DB_NOW}"),
-            &[&account],
+            &format!(
+                "SELECT count(*) FROM session_slots
+                  WHERE account_id = $1 AND expires > {DB_NOW} AND NOT (id = ANY($2))"
+            ),
+            &[&account, &released],
         )
         .await
         .db()?
@@ -193,7 +221,7 @@ pub(crate) async fn lock_maildrop(
         fn drop(&mut self) {
             self.live.locks().remove(&self.token);
             let held = Held::Lock { account: self.account, node: self.node.clone(), token: self.token };
-            spawn_delete(self.pool.clone(), held);
+            spawn_delete(self.pool.clone(), self.live.clone(), held);
         }
     }
 

@@ -3,28 +3,47 @@
 //! pass a REPEATABLE READ transaction, so everything returned is of one snapshot.
 
 use deadpool_postgres::GenericClient;
+use portcullis_store::index_cache::{bring_forward, IndexCache, Lookup};
 use portcullis_store::*;
 
 use super::flags::{index_from_row, mailbox_keywords};
 use super::mailboxes;
 use crate::Db;
 
-/// SELECT: the mailbox, its keywords and its messages in UID order. Read from the database
-/// every time: one pass over the `(mailbox_id, uid)` key (no in-memory cache of lists yet).
+/// SELECT: the mailbox, its keywords and its messages in UID order. The list comes from this
+/// node's cache of recently selected mailboxes when it is current, brought forward with the
+/// changes since (made by any node: every change has a MODSEQ in the database) when it is
+/// behind, and from one pass over the `(mailbox_id, uid)` key otherwise.
 pub(super) async fn select(
     db: &impl GenericClient,
+    cache: &IndexCache,
     account: AccountId,
     name: &str,
 ) -> Result<Option<SelectedMailbox>, StoreError> {
     let Some(mailbox) = mailboxes::find(db, account, name).await? else { return Ok(None) };
     let keywords = mailbox_keywords(db, mailbox.id).await?;
+    let messages = match cache.lookup(&mailbox) {
+        Lookup::Current(list) => return Ok(Some(SelectedMailbox { mailbox, keywords, messages: list })),
+        Lookup::Behind { list, since } => {
+            match bring_forward(list, changes_since(db, mailbox.id, since).await?, &mailbox) {
+                Some(list) => list,
+                None => load(db, mailbox.id).await?,
+            }
+        }
+        Lookup::Missing => load(db, mailbox.id).await?,
+    };
+    cache.put(&mailbox, messages.clone());
+    Ok(Some(SelectedMailbox { mailbox, keywords, messages }))
+}
+
+/// Every message of `mailbox` in UID order.
+async fn load(db: &impl GenericClient, mailbox: MailboxId) -> Result<MessageList, StoreError> {
     let stmt = db
         .prepare_cached("SELECT uid, flags, keywords, modseq FROM messages WHERE mailbox_id = $1 ORDER BY uid")
         .await
         .db()?;
-    let rows = db.query(&stmt, &[&mailbox.id]).await.db()?;
-    let messages = MessageList::from_messages(rows.iter().map(|r| index_from_row(r, 0)));
-    Ok(Some(SelectedMailbox { mailbox, keywords, messages }))
+    let rows = db.query(&stmt, &[&mailbox]).await.db()?;
+    Ok(MessageList::from_messages(rows.iter().map(|r| index_from_row(r, 0))))
 }
 
 /// Messages changed and UIDs expunged after `modseq`, with the mailbox's HIGHESTMODSEQ and

@@ -1,11 +1,12 @@
 //! Copying, moving and removing messages. Copies share their bodies; every removed UID is
 //! recorded in `expunged` with the MODSEQ of its removal (QRESYNC's VANISHED, RFC 7162 §3.2.10).
 
+use std::collections::HashMap;
+
 use deadpool_postgres::GenericClient;
 use portcullis_store::*;
 use portcullis_store::{decode_keywords, encode_keywords};
 
-use super::deliver::{insert_message, NewMessage};
 use super::flags::canonical_keywords;
 use super::locks::{allocate, lock_mailboxes, lock_owner, lock_owners, no_such_mailbox};
 use super::quota::check_room;
@@ -60,7 +61,9 @@ fn total_size(sources: &[Source]) -> u64 {
 }
 
 /// Adds copies of `sources` to mailbox `to` (sharing their bodies); returns (old UID, new
-/// UID) pairs. The caller holds the account locks and has checked any quota.
+/// UID) pairs. The caller holds the account locks and has checked any quota. One INSERT for
+/// all the copies (arrays unnested), not one round trip per message: a COPY of 50,000
+/// messages would otherwise spend minutes waiting on the network.
 pub(super) async fn insert_copies(
     db: &impl GenericClient,
     sources: &[Source],
@@ -68,30 +71,34 @@ pub(super) async fn insert_copies(
 ) -> Result<(UidMap, MailboxChange), StoreError> {
     // The allocation locks the target mailbox before its keyword list is touched.
     let at = allocate(db, to, sources.len() as u32).await?.ok_or_else(|| no_such_mailbox(to))?;
-    let mut pairs = Vec::with_capacity(sources.len());
-    for (source, uid) in sources.iter().zip(at.first_uid..) {
-        // Keywords take the target mailbox's spelling and join its list.
-        let keywords = if source.keywords.is_empty() {
-            String::new()
-        } else {
-            encode_keywords(&canonical_keywords(db, to, &decode_keywords(&source.keywords), true).await?)
-        };
-        insert_message(
-            db,
-            NewMessage {
-                mailbox: to,
-                uid,
-                blob: source.blob,
-                size: source.size,
-                internal_date: source.internal_date,
-                flags: source.flags,
-                keywords: &keywords,
-                modseq: at.change.modseq,
-            },
-        )
-        .await?;
-        pairs.push((source.uid, uid));
+    let pairs: UidMap = sources.iter().map(|s| s.uid).zip(at.first_uid..).collect();
+    // Keywords take the target mailbox's spelling and join its list: once per distinct set.
+    let mut spelled: HashMap<&str, String> = HashMap::new();
+    let mut keywords = Vec::with_capacity(sources.len());
+    for source in sources {
+        if !source.keywords.is_empty() && !spelled.contains_key(source.keywords.as_str()) {
+            let canonical = canonical_keywords(db, to, &decode_keywords(&source.keywords), true).await?;
+            spelled.insert(&source.keywords, encode_keywords(&canonical));
+        }
+        keywords.push(spelled.get(source.keywords.as_str()).cloned().unwrap_or_default());
     }
+    let uids: Vec<i64> = pairs.iter().map(|&(_, uid)| i64::from(uid)).collect();
+    let blobs: Vec<i64> = sources.iter().map(|s| s.blob).collect();
+    let sizes: Vec<i64> = sources.iter().map(|s| s.size).collect();
+    let dates: Vec<i64> = sources.iter().map(|s| s.internal_date).collect();
+    let flags: Vec<i32> = sources.iter().map(|s| i32::from(s.flags)).collect();
+    let stmt = db
+        .prepare_cached(
+            "INSERT INTO messages(mailbox_id, uid, blob_id, size, internal_date, flags, keywords, modseq)
+             SELECT $1, uid, blob, size, date, flags, keywords, $2
+               FROM unnest($3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::int[], $8::text[])
+                 AS c(uid, blob, size, date, flags, keywords)",
+        )
+        .await
+        .db()?;
+    db.execute(&stmt, &[&to, &(at.change.modseq as i64), &uids, &blobs, &sizes, &dates, &flags, &keywords])
+        .await
+        .db()?;
     Ok((pairs, at.change))
 }
 

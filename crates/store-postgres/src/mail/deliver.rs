@@ -13,7 +13,7 @@ use crate::Db;
 
 /// Summarizes a message on a blocking thread: parsing a large message must not stall the
 /// runtime.
-pub(super) async fn summarize(raw: Vec<u8>) -> Result<(Vec<u8>, portcullis_mime::Summary), StoreError> {
+pub(crate) async fn summarize(raw: Vec<u8>) -> Result<(Vec<u8>, portcullis_mime::Summary), StoreError> {
     tokio::task::spawn_blocking(move || {
         let summary = portcullis_mime::summarize(&raw);
         (raw, summary)
@@ -98,8 +98,9 @@ pub(super) async fn insert_message(db: &impl GenericClient, m: NewMessage<'_>) -
 }
 
 /// Stores one message in every recipient's INBOX, after checking every allowance: on
-/// `QuotaExceeded` for anyone, nothing is stored for anyone.
-pub(super) async fn deliver(
+/// `QuotaExceeded` for anyone, nothing is stored for anyone. The queue calls it inside its own
+/// transaction too (a submission's local copies stored with its queued message).
+pub(crate) async fn deliver(
     db: &impl GenericClient,
     recipients: Vec<AccountId>,
     raw: &[u8],

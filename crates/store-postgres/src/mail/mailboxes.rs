@@ -71,7 +71,7 @@ async fn descendants(
 /// A fresh UIDVALIDITY: the current time, but always larger than any handed out before, so
 /// that a mailbox deleted and re-created within a second still gets a new one (RFC 9051
 /// §2.3.1.1). The counter's row lock lasts until commit, so two nodes never take the same.
-async fn next_uidvalidity(db: &impl GenericClient) -> Result<u32, StoreError> {
+pub(crate) async fn next_uidvalidity(db: &impl GenericClient) -> Result<u32, StoreError> {
     let stmt = db
         .prepare_cached(
             "UPDATE meta SET value = CASE WHEN greatest($1, value + 1) & 4294967295 = 0 THEN 1

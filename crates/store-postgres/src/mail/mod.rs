@@ -14,22 +14,27 @@
 //! mailbox's lock before reading. Only writes holding account locks take more than one
 //! mailbox lock, so two of them on the same mailboxes meet at the account lock first.
 //!
-//! Changes are announced to IDLE sessions on every node with NOTIFY on [`MAILBOX_CHANNEL`],
-//! sent inside the transaction: PostgreSQL delivers a notification only when (and if) its
-//! transaction commits, so a session never hears of a change it cannot read yet.
+//! Changes are announced to IDLE sessions on every node through `coordination`: a NOTIFY sent
+//! inside the transaction for the other nodes (PostgreSQL delivers it only when, and if, its
+//! transaction commits, so a session never hears of a change it cannot read yet), and to this
+//! node's sessions right after the commit.
 //!
 //! Reads that return several things (SELECT, STATUS, changes since a MODSEQ) run in one
-//! REPEATABLE READ snapshot. No index cache yet: SELECT reads the mailbox's message rows each
-//! time (SQLite keeps recently selected lists in memory, `sqlite/index_cache.rs`).
+//! REPEATABLE READ snapshot. SELECT keeps recently selected lists in memory as SQLite's
+//! backend does (`portcullis_store::index_cache`), brought forward from the database's MODSEQs.
 
 mod changes;
 mod content;
 mod copy;
-mod deliver;
+pub(crate) mod deliver;
 mod flags;
 mod locks;
 mod mailboxes;
 mod quota;
+
+// What account management (`directory`) shares with the mail store.
+pub(crate) use mailboxes::next_uidvalidity;
+pub(crate) use quota::effective_quota;
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
@@ -37,33 +42,6 @@ use portcullis_store::*;
 use tokio_postgres::IsolationLevel;
 
 use crate::{Db, PgStore};
-
-/// The NOTIFY channel of mailbox changes; the payload is [`change_payload`]'s. The LISTEN side
-/// (coordination) parses it back into a [`MailboxChange`].
-pub(crate) const MAILBOX_CHANNEL: &str = "portcullis_mailbox";
-
-/// A change as [`MAILBOX_CHANNEL`] carries it: "{account} {mailbox} {modseq}", decimal.
-pub(crate) fn change_payload(change: &MailboxChange) -> String {
-    format!("{} {} {}", change.account, change.mailbox, change.modseq)
-}
-
-/// Queues the notifications of `changes` in the transaction (one round trip for all of them);
-/// PostgreSQL sends them when it commits.
-async fn announce(tx: &Transaction<'_>, changes: &[MailboxChange]) -> Result<(), StoreError> {
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let payloads: Vec<String> = changes.iter().map(change_payload).collect();
-    let notify = tx.prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p").await.db()?;
-    tx.execute(&notify, &[&MAILBOX_CHANNEL, &payloads]).await.db()?;
-    Ok(())
-}
-
-/// Announces `changes` and commits: the caller's `Ok` means durable.
-async fn commit_announcing(tx: Transaction<'_>, changes: &[MailboxChange]) -> Result<(), StoreError> {
-    announce(&tx, changes).await?;
-    tx.commit().await.db()
-}
 
 /// A set of UIDs for a query: sorted, each once; `None` means every UID of the mailbox.
 pub(super) struct Uids(Option<Vec<i64>>);
@@ -126,7 +104,7 @@ impl MailStore for PgStore {
         let changes =
             deliver::deliver(&tx, delivery.recipients, &raw, &summary, delivery.internal_date, self.default_quota)
                 .await?;
-        commit_announcing(tx, &changes).await?;
+        self.coordination.commit_announcing(tx, &changes).await?;
         Ok(())
     }
 
@@ -158,7 +136,7 @@ impl MailStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let changes = copy::expunge(&tx, mailbox, uids).await?;
-        commit_announcing(tx, &changes).await
+        self.coordination.commit_announcing(tx, &changes).await
     }
 
     async fn create_mailbox(
@@ -171,7 +149,7 @@ impl MailStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let (id, changes) = mailboxes::create(&tx, account, &name, special_use, self.max_mailboxes).await?;
-        commit_announcing(tx, &changes).await?;
+        self.coordination.commit_announcing(tx, &changes).await?;
         Ok(id)
     }
 
@@ -180,7 +158,7 @@ impl MailStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let changes = mailboxes::delete(&tx, account, &name).await?;
-        Ok(commit_announcing(tx, &changes).await?)
+        Ok(self.coordination.commit_announcing(tx, &changes).await?)
     }
 
     async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<(), MailboxError> {
@@ -188,7 +166,7 @@ impl MailStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let changes = mailboxes::rename(&tx, account, &from, &to, self.max_mailboxes).await?;
-        Ok(commit_announcing(tx, &changes).await?)
+        Ok(self.coordination.commit_announcing(tx, &changes).await?)
     }
 
     async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>, StoreError> {
@@ -219,7 +197,7 @@ impl MailStore for PgStore {
         let Ok(name) = normalize_mailbox_name(name) else { return Ok(None) };
         let mut client = self.client().await?;
         let tx = Self::snapshot(&mut client).await?;
-        changes::select(&tx, account, &name).await
+        changes::select(&tx, &self.index, account, &name).await
     }
 
     async fn message_records(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>, StoreError> {
@@ -264,7 +242,7 @@ impl MailStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let (update, changes) = flags::store_flags(&tx, mailbox, &Uids::new(uids), op, flags, unchanged_since).await?;
-        commit_announcing(tx, &changes).await?;
+        self.coordination.commit_announcing(tx, &changes).await?;
         Ok(update)
     }
 
@@ -280,7 +258,7 @@ impl MailStore for PgStore {
         let tx = client.transaction().await.db()?;
         let (uid, change) =
             deliver::append(&tx, mailbox, &raw, &summary, &flags, internal_date, self.default_quota).await?;
-        commit_announcing(tx, &[change]).await?;
+        self.coordination.commit_announcing(tx, &[change]).await?;
         Ok(uid)
     }
 
@@ -293,7 +271,7 @@ impl MailStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let (pairs, changes) = copy::copy(&tx, from, &Uids::new(uids), to, self.default_quota).await?;
-        commit_announcing(tx, &changes).await?;
+        self.coordination.commit_announcing(tx, &changes).await?;
         Ok(pairs)
     }
 
@@ -301,7 +279,7 @@ impl MailStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let (pairs, changes) = copy::move_messages(&tx, from, &Uids::new(uids), to).await?;
-        commit_announcing(tx, &changes).await?;
+        self.coordination.commit_announcing(tx, &changes).await?;
         Ok(pairs)
     }
 
@@ -310,7 +288,7 @@ impl MailStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let (removed, changes) = copy::expunge_deleted(&tx, mailbox, &uids).await?;
-        commit_announcing(tx, &changes).await?;
+        self.coordination.commit_announcing(tx, &changes).await?;
         Ok(removed)
     }
 
@@ -329,12 +307,6 @@ impl MailStore for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_change_is_announced_as_three_numbers() {
-        let change = MailboxChange { account: 7, mailbox: 42, modseq: 1_000_000_000_123 };
-        assert_eq!(change_payload(&change), "7 42 1000000000123");
-    }
 
     #[test]
     fn uid_sets_are_sorted_once_each_and_spell_their_condition() {

@@ -8,7 +8,7 @@ use crate::Db;
 
 /// The allowance in effect: the account's own (`NULL` the default, negative unlimited), or
 /// the configured default.
-pub(super) fn effective_quota(stored: Option<i64>, default_quota: Option<u64>) -> Option<u64> {
+pub(crate) fn effective_quota(stored: Option<i64>, default_quota: Option<u64>) -> Option<u64> {
     match stored {
         None => default_quota,
         Some(n) if n < 0 => None,

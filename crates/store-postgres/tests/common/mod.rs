@@ -28,6 +28,13 @@ pub async fn store(default_quota: Option<u64>) -> Option<PgStore> {
 
 use portcullis_store::*;
 
+/// Two nodes (two stores, each with its own pool and LISTEN connection) on one fresh database,
+/// and its URL; `None` without PostgreSQL.
+pub async fn two_nodes() -> Option<(String, PgStore, PgStore)> {
+    let url = fresh_url()?;
+    Some((url.clone(), node(&url).await, node(&url).await))
+}
+
 /// Another node: a second store (its own pool) on the same database.
 pub async fn node(url: &str) -> PgStore {
     PgStore::connect(url, None).await.expect("connect to the test database")

@@ -13,6 +13,7 @@ use tokio_postgres::{GenericClient, IsolationLevel, Row};
 use portcullis_store::*;
 
 use crate::directory::split;
+use crate::coordination::notify_signal;
 use crate::{now, Db, PgStore};
 
 const BAN_COLUMNS: &str = "network, until, reason, offence, manual, created";
@@ -92,6 +93,7 @@ impl GuardStore for PgStore {
         .await
         .db()?;
         tx.execute("DELETE FROM lifted_bans WHERE network = $1", &[&ban.network]).await.db()?;
+        notify_signal(&tx, &NodeSignal::BansChanged).await?;
         tx.commit().await.db()
     }
 
@@ -112,6 +114,7 @@ impl GuardStore for PgStore {
         )
         .await
         .db()?;
+        notify_signal(&tx, &NodeSignal::BansChanged).await?;
         tx.commit().await.db()?;
         Ok(true)
     }

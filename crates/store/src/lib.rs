@@ -20,6 +20,7 @@ mod index;
 mod mail;
 mod names;
 mod queue;
+mod signal;
 mod watch;
 
 pub use address::{normalize_address, normalize_domain};
@@ -39,6 +40,7 @@ pub use queue::{
     QueueSelection, QueueStore, QueueSummary, QueueTotals, QueuedMessage, QueuedPage, QueuedRecipient, RecipientState,
     RecipientUpdate,
 };
+pub use signal::{new_node_id, NodeSignal, Signals};
 pub use watch::Watchers;
 
 pub type AccountId = i64;

@@ -1,18 +1,22 @@
 //! Mailbox changes from every node (docs/architecture.md §6.3): each writing transaction sends
 //! `pg_notify('portcullis_mailbox', '{account} {mailbox} {modseq}')`, PostgreSQL delivers it at
 //! commit to every session that LISTENs, and each node's one LISTEN connection feeds what it
-//! hears into the in-process hub (`Watchers`) its IMAP sessions subscribe to.
+//! hears into the in-process hub (`Watchers`) its IMAP sessions subscribe to. Signals between
+//! nodes (`NodeSignal`: bans, revoked app passwords, changed credentials, session kills) come
+//! the same way on a channel of their own, [`SIGNAL_CHANNEL`], into the node's `Signals`.
 //!
 //! The connection is the node's own, outside the pool, kept for the store's life. If it drops
 //! (the server restarted, a network cut, a failover), notifications sent meanwhile are lost
 //! for good: so after every reconnect, once LISTEN is back, every mailbox of every watched
 //! account is announced with its current HIGHESTMODSEQ, and the sessions re-read (a session
-//! with nothing new finds nothing). A silent cut is found by a ping every [`PING_EVERY`].
+//! with nothing new finds nothing). Signals lost in a gap are not replayed: the server's
+//! follower polls the store as well, and a kill nobody answered is reported as only signalled.
+//! A silent cut is found by a ping every [`PING_EVERY`].
 
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use portcullis_store::{AccountId, MailboxChange, StoreError, Watchers};
+use portcullis_store::{AccountId, MailboxChange, NodeSignal, Signals, StoreError, Watchers};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client};
@@ -22,6 +26,8 @@ use crate::{backend, Db};
 
 /// The channel every node LISTENs on.
 pub(crate) const CHANNEL: &str = "portcullis_mailbox";
+/// The channel signals between nodes travel on (payloads: `NodeSignal::payload`).
+pub(crate) const SIGNAL_CHANNEL: &str = "portcullis_signal";
 
 /// How often the connection is checked, and how long the check may take.
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -52,6 +58,7 @@ pub(crate) struct Listener {
     config: tokio_postgres::Config,
     tls: RustlsConnector,
     watchers: Arc<Watchers>,
+    signals: Arc<Signals>,
     /// For the re-announcement after a reconnect (any connection will do for that read).
     pool: Pool,
 }
@@ -74,17 +81,19 @@ impl Listener {
         mut config: tokio_postgres::Config,
         tls: RustlsConnector,
         watchers: Arc<Watchers>,
+        signals: Arc<Signals>,
         pool: Pool,
     ) -> Listener {
         // Named apart from the pool's connections in pg_stat_activity.
         config.application_name("portcullis-listen");
-        Listener { config, tls, watchers, pool }
+        Listener { config, tls, watchers, signals, pool }
     }
 
     /// Opens the connection and LISTENs.
     pub(crate) async fn connect(&self) -> Result<Listening, StoreError> {
         let (client, mut connection) = self.config.connect(self.tls.clone()).await.db()?;
         let watchers = self.watchers.clone();
+        let signals = self.signals.clone();
         // Reading the connection also drives the client's queries (LISTEN, the pings).
         let reader = tokio::spawn(async move {
             while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -93,12 +102,17 @@ impl Listener {
                         if let Some(change) = parse_payload(n.payload()) {
                             watchers.announce(&[change]);
                         }
+                    } else if n.channel() == SIGNAL_CHANNEL {
+                        // Malformed payloads (anyone may NOTIFY) are dropped.
+                        if let Some(signal) = NodeSignal::parse(n.payload()) {
+                            signals.deliver(signal);
+                        }
                     }
                 }
             }
         });
         let listening = Listening { client, reader };
-        listening.client.batch_execute(&format!("LISTEN {CHANNEL}")).await.db()?;
+        listening.client.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {SIGNAL_CHANNEL}")).await.db()?;
         Ok(listening)
     }
 

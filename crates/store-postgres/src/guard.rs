@@ -12,8 +12,8 @@ use tokio_postgres::{GenericClient, IsolationLevel, Row};
 
 use portcullis_store::*;
 
-use crate::directory::split;
 use crate::coordination::notify_signal;
+use crate::directory::split;
 use crate::{now, Db, PgStore};
 
 const BAN_COLUMNS: &str = "network, until, reason, offence, manual, created";

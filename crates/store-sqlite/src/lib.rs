@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use portcullis_store::{Signals, Watchers};
 use portcullis_store::{MailboxChange, StoreError};
+use portcullis_store::{Signals, Watchers};
 
 pub use check::CheckReport;
 

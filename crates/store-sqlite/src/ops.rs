@@ -231,8 +231,7 @@ impl DirectoryStore for SqliteStore {
         let secret = secret.map(<[u8]>::to_vec);
         let recovery = recovery.to_vec();
         let account = format!("{local}@{domain}");
-        self.write(move |conn| secrets::set_totp(conn, &local, &domain, secret.as_deref(), enabled, &recovery))
-            .await?;
+        self.write(move |conn| secrets::set_totp(conn, &local, &domain, secret.as_deref(), enabled, &recovery)).await?;
         self.signals.deliver(NodeSignal::CredentialsChanged { account });
         Ok(())
     }

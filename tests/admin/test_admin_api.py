@@ -127,9 +127,14 @@ def test_every_operation_answers_as_documented(server, api):
     status, sessions = api.call("GET", "/api/v1/sessions")
     mine = [s for s in sessions if s["account"] == ALICE]
     assert status == 200 and len(mine) == 1
-    assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": mine[0]["id"]})[0] == 204
+    assert mine[0]["global_id"] == f'{mine[0]["node"]}:{mine[0]["id"]}'
+    assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": mine[0]["global_id"]})[0] == 204
     assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": mine[0]["id"]})[0] == 404
+    assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": mine[0]["global_id"]})[0] == 404
     assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": "x"})[0] == 400
+    # A node nobody runs never answers: the kill is only signalled.
+    status, signalled = api.call("DELETE", "/api/v1/sessions/{id}", {"id": "nowhere:1:1:7"})
+    assert status == 202 and signalled == {"status": "signalled", "session": "nowhere:1:1:7"}
     closed = server.wait_event(lambda e: e.get("event") == "connection_closed" and e.get("conn") == mine[0]["id"])
     assert closed["reason"] == "revoked"
     with pytest.raises((imaplib.IMAP4.abort, OSError, EOFError)):

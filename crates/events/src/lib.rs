@@ -253,6 +253,13 @@ pub enum Event {
         account: String,
         reason: AccountChange,
     },
+    /// A session of this node was closed because another node's admin API asked for it (a
+    /// kill asked on this node's own API is its `admin_action` "session_kill").
+    SessionKilled {
+        conn: u64,
+        /// The node whose admin API asked (its id, as `GET /api/v1/sessions` shows it).
+        by_node: String,
+    },
     /// The client broke a protocol rule or limit (line too long, too many commands, ...).
     ProtocolViolation {
         conn: u64,

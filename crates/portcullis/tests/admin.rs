@@ -339,15 +339,27 @@ fn the_admin_api_needs_the_token_and_lists_and_closes_sessions() {
     assert_eq!(s["sessions"]["by_listener"]["imaps"], 1);
     assert_eq!(s["listeners"].as_array().unwrap().len(), 5);
 
+    // Closed by the name that reaches it from any node: NODE:ID.
     let id = listed["id"].as_u64().unwrap();
-    let (status, _) = server.api("DELETE", &format!("/api/v1/sessions/{id}"), None);
-    assert_eq!(status, 204);
+    let node = listed["node"].as_str().unwrap();
+    let global_id = listed["global_id"].as_str().unwrap();
+    assert_eq!(global_id, format!("{node}:{id}"));
+    assert_eq!(sessions::global_session_id(&server, ALICE), global_id);
+    assert_eq!(sessions::kill_session_from(&server, global_id).0, 204);
     assert!(imap.closed(), "the session was closed");
     let closed = server.wait_event(|e| e["event"] == "connection_closed" && e["conn"] == id);
     assert_eq!(closed["reason"], "revoked");
-    server.wait_event(|e| e["event"] == "admin_action" && e["action"] == "session_kill");
+    server.wait_event(|e| e["event"] == "admin_action" && e["action"] == "session_kill" && e["target"] == global_id);
     assert_eq!(server.api("DELETE", &format!("/api/v1/sessions/{id}"), None).0, 404);
-    assert_eq!(server.api("DELETE", "/api/v1/sessions/x", None).0, 400);
+    assert_eq!(sessions::kill_session_from(&server, global_id).0, 404);
+    for bad in ["x", "node:x", "%3A7"] {
+        assert_eq!(server.api("DELETE", &format!("/api/v1/sessions/{bad}"), None).0, 400, "{bad}");
+    }
+    // A session of a node that never answers (none runs): signalled, not confirmed, after the wait.
+    let started = Instant::now();
+    let (status, body) = server.api("DELETE", "/api/v1/sessions/nowhere:1:1:7", None);
+    assert_eq!((status, body), (202, json!({ "status": "signalled", "session": "nowhere:1:1:7" })));
+    assert!(started.elapsed() >= Duration::from_secs(2), "it waited for an answer");
 
     // Never a secret in the log.
     let log = server.events().iter().map(Value::to_string).collect::<Vec<_>>().join("\n");

@@ -1,16 +1,25 @@
 //! The task that follows what the admin CLI (and other nodes) write into the store while the
-//! server runs, once a second until the server stops: bans added or lifted (and expired ones),
-//! app passwords revoked or expired, accounts removed or given new credentials (whose sessions
-//! it closes); and, at start and hourly, the addresses accounts logged in from (the owners'
-//! addresses the guard keeps slots for), and pruning the guard's history.
+//! server runs, until the server stops: bans added or lifted (and expired ones), app passwords
+//! revoked or expired, accounts removed or given new credentials (whose sessions it closes);
+//! and, at start and hourly, the addresses accounts logged in from (the owners' addresses the
+//! guard keeps slots for), and pruning the guard's history.
+//!
+//! It reads the store at once when the store signals a change (`NodeSignal`: every node's
+//! writes reach every node within a second on PostgreSQL), and once a second anyway: signals
+//! do not reach it from writers outside the store's notifications (the CLI process writing a
+//! SQLite file) or while a PostgreSQL LISTEN connection is being re-established. It also
+//! carries out other nodes' session kills for this node (see `session_kill`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use portcullis_events::Event;
 use portcullis_guard::{IpNet, Now};
+use portcullis_store::NodeSignal;
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use crate::bans;
+use crate::session_kill;
 use crate::state::Shared;
 use crate::unix_time;
 
@@ -25,17 +34,38 @@ const BAN_HISTORY: Duration = Duration::from_secs(30 * 86_400);
 pub async fn run(shared: Arc<Shared>, mut bans_seen: Option<i64>) {
     let mut tick = tokio::time::interval(EVERY);
     let mut rounds: u64 = 0;
+    // `None` once the store closed its signals (it is closing): the poll goes on alone.
+    let mut signals = Some(shared.store.signals());
     load_known_sources(&shared).await;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        let polled = tokio::select! {
+            _ = tick.tick() => true,
+            woken = next_signal(&mut signals) => {
+                // A burst (a flood of bans) is read as one: whatever is already queued is
+                // taken now, and one sync answers all of it.
+                let mut sync = handle_signal(&shared, woken).await;
+                while let Some(receiver) = signals.as_mut() {
+                    match receiver.try_recv() {
+                        Ok(signal) => sync |= handle_signal(&shared, Ok(signal)).await,
+                        Err(TryRecvError::Lagged(n)) => sync |= handle_signal(&shared, Err(RecvError::Lagged(n))).await,
+                        Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+                    }
+                }
+                if !sync {
+                    continue;
+                }
+                false
+            }
             _ = shared.stop_accepting.cancelled() => return,
-        }
-        rounds += 1;
+        };
         let now = Now::current();
         bans_seen = bans::sync(&shared, bans_seen, now).await;
         close_revoked_app_password_sessions(&shared, unix_time::seconds(now.wall)).await;
         close_sessions_of_changed_accounts(&shared).await;
+        if !polled {
+            continue;
+        }
+        rounds += 1;
         if rounds.is_multiple_of(PRUNE_EVERY) {
             shared.guard.forget_old(now);
             let logins_before = unix_time::seconds(now.wall - shared.config.guard.known_source_memory);
@@ -43,6 +73,35 @@ pub async fn run(shared: Arc<Shared>, mut bans_seen: Option<i64>) {
             // Other nodes' logins too.
             load_known_sources(&shared).await;
         }
+    }
+}
+
+/// The next signal; never, once the store closed its signals.
+async fn next_signal(signals: &mut Option<broadcast::Receiver<NodeSignal>>) -> Result<NodeSignal, RecvError> {
+    let Some(receiver) = signals.as_mut() else { return std::future::pending().await };
+    let next = receiver.recv().await;
+    if matches!(next, Err(RecvError::Closed)) {
+        *signals = None;
+    }
+    next
+}
+
+/// Acts on one signal; whether the store must be read now. A kill for this node is carried
+/// out here; kills for other nodes and answers to kills are not this task's business.
+async fn handle_signal(shared: &Shared, signal: Result<NodeSignal, RecvError>) -> bool {
+    match signal {
+        Ok(NodeSignal::BansChanged | NodeSignal::CredentialsChanged { .. } | NodeSignal::AppPasswordRevoked { .. }) => {
+            true
+        }
+        Ok(NodeSignal::KillSession { node, session, by }) => {
+            if node == shared.store.node() {
+                session_kill::answer(shared, session, by).await;
+            }
+            false
+        }
+        Ok(NodeSignal::SessionKillAnswered { .. }) | Err(RecvError::Closed) => false,
+        // Signals were missed: anything may have changed.
+        Err(RecvError::Lagged(_)) => true,
     }
 }
 

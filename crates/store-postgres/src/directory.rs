@@ -12,6 +12,7 @@ use tokio_postgres::GenericClient;
 
 use portcullis_store::*;
 
+use crate::coordination::notify_signal;
 use crate::mail::{effective_quota, next_uidvalidity};
 use crate::{now, unique_violation, Db, PgStore};
 
@@ -242,8 +243,9 @@ impl DirectoryStore for PgStore {
 
     async fn remove_account(&self, address: &str) -> Result<(), StoreError> {
         let (local, domain) = split(address)?;
-        let client = self.client().await?;
-        let removed = client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let removed = tx
             .execute(
                 "DELETE FROM accounts WHERE localpart = $1 AND domain_id = (SELECT id FROM domains WHERE name = $2)",
                 &[&local, &domain],
@@ -253,7 +255,8 @@ impl DirectoryStore for PgStore {
         if removed == 0 {
             return Err(StoreError::NoSuchAccount(format!("{local}@{domain}")));
         }
-        Ok(())
+        notify_signal(&tx, &NodeSignal::CredentialsChanged { account: format!("{local}@{domain}") }).await?;
+        tx.commit().await.db()
     }
 
     async fn accounts(&self) -> Result<Vec<AccountSummary>, StoreError> {
@@ -283,18 +286,20 @@ impl DirectoryStore for PgStore {
 
     async fn set_password(&self, address: &str, secrets: &PasswordSecrets) -> Result<(), StoreError> {
         let (local, domain) = split(address)?;
-        let client = self.client().await?;
-        let account = existing_account(&**client, &local, &domain).await?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let account = existing_account(&*tx, &local, &domain).await?;
         let (salt, iterations, stored_key, server_key) = scram_params(secrets.scram.as_ref());
         // A new generation: the sessions the old password opened are closed.
-        let changed = client
+        let changed = tx
             .execute(SET_PASSWORD, &[&account, &secrets.hash, &salt, &iterations, &stored_key, &server_key])
             .await
             .db()?;
         if changed == 0 {
             return Err(StoreError::NoSuchAccount(format!("{local}@{domain}")));
         }
-        Ok(())
+        notify_signal(&tx, &NodeSignal::CredentialsChanged { account: format!("{local}@{domain}") }).await?;
+        tx.commit().await.db()
     }
 
     async fn set_quota(&self, address: &str, quota: Quota) -> Result<(), StoreError> {
@@ -433,16 +438,22 @@ impl DirectoryStore for PgStore {
 
     async fn revoke_app_password(&self, address: &str, name: &str) -> Result<bool, StoreError> {
         let (local, domain) = split(address)?;
-        let client = self.client().await?;
-        let account = existing_account(&**client, &local, &domain).await?;
-        Ok(client
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.db()?;
+        let account = existing_account(&*tx, &local, &domain).await?;
+        let revoked = tx
             .execute(
                 "UPDATE app_passwords SET revoked = true WHERE account_id = $1 AND name = $2 AND NOT revoked",
                 &[&account, &name],
             )
             .await
             .db()?
-            > 0)
+            > 0;
+        if revoked {
+            notify_signal(&tx, &NodeSignal::AppPasswordRevoked { account: format!("{local}@{domain}") }).await?;
+        }
+        tx.commit().await.db()?;
+        Ok(revoked)
     }
 
     async fn find_app_password(&self, address: &str, digest: &[u8]) -> Result<Option<AppPassword>, StoreError> {
@@ -538,6 +549,7 @@ impl DirectoryStore for PgStore {
             .await
             .db()?;
         }
+        notify_signal(&tx, &NodeSignal::CredentialsChanged { account: format!("{local}@{domain}") }).await?;
         tx.commit().await.db()
     }
 

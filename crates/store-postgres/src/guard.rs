@@ -12,6 +12,7 @@ use tokio_postgres::{GenericClient, IsolationLevel, Row};
 
 use portcullis_store::*;
 
+use crate::coordination::notify_signal;
 use crate::directory::split;
 use crate::{now, Db, PgStore};
 
@@ -92,6 +93,7 @@ impl GuardStore for PgStore {
         .await
         .db()?;
         tx.execute("DELETE FROM lifted_bans WHERE network = $1", &[&ban.network]).await.db()?;
+        notify_signal(&tx, &NodeSignal::BansChanged).await?;
         tx.commit().await.db()
     }
 
@@ -112,6 +114,7 @@ impl GuardStore for PgStore {
         )
         .await
         .db()?;
+        notify_signal(&tx, &NodeSignal::BansChanged).await?;
         tx.commit().await.db()?;
         Ok(true)
     }

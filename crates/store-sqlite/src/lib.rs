@@ -33,8 +33,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use portcullis_store::Watchers;
 use portcullis_store::{MailboxChange, StoreError};
+use portcullis_store::{Signals, Watchers};
 
 pub use check::CheckReport;
 
@@ -81,6 +81,10 @@ pub struct SqliteStore {
     /// IMAP sessions per account (see `acquire_session`).
     sessions: Arc<Mutex<HashMap<i64, usize>>>,
     watchers: Arc<Watchers>,
+    /// This handle's node id, and its signals: in-process only, since one process serves a
+    /// SQLite store (the CLI writing the same file is followed by the server's poll).
+    node: String,
+    signals: Signals,
     /// Message lists of recently selected mailboxes (SELECT's fast path).
     index: Arc<portcullis_store::index_cache::IndexCache>,
 }
@@ -132,6 +136,8 @@ impl SqliteStore {
             maildrops: Arc::new(Mutex::new(HashSet::new())),
             sessions: Arc::new(Mutex::new(HashMap::new())),
             watchers: Arc::new(Watchers::default()),
+            node: portcullis_store::new_node_id(),
+            signals: Signals::default(),
             index: Arc::new(portcullis_store::index_cache::IndexCache::default()),
         })
     }

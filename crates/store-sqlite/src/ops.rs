@@ -71,7 +71,10 @@ impl DirectoryStore for SqliteStore {
 
     async fn remove_account(&self, address: &str) -> Result<(), StoreError> {
         let (local, domain) = split(address)?;
-        self.write(move |conn| accounts::remove_account(conn, local, domain)).await
+        let account = format!("{local}@{domain}");
+        self.write(move |conn| accounts::remove_account(conn, local, domain)).await?;
+        self.signals.deliver(NodeSignal::CredentialsChanged { account });
+        Ok(())
     }
 
     async fn accounts(&self) -> Result<Vec<AccountSummary>, StoreError> {
@@ -81,7 +84,10 @@ impl DirectoryStore for SqliteStore {
     async fn set_password(&self, address: &str, secrets: &PasswordSecrets) -> Result<(), StoreError> {
         let (local, domain) = split(address)?;
         let secrets = secrets.clone();
-        self.write(move |conn| accounts::set_password(conn, local, domain, secrets)).await
+        let account = format!("{local}@{domain}");
+        self.write(move |conn| accounts::set_password(conn, local, domain, secrets)).await?;
+        self.signals.deliver(NodeSignal::CredentialsChanged { account });
+        Ok(())
     }
 
     async fn set_quota(&self, address: &str, quota: Quota) -> Result<(), StoreError> {
@@ -168,7 +174,12 @@ impl DirectoryStore for SqliteStore {
     async fn revoke_app_password(&self, address: &str, name: &str) -> Result<bool, StoreError> {
         let (local, domain) = split(address)?;
         let name = name.to_string();
-        self.write(move |conn| secrets::revoke_app_password(conn, &local, &domain, &name)).await
+        let account = format!("{local}@{domain}");
+        let revoked = self.write(move |conn| secrets::revoke_app_password(conn, &local, &domain, &name)).await?;
+        if revoked {
+            self.signals.deliver(NodeSignal::AppPasswordRevoked { account });
+        }
+        Ok(revoked)
     }
 
     async fn find_app_password(&self, address: &str, digest: &[u8]) -> Result<Option<AppPassword>, StoreError> {
@@ -219,7 +230,10 @@ impl DirectoryStore for SqliteStore {
         let (local, domain) = split(address)?;
         let secret = secret.map(<[u8]>::to_vec);
         let recovery = recovery.to_vec();
-        self.write(move |conn| secrets::set_totp(conn, &local, &domain, secret.as_deref(), enabled, &recovery)).await
+        let account = format!("{local}@{domain}");
+        self.write(move |conn| secrets::set_totp(conn, &local, &domain, secret.as_deref(), enabled, &recovery)).await?;
+        self.signals.deliver(NodeSignal::CredentialsChanged { account });
+        Ok(())
     }
 
     async fn use_totp_step(&self, account: AccountId, step: i64) -> Result<bool, StoreError> {
@@ -484,6 +498,20 @@ impl CoordinationStore for SqliteStore {
         self.watchers.subscribe(account)
     }
 
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Delivered at once: there is nothing to commit, and no other node to reach.
+    async fn publish(&self, signal: NodeSignal) -> Result<(), StoreError> {
+        self.signals.deliver(signal);
+        Ok(())
+    }
+
+    fn signals(&self) -> broadcast::Receiver<NodeSignal> {
+        self.signals.subscribe()
+    }
+
     async fn acquire_session(&self, account: AccountId, max: usize) -> Result<Option<SessionSlot>, StoreError> {
         struct Release(Arc<Mutex<HashMap<i64, usize>>>, i64);
         impl Drop for Release {
@@ -545,12 +573,18 @@ impl GuardStore for SqliteStore {
     }
 
     async fn put_ban(&self, ban: StoredBan) -> Result<(), StoreError> {
-        self.write(move |conn| guard::put_ban(conn, &ban)).await
+        self.write(move |conn| guard::put_ban(conn, &ban)).await?;
+        self.signals.deliver(NodeSignal::BansChanged);
+        Ok(())
     }
 
     async fn delete_ban(&self, network: &str) -> Result<bool, StoreError> {
         let network = network.to_string();
-        self.write(move |conn| guard::delete_ban(conn, &network)).await
+        let lifted = self.write(move |conn| guard::delete_ban(conn, &network)).await?;
+        if lifted {
+            self.signals.deliver(NodeSignal::BansChanged);
+        }
+        Ok(lifted)
     }
 
     async fn record_login(&self, account: AccountId, source: &str, when: i64) -> Result<(), StoreError> {

@@ -1,5 +1,5 @@
 //! What several sessions (and, on a shared database, several nodes) coordinate through: change
-//! announcements for IDLE, IMAP session slots, POP3 maildrop locks.
+//! announcements for IDLE, signals between nodes, IMAP session slots, POP3 maildrop locks.
 
 use async_trait::async_trait;
 
@@ -11,6 +11,22 @@ pub trait CoordinationStore: Send + Sync + 'static {
     /// Changes to the account's mailboxes, announced after they commit. A receiver that
     /// lags gets `RecvError::Lagged`, which means "something changed": writers never wait.
     fn watch(&self, account: AccountId) -> tokio::sync::broadcast::Receiver<MailboxChange>;
+
+    /// This handle's node id (see [`crate::new_node_id`]): what [`NodeSignal::KillSession`]
+    /// names, and what a PostgreSQL node's slot and lock rows name.
+    fn node(&self) -> &str;
+
+    /// Sends `signal` to every node sharing the store, this one included, once it is
+    /// published (PostgreSQL: NOTIFY, delivered at commit). The store publishes the signals of
+    /// its own writes itself (bans, app password revocations, credential changes), so callers
+    /// publish only what is not a write: [`NodeSignal::KillSession`] and its answer.
+    async fn publish(&self, signal: NodeSignal) -> Result<(), StoreError>;
+
+    /// Every signal delivered from now on. `RecvError::Lagged` means "anything may have
+    /// changed". Signals reach only the processes that share the store's notifications (for
+    /// SQLite, the one process; the CLI writing the same file is not heard), so a follower keeps
+    /// polling as well.
+    fn signals(&self) -> tokio::sync::broadcast::Receiver<NodeSignal>;
 
     /// A slot among at most `max` concurrent IMAP sessions of the account; `None` when all
     /// are taken.

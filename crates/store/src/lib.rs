@@ -21,6 +21,7 @@ pub mod index_cache;
 mod mail;
 mod names;
 mod queue;
+mod signal;
 mod watch;
 
 pub use address::{normalize_address, normalize_domain};
@@ -40,6 +41,7 @@ pub use queue::{
     QueueSelection, QueueStore, QueueSummary, QueueTotals, QueuedMessage, QueuedPage, QueuedRecipient, RecipientState,
     RecipientUpdate,
 };
+pub use signal::{new_node_id, NodeSignal, Signals};
 pub use watch::Watchers;
 
 pub type AccountId = i64;

@@ -7,6 +7,7 @@ pub mod outbound;
 pub mod outside;
 pub mod postfix;
 pub mod pytest;
+pub mod sessions;
 pub mod totp;
 
 use std::collections::HashMap;

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{Admin, Peer};
+use crate::session_kill::{self, KillOutcome};
+use crate::sessions::SessionInfo;
 use crate::{bans, unix_time};
 
 type Shared = State<Arc<Admin>>;
@@ -165,21 +167,53 @@ pub async fn status(State(admin): Shared) -> Json<Value> {
     Json(status)
 }
 
-pub async fn sessions(State(admin): Shared) -> Json<Value> {
-    Json(json!(admin.shared.sessions.list()))
+/// A live session of this node, with the names that reach it from any node.
+#[derive(Serialize)]
+struct SessionView<'a> {
+    /// `NODE:ID`: what `DELETE /api/v1/sessions/{id}` takes on any node sharing the store.
+    global_id: String,
+    node: &'a str,
+    #[serde(flatten)]
+    info: SessionInfo,
 }
 
+/// This node's sessions (each node lists its own: sessions are in memory, not in the store).
+pub async fn sessions(State(admin): Shared) -> Json<Value> {
+    let node = admin.shared.store.node();
+    let views: Vec<SessionView> = admin
+        .shared
+        .sessions
+        .list()
+        .into_iter()
+        .map(|info| SessionView { global_id: session_kill::session_name(node, info.id), node, info })
+        .collect();
+    Json(json!(views))
+}
+
+/// Closes a session: `ID` of this node, or `NODE:ID` of any node sharing the store. 204 when it
+/// was closed, 404 when its node has no such session, 202 when another node was signalled but
+/// did not answer within `session_kill::ANSWER_WAIT`.
 pub async fn kill_session(
     State(admin): Shared,
     Extension(peer): Extension<Peer>,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let id: u64 = id.parse().map_err(|_| ApiError::bad(format!("\"{id}\" is not a session id")))?;
-    if !admin.shared.sessions.kill(id) {
-        return Err(ApiError::not_found(format!("there is no live session {id}")));
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let (node, id) = session_kill::parse_session_name(&name)
+        .ok_or_else(|| ApiError::bad(format!("\"{name}\" is not a session id")))?;
+    let node = node.unwrap_or(admin.shared.store.node()).to_string();
+    let target = session_kill::session_name(&node, id);
+    match session_kill::kill(&admin.shared, &node, id).await? {
+        KillOutcome::Killed => {
+            audit(&admin, &peer, "session_kill", target);
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        KillOutcome::NoSuchSession => Err(ApiError::not_found(format!("there is no live session {name}"))),
+        KillOutcome::Signalled => {
+            audit(&admin, &peer, "session_kill", target.clone());
+            let body = json!({ "status": "signalled", "session": target });
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
     }
-    audit(&admin, &peer, "session_kill", id.to_string());
-    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Serialize)]

@@ -5,17 +5,22 @@
 //! nodes into the in-process hub (`Watchers`) its IMAP sessions subscribe to. A node announces
 //! its own changes itself, right after its commit returns and before its caller is answered
 //! (as SQLite's backend does), so its own notifications, heard later, are dropped.
+//! Signals between nodes (`NodeSignal`: bans, revoked app passwords, changed credentials,
+//! session kills) come the same way on a channel of their own, [`SIGNAL_CHANNEL`], into the
+//! node's `Signals` (a node's own signals included: it acts on them as any other node does).
 //!
 //! The connection is the node's own, outside the pool, kept for the store's life. If it drops
 //! (the server restarted, a network cut, a failover), notifications sent meanwhile are lost
 //! for good: so after every reconnect, once LISTEN is back, every mailbox of every watched
 //! account is announced with its current HIGHESTMODSEQ, and the sessions re-read (a session
-//! with nothing new finds nothing). A silent cut is found by a ping every [`PING_EVERY`].
+//! with nothing new finds nothing). Signals lost in a gap are not replayed: the server's
+//! follower polls the store as well, and a kill nobody answered is reported as only signalled.
+//! A silent cut is found by a ping every [`PING_EVERY`].
 
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use portcullis_store::{AccountId, MailboxChange, StoreError, Watchers};
+use portcullis_store::{AccountId, MailboxChange, NodeSignal, Signals, StoreError, Watchers};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client};
@@ -25,6 +30,8 @@ use crate::{backend, Db};
 
 /// The channel every node LISTENs on.
 pub(crate) const CHANNEL: &str = "portcullis_mailbox";
+/// The channel signals between nodes travel on (payloads: `NodeSignal::payload`).
+pub(crate) const SIGNAL_CHANNEL: &str = "portcullis_signal";
 
 /// How often the connection is checked, and how long the check may take.
 const PING_EVERY: Duration = Duration::from_secs(30);
@@ -59,6 +66,7 @@ pub(crate) struct Listener {
     config: tokio_postgres::Config,
     tls: RustlsConnector,
     watchers: Arc<Watchers>,
+    signals: Arc<Signals>,
     /// For the re-announcement after a reconnect (any connection will do for that read).
     pool: Pool,
 }
@@ -82,11 +90,12 @@ impl Listener {
         mut config: tokio_postgres::Config,
         tls: RustlsConnector,
         watchers: Arc<Watchers>,
+        signals: Arc<Signals>,
         pool: Pool,
     ) -> Listener {
         // Named apart from the pool's connections in pg_stat_activity.
         config.application_name("portcullis-listen");
-        Listener { node, config, tls, watchers, pool }
+        Listener { node, config, tls, watchers, signals, pool }
     }
 
     /// Opens the connection and LISTENs.
@@ -94,6 +103,7 @@ impl Listener {
         let (client, mut connection) = self.config.connect(self.tls.clone()).await.db()?;
         let watchers = self.watchers.clone();
         let node = self.node.clone();
+        let signals = self.signals.clone();
         // Reading the connection also drives the client's queries (LISTEN, the pings).
         let reader = tokio::spawn(async move {
             while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -103,12 +113,17 @@ impl Listener {
                             Some((change, from)) if from != node => watchers.announce(&[change]),
                             _ => {}
                         }
+                    } else if n.channel() == SIGNAL_CHANNEL {
+                        // Malformed payloads (anyone may NOTIFY) are dropped.
+                        if let Some(signal) = NodeSignal::parse(n.payload()) {
+                            signals.deliver(signal);
+                        }
                     }
                 }
             }
         });
         let listening = Listening { client, reader };
-        listening.client.batch_execute(&format!("LISTEN {CHANNEL}")).await.db()?;
+        listening.client.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {SIGNAL_CHANNEL}")).await.db()?;
         Ok(listening)
     }
 

@@ -1,6 +1,6 @@
 //! What the nodes sharing one database coordinate through (see
 //! `portcullis_store::CoordinationStore`): mailbox change announcements for IDLE across nodes
-//! (LISTEN/NOTIFY, in `listen`), and IMAP session slots and POP3 maildrop locks counted across
+//! and signals between nodes (LISTEN/NOTIFY, in `listen`), and IMAP session slots and POP3 maildrop locks counted across
 //! nodes (rows with an owner and an expiry, in `slots`).
 //!
 //! Each [`PgStore`] is one node: it gets a node id when it connects (host name, process id and
@@ -12,12 +12,13 @@
 mod listen;
 mod slots;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
-use portcullis_store::{AccountId, CoordinationStore, MailboxChange, MaildropLock, SessionSlot, StoreError, Watchers};
+use portcullis_store::{
+    AccountId, CoordinationStore, MailboxChange, MaildropLock, NodeSignal, SessionSlot, Signals, StoreError, Watchers,
+};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
@@ -29,6 +30,8 @@ pub(crate) struct Coordinator {
     node: String,
     /// The in-process hub the LISTEN connection feeds (the same as SQLite's).
     watchers: Arc<Watchers>,
+    /// The in-process end of the signals the LISTEN connection hears.
+    signals: Arc<Signals>,
     /// What the heartbeat renews: this node's live slots and locks.
     live: Arc<slots::Live>,
     /// How the LISTEN connection reaches the database (the pool's own settings).
@@ -41,8 +44,9 @@ pub(crate) struct Coordinator {
 impl Coordinator {
     pub(crate) fn new(config: tokio_postgres::Config, tls: RustlsConnector) -> Coordinator {
         Coordinator {
-            node: node_id(),
+            node: portcullis_store::new_node_id(),
             watchers: Arc::new(Watchers::default()),
+            signals: Arc::new(Signals::default()),
             live: Arc::new(slots::Live::default()),
             config,
             tls,
@@ -58,6 +62,7 @@ impl Coordinator {
             self.config.clone(),
             self.tls.clone(),
             self.watchers.clone(),
+            self.signals.clone(),
             pool.clone(),
         );
         let first = listener.connect().await?;
@@ -113,22 +118,31 @@ impl Drop for Coordinator {
     }
 }
 
-/// Host name, process id and a counter: unique among live nodes, and readable in the tables
-/// (`SELECT node FROM session_slots`) when an operator wonders who holds what.
-fn node_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "node".into());
-    format!("{host}:{}:{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+/// Sends `signal` to every node when `tx` commits: for every write other nodes must follow at
+/// once (bans, app password revocations, credential changes).
+pub(crate) async fn notify_signal(tx: &Transaction<'_>, signal: &NodeSignal) -> Result<(), StoreError> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&listen::SIGNAL_CHANNEL, &signal.payload()]).await.db()?;
+    Ok(())
 }
 
 #[async_trait]
 impl CoordinationStore for PgStore {
     fn watch(&self, account: AccountId) -> broadcast::Receiver<MailboxChange> {
         self.coordination.watchers.subscribe(account)
+    }
+
+    fn node(&self) -> &str {
+        self.coordination.node()
+    }
+
+    async fn publish(&self, signal: NodeSignal) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("SELECT pg_notify($1, $2)", &[&listen::SIGNAL_CHANNEL, &signal.payload()]).await.db()?;
+        Ok(())
+    }
+
+    fn signals(&self) -> broadcast::Receiver<NodeSignal> {
+        self.coordination.signals.subscribe()
     }
 
     async fn acquire_session(&self, account: AccountId, max: usize) -> Result<Option<SessionSlot>, StoreError> {

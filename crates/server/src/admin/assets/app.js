@@ -99,7 +99,7 @@ function renderSessions(sessions) {
     el("td", {}, s.id), el("td", {}, s.listener), el("td", {}, s.peer), el("td", {}, s.account ?? "–"),
     el("td", {}, s.tls ?? "–"), el("td", {}, duration(s.duration_ms)),
     el("td", {}, `${bytes(s.bytes_in)} / ${bytes(s.bytes_out)}`),
-    el("td", {}, el("button", { class: "danger", "data-kill": s.id, onclick: () => act("DELETE", `/api/v1/sessions/${s.id}`) }, "Close")),
+    el("td", {}, el("button", { class: "danger", "data-kill": s.global_id, onclick: () => act("DELETE", `/api/v1/sessions/${encodeURIComponent(s.global_id)}`) }, "Close")),
   )), 8, "No sessions.");
 }
 

@@ -2,8 +2,8 @@
 //! recorded in `expunged` with the MODSEQ of its removal (QRESYNC's VANISHED, RFC 7162 §3.2.10).
 
 use deadpool_postgres::GenericClient;
-use portcullis_store::*;
 use portcullis_store::{decode_keywords, encode_keywords};
+use portcullis_store::*;
 
 use super::deliver::{insert_message, NewMessage};
 use super::flags::canonical_keywords;

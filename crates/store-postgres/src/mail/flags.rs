@@ -2,8 +2,8 @@
 //! Keywords compare case-insensitively: `mailbox_keywords` is unique on `lower(keyword)`.
 
 use deadpool_postgres::GenericClient;
-use portcullis_store::*;
 use portcullis_store::{decode_keywords, encode_keywords, is_valid_keyword, sort_keywords};
+use portcullis_store::*;
 use tokio_postgres::Row;
 
 use super::locks::{allocate, lock_mailbox, no_such_mailbox};

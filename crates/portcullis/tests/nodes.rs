@@ -76,12 +76,22 @@ impl Cluster {
         Client::plain(tcp).handshake(self.nodes[0].client_config(rustls::ALL_VERSIONS))
     }
 
-    /// Which node logged a successful login from `peer` (the client's own address).
+    /// Which node logged a successful login from `peer` (the client's own address). The log
+    /// is read from each node's stdout by a thread of its own, so the line may come a moment
+    /// after the client heard its answer: up to 5 s are given.
     fn node_of(&self, peer: SocketAddr) -> Option<usize> {
         let peer = peer.to_string();
-        self.nodes
-            .iter()
-            .position(|n| n.events().iter().any(|e| e["event"] == "auth_succeeded" && e["peer"] == peer.as_str()))
+        let started = Instant::now();
+        loop {
+            let found = self
+                .nodes
+                .iter()
+                .position(|n| n.events().iter().any(|e| e["event"] == "auth_succeeded" && e["peer"] == peer.as_str()));
+            if found.is_some() || started.elapsed() > Duration::from_secs(5) {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

@@ -5,10 +5,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
 
+use common::haproxy::{Frontend, HaProxy, Node};
 use common::outside::program;
 use common::{Client, Settings, TestServer, ALICE, BOB, PASSWORD};
 use nix::sys::signal::Signal;
@@ -132,66 +133,6 @@ fn health_is_ok_while_serving_and_draining_once_sigterm_starts_the_drain() {
     assert!(status.success());
 }
 
-/// A private HAProxy (never the system's service) in the foreground, killed on drop.
-struct HaProxy {
-    child: Child,
-    _dir: tempfile::TempDir,
-    addr: SocketAddr,
-}
-
-impl Drop for HaProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl HaProxy {
-    /// Listens on a free loopback port, and sends every connection to `backend` with a PROXY
-    /// v2 header, health-checking it on `health` (the admin listener).
-    fn start(binary: &std::path::Path, backend: SocketAddr, health: SocketAddr) -> HaProxy {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let config = format!(
-            "global\n    maxconn 200\n\
-             defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\
-             frontend imaps\n    bind {addr}\n    default_backend nodes\n\
-             backend nodes\n    option httpchk GET /health\n    http-check expect status 200\n\
-             \x20   server node1 {backend} send-proxy-v2 check port {} addr {} inter 1s\n",
-            health.port(),
-            health.ip()
-        );
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, config).unwrap();
-        let check = Command::new(binary).arg("-c").arg("-f").arg(&path).output().unwrap();
-        assert!(check.status.success(), "haproxy -c: {}", String::from_utf8_lossy(&check.stderr));
-        let child = Command::new(binary)
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut haproxy = HaProxy { child, _dir: dir, addr };
-        let started = Instant::now();
-        // Probed from 127.0.0.4, so that no event of the test's clients' addresses comes from it.
-        loop {
-            let probe = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-            probe.bind(&"127.0.0.4:0".parse::<SocketAddr>().unwrap().into()).unwrap();
-            if probe.connect(&addr.into()).is_ok() {
-                return haproxy;
-            }
-            if let Some(status) = haproxy.child.try_wait().unwrap() {
-                panic!("haproxy exited at start: {status}");
-            }
-            assert!(started.elapsed() < Duration::from_secs(10), "haproxy did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 /// IMAP LOGIN from `source` through the balancer; the tagged answer, or None when refused.
 fn login_through(
     server: &TestServer,
@@ -224,10 +165,12 @@ fn imap_login(c: &mut Client, user: &str, password: &str) -> String {
 fn behind_haproxy_the_server_sees_bans_and_logs_the_real_clients() {
     let Some(haproxy) = program("haproxy", "apt-get install haproxy") else { return };
     let server = proxied_server();
-    let balancer = HaProxy::start(&haproxy, server.addr("imaps"), server.addr("admin"));
+    let node = Node { listener: server.addr("imaps"), admin: server.addr("admin") };
+    let running = HaProxy::start(&haproxy, &[Frontend::new("imaps", vec![node])]);
+    let balancer = running.addr("imaps");
 
     // 127.0.0.3 logs in through the balancer, and is named as itself.
-    assert!(login_through(&server, balancer.addr, "127.0.0.3", BOB, PASSWORD).unwrap().starts_with("a OK"));
+    assert!(login_through(&server, balancer, "127.0.0.3", BOB, PASSWORD).unwrap().starts_with("a OK"));
     let opened = server.wait_event(|e| {
         e["event"] == "auth_succeeded" && e["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.3:"))
     });
@@ -235,7 +178,7 @@ fn behind_haproxy_the_server_sees_bans_and_logs_the_real_clients() {
 
     // 127.0.0.2 guesses passwords through the same balancer until it is banned...
     for attempt in 0..3 {
-        let answer = login_through(&server, balancer.addr, "127.0.0.2", ALICE, "wrong-password");
+        let answer = login_through(&server, balancer, "127.0.0.2", ALICE, "wrong-password");
         // The third may be cut short by the ban it brings.
         if attempt < 2 {
             assert!(answer.is_some_and(|a| a.starts_with("a NO")), "attempt {attempt}");
@@ -248,14 +191,14 @@ fn behind_haproxy_the_server_sees_bans_and_logs_the_real_clients() {
         .filter(|e| e["event"] == "auth_failed" && e["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.2:")));
     assert!(failures.count() >= 2, "each failure counted against the client, not the balancer");
     // ...and is refused from then on...
-    assert_eq!(login_through(&server, balancer.addr, "127.0.0.2", ALICE, PASSWORD), None);
+    assert_eq!(login_through(&server, balancer, "127.0.0.2", ALICE, PASSWORD), None);
     server.wait_event(|e| {
         e["event"] == "connection_refused"
             && e["reason"] == "banned"
             && e["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.2:"))
     });
     // ...while 127.0.0.3 still logs in through the same balancer.
-    assert!(login_through(&server, balancer.addr, "127.0.0.3", BOB, PASSWORD).unwrap().starts_with("a OK"));
+    assert!(login_through(&server, balancer, "127.0.0.3", BOB, PASSWORD).unwrap().starts_with("a OK"));
 
     // No session or refusal named the balancer's address; nothing banned it.
     for e in server.events() {

@@ -2,12 +2,14 @@
 //! generated for the test, cheap password hashing, and a tiny client for its protocols.
 #![allow(dead_code)]
 
+pub mod haproxy;
 pub mod mx;
 pub mod outbound;
 pub mod outside;
 pub mod postfix;
 pub mod pytest;
 pub mod sessions;
+pub mod store;
 pub mod totp;
 
 use std::collections::HashMap;
@@ -106,6 +108,10 @@ pub struct TestServer {
     reader: Option<std::thread::JoinHandle<()>>,
     pub addrs: HashMap<String, SocketAddr>,
     cert: CertificateDer<'static>,
+    /// The `[store]` line naming the database when it is not the SQLite default (PostgreSQL:
+    /// `PORTCULLIS_TEST_STORE=postgres`, or nodes sharing one database); kept across
+    /// [`TestServer::rewrite_config`].
+    store_line: Option<String>,
 }
 
 pub fn write_cert(dir: &Path) -> CertificateDer<'static> {
@@ -120,18 +126,54 @@ impl TestServer {
         TestServer::start_with(Settings::default())
     }
 
-    /// A server with alice and bob in example.test.
+    /// A server with alice and bob in example.test, on the store [`store::default_store_line`]
+    /// names (SQLite, or a fresh PostgreSQL database under `PORTCULLIS_TEST_STORE=postgres`).
     pub fn start_with(settings: Settings) -> TestServer {
+        let mut server = TestServer::prepare(&settings, store::default_store_line(), None);
+        server.add_accounts();
+        server.launch();
+        server
+    }
+
+    /// `count` nodes sharing one fresh PostgreSQL database, each with its own data dir (node
+    /// id, admin token) and otherwise the same config, certificate and key; alice and bob made
+    /// once through the first node's CLI. `None` after a SKIPPED notice without PostgreSQL.
+    pub fn start_nodes(settings: Settings, count: usize) -> Option<Vec<TestServer>> {
+        let line = store::url_line(&store::shared_database()?);
+        let first = TestServer::prepare(&settings, Some(line.clone()), None);
+        first.add_accounts();
+        let mut nodes = vec![first];
+        for _ in 1..count {
+            let node = TestServer::prepare(&settings, Some(line.clone()), Some(&nodes[0]));
+            nodes.push(node);
+        }
+        for node in &mut nodes {
+            node.launch();
+        }
+        Some(nodes)
+    }
+
+    /// A data dir, a config and a certificate (`twin`'s, for nodes that clients reach through
+    /// one balancer under one name), and no process yet.
+    fn prepare(settings: &Settings, store_line: Option<String>, twin: Option<&TestServer>) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         if is_root() {
             // The server drops to nobody, who must be able to walk into the temp dir.
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        let cert = write_cert(dir.path());
+        let cert = match twin {
+            Some(twin) => {
+                for file in ["cert.pem", "key.pem"] {
+                    std::fs::copy(twin.dir.path().join(file), dir.path().join(file)).unwrap();
+                }
+                twin.cert.clone()
+            }
+            None => write_cert(dir.path()),
+        };
         let config_path = dir.path().join("portcullis.toml");
-        std::fs::write(&config_path, config_text(&settings)).unwrap();
-        let mut server = TestServer {
+        std::fs::write(&config_path, config_text(settings, store_line.as_deref())).unwrap();
+        TestServer {
             dir,
             config_path,
             child: None,
@@ -139,13 +181,16 @@ impl TestServer {
             reader: None,
             addrs: HashMap::new(),
             cert,
-        };
-        server.cli_ok(&["domain", "add", DOMAIN], None);
-        for user in [ALICE, BOB] {
-            server.cli_ok(&["account", "add", user, "--password-stdin"], Some(PASSWORD));
+            store_line,
         }
-        server.launch();
-        server
+    }
+
+    /// example.test with alice and bob, through the CLI.
+    fn add_accounts(&self) {
+        self.cli_ok(&["domain", "add", DOMAIN], None);
+        for user in [ALICE, BOB] {
+            self.cli_ok(&["account", "add", user, "--password-stdin"], Some(PASSWORD));
+        }
     }
 
     /// Starts (or restarts) the server process and waits for its listeners.
@@ -433,7 +478,7 @@ impl TestServer {
 
     /// Rewrites the config with new settings (for SIGHUP tests).
     pub fn rewrite_config(&self, settings: &Settings) {
-        std::fs::write(&self.config_path, config_text(settings)).unwrap();
+        std::fs::write(&self.config_path, config_text(settings, self.store_line.as_deref())).unwrap();
     }
 
     /// Logs in over IMAPS from `source`; the tagged answer line.
@@ -474,9 +519,15 @@ impl Drop for TestServer {
     }
 }
 
-fn config_text(s: &Settings) -> String {
+/// The config file for `s`; `store_line` (a `url = …`) goes into `[store]` unless the
+/// settings name a store URL themselves.
+fn config_text(s: &Settings, store_line: Option<&str>) -> String {
     let user = if is_root() { "user = \"nobody\"\n" } else { "" };
     let admin = if s.no_admin { "" } else { "admin = [\"127.0.0.1:0\"]\n" };
+    let mut store = s.store.clone();
+    if let Some(line) = store_line.filter(|_| !store.iter().any(|l| l.trim_start().starts_with("url"))) {
+        store.push(line.to_string());
+    }
     let passwords = if s.passwords.is_empty() {
         "argon2_memory_kib = 1024\nargon2_iterations = 1".to_string()
     } else {
@@ -494,7 +545,7 @@ fn config_text(s: &Settings) -> String {
         s.tls.join("\n"),
         s.listen.iter().map(|l| format!("{l}\n")).collect::<String>(),
         passwords,
-        s.store.join("\n"),
+        store.join("\n"),
         s.limits.join("\n"),
         s.process.join("\n"),
         s.sections.join("\n"),

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod aliases;
+mod check;
 mod coordination;
 mod directory;
 mod dkim;
@@ -21,6 +22,7 @@ mod mail_in_tx;
 mod queue;
 pub mod schema;
 pub mod tls;
+mod transfer;
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -210,3 +210,67 @@ async fn a_destination_that_holds_anything_is_refused_and_left_alone() {
     sqlite.close();
     pg.close();
 }
+
+/// Columns a copy leaves out on purpose: SQLite's `mailboxes.subscribed` (replaced by the
+/// `subscriptions` table in its migration 2, unused since).
+const NOT_COPIED_COLUMNS: &[(&str, &str)] = &[("mailboxes", "subscribed")];
+/// Tables a copy leaves out on purpose (see `portcullis_store::transfer`): each backend's
+/// record of its schema, and PostgreSQL's live session slots and maildrop locks.
+const NOT_COPIED_TABLES: &[&str] = &["schema_migrations", "session_slots", "maildrop_locks"];
+
+/// (table, column) of `transfer::TABLES`, sorted.
+fn transfer_columns() -> Vec<(String, String)> {
+    let mut out: Vec<_> = portcullis_store::transfer::TABLES
+        .iter()
+        .flat_map(|t| t.columns.iter().map(|(c, _)| (t.name.to_string(), c.to_string())))
+        .collect();
+    out.sort();
+    out
+}
+
+fn wanted(table: &str, column: &str) -> bool {
+    !NOT_COPIED_TABLES.contains(&table) && !NOT_COPIED_COLUMNS.contains(&(table, column))
+}
+
+/// A migration that adds a table or a column must add it to the copy too (or say here why
+/// not): the list is compared with both backends' schemas as this build makes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_copy_knows_every_table_and_column_of_both_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mail.db");
+    Endpoint::open(&format!("sqlite:{}", path.display()), true).await.unwrap().close();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let mut sqlite: Vec<(String, String)> = conn
+        .prepare(
+            "SELECT m.name, p.name FROM sqlite_schema m JOIN pragma_table_info(m.name) p
+              WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%'",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|(t, c): &(String, String)| wanted(t, c))
+        .collect();
+    sqlite.sort();
+    assert_eq!(sqlite, transfer_columns(), "SQLite");
+
+    let Some(cluster) = cluster() else { return };
+    let url = cluster.fresh_database();
+    Endpoint::open(&url, true).await.unwrap().close();
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let mut pg: Vec<(String, String)> = client
+        .query(
+            "SELECT table_name::text, column_name::text FROM information_schema.columns
+              WHERE table_schema = current_schema()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .filter(|(t, c): &(String, String)| wanted(t, c))
+        .collect();
+    pg.sort();
+    assert_eq!(pg, transfer_columns(), "PostgreSQL");
+}

@@ -9,7 +9,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::outside::skip;
 use common::totp::{enable_totp, totp_code};
@@ -164,5 +163,11 @@ fn a_live_sqlite_installation_moves_to_postgresql() {
         assert!(text(&check).contains("No problems found."), "{}", text(&check));
     }
     server.stop();
-    std::thread::sleep(Duration::from_millis(10));
+
+    // And back, from the configured PostgreSQL store into a new SQLite file.
+    // In the data dir: the CLI writes it as the service user, as the server would.
+    let back = server.dir.path().join("data/back.db");
+    let out = server.cli(&["store", "migrate", "--to", &format!("sqlite:{}", back.display())], None);
+    assert!(out.status.success() && text(&out).contains("Both ends agree"), "{}", text(&out));
+    assert!(text(&out).contains("messages 4/4"), "{}", text(&out));
 }

@@ -19,6 +19,8 @@ use portcullis_store_postgres::PgStore;
 use portcullis_store_sqlite::SqliteStore;
 
 /// One end of a copy, opened from its URL.
+// Two of these exist at a time, in one command: a box would save nothing worth its noise.
+#[allow(clippy::large_enum_variant)]
 pub enum Endpoint {
     Sqlite(SqliteStore),
     Postgres(PgStore),
@@ -171,8 +173,9 @@ pub fn redact(url: &str) -> String {
             let _ = parsed.set_password(None);
             parsed.to_string()
         }
-        _ if url.starts_with("sqlite:") => url.to_string(),
         Ok(_) => url.to_string(),
+        // A SQLite URL holds no password; anything else unreadable is not shown at all.
+        Err(_) if url.starts_with("sqlite:") => url.to_string(),
         Err(_) => "the database".into(),
     }
 }
@@ -284,5 +287,35 @@ fn clear_lease(row: &mut Row) {
         }
         row[node] = Value::Null;
         row[run] = Value::Null;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        assert_eq!(redact("postgres://mail:s3cret@db.example.org/mail"), "postgres://mail@db.example.org/mail");
+        assert_eq!(redact("postgres://mail@db.example.org/mail"), "postgres://mail@db.example.org/mail");
+        assert_eq!(redact("sqlite:/var/lib/portcullis/mail.db"), "sqlite:/var/lib/portcullis/mail.db");
+        assert_eq!(redact("postgres://mail:pw@[bad"), "the database");
+    }
+
+    #[test]
+    fn a_lease_is_cleared_and_its_message_made_due() {
+        let queue = TABLES.iter().find(|t| t.name == "queue").unwrap();
+        let at = |name: &str| queue.column(name).unwrap();
+        let mut row: Row = vec![Value::Null; queue.columns.len()];
+        row[at("next_attempt")] = Value::Int(i64::MAX);
+        row[at("lease_node")] = Value::Text("old".into());
+        row[at("lease_run")] = Value::Text("run".into());
+        clear_lease(&mut row);
+        assert_eq!((&row[at("lease_node")], &row[at("lease_run")]), (&Value::Null, &Value::Null));
+        assert!(row[at("next_attempt")].as_int().unwrap() < i64::MAX);
+        // Not leased: left as it was.
+        row[at("next_attempt")] = Value::Int(i64::MAX);
+        clear_lease(&mut row);
+        assert_eq!(row[at("next_attempt")], Value::Int(i64::MAX));
     }
 }

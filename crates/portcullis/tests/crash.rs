@@ -445,7 +445,7 @@ fn store_check_names_damage_and_fails() {
     assert!(stdout.contains("1 message in 1 body") && stdout.contains("No problems found."), "{stdout}");
 
     // A body without its header cache (schema 5) is tolerated, and said. The damage here is
-    // made on the SQLite file behind the store's back: `store check` examines SQLite stores.
+    // made on the SQLite file behind the store's back (this server's store).
     let db = rusqlite::Connection::open(server.dir.path().join("data/mail.db")).unwrap();
     db.execute("DELETE FROM header_caches", []).unwrap();
     drop(db);

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod aliases;
+mod check;
 mod coordination;
 mod directory;
 mod dkim;
@@ -20,6 +21,7 @@ mod mail;
 mod queue;
 pub mod schema;
 pub mod tls;
+mod transfer;
 
 use std::path::PathBuf;
 use std::str::FromStr;

@@ -18,32 +18,9 @@ use crate::Db;
 use portcullis_store::StoreError;
 
 /// Problems of one kind listed at most; the rest are counted.
-const LIST_AT_MOST: usize = 20;
+const LIST_AT_MOST: usize = portcullis_store::CHECK_LIST_AT_MOST;
 
-/// What [`SqliteStore::check`] examined and what it found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CheckReport {
-    pub domains: u64,
-    pub accounts: u64,
-    pub mailboxes: u64,
-    pub messages: u64,
-    /// Message bodies (several messages share one when a delivery had several recipients, or
-    /// after COPY).
-    pub bodies: u64,
-    /// Bytes of those bodies.
-    pub body_bytes: u64,
-    /// Bodies that SEARCH reads the header of, having no header cache it can use (none, or
-    /// one of another format version): tolerated, only slower to search.
-    pub bodies_without_header_cache: u64,
-    /// One sentence per problem, each naming the account, mailbox and UID it is about.
-    pub problems: Vec<String>,
-}
-
-impl CheckReport {
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
+pub use portcullis_store::CheckReport;
 
 impl SqliteStore {
     /// Checks the database and the store's invariants (see the module's documentation).

@@ -23,6 +23,7 @@ mod ops;
 mod queue;
 mod schema;
 mod secrets;
+mod transfer;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

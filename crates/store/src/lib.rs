@@ -11,6 +11,7 @@
 
 mod address;
 mod aliases;
+mod check;
 mod coordination;
 mod directory;
 mod dkim;
@@ -22,10 +23,12 @@ mod mail;
 mod names;
 mod queue;
 mod signal;
+pub mod transfer;
 mod watch;
 
 pub use address::{normalize_address, normalize_domain};
 pub use aliases::{Alias, AliasStore};
+pub use check::{CheckReport, CHECK_LIST_AT_MOST};
 pub use coordination::CoordinationStore;
 pub use directory::DirectoryStore;
 pub use dkim::{key_states, DkimAlgorithm, DkimKey, DkimKeyState, DkimKeyStore, NewDkimKey};

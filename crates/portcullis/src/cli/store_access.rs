@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use portcullis_config::Config;
 use portcullis_store::{normalize_address, Store, StoreError};
+use portcullis_store_backends::migrate::{redact, Endpoint, MigrateReport, Progress};
 use portcullis_store_backends::{CheckReport, Options};
 
 use crate::cli::runtime::block_on;
@@ -23,6 +24,54 @@ pub fn open(config: &Config) -> Result<Arc<dyn Store>, Failure> {
 pub fn check(config: &Config, quick: bool) -> Result<CheckReport, Failure> {
     as_service_user(config)?;
     block_on(portcullis_store_backends::check(&config.store, quick)).map_err(explain)
+}
+
+/// What `store migrate` did: both ends for people (no password) and the report.
+pub struct Migrated {
+    pub from: String,
+    pub to: String,
+    pub report: MigrateReport,
+}
+
+/// `store migrate`: opens `from` (the configured store when `None`) and `to`, as the service
+/// user (so that a SQLite destination belongs to the server), and copies one into the other.
+pub fn migrate(
+    config: &Config,
+    from: Option<&str>,
+    to: &str,
+    quick: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Migrated, Failure> {
+    as_service_user(config)?;
+    let from_shown = from.map_or_else(|| config.store.describe(), redact);
+    let to_shown = redact(to);
+    if from.unwrap_or_default() == to || (from.is_none() && config.store.describe() == to_shown) {
+        return Err(Failure(format!("--from and --to both name {to_shown}; copy into another, empty database")));
+    }
+    block_on(async {
+        let source = match from {
+            Some(url) => Endpoint::open(url, false).await,
+            None => Endpoint::open_configured(&config.store).await,
+        }
+        .map_err(|e| Failure(format!("cannot open the source {from_shown}: {}", detail(e))))?;
+        let destination = Endpoint::open(to, true)
+            .await
+            .map_err(|e| Failure(format!("cannot open the destination {to_shown}: {}", detail(e))))?;
+        println!("Copying {from_shown} to {to_shown}, from one snapshot of the source (mail arriving after it is not copied).");
+        let result = portcullis_store_backends::migrate::migrate(&source, &destination, quick, progress).await;
+        source.close();
+        destination.close();
+        let report = result.map_err(|e| Failure(format!("cannot migrate: {}", detail(e))))?;
+        Ok(Migrated { from: from_shown, to: to_shown, report })
+    })
+}
+
+/// A store error's own words, without the "the store failed" of [`explain`].
+fn detail(e: StoreError) -> String {
+    match e {
+        StoreError::Backend(detail) => detail,
+        other => other.to_string(),
+    }
 }
 
 /// Drops root for the configured service user when there is one on this machine.

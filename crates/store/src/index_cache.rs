@@ -17,9 +17,9 @@
 //!   is read again in full.
 //!
 //! Memory: about 13 bytes per message (1.3 MB for 100,000), shared with every session that
-//! has the mailbox selected. Lists not used for [`IDLE_FOR`] and no longer shared with a
+//! has the mailbox selected. Lists not used for `IDLE_FOR` and no longer shared with a
 //! session are dropped, and the least recently used go first when the lists together hold
-//! more than [`MAX_MESSAGES`] messages.
+//! more than `MAX_MESSAGES` messages.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -259,3 +259,47 @@ stop_keeper() {
     fi
     NS_PID=
 }
+
+# --- Helpers for scripts that run several servers at once (bench/postgres.sh) ------------------
+
+# wait_listening PORT WHAT [PID]: returns once something listens on 127.0.0.1-side TCP PORT;
+# dies after 30 s, or as soon as PID (the process that should listen) has exited.
+wait_listening() {
+    local port=$1 what=$2 pid=${3:-}
+    for _ in $(seq 300); do
+        ss -Hltn "sport = :$port" | grep -q . && return
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then die "$what exited before listening on $port"; fi
+        sleep 0.1
+    done
+    die "$what is not listening on $port"
+}
+
+# json_field FILE KEY: one top-level field of a harness's JSON result.
+json_field() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+
+# tree_cpu_ticks PID: CPU time, in clock ticks (getconf CLK_TCK a second), of PID and every
+# live descendant (the postmaster and its backends, checkpointer, WAL writer: the CPU of a
+# whole PostgreSQL server): user and system time of all their threads, plus that of their
+# children that have exited and been waited for (cutime, cstime: a backend that ends during a
+# measurement still counts). /proc/PID/stat's second field (the name) may hold spaces: fields
+# are counted after its last closing parenthesis (utime is field 14 of proc(5), the 12th after
+# it). One pass over the files: forking per process would cost more than it measures.
+tree_cpu_ticks() {
+    # A process may end between `ps` and the read: cat skips its file.
+    # shellcheck disable=SC2046 # one path a word
+    cat $(printf '/proc/%s/stat ' "$1" $(descendants "$1")) 2>/dev/null |
+        awk '{ sub(/.*\) /, ""); t += $12 + $13 + $14 + $15 } END { print t + 0 }'
+}
+
+# descendants PID: the live descendants of PID, one a line (one `ps` for the whole tree).
+descendants() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2 }
+        END {
+            for (pid in parent) {
+                for (p = parent[pid]; p != "" && p != 0 && p != pid; p = parent[p]) {
+                    if (p == root) { print pid; break }
+                }
+            }
+        }'
+}

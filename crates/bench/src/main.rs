@@ -36,7 +36,8 @@ struct Args {
     /// Envelope sender [default: --user]
     #[arg(long)]
     from: Option<String>,
-    /// Envelope recipient [default: --user]
+    /// Envelope recipient [default: --user]; `{n}` becomes the client's number (01, 02, ...),
+    /// which spreads the load over one recipient per client
     #[arg(long)]
     to: Option<String>,
     #[command(flatten)]
@@ -166,7 +167,8 @@ async fn client(
         }
     };
     let from = args.from.as_deref().unwrap_or(&args.user);
-    let to = args.to.as_deref().unwrap_or(&args.user);
+    let to = args.to.as_deref().unwrap_or(&args.user).replace("{n}", &format!("{:02}", id + 1));
+    let to = to.as_str();
     let filler = filler(args.size_kib * 1024);
     for n in 0..args.messages {
         let data = message(id, n, from, to, &filler, args.size_kib * 1024);

@@ -157,7 +157,7 @@ pub async fn close_sessions_of_changed_accounts(shared: &Shared) {
     }
     match shared.store.credentials_generations(&in_use).await {
         Ok(current) => {
-            for closed in shared.sessions.close_sessions_of_changed_accounts(&current) {
+            for closed in shared.sessions.close_sessions_of_changed_accounts(&in_use, &current) {
                 shared.events.emit(Event::AccountSessionClosed {
                     conn: closed.conn,
                     account: closed.account,

@@ -2,7 +2,9 @@
 //! `--count` times, `--interval-ms` apart. For each, the time from the APPEND's tagged OK (at
 //! the appender) to `* n EXISTS` (at the idler), n being the new message count. A push that
 //! overtakes the OK counts as negative. Both clients run in this one process on one thread, so
-//! both instants come from the same clock.
+//! both instants come from the same clock. With `--append-server`, the appender talks to
+//! another listener than the idler (another node sharing the store), which measures the push
+//! across nodes.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +35,10 @@ pub struct IdleArgs {
     /// The corpus seed of the messages appended
     #[arg(long, default_value_t = 3)]
     seed: u64,
+    /// Where the appender connects, when not to `--server` (another node on the same store);
+    /// same TLS name and CA
+    #[arg(long, value_name = "HOST:PORT")]
+    append_server: Option<String>,
 }
 
 pub async fn run(args: IdleArgs) -> Result<bool, String> {
@@ -49,7 +55,11 @@ pub async fn run(args: IdleArgs) -> Result<bool, String> {
         .map_err(fail)?;
     let idle_tag = idler.idle().await.map_err(fail)?;
 
-    let mut appender = Imap::connect(&target, timeout).await.map_err(fail)?;
+    let append_target = match &args.append_server {
+        Some(server) => ServerArgs { server: server.clone(), ..args.server.clone() }.target().await?,
+        None => target,
+    };
+    let mut appender = Imap::connect(&append_target, timeout).await.map_err(fail)?;
     appender.login(&args.user, &args.server.password).await.map_err(fail)?;
 
     // The idler reports every EXISTS with the instant it arrived.
@@ -133,6 +143,8 @@ pub async fn run(args: IdleArgs) -> Result<bool, String> {
     let within_100 = after_ok.iter().filter(|&&l| l <= 100.0).count();
     let report = serde_json::json!({
         "user": args.user,
+        "server": args.server.server,
+        "append_server": args.append_server.as_deref().unwrap_or(&args.server.server),
         "appends": args.count,
         "heard": after_ok.len(),
         "missed": missed,

@@ -293,6 +293,9 @@ fn a_source_banned_by_node_b_is_refused_by_node_c() {
     let took = banned.elapsed();
     notice(&format!("nodes: node C refused the source node B banned {took:?} after the ban"));
     assert!(took < Duration::from_secs(2), "node C took {took:?} to follow node B's ban");
+    // The connection that saw the ban arrive may have been admitted just before it and then
+    // closed by it (`revoked`); a new one is refused at accept.
+    assert!(refused(&cluster), "node C admitted the banned source again");
     cluster.nodes[2].wait_event(|e| {
         e["event"] == "connection_refused"
             && e["reason"] == "banned"

@@ -19,7 +19,8 @@ use portcullis_acme::{
     ChallengeResolver, Challenges, Hooks, Manager, Urgency,
 };
 use portcullis_testdns::{TestDns, Zones};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use portcullis_tls_client::AnyServerCertificate;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -206,49 +207,13 @@ async fn serve_http(listener: TcpListener, challenges: Arc<Challenges>) {
     }
 }
 
-/// Accepts any certificate: the test compares what it is shown with what was stored.
-#[derive(Debug)]
-struct ShowMe;
-
-impl rustls::client::danger::ServerCertVerifier for ShowMe {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// The certificate a client is shown for `name` on `port`.
 async fn shown(port: u16, name: &str) -> Vec<u8> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(ShowMe))
+        .with_custom_certificate_verifier(AnyServerCertificate::shared(&rustls::crypto::ring::default_provider()))
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await.unwrap();

@@ -1,67 +1,23 @@
 //! Real TLS handshakes with rustls (ring provider, built explicitly: docs/dependencies.md pitfall 2),
 //! as a modern client makes them.
 //!
-//! The verifier here records the server's chain and lets the handshake finish whatever the
-//! chain is: the audit still has to look inside TLS (greeting, AUTH, MAIL FROM, STARTTLS
+//! The verifier (the workspace's shared `AnyServerCertificate`, recording) keeps the server's
+//! chain and lets the handshake finish whatever the chain is: the audit still has to look inside TLS (greeting, AUTH, MAIL FROM, STARTTLS
 //! injection) on a server whose certificate is expired or self-signed, and the chain is judged
 //! on its own, with the same rustls-webpki code a client uses, in `cert.rs`. Handshake
 //! signatures are still checked, so a session we report on is a real one.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use portcullis_tls_client::AnyServerCertificate;
+use rustls::crypto::ring;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::ClientConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
 use crate::hello::{version_name, TLS12, TLS13};
-
-#[derive(Debug)]
-struct Recorder {
-    chain: Arc<Mutex<Vec<CertificateDer<'static>>>>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Recorder {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let mut chain = vec![end_entity.clone().into_owned()];
-        chain.extend(intermediates.iter().map(|c| c.clone().into_owned()));
-        *self.chain.lock().unwrap_or_else(|p| p.into_inner()) = chain;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
 
 /// What one handshake gave.
 pub struct Session {
@@ -84,8 +40,7 @@ pub async fn handshake(
     timeout: std::time::Duration,
 ) -> Result<Session, String> {
     let provider = Arc::new(ring::default_provider());
-    let chain = Arc::new(Mutex::new(Vec::new()));
-    let recorder = Recorder { chain: chain.clone(), algorithms: provider.signature_verification_algorithms };
+    let (recorder, presented) = AnyServerCertificate::recording(&provider);
     let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| e.to_string())?
@@ -104,6 +59,6 @@ pub async fn handshake(
         _ => TLS12,
     };
     let suite = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
-    let chain = std::mem::take(&mut *chain.lock().unwrap_or_else(|p| p.into_inner()));
+    let chain = presented.take();
     Ok(Session { stream, version, suite, chain })
 }

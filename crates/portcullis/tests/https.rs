@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Settings, TestServer, ALICE, DOMAIN, HOSTNAME};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use portcullis_tls_client::AnyServerCertificate;
+use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 fn https_settings() -> Settings {
@@ -414,49 +415,13 @@ fn start_pebble(
     Pebble(child)
 }
 
-/// Accepts any certificate: the test reads what it is shown.
-#[derive(Debug)]
-struct ShowMe;
-
-impl rustls::client::danger::ServerCertVerifier for ShowMe {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
-    }
-}
-
 fn show_me() -> Arc<ClientConfig> {
     Arc::new(
         ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ShowMe))
+            .with_custom_certificate_verifier(AnyServerCertificate::shared(&rustls::crypto::ring::default_provider()))
             .with_no_client_auth(),
     )
 }

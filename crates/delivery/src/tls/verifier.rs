@@ -2,9 +2,11 @@
 //! policy says (PKIX for the MX name, or TLSA records), keeps the verdict for the attempt
 //! record, and fails the handshake only when the policy requires authentication. The
 //! handshake signatures are always checked against the certificate's key, whatever the
-//! policy: an unauthenticated session is still one with the holder of that key.
+//! policy (the workspace's shared `HandshakeSignatures`): an unauthenticated session is still
+//! one with the holder of that key.
 
 use super::{dane, CertificateCheck, HostPolicy, TlsFailure, TrustRoots};
+use portcullis_tls_client::HandshakeSignatures;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, Error, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -17,12 +19,20 @@ pub struct PolicyVerifier {
     /// smart host's name.
     host: String,
     roots: TrustRoots,
+    signatures: HandshakeSignatures,
     verdict: Mutex<CertificateCheck>,
 }
 
 impl PolicyVerifier {
     pub(crate) fn new(policy: HostPolicy, host: &str, roots: TrustRoots) -> PolicyVerifier {
-        PolicyVerifier { policy, host: host.to_string(), roots, verdict: Mutex::new(CertificateCheck::NotChecked) }
+        let signatures = HandshakeSignatures::of(&roots.provider);
+        PolicyVerifier {
+            policy,
+            host: host.to_string(),
+            roots,
+            signatures,
+            verdict: Mutex::new(CertificateCheck::NotChecked),
+        }
     }
 
     /// The verdict on the certificate the server presented.
@@ -103,12 +113,7 @@ impl ServerCertVerifier for PolicyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.roots.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -117,15 +122,10 @@ impl ServerCertVerifier for PolicyVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.roots.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.roots.provider.signature_verification_algorithms.supported_schemes()
+        self.signatures.schemes()
     }
 }

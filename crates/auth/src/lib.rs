@@ -20,7 +20,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use pool::HashPool;
 pub use pool::Lane;
 use portcullis_sasl::ScramKeys;
-use portcullis_store::{AccountId, PasswordSecrets, ScramCredentials, Store, StoredScram};
+use portcullis_store::credential_rules::totp_step_fresh;
+use portcullis_store::{AccountId, AppPasswordState, PasswordSecrets, ScramCredentials, Store, StoredScram};
 use tokio::sync::OnceCell;
 use zeroize::Zeroizing;
 
@@ -218,11 +219,10 @@ impl Authenticator {
             if let Some(app) =
                 self.store.find_app_password(username, &digest).await.map_err(|_| AuthError::Unavailable)?
             {
-                if app.revoked {
-                    return refused(Refusal::AppPasswordRevoked(app.name));
-                }
-                if app.expires.is_some_and(|e| e <= now()) {
-                    return refused(Refusal::AppPasswordExpired(app.name));
+                match app.state(now()) {
+                    AppPasswordState::Revoked => return refused(Refusal::AppPasswordRevoked(app.name)),
+                    AppPasswordState::Expired => return refused(Refusal::AppPasswordExpired(app.name)),
+                    AppPasswordState::Active => {}
                 }
                 if app.scopes & scope == 0 {
                     return refused(Refusal::AppPasswordOutOfScope(app.name));
@@ -379,7 +379,11 @@ impl Authenticator {
         let Some(totp) = totp.filter(|t| t.enabled) else { return refused(Refusal::WrongCode) };
         if !totp.locked {
             if let Some(step) = totp_step(&totp.secret, &principal.address, code, now() as u64) {
-                if !self.store.use_totp_step(totp.account, step).await.map_err(unavailable)? {
+                // A step already used is a replay without asking the store to write; the store
+                // re-checks the same rule atomically, for a code given to two nodes at once.
+                if !totp_step_fresh(totp.last_step, step)
+                    || !self.store.use_totp_step(totp.account, step).await.map_err(unavailable)?
+                {
                     return refused(Refusal::ReplayedCode);
                 }
                 if totp.failures > 0 {

@@ -10,6 +10,9 @@
 use async_trait::async_trait;
 use tokio_postgres::GenericClient;
 
+use portcullis_store::credential_rules::{
+    app_password_state, totp_enabled, totp_failure_locked_it, totp_lock_threshold,
+};
 use portcullis_store::*;
 
 use crate::coordination::notify_signal;
@@ -484,14 +487,14 @@ impl DirectoryStore for PgStore {
 
     async fn unusable_app_passwords(&self, ids: &[i64], now: i64) -> Result<Vec<i64>, StoreError> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id FROM app_passwords WHERE id = ANY($1) AND NOT revoked AND (expires IS NULL OR expires > $2)",
-                &[&ids, &now],
-            )
-            .await
-            .db()?;
-        let usable: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let rows =
+            client.query("SELECT id, revoked, expires FROM app_passwords WHERE id = ANY($1)", &[&ids]).await.db()?;
+        // An id missing from the answer is gone with its account.
+        let usable: std::collections::HashSet<i64> = rows
+            .iter()
+            .filter(|r| app_password_state(r.get(1), r.get(2), now) == AppPasswordState::Active)
+            .map(|r| r.get(0))
+            .collect();
         Ok(ids.iter().copied().filter(|id| !usable.contains(id)).collect())
     }
 
@@ -529,7 +532,7 @@ impl DirectoryStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let account = existing_account(&*tx, &local, &domain).await?;
-        let enabled = enabled && secret.is_some();
+        let enabled = totp_enabled(secret.is_some(), enabled);
         // Turning TOTP on is a new credentials generation: the password no longer opens mail
         // protocols, so the sessions it opened are closed. A clean slate of failures.
         tx.execute(
@@ -556,8 +559,8 @@ impl DirectoryStore for PgStore {
     async fn use_totp_step(&self, account: AccountId, step: i64) -> Result<bool, StoreError> {
         let client = self.client().await?;
         // One statement: a node updating the row at the same moment holds its lock, and this
-        // one re-checks `totp_last_step < $2` on the row as that node left it. A code used on
-        // one node is refused on every other.
+        // one re-checks `totp_last_step < $2` (credential_rules::totp_step_fresh) on the row as
+        // that node left it. A code used on one node is refused on every other.
         Ok(client
             .execute(
                 "UPDATE accounts SET totp_last_step = $2 WHERE id = $1 AND totp_last_step < $2",
@@ -579,19 +582,19 @@ impl DirectoryStore for PgStore {
     }
 
     async fn totp_failed(&self, account: AccountId, lock_at: u32) -> Result<bool, StoreError> {
-        let lock_at = lock_at.max(1) as i64;
+        let threshold = i64::from(totp_lock_threshold(lock_at));
         let client = self.client().await?;
         let failures: Option<i64> = client
             .query_opt(
                 "UPDATE accounts SET totp_failures = totp_failures + 1,
                         totp_locked = (totp_locked OR totp_failures + 1 >= $2)
                   WHERE id = $1 RETURNING totp_failures",
-                &[&account, &lock_at],
+                &[&account, &threshold],
             )
             .await
             .db()?
             .map(|r| r.get(0));
-        Ok(failures == Some(lock_at))
+        Ok(failures.is_some_and(|f| totp_failure_locked_it(f, lock_at)))
     }
 
     async fn totp_unlock(&self, account: AccountId) -> Result<bool, StoreError> {

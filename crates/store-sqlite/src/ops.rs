@@ -14,6 +14,7 @@ use super::messages::UidSet;
 use super::secrets;
 use super::{index_cache, keywords, mailboxes, messages, SqliteStore};
 use crate::Db;
+use portcullis_store::credential_rules::app_password_state;
 use portcullis_store::normalize_domain;
 use portcullis_store::*;
 
@@ -201,12 +202,18 @@ impl DirectoryStore for SqliteStore {
     async fn unusable_app_passwords(&self, ids: &[i64], now: i64) -> Result<Vec<i64>, StoreError> {
         let ids = ids.to_vec();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT count(*) FROM app_passwords WHERE id = ?1 AND revoked = 0 AND (expires IS NULL OR expires > ?2)",
-            ).db()?;
+            let mut stmt = conn.prepare_cached("SELECT revoked, expires FROM app_passwords WHERE id = ?1").db()?;
             let mut unusable = Vec::new();
             for id in ids {
-                if stmt.query_row(params![id, now], |r| r.get::<_, i64>(0)).db()? == 0 {
+                let row = stmt
+                    .query_row(params![id], |r| Ok((r.get::<_, i64>(0)? != 0, r.get::<_, Option<i64>>(1)?)))
+                    .optional()
+                    .db()?;
+                // Gone with its account, or no longer active.
+                let usable = row.is_some_and(|(revoked, expires)| {
+                    app_password_state(revoked, expires, now) == AppPasswordState::Active
+                });
+                if !usable {
                     unusable.push(id);
                 }
             }
@@ -237,6 +244,7 @@ impl DirectoryStore for SqliteStore {
     }
 
     async fn use_totp_step(&self, account: AccountId, step: i64) -> Result<bool, StoreError> {
+        // credential_rules::totp_step_fresh, checked and recorded in one statement.
         self.write(move |conn| {
             Ok(conn
                 .execute(

@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::accounts::{next_id, now, Ids};
 use crate::Db;
+use portcullis_store::credential_rules::{totp_enabled, totp_failure_locked_it, totp_lock_threshold};
 use portcullis_store::{AccountId, AppPassword, ScramCredentials, StoreError, StoredScram, Totp};
 
 fn account_id(conn: &Connection, local: &str, domain: &str) -> Result<AccountId, StoreError> {
@@ -182,7 +183,7 @@ pub(super) fn set_totp(
     recovery: &[Vec<u8>],
 ) -> Result<(), StoreError> {
     let account = account_id(conn, local, domain)?;
-    let enabled = enabled && secret.is_some();
+    let enabled = totp_enabled(secret.is_some(), enabled);
     conn.execute(
         "UPDATE accounts SET totp_secret = ?2, totp_enabled = ?3, totp_last_step = 0, totp_failures = 0,
                 totp_locked = 0, credentials_generation = credentials_generation + ?4
@@ -208,10 +209,10 @@ pub(super) fn totp_failed(conn: &Connection, account: AccountId, lock_at: u32) -
               WHERE id = ?1 RETURNING totp_failures",
         )
         .db()?
-        .query_row(params![account, lock_at.max(1)], |r| r.get(0))
+        .query_row(params![account, totp_lock_threshold(lock_at)], |r| r.get(0))
         .optional()
         .db()?;
-    Ok(failures == Some(lock_at.max(1) as i64))
+    Ok(failures.is_some_and(|f| totp_failure_locked_it(f, lock_at)))
 }
 
 /// A right code (or a recovery code, or the operator): no failures, not locked. Whether it was

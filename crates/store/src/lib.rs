@@ -13,6 +13,7 @@ mod address;
 mod aliases;
 mod check;
 mod coordination;
+pub mod credential_rules;
 mod directory;
 mod dkim;
 mod flags;
@@ -157,15 +158,9 @@ impl AppPasswordState {
 }
 
 impl AppPassword {
-    /// Its state at `now` (Unix seconds): a revocation outranks an expiry.
+    /// Its state at `now` (Unix seconds): see [`credential_rules::app_password_state`].
     pub fn state(&self, now: i64) -> AppPasswordState {
-        if self.revoked {
-            AppPasswordState::Revoked
-        } else if self.expires.is_some_and(|e| e <= now) {
-            AppPasswordState::Expired
-        } else {
-            AppPasswordState::Active
-        }
+        credential_rules::app_password_state(self.revoked, self.expires, now)
     }
 
     /// The names of the protocols it opens (see [`SCOPE_NAMES`]).

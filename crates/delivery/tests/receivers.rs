@@ -10,6 +10,7 @@ use portcullis_delivery::{AttemptOutcome, CertificateCheck, PolicyKind, Why};
 use portcullis_queue::{notice, NoticeSettings, Original, RecipientStatus, ReportAction};
 use portcullis_smtp_client::{Cause, Disposition, Reason, SessionFailure, Stage};
 use portcullis_testdns::TestDns;
+use portcullis_testpostfix::Postfix;
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -161,17 +162,6 @@ async fn smtp_sink_closing_mid_data_is_temporary() {
     );
 }
 
-/// A private Postfix instance (`postfix -c DIR`), stopped when the test ends.
-struct Postfix {
-    config: PathBuf,
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new("postfix").arg("-c").arg(&self.config).arg("stop").stderr(Stdio::null()).status();
-    }
-}
-
 #[tokio::test]
 async fn postfix_receives_over_starttls_and_logs_it() {
     let Some(postfix) = have("postfix") else { return };
@@ -195,73 +185,28 @@ async fn postfix_receives_over_starttls_and_logs_it() {
     let chain: String = identity.chain.iter().map(|c| pem(c)).collect();
     std::fs::write(dir.join("cert.pem"), chain).unwrap();
     std::fs::write(dir.join("key.pem"), identity.key.serialize_pem()).unwrap();
-    let pf = dir.join("postfix");
-    for sub in ["", "queue", "data"] {
-        std::fs::create_dir_all(pf.join(sub)).unwrap();
-    }
-    let postfix_user = nix::unistd::User::from_name("postfix").unwrap().expect("the postfix user");
-    nix::unistd::chown(&pf.join("data"), Some(postfix_user.uid), None).unwrap();
     let port = free_port(IpAddr::V4(LOCALHOST));
-    let (d, p) = (dir.display(), pf.display());
-    std::fs::write(
-        pf.join("main.cf"),
-        format!(
-            "compatibility_level = 3.6\n\
-             queue_directory = {p}/queue\n\
-             data_directory = {p}/data\n\
-             maillog_file = {p}/maillog\n\
-             maillog_file_prefixes = {p}\n\
-             myhostname = mx.postfix.test\n\
-             mydestination =\n\
-             relay_domains = postfix.test\n\
-             mynetworks = 127.0.0.0/8\n\
-             inet_interfaces = 127.0.0.1\n\
-             inet_protocols = ipv4\n\
-             alias_maps =\n\
-             alias_database =\n\
-             local_recipient_maps =\n\
-             relay_recipient_maps =\n\
-             smtpd_peername_lookup = no\n\
-             smtpd_tls_cert_file = {d}/cert.pem\n\
-             smtpd_tls_key_file = {d}/key.pem\n\
-             smtpd_tls_security_level = may\n\
-             smtpd_tls_loglevel = 1\n\
-             smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
-             default_transport = discard\n\
-             relay_transport = discard\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        pf.join("master.cf"),
-        format!(
-            "127.0.0.1:{port} inet n - n - - smtpd\n\
-             cleanup   unix  n - n - 0 cleanup\n\
-             qmgr      unix  n - n 300 1 qmgr\n\
-             tlsmgr    unix  - - n 1000? 1 tlsmgr\n\
-             rewrite   unix  - - n - - trivial-rewrite\n\
-             bounce    unix  - - n - 0 bounce\n\
-             defer     unix  - - n - 0 bounce\n\
-             trace     unix  - - n - 0 bounce\n\
-             verify    unix  - - n - 1 verify\n\
-             proxymap  unix  - - n - - proxymap\n\
-             anvil     unix  - - n - 1 anvil\n\
-             scache    unix  - - n - 1 scache\n\
-             discard   unix  - - n - - discard\n\
-             postlog   unix-dgram n - n - 1 postlogd\n"
-        ),
-    )
-    .unwrap();
-    let started = Command::new(&postfix).arg("-c").arg(&pf).arg("start").output().unwrap();
-    let _postfix = Postfix { config: pf.clone() };
-    let maillog = pf.join("maillog");
-    assert!(
-        started.status.success(),
-        "postfix start: {}{}",
-        String::from_utf8_lossy(&started.stderr),
-        std::fs::read_to_string(&maillog).unwrap_or_default()
+    let d = dir.display();
+    let main_cf = format!(
+        "myhostname = mx.postfix.test\n\
+         relay_domains = postfix.test\n\
+         mynetworks = 127.0.0.0/8\n\
+         relay_recipient_maps =\n\
+         smtpd_tls_cert_file = {d}/cert.pem\n\
+         smtpd_tls_key_file = {d}/key.pem\n\
+         smtpd_tls_security_level = may\n\
+         smtpd_tls_loglevel = 1\n\
+         smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
+         default_transport = discard\n\
+         relay_transport = discard\n"
     );
-    wait_listening(port, "postfix", Some(&maillog));
+    let instance = Postfix::start(
+        Path::new(&postfix),
+        dir,
+        &main_cf,
+        &format!("127.0.0.1:{port} inet n - n - - smtpd\n"),
+        &[port],
+    );
 
     let dns = TestDns::start(zone_with_mx("postfix.test", LOCALHOST)).unwrap();
     let courier = courier(&dns, settings(port), std::slice::from_ref(&ca.der));
@@ -273,7 +218,7 @@ async fn postfix_receives_over_starttls_and_logs_it() {
     assert_eq!(attempt.certificate, CertificateCheck::Valid, "the test CA is trusted and the name matches");
     let started = Instant::now();
     loop {
-        let log = std::fs::read_to_string(&maillog).unwrap_or_default();
+        let log = instance.log();
         let tls_line = log.lines().any(|l| l.contains("TLS connection established from") && l.contains("TLSv1."));
         if tls_line && log.contains("status=sent") {
             break;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::postfix::Postfix;
 use common::{free_port, outside, wait_listening, TestServer, BIN};
+use portcullis_testpostfix::Postfix;
 use serde_json::Value;
 
 fn check(args: &[&str]) -> Output {

@@ -17,10 +17,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use common::mx::*;
-use common::postfix::Postfix;
 use common::{free_port, outside, wait_listening, Client, Settings, TestServer, BOB};
 use portcullis_dkim_sign::{Algorithm, SigningKey};
 use portcullis_testdns::TestDns;
+use portcullis_testpostfix::Postfix;
 
 /// OpenDKIM's selector for GOOD (the World's own key stays at `sel`).
 const OPENDKIM_SELECTOR: &str = "pf";

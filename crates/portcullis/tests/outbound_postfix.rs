@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use common::mx::stored;
 use common::outbound::{sender, submit, Schedule};
-use common::postfix::Postfix;
 use common::{free_port, outside, wait_for, wait_listening, TestServer, ALICE, DOMAIN};
 use portcullis_testdns::{TestDns, Zones};
+use portcullis_testpostfix::Postfix;
 
 const A_IP: &str = "127.0.0.2";
 /// Postfix checks its `inet_interfaces` against the interfaces' own addresses: 127.0.0.1 only.

@@ -6,7 +6,6 @@ pub mod haproxy;
 pub mod mx;
 pub mod outbound;
 pub mod outside;
-pub mod postfix;
 pub mod pytest;
 pub mod sessions;
 pub mod store;

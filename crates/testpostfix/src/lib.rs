@@ -1,11 +1,14 @@
-//! A private Postfix instance for the tests that need a mail server nobody here wrote
-//! (tests/check.rs runs one as the weak peer, tests/mx_postfix.rs as the foreign MX in front of
-//! port 25, tests/outbound_postfix.rs as the receiver of outbound mail): `postfix -c DIR` from
-//! a temp dir on 127.0.0.1, never the system service, stopped when the test ends. The parts
+//! A private Postfix instance for the tests that need a mail server nobody here wrote (the
+//! server's tests/check.rs runs one as the weak peer, tests/mx_postfix.rs as the foreign MX in
+//! front of port 25, tests/outbound_postfix.rs as the receiver of outbound mail; delivery's
+//! tests/receivers.rs as a STARTTLS receiver): `postfix -c DIR` from a temp dir on 127.0.0.1,
+//! never the system service, stopped when the test ends. Any crate's tests can use it as a
+//! dev-dependency. The parts
 //! every instance needs (its own queue, data and log, no local delivery, no DNS lookups of
 //! peers, the services besides the listeners) are written here once; each test adds only
 //! what makes its instance different.
 
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -80,15 +83,30 @@ impl Postfix {
             instance.log()
         );
         for &port in ports {
-            super::wait_listening("127.0.0.1", port, "postfix", Some(&instance.log_path()));
+            instance.wait_listening(port);
         }
         instance
     }
 
+    /// Waits (at most 20 s) until 127.0.0.1 accepts connections on `port`.
+    fn wait_listening(&self, port: u16) {
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "postfix did not listen on 127.0.0.1:{port}: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The instance's log file (`maillog_file`).
     pub fn log_path(&self) -> PathBuf {
         self.config.join("maillog")
     }
 
+    /// The log so far (empty before the first line).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }

@@ -1,19 +1,18 @@
 //! `portcullis store migrate` (issue 17): a SQLite installation made through the CLI and a
-//! running server (accounts, TOTP and an app password for bob, mail delivered over SMTP with flags set
-//! over IMAP, a queued outbound message, a ban, DKIM keys from `domain add`, an alias) is copied,
-//! live, into a private PostgreSQL cluster; a server started on the PostgreSQL URL then serves
-//! the same mailboxes (UIDVALIDITY, UIDs, MODSEQs and flags over IMAP), the same password, app
-//! password and TOTP secret work, the rest is there, and `store check` passes on both ends. A
-//! destination that holds anything is refused. Without PostgreSQL: SKIPPED.
+//! running server (accounts, TOTP and an app password for bob, mail delivered over SMTP with
+//! flags set over IMAP, a queued outbound message, a ban, DKIM keys from `domain add`, an alias)
+//! is copied, live, into a fresh database on the tests' one private PostgreSQL cluster
+//! (tests/common/store.rs); a server started on the PostgreSQL URL then serves the same
+//! mailboxes (UIDVALIDITY, UIDs, MODSEQs and flags over IMAP), the same password, app password
+//! and TOTP secret work, the rest is there, and `store check` passes on both ends. A destination
+//! that holds anything is refused. Without PostgreSQL: SKIPPED.
 
 mod common;
 
 use std::process::Command;
 
-use common::outside::skip;
 use common::totp::{enable_totp, totp_code};
 use common::*;
-use portcullis_testpg::PgCluster;
 
 /// A session's view of bob's INBOX, logged in with `password` (bob's app password: with TOTP
 /// on, his own password opens no IMAP session): what SELECT (CONDSTORE) says and every
@@ -78,10 +77,9 @@ fn text(out: &std::process::Output) -> String {
 
 #[test]
 fn a_live_sqlite_installation_moves_to_postgresql() {
-    let Some(cluster) = PgCluster::start() else {
-        skip("PostgreSQL is not installed", "apt-get install postgresql");
-        return;
-    };
+    // A fresh database on the test process's one cluster (tests/common/store.rs); None after
+    // a SKIPPED notice without PostgreSQL.
+    let Some(url) = store::shared_database() else { return };
     // Outbound mail goes to a smart host that is not there: it stays queued, deferred.
     let relay = format!("[relay]\nhost = \"localhost\"\nport = {}", free_port("127.0.0.1"));
     let sqlite_settings = Settings { sections: vec![relay.clone()], ..Settings::default() };
@@ -108,7 +106,6 @@ fn a_live_sqlite_installation_moves_to_postgresql() {
     let bans_before = server.cli_ok(&["ban", "list"], None);
 
     // Live: the server keeps running while the copy is made.
-    let url = cluster.fresh_database();
     let out = server.cli(&["store", "migrate", "--to", &url], None);
     let said = text(&out);
     assert!(out.status.success(), "{said}");

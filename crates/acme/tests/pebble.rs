@@ -7,10 +7,7 @@
 //! Needs /usr/bin/pebble (`apt-get install pebble`); without it the tests say SKIPPED, and
 //! fail under PORTCULLIS_REQUIRE_ALL=1 as every suite here does.
 
-use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,122 +16,15 @@ use portcullis_acme::{
     ChallengeResolver, Challenges, Hooks, Manager, Urgency,
 };
 use portcullis_testdns::{TestDns, Zones};
+use portcullis_testpebble::{self as testpebble, free_port, DirectoryCa, Options, Pebble};
 use portcullis_tls_client::AnyServerCertificate;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const PEBBLE: &str = "/usr/bin/pebble";
 const NAMES: [&str; 2] = ["mail.example.test", "autoconfig.example.test"];
-
-fn pebble_present() -> bool {
-    if Path::new(PEBBLE).exists() {
-        return true;
-    }
-    let require_all = std::env::var("PORTCULLIS_REQUIRE_ALL").is_ok_and(|v| v == "1");
-    assert!(!require_all, "{PEBBLE} is missing and PORTCULLIS_REQUIRE_ALL=1: apt-get install pebble");
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "\nSKIPPED: {PEBBLE} is missing (apt-get install pebble); this test tested nothing");
-    false
-}
-
-/// A CA made for the test and pebble's HTTPS certificate from it (the Debian package ships
-/// no test certificate for its directory).
-struct TestCa {
-    root: CertificateDer<'static>,
-    cert_file: PathBuf,
-    key_file: PathBuf,
-}
-
-fn test_ca(dir: &Path) -> TestCa {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "pebble test CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let mut leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    leaf_params.subject_alt_names.push(rcgen::SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
-    let cert_file = dir.join("pebble-cert.pem");
-    let key_file = dir.join("pebble-key.pem");
-    std::fs::write(&cert_file, leaf.pem()).unwrap();
-    std::fs::write(&key_file, leaf_key.serialize_pem()).unwrap();
-    TestCa { root: ca.der().clone(), cert_file, key_file }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
-
-/// A running pebble; killed when dropped.
-struct Pebble {
-    child: Child,
-    directory: String,
-}
-
-impl Drop for Pebble {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct PebbleOptions<'a> {
-    ca: &'a TestCa,
-    dir: &'a Path,
-    dns: SocketAddr,
-    tls_port: u16,
-    http_port: u16,
-    validity_seconds: u64,
-    blocklist: &'a [&'a str],
-}
-
-fn start_pebble(o: PebbleOptions<'_>) -> Pebble {
-    let port = free_port();
-    let config = serde_json::json!({
-        "pebble": {
-            "listenAddress": format!("127.0.0.1:{port}"),
-            "managementListenAddress": format!("127.0.0.1:{}", free_port()),
-            "certificate": o.ca.cert_file,
-            "privateKey": o.ca.key_file,
-            "httpPort": o.http_port,
-            "tlsPort": o.tls_port,
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": false,
-            "domainBlocklist": o.blocklist,
-            "certificateValidityPeriod": o.validity_seconds,
-        }
-    });
-    let config_file = o.dir.join(format!("pebble-{port}.json"));
-    std::fs::write(&config_file, config.to_string()).unwrap();
-    let log = std::fs::File::create(o.dir.join(format!("pebble-{port}.log"))).unwrap();
-    let child = Command::new(PEBBLE)
-        .arg("-config")
-        .arg(&config_file)
-        .arg("-dnsserver")
-        .arg(o.dns.to_string())
-        .arg("-strict=false")
-        // Validate at once, never reject a good nonce, never reuse an authorization (so a
-        // renewal is validated again, as a real CA would after its reuse window).
-        .env("PEBBLE_VA_NOSLEEP", "1")
-        .env("PEBBLE_WFE_NONCEREJECT", "0")
-        .env("PEBBLE_AUTHZREUSE", "0")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("pebble starts");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        assert!(Instant::now() < deadline, "pebble did not listen on {port}; see {}", o.dir.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Pebble { child, directory: format!("https://127.0.0.1:{port}/dir") }
-}
 
 fn zones() -> Zones {
     let mut zones = Zones::new().zone("example.test");
@@ -224,7 +114,7 @@ async fn shown(port: u16, name: &str) -> Vec<u8> {
 struct Rig {
     _dns: TestDns,
     dir: tempfile::TempDir,
-    ca: TestCa,
+    ca: DirectoryCa,
     dns_addr: SocketAddr,
     tls_port: u16,
     http_port: u16,
@@ -235,7 +125,7 @@ struct Rig {
 async fn rig() -> Rig {
     let dns = TestDns::start(zones()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ca = test_ca(dir.path());
+    let ca = DirectoryCa::new(dir.path());
     let challenges = Challenges::new();
     let served = Arc::new(Served::default());
     let tls = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
@@ -248,20 +138,23 @@ async fn rig() -> Rig {
 
 impl Rig {
     fn pebble(&self, validity_seconds: u64, blocklist: &[&str]) -> Pebble {
-        start_pebble(PebbleOptions {
-            ca: &self.ca,
-            dir: self.dir.path(),
-            dns: self.dns_addr,
-            tls_port: self.tls_port,
-            http_port: self.http_port,
-            validity_seconds,
-            blocklist,
-        })
+        Pebble::start(
+            &self.ca,
+            self.dir.path(),
+            Options {
+                port: free_port(),
+                dns: self.dns_addr,
+                tls_port: self.tls_port,
+                http_port: self.http_port,
+                validity_seconds,
+                blocklist,
+            },
+        )
     }
 
     fn settings(&self, pebble: &Pebble, challenge: ChallengeKind) -> AcmeSettings {
         let names = NAMES.iter().map(|n| n.to_string()).collect();
-        let mut settings = AcmeSettings::new(&pebble.directory, vec!["mailto:postmaster@example.test".into()], names);
+        let mut settings = AcmeSettings::new(pebble.directory(), vec!["mailto:postmaster@example.test".into()], names);
         settings.challenge = challenge;
         settings.extra_roots = vec![self.ca.root.clone()];
         settings.retry_first = Duration::from_millis(300);
@@ -303,7 +196,7 @@ fn issued(events: &[AcmeEvent]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_is_issued_by_tls_alpn_01_served_and_renewed_at_two_thirds_of_its_life() {
-    if !pebble_present() {
+    if !testpebble::present() {
         return;
     }
     let rig = rig().await;
@@ -344,7 +237,7 @@ async fn a_certificate_is_issued_by_tls_alpn_01_served_and_renewed_at_two_thirds
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_certificate_is_issued_by_http_01() {
-    if !pebble_present() {
+    if !testpebble::present() {
         return;
     }
     let rig = rig().await;
@@ -359,7 +252,7 @@ async fn a_certificate_is_issued_by_http_01() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ca_that_refuses_leaves_the_old_certificate_in_place_and_raises_alerts() {
-    if !pebble_present() {
+    if !testpebble::present() {
         return;
     }
     let rig = rig().await;

@@ -17,11 +17,12 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Settings, TestServer, ALICE, DOMAIN, HOSTNAME};
+use portcullis_testpebble::{self as testpebble, free_port, DirectoryCa, Options, Pebble};
 use portcullis_tls_client::AnyServerCertificate;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -304,62 +305,6 @@ fn bad_requests_get_clear_http_errors_and_bounded_time() {
 
 // ---- ACME with pebble ----
 
-const PEBBLE: &str = "/usr/bin/pebble";
-
-fn pebble_present() -> bool {
-    if Path::new(PEBBLE).exists() {
-        return true;
-    }
-    let require_all = std::env::var("PORTCULLIS_REQUIRE_ALL").is_ok_and(|v| v == "1");
-    assert!(!require_all, "{PEBBLE} is missing and PORTCULLIS_REQUIRE_ALL=1: apt-get install pebble");
-    eprintln!("\nSKIPPED: {PEBBLE} is missing (apt-get install pebble); this test tested nothing");
-    false
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
-}
-
-/// Pebble's own HTTPS certificate, from a CA made here (Debian's package ships none): the
-/// server trusts the CA through `tls.acme.directory_ca`.
-struct PebbleFiles {
-    ca_file: PathBuf,
-    cert_file: PathBuf,
-    key_file: PathBuf,
-}
-
-fn pebble_files(dir: &Path) -> PebbleFiles {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "pebble directory CA");
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    params.subject_alt_names.push(rcgen::SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
-    let leaf = params.signed_by(&key, &issuer).unwrap();
-    let files = PebbleFiles {
-        ca_file: dir.join("pebble-ca.pem"),
-        cert_file: dir.join("pebble-cert.pem"),
-        key_file: dir.join("pebble-key.pem"),
-    };
-    std::fs::write(&files.ca_file, ca.pem()).unwrap();
-    std::fs::write(&files.cert_file, leaf.pem()).unwrap();
-    std::fs::write(&files.key_file, key.serialize_pem()).unwrap();
-    files
-}
-
-/// A running pebble; killed when dropped.
-struct Pebble(Child);
-
-impl Drop for Pebble {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Where pebble's validator connects: the server's HTTPS (TLS-ALPN-01) and port-80 (HTTP-01)
 /// listeners.
 struct Validated {
@@ -367,52 +312,26 @@ struct Validated {
     http_port: u16,
 }
 
+/// Pebble on `port`, validating against `to`, refusing `blocklist`; its certificates last
+/// 15 seconds, so renewal is due at two thirds: every 10 seconds.
 fn start_pebble(
-    files: &PebbleFiles,
+    files: &DirectoryCa,
     dir: &Path,
     port: u16,
     dns: SocketAddr,
     to: Validated,
     blocklist: &[String],
 ) -> Pebble {
-    let config = serde_json::json!({
-        "pebble": {
-            "listenAddress": format!("127.0.0.1:{port}"),
-            "managementListenAddress": format!("127.0.0.1:{}", free_port()),
-            "certificate": files.cert_file,
-            "privateKey": files.key_file,
-            "httpPort": to.http_port,
-            "tlsPort": to.tls_port,
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": false,
-            "domainBlocklist": blocklist,
-            // Renewal is due at two thirds: every 10 seconds.
-            "certificateValidityPeriod": 15,
-        }
-    });
-    let config_file = dir.join(format!("pebble-{port}-{}.json", blocklist.len()));
-    std::fs::write(&config_file, config.to_string()).unwrap();
-    let log = std::fs::File::create(dir.join(format!("pebble-{port}-{}.log", blocklist.len()))).unwrap();
-    let child = Command::new(PEBBLE)
-        .arg("-config")
-        .arg(&config_file)
-        .arg("-dnsserver")
-        .arg(dns.to_string())
-        .arg("-strict=false")
-        .env("PEBBLE_VA_NOSLEEP", "1")
-        .env("PEBBLE_WFE_NONCEREJECT", "0")
-        .env("PEBBLE_AUTHZREUSE", "0")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("pebble starts");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-        assert!(Instant::now() < deadline, "pebble did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Pebble(child)
+    let blocklist: Vec<&str> = blocklist.iter().map(String::as_str).collect();
+    let options = Options {
+        port,
+        dns,
+        tls_port: to.tls_port,
+        http_port: to.http_port,
+        validity_seconds: 15,
+        blocklist: &blocklist,
+    };
+    Pebble::start(files, dir, options)
 }
 
 fn show_me() -> Arc<ClientConfig> {
@@ -476,7 +395,7 @@ fn test_dns() -> portcullis_testdns::TestDns {
     portcullis_testdns::TestDns::start(zones).unwrap()
 }
 
-fn acme_line(pebble_port: u16, files: &PebbleFiles, extra: &str) -> String {
+fn acme_line(pebble_port: u16, files: &DirectoryCa, extra: &str) -> String {
     format!(
         "acme = {{ directory = \"https://127.0.0.1:{pebble_port}/dir\", contact = \"mailto:postmaster@{DOMAIN}\", directory_ca = \"{}\"{extra} }}",
         files.ca_file.display()
@@ -489,12 +408,12 @@ fn issued(e: &serde_json::Value) -> bool {
 
 #[test]
 fn a_certificate_from_acme_is_served_everywhere_renewed_under_an_open_session_and_kept_when_the_ca_refuses() {
-    if !pebble_present() {
+    if !testpebble::present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let dns = test_dns();
-    let files = pebble_files(dir.path());
+    let files = DirectoryCa::new(dir.path());
     let (pebble_port, https_port) = (free_port(), free_port());
     let to = || Validated { tls_port: https_port, http_port: free_port() };
     let pebble = start_pebble(&files, dir.path(), pebble_port, dns.addr(), to(), &[]);
@@ -564,12 +483,12 @@ fn a_certificate_from_acme_is_served_everywhere_renewed_under_an_open_session_an
 
 #[test]
 fn a_certificate_is_issued_by_http_01_on_port_80_which_serves_nothing_else() {
-    if !pebble_present() {
+    if !testpebble::present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let dns = test_dns();
-    let files = pebble_files(dir.path());
+    let files = DirectoryCa::new(dir.path());
     let (pebble_port, http_port) = (free_port(), free_port());
     let to = Validated { tls_port: free_port(), http_port };
     let _pebble = start_pebble(&files, dir.path(), pebble_port, dns.addr(), to, &[]);

@@ -183,29 +183,14 @@ async fn postfix_receives_over_starttls_and_logs_it() {
         encode("CERTIFICATE", der)
     };
     let chain: String = identity.chain.iter().map(|c| pem(c)).collect();
-    std::fs::write(dir.join("cert.pem"), chain).unwrap();
-    std::fs::write(dir.join("key.pem"), identity.key.serialize_pem()).unwrap();
     let port = free_port(IpAddr::V4(LOCALHOST));
-    let d = dir.display();
-    let main_cf = format!(
-        "myhostname = mx.postfix.test\n\
-         relay_domains = postfix.test\n\
-         mynetworks = 127.0.0.0/8\n\
-         relay_recipient_maps =\n\
-         smtpd_tls_cert_file = {d}/cert.pem\n\
-         smtpd_tls_key_file = {d}/key.pem\n\
-         smtpd_tls_security_level = may\n\
-         smtpd_tls_loglevel = 1\n\
-         smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
-         default_transport = discard\n\
-         relay_transport = discard\n"
-    );
-    let instance = Postfix::start(
+    let instance = Postfix::start_tls_receiver(
         Path::new(&postfix),
         dir,
-        &main_cf,
-        &format!("127.0.0.1:{port} inet n - n - - smtpd\n"),
-        &[port],
+        "postfix.test",
+        port,
+        &chain,
+        &identity.key.serialize_pem(),
     );
 
     let dns = TestDns::start(zone_with_mx("postfix.test", LOCALHOST)).unwrap();

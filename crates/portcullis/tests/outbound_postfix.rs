@@ -47,29 +47,6 @@ fn start_a(dns: &TestDns, port: u16, extra: &str) -> TestServer {
     TestServer::start_with(sender(dns, schedule, &delivery))
 }
 
-/// Postfix receiving mail for postfix.test on 127.0.0.1:`port` (STARTTLS offered, with a
-/// certificate for mx.postfix.test from a CA made here), throwing it away once taken.
-fn start_postfix(postfix: &Path, dir: &Path, port: u16, cert_pem: &str, key_pem: &str) -> Postfix {
-    std::fs::write(dir.join("cert.pem"), cert_pem).unwrap();
-    std::fs::write(dir.join("key.pem"), key_pem).unwrap();
-    let d = dir.display();
-    let main_cf = format!(
-        "myhostname = mx.postfix.test\n\
-         relay_domains = postfix.test\n\
-         mynetworks = 127.0.0.1/32\n\
-         relay_recipient_maps =\n\
-         smtpd_tls_cert_file = {d}/cert.pem\n\
-         smtpd_tls_key_file = {d}/key.pem\n\
-         smtpd_tls_security_level = may\n\
-         smtpd_tls_loglevel = 1\n\
-         smtpd_relay_restrictions = reject_unauth_destination\n\
-         default_transport = discard\n\
-         relay_transport = discard\n\
-         notify_classes =\n"
-    );
-    Postfix::start(postfix, dir, &main_cf, &format!("{POSTFIX_IP}:{port} inet n - n - - smtpd\n"), &[port])
-}
-
 #[test]
 fn postfix_receives_over_starttls_and_logs_the_tls_session() {
     if !outside::root("Postfix sets up and drops privileges as root") {
@@ -98,9 +75,12 @@ fn postfix_receives_over_starttls_and_logs_the_tls_session() {
     std::fs::write(&ca_file, ca_cert.pem()).unwrap();
 
     let port = free_port(POSTFIX_IP);
-    let pf = start_postfix(
+    // Postfix receiving mail for postfix.test (STARTTLS offered, with a certificate for
+    // mx.postfix.test from a CA made here), throwing it away once taken.
+    let pf = Postfix::start_tls_receiver(
         &postfix,
         tmp.path(),
+        "postfix.test",
         port,
         &format!("{}{}", leaf.pem(), ca_cert.pem()),
         &leaf_key.serialize_pem(),

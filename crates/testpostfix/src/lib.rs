@@ -88,6 +88,38 @@ impl Postfix {
         instance
     }
 
+    /// The receiver of mail for `domain` that outbound tests deliver to: `smtpd` on
+    /// 127.0.0.1:`port` as `mx.DOMAIN`, STARTTLS offered with `cert_pem` (the chain) and
+    /// `key_pem` (written into `dir`), TLS sessions logged, mail for `domain` relayed (and no
+    /// other) and then thrown away, no bounces to the postmaster.
+    pub fn start_tls_receiver(
+        program: &Path,
+        dir: &Path,
+        domain: &str,
+        port: u16,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Postfix {
+        std::fs::write(dir.join("cert.pem"), cert_pem).unwrap();
+        std::fs::write(dir.join("key.pem"), key_pem).unwrap();
+        let d = dir.display();
+        let main_cf = format!(
+            "myhostname = mx.{domain}\n\
+             relay_domains = {domain}\n\
+             mynetworks = 127.0.0.1/32\n\
+             relay_recipient_maps =\n\
+             smtpd_tls_cert_file = {d}/cert.pem\n\
+             smtpd_tls_key_file = {d}/key.pem\n\
+             smtpd_tls_security_level = may\n\
+             smtpd_tls_loglevel = 1\n\
+             smtpd_relay_restrictions = reject_unauth_destination\n\
+             default_transport = discard\n\
+             relay_transport = discard\n\
+             notify_classes =\n"
+        );
+        Postfix::start(program, dir, &main_cf, &format!("127.0.0.1:{port} inet n - n - - smtpd\n"), &[port])
+    }
+
     /// Waits (at most 20 s) until 127.0.0.1 accepts connections on `port`.
     fn wait_listening(&self, port: u16) {
         let started = Instant::now();

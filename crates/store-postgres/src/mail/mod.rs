@@ -1,7 +1,9 @@
 //! [`MailStore`] on PostgreSQL, with the SQLite backend's behaviour (`portcullis_store`'s
 //! `sqlite/{ops,messages,mailboxes,keywords}.rs`) on a database several nodes write at once.
 //!
-//! Every write is one transaction that answers `Ok` only after its COMMIT returned. What SQLite
+//! Every write is one transaction that answers `Ok` only after its COMMIT returned. Local
+//! deliveries share theirs: concurrent ones run in one transaction, one savepoint each, and
+//! one COMMIT answers them all (group commit, see [`batch`]). What SQLite
 //! gets from its single writer, PostgreSQL gets from row locks, always taken in one order so
 //! that two writers never wait for each other in a cycle (see [`locks`]):
 //! 1. the rows of the accounts whose messages or mailboxes the write adds or removes, by id;

@@ -194,15 +194,15 @@ impl Shared {
     ) -> Result<(), StoreError> {
         let recipients: Vec<Vec<AccountId>> = jobs.iter().map(|j| delivery_recipients(j.recipients.clone())).collect();
         let everyone: Vec<AccountId> = recipients.iter().flatten().copied().collect();
+        if everyone.is_empty() {
+            // Deliveries to nobody store nothing (see `run_job`): no transaction at all.
+            return Ok(());
+        }
         let mut client =
             self.pool.get().await.map_err(|e| StoreError::Backend(format!("cannot reach the database: {e}")))?;
         let tx = client.transaction().await.db()?;
         // Every account of the batch, ascending, before any mailbox row (see the module doc).
-        let mut accounts = if everyone.is_empty() {
-            HashMap::new()
-        } else {
-            lock_for_delivery(&tx, &everyone, self.default_quota).await?
-        };
+        let mut accounts = lock_for_delivery(&tx, &everyone, self.default_quota).await?;
         let mut changes = Vec::new();
         for ((job, recipients), outcome) in jobs.iter().zip(&recipients).zip(outcomes.iter_mut()) {
             let result = run_job(&tx, &mut accounts, job, recipients).await?;

@@ -50,6 +50,8 @@ pub struct PgStore {
     max_mailboxes: Option<usize>,
     /// The message lists of recently selected mailboxes (see `mail::changes::select`).
     index: portcullis_store::index_cache::IndexCache,
+    /// Local deliveries in group commits (see `mail::batch`).
+    deliveries: mail::batch::DeliveryBatcher,
 }
 
 impl PgStore {
@@ -80,7 +82,8 @@ impl PgStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Backend(format!("cannot set up the database pool: {e}")))?;
-        Ok(PgStore { pool, default_quota, max_mailboxes: None, coordination, index: Default::default() })
+        let deliveries = mail::batch::DeliveryBatcher::new(pool.clone(), coordination.announcer(), default_quota);
+        Ok(PgStore { pool, default_quota, max_mailboxes: None, coordination, index: Default::default(), deliveries })
     }
 
     /// A pooled connection; back to the pool when dropped.

@@ -132,18 +132,24 @@ pub(super) fn check_room(
     default_quota: Option<u64>,
 ) -> Result<(), DeliveryError> {
     let (used, limit) = usage(conn, account, default_quota)?;
-    if limit.is_some_and(|limit| used.saturating_add(size) > limit) {
-        let address: String = conn
-            .query_row(
-                "SELECT a.localpart || '@' || d.name FROM accounts a JOIN domains d ON d.id = a.domain_id
-              WHERE a.id = ?1",
-                params![account],
-                |r| r.get(0),
-            )
-            .db()?;
-        return Err(DeliveryError::QuotaExceeded(address));
+    if !portcullis_store::has_room(used, limit, size) {
+        return Err(quota_exceeded(conn, account));
     }
     Ok(())
+}
+
+/// The refusal of a message that does not fit in `account`'s allowance, naming the account.
+pub(super) fn quota_exceeded(conn: &Connection, account: AccountId) -> DeliveryError {
+    let address = conn.query_row(
+        "SELECT a.localpart || '@' || d.name FROM accounts a JOIN domains d ON d.id = a.domain_id
+          WHERE a.id = ?1",
+        params![account],
+        |r| r.get(0),
+    );
+    match address.db() {
+        Ok(address) => DeliveryError::QuotaExceeded(address),
+        Err(e) => e.into(),
+    }
 }
 
 pub(super) fn add_domain(conn: &Connection, name: String) -> Result<(), StoreError> {

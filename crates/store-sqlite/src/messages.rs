@@ -7,7 +7,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::accounts::check_room;
+use super::accounts::{check_room, quota_exceeded, usage};
 use super::keywords::canonical_keywords;
 use crate::Db;
 use portcullis_store::*;
@@ -214,21 +214,22 @@ fn insert_message(conn: &Connection, m: NewMessage<'_>) -> Result<(), StoreError
 /// Stores one message in every recipient's INBOX, after checking every allowance.
 pub(super) fn deliver(
     conn: &Connection,
-    mut recipients: Vec<AccountId>,
+    recipients: Vec<AccountId>,
     raw: &[u8],
     summary: &portcullis_mime::Summary,
     internal_date: i64,
     default_quota: Option<u64>,
 ) -> Result<Vec<MailboxChange>, DeliveryError> {
-    recipients.sort_unstable();
-    recipients.dedup();
+    let recipients = portcullis_store::delivery_recipients(recipients);
     if recipients.is_empty() {
         // A body no message refers to would never be removed (the triggers remove a body with
         // its last copy).
         return Ok(Vec::new());
     }
-    for &account in &recipients {
-        check_room(conn, account, raw.len() as u64, default_quota)?;
+    // All or nothing: one recipient without room refuses the message for everyone.
+    let allowance = |account| usage(conn, account, default_quota);
+    if let Some(full) = portcullis_store::first_without_room(&recipients, raw.len() as u64, allowance)? {
+        return Err(quota_exceeded(conn, full));
     }
     let blob = insert_blob(conn, raw, summary)?;
     let mut inbox = conn.prepare_cached("SELECT id FROM mailboxes WHERE account_id = ?1 AND name = 'INBOX'").db()?;

@@ -11,6 +11,7 @@
 
 mod address;
 mod aliases;
+mod allowance;
 mod check;
 mod coordination;
 pub mod credential_rules;
@@ -29,6 +30,8 @@ mod watch;
 
 pub use address::{normalize_address, normalize_domain};
 pub use aliases::{Alias, AliasStore};
+// The rules of a delivery every backend applies (who gets a copy, the all-or-nothing allowance).
+pub use allowance::{delivery_recipients, first_without_room, has_room};
 pub use check::{CheckReport, CHECK_LIST_AT_MOST};
 pub use coordination::CoordinationStore;
 pub use directory::DirectoryStore;

@@ -198,3 +198,53 @@ pub async fn mailbox_keywords(store: &Arc<dyn Store>, account: AccountId, name: 
 pub fn uids(index: &[MessageIndex]) -> Vec<u32> {
     index.iter().map(|m| m.uid).collect()
 }
+
+/// PostgreSQL only: a connection of its own holding `account`'s row lock in an open
+/// transaction, so that the store's writes to that account wait (deliveries then queue up
+/// into one batch behind the one waiting); `ROLLBACK` on it, or dropping it, lets them go.
+/// `None` on a backend without row locks.
+pub async fn hold_account_lock(db: &TestDb, account: AccountId) -> Option<tokio_postgres::Client> {
+    let Kind::Postgres { url } = &db.kind else { return None };
+    let client = pg_client(url).await;
+    client.batch_execute(&format!("BEGIN; SELECT 1 FROM accounts WHERE id = {account} FOR UPDATE")).await.unwrap();
+    Some(client)
+}
+
+/// PostgreSQL only: how many of the store's connections to this database wait for a lock.
+pub async fn lock_waiters(db: &TestDb) -> i64 {
+    count(
+        db,
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+    )
+    .await
+}
+
+/// PostgreSQL only: waits (up to 10 s) until at least one of the store's connections waits for
+/// a lock.
+pub async fn until_waiting_for_a_lock(db: &TestDb) {
+    for _ in 0..1000 {
+        if lock_waiters(db).await > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("no connection of the store ever waited for the lock");
+}
+
+/// PostgreSQL only: ends the server processes of the store's connections that wait for a lock
+/// (`pg_terminate_backend`, as a crash of that backend or a cut connection would); returns how
+/// many.
+pub async fn terminate_lock_waiters(db: &TestDb) -> i64 {
+    count(
+        db,
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()) t",
+    )
+    .await
+}
+
+/// Whether `db` is a PostgreSQL database (cases that need its row locks or its backends).
+pub fn is_postgres(db: &TestDb) -> bool {
+    matches!(db.kind, Kind::Postgres { .. })
+}

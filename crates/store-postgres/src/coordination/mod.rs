@@ -84,17 +84,10 @@ impl Coordinator {
         &self.node
     }
 
-    /// Queues the announcement of `changes` to the other nodes in `tx` (one round trip for
-    /// all of them): PostgreSQL sends a NOTIFY when its transaction commits, never for one
-    /// rolled back, so no node hears of a change it cannot read yet.
+    /// Queues the announcement of `changes` to the other nodes in `tx` (see
+    /// [`Announcer::notify_in`]).
     pub(crate) async fn notify_in(&self, tx: &Transaction<'_>, changes: &[MailboxChange]) -> Result<(), StoreError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
-        let payloads: Vec<String> = changes.iter().map(|c| listen::payload(c, &self.node)).collect();
-        let notify = tx.prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p").await.db()?;
-        tx.execute(&notify, &[&listen::CHANNEL, &payloads]).await.db()?;
-        Ok(())
+        self.announcer().notify_in(tx, changes).await
     }
 
     /// Commits `tx`, whose writes made `changes` (queued with [`Coordinator::notify_in`] here),
@@ -109,6 +102,38 @@ impl Coordinator {
         tx.commit().await.db()?;
         self.watchers.announce(changes);
         Ok(())
+    }
+
+    /// What a task of its own (the delivery batcher) needs to announce changes as this node.
+    pub(crate) fn announcer(&self) -> Announcer {
+        Announcer { node: self.node.clone(), watchers: self.watchers.clone() }
+    }
+}
+
+/// The announcing half of a [`Coordinator`], owned by a task that outlives a borrow of the store.
+#[derive(Clone)]
+pub(crate) struct Announcer {
+    node: String,
+    watchers: Arc<Watchers>,
+}
+
+impl Announcer {
+    /// Queues the announcement of `changes` to the other nodes in `tx` (one round trip for
+    /// all of them): PostgreSQL sends a NOTIFY when its transaction commits, never for one
+    /// rolled back, so no node hears of a change it cannot read yet.
+    pub(crate) async fn notify_in(&self, tx: &Transaction<'_>, changes: &[MailboxChange]) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let payloads: Vec<String> = changes.iter().map(|c| listen::payload(c, &self.node)).collect();
+        let notify = tx.prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p").await.db()?;
+        tx.execute(&notify, &[&listen::CHANNEL, &payloads]).await.db()?;
+        Ok(())
+    }
+
+    /// Tells this node's sessions of `changes`, once their transaction has committed.
+    pub(crate) fn announce_committed(&self, changes: &[MailboxChange]) {
+        self.watchers.announce(changes);
     }
 }
 

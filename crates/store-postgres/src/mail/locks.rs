@@ -116,3 +116,53 @@ pub(super) async fn allocate(
         change: MailboxChange { account, mailbox, modseq: modseq as u64 },
     }))
 }
+
+/// A delivery's view of one recipient account, read under its row lock: what its quota check
+/// and its INBOX allocation need, so that a delivery costs no further lookups.
+pub(super) struct LockedAccount {
+    /// "localpart@domain", for a refusal that names the account.
+    pub address: String,
+    /// Bytes used (kept by the message triggers), as of the lock.
+    pub used: u64,
+    /// The allowance in effect (`None`: unlimited).
+    pub limit: Option<u64>,
+    /// `None` for an account without INBOX (damage: every account is made with one).
+    pub inbox: Option<MailboxId>,
+}
+
+/// Locks the rows of these accounts (any order, repeats allowed) in ascending id order, as
+/// [`lock_accounts`] does, and returns what a delivery needs of each in the same round trip;
+/// an account that does not exist is missing from the map.
+pub(super) async fn lock_for_delivery(
+    db: &impl GenericClient,
+    accounts: &[AccountId],
+    default_quota: Option<u64>,
+) -> Result<std::collections::HashMap<AccountId, LockedAccount>, StoreError> {
+    let mut ids = accounts.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    // ORDER BY: rows are locked as the sort returns them. After waiting for a lock, READ
+    // COMMITTED re-reads the locked row, so `used_bytes` is the committed value.
+    let stmt = db
+        .prepare_cached(
+            "SELECT a.id, a.localpart || '@' || d.name, a.quota, a.used_bytes,
+                    (SELECT m.id FROM mailboxes m WHERE m.account_id = a.id AND m.name = 'INBOX')
+               FROM accounts a JOIN domains d ON d.id = a.domain_id
+              WHERE a.id = ANY($1) ORDER BY a.id FOR NO KEY UPDATE OF a",
+        )
+        .await
+        .db()?;
+    let rows = db.query(&stmt, &[&ids]).await.db()?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let account = LockedAccount {
+                address: r.get(1),
+                limit: super::quota::effective_quota(r.get(2), default_quota),
+                used: r.get::<_, i64>(3).max(0) as u64,
+                inbox: r.get(4),
+            };
+            (r.get(0), account)
+        })
+        .collect())
+}

@@ -1,7 +1,9 @@
 //! [`MailStore`] on PostgreSQL, with the SQLite backend's behaviour (`portcullis_store`'s
 //! `sqlite/{ops,messages,mailboxes,keywords}.rs`) on a database several nodes write at once.
 //!
-//! Every write is one transaction that answers `Ok` only after its COMMIT returned. What SQLite
+//! Every write is one transaction that answers `Ok` only after its COMMIT returned. Local
+//! deliveries share theirs: concurrent ones run in one transaction, one savepoint each, and
+//! one COMMIT answers them all (group commit, see [`batch`]). What SQLite
 //! gets from its single writer, PostgreSQL gets from row locks, always taken in one order so
 //! that two writers never wait for each other in a cycle (see [`locks`]):
 //! 1. the rows of the accounts whose messages or mailboxes the write adds or removes, by id;
@@ -23,6 +25,7 @@
 //! REPEATABLE READ snapshot. SELECT keeps recently selected lists in memory as SQLite's
 //! backend does (`portcullis_store::index_cache`), brought forward from the database's MODSEQs.
 
+pub(crate) mod batch;
 mod changes;
 mod content;
 mod copy;
@@ -98,14 +101,11 @@ impl PgStore {
 #[async_trait]
 impl MailStore for PgStore {
     async fn deliver(&self, delivery: Delivery) -> Result<(), DeliveryError> {
+        // Summarized before it queues: parsing must not hold a batch's row locks.
         let (raw, summary) = deliver::summarize(delivery.raw).await?;
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.db()?;
-        let changes =
-            deliver::deliver(&tx, delivery.recipients, &raw, &summary, delivery.internal_date, self.default_quota)
-                .await?;
-        self.coordination.commit_announcing(tx, &changes).await?;
-        Ok(())
+        let job = batch::Job { recipients: delivery.recipients, raw, summary, internal_date: delivery.internal_date };
+        // `Ok` only once the batch holding this delivery has committed (see `batch`).
+        self.deliveries.deliver(job).await
     }
 
     async fn mailbox(&self, account: AccountId, name: &str) -> Result<Option<Mailbox>, StoreError> {

@@ -38,7 +38,7 @@ pub(super) async fn check_room(
     default_quota: Option<u64>,
 ) -> Result<(), DeliveryError> {
     let (used, limit) = usage(db, account, default_quota).await?;
-    if limit.is_some_and(|limit| used.saturating_add(size) > limit) {
+    if !portcullis_store::has_room(used, limit, size) {
         let stmt = db
             .prepare_cached(
                 "SELECT a.localpart || '@' || d.name FROM accounts a JOIN domains d ON d.id = a.domain_id

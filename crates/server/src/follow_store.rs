@@ -69,7 +69,11 @@ pub async fn run(shared: Arc<Shared>, mut bans_seen: Option<i64>) {
         if rounds.is_multiple_of(PRUNE_EVERY) {
             shared.guard.forget_old(now);
             let logins_before = unix_time::seconds(now.wall - shared.config.guard.known_source_memory);
-            let _ = shared.store.prune_guard_history(logins_before, unix_time::seconds(now.wall - BAN_HISTORY)).await;
+            // The guard's counts: older than any window (the hour and its minute, the ban window).
+            let counted = shared.config.guard.ban_window.max(std::time::Duration::from_secs(3660));
+            let (bans_before, counts_before) =
+                (unix_time::seconds(now.wall - BAN_HISTORY), unix_time::seconds(now.wall - counted));
+            let _ = shared.store.prune_guard_history(logins_before, bans_before, counts_before).await;
             // Other nodes' logins too.
             load_known_sources(&shared).await;
         }

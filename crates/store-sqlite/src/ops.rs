@@ -606,7 +606,7 @@ impl GuardStore for SqliteStore {
         recipients: i64,
         since: i64,
     ) -> Result<SentCounts, StoreError> {
-        self.write(move |conn| guard::add_sent(conn, account, minute, messages, recipients, since)).await
+        self.write_count(move |conn| guard::add_sent(conn, account, minute, messages, recipients, since)).await
     }
 
     async fn add_auth_failure(
@@ -617,19 +617,20 @@ impl GuardStore for SqliteStore {
         since: i64,
     ) -> Result<u32, StoreError> {
         let (source, account) = (source.to_string(), account.map(str::to_string));
-        let count =
-            self.write(move |conn| guard::add_auth_failure(conn, &source, account.as_deref(), minute, since)).await?;
+        let count = self
+            .write_count(move |conn| guard::add_auth_failure(conn, &source, account.as_deref(), minute, since))
+            .await?;
         Ok(count.clamp(0, u32::MAX as i64) as u32)
     }
 
     async fn forget_auth_failures(&self, source: &str) -> Result<(), StoreError> {
         let source = source.to_string();
-        self.write(move |conn| guard::forget_auth_failures(conn, &source)).await
+        self.write_count(move |conn| guard::forget_auth_failures(conn, &source)).await
     }
 
     async fn take_account_failures(&self, account: &str) -> Result<u32, StoreError> {
         let account = account.to_string();
-        let taken = self.write(move |conn| guard::take_account_failures(conn, &account)).await?;
+        let taken = self.write_count(move |conn| guard::take_account_failures(conn, &account)).await?;
         Ok(taken.clamp(0, u32::MAX as i64) as u32)
     }
 

@@ -197,7 +197,7 @@ async fn count_failure(shared: &Shared, ip: IpAddr, source: &str, username: &str
     let counted = match shared.store.add_auth_failure(source, account, buckets.minute, buckets.failures_since).await {
         Ok(count) => Some(count),
         Err(e) => {
-            // The guard's own count decides alone (docs/architecture.md §5).
+            // The guard's own count decides alone (docs/architecture.md §6.5).
             let what = format!("counting a failed login failed: {e}");
             shared.events.emit(Event::InternalError { conn: None, what });
             None

@@ -4,7 +4,8 @@
 //! All writes go through one writer thread that commits whatever has queued up while the
 //! previous commit was syncing in a single transaction (group commit), each job inside its own
 //! SAVEPOINT so that one failed delivery does not undo another. A job's caller is answered only
-//! after the transaction holding it has committed. Reads use a small pool of connections on
+//! after the transaction holding it has committed, except the guard's counts, answered as soon
+//! as they ran and committed with the next write (`SqliteStore::write_count`). Reads use a small pool of connections on
 //! tokio's blocking threads, and see the last committed state (WAL snapshots).
 //!
 //! This crate implements the `portcullis-store` traits; nothing outside the store crates names

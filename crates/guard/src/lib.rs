@@ -7,7 +7,8 @@
 //! Where each part lives: `admission` (connections: firewall, bans, limits per source and per
 //! wider network, slots kept for owners, a listener's own limits), `logins` (attempts, failures
 //! and successes: the per-account limit, delays, bans), `banning` (the ban list: added, widened,
-//! lifted, synced from the store, expired), `sending` (hourly sending limits), `listener_limits`
+//! lifted, synced from the store, expired), `sending` (hourly sending limits), `shared_counts`
+//! (the minute buckets the store counts sending and failures in for every node), `listener_limits`
 //! (a listener's own limits and per-minute rates per source: port 25's), `delivery_offences`
 //! (port 25: directory harvests, early talkers), `bounces` (an account's outbound mail failing
 //! en masse); `ban_list`, `escalation`, `known_sources`,
@@ -16,7 +17,9 @@
 //!
 //! Everything it remembers is bounded: attempts and failures per source and per account, and
 //! the owners' addresses, live in [`BoundedMap`]s; bans come from the store, which keeps them
-//! across restarts, and are widened rather than multiplied.
+//! across restarts, and are widened rather than multiplied. Sending and failures are also
+//! counted by the store for every node together: the guard is given those counts and decides
+//! by them and its own.
 #![forbid(unsafe_code)]
 
 pub mod anomaly;
@@ -35,6 +38,7 @@ mod listener_limits;
 mod logins;
 mod policy;
 mod sending;
+mod shared_counts;
 mod source;
 
 use std::collections::{HashMap, VecDeque};
@@ -55,6 +59,7 @@ pub use listener_limits::{ListenerLimits, Rate, RateHit};
 pub use logins::{account_key, Entry, Failure, Success};
 pub use policy::{CheckLane, Policy, BUSY_DELAY, MAX_ERRORS};
 pub use sending::{LimitHit, SendingLimit};
+pub use shared_counts::{Buckets, Sent};
 pub use source::{canonical, Source};
 
 /// The time, both kinds: intervals use the monotonic clock, bans the wall clock.

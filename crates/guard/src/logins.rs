@@ -17,6 +17,12 @@
 //!
 //! Accounts are counted by their address in its one spelling ([`account_key`]), the same the
 //! store looks them up by.
+//!
+//! The failures are also counted by the store for every node together (`shared_counts`): a
+//! brute force spread by a balancer over three nodes is banned after `guard.ban_after_failures`
+//! in all, not on each. The guard is given the store's counts and decides by the larger of
+//! theirs and its own (its own are the floor when the store cannot answer). The attempts are
+//! still counted per node.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -129,8 +135,17 @@ impl Guard {
 
     /// A login failed: how long to make the client wait, and whether its source is now
     /// banned. An address the account knows (`known_source`) or a trusted network is never
-    /// banned: the owner is never locked out.
-    pub fn auth_failed(&self, ip: IpAddr, username: &str, known_source: bool, now: Now) -> Failure {
+    /// banned: the owner is never locked out. `shared`: the source's failures within the
+    /// window on every node, this one included, as the store counted them (`None`: it could
+    /// not; this node's own count decides alone).
+    pub fn auth_failed(
+        &self,
+        ip: IpAddr,
+        username: &str,
+        known_source: bool,
+        shared: Option<u32>,
+        now: Now,
+    ) -> Failure {
         let ip = canonical(ip);
         let policy = self.policy();
         let s = &policy.settings;
@@ -152,7 +167,7 @@ impl Guard {
             while record.failures.len() > s.ban_after_failures as usize {
                 record.failures.pop_front();
             }
-            let count = record.failures.len() as u32;
+            let count = (record.failures.len() as u32).max(shared.unwrap_or(0).min(s.ban_after_failures));
             if count >= s.ban_after_failures && !owner {
                 record.failures.clear();
                 record.attempts.clear();
@@ -169,8 +184,16 @@ impl Guard {
 
     /// A login succeeded: the account's failures so far are reported (and forgotten), the
     /// attempt no longer counts against its source or the account, and the source is known
-    /// as an owner's from now on.
-    pub fn auth_succeeded(&self, ip: IpAddr, username: &str, known_source: bool, now: Now) -> Success {
+    /// as an owner's from now on. `shared`: the account's failures since its last success on
+    /// every node, as the store counted (and forgot) them (`None`: it could not).
+    pub fn auth_succeeded(
+        &self,
+        ip: IpAddr,
+        username: &str,
+        known_source: bool,
+        shared: Option<u32>,
+        now: Now,
+    ) -> Success {
         let ip = canonical(ip);
         let policy = self.policy();
         let source = Source::of(ip);
@@ -195,6 +218,7 @@ impl Guard {
         if let Ok(mut known) = self.inner.known.lock() {
             known.learn(source, now.mono);
         }
+        let failures_before = failures_before.max(shared.unwrap_or(0));
         Success { failures_before, after_attack: policy.alarming_failures(failures_before) }
     }
 

@@ -1,23 +1,32 @@
 //! Hourly sending limits per account (a compromised account is used to spam): messages and
 //! recipients in the last hour, counted per minute rather than per message, so that an
-//! account's window holds at most 61 entries whatever the limits.
+//! account's window holds at most 61 entries whatever the limits. The store counts the same
+//! for every node (`shared_counts`); the guard decides by the larger of the two counts, and
+//! refuses when the store could not count (fail safe: see [`SendingLimit::Uncounted`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::shared_counts::Sent;
 use crate::{Guard, Now};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendingLimit {
     Messages(u32),
     Recipients(u32),
+    /// The store could not say what the account sent on every node: refused for now (a
+    /// temporary failure, no alert). Letting it through would let a stolen account send
+    /// without a limit for as long as the store is away; refusing costs nothing, since the
+    /// message could not be stored either.
+    Uncounted,
 }
 
 /// A message refused by the sending limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitHit {
     pub limit: SendingLimit,
-    /// The first refusal since the account was last under its limits (alert once).
+    /// The first refusal by this node since the account was last under its limits here
+    /// (alert once per crossing, by each node that refuses).
     pub first: bool,
 }
 
@@ -42,8 +51,11 @@ pub(crate) struct SentInMinute {
 const SENDING_BUCKET: Duration = Duration::from_secs(60);
 
 impl Guard {
-    /// A message is about to be accepted from `account` for `recipients` recipients.
-    pub fn message(&self, account: i64, recipients: u32, now: Now) -> Result<(), LimitHit> {
+    /// A message is about to be accepted from `account` for `recipients` recipients; `shared`:
+    /// what the store counted the account sending within the hour on every node, before this
+    /// message (`None`: the store could not say).
+    pub fn message(&self, account: i64, recipients: u32, shared: Option<Sent>, now: Now) -> Result<(), LimitHit> {
+        let Some(shared) = shared else { return Err(LimitHit { limit: SendingLimit::Uncounted, first: false }) };
         let policy = self.policy();
         let s = &policy.settings;
         let hour = Duration::from_secs(3600);
@@ -56,8 +68,10 @@ impl Guard {
         while window.minutes.front().is_some_and(expired) {
             window.minutes.pop_front();
         }
-        let messages: u32 = window.minutes.iter().map(|m| m.messages).sum();
-        let sent: u32 = window.minutes.iter().map(|m| m.recipients).sum();
+        // This node's own count is a floor: the store's may have missed what it sent while
+        // the store was away.
+        let messages: u32 = window.minutes.iter().map(|m| m.messages).sum::<u32>().max(shared.messages);
+        let sent: u32 = window.minutes.iter().map(|m| m.recipients).sum::<u32>().max(shared.recipients);
         let limit = if messages >= s.max_messages_per_hour {
             Some(SendingLimit::Messages(s.max_messages_per_hour))
         } else if sent.saturating_add(recipients) > s.max_recipients_per_hour {

@@ -120,9 +120,9 @@ fn failures_grow_the_delay_then_ban_with_doubling_length() {
     let now = Now::current();
     let held = g.admit(ip("127.0.0.3"), Listener::Submissions, now).unwrap();
     let delays: Vec<Duration> =
-        (0..4).map(|_| g.auth_failed(ip("127.0.0.3"), "alice@x.test", false, now).delay).collect();
+        (0..4).map(|_| g.auth_failed(ip("127.0.0.3"), "alice@x.test", false, None, now).delay).collect();
     assert_eq!(delays, [100, 200, 400, 800].map(Duration::from_millis));
-    let fifth = g.auth_failed(ip("127.0.0.3"), "bob@x.test", false, now);
+    let fifth = g.auth_failed(ip("127.0.0.3"), "bob@x.test", false, None, now);
     assert_eq!(fifth.delay, Duration::from_millis(1000), "capped");
     let ban = fifth.bans.first().cloned().expect("banned after 5 failures");
     assert_eq!(ban.network, "127.0.0.3/32".parse::<IpNet>().unwrap());
@@ -137,7 +137,7 @@ fn failures_grow_the_delay_then_ban_with_doubling_length() {
     assert!(g.admit(ip("127.0.0.3"), Listener::Imaps, after).is_ok());
     let mut second = None;
     for _ in 0..5 {
-        second = g.auth_failed(ip("127.0.0.3"), "alice@x.test", false, after).bans.first().cloned();
+        second = g.auth_failed(ip("127.0.0.3"), "alice@x.test", false, None, after).bans.first().cloned();
     }
     assert_eq!(second.unwrap().until, Some(after.wall + Duration::from_secs(7200)));
 }
@@ -147,10 +147,10 @@ fn failures_outside_the_window_are_forgotten() {
     let g = guard();
     let now = Now::current();
     for i in 0..4 {
-        assert!(g.auth_failed(ip("127.0.0.3"), "a@x.test", false, later(now, i * 200)).bans.is_empty());
+        assert!(g.auth_failed(ip("127.0.0.3"), "a@x.test", false, None, later(now, i * 200)).bans.is_empty());
     }
     assert!(
-        g.auth_failed(ip("127.0.0.3"), "a@x.test", false, later(now, 800)).bans.is_empty(),
+        g.auth_failed(ip("127.0.0.3"), "a@x.test", false, None, later(now, 800)).bans.is_empty(),
         "only 4 within 10 minutes"
     );
 }
@@ -161,7 +161,7 @@ fn ipv6_sources_are_banned_per_64() {
     let now = Now::current();
     let mut ban = None;
     for i in 0..5 {
-        ban = g.auth_failed(ip(&format!("2001:db8:1:2::{i}")), "a@x.test", false, now).bans.first().cloned();
+        ban = g.auth_failed(ip(&format!("2001:db8:1:2::{i}")), "a@x.test", false, None, now).bans.first().cloned();
     }
     assert_eq!(ban.unwrap().network, "2001:db8:1:2::/64".parse::<IpNet>().unwrap());
     assert_eq!(g.admit(ip("2001:db8:1:2:ffff::1"), Listener::Imaps, now).err(), Some(RefuseReason::Banned));
@@ -173,8 +173,11 @@ fn trusted_networks_and_known_addresses_are_never_banned() {
     let g = guard();
     let now = Now::current();
     for _ in 0..20 {
-        assert!(g.auth_failed(ip("127.0.0.9"), "a@x.test", false, now).bans.is_empty(), "trusted");
-        assert!(g.auth_failed(ip("127.0.0.7"), "a@x.test", true, now).bans.is_empty(), "the owner's known address");
+        assert!(g.auth_failed(ip("127.0.0.9"), "a@x.test", false, None, now).bans.is_empty(), "trusted");
+        assert!(
+            g.auth_failed(ip("127.0.0.7"), "a@x.test", true, None, now).bans.is_empty(),
+            "the owner's known address"
+        );
         assert_eq!(g.login_attempt(ip("127.0.0.9"), "a@x.test", false, now), Entry::Check(CheckLane::Priority));
         assert_eq!(g.login_attempt(ip("127.0.0.7"), "a@x.test", true, now), Entry::Check(CheckLane::Priority));
     }
@@ -187,10 +190,10 @@ fn a_success_reports_the_failures_before_it() {
     let g = guard();
     let now = Now::current();
     for _ in 0..4 {
-        g.auth_failed(ip("127.0.0.30"), "alice@x.test", false, now);
+        g.auth_failed(ip("127.0.0.30"), "alice@x.test", false, None, now);
     }
-    assert_eq!(g.auth_succeeded(ip("127.0.0.2"), "alice@x.test", true, now).failures_before, 4);
-    assert_eq!(g.auth_succeeded(ip("127.0.0.2"), "alice@x.test", true, now).failures_before, 0);
+    assert_eq!(g.auth_succeeded(ip("127.0.0.2"), "alice@x.test", true, None, now).failures_before, 4);
+    assert_eq!(g.auth_succeeded(ip("127.0.0.2"), "alice@x.test", true, None, now).failures_before, 0);
 }
 
 #[test]
@@ -206,7 +209,7 @@ fn changes_from_the_store_add_and_lift_bans_and_the_guard_s_own_are_not_news() {
     assert_eq!(g.admit(ip("127.0.5.9"), Listener::Imaps, now).err(), Some(RefuseReason::Banned));
     let mut auto = Vec::new();
     for _ in 0..5 {
-        auto.extend(g.auth_failed(ip("127.0.0.3"), "a@x.test", false, now).bans);
+        auto.extend(g.auth_failed(ip("127.0.0.3"), "a@x.test", false, None, now).bans);
     }
     // The guard's own ban, written to the store and read back: nothing new.
     assert_eq!(g.apply_ban_changes(auto.clone(), &[], now), BanSync::default());
@@ -228,16 +231,30 @@ fn changes_from_the_store_add_and_lift_bans_and_the_guard_s_own_are_not_news() {
 fn sending_limits_per_account_per_hour() {
     let g = guard();
     let now = Now::current();
-    assert_eq!(g.message(1, 2, now), Ok(()));
-    assert_eq!(g.message(1, 4, now), Err(LimitHit { limit: SendingLimit::Recipients(5), first: true }));
-    assert_eq!(g.message(1, 1, now), Ok(()));
-    assert_eq!(g.message(1, 1, now), Ok(()));
-    assert_eq!(g.message(1, 1, now), Err(LimitHit { limit: SendingLimit::Messages(3), first: true }));
-    assert_eq!(g.message(1, 1, now), Err(LimitHit { limit: SendingLimit::Messages(3), first: false }), "alert once");
-    assert_eq!(g.message(2, 1, now), Ok(()), "per account");
+    assert_eq!(g.message(1, 2, Some(Sent::default()), now), Ok(()));
+    assert_eq!(
+        g.message(1, 4, Some(Sent::default()), now),
+        Err(LimitHit { limit: SendingLimit::Recipients(5), first: true })
+    );
+    assert_eq!(g.message(1, 1, Some(Sent::default()), now), Ok(()));
+    assert_eq!(g.message(1, 1, Some(Sent::default()), now), Ok(()));
+    assert_eq!(
+        g.message(1, 1, Some(Sent::default()), now),
+        Err(LimitHit { limit: SendingLimit::Messages(3), first: true })
+    );
+    assert_eq!(
+        g.message(1, 1, Some(Sent::default()), now),
+        Err(LimitHit { limit: SendingLimit::Messages(3), first: false }),
+        "alert once"
+    );
+    assert_eq!(g.message(2, 1, Some(Sent::default()), now), Ok(()), "per account");
     // Counted per minute: a minute's messages count until the whole minute is an hour old.
-    assert!(g.message(1, 1, later(now, 3600)).is_err(), "not yet");
-    assert_eq!(g.message(1, 1, later(now, 3660)), Ok(()), "an hour (and the rest of its minute) later");
+    assert!(g.message(1, 1, Some(Sent::default()), later(now, 3600)).is_err(), "not yet");
+    assert_eq!(
+        g.message(1, 1, Some(Sent::default()), later(now, 3660)),
+        Ok(()),
+        "an hour (and the rest of its minute) later"
+    );
 }
 
 #[test]
@@ -273,13 +290,16 @@ fn the_sending_window_holds_a_bucket_per_minute_not_per_message() {
     let g = guard();
     let now = Now::current();
     for n in 0..3 {
-        assert_eq!(g.message(7, 1, later(now, n * 20)), Ok(()));
+        assert_eq!(g.message(7, 1, Some(Sent::default()), later(now, n * 20)), Ok(()));
     }
     let minutes = |g: &Guard| g.inner.sending.lock().unwrap()[&7].minutes.len();
     assert_eq!(minutes(&g), 1, "three messages within a minute");
-    assert!(g.message(7, 1, later(now, 61)).is_err(), "the hour's three messages are still counted");
-    assert_eq!(g.message(8, 1, later(now, 61)), Ok(()));
-    assert_eq!(g.message(8, 1, later(now, 200)), Ok(()));
+    assert!(
+        g.message(7, 1, Some(Sent::default()), later(now, 61)).is_err(),
+        "the hour's three messages are still counted"
+    );
+    assert_eq!(g.message(8, 1, Some(Sent::default()), later(now, 61)), Ok(()));
+    assert_eq!(g.message(8, 1, Some(Sent::default()), later(now, 200)), Ok(()));
     assert_eq!(g.inner.sending.lock().unwrap()[&8].minutes.len(), 2);
 }
 
@@ -289,7 +309,7 @@ fn memory_stays_bounded_under_a_storm_of_sources() {
     let now = Now::current();
     for i in 0..50_000u32 {
         let addr = std::net::Ipv4Addr::from(0x0a00_0000 + i);
-        g.auth_failed(IpAddr::V4(addr), &format!("user{i}@x.test"), false, now);
+        g.auth_failed(IpAddr::V4(addr), &format!("user{i}@x.test"), false, None, now);
     }
     assert!(g.inner.sources.lock().unwrap().len() <= 1000);
     assert!(g.inner.accounts.lock().unwrap().len() <= 1000);
@@ -311,14 +331,17 @@ fn a_success_after_an_attack_is_flagged() {
     let g = guard();
     let now = Now::current();
     for _ in 0..2 {
-        g.auth_failed(ip("127.0.0.30"), "alice@x.test", false, now);
+        g.auth_failed(ip("127.0.0.30"), "alice@x.test", false, None, now);
     }
-    assert!(!g.auth_succeeded(ip("127.0.0.2"), "alice@x.test", true, now).after_attack, "2 failures, 3 make an attack");
+    assert!(
+        !g.auth_succeeded(ip("127.0.0.2"), "alice@x.test", true, None, now).after_attack,
+        "2 failures, 3 make an attack"
+    );
     for _ in 0..3 {
-        g.auth_failed(ip("127.0.0.30"), "alice@x.test", false, now);
+        g.auth_failed(ip("127.0.0.30"), "alice@x.test", false, None, now);
     }
     assert_eq!(
-        g.auth_succeeded(ip("127.0.0.2"), "Alice@X.test.", true, now),
+        g.auth_succeeded(ip("127.0.0.2"), "Alice@X.test.", true, None, now),
         Success { failures_before: 3, after_attack: true },
         "the same account, however spelt"
     );
@@ -367,7 +390,7 @@ fn every_attempt_on_unknown_accounts_counts_checked_or_not_and_bans_a_storm() {
     for n in 0..20 {
         let user = format!("staff{n}@x.test");
         assert_eq!(g.login_attempt(ip("127.0.0.4"), &user, false, now), Entry::Check(CheckLane::Ordinary));
-        g.auth_succeeded(ip("127.0.0.4"), &user, false, now);
+        g.auth_succeeded(ip("127.0.0.4"), &user, false, None, now);
     }
     assert!(g.banned(ip("127.0.0.4"), now.wall).is_none());
     // And attempts outside the window are forgotten.
@@ -427,7 +450,7 @@ fn names_are_counted_by_one_bounded_key() {
 fn ban_by_failures(g: &Guard, address: &str, now: Now) -> Vec<Ban> {
     let mut bans = Vec::new();
     for _ in 0..5 {
-        bans.extend(g.auth_failed(ip(address), "a@x.test", false, now).bans);
+        bans.extend(g.auth_failed(ip(address), "a@x.test", false, None, now).bans);
     }
     bans
 }
@@ -466,7 +489,7 @@ fn no_ban_widens_over_an_owner_or_a_trusted_network() {
     let g = guard_with(Firewall { trusted: vec![net("2001:db8:5:5ff::/64")], ..Firewall::default() });
     let now = Now::current();
     // An owner logged in from a /64 of this /56 lately.
-    g.auth_succeeded(ip("2001:db8:4:4ff::1"), "alice@x.test", false, now);
+    g.auth_succeeded(ip("2001:db8:4:4ff::1"), "alice@x.test", false, None, now);
     for n in 0..3 {
         ban_by_failures(&g, &format!("2001:db8:4:4{n}0::1"), now);
         ban_by_failures(&g, &format!("2001:db8:5:5{n}0::1"), now);
@@ -530,7 +553,7 @@ fn the_last_slots_are_kept_for_owners() {
     policy.reserved_for_owners = 3;
     let g = Guard::new(policy);
     let now = Now::current();
-    g.auth_succeeded(ip("127.0.3.1"), "alice@x.test", false, now);
+    g.auth_succeeded(ip("127.0.3.1"), "alice@x.test", false, None, now);
     let mut held: Vec<_> =
         (0..7).map(|n| g.admit(ip(&format!("127.0.4.{n}")), Listener::Imaps, now).unwrap()).collect();
     assert_eq!(
@@ -646,4 +669,57 @@ fn early_talkers_are_banned_after_a_few_connections() {
     assert_eq!(bans.len(), 1, "the second one within the window bans");
     assert!(bans[0].reason.contains("talking out of turn"), "{}", bans[0].reason);
     assert!((0..5).all(|_| g.early_talk(ip("127.0.0.9"), now).is_empty()), "trusted");
+}
+
+#[test]
+fn the_store_s_count_of_every_node_s_sending_limits_this_one() {
+    let (g, now) = (guard(), Now::current());
+    // The other nodes sent two of the account's three messages, four of its five recipients.
+    let elsewhere = Some(Sent { messages: 2, recipients: 4 });
+    assert_eq!(g.message(1, 2, elsewhere, now), Err(LimitHit { limit: SendingLimit::Recipients(5), first: true }));
+    assert_eq!(g.message(1, 1, elsewhere, now), Ok(()));
+    let full = Some(Sent { messages: 3, recipients: 5 });
+    assert_eq!(g.message(1, 1, full, now), Err(LimitHit { limit: SendingLimit::Messages(3), first: true }));
+    assert_eq!(g.message(1, 1, full, now), Err(LimitHit { limit: SendingLimit::Messages(3), first: false }), "once");
+    // This node's own count stays a floor when the store's is lower (it missed some).
+    assert_eq!(g.message(2, 1, Some(Sent::default()), now), Ok(()));
+    assert_eq!(g.message(2, 1, Some(Sent::default()), now), Ok(()));
+    assert_eq!(g.message(2, 1, Some(Sent::default()), now), Ok(()));
+    assert!(g.message(2, 1, Some(Sent::default()), now).is_err(), "three here, whatever the store says");
+}
+
+#[test]
+fn sending_is_refused_while_the_store_cannot_count_it() {
+    let (g, now) = (guard(), Now::current());
+    assert_eq!(g.message(1, 1, None, now), Err(LimitHit { limit: SendingLimit::Uncounted, first: false }));
+    assert_eq!(g.message(1, 1, Some(Sent::default()), now), Ok(()), "counted again: sent");
+}
+
+#[test]
+fn failures_counted_on_every_node_ban_at_the_total() {
+    let (g, now) = (guard(), Now::current());
+    // Four failures from 127.0.0.3 on other nodes, then this node's first: the fifth in all.
+    let first = g.auth_failed(ip("127.0.0.3"), "a@x.test", false, Some(4), now);
+    assert_eq!(first.delay, Duration::from_millis(800), "the delay of the fourth failure: 100 ms doubled thrice");
+    let ban = g.auth_failed(ip("127.0.0.3"), "a@x.test", false, Some(5), now);
+    assert_eq!(ban.bans.len(), 1, "the fifth in all bans");
+    assert!(ban.bans[0].reason.starts_with("5 failed logins"), "{}", ban.bans[0].reason);
+    // Never the owner, however many the store counts.
+    assert!(g.auth_failed(ip("127.0.0.7"), "a@x.test", true, Some(50), now).bans.is_empty());
+    // The store unreachable: this node's own count decides alone.
+    let mut bans = Vec::new();
+    for _ in 0..5 {
+        bans.extend(g.auth_failed(ip("127.0.0.4"), "a@x.test", false, None, now).bans);
+    }
+    assert_eq!(bans.len(), 1);
+}
+
+#[test]
+fn a_success_reports_the_failures_every_node_counted() {
+    let (g, now) = (guard(), Now::current());
+    g.auth_failed(ip("127.0.0.30"), "alice@x.test", false, Some(1), now);
+    let success = g.auth_succeeded(ip("127.0.0.2"), "alice@x.test", true, Some(7), now);
+    assert_eq!((success.failures_before, success.after_attack), (7, true));
+    let local = g.auth_succeeded(ip("127.0.0.2"), "alice@x.test", true, None, now);
+    assert_eq!(local.failures_before, 0, "this node's one failure was reported with the store's");
 }

@@ -3,7 +3,8 @@
 //! IDLE session on node B within a second; a source banned by node B is refused by node C; a
 //! TOTP code used on A is refused on C; a node SIGKILLed under load loses no acknowledged
 //! message, and its clients reconnect through HAProxy to the others and find their mailboxes
-//! as they left them (UIDVALIDITY, UIDs and MODSEQs unchanged).
+//! as they left them (UIDVALIDITY, UIDs and MODSEQs unchanged); an account's hourly sending
+//! limit and a source's failed logins are counted over all nodes together.
 //!
 //! HAProxy runs in TCP mode with a PROXY v2 header to each node's IMAPS and submissions (465)
 //! listeners, health-checking each node on its admin listener's `/health`. Frontends `imaps`
@@ -30,13 +31,18 @@ const NODES: usize = 3;
 /// failures and answers them at once, sending limits out of a load test's way, and alice as an
 /// administrator (the TOTP sign-in).
 fn node_settings() -> Settings {
+    settings_with_hourly_messages(100_000)
+}
+
+/// [`node_settings`] with `messages` an hour per account.
+fn settings_with_hourly_messages(messages: u32) -> Settings {
     Settings {
         sections: vec![format!(
             "[proxy]\nlisteners = [\"imaps\", \"submissions\"]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
              header_timeout = \"2s\"\n\
              [firewall]\ntrusted_networks = [\"127.0.0.1\"]\n\
              [guard]\nban_after_failures = 3\nfailure_delay = \"1ms\"\nmax_failure_delay = \"1ms\"\n\
-             escalate_ipv4_after = 0\nmax_messages_per_hour = 100000\nmax_recipients_per_hour = 100000\n\
+             escalate_ipv4_after = 0\nmax_messages_per_hour = {messages}\nmax_recipients_per_hour = 100000\n\
              [admin]\naccounts = [\"{ALICE}\"]\n"
         )],
         ..Settings::default()
@@ -52,8 +58,13 @@ struct Cluster {
 impl Cluster {
     /// `None` after a SKIPPED notice when HAProxy or PostgreSQL is not installed.
     fn start() -> Option<Cluster> {
+        Cluster::start_with(node_settings())
+    }
+
+    /// [`Cluster::start`] with other settings on every node.
+    fn start_with(settings: Settings) -> Option<Cluster> {
         let haproxy = program("haproxy", "apt-get install haproxy")?;
-        let nodes = TestServer::start_nodes(node_settings(), NODES)?;
+        let nodes = TestServer::start_nodes(settings, NODES)?;
         let backends = |listener: &str| -> Vec<Node> {
             nodes.iter().map(|n| Node { listener: n.addr(listener), admin: n.addr("admin") }).collect()
         };
@@ -318,6 +329,39 @@ fn a_totp_code_used_on_node_a_is_refused_on_node_c() {
     assert_eq!(sign_in(&cluster.nodes[0]), 200, "node A takes the code");
     assert_eq!(sign_in(&cluster.nodes[2]), 401, "node C refuses it again");
     cluster.nodes[2].wait_event(|e| e["event"] == "admin_auth_failed" && e["reason"] == "replayed_code");
+}
+
+#[test]
+fn sending_limits_and_failed_logins_are_counted_over_all_nodes_together() {
+    let Some(cluster) = Cluster::start_with(settings_with_hourly_messages(2)) else { return };
+    // Alice's hour: two messages through node A; node B refuses the third, and says so once.
+    let mut on_a = submission(&cluster, "submissions0", "127.0.0.2").unwrap();
+    for n in 0..2 {
+        let reply = send_message(&mut on_a, BOB, &format!("hour-{n}")).unwrap();
+        assert!(reply.starts_with("250"), "{reply}");
+    }
+    let mut on_b = submission(&cluster, "submissions1", "127.0.0.2").unwrap();
+    let third = send_message(&mut on_b, BOB, "one too many").unwrap();
+    assert!(third.starts_with("451 4.7.1"), "node B refuses what node A used up: {third}");
+    let alert = cluster.nodes[1].wait_event(|e| e["event"] == "alert_raised" && e["kind"] == "sending_limit");
+    assert_eq!(alert["account"], ALICE);
+    let _ = smtp(&mut on_a, "QUIT");
+    let _ = smtp(&mut on_b, "QUIT");
+
+    // One wrong password from 127.0.0.4 on each node: three in all, as `ban_after_failures`
+    // says, ban the source (the node with the third failure bans it).
+    for node in 0..NODES {
+        let mut c = cluster.connect(&format!("imaps{node}"), "127.0.0.4").unwrap();
+        assert!(c.try_line().unwrap().starts_with("* OK"));
+        c.send(&format!("a LOGIN {ALICE} wrong-password-{node}"));
+        let answer = c.try_line();
+        if node + 1 < NODES {
+            let answer = answer.unwrap();
+            assert!(answer.starts_with("a NO"), "{answer}");
+        }
+        // The third: its ban closes the connection (revoked), perhaps before its answer.
+    }
+    cluster.nodes[NODES - 1].wait_event(|e| e["event"] == "ban_added" && e["network"] == "127.0.0.4/32");
 }
 
 /// What a load client saw: subjects acknowledged with 250, and those whose data was sent but

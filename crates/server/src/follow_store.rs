@@ -69,7 +69,10 @@ pub async fn run(shared: Arc<Shared>, mut bans_seen: Option<i64>) {
         if rounds.is_multiple_of(PRUNE_EVERY) {
             shared.guard.forget_old(now);
             let logins_before = unix_time::seconds(now.wall - shared.config.guard.known_source_memory);
-            let _ = shared.store.prune_guard_history(logins_before, unix_time::seconds(now.wall - BAN_HISTORY)).await;
+            // The guard's counts: the buckets of no window any more (the guard says which).
+            let (bans_before, counts_before) =
+                (unix_time::seconds(now.wall - BAN_HISTORY), shared.guard.buckets(now).forget_before);
+            let _ = shared.store.prune_guard_history(logins_before, bans_before, counts_before).await;
             // Other nodes' logins too.
             load_known_sources(&shared).await;
         }

@@ -36,6 +36,7 @@ pub mod process;
 mod proxy_header;
 mod queue_runner;
 pub mod resolver;
+mod sending_limits;
 mod session_kill;
 mod sessions;
 mod smtp;

@@ -3,15 +3,17 @@
 //! whether (and in which lane) its credentials may be checked; the authenticator checks them;
 //! the guard counts the outcome (perhaps banning the source); and the outcome is reported as
 //! one event (never the secret, and never more than 255 bytes of the name), with an alert when
-//! the guard finds it worth one.
+//! the guard finds it worth one. Failures are counted by the store too, for every node at once
+//! (issue 17): the guard decides from the store's count of the source's failures, so a brute
+//! force spread over the nodes by a balancer is banned at `guard.ban_after_failures` in all.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use portcullis_auth::{AuthError, Lane, Principal, Refusal};
 use portcullis_config::MAX_LOGIN_NAME;
 use portcullis_events::{AlertKind, Event, Listener, Protocol, Severity};
-use portcullis_guard::{Ban, CheckLane, Entry, Now, Source, BUSY_DELAY};
+use portcullis_guard::{account_key, Ban, CheckLane, Entry, Now, Source, BUSY_DELAY};
 use portcullis_sasl::{Attempt, ScramKeys, ScramProof};
 use portcullis_store::{normalize_address, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
 use tokio::sync::mpsc;
@@ -115,6 +117,7 @@ impl Gate {
             Entry::AccountLimited => Err(Unchecked::Later(ACCOUNT_LIMITED)),
             Entry::Banned(bans) => {
                 record(shared, &bans).await;
+                forget_failures(shared, &gate.source).await;
                 Err(Unchecked::Later(SOURCE_BANNED))
             }
         };
@@ -123,7 +126,17 @@ impl Gate {
 
     /// Alerts on a login after an attack or from a new address; remembers the address.
     async fn succeeded(self, shared: &Shared, who: Option<Who>, principal: &Principal) {
-        let success = shared.guard.auth_succeeded(self.ip, &self.username, self.known, Now::current());
+        // The failures every node counted against the account since its last success.
+        let account = account_key(&self.username);
+        let counted = match shared.store.take_account_failures(&account).await {
+            Ok(failures) => Some(failures),
+            Err(e) => {
+                let what = format!("reading an account's failed logins failed: {e}");
+                shared.events.emit(Event::InternalError { conn: who.map(|w| w.conn), what });
+                None
+            }
+        };
+        let success = shared.guard.auth_succeeded(self.ip, &self.username, self.known, counted, Now::current());
         if success.after_attack {
             let message = format!(
                 "{} logged in from {} after {} failed attempts",
@@ -150,9 +163,8 @@ impl Gate {
 
     /// Counts the failure (perhaps banning the source) and makes the client wait.
     async fn failed(self, shared: &Shared) {
-        let failure = shared.guard.auth_failed(self.ip, &self.username, self.known, Now::current());
-        record(shared, &failure.bans).await;
-        tokio::time::sleep(failure.delay).await;
+        let delay = count_failure(shared, self.ip, &self.source, &self.username, self.known).await;
+        tokio::time::sleep(delay).await;
     }
 
     /// A login refused before its check: a name over the bound fails like a wrong password
@@ -171,6 +183,38 @@ impl Gate {
                 AuthError::Busy
             }
         }
+    }
+}
+
+/// Counts a failed login from `ip` (whose source is `source`) for `username`, in the store for
+/// every node and then by the guard, which decides from the store's count; records the bans it
+/// decides on. How long the client is to wait.
+async fn count_failure(shared: &Shared, ip: IpAddr, source: &str, username: &str, known: bool) -> Duration {
+    let now = Now::current();
+    let buckets = shared.guard.buckets(now);
+    let account = account_key(username);
+    let account = (!account.is_empty()).then_some(account.as_str());
+    let counted = match shared.store.add_auth_failure(source, account, buckets.minute, buckets.failures_since).await {
+        Ok(count) => Some(count),
+        Err(e) => {
+            // The guard's own count decides alone (docs/architecture.md §6.5).
+            let what = format!("counting a failed login failed: {e}");
+            shared.events.emit(Event::InternalError { conn: None, what });
+            None
+        }
+    };
+    let failure = shared.guard.auth_failed(ip, username, known, counted, now);
+    if !failure.bans.is_empty() {
+        record(shared, &failure.bans).await;
+        forget_failures(shared, source).await;
+    }
+    failure.delay
+}
+
+/// A source was banned: its failures start afresh, on every node, as in the guard.
+async fn forget_failures(shared: &Shared, source: &str) {
+    if let Err(e) = shared.store.forget_auth_failures(source).await {
+        shared.events.emit(Event::InternalError { conn: None, what: format!("forgetting failed logins failed: {e}") });
     }
 }
 
@@ -381,8 +425,7 @@ pub async fn count_abandoned(shared: &Shared, mut abandoned: mpsc::UnboundedRece
             reason: ABANDONED,
             app_password: None,
         });
-        let failure = shared.guard.auth_failed(ip, &username, known, Now::current());
-        record(shared, &failure.bans).await;
+        count_failure(shared, ip, &source, &username, known).await;
     }
 }
 

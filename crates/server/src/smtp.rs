@@ -4,8 +4,8 @@
 //! own actions (client and sender checks, recipients through the guard, the verdict).
 
 use portcullis_auth::AuthError;
-use portcullis_events::{AlertKind, CloseReason, Event, Severity, TlsMode};
-use portcullis_guard::{Now, SendingLimit};
+use portcullis_events::{CloseReason, Event, TlsMode};
+use portcullis_guard::SendingLimit;
 use portcullis_proto_smtp::{
     with_return_path, Action, AuthOutcome, Config, DeliveryOutcome, Envelope, Fact, Peer, Principal, RecipientOutcome,
     Role, Session,
@@ -19,7 +19,7 @@ use crate::connection::{Connection, Reader};
 use crate::delivered_notice;
 use crate::login::{authenticate, scram_keys};
 use crate::mx::{self, MxState};
-use crate::sessions::Who;
+use crate::sending_limits;
 use crate::socket::Stream;
 use crate::state::Shared;
 use crate::unix_time;
@@ -166,18 +166,23 @@ pub async fn run(shared: &Shared, conn: &mut Connection, tcp: TcpStream) -> Clos
                 // Remote recipients count toward the hourly limits like local ones: they are
                 // what a stolen account would be used for.
                 let recipients = (envelope.recipients.len() + envelope.remote_recipients.len()) as u32;
-                let outcome = if sending_allowed(shared, conn.who(), account_id, &account, recipients) {
-                    deliver(shared, conn, &account, envelope).await
-                } else {
-                    shared.events.emit(Event::MessageRejected {
-                        conn: conn.id,
-                        peer: conn.peer,
-                        account: account.clone(),
-                        size: envelope.data.len() as u64,
-                        recipients: recipients as usize,
-                        reason: "sending limit reached".into(),
-                    });
-                    DeliveryOutcome::SendingLimit
+                let outcome = match sending_limits::check(shared, conn.who(), account_id, &account, recipients).await {
+                    Ok(()) => deliver(shared, conn, &account, envelope).await,
+                    Err(limit) => {
+                        let (reason, outcome) = match limit {
+                            SendingLimit::Uncounted => ("sending count unavailable", DeliveryOutcome::TemporaryFailure),
+                            _ => ("sending limit reached", DeliveryOutcome::SendingLimit),
+                        };
+                        shared.events.emit(Event::MessageRejected {
+                            conn: conn.id,
+                            peer: conn.peer,
+                            account: account.clone(),
+                            size: envelope.data.len() as u64,
+                            recipients: recipients as usize,
+                            reason: reason.into(),
+                        });
+                        outcome
+                    }
                 };
                 session.delivery_result(outcome);
             }
@@ -263,23 +268,6 @@ pub(crate) async fn lookup_recipient(shared: &Shared, address: &str) -> Recipien
             RecipientOutcome::TemporaryFailure
         }
     }
-}
-
-/// Whether `account` may send a message to `recipients` more; past its hourly limits the
-/// guard says no, and its first refusal raises an alert (a compromised account, likely).
-fn sending_allowed(shared: &Shared, who: Who, account_id: i64, account: &str, recipients: u32) -> bool {
-    let Err(hit) = shared.guard.message(account_id, recipients, Now::current()) else { return true };
-    if hit.first {
-        let (what, limit) = match hit.limit {
-            SendingLimit::Messages(n) => ("messages", n),
-            SendingLimit::Recipients(n) => ("recipients", n),
-        };
-        let message =
-            format!("{account} reached its sending limit of {limit} {what} per hour (from {})", who.peer.ip());
-        let (kind, severity) = (AlertKind::SendingLimit, Severity::Critical);
-        shared.alert(kind, severity, Some(who), Some(account), limit as f64, message);
-    }
-    false
 }
 
 async fn deliver(shared: &Shared, conn: &Connection, account: &str, envelope: Envelope) -> DeliveryOutcome {

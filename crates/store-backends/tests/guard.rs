@@ -1,5 +1,6 @@
 //! What the guard keeps in the store: bans and known login addresses that survive a restart,
-//! the change feed a follower node reads bans from, and pruning of old history.
+//! the change feed a follower node reads bans from, the sending and failed-login counts every node
+//! shares, and pruning of old history.
 
 #[macro_use]
 mod common;
@@ -41,7 +42,7 @@ async fn bans_and_known_logins_persist(db: TestDb) {
     assert!(!store.login_known("not an address", "x", 0).await.unwrap());
     assert!(store.delete_ban("2001:db8::/64").await.unwrap());
     assert!(!store.delete_ban("2001:db8::/64").await.unwrap());
-    store.prune_guard_history(6_000, 0).await.unwrap();
+    store.prune_guard_history(6_000, 0, 0).await.unwrap();
     assert!(!store.login_known("alice@example.org", "198.51.100.4/32", 0).await.unwrap());
     assert_eq!(store.bans().await.unwrap().len(), 1, "a permanent ban is never pruned");
 }
@@ -93,4 +94,82 @@ async fn known_sources_are_every_account_s_recent_login_addresses(db: TestDb) {
     known.sort();
     assert_eq!(known, [("198.51.100.4/32".to_string(), 6_000)]);
     assert_eq!(store.known_sources(0).await.unwrap().len(), 2);
+}
+
+conformance!(sending_is_counted_per_account_over_the_buckets_asked_for);
+async fn sending_is_counted_per_account_over_the_buckets_asked_for(db: TestDb) {
+    let store = open(&db, None).await;
+    store.add_domain("example.org").await.unwrap();
+    let alice = store.add_account("alice@example.org", &PasswordSecrets::hash_only("h"), Quota::Default).await.unwrap();
+    let bob = store.add_account("bob@example.org", &PasswordSecrets::hash_only("h"), Quota::Default).await.unwrap();
+    let sent = |messages, recipients| SentCounts { messages, recipients };
+    assert_eq!(store.add_sent(alice, 6_000, 1, 3, 2_400).await.unwrap(), sent(1, 3));
+    assert_eq!(store.add_sent(alice, 6_000, 1, 2, 2_400).await.unwrap(), sent(2, 5), "the same bucket adds up");
+    assert_eq!(store.add_sent(alice, 6_060, 1, 1, 2_460).await.unwrap(), sent(3, 6), "and over buckets");
+    assert_eq!(store.add_sent(bob, 6_060, 1, 1, 2_460).await.unwrap(), sent(1, 1), "per account");
+    assert_eq!(store.add_sent(alice, 6_060, -1, -1, 2_460).await.unwrap(), sent(2, 5), "taken back");
+    assert_eq!(store.add_sent(alice, 9_660, 1, 1, 6_060).await.unwrap(), sent(1, 1), "older buckets are not asked for");
+    // Across a restart (SQLite) and for any node (PostgreSQL): the store keeps them.
+    store.close();
+    let store = open(&db, None).await;
+    assert_eq!(store.add_sent(alice, 9_660, 0, 0, 0).await.unwrap(), sent(3, 6));
+    store.prune_guard_history(0, 0, 6_060).await.unwrap();
+    assert_eq!(store.add_sent(alice, 9_660, 0, 0, 0).await.unwrap(), sent(1, 1), "the bucket of 6,000 is pruned");
+    assert_eq!(store.add_sent(bob, 9_660, 0, 0, 0).await.unwrap(), sent(1, 1), "that of 6,060 is kept");
+}
+
+conformance!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    nodes_adding_at_once_miss_none_of_each_other_s_messages
+);
+async fn nodes_adding_at_once_miss_none_of_each_other_s_messages(db: TestDb) {
+    let first = open(&db, None).await;
+    first.add_domain("example.org").await.unwrap();
+    let alice = first.add_account("alice@example.org", &PasswordSecrets::hash_only("h"), Quota::Default).await.unwrap();
+    let second = open(&db, None).await;
+    const EACH: i64 = 40;
+    let mut tasks = Vec::new();
+    for store in [first.clone(), second.clone()] {
+        tasks.push(tokio::spawn(async move {
+            let mut totals = Vec::new();
+            for _ in 0..EACH {
+                totals.push(store.add_sent(alice, 6_000, 1, 1, 0).await.unwrap().messages);
+                totals.push(store.add_auth_failure("192.0.2.7/32", None, 6_000, 0).await.unwrap() as i64);
+            }
+            totals
+        }));
+    }
+    let mut totals = Vec::new();
+    for task in tasks {
+        totals.extend(task.await.unwrap());
+    }
+    // Each answer counts every addition before it and its own: the sending totals are 1..=80
+    // once each, and so are the failure counts. One missed would repeat a total.
+    totals.sort_unstable();
+    let expected: Vec<i64> = (1..=2 * EACH).flat_map(|n| [n, n]).collect();
+    assert_eq!(totals, expected);
+}
+
+conformance!(failed_logins_are_counted_per_source_and_per_account);
+async fn failed_logins_are_counted_per_source_and_per_account(db: TestDb) {
+    let store = open(&db, None).await;
+    let source = "192.0.2.7/32";
+    assert_eq!(store.add_auth_failure(source, Some("alice@example.org"), 6_000, 5_400).await.unwrap(), 1);
+    assert_eq!(store.add_auth_failure(source, Some("alice@example.org"), 6_000, 5_400).await.unwrap(), 2);
+    assert_eq!(store.add_auth_failure(source, None, 6_060, 5_460).await.unwrap(), 3, "a name that is no address");
+    assert_eq!(store.add_auth_failure("2001:db8::/64", Some("bob@example.org"), 6_060, 5_460).await.unwrap(), 1);
+    assert_eq!(store.add_auth_failure(source, None, 6_660, 6_060).await.unwrap(), 2, "the bucket of 6,000 is out");
+    // A success takes the account's failures: once.
+    assert_eq!(store.take_account_failures("alice@example.org").await.unwrap(), 2);
+    assert_eq!(store.take_account_failures("alice@example.org").await.unwrap(), 0);
+    assert_eq!(store.take_account_failures("nobody@example.org").await.unwrap(), 0);
+    // A ban forgets the source's failures, and only that source's.
+    store.forget_auth_failures(source).await.unwrap();
+    assert_eq!(store.add_auth_failure(source, None, 6_660, 0).await.unwrap(), 1);
+    assert_eq!(store.add_auth_failure("2001:db8::/64", None, 6_660, 0).await.unwrap(), 2);
+    // Pruned by age, accounts' failures too.
+    store.add_auth_failure(source, Some("carol@example.org"), 6_000, 0).await.unwrap();
+    store.prune_guard_history(0, 0, 6_060).await.unwrap();
+    assert_eq!(store.take_account_failures("carol@example.org").await.unwrap(), 0);
+    assert_eq!(store.add_auth_failure(source, None, 6_660, 0).await.unwrap(), 2, "6,660's kept, 6,000's pruned");
 }

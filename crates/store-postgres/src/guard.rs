@@ -1,6 +1,7 @@
 //! The guard's memory ([`GuardStore`]) shared by every node: bans numbered in the order they
 //! change, so a node re-reads only what changed since its last look, and the addresses
-//! accounts logged in from.
+//! accounts logged in from; and the counts every node shares (sending per account, failed
+//! logins per source and account), each counted and summed in one statement, one round trip.
 //!
 //! Change numbers come from the `ban_seq` row of `meta`, bumped by an UPDATE whose row lock
 //! lasts until commit: writers on different nodes take turns, so numbers are handed out in
@@ -158,10 +159,97 @@ impl GuardStore for PgStore {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError> {
+    async fn add_sent(
+        &self,
+        account: AccountId,
+        minute: i64,
+        messages: i64,
+        recipients: i64,
+        since: i64,
+    ) -> Result<SentCounts, StoreError> {
+        let client = self.client().await?;
+        // The minute's row comes from the upsert (a node adding at once waits for this one's
+        // commit and then adds to what it committed); the older buckets no longer change.
+        let statement = client
+            .prepare_cached(
+                "WITH counted AS (
+                     INSERT INTO sent_counts(account_id, minute, messages, recipients) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (account_id, minute) DO UPDATE
+                         SET messages = sent_counts.messages + excluded.messages,
+                             recipients = sent_counts.recipients + excluded.recipients
+                     RETURNING messages, recipients)
+                 SELECT counted.messages + coalesce(earlier.messages, 0)::BIGINT,
+                        counted.recipients + coalesce(earlier.recipients, 0)::BIGINT
+                   FROM counted,
+                        (SELECT sum(messages) AS messages, sum(recipients) AS recipients FROM sent_counts
+                          WHERE account_id = $1 AND minute >= $5 AND minute <> $2) earlier",
+            )
+            .await
+            .db()?;
+        let row = client.query_one(&statement, &[&account, &minute, &messages, &recipients, &since]).await.db()?;
+        Ok(SentCounts { messages: row.get(0), recipients: row.get(1) })
+    }
+
+    async fn add_auth_failure(
+        &self,
+        source: &str,
+        account: Option<&str>,
+        minute: i64,
+        since: i64,
+    ) -> Result<u32, StoreError> {
+        let client = self.client().await?;
+        // The source's row, then the account's: every statement takes them in this order.
+        let statement = client
+            .prepare_cached(
+                "WITH counted AS (
+                     INSERT INTO auth_failures(source, minute, failures) VALUES ($1, $2, 1)
+                     ON CONFLICT (source, minute) DO UPDATE SET failures = auth_failures.failures + 1
+                     RETURNING failures),
+                 against_account AS (
+                     INSERT INTO account_failures(account, minute, failures)
+                     SELECT $3::TEXT, $2, 1 WHERE $3::TEXT IS NOT NULL
+                     ON CONFLICT (account, minute) DO UPDATE SET failures = account_failures.failures + 1)
+                 SELECT counted.failures + coalesce((SELECT sum(failures) FROM auth_failures
+                                                      WHERE source = $1 AND minute >= $4 AND minute <> $2), 0)::BIGINT
+                   FROM counted",
+            )
+            .await
+            .db()?;
+        let row = client.query_one(&statement, &[&source, &minute, &account, &since]).await.db()?;
+        Ok(row.get::<_, i64>(0).clamp(0, u32::MAX as i64) as u32)
+    }
+
+    async fn forget_auth_failures(&self, source: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.execute("DELETE FROM auth_failures WHERE source = $1", &[&source]).await.db()?;
+        Ok(())
+    }
+
+    async fn take_account_failures(&self, account: &str) -> Result<u32, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "WITH taken AS (DELETE FROM account_failures WHERE account = $1 RETURNING failures)
+                 SELECT coalesce(sum(failures), 0)::BIGINT FROM taken",
+                &[&account],
+            )
+            .await
+            .db()?;
+        Ok(row.get::<_, i64>(0).clamp(0, u32::MAX as i64) as u32)
+    }
+
+    async fn prune_guard_history(
+        &self,
+        logins_before: i64,
+        bans_before: i64,
+        counts_before: i64,
+    ) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         tx.execute("DELETE FROM known_logins WHERE last_success < $1", &[&logins_before]).await.db()?;
+        for table in ["sent_counts", "auth_failures", "account_failures"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE minute < $1"), &[&counts_before]).await.db()?;
+        }
         tx.execute("DELETE FROM bans WHERE until IS NOT NULL AND until < $1", &[&bans_before]).await.db()?;
         tx.execute("DELETE FROM lifted_bans WHERE lifted < $1", &[&bans_before]).await.db()?;
         tx.commit().await.db()

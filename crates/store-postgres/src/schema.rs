@@ -12,7 +12,9 @@
 //! stored once in `blobs` and shared by every copy, BOOLEAN where SQLite kept 0/1, the same
 //! indexes and triggers that do the same (quota usage counted once per statement rather than
 //! per row, see `messages_count_in`). Two tables more hold what one SQLite process kept in memory
-//! and several nodes must share: IMAP session slots and POP3 maildrop locks.
+//! and several nodes must share: IMAP session slots and POP3 maildrop locks. The guard's counts
+//! (`sent_counts`, `auth_failures`, `account_failures`, SQLite's migration 14) were added to
+//! migration 1 in place, as no PostgreSQL schema had been released.
 
 use tokio_postgres::Client;
 
@@ -227,6 +229,30 @@ const MIGRATION_1: &str = r#"
         source       TEXT NOT NULL,
         last_success BIGINT NOT NULL,
         PRIMARY KEY (account_id, source)
+    );
+
+    -- The guard's counts every node shares (issue 17): messages and recipients each account
+    -- sent, and failed logins per source and per account, a row per key and minute (an
+    -- upsert per fact: concurrent nodes take turns on the minute's row, so none is lost).
+    -- Rows older than any window are pruned with the rest of the guard's history.
+    CREATE TABLE sent_counts (
+        account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        minute     BIGINT NOT NULL,
+        messages   BIGINT NOT NULL,
+        recipients BIGINT NOT NULL,
+        PRIMARY KEY (account_id, minute)
+    );
+    CREATE TABLE auth_failures (
+        source   TEXT NOT NULL,
+        minute   BIGINT NOT NULL,
+        failures BIGINT NOT NULL,
+        PRIMARY KEY (source, minute)
+    );
+    CREATE TABLE account_failures (
+        account  TEXT NOT NULL,
+        minute   BIGINT NOT NULL,
+        failures BIGINT NOT NULL,
+        PRIMARY KEY (account, minute)
     );
 
     -- App passwords and recovery codes: high-entropy secrets kept as SHA-256 digests.

@@ -606,7 +606,48 @@ impl GuardStore for SqliteStore {
         self.read(move |conn| guard::login_known(conn, &local, &domain, &source, since)).await
     }
 
-    async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError> {
-        self.write(move |conn| guard::prune(conn, logins_before, bans_before)).await
+    async fn add_sent(
+        &self,
+        account: AccountId,
+        minute: i64,
+        messages: i64,
+        recipients: i64,
+        since: i64,
+    ) -> Result<SentCounts, StoreError> {
+        self.write_count(move |conn| guard::add_sent(conn, account, minute, messages, recipients, since)).await
+    }
+
+    async fn add_auth_failure(
+        &self,
+        source: &str,
+        account: Option<&str>,
+        minute: i64,
+        since: i64,
+    ) -> Result<u32, StoreError> {
+        let (source, account) = (source.to_string(), account.map(str::to_string));
+        let count = self
+            .write_count(move |conn| guard::add_auth_failure(conn, &source, account.as_deref(), minute, since))
+            .await?;
+        Ok(count.clamp(0, u32::MAX as i64) as u32)
+    }
+
+    async fn forget_auth_failures(&self, source: &str) -> Result<(), StoreError> {
+        let source = source.to_string();
+        self.write_count(move |conn| guard::forget_auth_failures(conn, &source)).await
+    }
+
+    async fn take_account_failures(&self, account: &str) -> Result<u32, StoreError> {
+        let account = account.to_string();
+        let taken = self.write_count(move |conn| guard::take_account_failures(conn, &account)).await?;
+        Ok(taken.clamp(0, u32::MAX as i64) as u32)
+    }
+
+    async fn prune_guard_history(
+        &self,
+        logins_before: i64,
+        bans_before: i64,
+        counts_before: i64,
+    ) -> Result<(), StoreError> {
+        self.write(move |conn| guard::prune(conn, logins_before, bans_before, counts_before)).await
     }
 }

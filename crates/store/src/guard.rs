@@ -1,5 +1,7 @@
-//! The guard's shared memory: bans (with change numbers so every node follows them) and the sources
-//! each account logged in from.
+//! The guard's shared memory: bans (with change numbers so every node follows them), the sources
+//! each account logged in from, and the counts every node must share (issue 17): each account's
+//! sending over the hour and each source's failed logins, in minute buckets (a row per key and
+//! minute, however many facts: an upsert per fact keeps them few).
 
 use async_trait::async_trait;
 
@@ -33,7 +35,54 @@ pub trait GuardStore: Send + Sync + 'static {
     /// successfully at or after `since`, each with the latest such time.
     async fn known_sources(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError>;
 
-    /// Forgets known logins older than `logins_before` and bans that ended (or were lifted)
-    /// before `bans_before`.
-    async fn prune_guard_history(&self, logins_before: i64, bans_before: i64) -> Result<(), StoreError>;
+    /// Counts a message from `account`: adds `messages` and `recipients` to its bucket for the
+    /// minute starting at `minute` (Unix seconds; negative numbers take back an addition to the
+    /// same bucket), and returns what the account sent in the buckets from `since` on, this
+    /// addition included. One step for every node: two nodes adding to one account at once are
+    /// ordered, so each total includes every addition committed before it and its own (none is
+    /// missed; a total may already include a message another node then takes back).
+    async fn add_sent(
+        &self,
+        account: AccountId,
+        minute: i64,
+        messages: i64,
+        recipients: i64,
+        since: i64,
+    ) -> Result<SentCounts, StoreError>;
+
+    /// Counts a failed login from `source` (a /32 or /64, as [`GuardStore::record_login`] takes
+    /// them), and against `account` (an address in its one spelling) when the name was one, in
+    /// the bucket for the minute starting at `minute`; returns the source's failures in the
+    /// buckets from `since` on, this one included, ordered as [`GuardStore::add_sent`]'s.
+    async fn add_auth_failure(
+        &self,
+        source: &str,
+        account: Option<&str>,
+        minute: i64,
+        since: i64,
+    ) -> Result<u32, StoreError>;
+
+    /// Forgets every failure counted against `source` (it was just banned: its next count
+    /// starts afresh).
+    async fn forget_auth_failures(&self, source: &str) -> Result<(), StoreError>;
+
+    /// The failed logins counted against `account` (as [`GuardStore::add_auth_failure`] took
+    /// it) and not yet pruned, forgotten in the same step (it logged in successfully).
+    async fn take_account_failures(&self, account: &str) -> Result<u32, StoreError>;
+
+    /// Forgets known logins older than `logins_before`, bans that ended (or were lifted)
+    /// before `bans_before`, and the counts of buckets before `counts_before`.
+    async fn prune_guard_history(
+        &self,
+        logins_before: i64,
+        bans_before: i64,
+        counts_before: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// What an account sent in a window, as [`GuardStore::add_sent`] counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SentCounts {
+    pub messages: i64,
+    pub recipients: i64,
 }

@@ -100,6 +100,13 @@ impl IndexCache {
         }
     }
 
+    /// The HIGHESTMODSEQ of the list kept for `mailbox`, if one is: a backend that can read
+    /// the mailbox row and the changes since in one statement asks this before reading, then
+    /// [`IndexCache::lookup`] with the row it read.
+    pub fn kept_modseq(&self, mailbox: MailboxId) -> Option<u64> {
+        self.lock().map.get(&mailbox).map(|e| e.highestmodseq)
+    }
+
     /// Keeps `messages` as the list of `mailbox` (the row it was read or brought forward
     /// with) unless a newer one is already kept (another session may have read a later state
     /// meanwhile).
@@ -200,7 +207,9 @@ mod tests {
     fn a_list_is_current_behind_or_of_no_use() {
         let cache = IndexCache::default();
         assert!(matches!(cache.lookup(&mailbox(1, 7, 3, 2)), Lookup::Missing));
+        assert_eq!(cache.kept_modseq(1), None);
         cache.put(&mailbox(1, 7, 3, 2), list([1, 2]));
+        assert_eq!(cache.kept_modseq(1), Some(2));
         assert!(matches!(cache.lookup(&mailbox(1, 7, 3, 2)), Lookup::Current(l) if l.len() == 2));
         assert!(matches!(cache.lookup(&mailbox(1, 7, 4, 3)), Lookup::Behind { since: 2, .. }));
         assert!(matches!(cache.lookup(&mailbox(1, 8, 3, 2)), Lookup::Missing), "a new UIDVALIDITY");

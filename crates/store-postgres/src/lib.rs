@@ -49,7 +49,7 @@ pub struct PgStore {
     /// `PgStore::with_max_mailboxes` in `mail`).
     max_mailboxes: Option<usize>,
     /// The message lists of recently selected mailboxes (see `mail::changes::select`).
-    index: mail::changes::SelectCache,
+    index: mail::SelectCache,
 }
 
 impl PgStore {

@@ -25,7 +25,7 @@
 //! SQLite's backend does (`portcullis_store::index_cache`), brought forward from the
 //! database's MODSEQs (see `changes`).
 
-pub(crate) mod changes;
+mod changes;
 mod content;
 mod copy;
 pub(crate) mod deliver;
@@ -36,6 +36,8 @@ mod quota;
 
 // What account management (`directory`) shares with the mail store.
 pub(crate) use mailboxes::next_uidvalidity;
+// The store handle keeps SELECT's lists (`PgStore::index`).
+pub(crate) use changes::SelectCache;
 pub(crate) use quota::effective_quota;
 
 use async_trait::async_trait;

@@ -49,7 +49,7 @@ pub struct PgStore {
     /// `PgStore::with_max_mailboxes` in `mail`).
     max_mailboxes: Option<usize>,
     /// The message lists of recently selected mailboxes (see `mail::changes::select`).
-    index: mail::SelectCache,
+    index: portcullis_store::index_cache::IndexCache,
 }
 
 impl PgStore {

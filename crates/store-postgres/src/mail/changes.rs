@@ -6,13 +6,11 @@
 //! READ COMMITTED, which spares the BEGIN and ROLLBACK a multi-statement snapshot costs.
 //! - [`changes_since`]: the mailbox row, the changed messages and the expunged UIDs together;
 //! - [`select`] of a mailbox this node selected before: the row, its keywords and the changes
-//!   since the kept list's MODSEQ together, then the list from the cache (see [`SelectCache`]).
+//!   since the kept list's MODSEQ together, then the list from the cache (the id and that MODSEQ
+//!   guessed by `IndexCache::guess`, and checked).
 //!
 //! A first SELECT (or one whose kept list is of no use) reads the row and the whole list in
 //! one REPEATABLE READ snapshot instead.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 use deadpool_postgres::GenericClient;
 use portcullis_store::index_cache::{bring_forward, IndexCache, Lookup};
@@ -23,51 +21,13 @@ use super::flags::{index_from_row, mailbox_keywords};
 use super::mailboxes;
 use crate::Db;
 
-/// Mailbox ids remembered by (account, name) beyond this many are all forgotten at once: a
-/// guess missing costs one slower SELECT, never a wrong answer.
-const MAX_REMEMBERED_IDS: usize = 100_000;
-
-/// The lists of recently selected mailboxes ([`IndexCache`]), and the id each (account, name)
-/// had when last selected on this node: SELECT names a mailbox, the cache knows it by id, and
-/// the fast statement needs the id (and the kept list's MODSEQ) before it runs. The id is a
-/// guess that the statement checks: a mailbox renamed or re-created since is read in full.
-#[derive(Default)]
-pub(crate) struct SelectCache {
-    lists: IndexCache,
-    ids: Mutex<HashMap<(AccountId, String), MailboxId>>,
-}
-
-impl SelectCache {
-    /// (id, MODSEQ of the kept list) of the mailbox last selected under this name, if a list
-    /// of it is still kept.
-    fn guess(&self, account: AccountId, name: &str) -> Option<(MailboxId, u64)> {
-        let id = *self.lock_ids().get(&(account, name.to_string()))?;
-        Some((id, self.lists.kept_modseq(id)?))
-    }
-
-    fn remember(&self, account: AccountId, mailbox: &Mailbox, messages: MessageList) {
-        {
-            let mut ids = self.lock_ids();
-            if ids.len() >= MAX_REMEMBERED_IDS {
-                ids.clear();
-            }
-            ids.insert((account, mailbox.name.clone()), mailbox.id);
-        }
-        self.lists.put(mailbox, messages);
-    }
-
-    fn lock_ids(&self) -> std::sync::MutexGuard<'_, HashMap<(AccountId, String), MailboxId>> {
-        self.ids.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 /// SELECT: the mailbox, its keywords and its messages in UID order. The list comes from this
 /// node's cache of recently selected mailboxes when it is current, brought forward with the
 /// changes since (made by any node: every change has a MODSEQ in the database) when it is
 /// behind, and from one pass over the `(mailbox_id, uid)` key otherwise.
 pub(super) async fn select(
     db: &mut deadpool_postgres::Client,
-    cache: &SelectCache,
+    cache: &IndexCache,
     account: AccountId,
     name: &str,
 ) -> Result<Option<SelectedMailbox>, StoreError> {
@@ -85,7 +45,7 @@ pub(super) async fn select(
 /// reads the list in full).
 async fn select_known(
     db: &impl GenericClient,
-    cache: &SelectCache,
+    cache: &IndexCache,
     account: AccountId,
     name: &str,
     guess: MailboxId,
@@ -124,7 +84,7 @@ async fn select_known(
         special_use: head.get(7),
     };
     let keywords: Vec<String> = head.get(8);
-    let messages = match cache.lists.lookup(&mailbox) {
+    let messages = match cache.lookup(&mailbox) {
         Lookup::Current(list) => list,
         Lookup::Behind { list, since: kept } if kept == since && mailbox.id == guess => {
             let changes = changes_from_rows(&rows, 6, mailbox.highestmodseq, mailbox.recent_from);
@@ -135,7 +95,7 @@ async fn select_known(
         }
         _ => return Ok(None),
     };
-    cache.remember(account, &mailbox, messages.clone());
+    cache.put_named(account, &mailbox, messages.clone());
     Ok(Some(Some(SelectedMailbox { mailbox, keywords, messages })))
 }
 
@@ -143,13 +103,13 @@ async fn select_known(
 /// brought forward, or read in full.
 async fn select_in_snapshot(
     db: &impl GenericClient,
-    cache: &SelectCache,
+    cache: &IndexCache,
     account: AccountId,
     name: &str,
 ) -> Result<Option<SelectedMailbox>, StoreError> {
     let Some(mailbox) = mailboxes::find(db, account, name).await? else { return Ok(None) };
     let keywords = mailbox_keywords(db, mailbox.id).await?;
-    let messages = match cache.lists.lookup(&mailbox) {
+    let messages = match cache.lookup(&mailbox) {
         Lookup::Current(list) => list,
         Lookup::Behind { list, since } => {
             match bring_forward(list, changes_since(db, mailbox.id, since).await?, &mailbox) {
@@ -159,7 +119,7 @@ async fn select_in_snapshot(
         }
         Lookup::Missing => load(db, mailbox.id).await?,
     };
-    cache.remember(account, &mailbox, messages.clone());
+    cache.put_named(account, &mailbox, messages.clone());
     Ok(Some(SelectedMailbox { mailbox, keywords, messages }))
 }
 

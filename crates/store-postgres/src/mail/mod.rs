@@ -36,8 +36,6 @@ mod quota;
 
 // What account management (`directory`) shares with the mail store.
 pub(crate) use mailboxes::next_uidvalidity;
-// The store handle keeps SELECT's lists (`PgStore::index`).
-pub(crate) use changes::SelectCache;
 pub(crate) use quota::effective_quota;
 
 use async_trait::async_trait;

@@ -189,3 +189,34 @@ async fn status_and_changes_since_agree_with_the_messages(db: TestDb) {
     assert!(none.changed.is_empty() && none.expunged.is_empty());
     assert_eq!(none.highestmodseq, status.highestmodseq);
 }
+
+conformance!(a_store_that_changes_nothing_moves_no_modseq);
+async fn a_store_that_changes_nothing_moves_no_modseq(db: TestDb) {
+    // On PostgreSQL STORE takes its MODSEQ before it knows whether anything changes (that
+    // UPDATE is its mailbox lock), and rolls back or gives it back when nothing does.
+    let store = open(&db, None).await;
+    let a = account(&store, "a@example.org").await;
+    let inbox = mailbox(&store, a, "INBOX").await;
+    let filled = fill(&store, inbox.id, 2).await;
+    store.store_flags(inbox.id, &filled, FlagOp::Add, &flags(Flags::SEEN, &["old"]), None).await.unwrap();
+    let highest = store.mailbox_status(inbox.id).await.unwrap().highestmodseq;
+    let selected_before = selected(&store, a, "INBOX").await;
+    for (uids, op, change) in [
+        (vec![filled[0]], FlagOp::Add, Flags::system(Flags::SEEN)),
+        (vec![filled[1]], FlagOp::Remove, Flags::system(Flags::FLAGGED)),
+        (vec![99], FlagOp::Replace, Flags::system(Flags::DRAFT)),
+        (filled.clone(), FlagOp::Add, flags(0, &["OLD"])),
+        (vec![99], FlagOp::Add, flags(0, &["new"])),
+    ] {
+        let update = store.store_flags(inbox.id, &uids, op, &change, None).await.unwrap();
+        assert!(update.updated.is_empty() && update.modified.is_empty(), "{uids:?} {op:?} {change:?}");
+        assert_eq!(store.mailbox_status(inbox.id).await.unwrap().highestmodseq, highest, "{uids:?} {op:?}");
+    }
+    let after = selected(&store, a, "INBOX").await;
+    assert_eq!(after.messages, selected_before.messages);
+    assert_eq!(after.mailbox.highestmodseq, highest);
+    assert_eq!(after.keywords, keywords(&["new", "old"]), "a keyword joins the list even so");
+    // A real change after all that takes the next MODSEQ.
+    let update = store.store_flags(inbox.id, &filled[..1], FlagOp::Add, &Flags::system(Flags::FLAGGED), None).await;
+    assert_eq!(update.unwrap().updated[0].modseq, highest + 1);
+}

@@ -82,8 +82,10 @@ pub(super) async fn mailbox_keywords(db: &impl GenericClient, mailbox: MailboxId
 /// STORE needs before reading the messages (see the `mail` module), one round trip instead of
 /// a lock and a later allocation. The messages are read by the next statement, under that
 /// lock, so two nodes storing at once each see the other's result, never a flag set from
-/// before it. When nothing changes, the MODSEQ is given back before commit (still under the
-/// lock, so nobody saw it): HIGHESTMODSEQ moves only with a change, as on SQLite.
+/// before it. When nothing changes, HIGHESTMODSEQ must not move (as on SQLite): the answer is
+/// `None`, for the caller to roll back, unless the command named keywords (new ones join the
+/// mailbox's list even so); then the MODSEQ is given back before commit, still under the lock,
+/// so nobody saw it.
 pub(super) async fn store_flags(
     db: &impl GenericClient,
     mailbox: MailboxId,
@@ -91,13 +93,13 @@ pub(super) async fn store_flags(
     op: FlagOp,
     flags: &Flags,
     unchanged_since: Option<u64>,
-) -> Result<(FlagsUpdate, Vec<MailboxChange>), StoreError> {
+) -> Result<(FlagsUpdate, Option<Vec<MailboxChange>>), StoreError> {
     if uids.is_empty() {
-        return Ok((FlagsUpdate::default(), Vec::new()));
+        return Ok((FlagsUpdate::default(), None));
     }
     let Some(at) = allocate(db, mailbox, 0).await? else {
         // A mailbox deleted meanwhile has no messages to change.
-        return Ok((FlagsUpdate::default(), Vec::new()));
+        return Ok((FlagsUpdate::default(), None));
     };
     let change = Flags {
         system: flags.system & Flags::ALL,
@@ -127,10 +129,13 @@ pub(super) async fn store_flags(
         result.updated.push(MessageIndex { uid: message.uid, flags: next, modseq: at.change.modseq });
     }
     if ids.is_empty() {
+        if !registers_keywords(op, flags) {
+            return Ok((result, None));
+        }
         let give_back =
             db.prepare_cached("UPDATE mailboxes SET highestmodseq = highestmodseq - 1 WHERE id = $1").await.db()?;
         db.execute(&give_back, &[&mailbox]).await.db()?;
-        return Ok((result, Vec::new()));
+        return Ok((result, Some(Vec::new())));
     }
     let update = db
         .prepare_cached(
@@ -141,5 +146,11 @@ pub(super) async fn store_flags(
         .await
         .db()?;
     db.execute(&update, &[&ids, &systems, &keywords, &(at.change.modseq as i64)]).await.db()?;
-    Ok((result, vec![at.change]))
+    Ok((result, Some(vec![at.change])))
+}
+
+/// Whether a STORE may add keywords to the mailbox's list ([`canonical_keywords`] with
+/// `register`): it names a valid one and does not remove.
+fn registers_keywords(op: FlagOp, flags: &Flags) -> bool {
+    op != FlagOp::Remove && flags.keywords.iter().any(|k| is_valid_keyword(k))
 }

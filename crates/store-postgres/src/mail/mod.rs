@@ -242,7 +242,11 @@ impl MailStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let (update, changes) = flags::store_flags(&tx, mailbox, &Uids::new(uids), op, flags, unchanged_since).await?;
-        self.coordination.commit_announcing(tx, &changes).await?;
+        match changes {
+            Some(changes) => self.coordination.commit_announcing(tx, &changes).await?,
+            // Nothing to keep, the MODSEQ taken as the lock included.
+            None => tx.rollback().await.db()?,
+        }
         Ok(update)
     }
 

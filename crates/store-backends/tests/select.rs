@@ -18,6 +18,11 @@ async fn selected(store: &Arc<dyn Store>, account: AccountId, name: &str) -> Sel
     store.select_mailbox(account, name).await.unwrap().unwrap()
 }
 
+/// Everything a mailbox row says, comparable.
+fn row(m: &Mailbox) -> (MailboxId, &str, Option<&str>, u32, u32, u64, u32) {
+    (m.id, &m.name, m.special_use.as_deref(), m.uidvalidity, m.uidnext, m.highestmodseq, m.recent_from)
+}
+
 fn list(selected: &SelectedMailbox) -> Vec<MessageIndex> {
     selected.messages.iter().map(|m| m.to_index()).collect()
 }
@@ -94,4 +99,124 @@ async fn selecting_twice_shares_the_messages(db: TestDb) {
     changed.set(0, &MessageIndex { uid: 1, flags: Flags::system(Flags::SEEN), modseq: 99 });
     assert_ne!(changed, one.messages);
     assert_eq!(list(&selected(&store, a, "INBOX").await), truth(&store, inbox.id).await);
+}
+
+conformance!(a_re_select_sees_what_another_handle_did);
+async fn a_re_select_sees_what_another_handle_did(db: TestDb) {
+    // A re-SELECT of a mailbox this handle selected before is answered from its kept list and
+    // the changes since (one statement on PostgreSQL): another handle (another node) tells it
+    // nothing, so everything must come from the database.
+    let store = open(&db, None).await;
+    let other = open(&db, None).await;
+    let a = account(&store, "a@example.org").await;
+    let inbox = mailbox(&store, a, "INBOX").await;
+    let uids = fill(&store, inbox.id, 10).await;
+    let first = selected(&store, a, "INBOX").await;
+    assert_eq!(list(&first), truth(&store, inbox.id).await);
+
+    // Unchanged: the same list, the same row.
+    let again = selected(&store, a, "INBOX").await;
+    assert_eq!(again.messages, first.messages);
+    assert_eq!(row(&again.mailbox), row(&first.mailbox));
+
+    // A flag, a new keyword, an APPEND, an EXPUNGE, each alone and then all together.
+    other.store_flags(inbox.id, &uids[2..4], FlagOp::Add, &flags(Flags::FLAGGED, &["$Other"]), None).await.unwrap();
+    let s = selected(&store, a, "INBOX").await;
+    assert_eq!(list(&s), truth(&store, inbox.id).await);
+    assert_eq!(s.keywords, keywords(&["$Other"]), "a keyword another handle added");
+    assert_eq!(row(&s.mailbox), row(&store.mailbox(a, "INBOX").await.unwrap().unwrap()));
+    let appended = other.append(inbox.id, message("appended"), Flags::system(Flags::SEEN), 0).await.unwrap();
+    let s = selected(&store, a, "INBOX").await;
+    assert_eq!(list(&s), truth(&store, inbox.id).await);
+    assert_eq!(s.messages.last_uid(), Some(appended));
+    other.expunge(inbox.id, &uids[..1]).await.unwrap();
+    let s = selected(&store, a, "INBOX").await;
+    assert_eq!(list(&s), truth(&store, inbox.id).await);
+    assert_eq!(s.messages.len(), 10);
+    other.store_flags(inbox.id, &uids[5..6], FlagOp::Replace, &flags(0, &["alpha"]), None).await.unwrap();
+    other.expunge(inbox.id, &uids[1..2]).await.unwrap();
+    other.append(inbox.id, message("another"), Flags::default(), 0).await.unwrap();
+    let s = selected(&store, a, "INBOX").await;
+    assert_eq!(list(&s), truth(&store, inbox.id).await);
+    assert_eq!(s.keywords, keywords(&["$Other", "alpha"]));
+    assert_eq!(row(&s.mailbox), row(&store.mailbox(a, "INBOX").await.unwrap().unwrap()));
+
+    // The name now leads to another mailbox: renamed away, another created under it.
+    store.create_mailbox(a, "Work", None).await.unwrap();
+    let work = mailbox(&store, a, "Work").await;
+    fill(&store, work.id, 3).await;
+    let old = selected(&store, a, "Work").await;
+    other.rename_mailbox(a, "Work", "Older").await.unwrap();
+    other.create_mailbox(a, "Work", None).await.unwrap();
+    let new = selected(&store, a, "Work").await;
+    assert_ne!(new.mailbox.id, old.mailbox.id);
+    assert!(new.messages.is_empty());
+    assert_eq!(list(&selected(&store, a, "Older").await), list(&old));
+    // And back: the old name finds the old mailbox's list, brought forward.
+    other.delete_mailbox(a, "Work").await.unwrap();
+    other.store_flags(old.mailbox.id, &[1], FlagOp::Add, &Flags::system(Flags::SEEN), None).await.unwrap();
+    other.rename_mailbox(a, "Older", "Work").await.unwrap();
+    let back = selected(&store, a, "Work").await;
+    assert_eq!(back.mailbox.id, old.mailbox.id);
+    assert_eq!(list(&back), truth(&store, old.mailbox.id).await);
+    assert_eq!(back.messages.get(0).flags, Flags::system(Flags::SEEN));
+}
+
+conformance!(status_and_changes_since_agree_with_the_messages);
+async fn status_and_changes_since_agree_with_the_messages(db: TestDb) {
+    let store = open(&db, None).await;
+    let a = account(&store, "a@example.org").await;
+    let inbox = mailbox(&store, a, "INBOX").await;
+    let filled = fill(&store, inbox.id, 6).await;
+    let start = store.mailbox_status(inbox.id).await.unwrap();
+    assert_eq!((start.messages, start.unseen, start.deleted, start.recent), (6, 6, 0, 6));
+    store.store_flags(inbox.id, &filled[..2], FlagOp::Add, &Flags::system(Flags::SEEN), None).await.unwrap();
+    store.store_flags(inbox.id, &filled[2..3], FlagOp::Add, &flags(Flags::DELETED, &["k"]), None).await.unwrap();
+    store.expunge(inbox.id, &filled[5..6]).await.unwrap();
+    store.claim_recent(inbox.id).await.unwrap();
+    let status = store.mailbox_status(inbox.id).await.unwrap();
+    assert_eq!((status.messages, status.unseen, status.deleted, status.recent), (5, 3, 1, 0));
+    assert_eq!(status.highestmodseq, start.highestmodseq + 3);
+    assert_eq!((status.uidnext, status.uidvalidity), (start.uidnext, start.uidvalidity));
+
+    let changes = store.changes_since(inbox.id, start.highestmodseq).await.unwrap();
+    assert_eq!(uids(&changes.changed), filled[..3].to_vec());
+    assert_eq!(changes.changed[2].flags, flags(Flags::DELETED, &["k"]));
+    assert_eq!(changes.expunged, vec![filled[5]]);
+    assert_eq!(changes.highestmodseq, status.highestmodseq);
+    assert_eq!(changes.recent_from, status.uidnext);
+    let none = store.changes_since(inbox.id, status.highestmodseq).await.unwrap();
+    assert!(none.changed.is_empty() && none.expunged.is_empty());
+    assert_eq!(none.highestmodseq, status.highestmodseq);
+}
+
+conformance!(a_store_that_changes_nothing_moves_no_modseq);
+async fn a_store_that_changes_nothing_moves_no_modseq(db: TestDb) {
+    // On PostgreSQL STORE takes its MODSEQ before it knows whether anything changes (that
+    // UPDATE is its mailbox lock), and rolls back or gives it back when nothing does.
+    let store = open(&db, None).await;
+    let a = account(&store, "a@example.org").await;
+    let inbox = mailbox(&store, a, "INBOX").await;
+    let filled = fill(&store, inbox.id, 2).await;
+    store.store_flags(inbox.id, &filled, FlagOp::Add, &flags(Flags::SEEN, &["old"]), None).await.unwrap();
+    let highest = store.mailbox_status(inbox.id).await.unwrap().highestmodseq;
+    let selected_before = selected(&store, a, "INBOX").await;
+    for (uids, op, change) in [
+        (vec![filled[0]], FlagOp::Add, Flags::system(Flags::SEEN)),
+        (vec![filled[1]], FlagOp::Remove, Flags::system(Flags::FLAGGED)),
+        (vec![99], FlagOp::Replace, Flags::system(Flags::DRAFT)),
+        (filled.clone(), FlagOp::Add, flags(0, &["OLD"])),
+        (vec![99], FlagOp::Add, flags(0, &["new"])),
+    ] {
+        let update = store.store_flags(inbox.id, &uids, op, &change, None).await.unwrap();
+        assert!(update.updated.is_empty() && update.modified.is_empty(), "{uids:?} {op:?} {change:?}");
+        assert_eq!(store.mailbox_status(inbox.id).await.unwrap().highestmodseq, highest, "{uids:?} {op:?}");
+    }
+    let after = selected(&store, a, "INBOX").await;
+    assert_eq!(after.messages, selected_before.messages);
+    assert_eq!(after.mailbox.highestmodseq, highest);
+    assert_eq!(after.keywords, keywords(&["new", "old"]), "a keyword joins the list even so");
+    // A real change after all that takes the next MODSEQ.
+    let update = store.store_flags(inbox.id, &filled[..1], FlagOp::Add, &Flags::system(Flags::FLAGGED), None).await;
+    assert_eq!(update.unwrap().updated[0].modseq, highest + 1);
 }

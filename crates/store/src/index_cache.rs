@@ -19,13 +19,14 @@
 //! Memory: about 13 bytes per message (1.3 MB for 100,000), shared with every session that
 //! has the mailbox selected. Lists not used for `IDLE_FOR` and no longer shared with a
 //! session are dropped, and the least recently used go first when the lists together hold
-//! more than `MAX_MESSAGES` messages.
+//! more than `MAX_MESSAGES` messages. The (account, name) -> id guesses are forgotten all at
+//! once beyond `MAX_NAMES`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::{Changes, Mailbox, MailboxId, MessageList};
+use crate::{AccountId, Changes, Mailbox, MailboxId, MessageList};
 
 /// Lists unused for this long, and not shared with a session, are dropped.
 const IDLE_FOR: Duration = Duration::from_secs(300);
@@ -69,14 +70,23 @@ struct Entries {
     swept: Instant,
 }
 
+/// Names remembered for [`IndexCache::guess`] beyond this many are all forgotten at once: a
+/// guess missing costs one slower SELECT, never a wrong answer.
+const MAX_NAMES: usize = 100_000;
+
 /// One store handle's lists (shared by every session of that handle).
 pub struct IndexCache {
     entries: Mutex<Entries>,
+    /// The id each (account, name) had when last selected by name (see [`IndexCache::guess`]).
+    ids: Mutex<HashMap<(AccountId, String), MailboxId>>,
 }
 
 impl Default for IndexCache {
     fn default() -> Self {
-        IndexCache { entries: Mutex::new(Entries { map: HashMap::new(), total: 0, swept: Instant::now() }) }
+        IndexCache {
+            entries: Mutex::new(Entries { map: HashMap::new(), total: 0, swept: Instant::now() }),
+            ids: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -100,6 +110,29 @@ impl IndexCache {
         }
     }
 
+    /// (id, HIGHESTMODSEQ of the kept list) of the mailbox `account` last selected under
+    /// `name` ([`IndexCache::put_named`]), if its list is still kept: for a backend that reads
+    /// the mailbox row and the changes since in one statement, which needs both before it runs.
+    /// A guess: the name may lead elsewhere by now, so the backend checks the row it reads
+    /// (then [`IndexCache::lookup`] with it) and reads the whole list when the guess was wrong.
+    pub fn guess(&self, account: AccountId, name: &str) -> Option<(MailboxId, u64)> {
+        let id = *self.lock_ids().get(&(account, name.to_string()))?;
+        Some((id, self.lock().map.get(&id)?.highestmodseq))
+    }
+
+    /// [`IndexCache::put`], remembering that `account` selected the mailbox by its name (for
+    /// [`IndexCache::guess`]).
+    pub fn put_named(&self, account: AccountId, mailbox: &Mailbox, messages: MessageList) {
+        {
+            let mut ids = self.lock_ids();
+            if ids.len() >= MAX_NAMES {
+                ids.clear();
+            }
+            ids.insert((account, mailbox.name.clone()), mailbox.id);
+        }
+        self.put(mailbox, messages);
+    }
+
     /// Keeps `messages` as the list of `mailbox` (the row it was read or brought forward
     /// with) unless a newer one is already kept (another session may have read a later state
     /// meanwhile).
@@ -115,6 +148,10 @@ impl IndexCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_ids(&self) -> std::sync::MutexGuard<'_, HashMap<(AccountId, String), MailboxId>> {
+        self.ids.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -200,7 +237,12 @@ mod tests {
     fn a_list_is_current_behind_or_of_no_use() {
         let cache = IndexCache::default();
         assert!(matches!(cache.lookup(&mailbox(1, 7, 3, 2)), Lookup::Missing));
+        assert_eq!(cache.guess(5, ""), None);
         cache.put(&mailbox(1, 7, 3, 2), list([1, 2]));
+        assert_eq!(cache.guess(5, ""), None, "kept, but not selected by name");
+        cache.put_named(5, &mailbox(1, 7, 3, 2), list([1, 2]));
+        assert_eq!(cache.guess(5, ""), Some((1, 2)));
+        assert_eq!(cache.guess(6, ""), None, "another account's name");
         assert!(matches!(cache.lookup(&mailbox(1, 7, 3, 2)), Lookup::Current(l) if l.len() == 2));
         assert!(matches!(cache.lookup(&mailbox(1, 7, 4, 3)), Lookup::Behind { since: 2, .. }));
         assert!(matches!(cache.lookup(&mailbox(1, 8, 3, 2)), Lookup::Missing), "a new UIDVALIDITY");

@@ -6,7 +6,7 @@ use portcullis_store::*;
 use portcullis_store::{decode_keywords, encode_keywords, is_valid_keyword, sort_keywords};
 use tokio_postgres::Row;
 
-use super::locks::{allocate, lock_mailbox, no_such_mailbox};
+use super::locks::allocate;
 use super::Uids;
 use crate::Db;
 
@@ -76,9 +76,16 @@ pub(super) async fn mailbox_keywords(db: &impl GenericClient, mailbox: MailboxId
     Ok(db.query(&stmt, &[&mailbox]).await.db()?.iter().map(|r| r.get(0)).collect())
 }
 
-/// STORE: one new MODSEQ for all the messages this changes, allocated only if one changes.
-/// The messages are read under the mailbox's lock, so two nodes storing at once each see the
-/// other's result, never a flag set from before it.
+/// STORE: one new MODSEQ for all the messages this changes, none if none changes.
+///
+/// The MODSEQ is taken first: its `UPDATE` of the mailbox row is also the mailbox lock that
+/// STORE needs before reading the messages (see the `mail` module), one round trip instead of
+/// a lock and a later allocation. The messages are read by the next statement, under that
+/// lock, so two nodes storing at once each see the other's result, never a flag set from
+/// before it. When nothing changes, HIGHESTMODSEQ must not move (as on SQLite): the answer is
+/// `None`, for the caller to roll back, unless the command named keywords (new ones join the
+/// mailbox's list even so); then the MODSEQ is given back before commit, still under the lock,
+/// so nobody saw it.
 pub(super) async fn store_flags(
     db: &impl GenericClient,
     mailbox: MailboxId,
@@ -86,11 +93,14 @@ pub(super) async fn store_flags(
     op: FlagOp,
     flags: &Flags,
     unchanged_since: Option<u64>,
-) -> Result<(FlagsUpdate, Vec<MailboxChange>), StoreError> {
-    if uids.is_empty() || !lock_mailbox(db, mailbox).await? {
-        // A mailbox deleted meanwhile has no messages to change.
-        return Ok((FlagsUpdate::default(), Vec::new()));
+) -> Result<(FlagsUpdate, Option<Vec<MailboxChange>>), StoreError> {
+    if uids.is_empty() {
+        return Ok((FlagsUpdate::default(), None));
     }
+    let Some(at) = allocate(db, mailbox, 0).await? else {
+        // A mailbox deleted meanwhile has no messages to change.
+        return Ok((FlagsUpdate::default(), None));
+    };
     let change = Flags {
         system: flags.system & Flags::ALL,
         keywords: canonical_keywords(db, mailbox, &flags.keywords, op != FlagOp::Remove).await?,
@@ -116,12 +126,17 @@ pub(super) async fn store_flags(
         ids.push(row.get::<_, i64>(4));
         systems.push(i32::from(next.system));
         keywords.push(encode_keywords(&next.keywords));
-        result.updated.push(MessageIndex { uid: message.uid, flags: next, modseq: 0 });
+        result.updated.push(MessageIndex { uid: message.uid, flags: next, modseq: at.change.modseq });
     }
     if ids.is_empty() {
-        return Ok((result, Vec::new()));
+        if !registers_keywords(op, flags) {
+            return Ok((result, None));
+        }
+        let give_back =
+            db.prepare_cached("UPDATE mailboxes SET highestmodseq = highestmodseq - 1 WHERE id = $1").await.db()?;
+        db.execute(&give_back, &[&mailbox]).await.db()?;
+        return Ok((result, Some(Vec::new())));
     }
-    let at = allocate(db, mailbox, 0).await?.ok_or_else(|| no_such_mailbox(mailbox))?;
     let update = db
         .prepare_cached(
             "UPDATE messages m SET flags = u.flags, keywords = u.keywords, modseq = $4
@@ -131,8 +146,11 @@ pub(super) async fn store_flags(
         .await
         .db()?;
     db.execute(&update, &[&ids, &systems, &keywords, &(at.change.modseq as i64)]).await.db()?;
-    for message in &mut result.updated {
-        message.modseq = at.change.modseq;
-    }
-    Ok((result, vec![at.change]))
+    Ok((result, Some(vec![at.change])))
+}
+
+/// Whether a STORE may add keywords to the mailbox's list ([`canonical_keywords`] with
+/// `register`): it names a valid one and does not remove.
+fn registers_keywords(op: FlagOp, flags: &Flags) -> bool {
+    op != FlagOp::Remove && flags.keywords.iter().any(|k| is_valid_keyword(k))
 }

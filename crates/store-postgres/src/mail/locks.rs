@@ -62,13 +62,6 @@ pub(super) async fn lock_owners(
     Ok(owners)
 }
 
-/// Locks a mailbox row without changing it: a write that may or may not allocate a MODSEQ
-/// (STORE) reads the messages only once it holds the lock. `false` if it does not exist.
-pub(super) async fn lock_mailbox(db: &impl GenericClient, mailbox: MailboxId) -> Result<bool, StoreError> {
-    let stmt = db.prepare_cached("SELECT 1 FROM mailboxes WHERE id = $1 FOR NO KEY UPDATE").await.db()?;
-    Ok(db.query_opt(&stmt, &[&mailbox]).await.db()?.is_some())
-}
-
 /// Locks these mailbox rows in ascending id order (missing ones are skipped): a write that
 /// reads messages and then changes them on the strength of what it read (MOVE, EXPUNGE)
 /// holds the lock that STORE takes first, so no flag change commits in between unseen.

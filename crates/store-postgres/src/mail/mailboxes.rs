@@ -327,38 +327,33 @@ pub(super) async fn set_subscribed(
     Ok(())
 }
 
-/// STATUS, in the caller's snapshot. The unseen and deleted counts are spelled as the
-/// partial indexes `messages_unseen` and `messages_deleted`, so that they read only the
-/// (usually few) index entries of those messages.
+/// STATUS: the row and the counts in one statement, so one snapshot without a transaction.
+/// The unseen and deleted counts are spelled as the partial indexes `messages_unseen` and
+/// `messages_deleted`, so that they read only the (usually few) index entries of those messages.
 pub(super) async fn status(db: &impl GenericClient, mailbox: MailboxId) -> Result<MailboxStatus, StoreError> {
-    let row_stmt = db
-        .prepare_cached("SELECT uidnext, uidvalidity, highestmodseq, recent_from FROM mailboxes WHERE id = $1")
-        .await
-        .db()?;
-    let row = db.query_opt(&row_stmt, &[&mailbox]).await.db()?.ok_or_else(|| no_such_mailbox(mailbox))?;
-    let (uidnext, uidvalidity, highestmodseq, recent_from): (i64, i64, i64, i64) =
-        (row.get(0), row.get(1), row.get(2), row.get(3));
-    let counts = db
+    let stmt = db
         .prepare_cached(
-            "SELECT (SELECT count(*) FROM messages WHERE mailbox_id = $1),
+            "SELECT mb.uidnext, mb.uidvalidity, mb.highestmodseq,
+                    (SELECT count(*) FROM messages WHERE mailbox_id = $1),
                     (SELECT coalesce(sum(size), 0)::bigint FROM messages WHERE mailbox_id = $1),
                     (SELECT count(*) FROM messages WHERE mailbox_id = $1 AND (flags & 1) = 0),
                     (SELECT count(*) FROM messages WHERE mailbox_id = $1 AND (flags & 8) <> 0),
-                    (SELECT count(*) FROM messages WHERE mailbox_id = $1 AND uid >= $2)",
+                    (SELECT count(*) FROM messages WHERE mailbox_id = $1 AND uid >= mb.recent_from)
+               FROM mailboxes mb WHERE mb.id = $1",
         )
         .await
         .db()?;
-    let row = db.query_one(&counts, &[&mailbox, &recent_from]).await.db()?;
-    let count = |i: usize| row.get::<_, i64>(i);
+    let row = db.query_opt(&stmt, &[&mailbox]).await.db()?.ok_or_else(|| no_such_mailbox(mailbox))?;
+    let value = |i: usize| row.get::<_, i64>(i);
     Ok(MailboxStatus {
-        messages: count(0) as u32,
-        unseen: count(2) as u32,
-        deleted: count(3) as u32,
-        size: count(1).max(0) as u64,
-        uidnext: uidnext as u32,
-        uidvalidity: uidvalidity as u32,
-        highestmodseq: highestmodseq as u64,
-        recent: count(4) as u32,
+        messages: value(3) as u32,
+        unseen: value(5) as u32,
+        deleted: value(6) as u32,
+        size: value(4).max(0) as u64,
+        uidnext: value(0) as u32,
+        uidvalidity: value(1) as u32,
+        highestmodseq: value(2) as u64,
+        recent: value(7) as u32,
     })
 }
 

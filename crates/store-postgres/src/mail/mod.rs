@@ -21,9 +21,11 @@
 //! transaction commits, so a session never hears of a change it cannot read yet), and to this
 //! node's sessions right after the commit.
 //!
-//! Reads that return several things (SELECT, STATUS, changes since a MODSEQ) run in one
-//! REPEATABLE READ snapshot. SELECT keeps recently selected lists in memory as SQLite's
-//! backend does (`portcullis_store::index_cache`), brought forward from the database's MODSEQs.
+//! Reads that return several things (SELECT, STATUS, changes since a MODSEQ) see one snapshot:
+//! one statement where one can say it all (a statement needs no BEGIN and ROLLBACK around it),
+//! a REPEATABLE READ transaction otherwise. SELECT keeps recently selected lists in memory as
+//! SQLite's backend does (`portcullis_store::index_cache`), brought forward from the
+//! database's MODSEQs (see `changes`).
 
 pub(crate) mod batch;
 mod changes;
@@ -92,7 +94,7 @@ impl PgStore {
         self
     }
 
-    /// A connection for a read that must see one snapshot.
+    /// A connection for a read that must see one snapshot across several statements.
     async fn snapshot<'a>(client: &'a mut deadpool_postgres::Client) -> Result<Transaction<'a>, StoreError> {
         client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.db()
     }
@@ -183,9 +185,8 @@ impl MailStore for PgStore {
     }
 
     async fn mailbox_status(&self, mailbox: MailboxId) -> Result<MailboxStatus, StoreError> {
-        let mut client = self.client().await?;
-        let tx = Self::snapshot(&mut client).await?;
-        mailboxes::status(&tx, mailbox).await
+        let client = self.client().await?;
+        mailboxes::status(&client, mailbox).await
     }
 
     async fn quota(&self, account: AccountId) -> Result<(u64, Option<u64>), StoreError> {
@@ -196,8 +197,7 @@ impl MailStore for PgStore {
     async fn select_mailbox(&self, account: AccountId, name: &str) -> Result<Option<SelectedMailbox>, StoreError> {
         let Ok(name) = normalize_mailbox_name(name) else { return Ok(None) };
         let mut client = self.client().await?;
-        let tx = Self::snapshot(&mut client).await?;
-        changes::select(&tx, &self.index, account, &name).await
+        changes::select(&mut client, &self.index, account, &name).await
     }
 
     async fn message_records(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<MessageRecord>, StoreError> {
@@ -242,7 +242,11 @@ impl MailStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         let (update, changes) = flags::store_flags(&tx, mailbox, &Uids::new(uids), op, flags, unchanged_since).await?;
-        self.coordination.commit_announcing(tx, &changes).await?;
+        match changes {
+            Some(changes) => self.coordination.commit_announcing(tx, &changes).await?,
+            // Nothing to keep, the MODSEQ taken as the lock included.
+            None => tx.rollback().await.db()?,
+        }
         Ok(update)
     }
 
@@ -293,9 +297,8 @@ impl MailStore for PgStore {
     }
 
     async fn changes_since(&self, mailbox: MailboxId, modseq: u64) -> Result<Changes, StoreError> {
-        let mut client = self.client().await?;
-        let tx = Self::snapshot(&mut client).await?;
-        changes::changes_since(&tx, mailbox, modseq).await
+        let client = self.client().await?;
+        changes::changes_since(&client, mailbox, modseq).await
     }
 
     async fn claim_recent(&self, mailbox: MailboxId) -> Result<Option<(u32, u32)>, StoreError> {

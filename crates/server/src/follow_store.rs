@@ -7,7 +7,8 @@
 //! It reads the store at once when the store signals a change (`NodeSignal`: every node's
 //! writes reach every node within a second on PostgreSQL), and once a second anyway: signals
 //! do not reach it from writers outside the store's notifications (the CLI process writing a
-//! SQLite file) or while a PostgreSQL LISTEN connection is being re-established. It also
+//! SQLite file) or while a PostgreSQL LISTEN connection is being re-established (once it is
+//! back, the store delivers `NodeSignal::Resync` and everything is read at once). It also
 //! carries out other nodes' session kills for this node (see `session_kill`).
 
 use std::sync::Arc;
@@ -90,9 +91,12 @@ async fn next_signal(signals: &mut Option<broadcast::Receiver<NodeSignal>>) -> R
 /// out here; kills for other nodes and answers to kills are not this task's business.
 async fn handle_signal(shared: &Shared, signal: Result<NodeSignal, RecvError>) -> bool {
     match signal {
-        Ok(NodeSignal::BansChanged | NodeSignal::CredentialsChanged { .. } | NodeSignal::AppPasswordRevoked { .. }) => {
-            true
-        }
+        Ok(
+            NodeSignal::BansChanged
+            | NodeSignal::CredentialsChanged { .. }
+            | NodeSignal::AppPasswordRevoked { .. }
+            | NodeSignal::Resync,
+        ) => true,
         Ok(NodeSignal::KillSession { node, session, by }) => {
             if node == shared.store.node() {
                 session_kill::answer(shared, session, by).await;

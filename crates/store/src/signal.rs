@@ -32,6 +32,11 @@ pub enum NodeSignal {
     KillSession { node: String, session: u64, by: String },
     /// Node `node`'s answer to a [`NodeSignal::KillSession`]: whether it had that session.
     SessionKillAnswered { node: String, session: u64, killed: bool },
+    /// Signals may have been lost (PostgreSQL's LISTEN connection was re-established: what was
+    /// sent while it was down never arrives): act as if every kind that can be acted on again
+    /// arrived, i.e. read bans, app passwords and credentials now. A kill or a kill's answer
+    /// lost in the gap cannot be replayed; its asker reports it as only signalled.
+    Resync,
 }
 
 impl NodeSignal {
@@ -46,6 +51,7 @@ impl NodeSignal {
             NodeSignal::SessionKillAnswered { node, session, killed } => {
                 format!("killed {node} {session} {}", if *killed { "yes" } else { "no" })
             }
+            NodeSignal::Resync => "resync".into(),
         }
     }
 
@@ -57,6 +63,7 @@ impl NodeSignal {
         }
         let signal = match parts.as_slice() {
             ["bans"] => NodeSignal::BansChanged,
+            ["resync"] => NodeSignal::Resync,
             ["credentials", account] => NodeSignal::CredentialsChanged { account: account.to_string() },
             ["app_password", account] => NodeSignal::AppPasswordRevoked { account: account.to_string() },
             ["kill", node, session, by] => {
@@ -128,6 +135,7 @@ mod tests {
             NodeSignal::KillSession { node: "h:1:2".into(), session: 42, by: "g:3:1".into() },
             NodeSignal::SessionKillAnswered { node: "h:1:2".into(), session: 42, killed: true },
             NodeSignal::SessionKillAnswered { node: "h:1:2".into(), session: 7, killed: false },
+            NodeSignal::Resync,
         ];
         for signal in signals {
             assert_eq!(NodeSignal::parse(&signal.payload()), Some(signal.clone()), "{signal:?}");
@@ -138,6 +146,7 @@ mod tests {
             "bans ",
             " bans",
             "bans x",
+            "resync now",
             "credentials",
             "credentials  a@x",
             "kill n 5",

@@ -13,8 +13,10 @@
 //! (the server restarted, a network cut, a failover), notifications sent meanwhile are lost
 //! for good: so after every reconnect, once LISTEN is back, every mailbox of every watched
 //! account is announced with its current HIGHESTMODSEQ, and the sessions re-read (a session
-//! with nothing new finds nothing). Signals lost in a gap are not replayed: the server's
-//! follower polls the store as well, and a kill nobody answered is reported as only signalled.
+//! with nothing new finds nothing). Signals lost in a gap cannot be replayed, so the node is
+//! then given `NodeSignal::Resync`, on which it reads bans, app passwords and credentials at
+//! once as if each kind had been signalled (its follower would otherwise find them at its next
+//! poll, within a second); a kill nobody answered is reported as only signalled.
 //! A silent cut is found by a ping every [`PING_EVERY`].
 
 use std::time::Duration;
@@ -142,6 +144,8 @@ impl Listener {
                 // LISTEN is back: what changed while it was not is announced now. If that
                 // read fails, start over rather than go on with changes unannounced.
                 if self.announce_watched().await.is_ok() {
+                    // And the signals sent meanwhile: everything is to be read again.
+                    self.signals.deliver(NodeSignal::Resync);
                     break listening;
                 }
             };

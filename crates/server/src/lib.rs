@@ -37,6 +37,7 @@ mod proxy_header;
 mod queue_runner;
 pub mod resolver;
 mod session_kill;
+mod session_list;
 mod sessions;
 mod smtp;
 mod socket;

@@ -215,8 +215,9 @@ async fn a_destination_that_holds_anything_is_refused_and_left_alone() {
 /// `subscriptions` table in its migration 2, unused since).
 const NOT_COPIED_COLUMNS: &[(&str, &str)] = &[("mailboxes", "subscribed")];
 /// Tables a copy leaves out on purpose (see `portcullis_store::transfer`): each backend's
-/// record of its schema, and PostgreSQL's live session slots and maildrop locks.
-const NOT_COPIED_TABLES: &[&str] = &["schema_migrations", "session_slots", "maildrop_locks"];
+/// record of its schema, and PostgreSQL's live session slots, maildrop locks, nodes and large
+/// signals.
+const NOT_COPIED_TABLES: &[&str] = &["schema_migrations", "session_slots", "maildrop_locks", "nodes", "signal_bodies"];
 
 /// (table, column) of `transfer::TABLES`, sorted.
 fn transfer_columns() -> Vec<(String, String)> {

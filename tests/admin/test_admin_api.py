@@ -124,9 +124,10 @@ def test_every_operation_answers_as_documented(server, api):
     host, port = server.addrs["imaps"]
     imap = imaplib.IMAP4_SSL(host, port, ssl_context=context, timeout=20)
     imap.login(ALICE, PASSWORD)
-    status, sessions = api.call("GET", "/api/v1/sessions")
-    mine = [s for s in sessions if s["account"] == ALICE]
-    assert status == 200 and len(mine) == 1
+    status, listed = api.call("GET", "/api/v1/sessions")
+    assert status == 200 and listed["partial"] is False and listed["nodes_missing"] == []
+    mine = [s for s in listed["sessions"] if s["account"] == ALICE]
+    assert len(mine) == 1 and mine[0]["node"] in listed["nodes"]
     assert mine[0]["global_id"] == f'{mine[0]["node"]}:{mine[0]["id"]}'
     assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": mine[0]["global_id"]})[0] == 204
     assert api.call("DELETE", "/api/v1/sessions/{id}", {"id": mine[0]["id"]})[0] == 404

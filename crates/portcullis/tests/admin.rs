@@ -326,9 +326,18 @@ fn the_admin_api_needs_the_token_and_lists_and_closes_sessions() {
     imap.line();
     imap.send(&format!("a LOGIN {ALICE} {PASSWORD}"));
     assert!(imap.line().starts_with("a OK"));
-    let (status, sessions) = server.api("GET", "/api/v1/sessions", None);
+    let (status, list) = server.api("GET", "/api/v1/sessions", None);
     assert_eq!(status, 200);
-    let listed = sessions.as_array().unwrap().iter().find(|s| s["account"] == ALICE).expect("the session").clone();
+    // One node (SQLite): its own sessions are every node's, nothing is missing.
+    assert_eq!(list["nodes"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!((&list["nodes_missing"], &list["partial"]), (&json!([]), &json!(false)), "{list}");
+    let (status, local) = server.api("GET", "/api/v1/sessions?node=local", None);
+    assert_eq!(status, 200);
+    assert_eq!(local["nodes"], list["nodes"]);
+    assert_eq!(server.api("GET", "/api/v1/sessions?node=elsewhere", None).0, 400);
+    let listed =
+        list["sessions"].as_array().unwrap().iter().find(|s| s["account"] == ALICE).expect("the session").clone();
+    assert_eq!(listed["node"], list["nodes"][0]);
     assert_eq!(listed["listener"], "imaps");
     assert_eq!(listed["protocol"], "imap");
     assert!(listed["peer"].as_str().unwrap().starts_with("127.0.0.5:"));

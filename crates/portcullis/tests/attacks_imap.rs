@@ -6,9 +6,11 @@
 //! known UIDs, a mailbox count without end).
 //!
 //! Memory is the server's VmRSS, sampled every few milliseconds while the attack runs; time is
-//! what the attacker waits for its answers and, meanwhile, the longest NOOP round trip of
-//! another account (bob) on another connection: the measure of what the attack costs everybody
-//! else. The figures are printed (`--nocapture`); docs/benchmarks.md keeps a release build's.
+//! what the attacker waits for its answers and, meanwhile, the longest NOOP of another account
+//! (bob) on another connection: the measure of what the attack costs everybody else, asserted
+//! as the server's CPU time spent while bob waited (his wall time, printed, also grows with
+//! whatever else the machine runs). The figures are printed (`--nocapture`);
+//! docs/benchmarks.md keeps a release build's.
 
 mod common;
 
@@ -180,26 +182,54 @@ impl Sampler {
     }
 }
 
-/// Bob, on a connection of his own, sending NOOP after NOOP until stopped: the longest round
-/// trip, and how many he made.
+/// The CPU time the process has used (user and system), from `/proc/PID/stat`, whose clock
+/// ticks are USER_HZ, 100 a second on Linux whatever the kernel's own tick.
+fn cpu_time(pid: i32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name, in parentheses, may hold spaces: fields are counted after it.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// How long bob waited for his slowest NOOP: in wall time (printed: it grows with whatever
+/// else the machine runs) and in the server's CPU time spent meanwhile (asserted on).
+#[derive(Debug, Clone, Copy, Default)]
+struct BystanderWait {
+    wall: Duration,
+    /// The server's CPU time during bob's costliest round trip: what the attack made him wait
+    /// for. A NOOP queued behind work that holds the workers waits while that work runs, so
+    /// this grows with the work ahead of it (seconds, before the fixes) but not with the load
+    /// other processes put on the machine, which only stretches the wall time (on a busy
+    /// 2-core CI machine, shared with other test binaries, bob's wall time went past any bound
+    /// that still meant something).
+    server_cpu: Duration,
+}
+
+/// Bob, on a connection of his own, sending NOOP after NOOP until stopped: his longest wait,
+/// and how many NOOPs he made.
 struct Bystander {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<(Duration, usize)>,
+    handle: JoinHandle<(BystanderWait, usize)>,
 }
 
 impl Bystander {
     fn start(server: &TestServer) -> Bystander {
+        let pid = server.pid().as_raw();
         let mut c = login(server, "127.0.0.9", BOB);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::spawn(move || {
-            let mut worst = Duration::ZERO;
+            let mut worst = BystanderWait::default();
             let mut count = 0;
             while !flag.load(Ordering::Relaxed) {
-                let sent = Instant::now();
+                let (sent, cpu_before) = (Instant::now(), cpu_time(pid));
                 let (_, ok) = command(&mut c, "n", "NOOP");
                 assert!(ok.starts_with("n OK"), "bob's NOOP: {ok:?}");
-                worst = worst.max(sent.elapsed());
+                worst.wall = worst.wall.max(sent.elapsed());
+                worst.server_cpu = worst.server_cpu.max(cpu_time(pid).saturating_sub(cpu_before));
                 count += 1;
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -208,15 +238,17 @@ impl Bystander {
         Bystander { stop, handle }
     }
 
-    fn worst(self) -> (Duration, usize) {
+    fn worst(self) -> (BystanderWait, usize) {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().unwrap()
     }
 }
 
-/// Bob's NOOP round trips must stay this short while others attack. A NOOP takes well under a
-/// millisecond; the bound leaves room for a debug build on a busy 2-core machine, and is far
-/// below the seconds each attack held the workers before its fix.
+/// The server CPU time bob's NOOP may wait through while others attack. A NOOP takes well
+/// under a millisecond; while three attackers keep both workers busy, bob's turn comes after
+/// their current slices (each yields often), so he waits through tens of milliseconds of
+/// their CPU time at most; the bound leaves room for a debug build, and is far below the
+/// seconds each attack held the workers before its fix.
 const BYSTANDER_WORST: Duration = Duration::from_millis(750);
 
 fn settings() -> Settings {
@@ -232,13 +264,13 @@ fn settings() -> Settings {
 }
 
 /// Runs `attack` on `connections` sessions of alice at once while bob sends NOOPs; the
-/// attacker's longest wait, and bob's longest round trip.
+/// attacker's longest wait, and bob's longest.
 fn under_attack(
     server: &TestServer,
     connections: usize,
     prepare: impl Fn(&mut Client),
     attack: impl Fn(&mut Client) + Sync,
-) -> (Duration, Duration) {
+) -> (Duration, BystanderWait) {
     let mut clients: Vec<Client> = (0..connections)
         .map(|i| {
             let mut c = login(server, &format!("127.0.0.{}", 20 + i), ALICE);
@@ -351,6 +383,10 @@ fn fetching_a_mailbox_of_large_messages_to_a_client_that_stops_reading_holds_lit
         );
     }
     // And read to the end, the answers are whole.
+    // BINARY.SIZE decodes all 128 MiB: 8 s in a debug build on an idle SQLite run, over 20 s
+    // on PostgreSQL (whose server shares the cores) on a busy machine. This checks the answer,
+    // not its time: the client waits longer than its usual 20 s.
+    c.set_read_timeout(Some(Duration::from_secs(120)));
     let (answer, ok) = command(&mut c, "r", "FETCH 1:* (BINARY.SIZE[2] BODY.PEEK[2]<0.100>)");
     assert!(ok.starts_with("r OK"), "{ok}");
     // (After the flags the other session's RFC822 set.)
@@ -486,7 +522,7 @@ fn list_patterns_cost_little() {
         },
     );
     eprintln!("LIST with a 60,000-byte pattern over 206 mailboxes, 3 at once: {waited:?}; bob's worst NOOP {bob:?}");
-    assert!(bob < BYSTANDER_WORST, "bob waited {bob:?}");
+    assert!(bob.server_cpu < BYSTANDER_WORST, "bob waited {bob:?}");
 
     // At the cap, against long names: 40 more mailboxes of 1,000 characters (and their
     // parents), and 4 patterns of about 1,000 bytes with 16 wildcards each, which match them.
@@ -513,7 +549,7 @@ fn list_patterns_cost_little() {
          {waited:?}; bob's worst NOOP {bob:?}",
         pattern.len()
     );
-    assert!(bob < BYSTANDER_WORST, "bob waited {bob:?}");
+    assert!(bob.server_cpu < BYSTANDER_WORST, "bob waited {bob:?}");
     assert!(waited < Duration::from_secs(10), "the attacker waited {waited:?}");
     // Wildcards past the cap are refused too.
     let (_, answer) = command(&mut c, "l", &format!("LIST \"\" \"{}\"", "a%".repeat(40)));
@@ -577,7 +613,7 @@ fn sequence_sets_named_thousands_of_times_cost_little() {
         "FETCH and STORE with 15,000 ranges, SEARCH twice and UID SEARCH with 10,000, over {count} messages, 3 at \
          once: {waited:?}; bob's worst NOOP {bob:?}"
     );
-    assert!(bob < BYSTANDER_WORST, "bob waited {bob:?}");
+    assert!(bob.server_cpu < BYSTANDER_WORST, "bob waited {bob:?}");
 
     // As many search keys: refused past the cap.
     let keys = vec!["1:*"; 15_000].join(" ");
@@ -596,7 +632,7 @@ fn sequence_sets_named_thousands_of_times_cost_little() {
         },
     );
     eprintln!("SEARCH with 900 keys over {count} messages, 3 at once: {waited:?}; bob's worst NOOP {bob:?}");
-    assert!(bob < BYSTANDER_WORST, "bob waited {bob:?}");
+    assert!(bob.server_cpu < BYSTANDER_WORST, "bob waited {bob:?}");
 }
 
 /// Item 3: QRESYNC's known UIDs (SELECT) and a UID FETCH's set (VANISHED) were checked range by
@@ -641,7 +677,7 @@ fn qresync_known_uids_cost_little() {
         },
     );
     eprintln!("SELECT (QRESYNC) and UID FETCH (VANISHED) with 11,000 known UIDs, {} expunged, 3 at once: {waited:?}; bob's worst NOOP {bob:?}", count - 1000);
-    assert!(bob < BYSTANDER_WORST, "bob waited {bob:?}");
+    assert!(bob.server_cpu < BYSTANDER_WORST, "bob waited {bob:?}");
 }
 
 /// Item 3: an account could create mailboxes (and subscriptions) without end, and every LIST

@@ -1,10 +1,11 @@
 //! Three Portcullis nodes sharing one PostgreSQL database behind Debian's HAProxy (issue 17):
 //! what one node learns, the others act on. Mail submitted through node A is pushed to an IMAP
 //! IDLE session on node B within a second; a source banned by node B is refused by node C; a
-//! TOTP code used on A is refused on C; a node SIGKILLed under load loses no acknowledged
-//! message, and its clients reconnect through HAProxy to the others and find their mailboxes
-//! as they left them (UIDVALIDITY, UIDs and MODSEQs unchanged); an account's hourly sending
-//! limit and a source's failed logins are counted over all nodes together.
+//! TOTP code used on A is refused on C; any node's admin API lists every node's sessions; a
+//! node SIGKILLed under load loses no acknowledged message, is named as missing from that list,
+//! and its clients reconnect through HAProxy to the others and find their mailboxes as they
+//! left them (UIDVALIDITY, UIDs and MODSEQs unchanged); an account's hourly sending limit and a
+//! source's failed logins are counted over all nodes together.
 //!
 //! HAProxy runs in TCP mode with a PROXY v2 header to each node's IMAPS and submissions (465)
 //! listeners, health-checking each node on its admin listener's `/health`. Frontends `imaps`
@@ -419,6 +420,34 @@ fn a_node_killed_under_load_loses_no_acknowledged_message_and_its_clients_carry_
     let before = imap.inbox_state().unwrap();
     assert_eq!(before.messages.len(), 3, "{before:?}");
     let victim = cluster.node_of(imap.client.local_addr()).expect("the IMAP session's node");
+    let asker = (victim + 1) % NODES;
+
+    // Any node's admin API lists every node's sessions: alice's IMAP session on the victim is
+    // listed by another node, under the victim's node id.
+    let node_id = |n: usize| {
+        let (status, local) = cluster.nodes[n].api("GET", "/api/v1/sessions?node=local", None);
+        assert_eq!(status, 200, "{local}");
+        local["nodes"][0].as_str().unwrap().to_string()
+    };
+    let victim_id = node_id(victim);
+    let (status, list) = cluster.nodes[asker].api("GET", "/api/v1/sessions", None);
+    assert_eq!(status, 200, "{list}");
+    assert_eq!((&list["partial"], &list["nodes_missing"]), (&serde_json::json!(false), &serde_json::json!([])));
+    let mut listed: Vec<String> =
+        list["nodes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_string()).collect();
+    let mut every: Vec<String> = (0..NODES).map(node_id).collect();
+    listed.sort();
+    every.sort();
+    assert_eq!(listed, every, "every node answered");
+    let alices: Vec<&serde_json::Value> = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["account"] == ALICE && s["listener"] == "imaps")
+        .collect();
+    assert_eq!(alices.len(), 1, "{list}");
+    assert_eq!(alices[0]["node"], victim_id.as_str());
+    assert!(alices[0]["global_id"].as_str().unwrap().starts_with(&format!("{victim_id}:")));
 
     // Four clients submit through the balancer; the IMAP client's node dies in the middle.
     let (stop, acked) = (AtomicBool::new(false), AtomicUsize::new(0));
@@ -439,6 +468,14 @@ fn a_node_killed_under_load_loses_no_acknowledged_message_and_its_clients_carry_
     });
     let (status, _) = cluster.nodes[victim].wait_exit(Duration::from_secs(10));
     assert_eq!(status.code(), None, "killed by a signal");
+    // The dead node cannot answer for its sessions: the list says so, after its wait.
+    let asked = Instant::now();
+    let (status, list) = cluster.nodes[asker].api("GET", "/api/v1/sessions", None);
+    assert_eq!(status, 200, "{list}");
+    assert!(asked.elapsed() >= Duration::from_millis(900), "it waited for the dead node");
+    assert_eq!(list["partial"], true, "{list}");
+    assert_eq!(list["nodes_missing"], serde_json::json!([victim_id]), "{list}");
+    assert_eq!(list["nodes"].as_array().unwrap().len(), NODES - 1, "{list}");
     let acknowledged: Vec<&String> = sent.iter().flat_map(|s| &s.acknowledged).collect();
     let unanswered: Vec<&String> = sent.iter().flat_map(|s| &s.unanswered).collect();
     notice(&format!(

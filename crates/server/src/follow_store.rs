@@ -7,8 +7,10 @@
 //! It reads the store at once when the store signals a change (`NodeSignal`: every node's
 //! writes reach every node within a second on PostgreSQL), and once a second anyway: signals
 //! do not reach it from writers outside the store's notifications (the CLI process writing a
-//! SQLite file) or while a PostgreSQL LISTEN connection is being re-established. It also
-//! carries out other nodes' session kills for this node (see `session_kill`).
+//! SQLite file) or while a PostgreSQL LISTEN connection is being re-established (once it is
+//! back, the store delivers `NodeSignal::Resync` and everything is read at once). It also
+//! carries out other nodes' session kills for this node (see `session_kill`) and answers their
+//! requests for this node's sessions (see `session_list`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,6 +22,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 use crate::bans;
 use crate::session_kill;
+use crate::session_list;
 use crate::state::Shared;
 use crate::unix_time;
 
@@ -89,20 +92,33 @@ async fn next_signal(signals: &mut Option<broadcast::Receiver<NodeSignal>>) -> R
     next
 }
 
-/// Acts on one signal; whether the store must be read now. A kill for this node is carried
-/// out here; kills for other nodes and answers to kills are not this task's business.
+/// Acts on one signal; whether the store must be read now. A kill for this node, and another
+/// node's request for every node's sessions, are answered here; kills for other nodes and
+/// answers are not this task's business.
 async fn handle_signal(shared: &Shared, signal: Result<NodeSignal, RecvError>) -> bool {
     match signal {
-        Ok(NodeSignal::BansChanged | NodeSignal::CredentialsChanged { .. } | NodeSignal::AppPasswordRevoked { .. }) => {
-            true
-        }
+        Ok(
+            NodeSignal::BansChanged
+            | NodeSignal::CredentialsChanged { .. }
+            | NodeSignal::AppPasswordRevoked { .. }
+            | NodeSignal::Resync,
+        ) => true,
         Ok(NodeSignal::KillSession { node, session, by }) => {
             if node == shared.store.node() {
                 session_kill::answer(shared, session, by).await;
             }
             false
         }
-        Ok(NodeSignal::SessionKillAnswered { .. }) | Err(RecvError::Closed) => false,
+        Ok(NodeSignal::ListSessions { request, by }) => {
+            // The asker lists its own; answering it too would only be dropped.
+            if by != shared.store.node() {
+                session_list::answer(shared, request).await;
+            }
+            false
+        }
+        Ok(NodeSignal::SessionKillAnswered { .. } | NodeSignal::SessionsListed { .. }) | Err(RecvError::Closed) => {
+            false
+        }
         // Signals were missed: anything may have changed.
         Err(RecvError::Lagged(_)) => true,
     }

@@ -38,6 +38,7 @@ mod queue_runner;
 pub mod resolver;
 mod sending_limits;
 mod session_kill;
+mod session_list;
 mod sessions;
 mod smtp;
 mod socket;

@@ -288,6 +288,35 @@ async fn a_large_body_is_read_in_pieces(db: TestDb) {
     );
 }
 
+conformance!(whole_messages_are_read_exactly_in_the_order_asked);
+/// Whole messages (SEARCH BODY, FETCH, RETR): PostgreSQL reads a large one in pieces, so sizes
+/// around and across its pieces (256 KiB) must come back byte for byte, beside small ones read
+/// together, a UID asked for twice answered twice and a missing one omitted.
+async fn whole_messages_are_read_exactly_in_the_order_asked(db: TestDb) {
+    let store = open(&db, None).await;
+    let a = account(&store, "a@example.org").await;
+    let inbox = mailbox(&store, a, "INBOX").await;
+    let mut raws = Vec::new();
+    for size in [10usize, 256 * 1024 - 20, 256 * 1024, 700_001, 3 << 20] {
+        let mut raw = format!("Subject: {size}\r\n\r\n").into_bytes();
+        raw.extend((0..size as u32).map(|i| b'a' + (i % 23) as u8));
+        let uid = store.append(inbox.id, raw.clone(), Flags::default(), 0).await.unwrap();
+        raws.push((uid, raw));
+    }
+    let uid = |i: usize| raws[i].0;
+    let asked = [uid(3), uid(0), 999, uid(4), uid(3), uid(1), uid(2)];
+    let got = store.message_raws(inbox.id, &asked).await.unwrap();
+    let expected: Vec<&(u32, Vec<u8>)> = [3, 0, 4, 3, 1, 2].iter().map(|&i| &raws[i]).collect();
+    assert_eq!(got.len(), expected.len());
+    for ((got_uid, bytes), (want_uid, want)) in got.iter().zip(expected) {
+        assert_eq!(got_uid, want_uid);
+        assert!(bytes == want, "message {got_uid}: {} bytes read, {} stored", bytes.len(), want.len());
+    }
+    assert!(store.message_raw(inbox.id, uid(4)).await.unwrap().unwrap() == raws[4].1);
+    assert_eq!(store.message_raw(inbox.id, 999).await.unwrap(), None);
+    assert!(store.message_raws(inbox.id, &[]).await.unwrap().is_empty());
+}
+
 conformance!(delivery_stores_one_body_and_quota_refuses_everyone_or_no_one);
 async fn delivery_stores_one_body_and_quota_refuses_everyone_or_no_one(db: TestDb) {
     let store = open(&db, None).await;

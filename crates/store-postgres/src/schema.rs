@@ -371,6 +371,21 @@ const MIGRATION_1: &str = r#"
         expires    BIGINT NOT NULL
     );
     CREATE INDEX maildrop_locks_by_node ON maildrop_locks(node);
+
+    -- The nodes alive: a row per node from its start, renewed by its heartbeat, deleted when it
+    -- stops, expired when it dies. Who should answer a question asked of every node.
+    CREATE TABLE nodes (
+        node    TEXT PRIMARY KEY,
+        expires BIGINT NOT NULL
+    );
+
+    -- Signals too large for a NOTIFY payload (under 8000 bytes): the NOTIFY names the row and
+    -- every node reads it; rows expire long after every node has.
+    CREATE TABLE signal_bodies (
+        id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        body    TEXT NOT NULL,
+        expires BIGINT NOT NULL
+    );
 "#;
 
 /// The schema version this build writes.

@@ -1,6 +1,8 @@
 //! Coordination across nodes on a real PostgreSQL, two store handles on one database standing
 //! for two nodes: a change committed on one reaches the other's watchers within a second (and
-//! after the LISTEN connection drops, the watchers hear about every mailbox again); IMAP
+//! after the LISTEN connection drops, the watchers hear about every mailbox again, and the node
+//! is told to resync what signals would have told it); the live nodes are listed, and a signal
+//! too large for a NOTIFY reaches them all; IMAP
 //! session slots are counted across both, and a dead node's stop counting once they expire; a
 //! POP3 maildrop locked on one is refused on the other until the lock is dropped.
 
@@ -122,6 +124,104 @@ async fn after_the_listen_connection_drops_every_watched_mailbox_is_announced_ag
     let change = tokio::time::timeout(Duration::from_secs(1), on_b.recv()).await.expect("listening again").unwrap();
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(change.modseq, modseq as u64 + 1);
+}
+
+/// Signals sent while a node's LISTEN connection is down never reach it: once it listens
+/// again it is told to read everything (`NodeSignal::Resync`), at once rather than at its
+/// follower's next poll, and it hears new signals again.
+#[tokio::test]
+async fn after_the_listen_connection_drops_the_node_is_told_to_resync() {
+    let Some((url, a, b)) = common::two_nodes().await else { return };
+    let db = seed::connect(&url).await;
+    let mut on_b = b.signals();
+    let ban = |network: &str| StoredBan {
+        network: network.into(),
+        until: None,
+        reason: "test".into(),
+        offence: 1,
+        manual: true,
+        created: 1_000,
+    };
+    a.put_ban(ban("192.0.2.1/32")).await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(1), on_b.recv()).await.expect("heard before the cut");
+    assert_eq!(heard.unwrap(), NodeSignal::BansChanged);
+    // No resync without a cut.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(matches!(on_b.try_recv(), Err(TryRecvError::Empty)));
+    let killed: i64 = db
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'portcullis-listen'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 2, "one LISTEN connection per node");
+    // A ban while B may not be listening: its NOTIFY may be lost, the resync may not.
+    a.put_ban(ban("192.0.2.2/32")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let signal = tokio::time::timeout(left, on_b.recv()).await.expect("told to resync after the reconnect");
+        match signal.unwrap() {
+            NodeSignal::Resync => break,
+            NodeSignal::BansChanged => {} // The NOTIFY got through before the cut took B.
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // What the resync reads has the ban made during the cut.
+    let bans = b.ban_changes(None).await.unwrap().bans;
+    assert!(bans.iter().any(|b| b.network == "192.0.2.2/32"), "{bans:?}");
+    // And B hears signals again, within a second.
+    let started = Instant::now();
+    a.put_ban(ban("192.0.2.3/32")).await.unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(1), on_b.recv()).await.expect("listening again");
+    assert_eq!(heard.unwrap(), NodeSignal::BansChanged);
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+/// Who should answer a question asked of every node: the nodes started and not stopped (or
+/// dead for less than their rows' expiry). A signal too large for a NOTIFY payload (a node's
+/// list of sessions can be) reaches every node through its row.
+#[tokio::test]
+async fn live_nodes_are_listed_and_a_signal_too_large_for_a_notify_reaches_every_node() {
+    let Some((url, a, b)) = common::two_nodes().await else { return };
+    let db = seed::connect(&url).await;
+    // Listed once something on the node listens to signals (a server's follower), not before
+    // (the CLI, which never answers).
+    assert_eq!(a.live_nodes().await.unwrap(), Vec::<String>::new());
+    let (mut on_a, mut on_b) = (a.signals(), b.signals());
+    let mut both = vec![a.node().to_string(), b.node().to_string()];
+    both.sort();
+    eventually("both nodes listed", || async { (a.live_nodes().await.unwrap() == both).then_some(()) }).await;
+    assert_eq!(b.live_nodes().await.unwrap(), both);
+
+    let sessions = format!("[{}]", vec![r#"{"tls": "TLSv1.3 TLS13_AES_256_GCM_SHA384"}"#; 400].join(","));
+    assert!(sessions.len() > 8000, "{} bytes: more than a NOTIFY carries", sessions.len());
+    let large = NodeSignal::SessionsListed { request: 7, node: b.node().to_string(), sessions };
+    b.publish(large.clone()).await.unwrap();
+    let small = NodeSignal::ListSessions { request: 8, by: a.node().to_string() };
+    a.publish(small.clone()).await.unwrap();
+    for on in [&mut on_a, &mut on_b] {
+        let mut heard = Vec::new();
+        for _ in 0..2 {
+            heard.push(tokio::time::timeout(Duration::from_secs(1), on.recv()).await.expect("within 1 s").unwrap());
+        }
+        // The large one is read from its row: it may come after the small one.
+        assert!(heard.contains(&large) && heard.contains(&small), "{heard:?}");
+    }
+    let stored: i64 = db.query_one("SELECT count(*) FROM signal_bodies", &[]).await.unwrap().get(0);
+    assert_eq!(stored, 1, "only the large one went through the table");
+
+    // A node that stops is no longer expected to answer.
+    b.close();
+    let alone = vec![a.node().to_string()];
+    eventually("a stopped node's row goes", || async { (a.live_nodes().await.unwrap() == alone).then_some(()) }).await;
+    // A dead node's row (never deleted) stops counting once it expires.
+    let dead = "dead-host:1:1";
+    db.execute("INSERT INTO nodes(node, expires) VALUES ($1, 0)", &[&dead]).await.unwrap();
+    assert_eq!(a.live_nodes().await.unwrap(), alone);
 }
 
 #[tokio::test]

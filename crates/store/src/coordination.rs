@@ -28,6 +28,13 @@ pub trait CoordinationStore: Send + Sync + 'static {
     /// polling as well.
     fn signals(&self) -> tokio::sync::broadcast::Receiver<NodeSignal>;
 
+    /// The ids of the nodes sharing the store that are alive and listen to [`Self::signals`]
+    /// (this one, once it does): who should answer a question asked of every node. A store
+    /// that only one process serves (SQLite) has this node alone.
+    async fn live_nodes(&self) -> Result<Vec<String>, StoreError> {
+        Ok(vec![self.node().to_string()])
+    }
+
     /// A slot among at most `max` concurrent IMAP sessions of the account; `None` when all
     /// are taken.
     async fn acquire_session(&self, account: AccountId, max: usize) -> Result<Option<SessionSlot>, StoreError>;

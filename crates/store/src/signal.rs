@@ -1,8 +1,8 @@
 //! Signals between nodes (docs/architecture.md §6.3): what one node tells every node, itself
 //! included, once the change behind it has committed. Bans, revoked app passwords and changed
 //! credentials wake each node's follower of the store at once instead of at its next poll; a
-//! session kill asked on one node's admin API reaches the node that holds the session, which
-//! answers.
+//! session kill, or a request for every node's sessions, asked on one node's admin API reaches
+//! the nodes concerned, which answer.
 //!
 //! The text form ([`NodeSignal::payload`]) is what travels as a PostgreSQL NOTIFY payload; it
 //! lives here, beside the type, so that the encoding and the decoding cannot drift apart.
@@ -32,6 +32,18 @@ pub enum NodeSignal {
     KillSession { node: String, session: u64, by: String },
     /// Node `node`'s answer to a [`NodeSignal::KillSession`]: whether it had that session.
     SessionKillAnswered { node: String, session: u64, killed: bool },
+    /// Node `by` asks every node for its live sessions (the admin API's list of every node);
+    /// `request` names the question in the answers.
+    ListSessions { request: u64, by: String },
+    /// Node `node`'s answer to [`NodeSignal::ListSessions`] `request`: its sessions, as the
+    /// admin API's JSON (the store carries it without reading it). Large answers exceed what a
+    /// PostgreSQL NOTIFY carries; that backend sends them through a table.
+    SessionsListed { request: u64, node: String, sessions: String },
+    /// Signals may have been lost (PostgreSQL's LISTEN connection was re-established: what was
+    /// sent while it was down never arrives): act as if every kind that can be acted on again
+    /// arrived, i.e. read bans, app passwords and credentials now. A kill or a kill's answer
+    /// lost in the gap cannot be replayed; its asker reports it as only signalled.
+    Resync,
 }
 
 impl NodeSignal {
@@ -46,17 +58,34 @@ impl NodeSignal {
             NodeSignal::SessionKillAnswered { node, session, killed } => {
                 format!("killed {node} {session} {}", if *killed { "yes" } else { "no" })
             }
+            NodeSignal::ListSessions { request, by } => format!("list_sessions {request} {by}"),
+            // The JSON last: it is the rest of the text, spaces and all.
+            NodeSignal::SessionsListed { request, node, sessions } => {
+                format!("sessions_listed {request} {node} {sessions}")
+            }
+            NodeSignal::Resync => "resync".into(),
         }
     }
 
     /// A payload back into a signal; `None` for anything else.
     pub fn parse(text: &str) -> Option<NodeSignal> {
+        if let Some(rest) = text.strip_prefix("sessions_listed ") {
+            let mut parts = rest.splitn(3, ' ');
+            let request = parts.next()?.parse().ok()?;
+            let node = parts.next().filter(|n| !n.is_empty())?.to_string();
+            let sessions = parts.next().filter(|s| !s.is_empty())?.to_string();
+            return Some(NodeSignal::SessionsListed { request, node, sessions });
+        }
         let parts: Vec<&str> = text.split(' ').collect();
         if parts.iter().any(|p| p.is_empty()) {
             return None;
         }
         let signal = match parts.as_slice() {
             ["bans"] => NodeSignal::BansChanged,
+            ["resync"] => NodeSignal::Resync,
+            ["list_sessions", request, by] => {
+                NodeSignal::ListSessions { request: request.parse().ok()?, by: by.to_string() }
+            }
             ["credentials", account] => NodeSignal::CredentialsChanged { account: account.to_string() },
             ["app_password", account] => NodeSignal::AppPasswordRevoked { account: account.to_string() },
             ["kill", node, session, by] => {
@@ -128,6 +157,14 @@ mod tests {
             NodeSignal::KillSession { node: "h:1:2".into(), session: 42, by: "g:3:1".into() },
             NodeSignal::SessionKillAnswered { node: "h:1:2".into(), session: 42, killed: true },
             NodeSignal::SessionKillAnswered { node: "h:1:2".into(), session: 7, killed: false },
+            NodeSignal::ListSessions { request: 1 << 60, by: "g:3:1".into() },
+            NodeSignal::SessionsListed {
+                request: 9,
+                node: "h:1:2".into(),
+                sessions: r#"[{"tls": "TLSv1.3 TLS13_AES_256_GCM_SHA384"}]"#.into(),
+            },
+            NodeSignal::SessionsListed { request: 9, node: "h:1:2".into(), sessions: "[]".into() },
+            NodeSignal::Resync,
         ];
         for signal in signals {
             assert_eq!(NodeSignal::parse(&signal.payload()), Some(signal.clone()), "{signal:?}");
@@ -138,6 +175,14 @@ mod tests {
             "bans ",
             " bans",
             "bans x",
+            "resync now",
+            "list_sessions 1",
+            "list_sessions x g",
+            "list_sessions 1 g h",
+            "sessions_listed 1 h",
+            "sessions_listed 1 h ",
+            "sessions_listed x h []",
+            "sessions_listed 1  []",
             "credentials",
             "credentials  a@x",
             "kill n 5",

@@ -4,9 +4,10 @@
 //! keep the same tables with the same meaning (PostgreSQL's schema mirrors SQLite's), so one
 //! list here, rather than a mapping per pair of backends, says what a copy is.
 //!
-//! Left out on purpose: PostgreSQL's `session_slots` and `maildrop_locks` (who holds a session
-//! on which node right now, meaningless in another database) and each backend's own record of
-//! its schema version. `meta` comes last and is merged rather than copied (see [`META`]).
+//! Left out on purpose: PostgreSQL's `session_slots`, `maildrop_locks`, `nodes` and
+//! `signal_bodies` (who holds a session on which node right now, which nodes are alive, what
+//! they are telling each other: meaningless in another database) and each backend's own record
+//! of its schema version. `meta` comes last and is merged rather than copied (see [`META`]).
 
 /// How a column's values travel: SQLite keeps booleans as 0/1 integers, PostgreSQL as
 /// BOOLEAN, so a kind says what each side must turn the value into.

@@ -1,16 +1,18 @@
-//! Sessions through the admin API as an operator of several nodes sees them: each node lists
-//! its own, by a name (`global_id`, `NODE:ID`) that closes it from the admin API of any node
-//! sharing the store.
+//! Sessions through the admin API as an operator of several nodes sees them: any node lists
+//! every node's (or its own, with `?node=local`), by a name (`global_id`, `NODE:ID`) that
+//! closes it from the admin API of any node sharing the store.
 #![allow(dead_code)]
 
 use serde_json::Value;
 
 use super::TestServer;
 
-/// The `global_id` of `account`'s one live session on `server` (panics unless exactly one).
+/// The `global_id` of `account`'s one live session on `server` (panics unless exactly one),
+/// asked of that node alone (`?node=local`).
 pub fn global_session_id(server: &TestServer, account: &str) -> String {
-    let (status, sessions) = server.api("GET", "/api/v1/sessions", None);
+    let (status, list) = server.api("GET", "/api/v1/sessions?node=local", None);
     assert_eq!(status, 200);
+    let sessions = &list["sessions"];
     let mine: Vec<&Value> = sessions.as_array().unwrap().iter().filter(|s| s["account"] == account).collect();
     assert_eq!(mine.len(), 1, "{account}'s sessions on this node: {sessions}");
     mine[0]["global_id"].as_str().unwrap().to_string()

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use super::{Admin, Peer};
 use crate::session_kill::{self, KillOutcome};
-use crate::sessions::SessionInfo;
+use crate::session_list;
 use crate::{bans, unix_time};
 
 type Shared = State<Arc<Admin>>;
@@ -167,27 +167,22 @@ pub async fn status(State(admin): Shared) -> Json<Value> {
     Json(status)
 }
 
-/// A live session of this node, with the names that reach it from any node.
-#[derive(Serialize)]
-struct SessionView<'a> {
-    /// `NODE:ID`: what `DELETE /api/v1/sessions/{id}` takes on any node sharing the store.
-    global_id: String,
-    node: &'a str,
-    #[serde(flatten)]
-    info: SessionInfo,
-}
-
-/// This node's sessions (each node lists its own: sessions are in memory, not in the store).
-pub async fn sessions(State(admin): Shared) -> Json<Value> {
-    let node = admin.shared.store.node();
-    let views: Vec<SessionView> = admin
-        .shared
-        .sessions
-        .list()
-        .into_iter()
-        .map(|info| SessionView { global_id: session_kill::session_name(node, info.id), node, info })
-        .collect();
-    Json(json!(views))
+/// The live sessions of every node sharing the store (see `session_list`), or with
+/// `?node=local` of this node only.
+pub async fn sessions(State(admin): Shared, RawQuery(query): RawQuery) -> ApiResult<Json<Value>> {
+    let mut only_local = false;
+    for pair in query.as_deref().unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("node", "local")) => only_local = true,
+            Some(("node", other)) => {
+                return Err(ApiError::bad(format!("node: only \"local\" is known, not \"{other}\"")))
+            }
+            _ => {} // Other parameters are ignored, as elsewhere in the API.
+        }
+    }
+    let list =
+        if only_local { session_list::local(&admin.shared) } else { session_list::everywhere(&admin.shared).await? };
+    Ok(Json(json!(list)))
 }
 
 /// Closes a session: `ID` of this node, or `NODE:ID` of any node sharing the store. 204 when it

@@ -6,15 +6,19 @@
 //! its own changes itself, right after its commit returns and before its caller is answered
 //! (as SQLite's backend does), so its own notifications, heard later, are dropped.
 //! Signals between nodes (`NodeSignal`: bans, revoked app passwords, changed credentials,
-//! session kills) come the same way on a channel of their own, [`SIGNAL_CHANNEL`], into the
-//! node's `Signals` (a node's own signals included: it acts on them as any other node does).
+//! session kills, session lists) come the same way on a channel of their own,
+//! [`SIGNAL_CHANNEL`], into the node's `Signals` (a node's own signals included: it acts on
+//! them as any other node does); one too large for a NOTIFY comes as the name of its row
+//! (see `nodes`), read from the pool.
 //!
 //! The connection is the node's own, outside the pool, kept for the store's life. If it drops
 //! (the server restarted, a network cut, a failover), notifications sent meanwhile are lost
 //! for good: so after every reconnect, once LISTEN is back, every mailbox of every watched
 //! account is announced with its current HIGHESTMODSEQ, and the sessions re-read (a session
-//! with nothing new finds nothing). Signals lost in a gap are not replayed: the server's
-//! follower polls the store as well, and a kill nobody answered is reported as only signalled.
+//! with nothing new finds nothing). Signals lost in a gap cannot be replayed, so the node is
+//! then given `NodeSignal::Resync`, on which it reads bans, app passwords and credentials at
+//! once as if each kind had been signalled (its follower would otherwise find them at its next
+//! poll, within a second); a kill nobody answered is reported as only signalled.
 //! A silent cut is found by a ping every [`PING_EVERY`].
 
 use std::time::Duration;
@@ -25,6 +29,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client};
 
+use super::nodes;
 use crate::tls::RustlsConnector;
 use crate::{backend, Db};
 
@@ -104,6 +109,7 @@ impl Listener {
         let watchers = self.watchers.clone();
         let node = self.node.clone();
         let signals = self.signals.clone();
+        let pool = self.pool.clone();
         // Reading the connection also drives the client's queries (LISTEN, the pings).
         let reader = tokio::spawn(async move {
             while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -114,8 +120,17 @@ impl Listener {
                             _ => {}
                         }
                     } else if n.channel() == SIGNAL_CHANNEL {
-                        // Malformed payloads (anyone may NOTIFY) are dropped.
-                        if let Some(signal) = NodeSignal::parse(n.payload()) {
+                        if let Some(id) = nodes::stored_id(n.payload()) {
+                            // Too large for a NOTIFY: read from its row, off this task so
+                            // that the notifications behind it are not held up.
+                            let (pool, signals) = (pool.clone(), signals.clone());
+                            tokio::spawn(async move {
+                                if let Some(signal) = nodes::stored(&pool, id).await {
+                                    signals.deliver(signal);
+                                }
+                            });
+                        } else if let Some(signal) = NodeSignal::parse(n.payload()) {
+                            // Malformed payloads (anyone may NOTIFY) are dropped.
                             signals.deliver(signal);
                         }
                     }
@@ -142,6 +157,8 @@ impl Listener {
                 // LISTEN is back: what changed while it was not is announced now. If that
                 // read fails, start over rather than go on with changes unannounced.
                 if self.announce_watched().await.is_ok() {
+                    // And the signals sent meanwhile: everything is to be read again.
+                    self.signals.deliver(NodeSignal::Resync);
                     break listening;
                 }
             };

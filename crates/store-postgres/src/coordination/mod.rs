@@ -1,17 +1,22 @@
 //! What the nodes sharing one database coordinate through (see
 //! `portcullis_store::CoordinationStore`): mailbox change announcements for IDLE across nodes
-//! and signals between nodes (LISTEN/NOTIFY, in `listen`), and IMAP session slots and POP3 maildrop locks counted across
-//! nodes (rows with an owner and an expiry, in `slots`).
+//! and signals between nodes (LISTEN/NOTIFY, in `listen`), IMAP session slots and POP3
+//! maildrop locks counted across nodes (rows with an owner and an expiry, in `slots`), and
+//! which nodes are alive and signals too large for a NOTIFY (in `nodes`).
 //!
 //! Each [`PgStore`] is one node: it gets a node id when it connects (host name, process id and
 //! a per-process counter, so two handles in one process are two nodes, as tests need), keeps
 //! one LISTEN connection of its own (not from the pool: LISTEN belongs to one database session,
-//! and a pooled connection goes back to the pool) and a heartbeat task renewing its rows. Both
-//! tasks stop with [`CoordinationStore::close`] or when the store is dropped.
+//! and a pooled connection goes back to the pool) and a heartbeat task renewing its rows (its
+//! slots and locks, and, once something on the node listens to signals, its row among the live
+//! nodes). Both tasks stop with [`CoordinationStore::close`] or when the store is dropped, and
+//! the node's row goes.
 
 mod listen;
+mod nodes;
 mod slots;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -39,6 +44,9 @@ pub(crate) struct Coordinator {
     tls: RustlsConnector,
     /// The LISTEN and heartbeat tasks, once started.
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Whether something on this node listens to signals (a server's store follower does, the
+    /// CLI does not): only then is the node listed among the live nodes, expected to answer.
+    answering: Arc<AtomicBool>,
 }
 
 impl Coordinator {
@@ -51,6 +59,7 @@ impl Coordinator {
             config,
             tls,
             tasks: Mutex::new(Vec::new()),
+            answering: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -68,14 +77,27 @@ impl Coordinator {
         let first = listener.connect().await?;
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.push(tokio::spawn(listener.run(first)));
-        tasks.push(tokio::spawn(slots::heartbeat(pool.clone(), self.node.clone(), self.live.clone())));
+        tasks.push(tokio::spawn(slots::heartbeat(
+            pool.clone(),
+            self.node.clone(),
+            self.live.clone(),
+            self.answering.clone(),
+        )));
         Ok(())
     }
 
-    /// Stops both tasks (the LISTEN connection closes with its task).
+    /// Stops both tasks (the LISTEN connection closes with its task) and deletes the node's
+    /// row among the live nodes, if it has one.
     pub(crate) fn stop(&self) {
-        for task in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if tasks.is_empty() {
+            return; // Never started, or stopped already.
+        }
+        for task in tasks.drain(..) {
             task.abort();
+        }
+        if self.answering.load(Ordering::Relaxed) {
+            nodes::forget(self.config.clone(), self.tls.clone(), self.node.clone());
         }
     }
 
@@ -161,13 +183,25 @@ impl CoordinationStore for PgStore {
     }
 
     async fn publish(&self, signal: NodeSignal) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client.execute("SELECT pg_notify($1, $2)", &[&listen::SIGNAL_CHANNEL, &signal.payload()]).await.db()?;
-        Ok(())
+        nodes::publish(&self.pool, &signal).await
     }
 
     fn signals(&self) -> broadcast::Receiver<NodeSignal> {
-        self.coordination.signals.subscribe()
+        let receiver = self.coordination.signals.subscribe();
+        // From the first subscriber on, the node hears questions and is listed as alive (at
+        // once here, then by its heartbeat). Subscribed first, so it hears any question asked
+        // once it is listed.
+        if !self.coordination.answering.swap(true, Ordering::Relaxed) {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let (pool, node) = (self.pool.clone(), self.coordination.node.clone());
+                runtime.spawn(async move { nodes::renew(&pool, &node).await });
+            }
+        }
+        receiver
+    }
+
+    async fn live_nodes(&self) -> Result<Vec<String>, StoreError> {
+        nodes::live(&self.pool).await
     }
 
     async fn acquire_session(&self, account: AccountId, max: usize) -> Result<Option<SessionSlot>, StoreError> {

@@ -19,7 +19,7 @@
 //! dropped); the heartbeat deletes any a failed DELETE left behind.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,8 +69,9 @@ impl Live {
     }
 }
 
-/// Renews this node's live rows, and clears rows that expired (a dead node's), forever.
-pub(crate) async fn heartbeat(pool: Pool, node: String, live: Arc<Live>) {
+/// Renews this node's live rows (its slots and locks here, its row among the live nodes in
+/// `nodes` once it answers signals), and clears rows that expired (a dead node's), forever.
+pub(crate) async fn heartbeat(pool: Pool, node: String, live: Arc<Live>, answering: Arc<AtomicBool>) {
     let mut ticks = tokio::time::interval(HEARTBEAT);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -78,6 +79,9 @@ pub(crate) async fn heartbeat(pool: Pool, node: String, live: Arc<Live>) {
         // A failure (database unreachable) is retried at the next tick; rows lapse only if
         // the database stays unreachable for TTL, and then nobody can count them anyway.
         let _ = renew(&pool, &node, &live).await;
+        if answering.load(Ordering::Relaxed) {
+            let _ = super::nodes::renew(&pool, &node).await;
+        }
     }
 }
 

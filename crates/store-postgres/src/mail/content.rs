@@ -1,7 +1,8 @@
 //! Reading messages: their metadata and summaries (FETCH without the body), header sections
-//! and header caches (SEARCH), whole bodies, and pieces of bodies. Bodies are stored out of
-//! line without compression (`blobs.data` is `STORAGE EXTERNAL`), so `substring` reads only
-//! the TOAST chunks it needs: a header section or a piece costs its own size, not the body's.
+//! and header caches (SEARCH), and pieces of bodies; whole bodies are `bodies`'s. Bodies are
+//! stored out of line without compression (`blobs.data` is `STORAGE EXTERNAL`), so `substring`
+//! reads only the TOAST chunks it needs: a header section or a piece costs its own size, not
+//! the body's.
 
 use std::collections::HashMap;
 
@@ -29,21 +30,6 @@ pub(super) async fn messages(db: &impl GenericClient, mailbox: MailboxId) -> Res
             internal_date: r.get(2),
         })
         .collect())
-}
-
-pub(super) async fn message_raw(
-    db: &impl GenericClient,
-    mailbox: MailboxId,
-    uid: u32,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let stmt = db
-        .prepare_cached(
-            "SELECT b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
-              WHERE m.mailbox_id = $1 AND m.uid = $2",
-        )
-        .await
-        .db()?;
-    Ok(db.query_opt(&stmt, &[&mailbox, &i64::from(uid)]).await.db()?.map(|r| r.get(0)))
 }
 
 /// Messages with their summaries, in UID order.
@@ -104,27 +90,25 @@ pub(super) async fn header_caches(
     Ok(db.query(&stmt, &params).await.db()?.iter().map(|r| (r.get::<_, i64>(0) as u32, r.get(1))).collect())
 }
 
-/// Header sections (the first `header_len` bytes, read without the rest) or whole messages,
-/// in the order asked, missing UIDs omitted; one statement, so one snapshot.
-pub(super) async fn message_contents(
+/// Header sections (the first `header_len` bytes, read without the rest), in the order asked,
+/// missing UIDs omitted; one statement, so one snapshot. Whole messages are `bodies`'s.
+pub(super) async fn message_headers(
     db: &impl GenericClient,
     mailbox: MailboxId,
     uids: &[u32],
-    header_only: bool,
 ) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
     if uids.is_empty() {
         return Ok(Vec::new());
     }
     let wanted: Vec<i64> = uids.iter().map(|&u| i64::from(u)).collect();
-    let sql = if header_only {
-        "SELECT m.uid, substring(b.data FROM 1 FOR least(s.header_len, 2147483647)::integer)
-           FROM messages m JOIN summaries s ON s.blob_id = m.blob_id JOIN blobs b ON b.id = m.blob_id
-          WHERE m.mailbox_id = $1 AND m.uid = ANY($2)"
-    } else {
-        "SELECT m.uid, b.data FROM messages m JOIN blobs b ON b.id = m.blob_id
-          WHERE m.mailbox_id = $1 AND m.uid = ANY($2)"
-    };
-    let stmt = db.prepare_cached(sql).await.db()?;
+    let stmt = db
+        .prepare_cached(
+            "SELECT m.uid, substring(b.data FROM 1 FOR least(s.header_len, 2147483647)::integer)
+               FROM messages m JOIN summaries s ON s.blob_id = m.blob_id JOIN blobs b ON b.id = m.blob_id
+              WHERE m.mailbox_id = $1 AND m.uid = ANY($2)",
+        )
+        .await
+        .db()?;
     let mut found: HashMap<u32, Vec<u8>> = db
         .query(&stmt, &[&mailbox, &wanted])
         .await

@@ -28,6 +28,7 @@
 //! database's MODSEQs (see `changes`).
 
 pub(crate) mod batch;
+mod bodies;
 mod changes;
 mod content;
 mod copy;
@@ -127,8 +128,8 @@ impl MailStore for PgStore {
     }
 
     async fn message_raw(&self, mailbox: MailboxId, uid: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        let client = self.client().await?;
-        content::message_raw(&client, mailbox, uid).await
+        let mut client = self.client().await?;
+        Ok(bodies::whole_messages(&mut client, mailbox, &[uid]).await?.pop().map(|(_, raw)| raw))
     }
 
     async fn expunge(&self, mailbox: MailboxId, uids: &[u32]) -> Result<(), StoreError> {
@@ -207,7 +208,7 @@ impl MailStore for PgStore {
 
     async fn message_headers(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
         let client = self.client().await?;
-        content::message_contents(&client, mailbox, uids, true).await
+        content::message_headers(&client, mailbox, uids).await
     }
 
     async fn message_header_caches(&self, mailbox: MailboxId, uids: &[u32]) -> Result<HeaderCaches, StoreError> {
@@ -216,8 +217,8 @@ impl MailStore for PgStore {
     }
 
     async fn message_raws(&self, mailbox: MailboxId, uids: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
-        let client = self.client().await?;
-        content::message_contents(&client, mailbox, uids, false).await
+        let mut client = self.client().await?;
+        bodies::whole_messages(&mut client, mailbox, uids).await
     }
 
     async fn message_bytes(

@@ -94,9 +94,13 @@ function renderInbound(inbound) {
   fillTable("inbound", rows, 2, "No mail from other servers yet.");
 }
 
-function renderSessions(sessions) {
-  fillTable("sessions", sessions.map((s) => el("tr", { "data-session": s.id },
-    el("td", {}, s.id), el("td", {}, s.listener), el("td", {}, s.peer), el("td", {}, s.account ?? "–"),
+// Every node's sessions (GET /api/v1/sessions); a node that did not answer is named below.
+function renderSessions(list) {
+  const missing = list.nodes_missing.length ? `Not listed: the sessions of ${list.nodes_missing.join(", ")}, which did not answer.` : "";
+  $("sessions-missing").textContent = missing;
+  const several = list.nodes.length > 1;
+  fillTable("sessions", list.sessions.map((s) => el("tr", { "data-session": s.global_id },
+    el("td", { title: s.global_id }, several ? s.global_id : s.id), el("td", {}, s.listener), el("td", {}, s.peer), el("td", {}, s.account ?? "–"),
     el("td", {}, s.tls ?? "–"), el("td", {}, duration(s.duration_ms)),
     el("td", {}, `${bytes(s.bytes_in)} / ${bytes(s.bytes_out)}`),
     el("td", {}, el("button", { class: "danger", "data-kill": s.global_id, onclick: () => act("DELETE", `/api/v1/sessions/${encodeURIComponent(s.global_id)}`) }, "Close")),

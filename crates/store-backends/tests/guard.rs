@@ -1,6 +1,6 @@
 //! What the guard keeps in the store: bans and known login addresses that survive a restart,
 //! the change feed a follower node reads bans from, the sending and failed-login counts every node
-//! shares, and pruning of old history.
+//! shares (on SQLite: the one serving process's, in memory), and pruning of old history.
 
 #[macro_use]
 mod common;
@@ -109,13 +109,39 @@ async fn sending_is_counted_per_account_over_the_buckets_asked_for(db: TestDb) {
     assert_eq!(store.add_sent(bob, 6_060, 1, 1, 2_460).await.unwrap(), sent(1, 1), "per account");
     assert_eq!(store.add_sent(alice, 6_060, -1, -1, 2_460).await.unwrap(), sent(2, 5), "taken back");
     assert_eq!(store.add_sent(alice, 9_660, 1, 1, 6_060).await.unwrap(), sent(1, 1), "older buckets are not asked for");
-    // Across a restart (SQLite) and for any node (PostgreSQL): the store keeps them.
-    store.close();
-    let store = open(&db, None).await;
-    assert_eq!(store.add_sent(alice, 9_660, 0, 0, 0).await.unwrap(), sent(3, 6));
+    assert_eq!(store.add_sent(alice, 9_660, 0, 0, 0).await.unwrap(), sent(3, 6), "all of them");
     store.prune_guard_history(0, 0, 6_060).await.unwrap();
     assert_eq!(store.add_sent(alice, 9_660, 0, 0, 0).await.unwrap(), sent(1, 1), "the bucket of 6,000 is pruned");
     assert_eq!(store.add_sent(bob, 9_660, 0, 0, 0).await.unwrap(), sent(1, 1), "that of 6,060 is kept");
+}
+
+conformance!(counts_are_shared_by_every_handle_and_outlive_one);
+async fn counts_are_shared_by_every_handle_and_outlive_one(db: TestDb) {
+    if !is_postgres(&db) {
+        // SQLite's counts belong to the one process that serves the store (in its memory, so
+        // that a count never waits for the writer's sync: architecture §6.5); a second handle
+        // is a second process's view, which counts nothing, and a restart starts afresh.
+        return;
+    }
+    let first = open(&db, None).await;
+    first.add_domain("example.org").await.unwrap();
+    let alice = first.add_account("alice@example.org", &PasswordSecrets::hash_only("h"), Quota::Default).await.unwrap();
+    let source = "192.0.2.7/32";
+    assert_eq!(first.add_sent(alice, 6_000, 1, 3, 0).await.unwrap(), SentCounts { messages: 1, recipients: 3 });
+    assert_eq!(first.add_auth_failure(source, Some("alice@example.org"), 6_000, 0).await.unwrap(), 1);
+    let second = open(&db, None).await;
+    assert_eq!(second.add_sent(alice, 6_060, 1, 1, 0).await.unwrap(), SentCounts { messages: 2, recipients: 4 });
+    assert_eq!(second.add_auth_failure(source, Some("alice@example.org"), 6_060, 0).await.unwrap(), 2);
+    assert_eq!(second.take_account_failures("alice@example.org").await.unwrap(), 2, "either node's");
+    assert_eq!(first.take_account_failures("alice@example.org").await.unwrap(), 0, "taken for every node");
+    second.forget_auth_failures(source).await.unwrap();
+    assert_eq!(first.add_auth_failure(source, None, 6_060, 0).await.unwrap(), 1, "forgotten for every node");
+    // And across a restart of them all.
+    first.close();
+    second.close();
+    let store = open(&db, None).await;
+    assert_eq!(store.add_sent(alice, 6_060, 0, 0, 0).await.unwrap(), SentCounts { messages: 2, recipients: 4 });
+    assert_eq!(store.add_auth_failure(source, None, 6_060, 0).await.unwrap(), 2);
 }
 
 conformance!(
@@ -126,7 +152,8 @@ async fn nodes_adding_at_once_miss_none_of_each_other_s_messages(db: TestDb) {
     let first = open(&db, None).await;
     first.add_domain("example.org").await.unwrap();
     let alice = first.add_account("alice@example.org", &PasswordSecrets::hash_only("h"), Quota::Default).await.unwrap();
-    let second = open(&db, None).await;
+    // Two nodes on PostgreSQL; on SQLite one process counts, so two tasks share its handle.
+    let second = if is_postgres(&db) { open(&db, None).await } else { first.clone() };
     const EACH: i64 = 40;
     let mut tasks = Vec::new();
     for store in [first.clone(), second.clone()] {

@@ -1,12 +1,11 @@
 //! The guard's memory: bans, numbered in the order they change (so that a server re-reads only
-//! what changed), the addresses accounts logged in from, and the sending and failed-login counts
-//! in minute buckets (one node, but they survive a restart: a restart no longer forgives an
-//! account its hour or a source its failures).
+//! what changed), and the addresses accounts logged in from. (The guard's sending and
+//! failed-login counts are in memory: `portcullis_store::counts`.)
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::Db;
-use portcullis_store::{AccountId, BanChanges, SentCounts, StoreError, StoredBan};
+use portcullis_store::{AccountId, BanChanges, StoreError, StoredBan};
 
 const BAN_COLUMNS: &str = "network, until, reason, offence, manual, created";
 /// The bans changed after a number (schema test: it must use `bans_by_seq`).
@@ -144,95 +143,9 @@ pub(super) fn login_known(
         .is_some())
 }
 
-pub(super) fn prune(
-    conn: &Connection,
-    logins_before: i64,
-    bans_before: i64,
-    counts_before: i64,
-) -> Result<(), StoreError> {
+pub(super) fn prune(conn: &Connection, logins_before: i64, bans_before: i64) -> Result<(), StoreError> {
     conn.execute("DELETE FROM known_logins WHERE last_success < ?1", params![logins_before]).db()?;
-    for table in ["sent_counts", "auth_failures", "account_failures"] {
-        conn.execute(&format!("DELETE FROM {table} WHERE minute < ?1"), params![counts_before]).db()?;
-    }
     conn.execute("DELETE FROM bans WHERE until IS NOT NULL AND until < ?1", params![bans_before]).db()?;
     conn.execute("DELETE FROM lifted_bans WHERE lifted < ?1", params![bans_before]).db()?;
     Ok(())
-}
-
-/// Adds to an account's bucket (negative: takes an addition back) and returns its sending from
-/// `since` on, this addition included. Two statements in the writer's one transaction.
-pub(super) fn add_sent(
-    conn: &Connection,
-    account: AccountId,
-    minute: i64,
-    messages: i64,
-    recipients: i64,
-    since: i64,
-) -> Result<SentCounts, StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO sent_counts(account_id, minute, messages, recipients) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT(account_id, minute) DO UPDATE SET messages = messages + excluded.messages,
-             recipients = recipients + excluded.recipients",
-    )
-    .db()?
-    .execute(params![account, minute, messages, recipients])
-    .db()?;
-    let (messages, recipients) = conn
-        .prepare_cached(
-            "SELECT coalesce(sum(messages), 0), coalesce(sum(recipients), 0) FROM sent_counts
-              WHERE account_id = ?1 AND minute >= ?2",
-        )
-        .db()?
-        .query_row(params![account, since], |r| Ok((r.get(0)?, r.get(1)?)))
-        .db()?;
-    Ok(SentCounts { messages, recipients })
-}
-
-/// Counts a failed login against its source (and the account it named); the source's
-/// failures from `since` on, this one included.
-pub(super) fn add_auth_failure(
-    conn: &Connection,
-    source: &str,
-    account: Option<&str>,
-    minute: i64,
-    since: i64,
-) -> Result<i64, StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO auth_failures(source, minute, failures) VALUES (?1, ?2, 1)
-         ON CONFLICT(source, minute) DO UPDATE SET failures = failures + 1",
-    )
-    .db()?
-    .execute(params![source, minute])
-    .db()?;
-    if let Some(account) = account {
-        conn.prepare_cached(
-            "INSERT INTO account_failures(account, minute, failures) VALUES (?1, ?2, 1)
-             ON CONFLICT(account, minute) DO UPDATE SET failures = failures + 1",
-        )
-        .db()?
-        .execute(params![account, minute])
-        .db()?;
-    }
-    conn.prepare_cached("SELECT coalesce(sum(failures), 0) FROM auth_failures WHERE source = ?1 AND minute >= ?2")
-        .db()?
-        .query_row(params![source, since], |r| r.get(0))
-        .db()
-}
-
-pub(super) fn forget_auth_failures(conn: &Connection, source: &str) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM auth_failures WHERE source = ?1", params![source]).db()?;
-    Ok(())
-}
-
-/// An account's failed logins since its last success, forgotten as they are read.
-pub(super) fn take_account_failures(conn: &Connection, account: &str) -> Result<i64, StoreError> {
-    let taken: i64 = conn
-        .query_row(
-            "SELECT coalesce(sum(failures), 0) FROM account_failures WHERE account = ?1",
-            params![account],
-            |r| r.get(0),
-        )
-        .db()?;
-    conn.execute("DELETE FROM account_failures WHERE account = ?1", params![account]).db()?;
-    Ok(taken)
 }

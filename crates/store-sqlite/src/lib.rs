@@ -4,8 +4,7 @@
 //! All writes go through one writer thread that commits whatever has queued up while the
 //! previous commit was syncing in a single transaction (group commit), each job inside its own
 //! SAVEPOINT so that one failed delivery does not undo another. A job's caller is answered only
-//! after the transaction holding it has committed, except the guard's counts, answered as soon
-//! as they ran and committed with the next write (`SqliteStore::write_count`). Reads use a small pool of connections on
+//! after the transaction holding it has committed. Reads use a small pool of connections on
 //! tokio's blocking threads, and see the last committed state (WAL snapshots).
 //!
 //! This crate implements the `portcullis-store` traits; nothing outside the store crates names
@@ -35,6 +34,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use portcullis_store::counts::MemoryCounts;
 use portcullis_store::{MailboxChange, StoreError};
 use portcullis_store::{Signals, Watchers};
 
@@ -44,9 +44,9 @@ pub use check::CheckReport;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Upper bound on jobs committed together.
 const MAX_BATCH: usize = 256;
-/// How long the writer keeps a transaction that holds only counts open, waiting for a write
-/// that needs a commit (see [`SqliteStore::write_count`]).
-const COUNTS_COMMIT_WITHIN: Duration = Duration::from_millis(200);
+/// Keys (accounts sending, sources failing, accounts failing) the guard's counts track each,
+/// as many as the guard's own default `max_tracked`: a few megabytes at most.
+const MAX_COUNTED_KEYS: usize = 100_000;
 /// Idle read connections kept open.
 const READ_POOL: usize = 8;
 
@@ -72,8 +72,7 @@ pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
 }
 
 type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// A write; `None` when it answered already and needs no commit of its own (a count).
-type Job = Box<dyn FnOnce(&Connection) -> Option<Completion> + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Completion + Send>;
 
 pub struct SqliteStore {
     path: PathBuf,
@@ -91,6 +90,11 @@ pub struct SqliteStore {
     /// SQLite store (the CLI writing the same file is followed by the server's poll).
     node: String,
     signals: Signals,
+    /// The guard's sending and failed-login counts (`GuardStore::add_sent` and the rest): in
+    /// memory, since this process is the only one that counts on a SQLite store, and a write
+    /// per count would wait for the writer's sync (docs/architecture.md §6.5). A restart
+    /// forgets them.
+    counts: MemoryCounts,
     /// Message lists of recently selected mailboxes (SELECT's fast path).
     index: Arc<portcullis_store::index_cache::IndexCache>,
 }
@@ -145,6 +149,7 @@ impl SqliteStore {
             node: portcullis_store::new_node_id(),
             signals: Signals::default(),
             index: Arc::new(portcullis_store::index_cache::IndexCache::default()),
+            counts: MemoryCounts::new(MAX_COUNTED_KEYS),
         })
     }
 
@@ -194,7 +199,7 @@ impl SqliteStore {
         let watchers = self.watchers.clone();
         let job: Job = Box::new(move |conn| {
             let result = in_savepoint(conn, f);
-            Some(Box::new(move |committed: Result<(), StoreError>| {
+            Box::new(move |committed: Result<(), StoreError>| {
                 let result = match committed {
                     Ok(()) => result,
                     Err(e) => result.and(Err(E::from(e))),
@@ -203,43 +208,16 @@ impl SqliteStore {
                     watchers.announce(&changes);
                     value
                 }));
-            }))
+            })
         });
-        self.send_job(job)?;
-        answer.await.unwrap_or_else(|_| Err(StoreError::Backend("the write transaction could not start".into()).into()))
-    }
-
-    /// Runs `f` in the writer's open transaction and answers as soon as it ran, without a commit
-    /// of its own: for the guard's counts, which must be ordered with every other write (each
-    /// sees those before it) but need not wait for a sync of their own, which would halve the
-    /// submission rate (docs/benchmarks.md). The count is committed with the next write that
-    /// commits, or within [`COUNTS_COMMIT_WITHIN`]; a write queued after it (the message it
-    /// counted) commits with it or after it, so a crash never leaves an acknowledged message
-    /// uncounted; it forgets at most the counts of its last moment (as does a failed commit).
-    async fn write_count<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let (reply, answer) = tokio::sync::oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |conn| {
-            let _ = reply.send(in_savepoint(conn, f));
-            None
-        });
-        self.send_job(job)?;
-        answer.await.unwrap_or_else(|_| Err(StoreError::Backend("the write transaction could not start".into())))
-    }
-
-    /// Queues `job` for the writer.
-    fn send_job(&self, job: Job) -> Result<(), StoreError> {
         let sent = match &*self.writer.lock().map_err(|_| StoreError::Backend("writer lock poisoned".into()))? {
             Some((tx, _)) => tx.send(job).is_ok(),
             None => false,
         };
         if !sent {
-            return Err(StoreError::Backend("the store is closed".into()));
+            return Err(StoreError::Backend("the store is closed".into()).into());
         }
-        Ok(())
+        answer.await.unwrap_or_else(|_| Err(StoreError::Backend("the write transaction could not start".into()).into()))
     }
 
     /// Runs `f` on a pooled read connection on a blocking thread.
@@ -347,27 +325,7 @@ fn in_savepoint<T, E: From<StoreError>>(
 }
 
 fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
-    // A transaction left open by counts alone (see `SqliteStore::write_count`).
-    let mut open = false;
-    loop {
-        let first = if open {
-            match jobs.recv_timeout(COUNTS_COMMIT_WITHIN) {
-                Ok(job) => job,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if conn.execute_batch("COMMIT").is_err() {
-                        let _ = conn.execute_batch("ROLLBACK");
-                    }
-                    open = false;
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match jobs.recv() {
-                Ok(job) => job,
-                Err(_) => break,
-            }
-        };
+    while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -375,17 +333,11 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if !open && conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+        if conn.execute_batch("BEGIN IMMEDIATE").is_err() {
             // Dropping the jobs answers their callers with an error.
             continue;
         }
-        let completions: Vec<Completion> = batch.into_iter().filter_map(|job| job(&conn)).collect();
-        if completions.is_empty() {
-            // Counts only: they wait for the next write that commits.
-            open = true;
-            continue;
-        }
-        open = false;
+        let completions: Vec<Completion> = batch.into_iter().map(|job| job(&conn)).collect();
         let committed = conn.execute_batch("COMMIT").map_err(db_error);
         if committed.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
@@ -393,9 +345,6 @@ fn write_loop(conn: Connection, jobs: mpsc::Receiver<Job>) {
         for done in completions {
             done(committed.as_ref().map(|_| ()).map_err(|e| StoreError::Backend(e.to_string())));
         }
-    }
-    if open && conn.execute_batch("COMMIT").is_err() {
-        let _ = conn.execute_batch("ROLLBACK");
     }
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
 }

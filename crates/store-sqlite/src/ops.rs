@@ -606,6 +606,7 @@ impl GuardStore for SqliteStore {
         self.read(move |conn| guard::login_known(conn, &local, &domain, &source, since)).await
     }
 
+    // The counts are in memory (see `SqliteStore::counts`): no I/O, answered at once.
     async fn add_sent(
         &self,
         account: AccountId,
@@ -614,7 +615,7 @@ impl GuardStore for SqliteStore {
         recipients: i64,
         since: i64,
     ) -> Result<SentCounts, StoreError> {
-        self.write_count(move |conn| guard::add_sent(conn, account, minute, messages, recipients, since)).await
+        Ok(self.counts.add_sent(account, minute, messages, recipients, since))
     }
 
     async fn add_auth_failure(
@@ -624,22 +625,16 @@ impl GuardStore for SqliteStore {
         minute: i64,
         since: i64,
     ) -> Result<u32, StoreError> {
-        let (source, account) = (source.to_string(), account.map(str::to_string));
-        let count = self
-            .write_count(move |conn| guard::add_auth_failure(conn, &source, account.as_deref(), minute, since))
-            .await?;
-        Ok(count.clamp(0, u32::MAX as i64) as u32)
+        Ok(self.counts.add_auth_failure(source, account, minute, since))
     }
 
     async fn forget_auth_failures(&self, source: &str) -> Result<(), StoreError> {
-        let source = source.to_string();
-        self.write_count(move |conn| guard::forget_auth_failures(conn, &source)).await
+        self.counts.forget_auth_failures(source);
+        Ok(())
     }
 
     async fn take_account_failures(&self, account: &str) -> Result<u32, StoreError> {
-        let account = account.to_string();
-        let taken = self.write_count(move |conn| guard::take_account_failures(conn, &account)).await?;
-        Ok(taken.clamp(0, u32::MAX as i64) as u32)
+        Ok(self.counts.take_account_failures(account))
     }
 
     async fn prune_guard_history(
@@ -648,6 +643,7 @@ impl GuardStore for SqliteStore {
         bans_before: i64,
         counts_before: i64,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| guard::prune(conn, logins_before, bans_before, counts_before)).await
+        self.counts.prune(counts_before);
+        self.write(move |conn| guard::prune(conn, logins_before, bans_before)).await
     }
 }

@@ -30,7 +30,6 @@ const MIGRATIONS: &[Migration] = &[
     Migration { sql: MIGRATION_11, then: None },
     Migration { sql: MIGRATION_12, then: None },
     Migration { sql: MIGRATION_13, then: None },
-    Migration { sql: MIGRATION_14, then: None },
 ];
 
 // 1: domains, accounts, mailboxes, messages and their bodies.
@@ -370,32 +369,6 @@ const MIGRATION_13: &str = r#"
     ALTER TABLE queue ADD COLUMN lease_node TEXT;
     ALTER TABLE queue ADD COLUMN lease_run TEXT;
     "#;
-
-// 14: the guard's counts, kept in the store so that every node counts one window (issue 17),
-// and here so that a restart forgives nothing: messages and recipients each account sent, and
-// failed logins per source and per account, each in a row per key and minute (an upsert per
-// fact). Rows older than any window are pruned with the rest of the guard's history.
-const MIGRATION_14: &str = r#"
-    CREATE TABLE sent_counts (
-        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
-        minute     INTEGER NOT NULL,
-        messages   INTEGER NOT NULL,
-        recipients INTEGER NOT NULL,
-        PRIMARY KEY (account_id, minute)
-    ) WITHOUT ROWID;
-    CREATE TABLE auth_failures (
-        source   TEXT NOT NULL,
-        minute   INTEGER NOT NULL,
-        failures INTEGER NOT NULL,
-        PRIMARY KEY (source, minute)
-    ) WITHOUT ROWID;
-    CREATE TABLE account_failures (
-        account  TEXT NOT NULL,
-        minute   INTEGER NOT NULL,
-        failures INTEGER NOT NULL,
-        PRIMARY KEY (account, minute)
-    ) WITHOUT ROWID;
-"#;
 
 /// The schema version this build writes.
 pub const VERSION: usize = MIGRATIONS.len();

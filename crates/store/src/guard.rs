@@ -1,13 +1,16 @@
 //! The guard's shared memory: bans (with change numbers so every node follows them), the sources
 //! each account logged in from, and the counts every node must share (issue 17): each account's
 //! sending over the hour and each source's failed logins, in minute buckets (a row per key and
-//! minute, however many facts: an upsert per fact keeps them few).
+//! minute, however many facts: an upsert per fact keeps them few). A backend that one process
+//! serves (SQLite) may keep the counts in that process's memory ([`crate::counts`]): they are
+//! then forgotten on a restart, which the contracts below allow.
 
 use async_trait::async_trait;
 
 use crate::*;
 
-/// The guard's state that outlives a process and is shared by every node.
+/// The guard's state that outlives a process and is shared by every node (the counts: shared
+/// by every node, and outliving a process where several nodes may serve the store).
 #[async_trait]
 pub trait GuardStore: Send + Sync + 'static {
     /// Every ban the store holds, active or expired (the offence history).

@@ -14,6 +14,7 @@ mod aliases;
 mod allowance;
 mod check;
 mod coordination;
+pub mod counts;
 pub mod credential_rules;
 mod directory;
 mod dkim;

@@ -59,7 +59,7 @@ pub use listener_limits::{ListenerLimits, Rate, RateHit};
 pub use logins::{account_key, Entry, Failure, Success};
 pub use policy::{CheckLane, Policy, BUSY_DELAY, MAX_ERRORS};
 pub use sending::{LimitHit, SendingLimit};
-pub use shared_counts::{Buckets, Sent};
+pub use shared_counts::{Attempts, Buckets, Sent};
 pub use source::{canonical, Source};
 
 /// The time, both kinds: intervals use the monotonic clock, bans the wall clock.

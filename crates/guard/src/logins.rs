@@ -18,11 +18,13 @@
 //! Accounts are counted by their address in its one spelling ([`account_key`]), the same the
 //! store looks them up by.
 //!
-//! The failures are also counted by the store for every node together (`shared_counts`): a
-//! brute force spread by a balancer over three nodes is banned after `guard.ban_after_failures`
-//! in all, not on each. The guard is given the store's counts and decides by the larger of
-//! theirs and its own (its own are the floor when the store cannot answer). The attempts are
-//! still counted per node.
+//! All three are also counted by the store for every node together (`shared_counts`): a brute
+//! force spread by a balancer over three nodes is banned after `guard.ban_after_failures` (or
+//! `guard.ban_after_attempts`) in all, not on each, and an account gets
+//! `guard.unknown_source_attempts` attempts from unknown sources over all the nodes. The guard
+//! is given the store's counts and decides by the larger of theirs and its own (its own are the
+//! floor when the store cannot answer). The store counts an account's attempts refused by its
+//! limit too (the guard does not): while attempts keep coming, the account stays limited.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -33,6 +35,7 @@ use portcullis_config::{normalize_address, MAX_LOGIN_NAME};
 
 use crate::ban::Ban;
 use crate::policy::CheckLane;
+use crate::shared_counts::Attempts;
 use crate::source::{canonical, Source};
 use crate::{doubling, humanize, prune, Guard, Now};
 
@@ -95,9 +98,26 @@ pub fn account_key(username: &str) -> String {
 }
 
 impl Guard {
+    /// Whether a login attempt from `ip` is counted at all: not from an owner's address (one
+    /// the account knows, `known_source`, or a trusted network). The server asks the store to
+    /// count only those, so an owner's logins cost no write.
+    pub fn counts_attempt(&self, ip: IpAddr, known_source: bool) -> bool {
+        !self.policy().is_owner(canonical(ip), known_source)
+    }
+
     /// A login attempt from `ip` for `username` starts; `known_source`: the store says the
     /// account logged in from there before. Whether and how its credentials may be checked.
-    pub fn login_attempt(&self, ip: IpAddr, username: &str, known_source: bool, now: Now) -> Entry {
+    /// `shared`: the attempts within the window on every node, this one included, as the store
+    /// counted them when [`Guard::counts_attempt`] said so (`None`: it could not, or was not
+    /// asked; this node's own counts decide alone).
+    pub fn login_attempt(
+        &self,
+        ip: IpAddr,
+        username: &str,
+        known_source: bool,
+        shared: Option<Attempts>,
+        now: Now,
+    ) -> Entry {
         let ip = canonical(ip);
         let policy = self.policy();
         if policy.check_lane(ip, known_source) == CheckLane::Priority {
@@ -105,12 +125,13 @@ impl Guard {
         }
         let s = &policy.settings;
         let source = Source::of(ip);
+        let shared = shared.unwrap_or_default();
         let banned = {
             let Ok(mut sources) = self.inner.sources.lock() else { return Entry::Check(CheckLane::Ordinary) };
             let record = sources.touch(&source, now.mono, SourceRecord::default);
             record.attempts.push_back(now.mono);
             prune(&mut record.attempts, now.mono, s.ban_window);
-            let count = record.attempts.len() as u32;
+            let count = (record.attempts.len() as u32).max(shared.source);
             if count >= s.ban_after_attempts {
                 record.attempts.clear();
                 record.failures.clear();
@@ -126,7 +147,9 @@ impl Guard {
         let Ok(mut accounts) = self.inner.accounts.lock() else { return Entry::Check(CheckLane::Ordinary) };
         let record = accounts.touch(&account_key(username), now.mono, AccountRecord::default);
         prune(&mut record.unknown_attempts, now.mono, s.ban_window);
-        if record.unknown_attempts.len() as u32 >= s.unknown_source_attempts {
+        // The store's count includes this attempt; the limit is on those before it.
+        let before = (record.unknown_attempts.len() as u32).max(shared.account.saturating_sub(1));
+        if before >= s.unknown_source_attempts {
             return Entry::AccountLimited;
         }
         record.unknown_attempts.push_back(now.mono);

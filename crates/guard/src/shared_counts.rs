@@ -1,8 +1,10 @@
-//! The counts every node shares (issue 17): an account's sending over the hour and a source's
-//! failed logins over `guard.ban_window`, kept by the store in minute buckets so that three
+//! The counts every node shares (issue 17): an account's sending over the hour, a source's
+//! failed logins over `guard.ban_window`, and login attempts from unknown addresses over the
+//! same window per source and per account, kept by the store in minute buckets so that three
 //! nodes behind a balancer count one window, not three. The guard says which bucket a fact goes
 //! in and where each window starts ([`Guard::buckets`]); the server has the store count and
-//! gives the totals to [`Guard::message`], [`Guard::auth_failed`] and [`Guard::auth_succeeded`],
+//! gives the totals to [`Guard::message`], [`Guard::login_attempt`], [`Guard::auth_failed`] and
+//! [`Guard::auth_succeeded`],
 //! which decide. The guard still counts on its own as well, and decides by the larger count:
 //! when the store cannot answer, its own counts are the floor (a node never counts less than it
 //! did alone), except for sending, which is then refused (see [`crate::SendingLimit::Uncounted`]).
@@ -26,12 +28,23 @@ pub struct Buckets {
     /// The first bucket of the sending window: a minute's messages count until the whole
     /// minute is an hour old, so a limit is never lifted early, and at most a minute late.
     pub sent_since: i64,
-    /// The first bucket of the failure window (`guard.ban_window`): the one holding the
-    /// window's start, so a failure counts up to a minute longer than the window, never less.
+    /// The first bucket of the failure (and attempt) window (`guard.ban_window`): the one
+    /// holding the window's start, so a failure counts up to a minute longer than the window, never less.
     pub failures_since: i64,
     /// Buckets before this one are in no window: the store may forget them (an account's
     /// failures since its last success are kept as long).
     pub forget_before: i64,
+}
+
+/// Login attempts from unknown addresses within `guard.ban_window`, all nodes together, the
+/// one being decided included (as the store's `add_auth_attempt` counts them in the buckets
+/// from [`Buckets::failures_since`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attempts {
+    /// The source's attempts (for `guard.ban_after_attempts`).
+    pub source: u32,
+    /// The account's attempts (for `guard.unknown_source_attempts`).
+    pub account: u32,
 }
 
 /// What an account sent within the hour, all nodes together, before the message being decided.

@@ -178,8 +178,8 @@ fn trusted_networks_and_known_addresses_are_never_banned() {
             g.auth_failed(ip("127.0.0.7"), "a@x.test", true, None, now).bans.is_empty(),
             "the owner's known address"
         );
-        assert_eq!(g.login_attempt(ip("127.0.0.9"), "a@x.test", false, now), Entry::Check(CheckLane::Priority));
-        assert_eq!(g.login_attempt(ip("127.0.0.7"), "a@x.test", true, now), Entry::Check(CheckLane::Priority));
+        assert_eq!(g.login_attempt(ip("127.0.0.9"), "a@x.test", false, None, now), Entry::Check(CheckLane::Priority));
+        assert_eq!(g.login_attempt(ip("127.0.0.7"), "a@x.test", true, None, now), Entry::Check(CheckLane::Priority));
     }
     assert!(!g.may_ban(&"127.0.0.0/24".parse().unwrap()));
     assert!(g.may_ban(&"127.0.1.0/24".parse().unwrap()));
@@ -319,7 +319,7 @@ fn memory_stays_bounded_under_a_storm_of_sources() {
 fn the_owner_goes_ahead_in_the_password_check_queue() {
     let g = guard();
     let now = Now::current();
-    let lane = |address: &str, known| g.login_attempt(ip(address), "a@x.test", known, now);
+    let lane = |address: &str, known| g.login_attempt(ip(address), "a@x.test", known, None, now);
     assert_eq!(lane("127.0.0.20", false), Entry::Check(CheckLane::Ordinary));
     assert_eq!(lane("127.0.0.20", true), Entry::Check(CheckLane::Priority), "an address the account knows");
     assert_eq!(lane("127.0.0.9", false), Entry::Check(CheckLane::Priority), "a trusted network");
@@ -374,10 +374,10 @@ fn every_attempt_on_unknown_accounts_counts_checked_or_not_and_bans_a_storm() {
     let now = Now::current();
     // Seven attempts that are never checked (the hashing queue was full): still counted.
     for n in 0..7 {
-        let entry = g.login_attempt(ip("127.0.0.3"), &format!("user{n}@x.test"), false, now);
+        let entry = g.login_attempt(ip("127.0.0.3"), &format!("user{n}@x.test"), false, None, now);
         assert_eq!(entry, Entry::Check(CheckLane::Ordinary));
     }
-    let Entry::Banned(bans) = g.login_attempt(ip("127.0.0.3"), "user7@x.test", false, now) else {
+    let Entry::Banned(bans) = g.login_attempt(ip("127.0.0.3"), "user7@x.test", false, None, now) else {
         panic!("the eighth attempt bans");
     };
     assert_eq!(bans.len(), 1);
@@ -389,15 +389,18 @@ fn every_attempt_on_unknown_accounts_counts_checked_or_not_and_bans_a_storm() {
     // a storm.
     for n in 0..20 {
         let user = format!("staff{n}@x.test");
-        assert_eq!(g.login_attempt(ip("127.0.0.4"), &user, false, now), Entry::Check(CheckLane::Ordinary));
+        assert_eq!(g.login_attempt(ip("127.0.0.4"), &user, false, None, now), Entry::Check(CheckLane::Ordinary));
         g.auth_succeeded(ip("127.0.0.4"), &user, false, None, now);
     }
     assert!(g.banned(ip("127.0.0.4"), now.wall).is_none());
     // And attempts outside the window are forgotten.
     for n in 0..7 {
-        assert!(matches!(g.login_attempt(ip("127.0.0.5"), "x@x.test", false, later(now, n * 100)), Entry::Check(_)));
+        assert!(matches!(
+            g.login_attempt(ip("127.0.0.5"), "x@x.test", false, None, later(now, n * 100)),
+            Entry::Check(_)
+        ));
     }
-    assert!(matches!(g.login_attempt(ip("127.0.0.5"), "y@x.test", false, later(now, 700)), Entry::Check(_)));
+    assert!(matches!(g.login_attempt(ip("127.0.0.5"), "y@x.test", false, None, later(now, 700)), Entry::Check(_)));
 }
 
 #[test]
@@ -409,25 +412,54 @@ fn an_account_takes_so_many_attempts_from_unknown_addresses_however_spelt_and_pa
     let spellings =
         ["alice@x.test", "Alice@X.test", "alice@x.test.", "alice@ x.test", " ALICE@x.TEST ", "alice@X.Test."];
     for (n, name) in spellings.iter().enumerate() {
-        let entry = g.login_attempt(ip(&format!("127.0.1.{n}")), name, false, now);
+        let entry = g.login_attempt(ip(&format!("127.0.1.{n}")), name, false, None, now);
         assert_eq!(entry, Entry::Check(CheckLane::Ordinary), "{name:?}");
     }
-    assert_eq!(g.login_attempt(ip("127.0.1.20"), "alice@x.test", false, now), Entry::AccountLimited);
-    assert_eq!(g.login_attempt(ip("127.0.1.21"), "ALICE@x.test.", false, now), Entry::AccountLimited);
+    assert_eq!(g.login_attempt(ip("127.0.1.20"), "alice@x.test", false, None, now), Entry::AccountLimited);
+    assert_eq!(g.login_attempt(ip("127.0.1.21"), "ALICE@x.test.", false, None, now), Entry::AccountLimited);
     // The owner from a known address, and a trusted network, go through; so does another account.
-    assert_eq!(g.login_attempt(ip("127.0.1.22"), "alice@x.test", true, now), Entry::Check(CheckLane::Priority));
-    assert_eq!(g.login_attempt(ip("127.0.0.9"), "alice@x.test", false, now), Entry::Check(CheckLane::Priority));
-    assert_eq!(g.login_attempt(ip("127.0.1.23"), "bob@x.test", false, now), Entry::Check(CheckLane::Ordinary));
+    assert_eq!(g.login_attempt(ip("127.0.1.22"), "alice@x.test", true, None, now), Entry::Check(CheckLane::Priority));
+    assert_eq!(g.login_attempt(ip("127.0.0.9"), "alice@x.test", false, None, now), Entry::Check(CheckLane::Priority));
+    assert_eq!(g.login_attempt(ip("127.0.1.23"), "bob@x.test", false, None, now), Entry::Check(CheckLane::Ordinary));
     // A refused attempt still counts against its source: the limit feeds the bans.
     for _ in 0..7 {
-        g.login_attempt(ip("127.0.1.20"), "alice@x.test", false, now);
+        g.login_attempt(ip("127.0.1.20"), "alice@x.test", false, None, now);
     }
     assert!(g.banned(ip("127.0.1.20"), now.wall).is_some());
     // When the window has room again, unknown addresses are let through again.
     assert_eq!(
-        g.login_attempt(ip("127.0.1.24"), "alice@x.test", false, later(now, 601)),
+        g.login_attempt(ip("127.0.1.24"), "alice@x.test", false, None, later(now, 601)),
         Entry::Check(CheckLane::Ordinary)
     );
+}
+
+#[test]
+fn attempts_every_node_counted_decide_with_this_node_s_own_as_the_floor() {
+    let g = guard();
+    let now = Now::current();
+    let shared = |source, account| Some(Attempts { source, account });
+    // An owner's attempt is never counted (the server then asks the store nothing).
+    assert!(!g.counts_attempt(ip("127.0.3.1"), true));
+    assert!(!g.counts_attempt(ip("127.0.0.9"), false), "a trusted network");
+    assert!(g.counts_attempt(ip("127.0.3.1"), false));
+    // Other nodes saw seven attempts from this source: its first here is the eighth, a storm.
+    let Entry::Banned(bans) = g.login_attempt(ip("127.0.3.1"), "a@x.test", false, shared(8, 1), now) else {
+        panic!("the eighth attempt over all nodes bans");
+    };
+    assert!(bans[0].reason.contains("8 login attempts"), "{}", bans[0].reason);
+    // Other nodes let six attempts at carol through: her seventh here is refused unchecked,
+    // the sixth was not.
+    assert_eq!(
+        g.login_attempt(ip("127.0.3.2"), "carol@x.test", false, shared(1, 6), now),
+        Entry::Check(CheckLane::Ordinary)
+    );
+    assert_eq!(g.login_attempt(ip("127.0.3.3"), "carol@x.test", false, shared(1, 7), now), Entry::AccountLimited);
+    // A store that counts less (or not at all) never lowers this node's own counts.
+    for n in 0..6 {
+        g.login_attempt(ip(&format!("127.0.4.{n}")), "dave@x.test", false, None, now);
+    }
+    assert_eq!(g.login_attempt(ip("127.0.4.9"), "dave@x.test", false, shared(1, 1), now), Entry::AccountLimited);
+    assert_eq!(g.login_attempt(ip("127.0.4.10"), "dave@x.test", false, None, now), Entry::AccountLimited);
 }
 
 #[test]
@@ -439,7 +471,7 @@ fn names_are_counted_by_one_bounded_key() {
     let g = guard();
     let now = Now::current();
     for n in 0..50 {
-        g.login_attempt(ip(&format!("127.0.2.{n}")), &format!("{}{n}", "z".repeat(60_000)), false, now);
+        g.login_attempt(ip(&format!("127.0.2.{n}")), &format!("{}{n}", "z".repeat(60_000)), false, None, now);
     }
     let accounts = g.inner.accounts.lock().unwrap();
     assert_eq!(accounts.len(), 1, "one key for every name that is no address");

@@ -43,7 +43,8 @@ fn settings_with_hourly_messages(messages: u32) -> Settings {
              header_timeout = \"2s\"\n\
              [firewall]\ntrusted_networks = [\"127.0.0.1\"]\n\
              [guard]\nban_after_failures = 3\nfailure_delay = \"1ms\"\nmax_failure_delay = \"1ms\"\n\
-             escalate_ipv4_after = 0\nmax_messages_per_hour = {messages}\nmax_recipients_per_hour = 100000\n\
+             escalate_ipv4_after = 0\nunknown_source_attempts = 3\n\
+             max_messages_per_hour = {messages}\nmax_recipients_per_hour = 100000\n\
              [admin]\naccounts = [\"{ALICE}\"]\n"
         )],
         ..Settings::default()
@@ -333,7 +334,7 @@ fn a_totp_code_used_on_node_a_is_refused_on_node_c() {
 }
 
 #[test]
-fn sending_limits_and_failed_logins_are_counted_over_all_nodes_together() {
+fn sending_limits_failed_logins_and_login_attempts_are_counted_over_all_nodes_together() {
     let Some(cluster) = Cluster::start_with(settings_with_hourly_messages(2)) else { return };
     // Alice's hour: two messages through node A; node B refuses the third, and says so once.
     let mut on_a = submission(&cluster, "submissions0", "127.0.0.2").unwrap();
@@ -363,6 +364,25 @@ fn sending_limits_and_failed_logins_are_counted_over_all_nodes_together() {
         // The third: its ban closes the connection (revoked), perhaps before its answer.
     }
     cluster.nodes[NODES - 1].wait_event(|e| e["event"] == "ban_added" && e["network"] == "127.0.0.4/32");
+
+    // Credential stuffing against bob: one guess from a new address on each node, three in
+    // all, as `unknown_source_attempts` allows; the fourth, on the first node again (which saw
+    // only one), is refused unchecked. Counted per node, it would have been checked.
+    for node in 0..NODES {
+        let mut c = cluster.connect(&format!("imaps{node}"), &format!("127.0.0.{}", 20 + node)).unwrap();
+        assert!(c.try_line().unwrap().starts_with("* OK"));
+        c.send(&format!("a LOGIN {BOB} stuffed-{node}"));
+        let answer = c.try_line().unwrap();
+        assert!(answer.starts_with("a NO") && !answer.contains("[UNAVAILABLE]"), "checked: {answer}");
+    }
+    let mut c = cluster.connect("imaps0", "127.0.0.23").unwrap();
+    assert!(c.try_line().unwrap().starts_with("* OK"));
+    c.send(&format!("a LOGIN {BOB} stuffed-again"));
+    let answer = c.try_line().unwrap();
+    assert!(answer.contains("[UNAVAILABLE]"), "the nodes' attempts on bob add up: answered {answer:?}");
+    let refused = cluster.nodes[0]
+        .wait_event(|e| e["event"] == "auth_failed" && e["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.23")));
+    assert_eq!(refused["reason"], "account_limited");
 }
 
 /// What a load client saw: subjects acknowledged with 250, and those whose data was sent but

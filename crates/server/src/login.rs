@@ -6,6 +6,9 @@
 //! the guard finds it worth one. Failures are counted by the store too, for every node at once
 //! (issue 17): the guard decides from the store's count of the source's failures, so a brute
 //! force spread over the nodes by a balancer is banned at `guard.ban_after_failures` in all.
+//! So are the attempts from addresses the account does not know (per source and per account:
+//! `guard.ban_after_attempts`, `guard.unknown_source_attempts` in all); an owner's attempts are
+//! not counted, and cost no store write.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
@@ -13,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use portcullis_auth::{AuthError, Lane, Principal, Refusal};
 use portcullis_config::MAX_LOGIN_NAME;
 use portcullis_events::{AlertKind, Event, Listener, Protocol, Severity};
-use portcullis_guard::{account_key, Ban, CheckLane, Entry, Now, Source, BUSY_DELAY};
+use portcullis_guard::{account_key, Attempts, Ban, CheckLane, Entry, Now, Source, BUSY_DELAY};
 use portcullis_sasl::{Attempt, ScramKeys, ScramProof};
 use portcullis_store::{normalize_address, SCOPE_IMAP, SCOPE_POP3, SCOPE_SMTP};
 use tokio::sync::mpsc;
@@ -76,6 +79,9 @@ struct Gate {
     username: String,
     source: String,
     known: bool,
+    /// The minute bucket the store counted this attempt in (`None`: not counted there), so a
+    /// success takes it back where it was counted.
+    counted_in: Option<i64>,
     /// Where the password check waits (the guard's choice: see `portcullis_guard::CheckLane`).
     lane: Lane,
 }
@@ -100,8 +106,16 @@ impl Gate {
             let since = unix_time::seconds(SystemTime::now() - shared.config.guard.known_source_memory);
             shared.store.login_known(&username, &source, since).await.unwrap_or(false)
         };
-        let entry = shared.guard.login_attempt(ip, &username, known, Now::current());
-        let mut gate = Gate { ip, username, source, known, lane: Lane::Ordinary };
+        let now = Now::current();
+        let (counted, counted_in) = if shared.guard.counts_attempt(ip, known) {
+            let buckets = shared.guard.buckets(now);
+            let counted = count_attempt(shared, &source, &username, buckets.minute, 1, buckets.failures_since).await;
+            (counted, counted.map(|_| buckets.minute))
+        } else {
+            (None, None)
+        };
+        let entry = shared.guard.login_attempt(ip, &username, known, counted, now);
+        let mut gate = Gate { ip, username, source, known, counted_in, lane: Lane::Ordinary };
         let verdict = match entry {
             _ if too_long => {
                 if let Entry::Banned(bans) = &entry {
@@ -136,7 +150,13 @@ impl Gate {
                 None
             }
         };
-        let success = shared.guard.auth_succeeded(self.ip, &self.username, self.known, counted, Now::current());
+        let now = Now::current();
+        if let Some(minute) = self.counted_in {
+            // The attempt no longer counts, on any node (as the guard takes back its own).
+            let since = shared.guard.buckets(now).failures_since;
+            count_attempt(shared, &self.source, &self.username, minute, -1, since).await;
+        }
+        let success = shared.guard.auth_succeeded(self.ip, &self.username, self.known, counted, now);
         if success.after_attack {
             let message = format!(
                 "{} logged in from {} after {} failed attempts",
@@ -211,7 +231,31 @@ async fn count_failure(shared: &Shared, ip: IpAddr, source: &str, username: &str
     failure.delay
 }
 
-/// A source was banned: its failures start afresh, on every node, as in the guard.
+/// Counts `attempts` (1, or -1 to take one back) from `source` on `username`'s account in the
+/// store's bucket `minute`, for every node; the totals from `since` on, or `None` if the store
+/// could not count (the guard's own counts then decide alone: docs/architecture.md §6.5).
+async fn count_attempt(
+    shared: &Shared,
+    source: &str,
+    username: &str,
+    minute: i64,
+    attempts: i64,
+    since: i64,
+) -> Option<Attempts> {
+    let account = account_key(username);
+    let account = (!account.is_empty()).then_some(account.as_str());
+    match shared.store.add_auth_attempt(source, account, minute, attempts, since).await {
+        Ok(counts) => Some(Attempts { source: counts.source, account: counts.account }),
+        Err(e) => {
+            let what = format!("counting a login attempt failed: {e}");
+            shared.events.emit(Event::InternalError { conn: None, what });
+            None
+        }
+    }
+}
+
+/// A source was banned: its failures and attempts start afresh, on every node, as in the
+/// guard.
 async fn forget_failures(shared: &Shared, source: &str) {
     if let Err(e) = shared.store.forget_auth_failures(source).await {
         shared.events.emit(Event::InternalError { conn: None, what: format!("forgetting failed logins failed: {e}") });

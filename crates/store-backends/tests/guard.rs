@@ -1,6 +1,6 @@
 //! What the guard keeps in the store: bans and known login addresses that survive a restart,
-//! the change feed a follower node reads bans from, the sending and failed-login counts every node
-//! shares (on SQLite: the one serving process's, in memory), and pruning of old history.
+//! the change feed a follower node reads bans from, the sending, failed-login and login-attempt counts
+//! every node shares (on SQLite: the one serving process's, in memory), and pruning of old history.
 
 #[macro_use]
 mod common;
@@ -134,14 +134,22 @@ async fn counts_are_shared_by_every_handle_and_outlive_one(db: TestDb) {
     assert_eq!(second.add_auth_failure(source, Some("alice@example.org"), 6_060, 0).await.unwrap(), 2);
     assert_eq!(second.take_account_failures("alice@example.org").await.unwrap(), 2, "either node's");
     assert_eq!(first.take_account_failures("alice@example.org").await.unwrap(), 0, "taken for every node");
+    let both = |source, account| AttemptCounts { source, account };
+    assert_eq!(first.add_auth_attempt(source, Some("bob@example.org"), 6_000, 1, 0).await.unwrap(), both(1, 1));
+    assert_eq!(
+        second.add_auth_attempt("2001:db8::/64", Some("bob@example.org"), 6_060, 1, 0).await.unwrap(),
+        both(1, 2)
+    );
     second.forget_auth_failures(source).await.unwrap();
     assert_eq!(first.add_auth_failure(source, None, 6_060, 0).await.unwrap(), 1, "forgotten for every node");
+    assert_eq!(first.add_auth_attempt(source, None, 6_060, 1, 0).await.unwrap(), both(1, 0), "attempts too");
     // And across a restart of them all.
     first.close();
     second.close();
     let store = open(&db, None).await;
     assert_eq!(store.add_sent(alice, 6_060, 0, 0, 0).await.unwrap(), SentCounts { messages: 2, recipients: 4 });
     assert_eq!(store.add_auth_failure(source, None, 6_060, 0).await.unwrap(), 2);
+    assert_eq!(store.add_auth_attempt(source, Some("bob@example.org"), 6_060, 0, 0).await.unwrap(), both(1, 2));
 }
 
 conformance!(
@@ -199,4 +207,70 @@ async fn failed_logins_are_counted_per_source_and_per_account(db: TestDb) {
     store.prune_guard_history(0, 0, 6_060).await.unwrap();
     assert_eq!(store.take_account_failures("carol@example.org").await.unwrap(), 0);
     assert_eq!(store.add_auth_failure(source, None, 6_660, 0).await.unwrap(), 2, "6,660's kept, 6,000's pruned");
+}
+
+conformance!(login_attempts_are_counted_per_source_and_per_account_and_taken_back);
+async fn login_attempts_are_counted_per_source_and_per_account_and_taken_back(db: TestDb) {
+    let store = open(&db, None).await;
+    let (a, b) = ("192.0.2.7/32", "2001:db8::/64");
+    let both = |source, account| AttemptCounts { source, account };
+    assert_eq!(store.add_auth_attempt(a, Some("alice@example.org"), 6_000, 1, 5_400).await.unwrap(), both(1, 1));
+    assert_eq!(store.add_auth_attempt(a, Some("alice@example.org"), 6_000, 1, 5_400).await.unwrap(), both(2, 2));
+    // Credential stuffing: another source, the same account, the next minute.
+    assert_eq!(store.add_auth_attempt(b, Some("alice@example.org"), 6_060, 1, 5_460).await.unwrap(), both(1, 3));
+    assert_eq!(
+        store.add_auth_attempt(a, None, 6_060, 1, 5_460).await.unwrap(),
+        both(3, 0),
+        "a name that is no address"
+    );
+    assert_eq!(
+        store.add_auth_attempt(a, Some("bob@example.org"), 6_060, 1, 5_460).await.unwrap(),
+        both(4, 1),
+        "per account"
+    );
+    // A success takes its attempt back, from the bucket it was counted in.
+    assert_eq!(store.add_auth_attempt(b, Some("alice@example.org"), 6_060, -1, 5_460).await.unwrap(), both(0, 2));
+    assert_eq!(
+        store.add_auth_attempt(a, Some("alice@example.org"), 6_660, 1, 6_060).await.unwrap(),
+        both(3, 1),
+        "6,000 is out"
+    );
+    // A ban forgets the source's attempts (and only that source's), not the account's.
+    store.add_auth_attempt(b, None, 6_660, 1, 0).await.unwrap();
+    store.forget_auth_failures(a).await.unwrap();
+    assert_eq!(store.add_auth_attempt(a, Some("alice@example.org"), 6_660, 1, 0).await.unwrap(), both(1, 4));
+    assert_eq!(store.add_auth_attempt(b, None, 6_660, 0, 0).await.unwrap(), both(1, 0));
+    // Pruned by age.
+    store.prune_guard_history(0, 0, 6_660).await.unwrap();
+    assert_eq!(store.add_auth_attempt(b, Some("alice@example.org"), 6_660, 0, 0).await.unwrap(), both(1, 2));
+}
+
+conformance!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    nodes_counting_attempts_at_once_miss_none_of_each_other_s
+);
+async fn nodes_counting_attempts_at_once_miss_none_of_each_other_s(db: TestDb) {
+    let first = open(&db, None).await;
+    let second = if is_postgres(&db) { open(&db, None).await } else { first.clone() };
+    const EACH: i64 = 40;
+    let mut tasks = Vec::new();
+    for (n, store) in [first.clone(), second.clone()].into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut totals = Vec::new();
+            for _ in 0..EACH {
+                // Two sources (one per node) on one account: the account's totals interleave.
+                let source = format!("192.0.2.{n}/32");
+                totals.push(
+                    store.add_auth_attempt(&source, Some("alice@example.org"), 6_000, 1, 0).await.unwrap().account,
+                );
+            }
+            totals
+        }));
+    }
+    let mut totals = Vec::new();
+    for task in tasks {
+        totals.extend(task.await.unwrap());
+    }
+    totals.sort_unstable();
+    assert_eq!(totals, (1..=2 * EACH as u32).collect::<Vec<_>>(), "each total once: none missed");
 }

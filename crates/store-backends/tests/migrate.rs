@@ -216,7 +216,7 @@ async fn a_destination_that_holds_anything_is_refused_and_left_alone() {
 const NOT_COPIED_COLUMNS: &[(&str, &str)] = &[("mailboxes", "subscribed")];
 /// Tables a copy leaves out on purpose (see `portcullis_store::transfer`): each backend's
 /// record of its schema, PostgreSQL's live session slots, maildrop locks, nodes and large
-/// signals, and its guard's counts (an hour at most of sending and failures, made while the
+/// signals, and its guard's counts (an hour at most of sending, failures and attempts, made while the
 /// servers ran: a copy is made with them stopped, and starts the windows afresh, as a restart
 /// of a SQLite node does).
 const NOT_COPIED_TABLES: &[&str] = &[
@@ -228,6 +228,8 @@ const NOT_COPIED_TABLES: &[&str] = &[
     "sent_counts",
     "auth_failures",
     "account_failures",
+    "auth_attempts",
+    "account_attempts",
 ];
 
 /// (table, column) of `transfer::TABLES`, sorted.

@@ -1,7 +1,7 @@
 //! The guard's memory ([`GuardStore`]) shared by every node: bans numbered in the order they
 //! change, so a node re-reads only what changed since its last look, and the addresses
 //! accounts logged in from; and the counts every node shares (sending per account, failed
-//! logins per source and account), each counted and summed in one statement, one round trip.
+//! logins and login attempts per source and account), each counted and summed in one statement, one round trip.
 //!
 //! Change numbers come from the `ban_seq` row of `meta`, bumped by an UPDATE whose row lock
 //! lasts until commit: writers on different nodes take turns, so numbers are handed out in
@@ -219,9 +219,55 @@ impl GuardStore for PgStore {
         Ok(row.get::<_, i64>(0).clamp(0, u32::MAX as i64) as u32)
     }
 
+    async fn add_auth_attempt(
+        &self,
+        source: &str,
+        account: Option<&str>,
+        minute: i64,
+        attempts: i64,
+        since: i64,
+    ) -> Result<AttemptCounts, StoreError> {
+        let client = self.client().await?;
+        // One statement, one round trip: both minutes' rows come from their upserts (the
+        // source's, then the account's, as every statement takes them), the older buckets
+        // no longer change.
+        let statement = client
+            .prepare_cached(
+                "WITH by_source AS (
+                     INSERT INTO auth_attempts(source, minute, attempts) VALUES ($1, $2, $4)
+                     ON CONFLICT (source, minute) DO UPDATE SET attempts = auth_attempts.attempts + excluded.attempts
+                     RETURNING attempts),
+                 by_account AS (
+                     INSERT INTO account_attempts(account, minute, attempts)
+                     SELECT $3::TEXT, $2, $4 WHERE $3::TEXT IS NOT NULL
+                     ON CONFLICT (account, minute)
+                     DO UPDATE SET attempts = account_attempts.attempts + excluded.attempts
+                     RETURNING attempts)
+                 SELECT by_source.attempts + coalesce((SELECT sum(attempts) FROM auth_attempts
+                                                        WHERE source = $1 AND minute >= $5 AND minute <> $2), 0)::BIGINT,
+                        coalesce((SELECT attempts FROM by_account), 0)
+                          + coalesce((SELECT sum(attempts) FROM account_attempts
+                                       WHERE account = $3::TEXT AND minute >= $5 AND minute <> $2), 0)::BIGINT
+                   FROM by_source",
+            )
+            .await
+            .db()?;
+        let row = client.query_one(&statement, &[&source, &minute, &account, &attempts, &since]).await.db()?;
+        let count = |i: usize| row.get::<_, i64>(i).clamp(0, u32::MAX as i64) as u32;
+        Ok(AttemptCounts { source: count(0), account: count(1) })
+    }
+
     async fn forget_auth_failures(&self, source: &str) -> Result<(), StoreError> {
         let client = self.client().await?;
-        client.execute("DELETE FROM auth_failures WHERE source = $1", &[&source]).await.db()?;
+        // One round trip for both tables.
+        client
+            .execute(
+                "WITH attempts AS (DELETE FROM auth_attempts WHERE source = $1)
+                 DELETE FROM auth_failures WHERE source = $1",
+                &[&source],
+            )
+            .await
+            .db()?;
         Ok(())
     }
 
@@ -247,7 +293,7 @@ impl GuardStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
         tx.execute("DELETE FROM known_logins WHERE last_success < $1", &[&logins_before]).await.db()?;
-        for table in ["sent_counts", "auth_failures", "account_failures"] {
+        for table in ["sent_counts", "auth_failures", "account_failures", "auth_attempts", "account_attempts"] {
             tx.execute(&format!("DELETE FROM {table} WHERE minute < $1"), &[&counts_before]).await.db()?;
         }
         tx.execute("DELETE FROM bans WHERE until IS NOT NULL AND until < $1", &[&bans_before]).await.db()?;

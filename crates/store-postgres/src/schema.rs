@@ -13,8 +13,9 @@
 //! indexes and triggers that do the same (quota usage counted once per statement rather than
 //! per row, see `messages_count_in`). Two tables more hold what one SQLite process kept in memory
 //! and several nodes must share: IMAP session slots and POP3 maildrop locks. The guard's counts
-//! (`sent_counts`, `auth_failures`, `account_failures`, SQLite's migration 14) were added to
-//! migration 1 in place, as no PostgreSQL schema had been released.
+//! (`sent_counts`, `auth_failures`, `account_failures`, `auth_attempts`, `account_attempts`;
+//! SQLite keeps them in memory) were added to migration 1 in place, as no PostgreSQL schema
+//! had been released.
 
 use tokio_postgres::Client;
 
@@ -232,7 +233,8 @@ const MIGRATION_1: &str = r#"
     );
 
     -- The guard's counts every node shares (issue 17): messages and recipients each account
-    -- sent, and failed logins per source and per account, a row per key and minute (an
+    -- sent, failed logins per source and per account, and login
+    -- attempts from unknown addresses the same, a row per key and minute (an
     -- upsert per fact: concurrent nodes take turns on the minute's row, so none is lost).
     -- Rows older than any window are pruned with the rest of the guard's history.
     CREATE TABLE sent_counts (
@@ -252,6 +254,19 @@ const MIGRATION_1: &str = r#"
         account  TEXT NOT NULL,
         minute   BIGINT NOT NULL,
         failures BIGINT NOT NULL,
+        PRIMARY KEY (account, minute)
+    );
+    -- Login attempts from addresses the account does not know, per source and per account.
+    CREATE TABLE auth_attempts (
+        source   TEXT NOT NULL,
+        minute   BIGINT NOT NULL,
+        attempts BIGINT NOT NULL,
+        PRIMARY KEY (source, minute)
+    );
+    CREATE TABLE account_attempts (
+        account  TEXT NOT NULL,
+        minute   BIGINT NOT NULL,
+        attempts BIGINT NOT NULL,
         PRIMARY KEY (account, minute)
     );
 

@@ -1,6 +1,6 @@
 //! The guard's memory: bans, numbered in the order they change (so that a server re-reads only
-//! what changed), and the addresses accounts logged in from. (The guard's sending and
-//! failed-login counts are in memory: `portcullis_store::counts`.)
+//! what changed), and the addresses accounts logged in from. (The guard's sending,
+//! failed-login and login-attempt counts are in memory: `portcullis_store::counts`.)
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 

@@ -628,6 +628,17 @@ impl GuardStore for SqliteStore {
         Ok(self.counts.add_auth_failure(source, account, minute, since))
     }
 
+    async fn add_auth_attempt(
+        &self,
+        source: &str,
+        account: Option<&str>,
+        minute: i64,
+        attempts: i64,
+        since: i64,
+    ) -> Result<AttemptCounts, StoreError> {
+        Ok(self.counts.add_auth_attempt(source, account, minute, attempts, since))
+    }
+
     async fn forget_auth_failures(&self, source: &str) -> Result<(), StoreError> {
         self.counts.forget_auth_failures(source);
         Ok(())

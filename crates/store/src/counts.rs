@@ -1,12 +1,12 @@
 //! The guard's counts held in memory, for a backend whose one process is the only one that
 //! counts (SQLite: one node). The same contracts as [`GuardStore`](crate::GuardStore)'s
-//! `add_sent`, `add_auth_failure`, `forget_auth_failures`, `take_account_failures` and the
+//! `add_sent`, `add_auth_failure`, `add_auth_attempt`, `forget_auth_failures`, `take_account_failures` and the
 //! counts' cutoff of `prune_guard_history`, without a write per fact: a count kept in the
 //! database's one writer waited for that writer's sync, which cost SQLite up to half its
 //! submission rate (docs/architecture.md §6.5). A restart forgets them.
 //!
 //! Memory is bounded twice: buckets older than the prune cutoff go, and each map (accounts
-//! sending, sources failing, accounts failing) tracks at most `max_keys` keys. At the cap the
+//! sending, sources failing, accounts failing, sources attempting, accounts attempted) tracks at most `max_keys` keys. At the cap the
 //! tenth counted longest ago is forgotten at once (amortised: one selection per tenth of the
 //! cap inserted), before the new key goes in: the key being counted is never the one
 //! forgotten, so its answer is never short; a forgotten key starts afresh if it comes back.
@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Mutex, PoisonError};
 
-use crate::{AccountId, SentCounts};
+use crate::{AccountId, AttemptCounts, SentCounts};
 
 /// One key's buckets, ascending by minute (a window is at most an hour: a few dozen).
 #[derive(Debug, Default)]
@@ -99,6 +99,8 @@ struct Inner {
     sent: Tracked<AccountId, (i64, i64)>,
     source_failures: Tracked<String, i64>,
     account_failures: Tracked<String, i64>,
+    source_attempts: Tracked<String, i64>,
+    account_attempts: Tracked<String, i64>,
 }
 
 impl MemoryCounts {
@@ -111,6 +113,8 @@ impl MemoryCounts {
                 sent: Tracked::new(max_keys),
                 source_failures: Tracked::new(max_keys),
                 account_failures: Tracked::new(max_keys),
+                source_attempts: Tracked::new(max_keys),
+                account_attempts: Tracked::new(max_keys),
             }),
         }
     }
@@ -151,9 +155,34 @@ impl MemoryCounts {
         total.clamp(0, u32::MAX as i64) as u32
     }
 
+    /// As [`GuardStore::add_auth_attempt`](crate::GuardStore::add_auth_attempt).
+    pub fn add_auth_attempt(
+        &self,
+        source: &str,
+        account: Option<&str>,
+        minute: i64,
+        attempts: i64,
+        since: i64,
+    ) -> AttemptCounts {
+        let mut inner = self.lock();
+        let tick = inner.tick;
+        let add = |tracked: &mut Tracked<String, i64>, key: &str| {
+            let buckets = tracked.touch(&key.to_string(), tick);
+            let bucket = buckets.bucket(minute);
+            *bucket = bucket.saturating_add(attempts);
+            let total = buckets.from(since).fold(0i64, |total, n| total.saturating_add(*n));
+            total.clamp(0, u32::MAX as i64) as u32
+        };
+        let source = add(&mut inner.source_attempts, source);
+        let account = account.map_or(0, |account| add(&mut inner.account_attempts, account));
+        AttemptCounts { source, account }
+    }
+
     /// As [`GuardStore::forget_auth_failures`](crate::GuardStore::forget_auth_failures).
     pub fn forget_auth_failures(&self, source: &str) {
-        self.lock().source_failures.keys.remove(source);
+        let mut inner = self.lock();
+        inner.source_failures.keys.remove(source);
+        inner.source_attempts.keys.remove(source);
     }
 
     /// As [`GuardStore::take_account_failures`](crate::GuardStore::take_account_failures).
@@ -170,9 +199,12 @@ impl MemoryCounts {
         inner.sent.prune(before);
         inner.source_failures.prune(before);
         inner.account_failures.prune(before);
+        inner.source_attempts.prune(before);
+        inner.account_attempts.prune(before);
     }
 
-    /// How many keys are tracked: accounts sending, sources failing, accounts failing.
+    /// How many keys are tracked: accounts sending, sources failing, accounts failing (the
+    /// attempts' maps are bounded the same way).
     pub fn tracked(&self) -> (usize, usize, usize) {
         let inner = self.lock();
         (inner.sent.keys.len(), inner.source_failures.keys.len(), inner.account_failures.keys.len())
@@ -213,6 +245,22 @@ mod tests {
         assert_eq!(counts.take_account_failures("alice@example.org"), 0, "taken once");
         counts.forget_auth_failures(source);
         assert_eq!(counts.add_auth_failure(source, None, 6_660, 0), 1, "a ban starts afresh");
+    }
+
+    #[test]
+    fn attempts_are_counted_per_source_and_account_taken_back_and_forgotten_on_a_ban() {
+        let counts = MemoryCounts::new(100);
+        let (a, b) = ("192.0.2.7/32", "2001:db8::/64");
+        let both = |source, account| AttemptCounts { source, account };
+        assert_eq!(counts.add_auth_attempt(a, Some("alice@example.org"), 6_000, 1, 5_400), both(1, 1));
+        assert_eq!(counts.add_auth_attempt(b, Some("alice@example.org"), 6_060, 1, 5_460), both(1, 2));
+        assert_eq!(counts.add_auth_attempt(a, None, 6_060, 1, 5_460), both(2, 0), "a name that is no address");
+        assert_eq!(counts.add_auth_attempt(b, Some("alice@example.org"), 6_060, -1, 5_460), both(0, 1), "taken back");
+        assert_eq!(counts.add_auth_attempt(a, Some("alice@example.org"), 6_660, 1, 6_060), both(2, 1), "6,000 is out");
+        counts.forget_auth_failures(a);
+        assert_eq!(counts.add_auth_attempt(a, Some("alice@example.org"), 6_660, 1, 0), both(1, 3), "the source's only");
+        counts.prune(6_660);
+        assert_eq!(counts.add_auth_attempt(b, Some("alice@example.org"), 6_660, 0, 0), both(0, 2));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The guard's shared memory: bans (with change numbers so every node follows them), the sources
 //! each account logged in from, and the counts every node must share (issue 17): each account's
-//! sending over the hour and each source's failed logins, in minute buckets (a row per key and
+//! sending over the hour, each source's failed logins and each source's and account's login
+//! attempts from unknown addresses, in minute buckets (a row per key and
 //! minute, however many facts: an upsert per fact keeps them few). A backend that one process
 //! serves (SQLite) may keep the counts in that process's memory ([`crate::counts`]): they are
 //! then forgotten on a restart, which the contracts below allow.
@@ -65,8 +66,22 @@ pub trait GuardStore: Send + Sync + 'static {
         since: i64,
     ) -> Result<u32, StoreError>;
 
-    /// Forgets every failure counted against `source` (it was just banned: its next count
-    /// starts afresh).
+    /// Counts a login attempt from `source` (an address the account does not know), and
+    /// against `account` (an address in its one spelling) when the name was one: adds `attempts`
+    /// to both buckets for the minute starting at `minute` (-1 takes back an attempt counted in
+    /// that bucket: it succeeded), and returns both totals in the buckets from `since` on, this
+    /// addition included, ordered as [`GuardStore::add_sent`]'s (the account's is 0 without one).
+    async fn add_auth_attempt(
+        &self,
+        source: &str,
+        account: Option<&str>,
+        minute: i64,
+        attempts: i64,
+        since: i64,
+    ) -> Result<AttemptCounts, StoreError>;
+
+    /// Forgets every failure and attempt counted against `source` (it was just banned: its next
+    /// counts start afresh; the attempts counted against accounts stay).
     async fn forget_auth_failures(&self, source: &str) -> Result<(), StoreError>;
 
     /// The failed logins counted against `account` (as [`GuardStore::add_auth_failure`] took
@@ -88,4 +103,13 @@ pub trait GuardStore: Send + Sync + 'static {
 pub struct SentCounts {
     pub messages: i64,
     pub recipients: i64,
+}
+
+/// Login attempts in a window, as [`GuardStore::add_auth_attempt`] counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptCounts {
+    /// The source's attempts on accounts that do not know it.
+    pub source: u32,
+    /// The account's attempts from sources it does not know.
+    pub account: u32,
 }

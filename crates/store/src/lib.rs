@@ -40,7 +40,7 @@ pub use dkim::{key_states, DkimAlgorithm, DkimKey, DkimKeyState, DkimKeyStore, N
 // The keyword helpers and the name helpers below are for backends: one definition of the
 // stored keyword form and of the hierarchy, whatever the database.
 pub use flags::{decode_keywords, encode_keywords, is_valid_keyword, sort_keywords, FlagOp, Flags};
-pub use guard::{GuardStore, SentCounts};
+pub use guard::{AttemptCounts, GuardStore, SentCounts};
 pub use index::{MessageList, MessageRef};
 pub use mail::MailStore;
 pub use names::{descendant_range, is_inbox, normalize_mailbox_name, parents, HIERARCHY_DELIMITER, MAX_MAILBOX_NAME};

@@ -15,6 +15,8 @@ use crate::wire::{nstring, string};
 
 const LIST_BASE: usize = 64;
 const LIST_FACTOR: usize = 4;
+/// The entry that ends a group (RFC 3501 §7.4.2).
+const GROUP_END: &[u8] = b"(NIL NIL NIL NIL)";
 
 pub(crate) fn write(msg: &Msg<'_>, out: &mut Vec<u8>) {
     // The last of each single field (as Dovecot takes them when a header repeats one), every
@@ -74,6 +76,7 @@ fn addresses(msg: &Msg<'_>, kind: FieldKind) -> Option<Vec<u8>> {
     for field in msg.all(kind) {
         let value = field.raw_value(msg.buf);
         let limit = out.len() + LIST_BASE + LIST_FACTOR * value.len();
+        let mut in_group = false;
         for item in address::parse(value) {
             if out.len() > limit {
                 break;
@@ -84,10 +87,19 @@ fn addresses(msg: &Msg<'_>, kind: FieldKind) -> Option<Vec<u8>> {
                     out.extend_from_slice(b"(NIL NIL ");
                     string(&mut out, &for_humans(&name));
                     out.extend_from_slice(b" NIL)");
+                    in_group = true;
                 }
-                Item::GroupEnd => out.extend_from_slice(b"(NIL NIL NIL NIL)"),
+                Item::GroupEnd => {
+                    out.extend_from_slice(GROUP_END);
+                    in_group = false;
+                }
                 Item::Mailbox(mailbox) => write_mailbox(&mut out, &mailbox),
             }
+        }
+        if in_group {
+            // The cap cut the list inside a group: a start without its end is no group a
+            // client can read (a fuzzer found it: tests/regressions/envelope-group-nul.eml).
+            out.extend_from_slice(GROUP_END);
         }
     }
     if out.len() == 1 {

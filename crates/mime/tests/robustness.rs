@@ -284,3 +284,16 @@ fn huge_parameters_and_names() {
     .into_bytes();
     check(&raw);
 }
+
+/// Inputs the fuzzers found, kept so that each stays fixed (tests/regressions/).
+#[test]
+fn fuzzer_findings() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/regressions");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/regressions") {
+        let path = entry.expect("a directory entry").path();
+        check(&std::fs::read(&path).expect("a finding"));
+        seen += 1;
+    }
+    assert!(seen > 0, "no finding read from {}", dir.display());
+}

@@ -7,6 +7,9 @@
 //! lasts until commit: writers on different nodes take turns, so numbers are handed out in
 //! commit order and a reader never sees a number before a smaller one that commits later (a
 //! sequence would allow exactly that, and the follower would miss the smaller one for good).
+//!
+//! The counts commit without waiting for the disk (`commit_without_waiting!`); bans, known
+//! addresses and everything else here commit as mail does.
 
 use async_trait::async_trait;
 use tokio_postgres::{GenericClient, IsolationLevel, Row};
@@ -23,6 +26,26 @@ pub(crate) const BANS_CHANGED: &str =
     "SELECT network, until, reason, offence, manual, created FROM bans WHERE seq > $1 ORDER BY seq";
 /// The bans lifted after a number (schema test: it must use `lifted_bans_by_seq`).
 pub(crate) const BANS_LIFTED: &str = "SELECT network FROM lifted_bans WHERE seq > $1 ORDER BY seq";
+
+/// An extra output column for the guard's count statements that makes the statement's own
+/// (implicit) transaction commit without waiting for its WAL to reach the disk, as
+/// `SET LOCAL synchronous_commit = off` would in an explicit one: the setting is read at
+/// commit, so setting it while the statement runs is enough, and it ends with the transaction.
+///
+/// Why a count may: it is evidence for a rate limit, not mail. A crash of PostgreSQL loses at
+/// most the last fraction of a second of counts (the WAL writer flushes every 200 ms by
+/// default, and any later durable commit flushes them too), which lets through at most a few
+/// more messages or guesses than the limit, once; SQLite's node keeps the same counts in memory
+/// only, and loses them all at a restart. What waiting would cost: the sending count is taken
+/// for every message before it is stored (a commit of its own), and with the account's minute
+/// row locked until that commit is durable, every client of the account queues behind one
+/// disk flush per message: half of one node's submission latency on PostgreSQL (issue 17's
+/// benchmark). Done in SQL rather than by a `SET LOCAL` so it stays one round trip.
+macro_rules! commit_without_waiting {
+    () => {
+        "set_config('synchronous_commit', 'off', true)"
+    };
+}
 
 fn ban(r: &Row) -> StoredBan {
     StoredBan {
@@ -171,7 +194,7 @@ impl GuardStore for PgStore {
         // The minute's row comes from the upsert (a node adding at once waits for this one's
         // commit and then adds to what it committed); the older buckets no longer change.
         let statement = client
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "WITH counted AS (
                      INSERT INTO sent_counts(account_id, minute, messages, recipients) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (account_id, minute) DO UPDATE
@@ -179,11 +202,13 @@ impl GuardStore for PgStore {
                              recipients = sent_counts.recipients + excluded.recipients
                      RETURNING messages, recipients)
                  SELECT counted.messages + coalesce(earlier.messages, 0)::BIGINT,
-                        counted.recipients + coalesce(earlier.recipients, 0)::BIGINT
+                        counted.recipients + coalesce(earlier.recipients, 0)::BIGINT, ",
+                commit_without_waiting!(),
+                "
                    FROM counted,
                         (SELECT sum(messages) AS messages, sum(recipients) AS recipients FROM sent_counts
                           WHERE account_id = $1 AND minute >= $5 AND minute <> $2) earlier",
-            )
+            ))
             .await
             .db()?;
         let row = client.query_one(&statement, &[&account, &minute, &messages, &recipients, &since]).await.db()?;
@@ -200,7 +225,7 @@ impl GuardStore for PgStore {
         let client = self.client().await?;
         // The source's row, then the account's: every statement takes them in this order.
         let statement = client
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "WITH counted AS (
                      INSERT INTO auth_failures(source, minute, failures) VALUES ($1, $2, 1)
                      ON CONFLICT (source, minute) DO UPDATE SET failures = auth_failures.failures + 1
@@ -210,9 +235,11 @@ impl GuardStore for PgStore {
                      SELECT $3::TEXT, $2, 1 WHERE $3::TEXT IS NOT NULL
                      ON CONFLICT (account, minute) DO UPDATE SET failures = account_failures.failures + 1)
                  SELECT counted.failures + coalesce((SELECT sum(failures) FROM auth_failures
-                                                      WHERE source = $1 AND minute >= $4 AND minute <> $2), 0)::BIGINT
+                                                      WHERE source = $1 AND minute >= $4 AND minute <> $2), 0)::BIGINT, ",
+                commit_without_waiting!(),
+                "
                    FROM counted",
-            )
+            ))
             .await
             .db()?;
         let row = client.query_one(&statement, &[&source, &minute, &account, &since]).await.db()?;
@@ -232,7 +259,7 @@ impl GuardStore for PgStore {
         // source's, then the account's, as every statement takes them), the older buckets
         // no longer change.
         let statement = client
-            .prepare_cached(
+            .prepare_cached(concat!(
                 "WITH by_source AS (
                      INSERT INTO auth_attempts(source, minute, attempts) VALUES ($1, $2, $4)
                      ON CONFLICT (source, minute) DO UPDATE SET attempts = auth_attempts.attempts + excluded.attempts
@@ -247,9 +274,11 @@ impl GuardStore for PgStore {
                                                         WHERE source = $1 AND minute >= $5 AND minute <> $2), 0)::BIGINT,
                         coalesce((SELECT attempts FROM by_account), 0)
                           + coalesce((SELECT sum(attempts) FROM account_attempts
-                                       WHERE account = $3::TEXT AND minute >= $5 AND minute <> $2), 0)::BIGINT
+                                       WHERE account = $3::TEXT AND minute >= $5 AND minute <> $2), 0)::BIGINT, ",
+                commit_without_waiting!(),
+                "
                    FROM by_source",
-            )
+            ))
             .await
             .db()?;
         let row = client.query_one(&statement, &[&source, &minute, &account, &attempts, &since]).await.db()?;

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::{GenericClient, Pool, Transaction};
 use portcullis_store::{
     AccountId, CoordinationStore, MailboxChange, MaildropLock, NodeSignal, SessionSlot, Signals, StoreError, Watchers,
 };
@@ -132,6 +132,9 @@ impl Coordinator {
     }
 }
 
+/// Every change of a transaction announced in one statement.
+const NOTIFY_CHANGES: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
+
 /// The announcing half of a [`Coordinator`], owned by a task that outlives a borrow of the store.
 #[derive(Clone)]
 pub(crate) struct Announcer {
@@ -143,13 +146,21 @@ impl Announcer {
     /// Queues the announcement of `changes` to the other nodes in `tx` (one round trip for
     /// all of them): PostgreSQL sends a NOTIFY when its transaction commits, never for one
     /// rolled back, so no node hears of a change it cannot read yet.
-    pub(crate) async fn notify_in(&self, tx: &Transaction<'_>, changes: &[MailboxChange]) -> Result<(), StoreError> {
+    pub(crate) async fn notify_in(&self, tx: &impl GenericClient, changes: &[MailboxChange]) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
         let payloads: Vec<String> = changes.iter().map(|c| listen::payload(c, &self.node)).collect();
-        let notify = tx.prepare_cached("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p").await.db()?;
+        let notify = tx.prepare_cached(NOTIFY_CHANGES).await.db()?;
         tx.execute(&notify, &[&listen::CHANNEL, &payloads]).await.db()?;
+        Ok(())
+    }
+
+    /// Prepares [`Announcer::notify_in`]'s statement on `client` ahead of time, for a caller
+    /// that pipelines the NOTIFY with the COMMIT behind it: a statement still to prepare would
+    /// send its Parse first and run only after the COMMIT, outside the transaction.
+    pub(crate) async fn prepare(&self, client: &impl GenericClient) -> Result<(), StoreError> {
+        client.prepare_cached(NOTIFY_CHANGES).await.db()?;
         Ok(())
     }
 

@@ -5,16 +5,27 @@
 //!
 //! A call queues its job and waits for its answer. One task per store runs batches: it takes
 //! every waiting job (at most [`MAX_JOBS`] and about [`MAX_BYTES`]), runs them in ONE
-//! transaction, each inside a SAVEPOINT, commits once, then answers every caller. No delay
-//! when idle: the first job starts a batch at once, and jobs arriving while a batch runs or
-//! commits form the next one. The task ends when nobody waits and the next job starts a new one.
+//! transaction, commits once, then answers every caller. No delay when idle: the first job
+//! starts a batch at once, and jobs arriving while a batch runs or commits form the next one.
+//! The task ends when nobody waits and the next job starts a new one.
 //!
-//! Answers: a job that fails (over quota, a recipient without INBOX, a mailbox out of UIDs, a
-//! statement error) is rolled back to its savepoint and its caller alone gets its error; the
-//! others are stored. A caller hears `Ok` only after COMMIT returned, that is once its message
-//! is durable (synchronous_commit on): SMTP's 250 keeps its meaning. If anything of the batch
-//! as a whole fails (the connection, the lock, the NOTIFY, the COMMIT), every job of the batch
-//! gets an error and none is stored (the transaction rolls back, or never committed).
+//! Three round trips a batch, whatever its size, because each is pipelined (the statements go
+//! out together and PostgreSQL runs them in order): BEGIN with the lock (quotas, usage and
+//! INBOX ids); every job's storing statement; the NOTIFY with COMMIT. Quotas are checked in
+//! memory against the usage read under the lock plus what earlier jobs of the batch stored. On
+//! a machine where a round trip costs a context switch on both sides, a round trip per job
+//! (as with a SAVEPOINT and a statement per job) made the batch's row locks last as long as
+//! its statements' CPU again (issue 17's benchmark).
+//!
+//! Answers: a job refused in memory (over quota, a recipient without INBOX) sends nothing and
+//! its caller alone gets its error. A job whose statement fails (a mailbox out of UIDs, a
+//! statement error) aborts the transaction, whose later statements then fail as well: the
+//! batch is rolled back and tried again without it, and its caller alone gets its error. No
+//! savepoints: each would be a subtransaction, and failures are rare; every retry ends one
+//! job, so a batch is tried at most as many times as it has jobs. A caller hears `Ok` only
+//! after COMMIT returned, that is once its message is durable (synchronous_commit on): SMTP's
+//! 250 keeps its meaning. If anything of the batch as a whole fails (the connection, the lock,
+//! the NOTIFY, the COMMIT), every job still in it gets an error and none is stored.
 //!
 //! Lock order across jobs: before any job runs, the batch locks the UNION of its jobs' account
 //! rows in one statement, ascending (`locks::lock_for_delivery`), then the jobs lock INBOX rows
@@ -24,26 +35,22 @@
 //! job instead would take accounts in the jobs' arrival order (job 1 account 7, job 2 account
 //! 3), and two nodes' batches could then deadlock. The union is locked even for jobs that turn
 //! out over quota: a few more rows held for one commit, against a second round trip.
-//!
-//! Round trips: BEGIN, the lock (with quotas, usage and INBOX ids), per job one (SAVEPOINT and
-//! the storing statement pipelined), one NOTIFY for the whole batch, COMMIT. Quotas are checked
-//! in memory against the usage read under the lock plus what earlier jobs of the batch stored.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::Pool;
+use futures_util::future::join_all;
 use portcullis_store::{delivery_recipients, AccountId, DeliveryError, MailboxChange, StoreError};
 use tokio::sync::oneshot;
 
 use super::deliver::{count_usage, plan_copies, store_copies};
-use super::locks::{lock_for_delivery, LockedAccount};
+use super::locks::lock_for_delivery;
 use crate::coordination::Announcer;
 use crate::Db;
 
-/// Jobs in one transaction at most. Each job's savepoint that wrote is a subtransaction, and
-/// PostgreSQL caches 64 of them per backend before other sessions' snapshots slow down
-/// (PGPROC_MAX_CACHED_SUBXIDS): stay well below.
+/// Jobs in one transaction at most: a batch's statements and messages are in flight together,
+/// and a job failing late makes the others run again.
 const MAX_JOBS: usize = 32;
 /// Bytes of messages one batch takes before it stops taking more (a job larger than this is
 /// a batch of its own): a batch's messages are all in memory until its commit.
@@ -185,77 +192,119 @@ impl Shared {
         }
     }
 
-    /// The transaction of one batch: fills `outcomes` job by job, commits and announces.
-    /// `Err`: nothing committed.
+    /// The batch's transaction, tried again without the job that failed until one commits:
+    /// fills `outcomes` job by job, commits and announces. `Err`: nothing committed.
     async fn run_transaction(
         &self,
         jobs: &[Job],
         outcomes: &mut [Option<Result<Vec<MailboxChange>, DeliveryError>>],
     ) -> Result<(), StoreError> {
         let recipients: Vec<Vec<AccountId>> = jobs.iter().map(|j| delivery_recipients(j.recipients.clone())).collect();
-        let everyone: Vec<AccountId> = recipients.iter().flatten().copied().collect();
-        if everyone.is_empty() {
-            // Deliveries to nobody store nothing (see `run_job`): no transaction at all.
+        for (outcome, recipients) in outcomes.iter_mut().zip(&recipients) {
+            if recipients.is_empty() {
+                // A body nobody's message refers to would never be removed: nothing to store.
+                *outcome = Some(Ok(Vec::new()));
+            }
+        }
+        if outcomes.iter().all(Option::is_some) {
             return Ok(());
         }
-        let mut client =
+        let client =
             self.pool.get().await.map_err(|e| StoreError::Backend(format!("cannot reach the database: {e}")))?;
-        let tx = client.transaction().await.db()?;
-        // Every account of the batch, ascending, before any mailbox row (see the module doc).
-        let mut accounts = lock_for_delivery(&tx, &everyone, self.default_quota).await?;
-        let mut changes = Vec::new();
-        for ((job, recipients), outcome) in jobs.iter().zip(&recipients).zip(outcomes.iter_mut()) {
-            let result = run_job(&tx, &mut accounts, job, recipients).await?;
-            if let Ok(stored) = &result {
-                changes.extend_from_slice(stored);
+        // Prepared before the pipelined COMMIT (see `attempt`).
+        self.announcer.prepare(&client).await?;
+        loop {
+            match self.attempt(&client, jobs, &recipients, outcomes).await {
+                Ok(Attempt::Committed(changes)) => {
+                    // Durable from here: only now may any caller hear `Ok`.
+                    self.announcer.announce_committed(&changes);
+                    return Ok(());
+                }
+                // One job fewer (it has its outcome): every attempt ends one, so this ends.
+                Ok(Attempt::RolledBack) => continue,
+                Err(e) => {
+                    // The connection may still be inside the failed transaction: it must never
+                    // go back to the pool like that (its next user would write into it).
+                    if client.batch_execute("ROLLBACK").await.is_err() {
+                        drop(deadpool_postgres::Object::take(client));
+                    }
+                    return Err(e);
+                }
             }
-            *outcome = Some(result);
         }
-        self.announcer.notify_in(&tx, &changes).await?;
-        tx.commit().await.db()?;
-        // Durable from here: only now may any caller hear `Ok`.
-        self.announcer.announce_committed(&changes);
-        Ok(())
+    }
+
+    /// One try at the jobs without an outcome, in one transaction of three round trips:
+    /// BEGIN with the lock; every job's storing statement at once; the NOTIFY with COMMIT.
+    async fn attempt(
+        &self,
+        client: &deadpool_postgres::Client,
+        jobs: &[Job],
+        recipients: &[Vec<AccountId>],
+        outcomes: &mut [Option<Result<Vec<MailboxChange>, DeliveryError>>],
+    ) -> Result<Attempt, StoreError> {
+        let pending: Vec<usize> = (0..jobs.len()).filter(|&i| outcomes[i].is_none()).collect();
+        if pending.is_empty() {
+            return Ok(Attempt::Committed(Vec::new()));
+        }
+        // Every account of the batch, ascending, before any mailbox row (see the module doc).
+        // Pipelined: BEGIN goes out first (its future is polled first), the lock right behind.
+        let everyone: Vec<AccountId> = pending.iter().flat_map(|&i| recipients[i].iter().copied()).collect();
+        let (begun, locked) =
+            tokio::join!(client.batch_execute("BEGIN"), lock_for_delivery(client, &everyone, self.default_quota));
+        begun.db()?;
+        let mut accounts = locked?;
+        // Quotas in memory, in arrival order: a job refused here sends nothing and is done.
+        let mut planned = Vec::with_capacity(pending.len());
+        for &i in &pending {
+            let size = jobs[i].raw.len() as u64;
+            match plan_copies(&accounts, &recipients[i], size) {
+                Ok(inboxes) => {
+                    count_usage(&mut accounts, &recipients[i], size);
+                    planned.push((i, inboxes));
+                }
+                Err(refused) => outcomes[i] = Some(Err(refused)),
+            }
+        }
+        // Pipelined: every statement goes out before the first answer comes back, and
+        // PostgreSQL runs them in order. No savepoints: a job that fails aborts the transaction
+        // (the statements after it fail as well), and the batch is tried again without it.
+        let stored = join_all(planned.iter().map(|(i, inboxes)| {
+            let job = &jobs[*i];
+            store_copies(client, &job.raw, &job.summary, job.internal_date, inboxes)
+        }))
+        .await;
+        let mut changes = Vec::new();
+        for ((i, _), result) in planned.iter().zip(stored) {
+            match result {
+                Ok(stored) => changes.push((*i, stored)),
+                Err(e) => {
+                    // The first failure is this job's own (those after it only met the aborted
+                    // transaction, or were not checked yet): its caller alone hears of it.
+                    client.batch_execute("ROLLBACK").await.db()?;
+                    outcomes[*i] = Some(Err(e.into()));
+                    return Ok(Attempt::RolledBack);
+                }
+            }
+        }
+        let all: Vec<MailboxChange> = changes.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+        // Pipelined too. A NOTIFY that fails aborts the transaction, and COMMIT then rolls it
+        // back without an error: both answers decide.
+        let (notified, committed) =
+            tokio::join!(self.announcer.notify_in(client, &all), client.batch_execute("COMMIT"));
+        notified?;
+        committed.db()?;
+        for (i, stored) in changes {
+            outcomes[i] = Some(Ok(stored));
+        }
+        Ok(Attempt::Committed(all))
     }
 }
 
-/// One job inside the batch's transaction. The outer `Err` fails the whole batch (the
-/// transaction can no longer go on); the inner one is this job's own failure, rolled back to
-/// its savepoint.
-async fn run_job(
-    tx: &Transaction<'_>,
-    accounts: &mut HashMap<AccountId, LockedAccount>,
-    job: &Job,
-    recipients: &[AccountId],
-) -> Result<Result<Vec<MailboxChange>, DeliveryError>, StoreError> {
-    if recipients.is_empty() {
-        // A body nobody's message refers to would never be removed: nothing to store.
-        return Ok(Ok(Vec::new()));
-    }
-    let size = job.raw.len() as u64;
-    // Refused in memory (quota, unknown account, no INBOX): nothing was sent, nothing to undo.
-    let inboxes = match plan_copies(accounts, recipients, size) {
-        Ok(inboxes) => inboxes,
-        Err(refused) => return Ok(Err(refused)),
-    };
-    // Pipelined: the SAVEPOINT goes out first (its future is polled first), the storing
-    // statement right behind it, in one round trip.
-    let (savepoint, stored) = tokio::join!(
-        tx.batch_execute("SAVEPOINT delivery"),
-        store_copies(tx, &job.raw, &job.summary, job.internal_date, &inboxes)
-    );
-    // Without its savepoint the job cannot be undone alone: the batch fails.
-    savepoint.db()?;
-    match stored {
-        Ok(stored) => {
-            // RELEASE would not free the subtransaction before commit: the savepoint stays
-            // (the next job's SAVEPOINT of the same name shadows it).
-            count_usage(accounts, recipients, size);
-            Ok(Ok(stored))
-        }
-        Err(e) => {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT delivery").await.db()?;
-            Ok(Err(e.into()))
-        }
-    }
+/// How one try at a batch ended.
+enum Attempt {
+    /// Every job still in it stored and committed, with these changes.
+    Committed(Vec<MailboxChange>),
+    /// A job failed on its own and has its outcome; the transaction was rolled back.
+    RolledBack,
 }

@@ -45,6 +45,7 @@ MIX_CYCLES=${MIX_CYCLES:-50}   # "" skips the mix with several rounds per login
 IDLE_COUNT=${IDLE_COUNT:-100}
 PG_SHARED_BUFFERS=${PG_SHARED_BUFFERS:-1GB}
 PG_STATS=${PG_STATS:-0}
+PG_SOCKET=${PG_SOCKET:-0}
 BASE_PORT=${BASE_PORT:-25000}  # every port of the run is BASE_PORT + a small offset
 KEEP=${KEEP:-0}                # 1: leave the temp dir for inspection (processes are stopped all the same)
 RUN_BASE=${RUN_BASE:-/tmp}     # where the run dir (every store) goes; one filesystem for all
@@ -152,7 +153,13 @@ done
 psql_() { "$PGBIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@"; }
 for db in single multi; do "$PGBIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres "$db"; done
 [ "$PG_STATS" = 1 ] && psql_ -d single -c "CREATE EXTENSION pg_stat_statements" && psql_ -d multi -c "CREATE EXTENSION pg_stat_statements"
-pg_url() { echo "postgres://postgres@127.0.0.1:$PG_PORT/$1?sslmode=disable"; }
+# PG_SOCKET=1: the nodes reach PostgreSQL through its Unix socket, as a node on the database's
+# own machine would (Debian's default); otherwise over TCP on the loopback.
+if [ "$PG_SOCKET" = 1 ]; then
+    pg_url() { echo "postgres://postgres@$(printf %s "$PGDIR" | sed 's|/|%2F|g'):$PG_PORT/$1?sslmode=disable"; }
+else
+    pg_url() { echo "postgres://postgres@127.0.0.1:$PG_PORT/$1?sslmode=disable"; }
+fi
 
 # --- Portcullis nodes -----------------------------------------------------------------------
 # node_conf NAME STORE_URL PROXY: RUN/NAME/portcullis.toml, submissions and imaps on the node's
@@ -361,10 +368,12 @@ STORED="$STORED sqlite.spread=$(stored sqlite '^rcpt') pg1.spread=$(stored pg1 '
 
 if [ "$PG_STATS" = 1 ]; then
     for db in single multi; do
-        echo "pg_stat_statements, database $db: the 12 statements with the most time"
+        # The view holds every database's statements: only this one's.
+        echo "pg_stat_statements, database $db: the 20 statements with the most time"
         psql_ -d "$db" -P pager=off -c "SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
             round(mean_exec_time::numeric, 3) AS mean_ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
-            FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
+            FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+            ORDER BY total_exec_time DESC LIMIT 20"
     done
 fi
 

@@ -109,16 +109,23 @@ where
     type Error = io::Error;
 
     fn make_tls_connect(&mut self, host: &str) -> io::Result<RustlsConnect> {
+        // tokio-postgres asks for a connector before every connection, whatever the sslmode,
+        // and names a Unix socket's host "": PostgreSQL offers no TLS on its sockets, so such
+        // a connector is never used unless sslmode insists (and then fails with a reason).
+        if host.is_empty() {
+            return Ok(RustlsConnect { config: self.config.clone(), name: None });
+        }
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("database host {host:?}: {e}")))?;
-        Ok(RustlsConnect { config: self.config.clone(), name })
+        Ok(RustlsConnect { config: self.config.clone(), name: Some(name) })
     }
 }
 
 /// One connection's handshake.
 pub struct RustlsConnect {
     config: Arc<ClientConfig>,
-    name: ServerName<'static>,
+    /// `None` for a Unix socket.
+    name: Option<ServerName<'static>>,
 }
 
 impl<S> TlsConnect<S> for RustlsConnect
@@ -131,7 +138,12 @@ where
 
     fn connect(self, stream: S) -> Self::Future {
         let connector = tokio_rustls::TlsConnector::from(self.config);
-        Box::pin(async move { Ok(RustlsStream(connector.connect(self.name, stream).await?)) })
+        Box::pin(async move {
+            let name = self.name.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::Unsupported, "no TLS on a Unix socket: use sslmode=disable or prefer")
+            })?;
+            Ok(RustlsStream(connector.connect(name, stream).await?))
+        })
     }
 }
 

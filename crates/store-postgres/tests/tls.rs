@@ -74,3 +74,20 @@ async fn require_encrypts_without_checking_and_disable_never_encrypts() {
     let plain = PgStore::connect(&format!("{url}?sslmode=disable"), None).await.unwrap();
     assert!(!encrypted(&plain).await);
 }
+
+/// A node on the database's own machine reaches it through its Unix socket (the socket's
+/// directory as the URL's host): no TLS there, which `disable` and `prefer` accept and
+/// `require` refuses with a reason.
+#[tokio::test]
+async fn a_unix_socket_connects_without_tls_and_require_refuses_it() {
+    let Some(tls) = tls_cluster() else { return };
+    let url = tls.cluster.fresh_database();
+    let name = url.rsplit('/').next().unwrap();
+    let socket = tls.cluster.socket_url(name);
+    for mode in ["disable", "prefer"] {
+        let store = PgStore::connect(&format!("{socket}?sslmode={mode}"), None).await.unwrap();
+        assert!(!encrypted(&store).await, "{mode}");
+    }
+    let err = PgStore::connect(&format!("{socket}?sslmode=require"), None).await.err().expect("refused");
+    assert!(err.to_string().contains("does not support TLS"), "{err}");
+}

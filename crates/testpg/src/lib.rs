@@ -150,6 +150,13 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// The URL of database `name` through the cluster's Unix socket (its directory
+    /// percent-encoded as the URL's host, which libpq and tokio-postgres read as a socket).
+    pub fn socket_url(&self, name: &str) -> String {
+        let dir = self.dir.to_string_lossy().replace('%', "%25").replace('/', "%2F");
+        format!("postgres://postgres@{dir}:{}/{name}", self.port)
+    }
+
     /// Kills the postmaster with SIGKILL, as a crash would (a following [`PgCluster::restart`]
     /// runs crash recovery).
     pub fn kill(&self) {

@@ -650,12 +650,7 @@ impl Recorder {
     /// always a local account or one of its aliases (the session checks it), so a missing one
     /// is an error to report.
     async fn notice_delivery(&self, to: String, content: Vec<u8>) -> Option<Delivery> {
-        let account = match self.shared.aliases.alias_target(&to).await {
-            Ok(Some(account)) => self.shared.store.account(&account).await,
-            Ok(None) => self.shared.store.account(&to).await,
-            Err(e) => Err(e),
-        };
-        match account {
+        match self.shared.aliases.recipient(&to).await {
             Ok(Some(account)) => {
                 // From the null sender, delivered here: Return-Path: <> (RFC 5321 §4.4).
                 let raw = portcullis_proto_smtp::with_return_path("", &content);

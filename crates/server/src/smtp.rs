@@ -247,12 +247,7 @@ fn describe(fact: &Fact) -> String {
 /// Whether `address` is a local account (or an alias of one) with room, an unknown user of a
 /// local domain, or not local at all.
 pub(crate) async fn lookup_recipient(shared: &Shared, address: &str) -> RecipientOutcome {
-    let account = match shared.aliases.alias_target(address).await {
-        Ok(Some(account)) => shared.store.account(&account).await,
-        Ok(None) => shared.store.account(address).await,
-        Err(e) => Err(e),
-    };
-    match account {
+    match shared.aliases.recipient(address).await {
         Ok(Some(account)) if !account.has_room_for(1) => RecipientOutcome::MailboxFull,
         Ok(Some(account)) => RecipientOutcome::Local(account.id),
         Ok(None) => {

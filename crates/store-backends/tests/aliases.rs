@@ -56,3 +56,26 @@ async fn aliases_lead_to_their_account(db: TestDb) {
     assert!(store.aliases(None).await.unwrap().is_empty());
     assert_eq!(store.alias_target("info@example.org").await.unwrap(), None);
 }
+
+conformance!(a_recipient_is_an_account_or_the_account_of_its_alias);
+async fn a_recipient_is_an_account_or_the_account_of_its_alias(db: TestDb) {
+    let store = open(&db, Some(5_000)).await;
+    let alice = account(&store, "alice@example.org").await;
+    store.add_domain("example.net").await.unwrap();
+    store.add_alias("sales@example.net", "alice@example.org").await.unwrap();
+    store.set_quota("alice@example.org", Quota::Bytes(9_000)).await.unwrap();
+
+    let direct = store.recipient("Alice@Example.ORG").await.unwrap().expect("an account");
+    assert_eq!(direct, store.account("alice@example.org").await.unwrap().unwrap(), "as `account` answers");
+    let by_alias = store.recipient("SALES@example.net").await.unwrap().expect("an alias");
+    assert_eq!((by_alias.id, by_alias.address.as_str()), (alice, "alice@example.org"), "the alias's account");
+    assert_eq!(by_alias, direct, "the same account, quota and usage included");
+    assert_eq!(by_alias.quota, Some(9_000));
+    for nobody in ["nobody@example.org", "sales@example.org", "alice@example.net", "not an address", ""] {
+        assert_eq!(store.recipient(nobody).await.unwrap(), None, "{nobody}");
+    }
+    // Removing the alias leaves the account; removing the account leaves nothing.
+    store.remove_alias("sales@example.net").await.unwrap();
+    assert_eq!(store.recipient("sales@example.net").await.unwrap(), None);
+    assert_eq!(store.recipient("alice@example.org").await.unwrap().map(|a| a.id), Some(alice));
+}

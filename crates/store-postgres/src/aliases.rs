@@ -9,10 +9,36 @@ use async_trait::async_trait;
 use portcullis_store::*;
 
 use crate::directory::{account_id, address_taken, lock_domain, split};
+use crate::mail::effective_quota;
 use crate::{now, unique_violation, Db, PgStore};
+
+/// The account of an address or of the alias it is, one row at most (an address is never
+/// both): the direct row says `false`, the alias's `true`.
+const RECIPIENT: &str = "SELECT a.id, a.localpart || '@' || d.name, a.quota, a.used_bytes, false
+       FROM accounts a JOIN domains d ON d.id = a.domain_id
+      WHERE d.name = $1 AND a.localpart = $2
+     UNION ALL
+     SELECT a.id, a.localpart || '@' || ad.name, a.quota, a.used_bytes, true
+       FROM aliases l JOIN domains ld ON ld.id = l.domain_id
+       JOIN accounts a ON a.id = l.account_id JOIN domains ad ON ad.id = a.domain_id
+      WHERE ld.name = $1 AND l.localpart = $2";
 
 #[async_trait]
 impl AliasStore for PgStore {
+    async fn recipient(&self, address: &str) -> Result<Option<Account>, StoreError> {
+        let Ok((local, domain)) = split(address) else { return Ok(None) };
+        let client = self.client().await?;
+        let statement = client.prepare_cached(RECIPIENT).await.db()?;
+        let rows = client.query(&statement, &[&domain, &local]).await.db()?;
+        Ok(rows.first().map(|r| Account {
+            id: r.get(0),
+            // The address as `account` gives it: the one asked for, unless it is an alias.
+            address: if r.get(4) { r.get(1) } else { format!("{local}@{domain}") },
+            quota: effective_quota(r.get(2), self.default_quota()),
+            used: r.get::<_, i64>(3).max(0) as u64,
+        }))
+    }
+
     async fn add_alias(&self, address: &str, account: &str) -> Result<(), StoreError> {
         let (local, domain) = split(address)?;
         let (a_local, a_domain) = split(account)?;

@@ -103,6 +103,15 @@ impl AliasStore for SqliteStore {
         .await
     }
 
+    async fn recipient(&self, address: &str) -> Result<Option<portcullis_store::Account>, StoreError> {
+        // In process, two lookups cost no round trip.
+        use portcullis_store::DirectoryStore;
+        match self.alias_target(address).await? {
+            Some(account) => self.account(&account).await,
+            None => self.account(address).await,
+        }
+    }
+
     async fn alias_target(&self, address: &str) -> Result<Option<String>, StoreError> {
         let Ok((local, domain)) = split(address) else { return Ok(None) };
         self.read(move |conn| {

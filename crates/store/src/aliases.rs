@@ -32,4 +32,10 @@ pub trait AliasStore: Send + Sync + 'static {
 
     /// The account an address is an alias of, if it is one.
     async fn alias_target(&self, address: &str) -> Result<Option<String>, StoreError>;
+
+    /// The account mail to `address` goes to: the account of that address, or the account it
+    /// is an alias of (an address is never both); `None` when it is neither. What
+    /// [`AliasStore::alias_target`] and then `DirectoryStore::account` answer, in one lookup:
+    /// SMTP asks it for every recipient, and on a database server each lookup is a round trip.
+    async fn recipient(&self, address: &str) -> Result<Option<crate::Account>, StoreError>;
 }

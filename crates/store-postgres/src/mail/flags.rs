@@ -1,5 +1,10 @@
 //! Flags and keywords: STORE, and the keywords a mailbox knows (FLAGS, PERMANENTFLAGS).
 //! Keywords compare case-insensitively: `mailbox_keywords` is unique on `lower(keyword)`.
+//!
+//! A STORE naming no keyword, nearly every one a client sends (`\Seen` as it reads, `\Deleted`
+//! before EXPUNGE), is one call of the SQL function `store_system_flags` (schema migration 2):
+//! one statement instead of six (issue 17). One naming a keyword may have to add it to the
+//! mailbox's list and match its spelling there, and takes the statements of [`store_flags`].
 
 use deadpool_postgres::GenericClient;
 use portcullis_store::*;
@@ -9,6 +14,94 @@ use tokio_postgres::Row;
 use super::locks::allocate;
 use super::Uids;
 use crate::Db;
+
+/// Whether a STORE names a keyword the store can keep: if not, [`store_system_flags`] does it.
+pub(super) fn names_keywords(flags: &Flags) -> bool {
+    flags.keywords.iter().any(|k| is_valid_keyword(k))
+}
+
+/// STORE of system flags only (`flags.keywords` holds no valid keyword; `Replace` then clears
+/// the keywords) in one statement, an implicit transaction: the SQL function
+/// `store_system_flags`, which keeps the guarantees of [`store_flags`]:
+/// - The MODSEQ comes from `UPDATE mailboxes … RETURNING`, whose row lock is the mailbox lock
+///   (see the `mail` module), and the messages are read and changed by a later statement of
+///   the function, with a snapshot taken under that lock: two nodes storing at once each see
+///   the other's result. Every changed message gets that one MODSEQ.
+/// - UNCHANGEDSINCE (RFC 7162 §3.1.3) is decided under the lock, on that same snapshot.
+/// - The NOTIFY for the other nodes is sent by the function, so PostgreSQL delivers it at
+///   commit only; this node's sessions are told here, once the statement (and so its commit)
+///   has returned, as `commit_announcing` does.
+///
+/// First, though, the function reads the listed messages without any lock, and if none of
+/// them would change (or every one that would is excluded by UNCHANGEDSINCE) it returns at
+/// once, having written nothing: no MODSEQ taken, HIGHESTMODSEQ unmoved, no WAL to flush. That
+/// no-op STORE is serialized at the snapshot of that read, and this is correct because:
+/// - what a STORE does to a message depends only on that message's flags and MODSEQ, and the
+///   read sees them all in one snapshot, in which every flag change is either wholly
+///   committed (the messages and their mailbox's HIGHESTMODSEQ together) or not at all;
+/// - the snapshot is taken after the call began, so it includes every change that any
+///   session (this client's own included) was told had succeeded before this STORE was sent;
+///   a change not in it had not committed, so it is ordered after this STORE, on whose
+///   outcome (nothing) it cannot depend;
+/// - a STORE that changes nothing has no effect other than its answer (the UIDs excluded by
+///   UNCHANGEDSINCE, read from the same snapshot), so running it as if at that instant is
+///   indistinguishable from running it under the lock, as [`store_flags`] does, which would
+///   only have made it wait for writers that it then orders itself after.
+///
+/// If something would change but, once the lock is taken, nothing does (another STORE got
+/// there first), the function gives the MODSEQ back before commit, still under the lock, so
+/// nobody saw it.
+///
+/// Returns the update and the change to announce to this node's sessions, `None` if nothing
+/// changed.
+pub(super) async fn store_system_flags(
+    db: &impl GenericClient,
+    mailbox: MailboxId,
+    uids: &[i64],
+    op: FlagOp,
+    system: u8,
+    unchanged_since: Option<u64>,
+    (channel, node): (&str, &str),
+) -> Result<(FlagsUpdate, Option<MailboxChange>), StoreError> {
+    if uids.is_empty() {
+        return Ok((FlagsUpdate::default(), None));
+    }
+    let op = match op {
+        FlagOp::Add => "add",
+        FlagOp::Remove => "remove",
+        FlagOp::Replace => "replace",
+    };
+    // A MODSEQ is below 2^63 (a BIGINT); anything above excludes nothing.
+    let since = unchanged_since.and_then(|s| i64::try_from(s).ok());
+    let stmt = db.prepare_cached("SELECT * FROM store_system_flags($1, $2, $3, $4, $5, $6, $7)").await.db()?;
+    let row = db
+        .query_one(&stmt, &[&mailbox, &uids, &op, &i32::from(system & Flags::ALL), &since, &channel, &node])
+        .await
+        .db()?;
+    let to_uid = |uid: i64| uid as u32;
+    let modified: Option<Vec<i64>> = row.get("modified_uids");
+    let mut update =
+        FlagsUpdate { updated: Vec::new(), modified: modified.unwrap_or_default().into_iter().map(to_uid).collect() };
+    let (Some(account), Some(modseq)) = (row.get::<_, Option<i64>>("owner"), row.get::<_, Option<i64>>("new_modseq"))
+    else {
+        return Ok((update, None));
+    };
+    let changed: Vec<i64> = row.get("updated_uids");
+    let systems: Vec<i32> = row.get("updated_flags");
+    let keywords: Vec<String> = row.get("updated_keywords");
+    let modseq = modseq as u64;
+    update.updated = changed
+        .into_iter()
+        .zip(systems)
+        .zip(keywords)
+        .map(|((uid, system), keywords)| MessageIndex {
+            uid: to_uid(uid),
+            flags: Flags { system: system as u8, keywords: decode_keywords(&keywords) },
+            modseq,
+        })
+        .collect();
+    Ok((update, Some(MailboxChange { account, mailbox, modseq })))
+}
 
 /// A `MessageIndex` from columns (uid, flags, keywords, modseq) starting at `at`.
 pub(super) fn index_from_row(row: &Row, at: usize) -> MessageIndex {
@@ -152,5 +245,5 @@ pub(super) async fn store_flags(
 /// Whether a STORE may add keywords to the mailbox's list ([`canonical_keywords`] with
 /// `register`): it names a valid one and does not remove.
 fn registers_keywords(op: FlagOp, flags: &Flags) -> bool {
-    op != FlagOp::Remove && flags.keywords.iter().any(|k| is_valid_keyword(k))
+    op != FlagOp::Remove && names_keywords(flags)
 }

@@ -68,6 +68,11 @@ impl Uids {
         self.0.as_ref().is_some_and(Vec::is_empty)
     }
 
+    /// The UIDs, `None` for every UID of the mailbox.
+    fn listed(&self) -> Option<&[i64]> {
+        self.0.as_deref()
+    }
+
     /// `sql` with `{uids}` replaced by the condition on `uid` (parameter `$2` when there is
     /// one; `uid >= 1`, true of every UID, for all), and its parameters after the mailbox id.
     /// A `{uids}` may follow a table alias (`m.{uids}`). Two spellings rather than
@@ -240,9 +245,21 @@ impl MailStore for PgStore {
         flags: &Flags,
         unchanged_since: Option<u64>,
     ) -> Result<FlagsUpdate, StoreError> {
+        let uids = Uids::new(uids);
+        if let (false, Some(listed)) = (flags::names_keywords(flags), uids.listed()) {
+            // One statement (see `flags`): its commit, and the NOTIFY, done when it returns.
+            let client = self.client().await?;
+            let target = self.coordination.notify_target();
+            let (update, change) =
+                flags::store_system_flags(&client, mailbox, listed, op, flags.system, unchanged_since, target).await?;
+            if let Some(change) = change {
+                self.coordination.announce_committed(&[change]);
+            }
+            return Ok(update);
+        }
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
-        let (update, changes) = flags::store_flags(&tx, mailbox, &Uids::new(uids), op, flags, unchanged_since).await?;
+        let (update, changes) = flags::store_flags(&tx, mailbox, &uids, op, flags, unchanged_since).await?;
         match changes {
             Some(changes) => self.coordination.commit_announcing(tx, &changes).await?,
             // Nothing to keep, the MODSEQ taken as the lock included.

@@ -247,3 +247,128 @@ pub(super) async fn store_flags(
 fn registers_keywords(op: FlagOp, flags: &Flags) -> bool {
     op != FlagOp::Remove && names_keywords(flags)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use portcullis_store::*;
+    use portcullis_testpg::PgCluster;
+    use tokio::sync::mpsc::UnboundedReceiver;
+    use tokio_postgres::{AsyncMessage, NoTls};
+
+    use crate::coordination::listen;
+    use crate::PgStore;
+
+    /// One cluster for these tests (stopped when the binary ends, see `portcullis_testpg`).
+    fn cluster() -> Option<&'static PgCluster> {
+        static CLUSTER: OnceLock<Option<PgCluster>> = OnceLock::new();
+        CLUSTER.get_or_init(PgCluster::start).as_ref()
+    }
+
+    /// A store on a fresh database, with an account whose INBOX holds one message; its URL,
+    /// the account and the INBOX. `None` without PostgreSQL.
+    async fn one_message() -> Option<(String, PgStore, AccountId, MailboxId)> {
+        let url = cluster()?.fresh_database();
+        let store = PgStore::connect(&url, None).await.unwrap();
+        store.add_domain("example.org").await.unwrap();
+        let secrets = PasswordSecrets::hash_only("$argon2id$fake");
+        let account = store.add_account("a@example.org", &secrets, Quota::Default).await.unwrap();
+        let inbox = store.mailbox(account, "INBOX").await.unwrap().unwrap().id;
+        store.append(inbox, b"Subject: one\r\n\r\nbody\r\n".to_vec(), Flags::default(), 0).await.unwrap();
+        Some((url, store, account, inbox))
+    }
+
+    /// A plain connection whose notifications and notices come out of the receiver.
+    async fn connect(url: &str) -> (tokio_postgres::Client, UnboundedReceiver<AsyncMessage>) {
+        let (client, mut connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                if tx.send(message).is_err() {
+                    break;
+                }
+            }
+        });
+        (client, rx)
+    }
+
+    #[tokio::test]
+    async fn the_function_s_notify_payload_is_the_one_listen_builds_and_parses() {
+        let Some((url, store, account, inbox)) = one_message().await else { return };
+        let (client, mut heard) = connect(&url).await;
+        client.batch_execute(&format!("LISTEN {}", listen::CHANNEL)).await.unwrap();
+        let update = store.store_flags(inbox, &[1], FlagOp::Add, &Flags::system(Flags::SEEN), None).await.unwrap();
+        let change = MailboxChange { account, mailbox: inbox, modseq: update.updated[0].modseq };
+        let notification = loop {
+            match tokio::time::timeout(Duration::from_secs(10), heard.recv()).await.expect("a NOTIFY").unwrap() {
+                AsyncMessage::Notification(n) => break n,
+                _ => continue,
+            }
+        };
+        let node = store.coordination.node();
+        assert_eq!(notification.channel(), listen::CHANNEL);
+        assert_eq!(notification.payload(), listen::payload(&change, node));
+        assert_eq!(listen::parse_payload(notification.payload()), Some((change, node)));
+    }
+
+    /// The plans PostgreSQL runs for the function's statements (auto_explain, with its nested
+    /// statements, sent to the client as notices), on a mailbox of 5,000 messages among 2,000
+    /// mailboxes, as generic
+    /// plans, the ones a session's cached plans settle on: every read and update of `messages`
+    /// goes through the `(mailbox_id, uid)` index, the mailbox row through its key.
+    #[tokio::test]
+    async fn the_function_s_statements_use_the_uid_index() {
+        let Some((url, _store, _, inbox)) = one_message().await else { return };
+        let (client, mut notices) = connect(&url).await;
+        let copies = "INSERT INTO messages(mailbox_id, uid, blob_id, size, internal_date, modseq)
+                      SELECT mailbox_id, g, blob_id, size, internal_date, modseq
+                        FROM messages, generate_series(2, 5000) AS g WHERE mailbox_id = $1 AND uid = 1";
+        client.execute(copies, &[&inbox]).await.unwrap();
+        client.execute("UPDATE mailboxes SET uidnext = 5001 WHERE id = $1", &[&inbox]).await.unwrap();
+        // And mailboxes enough that finding one by a scan would cost more than by its key.
+        let boxes = "INSERT INTO mailboxes(account_id, name, uidvalidity)
+                     SELECT account_id, 'box' || g, uidvalidity
+                       FROM mailboxes, generate_series(1, 2000) AS g WHERE id = $1";
+        client.execute(boxes, &[&inbox]).await.unwrap();
+        client
+            .batch_execute(
+                "ANALYZE messages; ANALYZE mailboxes;
+                 LOAD 'auto_explain';
+                 SET auto_explain.log_min_duration = 0;
+                 SET auto_explain.log_nested_statements = on;
+                 SET auto_explain.log_level = notice;
+                 SET client_min_messages = notice;
+                 SET plan_cache_mode = force_generic_plan;",
+            )
+            .await
+            .unwrap();
+        let call = |op: &str, since: &str| {
+            format!("SELECT * FROM store_system_flags({inbox}, '{{1,2500,5000}}', '{op}', 1, {since}, 'c', 'n')")
+        };
+        // Changes three messages; changes nothing; changes them back under UNCHANGEDSINCE.
+        for sql in [call("add", "NULL"), call("add", "NULL"), call("remove", "1000000")] {
+            client.batch_execute(&sql).await.unwrap();
+        }
+        client.batch_execute("SELECT 1").await.unwrap(); // Every notice before this answer.
+        let mut plans = Vec::new();
+        while let Ok(message) = notices.try_recv() {
+            if let AsyncMessage::Notice(notice) = message {
+                plans.push(notice.message().to_string());
+            }
+        }
+        let on_messages: Vec<&String> = plans.iter().filter(|p| p.contains("FROM messages m")).collect();
+        // The check three times, the change twice.
+        assert_eq!(on_messages.len(), 5, "{plans:#?}");
+        for plan in &on_messages {
+            assert!(plan.contains("messages_mailbox_id_uid_key"), "{plan}");
+        }
+        assert_eq!(
+            plans.iter().filter(|p| p.contains("UPDATE mailboxes") && p.contains("mailboxes_pkey")).count(),
+            2,
+            "{plans:#?}"
+        );
+        assert!(plans.iter().all(|p| !p.contains("Seq Scan")), "{plans:#?}");
+    }
+}

@@ -3,7 +3,9 @@
 //!
 //! Every write is one transaction that answers `Ok` only after its COMMIT returned. Local
 //! deliveries share theirs: concurrent ones run in one transaction, one savepoint each, and
-//! one COMMIT answers them all (group commit, see [`batch`]). What SQLite
+//! one COMMIT answers them all (group commit, see [`batch`]). A STORE naming no keyword is
+//! one call of a SQL function, its own implicit transaction, taking the same locks in the same
+//! order as the others (see [`flags`]). What SQLite
 //! gets from its single writer, PostgreSQL gets from row locks, always taken in one order so
 //! that two writers never wait for each other in a cycle (see [`locks`]):
 //! 1. the rows of the accounts whose messages or mailboxes the write adds or removes, by id;

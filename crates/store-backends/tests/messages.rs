@@ -140,6 +140,61 @@ async fn unchangedsince_leaves_newer_messages_alone(db: TestDb) {
     assert_eq!((update.modified, update.updated.len()), (vec![1, 3], 0));
 }
 
+conformance!(a_store_naming_no_keyword_keeps_or_clears_keywords_and_moves_nothing_for_nothing);
+/// The STORE clients send most (system flags only, which PostgreSQL does in one statement):
+/// Add and Remove leave keywords alone, Replace clears them (an invalid keyword is no
+/// keyword); a STORE that changes nothing leaves HIGHESTMODSEQ where it was, even when
+/// UNCHANGEDSINCE is what stops it, and still reports what it stopped.
+async fn a_store_naming_no_keyword_keeps_or_clears_keywords_and_moves_nothing_for_nothing(db: TestDb) {
+    let store = open(&db, None).await;
+    let a = account(&store, "a@example.org").await;
+    let inbox = mailbox(&store, a, "INBOX").await.id;
+    fill(&store, inbox, 3).await;
+    store.store_flags(inbox, &[1, 2, 3], FlagOp::Add, &flags(Flags::SEEN, &["Work"]), None).await.unwrap();
+    let highest = || async { store.mailbox_status(inbox).await.unwrap().highestmodseq };
+    let h = highest().await;
+
+    let update = store.store_flags(inbox, &[2], FlagOp::Add, &Flags::system(Flags::ANSWERED), None).await.unwrap();
+    let answered = flags(Flags::SEEN | Flags::ANSWERED, &["Work"]);
+    assert_eq!(update.updated, [MessageIndex { uid: 2, flags: answered, modseq: h + 1 }]);
+    let update = store.store_flags(inbox, &[2, 3], FlagOp::Remove, &Flags::system(Flags::SEEN), None).await.unwrap();
+    let expected = [(2, flags(Flags::ANSWERED, &["Work"])), (3, flags(0, &["Work"]))];
+    assert_eq!(update.updated.iter().map(|m| (m.uid, m.flags.clone())).collect::<Vec<_>>(), expected);
+    assert!(update.updated.iter().all(|m| m.modseq == h + 2));
+
+    // Replace: message 1 keeps \Seen but loses its keyword; message 3 gets \Flagged only.
+    let update =
+        store.store_flags(inbox, &[3, 1], FlagOp::Replace, &flags(Flags::SEEN, &["bad word"]), None).await.unwrap();
+    assert_eq!(uids(&update.updated), [1, 3]);
+    assert!(update.updated.iter().all(|m| m.flags == Flags::system(Flags::SEEN) && m.modseq == h + 3));
+    let now = message_index(&store, inbox).await;
+    assert_eq!(
+        now.iter().map(|m| m.flags.clone()).collect::<Vec<_>>(),
+        [Flags::system(Flags::SEEN), flags(Flags::ANSWERED, &["Work"]), Flags::system(Flags::SEEN)]
+    );
+    assert_eq!(highest().await, h + 3);
+
+    // Nothing to change: already so, no such message, no flag named.
+    for (uids, op, change) in [
+        (&[1, 3][..], FlagOp::Replace, Flags::system(Flags::SEEN)),
+        (&[1, 2, 3], FlagOp::Remove, Flags::system(Flags::DELETED | Flags::DRAFT)),
+        (&[2], FlagOp::Add, flags(Flags::ANSWERED, &["bad word"])),
+        (&[99], FlagOp::Add, Flags::system(Flags::SEEN)),
+        (&[1, 2, 3], FlagOp::Add, Flags::default()),
+    ] {
+        let update = store.store_flags(inbox, uids, op, &change, None).await.unwrap();
+        assert_eq!(update, FlagsUpdate::default(), "{uids:?} {op:?} {change:?}");
+        assert_eq!(highest().await, h + 3, "{uids:?} {op:?} {change:?}");
+    }
+    // UNCHANGEDSINCE stops the one message that would change (1, changed at h + 3); 2 would
+    // not change anyway: reported as modified, and still nothing moves.
+    let update =
+        store.store_flags(inbox, &[1, 2], FlagOp::Remove, &Flags::system(Flags::SEEN), Some(h + 2)).await.unwrap();
+    assert_eq!(update, FlagsUpdate { updated: Vec::new(), modified: vec![1] });
+    assert_eq!(highest().await, h + 3);
+    assert_eq!(message_index(&store, inbox).await, now, "nothing written");
+}
+
 conformance!(copy_maps_uids_and_shares_bodies);
 async fn copy_maps_uids_and_shares_bodies(db: TestDb) {
     let store = open(&db, None).await;

@@ -26,7 +26,7 @@ use crate::{Db, StoreError};
 const MIGRATION_LOCK: i64 = 0x7063_6d69_6772_6174;
 
 /// Migration N (1-based) is `MIGRATIONS[N - 1]`.
-const MIGRATIONS: &[&str] = &[MIGRATION_1];
+const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
 
 const MIGRATION_1: &str = r#"
     -- Counters and generations: `uidvalidity` (the last UIDVALIDITY handed out), `ban_seq`
@@ -401,6 +401,113 @@ const MIGRATION_1: &str = r#"
         body    TEXT NOT NULL,
         expires BIGINT NOT NULL
     );
+"#;
+
+/// Migration 2: STORE of system flags in one statement (issue 17). On PostgreSQL each statement
+/// costs a round trip and its own parse, plan and executor start; an IMAP STORE was six (BEGIN,
+/// the MODSEQ, the read, the UPDATE, the NOTIFY, COMMIT). `store_system_flags` does what
+/// `mail::flags` does for a STORE that names no keyword, the common case, inside one call: see
+/// `mail::flags::store_system_flags` for the guarantees it keeps and why they hold.
+const MIGRATION_2: &str = r#"
+    -- A message's system flags after STORE: `op` is 'add', 'remove' or 'replace' (anything
+    -- else is refused by `store_system_flags`). Only the five system flags are kept, as
+    -- `Flags::apply` keeps them. IMMUTABLE and one expression, so the planner inlines it.
+    CREATE FUNCTION store_next_flags(op TEXT, flags INTEGER, change INTEGER) RETURNS INTEGER
+        LANGUAGE sql IMMUTABLE AS $$
+        SELECT (CASE op WHEN 'add' THEN flags | change
+                        WHEN 'remove' THEN flags & ~change
+                        ELSE change END) & 31
+    $$;
+
+    -- STORE naming no keyword on the listed UIDs of a mailbox, in one call (so one statement in
+    -- an implicit transaction). The keywords stay as they are, except that 'replace' clears
+    -- them. Messages whose modseq is above `unchanged_since` (NULL: no UNCHANGEDSINCE) are left
+    -- alone and listed in `modified_uids` (RFC 7162 §3.1.3). The changed messages, with their
+    -- new flags and keywords, are in `updated_*` (UID order), all with the one new MODSEQ
+    -- `new_modseq` of the mailbox (of `owner`); when nothing changed, `owner`, `new_modseq` and
+    -- `updated_*` are NULL, nothing was written and HIGHESTMODSEQ did not move. A change is
+    -- announced on `channel` with the payload of `coordination::listen::payload` for `node`.
+    --
+    -- VOLATILE: in READ COMMITTED each statement of a volatile function takes a new snapshot,
+    -- which the order of the statements below relies on.
+    CREATE FUNCTION store_system_flags(
+        p_mailbox BIGINT, p_uids BIGINT[], p_op TEXT, p_change INTEGER, p_since BIGINT,
+        p_channel TEXT, p_node TEXT,
+        OUT owner BIGINT, OUT new_modseq BIGINT,
+        OUT updated_uids BIGINT[], OUT updated_flags INTEGER[], OUT updated_keywords TEXT[],
+        OUT modified_uids BIGINT[])
+    LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE
+        would_change BOOLEAN;
+    BEGIN
+        IF p_op IS NULL OR p_op NOT IN ('add', 'remove', 'replace') THEN
+            RAISE EXCEPTION 'store_system_flags: unknown operation %', p_op
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+
+        -- 1. Without a lock: would any listed message change? If none would, the STORE takes
+        -- effect at this statement's snapshot, where it changes nothing (the argument is in
+        -- `mail::flags::store_system_flags`), and returns having written nothing: no MODSEQ
+        -- taken, no row locked, no WAL to flush at commit.
+        SELECT coalesce(bool_or(store_next_flags(p_op, m.flags, p_change) <> m.flags
+                                OR (p_op = 'replace' AND m.keywords <> ''))
+                            FILTER (WHERE p_since IS NULL OR m.modseq <= p_since), false),
+               array_agg(m.uid ORDER BY m.uid) FILTER (WHERE m.modseq > p_since)
+          INTO would_change, modified_uids
+          FROM messages m
+         WHERE m.mailbox_id = p_mailbox AND m.uid = ANY(p_uids);
+        IF NOT would_change THEN
+            RETURN;
+        END IF;
+
+        -- 2. The MODSEQ, whose row lock on the mailbox lasts until commit: the lock every write
+        -- that reads messages and acts on them takes first (see the `mail` module). After
+        -- waiting for it, the UPDATE works on the row as the previous holder committed it.
+        UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = p_mailbox
+        RETURNING account_id, highestmodseq INTO owner, new_modseq;
+        IF NOT FOUND THEN
+            -- Deleted since the check, with its messages: nothing to change or report.
+            modified_uids := NULL;
+            RETURN;
+        END IF;
+
+        -- 3. A later statement, so a snapshot taken under the lock: what another node's STORE
+        -- committed before we got it is seen and built on, never overwritten with flags from
+        -- before it. UNCHANGEDSINCE is decided here too, on the same snapshot. (The sub-SELECT
+        -- sees the messages as they were before the UPDATE, as every part of one statement
+        -- does; the ones it lists are not updated.)
+        WITH changed AS (
+            UPDATE messages m
+               SET flags = store_next_flags(p_op, m.flags, p_change),
+                   keywords = CASE p_op WHEN 'replace' THEN '' ELSE m.keywords END,
+                   modseq = new_modseq
+             WHERE m.mailbox_id = p_mailbox AND m.uid = ANY(p_uids)
+               AND (p_since IS NULL OR m.modseq <= p_since)
+               AND (store_next_flags(p_op, m.flags, p_change) <> m.flags
+                    OR (p_op = 'replace' AND m.keywords <> ''))
+            RETURNING m.uid, m.flags, m.keywords
+        )
+        SELECT c.uids, c.flags, c.keywords,
+               (SELECT array_agg(m.uid ORDER BY m.uid) FROM messages m
+                 WHERE m.mailbox_id = p_mailbox AND m.uid = ANY(p_uids) AND m.modseq > p_since)
+          INTO updated_uids, updated_flags, updated_keywords, modified_uids
+          FROM (SELECT array_agg(uid ORDER BY uid) AS uids, array_agg(flags ORDER BY uid) AS flags,
+                       array_agg(keywords ORDER BY uid) AS keywords
+                  FROM changed) c;
+
+        IF updated_uids IS NULL THEN
+            -- A race: what the check saw changing, another STORE changed first. Nobody saw the
+            -- MODSEQ (the lock is still held): give it back so that HIGHESTMODSEQ does not move.
+            UPDATE mailboxes SET highestmodseq = highestmodseq - 1 WHERE id = p_mailbox;
+            owner := NULL;
+            new_modseq := NULL;
+            RETURN;
+        END IF;
+
+        -- Delivered by PostgreSQL at commit, and only if the transaction commits.
+        PERFORM pg_notify(p_channel, format('%s %s %s %s', owner, p_mailbox, new_modseq, p_node));
+    END
+    $$;
 "#;
 
 /// The schema version this build writes.

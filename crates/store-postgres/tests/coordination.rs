@@ -1,10 +1,10 @@
 //! Coordination across nodes on a real PostgreSQL, two store handles on one database standing
-//! for two nodes: a change committed on one reaches the other's watchers within a second (and
-//! after the LISTEN connection drops, the watchers hear about every mailbox again, and the node
-//! is told to resync what signals would have told it); the live nodes are listed, and a signal
-//! too large for a NOTIFY reaches them all; IMAP
-//! session slots are counted across both, and a dead node's stop counting once they expire; a
-//! POP3 maildrop locked on one is refused on the other until the lock is dropped.
+//! for two nodes: a change committed on one reaches the other's watchers within a second (a
+//! STORE too, whose NOTIFY a SQL function sends); after the LISTEN connection drops, the
+//! watchers hear about every mailbox again, and the node is told to resync what signals would
+//! have told it; the live nodes are listed, and a signal too large for a NOTIFY reaches them
+//! all; IMAP session slots are counted across both, and a dead node's stop counting once they
+//! expire; a POP3 maildrop locked on one is refused on the other until the lock is dropped.
 
 mod common;
 mod seed;
@@ -82,6 +82,27 @@ async fn a_change_committed_on_one_node_reaches_the_others_watchers_within_a_sec
     };
     let local = Delivery { recipients: vec![alice], raw: seed::message("no room"), internal_date: 0 };
     assert!(a.enqueue(message, Some(local)).await.is_err());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(matches!(on_b.try_recv(), Err(TryRecvError::Empty)));
+}
+
+#[tokio::test]
+async fn a_one_statement_store_on_one_node_reaches_the_others_watchers() {
+    let Some((url, a, b)) = common::two_nodes().await else { return };
+    let db = seed::connect(&url).await;
+    let alice = seed::account(&db, "alice@example.org", None).await;
+    deliver(&a, alice, "m").await;
+    let (inbox, _, _) = seed::inbox(&db, alice).await;
+    let mut on_b = b.watch(alice);
+    let seen = Flags::system(Flags::SEEN);
+    let update = a.store_flags(inbox, &[1], FlagOp::Add, &seen, None).await.unwrap();
+    let change = tokio::time::timeout(Duration::from_secs(1), on_b.recv())
+        .await
+        .expect("the change reached node B within 1 s")
+        .unwrap();
+    assert_eq!(change, MailboxChange { account: alice, mailbox: inbox, modseq: update.updated[0].modseq });
+    // A STORE that changes nothing is no change, on either node.
+    assert!(a.store_flags(inbox, &[1], FlagOp::Add, &seen, None).await.unwrap().updated.is_empty());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(matches!(on_b.try_recv(), Err(TryRecvError::Empty)));
 }

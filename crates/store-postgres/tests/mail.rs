@@ -248,3 +248,141 @@ async fn expunge_waits_for_a_store_in_progress_on_another_node() {
     assert_eq!(expunge.await.unwrap(), [2]);
     assert_eq!(this.messages(inbox).await.unwrap().iter().map(|m| m.uid).collect::<Vec<_>>(), [1]);
 }
+
+/// Another node in the middle of a STORE on `inbox`: the mailbox row locked by its MODSEQ
+/// allocation (as `store_system_flags` and `store_flags` take it), message `uid` given the
+/// flags `system` and that MODSEQ; not committed. Returns its transaction's connection and
+/// the MODSEQ.
+async fn store_in_progress(url: &str, inbox: MailboxId, uid: i64, system: i32) -> (tokio_postgres::Client, i64) {
+    let node = seed::connect(url).await;
+    node.batch_execute("BEGIN").await.unwrap();
+    let modseq: i64 = node
+        .query_one(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1 RETURNING highestmodseq",
+            &[&inbox],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    node.execute(
+        "UPDATE messages SET flags = $3, modseq = $4 WHERE mailbox_id = $1 AND uid = $2",
+        &[&inbox, &uid, &system, &modseq],
+    )
+    .await
+    .unwrap();
+    (node, modseq)
+}
+
+/// Waits until a session of the database waits for a lock (a STORE queued behind another
+/// node's): a test that went on before would not test what it says.
+async fn until_someone_waits_for_a_lock(db: &Db) {
+    for _ in 0..1000 {
+        if db.count("SELECT count(*) FROM pg_locks WHERE NOT granted").await > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("nobody waited for the lock within 10 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_waiting_for_another_node_s_builds_on_its_result() {
+    let Some(db) = db(None).await else { return };
+    let a = db.account("a@example.org", None).await;
+    let inbox = db.mailbox(a, "INBOX").await.id;
+    fill(&db.store, inbox, 3).await;
+    let before = db.store.mailbox_status(inbox).await.unwrap().highestmodseq;
+
+    // The other node sets \Seen on message 1; this one adds \Flagged to 1 and 2 meanwhile.
+    let (node, theirs) = store_in_progress(&db.url, inbox, 1, i32::from(Flags::SEEN)).await;
+    let flag = flags(Flags::FLAGGED, &[]);
+    let (update, ()) = tokio::join!(db.store.store_flags(inbox, &[1, 2], FlagOp::Add, &flag, None), async {
+        until_someone_waits_for_a_lock(&db).await;
+        node.batch_execute("COMMIT").await.unwrap();
+    });
+    let update = update.unwrap();
+    assert_eq!(theirs as u64, before + 1);
+    let ours = before + 2;
+    assert_eq!(
+        update.updated,
+        [
+            MessageIndex { uid: 1, flags: flags(Flags::SEEN | Flags::FLAGGED, &[]), modseq: ours },
+            MessageIndex { uid: 2, flags: flags(Flags::FLAGGED, &[]), modseq: ours },
+        ]
+    );
+    let now = db.store.changes_since(inbox, 0).await.unwrap().changed;
+    assert_eq!(now[0].flags, flags(Flags::SEEN | Flags::FLAGGED, &[]), "the other node's \\Seen kept");
+
+    // UNCHANGEDSINCE is decided once the lock is ours: message 3, unchanged when the STORE
+    // began, is changed by the other node first.
+    let (node, theirs) = store_in_progress(&db.url, inbox, 3, i32::from(Flags::ANSWERED)).await;
+    let deleted = flags(Flags::DELETED, &[]);
+    let (update, ()) = tokio::join!(db.store.store_flags(inbox, &[2, 3], FlagOp::Add, &deleted, Some(ours)), async {
+        until_someone_waits_for_a_lock(&db).await;
+        node.batch_execute("COMMIT").await.unwrap();
+    });
+    let update = update.unwrap();
+    assert_eq!(update.modified, [3]);
+    assert_eq!(
+        update.updated,
+        [MessageIndex { uid: 2, flags: flags(Flags::FLAGGED | Flags::DELETED, &[]), modseq: theirs as u64 + 1 }]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_another_node_made_needless_gives_its_modseq_back_and_announces_nothing() {
+    let Some(db) = db(None).await else { return };
+    let a = db.account("a@example.org", None).await;
+    let inbox = db.mailbox(a, "INBOX").await.id;
+    fill(&db.store, inbox, 1).await;
+    let mut listener = listen(&db.url).await;
+    let mut watching = db.store.watch(a);
+
+    // This node's STORE sees message 1 without \Flagged and queues for the lock; the other
+    // node's, ahead of it, sets \Flagged. Nothing is left to change.
+    let (node, theirs) = store_in_progress(&db.url, inbox, 1, i32::from(Flags::FLAGGED)).await;
+    let flag = flags(Flags::FLAGGED, &[]);
+    let (update, ()) = tokio::join!(db.store.store_flags(inbox, &[1], FlagOp::Add, &flag, None), async {
+        until_someone_waits_for_a_lock(&db).await;
+        node.batch_execute("COMMIT").await.unwrap();
+    });
+    assert_eq!(update.unwrap(), FlagsUpdate::default());
+    assert_eq!(db.store.mailbox_status(inbox).await.unwrap().highestmodseq, theirs as u64, "the MODSEQ given back");
+    assert!(watching.try_recv().is_err(), "nothing announced on this node");
+    // Nor to the others: the next thing they hear is the next change.
+    db.store.store_flags(inbox, &[1], FlagOp::Remove, &flag, None).await.unwrap();
+    assert_eq!(listener.next().await, format!("portcullis_mailbox {a} {inbox} {}", theirs + 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_storing_system_flags_on_the_same_messages_both_land_in_modseq_order() {
+    let Some(db) = db(None).await else { return };
+    let a = db.account("a@example.org", None).await;
+    let inbox = db.mailbox(a, "INBOX").await.id;
+    fill(&db.store, inbox, 5).await;
+    let other = std::sync::Arc::new(PgStore::connect(&db.url, None).await.unwrap());
+    let this = std::sync::Arc::new(db.store);
+    let all = [1, 2, 3, 4, 5];
+    let store = |node: &std::sync::Arc<PgStore>, op: FlagOp, system: u8| {
+        let node = node.clone();
+        tokio::spawn(async move { node.store_flags(inbox, &all, op, &flags(system, &[]), None).await.unwrap() })
+    };
+    for _ in 0..20 {
+        let highest = this.mailbox_status(inbox).await.unwrap().highestmodseq;
+        let x = store(&this, FlagOp::Add, Flags::SEEN);
+        let y = store(&other, FlagOp::Add, Flags::FLAGGED);
+        let (x, y) = (x.await.unwrap(), y.await.unwrap());
+        assert_eq!((x.updated.len(), y.updated.len()), (5, 5), "neither lost its change");
+        let mut modseqs = [x.updated[0].modseq, y.updated[0].modseq];
+        modseqs.sort_unstable();
+        assert_eq!(modseqs, [highest + 1, highest + 2], "one MODSEQ each, one after the other");
+        // The one that committed second saw the first's flag, and its MODSEQ is the messages'.
+        let later = if x.updated[0].modseq > y.updated[0].modseq { &x } else { &y };
+        assert!(later.updated.iter().all(|m| m.flags == Flags::system(Flags::SEEN | Flags::FLAGGED)));
+        let now = this.changes_since(inbox, 0).await.unwrap().changed;
+        assert!(now.iter().all(|m| m.flags == Flags::system(Flags::SEEN | Flags::FLAGGED)));
+        assert!(now.iter().all(|m| m.modseq == highest + 2));
+        assert_eq!(this.mailbox_status(inbox).await.unwrap().highestmodseq, highest + 2);
+        store(&other, FlagOp::Replace, 0).await.unwrap();
+    }
+}

@@ -12,7 +12,7 @@
 //! nodes). Both tasks stop with [`CoordinationStore::close`] or when the store is dropped, and
 //! the node's row goes.
 
-mod listen;
+pub(crate) mod listen;
 mod nodes;
 mod slots;
 
@@ -124,6 +124,18 @@ impl Coordinator {
         tx.commit().await.db()?;
         self.watchers.announce(changes);
         Ok(())
+    }
+
+    /// The channel and node id a NOTIFY sent from SQL must carry for the other nodes to hear it
+    /// (see `listen`; `mail::flags::store_system_flags` builds the payload in SQL).
+    pub(crate) fn notify_target(&self) -> (&'static str, &str) {
+        (listen::CHANNEL, &self.node)
+    }
+
+    /// Tells this node's sessions of `changes` once their transaction has committed, when its
+    /// NOTIFY was sent from SQL rather than through [`Coordinator::commit_announcing`].
+    pub(crate) fn announce_committed(&self, changes: &[MailboxChange]) {
+        self.watchers.announce(changes);
     }
 
     /// What a task of its own (the delivery batcher) needs to announce changes as this node.

@@ -3,7 +3,9 @@
 //!
 //! Every write is one transaction that answers `Ok` only after its COMMIT returned. Local
 //! deliveries share theirs: concurrent ones run in one transaction, one savepoint each, and
-//! one COMMIT answers them all (group commit, see [`batch`]). What SQLite
+//! one COMMIT answers them all (group commit, see [`batch`]). A STORE naming no keyword is
+//! one call of a SQL function, its own implicit transaction, taking the same locks in the same
+//! order as the others (see [`flags`]). What SQLite
 //! gets from its single writer, PostgreSQL gets from row locks, always taken in one order so
 //! that two writers never wait for each other in a cycle (see [`locks`]):
 //! 1. the rows of the accounts whose messages or mailboxes the write adds or removes, by id;
@@ -66,6 +68,11 @@ impl Uids {
 
     fn is_empty(&self) -> bool {
         self.0.as_ref().is_some_and(Vec::is_empty)
+    }
+
+    /// The UIDs, `None` for every UID of the mailbox.
+    fn listed(&self) -> Option<&[i64]> {
+        self.0.as_deref()
     }
 
     /// `sql` with `{uids}` replaced by the condition on `uid` (parameter `$2` when there is
@@ -240,9 +247,21 @@ impl MailStore for PgStore {
         flags: &Flags,
         unchanged_since: Option<u64>,
     ) -> Result<FlagsUpdate, StoreError> {
+        let uids = Uids::new(uids);
+        if let (false, Some(listed)) = (flags::names_keywords(flags), uids.listed()) {
+            // One statement (see `flags`): its commit, and the NOTIFY, done when it returns.
+            let client = self.client().await?;
+            let target = self.coordination.notify_target();
+            let (update, change) =
+                flags::store_system_flags(&client, mailbox, listed, op, flags.system, unchanged_since, target).await?;
+            if let Some(change) = change {
+                self.coordination.announce_committed(&[change]);
+            }
+            return Ok(update);
+        }
         let mut client = self.client().await?;
         let tx = client.transaction().await.db()?;
-        let (update, changes) = flags::store_flags(&tx, mailbox, &Uids::new(uids), op, flags, unchanged_since).await?;
+        let (update, changes) = flags::store_flags(&tx, mailbox, &uids, op, flags, unchanged_since).await?;
         match changes {
             Some(changes) => self.coordination.commit_announcing(tx, &changes).await?,
             // Nothing to keep, the MODSEQ taken as the lock included.

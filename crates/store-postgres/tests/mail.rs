@@ -386,3 +386,66 @@ async fn two_nodes_storing_system_flags_on_the_same_messages_both_land_in_modseq
         store(&other, FlagOp::Replace, 0).await.unwrap();
     }
 }
+
+/// Deliveries queued while a batch holds their accounts' locks join that batch (one
+/// transaction, one WAL flush) instead of waiting for the next; one to an account the batch does
+/// not hold waits for the next batch rather than lock more (which could wait in a cycle).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliveries_queued_during_a_batch_join_it_when_it_holds_their_accounts() {
+    let Some(db) = db(None).await else { return };
+    let (a, b) = (db.account("a@example.org", None).await, db.account("b@example.org", None).await);
+    let (inbox_a, inbox_b) = (db.mailbox(a, "INBOX").await.id, db.mailbox(b, "INBOX").await.id);
+    let Db { store, url, sql } = db;
+    let store = std::sync::Arc::new(store);
+    let count = |query: String| {
+        let sql = &sql;
+        async move { sql.query_one(&query, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let deliver = |to: AccountId, subject: String| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store.deliver(Delivery { recipients: vec![to], raw: message(&subject), internal_date: 7 }).await
+        })
+    };
+    // The first batch gets a's account lock, then waits at a's INBOX row, held here.
+    let holder = seed::connect(&url).await;
+    holder.batch_execute(&format!("BEGIN; SELECT 1 FROM mailboxes WHERE id = {inbox_a} FOR UPDATE")).await.unwrap();
+    let first = deliver(a, "first".into());
+    let waiting = "SELECT count(*) FROM pg_stat_activity
+                    WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    for _ in 0..1000 {
+        if count(waiting.to_string()).await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(count(waiting.to_string()).await, 1, "the first batch waits for the INBOX row");
+    let later: Vec<_> = (0..4).map(|i| deliver(a, format!("later {i}"))).collect();
+    let other = deliver(b, "other".into());
+    // Queued behind the running batch (each is summarized first, on a blocking thread).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    first.await.unwrap().unwrap();
+    for d in later {
+        d.await.unwrap().unwrap();
+    }
+    other.await.unwrap().unwrap();
+    // Rows one transaction inserted share its xmin.
+    let transactions =
+        |mailbox: MailboxId| format!("SELECT count(DISTINCT xmin::text) FROM messages WHERE mailbox_id = {mailbox}");
+    assert_eq!(count(format!("SELECT count(*) FROM messages WHERE mailbox_id = {inbox_a}")).await, 5);
+    assert_eq!(count(transactions(inbox_a)).await, 1, "a's five deliveries in the first batch");
+    let same = format!(
+        "SELECT count(*) FROM messages x JOIN messages y ON x.xmin::text = y.xmin::text
+          WHERE x.mailbox_id = {inbox_a} AND y.mailbox_id = {inbox_b}"
+    );
+    assert_eq!(count(same).await, 0, "b's delivery in a batch of its own");
+    let uids: Vec<i64> = sql
+        .query(&format!("SELECT uid FROM messages WHERE mailbox_id = {inbox_a} ORDER BY uid"), &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(uids, [1, 2, 3, 4, 5]);
+}

@@ -9,6 +9,13 @@
 //! starts a batch at once, and jobs arriving while a batch runs or commits form the next one.
 //! The task ends when nobody waits and the next job starts a new one.
 //!
+//! Jobs queued while a batch runs whose every recipient's account the batch has locked join it
+//! before its COMMIT (a round trip for each such round, bounded by [`MAX_JOBS`] and
+//! [`MAX_BYTES`]): they would otherwise wait for the whole batch and then for the next one's,
+//! each holding those same locks through a WAL flush. With one account taking every delivery,
+//! that halves the commits. Jobs for other accounts stay queued for the next batch: locking
+//! more rows now would break the ascending order below.
+//!
 //! Three round trips a batch, whatever its size, because each is pipelined (the statements go
 //! out together and PostgreSQL runs them in order): BEGIN with the lock (quotas, usage and
 //! INBOX ids); every job's storing statement; the NOTIFY with COMMIT. Quotas are checked in
@@ -36,7 +43,7 @@
 //! 3), and two nodes' batches could then deadlock. The union is locked even for jobs that turn
 //! out over quota: a few more rows held for one commit, against a second round trip.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::Pool;
@@ -45,7 +52,7 @@ use portcullis_store::{delivery_recipients, AccountId, DeliveryError, MailboxCha
 use tokio::sync::oneshot;
 
 use super::deliver::{count_usage, plan_copies, store_copies};
-use super::locks::lock_for_delivery;
+use super::locks::{lock_for_delivery, LockedAccount};
 use crate::coordination::Announcer;
 use crate::Db;
 
@@ -165,7 +172,7 @@ async fn run(shared: Arc<Shared>) {
             return;
         }
         let (jobs, answers): (Vec<Job>, Vec<_>) = batch.into_iter().map(|w| (w.job, w.answer)).unzip();
-        let results = shared.run_batch(jobs).await;
+        let (answers, results) = shared.run_batch(jobs, answers).await;
         for (answer, result) in answers.into_iter().zip(results) {
             // A caller that went away (its connection dropped) does not need the answer.
             let _ = answer.send(result);
@@ -173,40 +180,60 @@ async fn run(shared: Arc<Shared>) {
     }
 }
 
+/// A caller's answer channel.
+type Answer = oneshot::Sender<Result<(), DeliveryError>>;
+/// What a job ended with: the changes its copies made, or its error.
+type Outcome = Option<Result<Vec<MailboxChange>, DeliveryError>>;
+
+/// The jobs of one batch with their callers, recipients and outcomes, index for index; jobs
+/// that join while it runs are pushed at the end.
+struct Batch {
+    jobs: Vec<Job>,
+    answers: Vec<Answer>,
+    recipients: Vec<Vec<AccountId>>,
+    outcomes: Vec<Outcome>,
+}
+
+impl Batch {
+    fn push(&mut self, job: Job, answer: Answer) {
+        let recipients = delivery_recipients(job.recipients.clone());
+        // A body nobody's message refers to would never be removed: nothing to store.
+        self.outcomes.push(recipients.is_empty().then(|| Ok(Vec::new())));
+        self.recipients.push(recipients);
+        self.jobs.push(job);
+        self.answers.push(answer);
+    }
+}
+
 impl Shared {
-    /// Runs one batch; one result per job, in order. `Ok` only for jobs whose copies committed.
-    async fn run_batch(&self, jobs: Vec<Job>) -> Vec<Result<(), DeliveryError>> {
-        let mut outcomes: Vec<Option<Result<Vec<MailboxChange>, DeliveryError>>> = Vec::new();
-        outcomes.resize_with(jobs.len(), || None);
-        match self.run_transaction(&jobs, &mut outcomes).await {
-            Ok(()) => outcomes.into_iter().map(|o| o.map_or(Ok(()), |r| r.map(drop))).collect(),
+    /// Runs one batch; one result per caller, in order (callers who joined it while it ran
+    /// included). `Ok` only for jobs whose copies committed.
+    async fn run_batch(&self, jobs: Vec<Job>, answers: Vec<Answer>) -> (Vec<Answer>, Vec<Result<(), DeliveryError>>) {
+        let mut batch = Batch { jobs: Vec::new(), answers: Vec::new(), recipients: Vec::new(), outcomes: Vec::new() };
+        for (job, answer) in jobs.into_iter().zip(answers) {
+            batch.push(job, answer);
+        }
+        let result = self.run_transaction(&mut batch).await;
+        let results = match result {
+            Ok(()) => batch.outcomes.into_iter().map(|o| o.map_or(Ok(()), |r| r.map(drop))).collect(),
             // The transaction did not commit: the jobs that had failed on their own keep their
             // error, every other one gets the batch's.
-            Err(e) => outcomes
+            Err(e) => batch
+                .outcomes
                 .into_iter()
                 .map(|o| match o {
                     Some(Err(own)) => Err(own),
                     _ => Err(DeliveryError::Store(StoreError::Backend(format!("the delivery was not stored: {e}")))),
                 })
                 .collect(),
-        }
+        };
+        (batch.answers, results)
     }
 
     /// The batch's transaction, tried again without the job that failed until one commits:
-    /// fills `outcomes` job by job, commits and announces. `Err`: nothing committed.
-    async fn run_transaction(
-        &self,
-        jobs: &[Job],
-        outcomes: &mut [Option<Result<Vec<MailboxChange>, DeliveryError>>],
-    ) -> Result<(), StoreError> {
-        let recipients: Vec<Vec<AccountId>> = jobs.iter().map(|j| delivery_recipients(j.recipients.clone())).collect();
-        for (outcome, recipients) in outcomes.iter_mut().zip(&recipients) {
-            if recipients.is_empty() {
-                // A body nobody's message refers to would never be removed: nothing to store.
-                *outcome = Some(Ok(Vec::new()));
-            }
-        }
-        if outcomes.iter().all(Option::is_some) {
+    /// fills the outcomes job by job, commits and announces. `Err`: nothing committed.
+    async fn run_transaction(&self, batch: &mut Batch) -> Result<(), StoreError> {
+        if batch.outcomes.iter().all(Option::is_some) {
             return Ok(());
         }
         let client =
@@ -214,7 +241,7 @@ impl Shared {
         // Prepared before the pipelined COMMIT (see `attempt`).
         self.announcer.prepare(&client).await?;
         loop {
-            match self.attempt(&client, jobs, &recipients, outcomes).await {
+            match self.attempt(&client, batch).await {
                 Ok(Attempt::Committed(changes)) => {
                     // Durable from here: only now may any caller hear `Ok`.
                     self.announcer.announce_committed(&changes);
@@ -234,60 +261,68 @@ impl Shared {
         }
     }
 
+    /// Takes the queued jobs whose every recipient's account `locked` holds, as long as the
+    /// batch stays within its bounds: they can join a transaction that already holds their
+    /// locks without taking another (so without any risk of waiting in a cycle). Others stay
+    /// queued, in their order.
+    fn take_joining(&self, batch: &Batch, locked: &HashMap<AccountId, LockedAccount>) -> Vec<Waiting> {
+        let mut queue = self.lock();
+        let mut bytes: usize = batch.jobs.iter().map(|j| j.raw.len()).sum();
+        let (mut joining, mut staying) = (Vec::new(), VecDeque::new());
+        while let Some(waiting) = queue.jobs.pop_front() {
+            let size = waiting.job.raw.len();
+            let fits = batch.jobs.len() + joining.len() < MAX_JOBS && bytes + size <= MAX_BYTES;
+            let held = !waiting.job.recipients.is_empty()
+                && waiting.job.recipients.iter().all(|account| locked.contains_key(account));
+            if fits && held {
+                bytes += size;
+                joining.push(waiting);
+            } else {
+                staying.push_back(waiting);
+            }
+        }
+        queue.jobs = staying;
+        joining
+    }
+
     /// One try at the jobs without an outcome, in one transaction of three round trips:
     /// BEGIN with the lock; every job's storing statement at once; the NOTIFY with COMMIT.
-    async fn attempt(
-        &self,
-        client: &deadpool_postgres::Client,
-        jobs: &[Job],
-        recipients: &[Vec<AccountId>],
-        outcomes: &mut [Option<Result<Vec<MailboxChange>, DeliveryError>>],
-    ) -> Result<Attempt, StoreError> {
-        let pending: Vec<usize> = (0..jobs.len()).filter(|&i| outcomes[i].is_none()).collect();
+    /// Jobs queued meanwhile whose accounts the transaction holds join it before COMMIT (a
+    /// round trip for each such round).
+    async fn attempt(&self, client: &deadpool_postgres::Client, batch: &mut Batch) -> Result<Attempt, StoreError> {
+        let pending: Vec<usize> = (0..batch.jobs.len()).filter(|&i| batch.outcomes[i].is_none()).collect();
         if pending.is_empty() {
             return Ok(Attempt::Committed(Vec::new()));
         }
         // Every account of the batch, ascending, before any mailbox row (see the module doc).
         // Pipelined: BEGIN goes out first (its future is polled first), the lock right behind.
-        let everyone: Vec<AccountId> = pending.iter().flat_map(|&i| recipients[i].iter().copied()).collect();
+        let everyone: Vec<AccountId> = pending.iter().flat_map(|&i| batch.recipients[i].iter().copied()).collect();
         let (begun, locked) =
             tokio::join!(client.batch_execute("BEGIN"), lock_for_delivery(client, &everyone, self.default_quota));
         begun.db()?;
         let mut accounts = locked?;
-        // Quotas in memory, in arrival order: a job refused here sends nothing and is done.
-        let mut planned = Vec::with_capacity(pending.len());
-        for &i in &pending {
-            let size = jobs[i].raw.len() as u64;
-            match plan_copies(&accounts, &recipients[i], size) {
-                Ok(inboxes) => {
-                    count_usage(&mut accounts, &recipients[i], size);
-                    planned.push((i, inboxes));
-                }
-                Err(refused) => outcomes[i] = Some(Err(refused)),
-            }
-        }
-        // Pipelined: every statement goes out before the first answer comes back, and
-        // PostgreSQL runs them in order. No savepoints: a job that fails aborts the transaction
-        // (the statements after it fail as well), and the batch is tried again without it.
-        let stored = join_all(planned.iter().map(|(i, inboxes)| {
-            let job = &jobs[*i];
-            store_copies(client, &job.raw, &job.summary, job.internal_date, inboxes)
-        }))
-        .await;
         let mut changes = Vec::new();
-        for ((i, _), result) in planned.iter().zip(stored) {
-            match result {
-                Ok(stored) => changes.push((*i, stored)),
-                Err(e) => {
-                    // The first failure is this job's own (those after it only met the aborted
-                    // transaction, or were not checked yet): its caller alone hears of it.
-                    client.batch_execute("ROLLBACK").await.db()?;
-                    outcomes[*i] = Some(Err(e.into()));
-                    return Ok(Attempt::RolledBack);
-                }
+        let mut round = pending;
+        loop {
+            if let Some(failed) = self.store_round(client, batch, &round, &mut accounts, &mut changes).await? {
+                // The first failure is this job's own (those after it only met the aborted
+                // transaction, or were not checked yet): its caller alone hears of it.
+                client.batch_execute("ROLLBACK").await.db()?;
+                batch.outcomes[failed.0] = Some(Err(failed.1));
+                return Ok(Attempt::RolledBack);
             }
+            let joining = self.take_joining(batch, &accounts);
+            if joining.is_empty() {
+                break;
+            }
+            let first = batch.jobs.len();
+            for waiting in joining {
+                batch.push(waiting.job, waiting.answer);
+            }
+            round = (first..batch.jobs.len()).filter(|&i| batch.outcomes[i].is_none()).collect();
         }
-        let all: Vec<MailboxChange> = changes.iter().flat_map(|(_, c)| c.iter().copied()).collect();
+        let all: Vec<MailboxChange> =
+            changes.iter().flat_map(|(_, c): &(usize, Vec<MailboxChange>)| c.iter().copied()).collect();
         // Pipelined too. A NOTIFY that fails aborts the transaction, and COMMIT then rolls it
         // back without an error: both answers decide.
         let (notified, committed) =
@@ -295,9 +330,48 @@ impl Shared {
         notified?;
         committed.db()?;
         for (i, stored) in changes {
-            outcomes[i] = Some(Ok(stored));
+            batch.outcomes[i] = Some(Ok(stored));
         }
         Ok(Attempt::Committed(all))
+    }
+
+    /// Stores the jobs `round` names inside the open transaction: quotas in memory, in order
+    /// (a job refused here sends nothing and is done), then every storing statement at once.
+    /// `Some((job, error))`: that job's statement failed and the transaction is aborted.
+    async fn store_round(
+        &self,
+        client: &deadpool_postgres::Client,
+        batch: &mut Batch,
+        round: &[usize],
+        accounts: &mut HashMap<AccountId, LockedAccount>,
+        changes: &mut Vec<(usize, Vec<MailboxChange>)>,
+    ) -> Result<Option<(usize, DeliveryError)>, StoreError> {
+        let mut planned = Vec::with_capacity(round.len());
+        for &i in round {
+            let size = batch.jobs[i].raw.len() as u64;
+            match plan_copies(accounts, &batch.recipients[i], size) {
+                Ok(inboxes) => {
+                    count_usage(accounts, &batch.recipients[i], size);
+                    planned.push((i, inboxes));
+                }
+                Err(refused) => batch.outcomes[i] = Some(Err(refused)),
+            }
+        }
+        // Pipelined: every statement goes out before the first answer comes back, and
+        // PostgreSQL runs them in order. No savepoints: a job that fails aborts the transaction
+        // (the statements after it fail as well), and the batch is tried again without it.
+        let stored = join_all(planned.iter().map(|(i, inboxes)| {
+            let job = &batch.jobs[*i];
+            store_copies(client, &job.raw, &job.summary, job.internal_date, inboxes)
+        }))
+        .await;
+        for ((i, _), result) in planned.iter().zip(stored) {
+            match result {
+                Ok(stored) => changes.push((*i, stored)),
+                Err(e) => return Ok(Some((*i, e.into()))),
+            }
+        }
+        Ok(None)
     }
 }
 

@@ -142,6 +142,43 @@ async fn a_delivery_that_fails_fails_alone_among_concurrent_ones(db: TestDb) {
 
 conformance!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_delivery_is_not_refused_for_room_a_failed_one_would_have_taken
+);
+async fn a_delivery_is_not_refused_for_room_a_failed_one_would_have_taken(db: TestDb) {
+    let store = open(&db, None).await;
+    let a = account(&store, "a@example.org").await;
+    let x = account(&store, "x@example.org").await;
+    let worn = account(&store, "worn@example.org").await;
+    // Room for exactly one of the messages below.
+    store.set_quota("x@example.org", Quota::Bytes(message("j1").len() as u64)).await.unwrap();
+    // worn's INBOX with its last UID taken: a delivery there fails in the database.
+    let worn_inbox = mailbox(&store, worn, "INBOX").await.id;
+    execute(&db, &format!("UPDATE mailboxes SET uidnext = 4294967295 WHERE id = {worn_inbox}")).await;
+    spawn_delivery(&store, vec![worn], message("last")).await.unwrap().unwrap();
+
+    let held = hold_account_lock(&db, a).await;
+    let first = spawn_delivery(&store, vec![a], message("first"));
+    if held.is_some() {
+        until_waiting_for_a_lock(&db).await;
+    }
+    // One batch on PostgreSQL: j1 counts against x's room and then fails at worn; j2 must not
+    // be refused for the room j1 never took (whichever of the two is planned first).
+    let j1 = spawn_delivery(&store, vec![x, worn], message("j1"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let j2 = spawn_delivery(&store, vec![x], message("j2"));
+    if let Some(held) = held {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        held.batch_execute("ROLLBACK").await.unwrap();
+    }
+    first.await.unwrap().unwrap();
+    assert!(j1.await.unwrap().is_err(), "worn has no UID left, or x no room");
+    j2.await.unwrap().unwrap();
+    let inbox_x = mailbox(&store, x, "INBOX").await;
+    assert_eq!(uids(&message_index(&store, inbox_x.id).await).len(), 1, "j2 alone in x's INBOX");
+}
+
+conformance!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     a_batch_that_cannot_commit_answers_every_delivery_with_an_error
 );
 async fn a_batch_that_cannot_commit_answers_every_delivery_with_an_error(db: TestDb) {

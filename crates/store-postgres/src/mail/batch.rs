@@ -302,12 +302,20 @@ impl Shared {
         begun.db()?;
         let mut accounts = locked?;
         let mut changes = Vec::new();
+        // Refused in memory during this try: the usage they were refused on counted jobs that a
+        // rollback may undo, so a retry decides on them afresh.
+        let mut refused = Vec::new();
         let mut round = pending;
         loop {
-            if let Some(failed) = self.store_round(client, batch, &round, &mut accounts, &mut changes).await? {
+            if let Some(failed) =
+                self.store_round(client, batch, &round, &mut accounts, &mut changes, &mut refused).await?
+            {
                 // The first failure is this job's own (those after it only met the aborted
                 // transaction, or were not checked yet): its caller alone hears of it.
                 client.batch_execute("ROLLBACK").await.db()?;
+                for i in refused {
+                    batch.outcomes[i] = None;
+                }
                 batch.outcomes[failed.0] = Some(Err(failed.1));
                 return Ok(Attempt::RolledBack);
             }
@@ -336,7 +344,8 @@ impl Shared {
     }
 
     /// Stores the jobs `round` names inside the open transaction: quotas in memory, in order
-    /// (a job refused here sends nothing and is done), then every storing statement at once.
+    /// (a job refused here sends nothing, and is listed in `refused`), then every storing
+    /// statement at once.
     /// `Some((job, error))`: that job's statement failed and the transaction is aborted.
     async fn store_round(
         &self,
@@ -345,6 +354,7 @@ impl Shared {
         round: &[usize],
         accounts: &mut HashMap<AccountId, LockedAccount>,
         changes: &mut Vec<(usize, Vec<MailboxChange>)>,
+        refused: &mut Vec<usize>,
     ) -> Result<Option<(usize, DeliveryError)>, StoreError> {
         let mut planned = Vec::with_capacity(round.len());
         for &i in round {
@@ -354,7 +364,10 @@ impl Shared {
                     count_usage(accounts, &batch.recipients[i], size);
                     planned.push((i, inboxes));
                 }
-                Err(refused) => batch.outcomes[i] = Some(Err(refused)),
+                Err(refusal) => {
+                    batch.outcomes[i] = Some(Err(refusal));
+                    refused.push(i);
+                }
             }
         }
         // Pipelined: every statement goes out before the first answer comes back, and
